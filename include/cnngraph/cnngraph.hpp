@@ -1,0 +1,12 @@
+// cnngraph: MPS's convolutional neural-network graph for Linux. Umbrella header.
+#pragma once
+
+#include "cnngraph/data_source.hpp"
+#include "cnngraph/descriptor.hpp"
+#include "cnngraph/device.hpp"
+#include "cnngraph/errors.hpp"
+#include "cnngraph/graph.hpp"
+#include "cnngraph/image.hpp"
+#include "cnngraph/nodes.hpp"
+#include "cnngraph/padding.hpp"
+#include "cnngraph/weights_file.hpp"

@@ -1,0 +1,31 @@
+// Device: where a graph runs (MPS's MTLDevice).
+#pragma once
+
+#include <string>
+
+namespace cnngraph {
+
+enum class DeviceKind { cpu, cpu_reference, cuda };
+
+class Device {
+ public:
+  // The fast CPU backend (oneDNN).
+  static Device cpu();
+  // Plain loops in double precision: the oracle every other backend is tested against.
+  static Device cpu_reference();
+  // An NVIDIA GPU. Throws DeviceError when this build has no CUDA backend or the GPU is
+  // absent; there is never a silent fall back to the CPU.
+  static Device cuda(int index = 0);
+
+  DeviceKind kind() const { return kind_; }
+  int index() const { return index_; }
+  std::string name() const;
+  bool operator==(const Device&) const = default;
+
+ private:
+  Device(DeviceKind kind, int index) : kind_(kind), index_(index) {}
+  DeviceKind kind_;
+  int index_;
+};
+
+}  // namespace cnngraph

@@ -1,0 +1,83 @@
+// Graph (MPSNNGraph): built from result image nodes, compiled once for a device, run on
+// batches many times.
+#pragma once
+
+#include <cstddef>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cnngraph/device.hpp"
+#include "cnngraph/image.hpp"
+#include "cnngraph/nodes.hpp"
+
+namespace cnngraph {
+
+// Arithmetic of intermediates and filters. CPU backends: f32 everywhere; with bf16 the
+// oneDNN backend runs convolutions and fully connected layers in bf16 (f32 accumulation)
+// where the CPU has AVX-512 BF16; f16 and tf32_allowed compute in f32 there.
+enum class Precision { f32, tf32_allowed, f16, bf16 };
+
+struct GraphOptions {
+  Precision precision = Precision::f32;
+  bool deterministic = false;
+  std::size_t workspace_limit_bytes = 0;  // 0: no limit
+  bool cuda_graphs = true;
+  // Log the kernel chosen for each step to stderr (like ONEDNN_VERBOSE).
+  bool verbose = false;
+};
+
+// What a run returns.
+struct Results {
+  // One per result node, in the order given to the Graph; empty where not needed.
+  std::vector<Image> images;
+  // The intermediates marked export_from_graph.
+  std::vector<std::pair<std::shared_ptr<ImageNode>, Image>> exported;
+
+  const Image& operator[](std::size_t i) const { return images.at(i); }
+  // Throws InvalidArgument when `node` was not exported.
+  const Image& exported_image(const ImageNode& node) const;
+};
+
+class Graph {
+ public:
+  Graph(Device device, std::shared_ptr<ImageNode> result_image,
+        bool result_image_is_needed = true, GraphOptions options = {});
+  Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_images,
+        std::vector<bool> results_are_needed, GraphOptions options = {});
+  ~Graph();
+  Graph(Graph&&) noexcept;
+  Graph& operator=(Graph&&) noexcept;
+
+  const Device& device() const;
+  const GraphOptions& options() const;
+  // The graph's inputs, in the order run() takes their images: depth-first from the first
+  // result, sources in the order their filters list them.
+  const std::vector<std::shared_ptr<ImageNode>>& source_image_handles() const;
+
+  // Checks and plans the graph for these source sizes (batch included) now instead of at
+  // the first run with them. Throws ShapeError naming the node on mismatches.
+  void compile(const std::vector<ImageShape>& source_shapes);
+
+  // Runs a batch. Sources in source_image_handles() order, any batch size (equal across
+  // sources). Thread-safe: concurrent runs on one graph are serialized.
+  Results run(const std::vector<Image>& sources);
+  std::future<Results> run_async(std::vector<Image> sources);
+
+  // Re-reads every data source (load, copy, purge) before the next run.
+  void reload_from_data_sources();
+
+  // The compiled graph (nodes, shapes, fused groups, memory) for the last compiled sizes,
+  // or the node list alone before any compilation.
+  std::string describe() const;
+  // Graphviz.
+  std::string to_dot() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cnngraph

@@ -1,0 +1,83 @@
+// Image: a dense batch of images in NHWC layout (MPSImageBatch / MPSImage).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace cnngraph {
+
+// Element type of an image or of weights. u8 is normalized: the byte v means v / 255
+// (Apple's unorm8).
+enum class DataType { f32, f16, bf16, u8 };
+
+std::size_t size_of(DataType type);
+std::string to_string(DataType type);
+
+// The size of one batch of images: batch, height, width, feature channels.
+struct ImageShape {
+  int batch = 0;
+  int height = 0;
+  int width = 0;
+  int channels = 0;
+
+  std::size_t elements() const {
+    return static_cast<std::size_t>(batch) * height * width * channels;
+  }
+  std::size_t elements_per_image() const {
+    return static_cast<std::size_t>(height) * width * channels;
+  }
+  bool operator==(const ImageShape&) const = default;
+  auto operator<=>(const ImageShape&) const = default;
+};
+
+// "n2h28w28c1": the compact problem string used in messages, tests and benchmarks.
+std::string to_string(const ImageShape& shape);
+
+// Host-memory conversions between element types (round to nearest even).
+std::uint16_t float_to_half(float value);
+float half_to_float(std::uint16_t bits);
+std::uint16_t float_to_bfloat16(float value);
+float bfloat16_to_float(std::uint16_t bits);
+
+// A batch of images. The CPU devices keep images in host memory; copying in and out is
+// explicit (from_floats, from_nchw, to_floats). Copies of an Image share its storage.
+class Image {
+ public:
+  Image() = default;
+  // A zero-filled batch. Throws InvalidArgument for non-positive sizes.
+  Image(ImageShape shape, DataType type = DataType::f32);
+
+  // NHWC floats, converted to `type`.
+  static Image from_floats(ImageShape shape, std::span<const float> nhwc,
+                           DataType type = DataType::f32);
+  // NCHW floats (PyTorch's layout), transposed to NHWC.
+  static Image from_nchw(ImageShape shape, std::span<const float> nchw,
+                         DataType type = DataType::f32);
+
+  const ImageShape& shape() const { return shape_; }
+  DataType data_type() const { return type_; }
+  bool empty() const { return storage_ == nullptr; }
+  std::size_t size_in_bytes() const { return shape_.elements() * size_of(type_); }
+
+  // Raw NHWC storage of data_type() elements.
+  std::byte* data() { return storage_.get(); }
+  const std::byte* data() const { return storage_.get(); }
+
+  // All elements as NHWC floats (converted from the storage type).
+  std::vector<float> to_floats() const;
+  // All elements as NCHW floats.
+  std::vector<float> to_nchw() const;
+  // A copy of this image in another element type.
+  Image converted_to(DataType type) const;
+
+ private:
+  ImageShape shape_{};
+  DataType type_ = DataType::f32;
+  std::shared_ptr<std::byte[]> storage_;
+};
+
+}  // namespace cnngraph

@@ -1,0 +1,48 @@
+// The oneDNN backend's kernel table: per op, candidates in order of preference, the
+// reference kernels last for what oneDNN cannot take (e.g. unusual custom padding).
+#include "backends/onednn/onednn_backend.hpp"
+#include "backends/reference/reference_backend.hpp"
+
+namespace cnngraph::detail {
+
+namespace onednn {
+std::unique_ptr<Kernel> make_convolution_bf16(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_convolution(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_neuron(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_pooling(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_addition(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_concatenation(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_softmax(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_batch_normalization(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_reshape(const Op&, const GraphOptions&);
+}  // namespace onednn
+
+namespace {
+
+const KernelCandidate onednn_kernels[] = {
+    {OpKind::convolution, "onednn:convolution_bf16", onednn::make_convolution_bf16},
+    {OpKind::convolution, "onednn:convolution", onednn::make_convolution},
+    {OpKind::convolution, "reference:direct", make_reference_convolution},
+    {OpKind::neuron, "onednn:eltwise", onednn::make_neuron},
+    {OpKind::pooling, "onednn:pooling", onednn::make_pooling},
+    {OpKind::pooling, "reference:pooling", make_reference_pooling},
+    {OpKind::addition, "onednn:binary_add", onednn::make_addition},
+    {OpKind::concatenation, "onednn:concat", onednn::make_concatenation},
+    {OpKind::softmax, "onednn:softmax", onednn::make_softmax},
+    {OpKind::batch_normalization, "onednn:affine_loop", onednn::make_batch_normalization},
+    {OpKind::reshape, "onednn:copy", onednn::make_reshape},
+};
+
+class OnednnBackend : public Backend {
+ public:
+  std::string name() const override { return "onednn"; }
+  std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
+    return pick_kernel(onednn_kernels, op, options, name());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_onednn_backend() { return std::make_unique<OnednnBackend>(); }
+
+}  // namespace cnngraph::detail

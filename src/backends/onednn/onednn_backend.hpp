@@ -1,0 +1,12 @@
+// The fast CPU backend: oneDNN primitives in NHWC, weights reordered once.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.hpp"
+
+namespace cnngraph::detail {
+
+std::unique_ptr<Backend> make_onednn_backend();
+
+}  // namespace cnngraph::detail

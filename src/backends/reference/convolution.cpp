@@ -1,0 +1,102 @@
+// Reference convolution: direct loops, double accumulation (or a faithful fp16 running sum
+// when the node permits half accumulation), then bias, post-ops and the sub-pixel shuffle.
+#include <cstring>
+
+#include "backends/reference/reference_backend.hpp"
+#include "ops/neuron_math.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+// Rounds to the nearest fp16 value (kept in a float).
+float round_to_half(float v) { return half_to_float(float_to_half(v)); }
+
+class ReferenceConvolution : public Kernel {
+ public:
+  explicit ReferenceConvolution(const ConvolutionOp& op) : op_(op) {}
+  std::string implementation() const override { return "reference:direct"; }
+
+  void run(const KernelArgs& args) override {
+    const ImageShape conv = op_.convolution_shape();
+    std::vector<float> shuffled;
+    float* out = args.dst;
+    if (op_.sub_pixel > 1) {
+      shuffled.resize(conv.elements());
+      out = shuffled.data();
+    }
+    // N batch, P x Q result, K output channels, C input channels per group, R x S kernel.
+    const ImageShape& in = op_.src_shapes[0];
+    const int K = op_.output_channels, C = op_.input_channels / op_.groups;
+    const int K_per_group = K / op_.groups;
+    const int R = op_.kernel_height, S = op_.kernel_width;
+    const float* w = op_.weights->weights.data();
+    const float* b = op_.weights->bias.data();
+    const bool half = op_.accumulator == AccumulatorPrecision::half;
+    for (int n = 0; n < conv.batch; ++n)
+      for (int p = 0; p < conv.height; ++p)
+        for (int q = 0; q < conv.width; ++q)
+          for (int k = 0; k < K; ++k) {
+            const int group = k / K_per_group;
+            double sum = 0.0;
+            float half_sum = 0.0f;
+            for (int r = 0; r < R; ++r) {
+              const int iy = p * op_.y.stride - op_.y.pad_before + r * op_.dilation_y;
+              if (iy < 0 || iy >= in.height) continue;
+              for (int s = 0; s < S; ++s) {
+                const int ix = q * op_.x.stride - op_.x.pad_before + s * op_.dilation_x;
+                if (ix < 0 || ix >= in.width) continue;
+                const float* x = args.srcs[0] +
+                                 ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) *
+                                     in.channels + group * C;
+                const float* wk = w + ((static_cast<std::size_t>(k) * R + r) * S + s) * C;
+                for (int c = 0; c < C; ++c) {
+                  if (half) {
+                    half_sum = round_to_half(half_sum + wk[c] * x[c]);
+                  } else {
+                    sum += static_cast<double>(wk[c]) * x[c];
+                  }
+                }
+              }
+            }
+            double value = half ? static_cast<double>(round_to_half(half_sum + b[k])) : sum + b[k];
+            const std::size_t index =
+                ((static_cast<std::size_t>(n) * conv.height + p) * conv.width + q) * K + k;
+            for (const PostOp& post : op_.post_ops) {
+              value = post.kind == PostOp::Kind::sum ? value + args.srcs[1][index]
+                                                     : apply_neuron(post.neuron, value, k);
+            }
+            out[index] = static_cast<float>(value);
+          }
+    if (op_.sub_pixel > 1) sub_pixel_shuffle(out, conv, op_.sub_pixel, args.dst);
+  }
+
+ private:
+  const ConvolutionOp& op_;
+};
+
+}  // namespace
+
+void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, float* dst) {
+  const int C = conv_shape.channels / (s * s);
+  const int H = conv_shape.height, W = conv_shape.width;
+  for (int n = 0; n < conv_shape.batch; ++n)
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x)
+        for (int c = 0; c < C; ++c)
+          for (int i = 0; i < s; ++i)
+            for (int j = 0; j < s; ++j) {
+              const std::size_t from =
+                  ((static_cast<std::size_t>(n) * H + y) * W + x) * conv_shape.channels +
+                  (static_cast<std::size_t>(c) * s + i) * s + j;
+              const std::size_t to =
+                  ((static_cast<std::size_t>(n) * H * s + y * s + i) * W * s + x * s + j) * C + c;
+              dst[to] = conv[from];
+            }
+}
+
+std::unique_ptr<Kernel> make_reference_convolution(const Op& op, const GraphOptions&) {
+  return std::make_unique<ReferenceConvolution>(static_cast<const ConvolutionOp&>(op));
+}
+
+}  // namespace cnngraph::detail

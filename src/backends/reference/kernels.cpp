@@ -1,0 +1,31 @@
+// The reference backend's kernel table: one plain implementation per op.
+#include "backends/reference/reference_backend.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+const KernelCandidate reference_kernels[] = {
+    {OpKind::convolution, "reference:direct", make_reference_convolution},
+    {OpKind::neuron, "reference:neuron", make_reference_neuron},
+    {OpKind::pooling, "reference:pooling", make_reference_pooling},
+    {OpKind::addition, "reference:add", make_reference_addition},
+    {OpKind::concatenation, "reference:concat", make_reference_concatenation},
+    {OpKind::softmax, "reference:softmax", make_reference_softmax},
+    {OpKind::batch_normalization, "reference:batch_norm", make_reference_batch_normalization},
+    {OpKind::reshape, "reference:copy", make_reference_reshape},
+};
+
+class ReferenceBackend : public Backend {
+ public:
+  std::string name() const override { return "reference"; }
+  std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
+    return pick_kernel(reference_kernels, op, options, name());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,27 @@
+// The reference backend: plain loops with double accumulation, written to be obviously
+// right. Its kernels are also the last candidates in the fast backends' tables.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.hpp"
+
+namespace cnngraph::detail {
+
+std::unique_ptr<Backend> make_reference_backend();
+
+std::unique_ptr<Kernel> make_reference_convolution(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_pooling(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_concatenation(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_softmax(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op,
+                                                           const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_reshape(const Op& op, const GraphOptions& options);
+
+// Rearranges `conv` (n, h, w, c*s*s) depth-to-space into `dst` (n, h*s, w*s, c) in
+// PyTorch's pixel_shuffle order: dst[y*s+i][x*s+j][c] = conv[y][x][c*s*s + i*s + j].
+void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, float* dst);
+
+}  // namespace cnngraph::detail

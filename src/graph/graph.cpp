@@ -1,0 +1,222 @@
+// Graph: owns the analysis, the prepared weights and the compiled programs, and runs them.
+#include "cnngraph/graph.hpp"
+
+#include <cstring>
+#include <mutex>
+
+#include "backends/backend.hpp"
+#include "cnngraph/errors.hpp"
+#include "graph/describe.hpp"
+#include "graph/program.hpp"
+#include "graph/structure.hpp"
+#include "graph/weights.hpp"
+
+namespace cnngraph {
+
+using namespace detail;
+
+struct Graph::Impl {
+  Device device;
+  GraphOptions options;
+  GraphStructure structure;
+  std::unique_ptr<Backend> backend;
+
+  std::mutex mutex;  // one run or compilation at a time
+  bool weights_ready = false;
+  std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> weights;
+  std::map<const FilterNode*, FusedChain> chains;
+  std::map<std::vector<ImageShape>, std::unique_ptr<Program>> programs;
+  const Program* last_program = nullptr;
+
+  Impl(Device d, GraphOptions o, GraphStructure s)
+      : device(d), options(o), structure(std::move(s)), backend(make_backend(d)) {}
+
+  // Loads every data source once (load, copy, purge) and plans fusion. On failure nothing
+  // is kept, so a later call starts again from a clean state.
+  void prepare_weights_and_fusion() {
+    if (weights_ready) return;
+    std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> loaded;
+    for (const auto& filter : structure.order) {
+      if (const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get())) {
+        loaded[conv] = detail::prepare_weights(*conv);
+      }
+    }
+    const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
+      return loaded.at(&c)->descriptor;
+    };
+    auto planned = plan_fusion(
+        structure,
+        [&](const ConvolutionNode& c) { return descriptor_of(c).sub_pixel_scale_factor == 1; },
+        [&](const ConvolutionNode& c) { return descriptor_of(c).neuron.type != NeuronType::none; });
+    for (const auto& [conv, chain] : planned) {
+      if (chain.batch_norm) loaded[conv] = fold_batch_normalization_node(*loaded.at(conv), *chain.batch_norm);
+    }
+    weights = std::move(loaded);
+    chains = std::move(planned);
+    weights_ready = true;
+  }
+
+  Program& program_for(const std::vector<ImageShape>& shapes) {
+    prepare_weights_and_fusion();
+    auto it = programs.find(shapes);
+    if (it == programs.end()) {
+      CompileInputs inputs{structure, chains, weights, *backend, options};
+      it = programs.emplace(shapes, compile_program(inputs, shapes)).first;
+    }
+    last_program = it->second.get();
+    return *it->second;
+  }
+
+  DataType output_type(const ImageNode& node) const {
+    if (node.format) return *node.format;
+    switch (options.precision) {
+      case Precision::f16: return DataType::f16;
+      case Precision::bf16: return DataType::bf16;
+      default: return DataType::f32;
+    }
+  }
+
+  std::vector<ImageShape> check_sources(const std::vector<Image>& sources) const {
+    const auto& handles = structure.sources;
+    if (sources.size() != handles.size()) {
+      std::string names;
+      for (const auto& h : handles) names += (names.empty() ? "" : ", ") + (h->handle.empty() ? "<unnamed>" : h->handle);
+      throw InvalidArgument("Graph::run: expected " + std::to_string(handles.size()) +
+                            " source images (" + names + "), got " + std::to_string(sources.size()));
+    }
+    std::vector<ImageShape> shapes;
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      if (sources[i].empty()) {
+        throw InvalidArgument("Graph::run: source image " + std::to_string(i) + " ('" +
+                              handles[i]->handle + "') is empty");
+      }
+      shapes.push_back(sources[i].shape());
+      if (shapes[i].batch != shapes[0].batch) {
+        throw ShapeError("Graph::run: source images differ in batch size: " +
+                         to_string(shapes[0]) + " and " + to_string(shapes[i]));
+      }
+    }
+    return shapes;
+  }
+
+  Results run(const std::vector<Image>& sources) {
+    std::lock_guard lock(mutex);
+    Program& program = program_for(check_sources(sources));
+    // Sources that are not f32 are converted once at the boundary.
+    std::vector<Image> converted(sources.size());
+    std::vector<const float*> source_data(sources.size());
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      const Image& s = sources[i].data_type() == DataType::f32
+                           ? sources[i]
+                           : (converted[i] = sources[i].converted_to(DataType::f32));
+      source_data[i] = reinterpret_cast<const float*>(s.data());
+    }
+    std::vector<Image> outputs(program.values.size());
+    const auto pointer = [&](int v) -> float* {
+      const Value& value = program.values[v];
+      switch (value.storage) {
+        case Value::Storage::source: return const_cast<float*>(source_data[value.offset]);
+        case Value::Storage::arena: return program.arena.data() + value.offset;
+        case Value::Storage::output:
+          if (outputs[v].empty()) outputs[v] = Image(value.shape, DataType::f32);
+          return reinterpret_cast<float*>(outputs[v].data());
+      }
+      return nullptr;
+    };
+    KernelArgs args;
+    for (Step& step : program.steps) {
+      args.srcs.clear();
+      for (int v : step.srcs) args.srcs.push_back(pointer(v));
+      args.dst = pointer(step.dst);
+      if (step.preload >= 0) {
+        std::memcpy(args.dst, pointer(step.preload),
+                    program.values[step.preload].shape.elements() * sizeof(float));
+      }
+      step.kernel->run(args);
+    }
+    Results results;
+    for (std::size_t r = 0; r < program.result_values.size(); ++r) {
+      const int v = program.result_values[r];
+      if (!structure.results_needed[r]) {
+        results.images.emplace_back();
+        continue;
+      }
+      results.images.push_back(outputs[v].converted_to(output_type(*program.values[v].node)));
+    }
+    for (const auto& [node, v] : program.exported_values) {
+      results.exported.emplace_back(node, outputs[v].converted_to(output_type(*node)));
+    }
+    return results;
+  }
+};
+
+const Image& Results::exported_image(const ImageNode& node) const {
+  for (const auto& [n, image] : exported) {
+    if (n.get() == &node) return image;
+  }
+  throw InvalidArgument("Results::exported_image: the node was not exported from the graph "
+                        "(set export_from_graph before building the graph)");
+}
+
+Graph::Graph(Device device, std::shared_ptr<ImageNode> result_image, bool result_image_is_needed,
+             GraphOptions options)
+    : Graph(device, std::vector<std::shared_ptr<ImageNode>>{std::move(result_image)},
+            std::vector<bool>{result_image_is_needed}, options) {}
+
+Graph::Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_images,
+             std::vector<bool> results_are_needed, GraphOptions options)
+    : impl_(std::make_unique<Impl>(device, options,
+                                   analyze_graph(std::move(result_images),
+                                                 std::move(results_are_needed)))) {}
+
+Graph::~Graph() = default;
+Graph::Graph(Graph&&) noexcept = default;
+Graph& Graph::operator=(Graph&&) noexcept = default;
+
+const Device& Graph::device() const { return impl_->device; }
+const GraphOptions& Graph::options() const { return impl_->options; }
+const std::vector<std::shared_ptr<ImageNode>>& Graph::source_image_handles() const {
+  return impl_->structure.sources;
+}
+
+void Graph::compile(const std::vector<ImageShape>& source_shapes) {
+  std::lock_guard lock(impl_->mutex);
+  if (source_shapes.size() != impl_->structure.sources.size()) {
+    throw InvalidArgument("Graph::compile: expected " + std::to_string(impl_->structure.sources.size()) +
+                          " source shapes, got " + std::to_string(source_shapes.size()));
+  }
+  for (const ImageShape& s : source_shapes) {
+    if (s.batch <= 0 || s.height <= 0 || s.width <= 0 || s.channels <= 0) {
+      throw InvalidArgument("Graph::compile: every size must be positive, got " + to_string(s));
+    }
+  }
+  impl_->program_for(source_shapes);
+}
+
+Results Graph::run(const std::vector<Image>& sources) { return impl_->run(sources); }
+
+std::future<Results> Graph::run_async(std::vector<Image> sources) {
+  Impl* impl = impl_.get();
+  return std::async(std::launch::async,
+                    [impl, sources = std::move(sources)] { return impl->run(sources); });
+}
+
+void Graph::reload_from_data_sources() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->programs.clear();  // their kernels hold the old weights
+  impl_->last_program = nullptr;
+  impl_->weights.clear();
+  impl_->weights_ready = false;
+}
+
+std::string Graph::describe() const {
+  std::lock_guard lock(impl_->mutex);
+  return describe_graph(impl_->structure, impl_->device, impl_->options, impl_->last_program);
+}
+
+std::string Graph::to_dot() const {
+  std::lock_guard lock(impl_->mutex);
+  return graph_to_dot(impl_->structure, impl_->chains);
+}
+
+}  // namespace cnngraph

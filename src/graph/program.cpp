@@ -1,0 +1,162 @@
+// Compiling for given source sizes: shape inference through every node's lower(), fusion
+// of convolution chains into post-ops, memory planning, kernel selection.
+#include "graph/program.hpp"
+
+#include <algorithm>
+
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+// First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
+// reader is reused by values written later.
+void plan_memory(Program& program) {
+  struct Block {
+    std::size_t offset, size;
+    int free_after;  // the step after which the block is free again
+  };
+  std::vector<Block> blocks;
+  std::vector<int> order;
+  for (std::size_t v = 0; v < program.values.size(); ++v) {
+    if (program.values[v].storage == Value::Storage::arena) order.push_back(static_cast<int>(v));
+  }
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    return program.values[a].first_step < program.values[b].first_step;
+  });
+  std::size_t end = 0;
+  for (int v : order) {
+    Value& value = program.values[v];
+    const std::size_t size = value.shape.elements();
+    const int last = std::max(value.last_step, value.first_step);
+    Block* best = nullptr;
+    for (Block& block : blocks) {
+      if (block.free_after < value.first_step && block.size >= size &&
+          (!best || block.size < best->size)) {
+        best = &block;
+      }
+    }
+    if (best) {
+      value.offset = best->offset;
+      // Split off the unused tail so that a smaller value can still use it later.
+      if (best->size > size) blocks.push_back({best->offset + size, best->size - size, best->free_after});
+      best = &*std::find_if(blocks.begin(), blocks.end(),
+                            [&](const Block& b) { return b.offset == value.offset; });
+      best->size = size;
+      best->free_after = last;
+    } else {
+      value.offset = end;
+      blocks.push_back({end, size, last});
+      end += size;
+    }
+  }
+  program.arena_floats = end;
+}
+
+}  // namespace
+
+std::unique_ptr<Program> compile_program(const CompileInputs& in,
+                                         const std::vector<ImageShape>& source_shapes) {
+  const GraphStructure& g = in.structure;
+  auto program = std::make_unique<Program>();
+  program->source_shapes = source_shapes;
+  std::map<const ImageNode*, int> value_of;
+  const auto add_value = [&](const ImageNode* node, ImageShape shape, int step) {
+    Value v;
+    v.node = node;
+    v.shape = shape;
+    v.first_step = step;
+    const bool exported = node->export_from_graph;
+    bool needed_result = false;
+    for (std::size_t r = 0; r < g.results.size(); ++r) {
+      needed_result |= g.results[r].get() == node && g.results_needed[r];
+    }
+    if (exported || needed_result) v.storage = Value::Storage::output;
+    value_of[node] = static_cast<int>(program->values.size());
+    program->values.push_back(v);
+  };
+  for (std::size_t s = 0; s < g.sources.size(); ++s) {
+    add_value(g.sources[s].get(), source_shapes[s], -1);
+    program->values.back().storage = Value::Storage::source;
+    program->values.back().offset = s;
+  }
+
+  // Nodes absorbed into a convolution are still lowered (their shape rules and checks apply)
+  // but make no step of their own.
+  std::map<const FilterNode*, const FilterNode*> absorbed_into;
+  for (const auto& [conv, chain] : in.chains) {
+    for (const FilterNode* node : chain.absorbed()) absorbed_into[node] = conv;
+  }
+  std::map<const FilterNode*, std::size_t> step_of;
+  LoweringContext context;
+  context.weights_for = [&](const ConvolutionNode& node) { return in.weights.at(&node); };
+  std::map<const ImageNode*, ImageShape> shape_of;
+  for (std::size_t s = 0; s < g.sources.size(); ++s) shape_of[g.sources[s].get()] = source_shapes[s];
+
+  for (const auto& filter : g.order) {
+    context.src_shapes.clear();
+    for (const auto& source : filter->source_images()) context.src_shapes.push_back(shape_of.at(source.get()));
+    std::unique_ptr<Op> op = filter->lower(context);
+    const ImageNode* result = filter->result_image().get();
+    shape_of[result] = op->dst_shape;
+
+    auto absorbed = absorbed_into.find(filter.get());
+    if (absorbed != absorbed_into.end()) {
+      Step& step = program->steps[step_of.at(absorbed->second)];
+      step.fused.push_back(filter->display_name());
+      const FusedChain& chain = in.chains.at(absorbed->second);
+      auto& conv = static_cast<ConvolutionOp&>(*step.op);
+      for (const FusedChain::Link& link : chain.links) {
+        if (link.node != filter.get()) continue;
+        if (link.residual) {
+          conv.post_ops.push_back({PostOp::Kind::sum, {}});
+          conv.src_shapes.push_back(shape_of.at(link.residual));
+          step.preload = value_of.at(link.residual);
+          step.srcs.push_back(step.preload);
+        } else {
+          conv.post_ops.push_back(
+              {PostOp::Kind::neuron, static_cast<const NeuronNode*>(filter.get())->neuron()});
+        }
+      }
+      if (result == chain.output) {
+        add_value(result, op->dst_shape, static_cast<int>(step_of.at(absorbed->second)));
+        step.dst = value_of.at(result);
+      }
+      continue;
+    }
+
+    Step step;
+    for (const auto& source : filter->source_images()) step.srcs.push_back(value_of.at(source.get()));
+    step.op = std::move(op);
+    step_of[filter.get()] = program->steps.size();
+    if (!in.chains.count(filter.get())) {
+      add_value(result, step.op->dst_shape, static_cast<int>(program->steps.size()));
+      step.dst = value_of.at(result);
+    }
+    program->steps.push_back(std::move(step));
+  }
+
+  for (std::size_t i = 0; i < program->steps.size(); ++i) {
+    for (int v : program->steps[i].srcs) {
+      program->values[v].last_step = std::max(program->values[v].last_step, static_cast<int>(i));
+    }
+  }
+  plan_memory(*program);
+  for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));
+  for (const Value& v : program->values) {
+    if (v.node->export_from_graph && v.storage == Value::Storage::output) {
+      for (const auto& filter : g.order) {
+        if (filter->result_image().get() == v.node) {
+          program->exported_values.emplace_back(filter->result_image(), value_of.at(v.node));
+        }
+      }
+    }
+  }
+  // Kernels last: every op now has its final post-ops and sources.
+  for (Step& step : program->steps) step.kernel = in.backend.compile(*step.op, in.options);
+  program->arena.assign(program->arena_floats, 0.0f);
+  return program;
+}
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,56 @@
+// A graph compiled for one set of source sizes: lowered ops in order, their kernels, and
+// where every image lives.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "graph/structure.hpp"
+
+namespace cnngraph::detail {
+
+struct Value {
+  enum class Storage { source, arena, output };
+  const ImageNode* node = nullptr;
+  ImageShape shape;
+  Storage storage = Storage::arena;
+  std::size_t offset = 0;  // in floats, for arena values; source index for sources
+  int first_step = -1;     // the step that writes it (-1 for sources)
+  int last_step = -1;      // the last step that reads it
+};
+
+struct Step {
+  std::unique_ptr<Op> op;
+  std::unique_ptr<Kernel> kernel;
+  std::vector<int> srcs;  // value indices
+  int dst = -1;
+  std::vector<std::string> fused;  // names of the nodes folded into this step
+  // Copy this value into dst before running (the residual of a fused sum post-op).
+  int preload = -1;
+};
+
+struct Program {
+  std::vector<ImageShape> source_shapes;
+  std::vector<Value> values;
+  std::vector<Step> steps;
+  std::size_t arena_floats = 0;
+  std::vector<float> arena;  // reused by every run of this program
+  std::vector<int> result_values;
+  std::vector<std::pair<std::shared_ptr<ImageNode>, int>> exported_values;
+};
+
+struct CompileInputs {
+  const GraphStructure& structure;
+  const std::map<const FilterNode*, FusedChain>& chains;
+  const std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights;
+  const Backend& backend;
+  const GraphOptions& options;
+};
+
+std::unique_ptr<Program> compile_program(const CompileInputs& in,
+                                         const std::vector<ImageShape>& source_shapes);
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,47 @@
+// The shape-independent analysis of a graph: which nodes, in which order, what feeds what,
+// and which nodes fuse into a convolution.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "cnngraph/nodes.hpp"
+
+namespace cnngraph::detail {
+
+// Nodes folded into a convolution, in order after it.
+struct FusedChain {
+  const BatchNormalizationNode* batch_norm = nullptr;  // folded into the weights
+  struct Link {
+    const FilterNode* node = nullptr;  // a NeuronNode or an AdditionNode
+    const ImageNode* residual = nullptr;  // for an addition: its other source
+  };
+  std::vector<Link> links;
+  const ImageNode* output = nullptr;  // the image the fused group produces
+  std::vector<const FilterNode*> absorbed() const;
+};
+
+struct GraphStructure {
+  std::vector<std::shared_ptr<FilterNode>> order;  // every filter, sources before users
+  std::vector<std::shared_ptr<ImageNode>> sources;
+  std::vector<std::shared_ptr<ImageNode>> results;
+  std::vector<bool> results_needed;
+  std::map<const ImageNode*, std::vector<const FilterNode*>> consumers;
+  std::map<const FilterNode*, std::size_t> position;  // index in order
+
+  bool is_result(const ImageNode* image) const;
+};
+
+// Walks back from the results. Throws InvalidArgument for null or source results.
+GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
+                             std::vector<bool> results_needed);
+
+// Which convolutions absorb which following nodes. `can_fuse_into(conv)` says whether a
+// convolution accepts post-ops at all (it needs the loaded descriptor).
+std::map<const FilterNode*, FusedChain> plan_fusion(
+    const GraphStructure& structure, const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
+    const std::function<bool(const ConvolutionNode&)>& has_own_neuron);
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,146 @@
+// The data-source lifecycle: load, copy into f32 OHWI, purge.
+#include "graph/weights.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "cnngraph/errors.hpp"
+#include "ops/batch_normalization.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+std::vector<float> convert_weights(const ConvolutionDataSource& source, std::size_t count,
+                                   const ConvolutionDescriptor& d, const std::string& where) {
+  std::vector<float> out(count);
+  const void* raw = source.weights();
+  if (!raw) throw DataSourceError(where + ": weights() returned null after load()");
+  switch (source.data_type()) {
+    case DataType::f32: std::memcpy(out.data(), raw, count * sizeof(float)); break;
+    case DataType::f16:
+    case DataType::bf16: {
+      const auto* bits = static_cast<const std::uint16_t*>(raw);
+      const bool half = source.data_type() == DataType::f16;
+      for (std::size_t i = 0; i < count; ++i) {
+        out[i] = half ? half_to_float(bits[i]) : bfloat16_to_float(bits[i]);
+      }
+      break;
+    }
+    case DataType::u8: {
+      const auto* q = static_cast<const std::uint8_t*>(raw);
+      switch (source.weights_quantization_type()) {
+        case QuantizationType::linear: {
+          const float* ranges = source.ranges_for_u8_kernel();
+          if (!ranges) throw DataSourceError(where + ": linear u8 weights without ranges_for_u8_kernel()");
+          const std::size_t per_output = count / d.output_feature_channels;
+          for (std::size_t i = 0; i < count; ++i) {
+            const float lo = ranges[2 * (i / per_output)], hi = ranges[2 * (i / per_output) + 1];
+            out[i] = lo + (hi - lo) * (static_cast<float>(q[i]) / 255.0f);
+          }
+          break;
+        }
+        case QuantizationType::lookup_table: {
+          const float* table = source.lookup_table_for_u8_kernel();
+          if (!table) throw DataSourceError(where + ": table u8 weights without lookup_table_for_u8_kernel()");
+          for (std::size_t i = 0; i < count; ++i) out[i] = table[q[i]];
+          break;
+        }
+        case QuantizationType::none:
+          throw DataSourceError(where + ": u8 weights need a quantization type (linear or lookup_table)");
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+void reject_non_finite(const std::vector<float>& values, const std::string& where,
+                       const char* what) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      throw DataSourceError(where + ": " + what + "[" + std::to_string(i) + "] is " +
+                            std::to_string(values[i]) + "; non-finite weights are rejected");
+    }
+  }
+}
+
+// Scales each output channel's weights and bias: w *= scale, b = b * scale + shift.
+void apply_channel_affine(PreparedWeights& w, const std::vector<float>& scale,
+                          const std::vector<float>& shift) {
+  const std::size_t per_output = w.weights.size() / scale.size();
+  for (std::size_t i = 0; i < w.weights.size(); ++i) w.weights[i] *= scale[i / per_output];
+  for (std::size_t k = 0; k < scale.size(); ++k) w.bias[k] = w.bias[k] * scale[k] + shift[k];
+  w.has_bias = true;
+}
+
+}  // namespace
+
+std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node) {
+  ConvolutionDataSource& source = *node.weights();
+  std::lock_guard lock(source.library_mutex());
+  const std::string where = node.display_name() + ", data source '" + source.label() + "'";
+  bool loaded = false;
+  try {
+    loaded = source.load();
+  } catch (const std::exception& e) {
+    throw DataSourceError(where + ": load() failed: " + e.what());
+  } catch (...) {
+    throw DataSourceError(where + ": load() threw a non-standard exception");
+  }
+  if (!loaded) throw DataSourceError(where + ": load() returned false");
+  // purge() runs however the copy ends.
+  struct PurgeOnExit {
+    ConvolutionDataSource& source;
+    ~PurgeOnExit() {
+      try {
+        source.purge();
+      } catch (...) {  // a throwing purge must not mask the real error or crash
+      }
+    }
+  } purge_on_exit{source};
+
+  auto prepared = std::make_shared<PreparedWeights>();
+  prepared->descriptor = source.descriptor();
+  prepared->source_label = source.label();
+  const ConvolutionDescriptor& d = prepared->descriptor;
+  d.validate(where);
+  const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) *
+                            d.kernel_height * d.kernel_width *
+                            (d.input_feature_channels / d.groups);
+  prepared->weights = convert_weights(source, count, d, where);
+  reject_non_finite(prepared->weights, where, "weights");
+  prepared->bias.assign(d.output_feature_channels, 0.0f);
+  if (const float* bias = source.bias_terms()) {
+    std::memcpy(prepared->bias.data(), bias, prepared->bias.size() * sizeof(float));
+    reject_non_finite(prepared->bias, where, "bias_terms");
+    prepared->has_bias = true;
+  }
+  if (d.batch_normalization) {
+    std::vector<float> scale, shift;
+    fold_batch_normalization(*d.batch_normalization, scale, shift);
+    apply_channel_affine(*prepared, scale, shift);
+  }
+  return prepared;
+}
+
+std::shared_ptr<PreparedWeights> fold_batch_normalization_node(const PreparedWeights& weights,
+                                                               const BatchNormalizationNode& bn) {
+  if (bn.parameters().mean.size() != weights.bias.size()) {
+    throw ShapeError(bn.display_name() + ": has parameters for " +
+                     std::to_string(bn.parameters().mean.size()) + " channels, the source has " +
+                     std::to_string(weights.bias.size()));
+  }
+  auto folded = std::make_shared<PreparedWeights>();
+  folded->descriptor = weights.descriptor;
+  folded->source_label = weights.source_label;
+  folded->weights = weights.weights;
+  folded->bias = weights.bias;
+  folded->has_bias = weights.has_bias;
+  std::vector<float> scale, shift;
+  fold_batch_normalization(bn.parameters(), scale, shift);
+  apply_channel_affine(*folded, scale, shift);
+  return folded;
+}
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,21 @@
+// Reading a convolution's weights out of its data source into the library's own form.
+#pragma once
+
+#include <memory>
+
+#include "cnngraph/nodes.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph::detail {
+
+// Calls load(), copies (dequantizing, converting, folding the descriptor's batch norm),
+// then purge(), holding the source's library mutex throughout. Throws DataSourceError
+// naming the node and the source's label when load fails or the weights are unusable
+// (non-finite values are rejected: they would silently poison every result).
+std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node);
+
+// A copy of `weights` with a following batch-normalization node folded in.
+std::shared_ptr<PreparedWeights> fold_batch_normalization_node(const PreparedWeights& weights,
+                                                               const BatchNormalizationNode& bn);
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,49 @@
+// Addition (residual) and channel concatenation: shape rules.
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+AdditionNode::AdditionNode(std::shared_ptr<ImageNode> left, std::shared_ptr<ImageNode> right)
+    : FilterNode({std::move(left), std::move(right)}, PaddingPolicy::same()) {}
+
+std::unique_ptr<detail::Op> AdditionNode::lower(detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, 2);
+  const ImageShape& a = context.src_shapes[0];
+  const ImageShape& b = context.src_shapes[1];
+  if (a != b) {
+    detail::throw_shape_error(*this, "the two sources differ in size: " + to_string(a) +
+                                         " and " + to_string(b));
+  }
+  auto op = std::make_unique<detail::AdditionOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->dst_shape = a;
+  return op;
+}
+
+ConcatenationNode::ConcatenationNode(std::vector<std::shared_ptr<ImageNode>> sources)
+    : FilterNode(std::move(sources), PaddingPolicy::same()) {
+  if (source_images().empty()) throw InvalidArgument(kind() + ": needs at least one source");
+}
+
+std::unique_ptr<detail::Op> ConcatenationNode::lower(detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, source_images().size());
+  ImageShape dst = context.src_shapes[0];
+  dst.channels = 0;
+  for (const ImageShape& s : context.src_shapes) {
+    if (s.batch != dst.batch || s.height != dst.height || s.width != dst.width) {
+      detail::throw_shape_error(*this, "sources must share batch, height and width: " +
+                                           to_string(context.src_shapes[0]) + " and " +
+                                           to_string(s));
+    }
+    dst.channels += s.channels;
+  }
+  auto op = std::make_unique<detail::ConcatenationOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->dst_shape = dst;
+  return op;
+}
+
+}  // namespace cnngraph

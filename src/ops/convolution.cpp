@@ -1,0 +1,125 @@
+// Convolution and fully connected: attributes and shape rule. (Gradients land with training.)
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+using detail::ConvolutionOp;
+
+ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
+                                 std::shared_ptr<ConvolutionDataSource> weights)
+    : ConvolutionNode(std::move(source), std::move(weights), PaddingPolicy::same()) {}
+
+ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
+                                 std::shared_ptr<ConvolutionDataSource> weights,
+                                 PaddingPolicy default_padding)
+    : FilterNode({std::move(source)}, std::move(default_padding)),
+      weights_(std::move(weights)),
+      gradient_state_(std::make_unique<ConvolutionGradientStateNode>()) {
+  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  adopt_state(*gradient_state_);
+}
+
+std::shared_ptr<ConvolutionGradientStateNode> ConvolutionNode::convolution_gradient_state() const {
+  return share_member(gradient_state_.get());
+}
+
+std::string ConvolutionNode::display_name() const {
+  // A node label overrides the data source's label, as in MPS.
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return kind() + " '" + weights_->label() + "'";
+}
+
+namespace {
+
+std::unique_ptr<ConvolutionOp> lower_convolution(const ConvolutionNode& node,
+                                                 detail::LoweringContext& context) {
+  detail::require_source_count(node, context, 1);
+  auto weights = context.weights_for(node);
+  const ConvolutionDescriptor& d = weights->descriptor;
+  const ImageShape& src = context.src_shapes[0];
+  if (src.channels != d.input_feature_channels) {
+    detail::throw_shape_error(node, "the source image has " + std::to_string(src.channels) +
+                                        " feature channels but the descriptor's "
+                                        "input_feature_channels is " +
+                                        std::to_string(d.input_feature_channels));
+  }
+  auto op = std::make_unique<ConvolutionOp>();
+  op->name = node.display_name();
+  op->src_shapes = context.src_shapes;
+  op->weights = weights;
+  op->groups = d.groups;
+  op->kernel_width = d.kernel_width;
+  op->kernel_height = d.kernel_height;
+  op->dilation_x = d.dilation_x;
+  op->dilation_y = d.dilation_y;
+  op->input_channels = d.input_feature_channels;
+  op->output_channels = d.output_feature_channels;
+  op->sub_pixel = d.sub_pixel_scale_factor;
+  op->accumulator = node.accumulator_precision;
+  if (d.neuron.type != NeuronType::none) {
+    op->post_ops.push_back({detail::PostOp::Kind::neuron, d.neuron});
+  }
+  return op;
+}
+
+}  // namespace
+
+std::unique_ptr<detail::Op> ConvolutionNode::lower(detail::LoweringContext& context) const {
+  auto op = lower_convolution(*this, context);
+  const ConvolutionDescriptor& d = op->weights->descriptor;
+  detail::resolve_padding(*this, context.src_shapes[0], d.kernel_width, d.kernel_height,
+                          d.stride_x, d.stride_y, d.dilation_x, d.dilation_y, op->x, op->y);
+  const int s = op->sub_pixel;
+  op->dst_shape = {context.src_shapes[0].batch, op->y.result_size * s, op->x.result_size * s,
+                   op->output_channels / (s * s)};
+  return op;
+}
+
+FullyConnectedNode::FullyConnectedNode(std::shared_ptr<ImageNode> source,
+                                       std::shared_ptr<ConvolutionDataSource> weights)
+    : ConvolutionNode(std::move(source), std::move(weights), PaddingPolicy::valid()) {}
+
+std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& context) const {
+  auto op = lower_convolution(*this, context);
+  const ConvolutionDescriptor& d = op->weights->descriptor;
+  const ImageShape& src = context.src_shapes[0];
+  if (src.width != d.kernel_width || src.height != d.kernel_height) {
+    detail::throw_shape_error(
+        *this, "a fully connected node needs a source of the kernel's size " +
+                   std::to_string(d.kernel_width) + "x" + std::to_string(d.kernel_height) +
+                   " (width x height), got " + std::to_string(src.width) + "x" +
+                   std::to_string(src.height));
+  }
+  if (d.dilation_x != 1 || d.dilation_y != 1 || d.sub_pixel_scale_factor != 1) {
+    throw InvalidArgument(display_name() +
+                          ": dilation and sub-pixel scaling do not apply to a fully connected node");
+  }
+  op->fully_connected = true;
+  op->x = forward_axis_geometry(src.width, d.kernel_width, 1, 1, PaddingSize::valid,
+                                PaddingAlignment::centered, PaddingRemainder::top_left);
+  op->y = forward_axis_geometry(src.height, d.kernel_height, 1, 1, PaddingSize::valid,
+                                PaddingAlignment::centered, PaddingRemainder::top_left);
+  op->dst_shape = {src.batch, 1, 1, op->output_channels};
+  return op;
+}
+
+namespace detail {
+std::string ConvolutionOp::attributes() const {
+  std::string s = (fully_connected ? "fc " : "") + std::string("k") +
+                  std::to_string(kernel_width) + "x" + std::to_string(kernel_height) + " s" +
+                  std::to_string(x.stride) + "x" + std::to_string(y.stride) + " d" +
+                  std::to_string(dilation_x) + "x" + std::to_string(dilation_y) + " g" +
+                  std::to_string(groups) + " pad " + std::to_string(y.pad_before) + "," +
+                  std::to_string(x.pad_before) + "," + std::to_string(y.pad_after) + "," +
+                  std::to_string(x.pad_after);
+  if (sub_pixel > 1) s += " subpixel" + std::to_string(sub_pixel);
+  if (accumulator == AccumulatorPrecision::half) s += " acc=half";
+  for (const PostOp& p : post_ops) {
+    s += p.kind == PostOp::Kind::sum ? " +sum" : " +" + to_string(p.neuron.type);
+  }
+  return s;
+}
+}  // namespace detail
+
+}  // namespace cnngraph

@@ -1,0 +1,29 @@
+// NeuronNode: attributes and shape rule (the result has the source's size).
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+NeuronNode::NeuronNode(std::shared_ptr<ImageNode> source, NeuronDescriptor neuron)
+    : FilterNode({std::move(source)}, PaddingPolicy::same()), neuron_(std::move(neuron)) {
+  neuron_.validate(kind());
+}
+
+std::unique_ptr<detail::Op> NeuronNode::lower(detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, 1);
+  const ImageShape& src = context.src_shapes[0];
+  if (neuron_.type == NeuronType::prelu &&
+      static_cast<int>(neuron_.prelu_slopes.size()) != src.channels) {
+    detail::throw_shape_error(*this, "prelu has " + std::to_string(neuron_.prelu_slopes.size()) +
+                                         " slopes for a source of " +
+                                         std::to_string(src.channels) + " channels");
+  }
+  auto op = std::make_unique<detail::NeuronOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->dst_shape = src;
+  op->neuron = neuron_;
+  return op;
+}
+
+}  // namespace cnngraph

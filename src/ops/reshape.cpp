@@ -1,0 +1,33 @@
+// Reshape: the same elements in NHWC order under a new height, width and channel count.
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+ReshapeNode::ReshapeNode(std::shared_ptr<ImageNode> source, int height, int width, int channels)
+    : FilterNode({std::move(source)}, PaddingPolicy::same()),
+      height_(height),
+      width_(width),
+      channels_(channels) {
+  if (height <= 0 || width <= 0 || channels <= 0) {
+    throw InvalidArgument(kind() + ": sizes must be positive, got " + std::to_string(height) +
+                          "x" + std::to_string(width) + "x" + std::to_string(channels));
+  }
+}
+
+std::unique_ptr<detail::Op> ReshapeNode::lower(detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, 1);
+  const ImageShape& src = context.src_shapes[0];
+  const ImageShape dst{src.batch, height_, width_, channels_};
+  if (dst.elements_per_image() != src.elements_per_image()) {
+    detail::throw_shape_error(*this, "cannot reshape " + to_string(src) + " to " +
+                                         to_string(dst) + ": element counts differ");
+  }
+  auto op = std::make_unique<detail::ReshapeOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->dst_shape = dst;
+  return op;
+}
+
+}  // namespace cnngraph
