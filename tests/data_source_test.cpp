@@ -1,0 +1,194 @@
+// The data-source protocol: load once, purge after copying, failures, sharing, files.
+#include <atomic>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+// Counts calls and can be told to fail.
+class CountingSource : public ConvolutionDataSource {
+ public:
+  enum class Failure { none, returns_false, throws };
+  explicit CountingSource(Failure failure = Failure::none) : failure(failure) {}
+  DataType data_type() const override { return DataType::f32; }
+  ConvolutionDescriptor descriptor() const override { return ConvolutionDescriptor(3, 3, 2, 3); }
+  const void* weights() const override { return loaded ? data.data() : nullptr; }
+  bool load() override {
+    ++loads;
+    if (loaded) ++double_loads;
+    if (failure == Failure::returns_false) return false;
+    if (failure == Failure::throws) throw std::runtime_error("disk on fire");
+    data.assign(3 * 3 * 3 * 2, 0.25f);
+    loaded = true;
+    return true;
+  }
+  void purge() override {
+    ++purges;
+    data.clear();
+    loaded = false;
+  }
+  std::string label() const override { return "counting"; }
+  std::shared_ptr<ConvolutionDataSource> copy() const override {
+    return std::make_shared<CountingSource>(failure);
+  }
+
+  Failure failure;
+  std::atomic<int> loads{0}, purges{0}, double_loads{0};
+  bool loaded = false;
+  std::vector<float> data;
+};
+
+std::filesystem::path temp_path(const std::string& name) {
+  const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
+  return std::filesystem::path(dir ? dir : "/tmp") / name;
+}
+
+}  // namespace
+
+TEST(DataSource, LoadedOnceWhenCompilingAndPurgedAfterCopy) {
+  auto source = std::make_shared<CountingSource>();
+  auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(), source);
+  Graph graph(Device::cpu(), conv->result_image());
+  EXPECT_EQ(source->loads, 0);
+  std::mt19937 rng(1);
+  for (int batch : {1, 2, 3}) graph.run({random_image({batch, 5, 5, 2}, rng)});
+  EXPECT_EQ(source->loads, 1);
+  EXPECT_EQ(source->purges, 1);
+  EXPECT_FALSE(source->loaded);
+  graph.reload_from_data_sources();
+  graph.run({random_image({1, 5, 5, 2}, rng)});
+  EXPECT_EQ(source->loads, 2);
+  EXPECT_EQ(source->purges, 2);
+}
+
+TEST(DataSource, FailingLoadNamesNodeAndLabelAndGraphStaysUsable) {
+  for (auto failure : {CountingSource::Failure::returns_false, CountingSource::Failure::throws}) {
+    auto source = std::make_shared<CountingSource>(failure);
+    auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(), source);
+    conv->label = "stem";
+    Graph graph(Device::cpu(), conv->result_image());
+    std::mt19937 rng(2);
+    const Image input = random_image({1, 4, 4, 2}, rng);
+    try {
+      graph.run({input});
+      FAIL() << "expected DataSourceError";
+    } catch (const DataSourceError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("'stem'"), std::string::npos) << what;
+      EXPECT_NE(what.find("'counting'"), std::string::npos) << what;
+      if (failure == CountingSource::Failure::throws) {
+        EXPECT_NE(what.find("disk on fire"), std::string::npos);
+      }
+    }
+    source->failure = CountingSource::Failure::none;
+    EXPECT_EQ(graph.run({input})[0].shape(), (ImageShape{1, 4, 4, 3}));
+  }
+}
+
+TEST(DataSource, SharedSourceServesTwoGraphsOnTwoThreads) {
+  auto source = std::make_shared<CountingSource>();
+  auto src = std::make_shared<ImageNode>();
+  auto a = std::make_shared<ConvolutionNode>(src, source);
+  auto b = std::make_shared<ConvolutionNode>(a->result_image(), std::make_shared<ArrayDataSource>(
+      "b", ConvolutionDescriptor(1, 1, 3, 2), std::vector<float>(6, 1.0f)));
+  auto c = std::make_shared<ConvolutionNode>(b->result_image(), source);  // same source twice
+  std::mt19937 rng(3);
+  const Image input = random_image({2, 6, 6, 2}, rng);
+  const Image expected = run_on(Device::cpu_reference(), c->result_image(), {input});
+  EXPECT_EQ(source->double_loads, 0);
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        Graph graph(Device::cpu(), c->result_image());
+        if (max_relative_error(graph.run({input})[0], expected) < 1e-5) ++good;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good, 10);
+  EXPECT_EQ(source->double_loads, 0) << "load() ran while another load was active";
+  EXPECT_EQ(source->loads, source->purges);
+}
+
+TEST(DataSource, CopyIsIndependent) {
+  std::mt19937 rng(4);
+  auto source = random_source(ConvolutionDescriptor(2, 2, 1, 1), rng);
+  auto copy = source->copy();
+  EXPECT_EQ(copy->label(), source->label());
+  EXPECT_NE(copy->weights(), source->weights());
+  EXPECT_EQ(std::memcmp(copy->weights(), source->weights(), 4 * sizeof(float)), 0);
+}
+
+TEST(FileDataSource, ReadsSafetensorsWrittenByTheLibrary) {
+  const auto path = temp_path("file_source.safetensors");
+  ConvolutionDescriptor d(3, 3, 2, 4);
+  std::mt19937 rng(5);
+  const auto w = random_floats(4 * 9 * 2, rng), b = random_floats(4, rng);
+  write_weights_file(path, {{"conv1.weight", Tensor::from_floats({4, 3, 3, 2}, w)},
+                            {"conv1.bias", Tensor::from_floats({4}, b)}});
+  auto file_source = std::make_shared<FileDataSource>(path, d, "conv1.");
+  auto array_source = std::make_shared<ArrayDataSource>("a", d, w, b);
+  auto src = std::make_shared<ImageNode>();
+  const Image input = random_image({2, 5, 5, 2}, rng);
+  const auto from_file = run_on(Device::cpu(), std::make_shared<ConvolutionNode>(src, file_source)->result_image(), {input});
+  const auto from_array = run_on(Device::cpu(), std::make_shared<ConvolutionNode>(src, array_source)->result_image(), {input});
+  EXPECT_EQ(from_file.to_floats(), from_array.to_floats());
+  EXPECT_FALSE(file_source->is_loaded()) << "purge() must release the file's weights";
+}
+
+TEST(FileDataSource, ReadsQuantizedAndHalfWeights) {
+  const auto path = temp_path("quantized.safetensors");
+  ConvolutionDescriptor d(1, 1, 2, 1);
+  Tensor q;
+  q.type = DataType::u8;
+  q.shape = {1, 1, 1, 2};
+  q.bytes = {std::byte{0}, std::byte{255}};
+  write_weights_file(path, {{"weight", q}, {"weight_ranges", Tensor::from_floats({1, 2}, {-2.0f, 2.0f})}});
+  auto result = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
+                                                  std::make_shared<FileDataSource>(path, d))->result_image();
+  EXPECT_EQ(run_on(Device::cpu_reference(), result, {Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f, 10.0f})}).to_floats()[0],
+            -2.0f + 20.0f);
+}
+
+TEST(FileDataSource, MissingFileOrWrongShapeIsADataSourceError) {
+  ConvolutionDescriptor d(3, 3, 2, 4);
+  auto missing = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
+      std::make_shared<FileDataSource>(temp_path("does_not_exist.safetensors"), d));
+  Graph graph(Device::cpu(), missing->result_image());
+  EXPECT_THROW(graph.compile({{1, 4, 4, 2}}), DataSourceError);
+
+  const auto path = temp_path("wrong_shape.safetensors");
+  write_weights_file(path, {{"weight", Tensor::from_floats({4, 3, 3, 1}, std::vector<float>(36))}});
+  auto wrong = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(), std::make_shared<FileDataSource>(path, d));
+  Graph wrong_graph(Device::cpu(), wrong->result_image());
+  try {
+    wrong_graph.compile({{1, 4, 4, 2}});
+    FAIL();
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("[4,3,3,2]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(WeightsFile, RoundTripsEveryType) {
+  const auto path = temp_path("round_trip.safetensors");
+  Tensor half;
+  half.type = DataType::f16;
+  half.shape = {2};
+  const std::uint16_t bits[] = {float_to_half(1.5f), float_to_half(-2.0f)};
+  half.bytes.resize(4);
+  std::memcpy(half.bytes.data(), bits, 4);
+  write_weights_file(path, {{"h", half}, {"f", Tensor::from_floats({2, 2}, {1, 2, 3, 4})}});
+  const auto read = read_weights_file(path);
+  EXPECT_EQ(read.at("f").to_floats(), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(read.at("f").shape, (std::vector<std::int64_t>{2, 2}));
+  EXPECT_EQ(read.at("h").to_floats(), (std::vector<float>{1.5f, -2.0f}));
+}

@@ -1,0 +1,71 @@
+// Output sizes and offsets of the padding policies, against MPS's published formulas.
+#include "support.hpp"
+
+using namespace cnngraph;
+
+namespace {
+AxisGeometry axis(int in, int k, int s, int d, PaddingSize size,
+                  PaddingAlignment a = PaddingAlignment::centered,
+                  PaddingRemainder r = PaddingRemainder::top_left) {
+  return forward_axis_geometry(in, k, s, d, size, a, r);
+}
+}  // namespace
+
+TEST(Padding, OutputSizeTable) {
+  struct Row { int in, kernel, stride, dilation, valid, same, full; };
+  // valid = ceil((in - K + 1) / s), same = ceil(in / s), full = ceil((in + K - 1) / s).
+  const Row table[] = {
+      {28, 5, 1, 1, 24, 28, 32}, {28, 5, 2, 1, 12, 14, 16}, {7, 3, 2, 1, 3, 4, 5},
+      {5, 2, 2, 1, 2, 3, 3},     {10, 3, 3, 2, 2, 4, 5},    {1, 1, 1, 1, 1, 1, 1},
+      {224, 7, 2, 1, 109, 112, 115}, {13, 4, 3, 1, 4, 5, 6},
+  };
+  for (const Row& r : table) {
+    SCOPED_TRACE("in " + std::to_string(r.in) + " k " + std::to_string(r.kernel) + " s " +
+                 std::to_string(r.stride) + " d " + std::to_string(r.dilation));
+    EXPECT_EQ(axis(r.in, r.kernel, r.stride, r.dilation, PaddingSize::valid).result_size, r.valid);
+    EXPECT_EQ(axis(r.in, r.kernel, r.stride, r.dilation, PaddingSize::same).result_size, r.same);
+    EXPECT_EQ(axis(r.in, r.kernel, r.stride, r.dilation, PaddingSize::full).result_size, r.full);
+  }
+}
+
+TEST(Padding, MpsOffsetExamples) {
+  // K=3, s=1, same: one pixel each side.
+  auto g = axis(10, 3, 1, 1, PaddingSize::same);
+  EXPECT_EQ(g.pad_before, 1);
+  EXPECT_EQ(g.pad_after, 1);
+  // K=2, s=2, same, src=5: dest 3, extra 1; top-left remainder puts it before, TF after.
+  g = axis(5, 2, 2, 1, PaddingSize::same);
+  EXPECT_EQ(g.result_size, 3);
+  EXPECT_EQ(g.pad_before, 1);
+  g = axis(5, 2, 2, 1, PaddingSize::same, PaddingAlignment::centered, PaddingRemainder::bottom_right);
+  EXPECT_EQ(g.pad_before, 0);
+  EXPECT_EQ(g.pad_after, 1);
+}
+
+TEST(Padding, AlignmentPutsAllPaddingOnOneSide) {
+  auto g = axis(8, 5, 1, 1, PaddingSize::same, PaddingAlignment::top_left);
+  EXPECT_EQ(g.pad_before, 4);
+  EXPECT_EQ(g.pad_after, 0);
+  g = axis(8, 5, 1, 1, PaddingSize::same, PaddingAlignment::bottom_right);
+  EXPECT_EQ(g.pad_before, 0);
+  EXPECT_EQ(g.pad_after, 4);
+}
+
+TEST(Padding, DilatedWindowAndFullPadding) {
+  auto g = axis(10, 3, 1, 2, PaddingSize::full);  // window 5
+  EXPECT_EQ(g.kernel_size, 5);
+  EXPECT_EQ(g.result_size, 14);
+  EXPECT_EQ(g.pad_before, 4);
+  EXPECT_EQ(g.pad_after, 4);
+}
+
+TEST(Padding, ValidWithUnusedTailStartsAtTheFirstPixel) {
+  auto g = axis(8, 3, 2, 1, PaddingSize::valid);  // windows at 0, 2, 4; pixel 7 unused
+  EXPECT_EQ(g.result_size, 3);
+  EXPECT_EQ(g.pad_before, 0);
+  EXPECT_EQ(g.pad_after, -1);
+}
+
+TEST(Padding, EmptyValidResultIsAShapeError) {
+  EXPECT_THROW(axis(3, 5, 1, 1, PaddingSize::valid), ShapeError);
+}
