@@ -178,23 +178,20 @@ TEST(ConvolutionNode, EveryFusedNeuronMatchesReference) {
 }
 
 TEST(ConvolutionNode, HalfAccumulationIsEmulatedByTheReference) {
-  // 2048 products of 1.0009765625 * 1: the fp16 running sum stalls once its spacing
-  // exceeds the addend, the double sum does not.
-  ConvolutionDescriptor d(1, 1, 2048, 1);
-  auto weights = std::make_shared<ArrayDataSource>("w", d, std::vector<float>(2048, 1.0f));
+  // 4096 products of 1 * 1: an fp16 running sum stalls at 2048, where its spacing is 2 and
+  // 2048 + 1 rounds back to 2048 (ties to even); the double sum reaches 4096.
+  ConvolutionDescriptor d(1, 1, 4096, 1);
+  auto weights = std::make_shared<ArrayDataSource>("w", d, std::vector<float>(4096, 1.0f));
   auto src = std::make_shared<ImageNode>();
   auto single = std::make_shared<ConvolutionNode>(src, weights);
   auto half = std::make_shared<ConvolutionNode>(src, weights);
   half->accumulator_precision = AccumulatorPrecision::half;
   EXPECT_EQ(single->accumulator_precision, AccumulatorPrecision::single);
-  const Image input = Image::from_floats({1, 1, 1, 2048}, std::vector<float>(2048, 1.0009765625f));
-  const float exact = run_on(Device::cpu_reference(), single->result_image(), {input}).to_floats()[0];
-  const float emulated = run_on(Device::cpu_reference(), half->result_image(), {input}).to_floats()[0];
-  EXPECT_NEAR(exact, 2048 * 1.0009765625, 1e-3);
-  EXPECT_EQ(emulated, 2048.0f);  // fp16 spacing at 2048 is 2, so every +1.0009 rounds away
-  EXPECT_NE(exact, emulated);
+  const Image input = Image::from_floats({1, 1, 1, 4096}, std::vector<float>(4096, 1.0f));
+  EXPECT_EQ(run_on(Device::cpu_reference(), single->result_image(), {input}).to_floats()[0], 4096.0f);
+  EXPECT_EQ(run_on(Device::cpu_reference(), half->result_image(), {input}).to_floats()[0], 2048.0f);
   // The oneDNN backend always accumulates in f32 (documented), so it gives the exact sum.
-  EXPECT_NEAR(run_on(Device::cpu(), half->result_image(), {input}).to_floats()[0], exact, 1e-2);
+  EXPECT_EQ(run_on(Device::cpu(), half->result_image(), {input}).to_floats()[0], 4096.0f);
 }
 
 TEST(ConvolutionNode, SubPixelConvolutionShufflesDepthToSpace) {
@@ -207,22 +204,24 @@ TEST(ConvolutionNode, SubPixelConvolutionShufflesDepthToSpace) {
   const Image out = run_on(Device::cpu_reference(), result, {input});
   EXPECT_EQ(out.shape(), (ImageShape{2, 10, 8, 2}));
   expect_backends_agree(result, {input}, kF32Tolerance);
-  // The shuffle itself: compare against the plain convolution's channels.
+  // The shuffle itself, against the same weights without sub-pixel scaling:
+  // dst[n][y*2+i][x*2+j][c] == conv[n][y][x][c*4 + i*2 + j].
   ConvolutionDescriptor plain = d;
   plain.sub_pixel_scale_factor = 1;
-  auto weights = std::static_pointer_cast<ArrayDataSource>(random_source(d, rng));
-  auto shuffled = conv_of(std::make_shared<ImageNode>(), weights);
-  (void)shuffled;
+  const auto w = random_floats(8 * 9 * 2, rng), bias = random_floats(8, rng);
   auto src = std::make_shared<ImageNode>();
-  const auto w_data = static_cast<const float*>(weights->weights());
-  std::vector<float> w(w_data, w_data + 8 * 9 * 2);
-  auto plain_result = conv_of(src, std::make_shared<ArrayDataSource>("p", plain, w, std::vector<float>(weights->bias_terms(), weights->bias_terms() + 8)));
-  auto sub_result = conv_of(src, std::make_shared<ArrayDataSource>("s", d, w, std::vector<float>(weights->bias_terms(), weights->bias_terms() + 8)));
-  const auto p = run_on(Device::cpu_reference(), plain_result, {input}).to_floats();
-  const auto s = run_on(Device::cpu_reference(), sub_result, {input}).to_floats();
-  // dst[n][y*2+i][x*2+j][c] == conv[n][y][x][c*4 + i*2 + j]
-  const int n = 1, y = 3, x = 2, i = 1, j = 0, c = 1;
-  EXPECT_EQ(s[((n * 10 + y * 2 + i) * 8 + x * 2 + j) * 2 + c], p[((n * 5 + y) * 4 + x) * 8 + c * 4 + i * 2 + j]);
+  const auto p = run_on(Device::cpu_reference(),
+                        conv_of(src, std::make_shared<ArrayDataSource>("p", plain, w, bias)), {input}).to_floats();
+  const auto s = run_on(Device::cpu_reference(),
+                        conv_of(src, std::make_shared<ArrayDataSource>("s", d, w, bias)), {input}).to_floats();
+  for (int n = 0; n < 2; ++n)
+    for (int y = 0; y < 5; ++y)
+      for (int x = 0; x < 4; ++x)
+        for (int c = 0; c < 2; ++c)
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j)
+              ASSERT_EQ(s[((n * 10 + y * 2 + i) * 8 + x * 2 + j) * 2 + c],
+                        p[((n * 5 + y) * 4 + x) * 8 + c * 4 + i * 2 + j]);
 }
 
 TEST(ConvolutionNode, DescriptorBatchNormalizationIsFoldedExactly) {
