@@ -1,0 +1,73 @@
+// Runs the reference network over Fashion-MNIST's 10,000 test images with weights read from
+// a safetensors file, and reports images per second and accuracy. Without --weights it
+// writes the spec's untrained initial weights first, so accuracy is at chance level (about
+// 10%) until the trainer (issue 4) produces a trained file.
+#include <cxxopts.hpp>
+#include <iostream>
+
+#include "fashion_mnist.hpp"
+#include "progress_bar.hpp"
+#include "reference_network.hpp"
+
+using namespace cnngraph;
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("fashion_mnist_inference",
+                           "Classify Fashion-MNIST test images with cnngraph");
+  options.add_options()
+      ("data-dir", "directory of the idx .gz files", cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))
+      ("weights", "safetensors weights file (conv1/conv2/fc1/fc2 .weight and .bias)", cxxopts::value<std::string>()->default_value(""))
+      ("batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))
+      ("device", "cpu or cpu_reference", cxxopts::value<std::string>()->default_value("cpu"))
+      ("seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))
+      ("h,help", "show this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << "\n";
+      return 0;
+    }
+    const auto test = examples::load_fashion_mnist(args["data-dir"].as<std::string>(), "t10k");
+    std::filesystem::path weights = args["weights"].as<std::string>();
+    if (weights.empty()) {
+      weights = std::filesystem::temp_directory_path() / "cnngraph_initial_weights.safetensors";
+      examples::write_initial_weights(weights, args["seed"].as<unsigned>());
+      std::cerr << "no --weights given: using untrained initial weights written to " << weights
+                << " (expect chance-level accuracy)\n";
+    }
+    const std::string device_name = args["device"].as<std::string>();
+    const Device device = device_name == "cpu_reference" ? Device::cpu_reference() : Device::cpu();
+    const int batch = std::max(1, args["batch-size"].as<int>());
+
+    const auto net = examples::build_reference_network(weights);
+    Graph graph(device, net.probabilities);
+    const int pixels = test.rows * test.columns;
+    examples::ProgressBar bar("inference", test.count);
+    int correct = 0;
+    double seconds = 0.0;
+    for (int start = 0; start < test.count; start += batch) {
+      const int n = std::min(batch, test.count - start);
+      std::vector<float> input(static_cast<std::size_t>(n) * pixels);
+      for (std::size_t i = 0; i < input.size(); ++i) {
+        input[i] = test.pixels[static_cast<std::size_t>(start) * pixels + i] / 255.0f;
+      }
+      const Image images = Image::from_floats({n, test.rows, test.columns, 1}, input);
+      const auto begin = std::chrono::steady_clock::now();
+      const auto probabilities = graph.run({images})[0].to_floats();
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      for (int i = 0; i < n; ++i) {
+        const float* p = probabilities.data() + i * 10;
+        correct += std::max_element(p, p + 10) - p == test.labels[start + i];
+      }
+      char rate[64];
+      std::snprintf(rate, sizeof rate, "%.0f img/s", (start + n) / seconds);
+      bar.update(start + n, rate);
+    }
+    std::printf("device %s, batch %d: %.0f images/s, test accuracy %.2f%%\n",
+                device.name().c_str(), batch, test.count / seconds, 100.0 * correct / test.count);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
