@@ -37,8 +37,8 @@ std::vector<Case> read_cases(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     std::istringstream fields(line);
     Case c;
-    fields >> c.name >> c.batch >> c.channels >> c.height >> c.width >> c.out_channels >> c.kernel >>
-        c.stride >> c.groups;
+    fields >> c.name >> c.batch >> c.channels >> c.height >> c.width >> c.out_channels >>
+        c.kernel >> c.stride >> c.groups;
     cases.push_back(c);
   }
   return cases;
@@ -51,10 +51,12 @@ double median_ms(Fn&& fn, double seconds) {
   std::vector<double> times;
   const auto start = std::chrono::steady_clock::now();
   while (times.size() < 3 ||
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
+             seconds) {
     const auto t = std::chrono::steady_clock::now();
     fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
   }
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
   return times[times.size() / 2];
@@ -67,14 +69,15 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
   return v;
 }
 
-double time_cnngraph(const Case& c, const std::vector<float>& weights, const std::vector<float>& bias,
-                     const cnngraph::Image& input, double seconds, double& cold_ms) {
+double time_cnngraph(const Case& c, const std::vector<float>& weights,
+                     const std::vector<float>& bias, const cnngraph::Image& input, double seconds,
+                     double& cold_ms) {
   using namespace cnngraph;
   ConvolutionDescriptor d(c.kernel, c.kernel, c.channels, c.out_channels);
   d.stride_x = d.stride_y = c.stride;
   d.groups = c.groups;
-  auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
-                                                std::make_shared<ArrayDataSource>(c.name, d, weights, bias));
+  auto conv = std::make_shared<ConvolutionNode>(
+      std::make_shared<ImageNode>(), std::make_shared<ArrayDataSource>(c.name, d, weights, bias));
   const auto t = std::chrono::steady_clock::now();
   Graph graph(Device::cpu(), conv->result_image());
   graph.run({input});
@@ -89,17 +92,21 @@ double time_onednn(const Case& c, const std::vector<float>& weights, const std::
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
   const memory::dim G = c.groups, O = c.out_channels, I = c.channels, K = c.kernel;
-  const memory::dim P = (c.height + c.stride - 1) / c.stride, Q = (c.width + c.stride - 1) / c.stride;
-  const memory::dim pad_total_h = (P - 1) * c.stride + K - c.height, pad_total_w = (Q - 1) * c.stride + K - c.width;
+  const memory::dim P = (c.height + c.stride - 1) / c.stride,
+                    Q = (c.width + c.stride - 1) / c.stride;
+  const memory::dim pad_total_h = (P - 1) * c.stride + K - c.height,
+                    pad_total_w = (Q - 1) * c.stride + K - c.width;
   const memory::desc src_md({c.batch, I, c.height, c.width}, memory::data_type::f32, tag::nhwc);
   const memory::desc dst_md({c.batch, O, P, Q}, memory::data_type::f32, tag::nhwc);
   const memory::desc bias_md({O}, memory::data_type::f32, tag::x);
-  const memory::desc user_w = G == 1 ? memory::desc({O, I, K, K}, memory::data_type::f32, tag::ohwi)
-                                     : memory::desc({G, O / G, I / G, K, K}, memory::data_type::f32, tag::gohwi);
-  const memory::desc any_w = G == 1 ? memory::desc({O, I, K, K}, memory::data_type::f32, tag::any)
-                                    : memory::desc({G, O / G, I / G, K, K}, memory::data_type::f32, tag::any);
-  convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_direct, src_md, any_w,
-                                 bias_md, dst_md, {c.stride, c.stride}, {0, 0},
+  const memory::desc user_w =
+      G == 1 ? memory::desc({O, I, K, K}, memory::data_type::f32, tag::ohwi)
+             : memory::desc({G, O / G, I / G, K, K}, memory::data_type::f32, tag::gohwi);
+  const memory::desc any_w =
+      G == 1 ? memory::desc({O, I, K, K}, memory::data_type::f32, tag::any)
+             : memory::desc({G, O / G, I / G, K, K}, memory::data_type::f32, tag::any);
+  convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_direct,
+                                 src_md, any_w, bias_md, dst_md, {c.stride, c.stride}, {0, 0},
                                  {(pad_total_h + 1) / 2, (pad_total_w + 1) / 2},
                                  {pad_total_h / 2, pad_total_w / 2});
   convolution_forward::primitive_desc pd(desc, eng);
@@ -110,10 +117,14 @@ double time_onednn(const Case& c, const std::vector<float>& weights, const std::
   memory src(src_md, eng, const_cast<std::byte*>(input.data()));
   memory dst(dst_md, eng);
   convolution_forward conv(pd);
-  return median_ms([&] {
-    conv.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
-    strm.wait();
-  }, seconds);
+  return median_ms(
+      [&] {
+        conv.execute(
+            strm,
+            {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
+        strm.wait();
+      },
+      seconds);
 }
 
 std::map<std::string, double> run_torch(const std::string& cases_path, double seconds) {
@@ -126,7 +137,8 @@ std::map<std::string, double> run_torch(const std::string& cases_path, double se
   while (std::fgets(line, sizeof line, pipe)) {
     char name[128];
     double ms;
-    if (std::sscanf(line, "{\"case\": \"%127[^\"]\", \"torch_ms\": %lf}", name, &ms) == 2) result[name] = ms;
+    if (std::sscanf(line, "{\"case\": \"%127[^\"]\", \"torch_ms\": %lf}", name, &ms) == 2)
+      result[name] = ms;
   }
   pclose(pipe);
   return result;
@@ -140,30 +152,38 @@ int main(int argc, char** argv) {
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--cases" && i + 1 < argc) cases_path = argv[++i];
-    else if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
-    else if (a == "--no-torch") torch = false;
+    if (a == "--cases" && i + 1 < argc)
+      cases_path = argv[++i];
+    else if (a == "--seconds" && i + 1 < argc)
+      seconds = std::stod(argv[++i]);
+    else if (a == "--no-torch")
+      torch = false;
   }
   const auto cases = read_cases(cases_path);
   std::cerr << "running the PyTorch peer first (same cases, 2 threads)...\n";
   const auto torch_ms = torch ? run_torch(cases_path, seconds) : std::map<std::string, double>{};
-  if (torch && torch_ms.empty()) std::cerr << "PyTorch peer unavailable (apt-get install python3-torch)\n";
+  if (torch && torch_ms.empty())
+    std::cerr << "PyTorch peer unavailable (apt-get install python3-torch)\n";
   std::mt19937 rng(0);
   double log_vs_onednn = 0, log_vs_torch = 0;
   int torch_cases = 0;
   for (const Case& c : cases) {
-    const auto weights = random_floats(static_cast<std::size_t>(c.out_channels) * c.kernel * c.kernel * (c.channels / c.groups), rng);
+    const auto weights = random_floats(
+        static_cast<std::size_t>(c.out_channels) * c.kernel * c.kernel * (c.channels / c.groups),
+        rng);
     const auto bias = random_floats(c.out_channels, rng);
-    const auto input = cnngraph::Image::from_floats({c.batch, c.height, c.width, c.channels},
-                                                    random_floats(static_cast<std::size_t>(c.batch) * c.height * c.width * c.channels, rng));
+    const auto input = cnngraph::Image::from_floats(
+        {c.batch, c.height, c.width, c.channels},
+        random_floats(static_cast<std::size_t>(c.batch) * c.height * c.width * c.channels, rng));
     double cold_ms = 0;
     const double ours = time_cnngraph(c, weights, bias, input, seconds, cold_ms);
     const double onednn = time_onednn(c, weights, bias, input, seconds);
     const double gflops = c.flops() / ours / 1e6;
     // Ratios are speedups: peer time / cnngraph time (above 1 means cnngraph is faster).
-    std::printf("{\"case\": \"%s\", \"cnngraph_ms\": %.4f, \"cnngraph_gflops\": %.1f, \"cold_ms\": %.2f, "
-                "\"onednn_ms\": %.4f, \"vs_onednn\": %.3f",
-                c.name.c_str(), ours, gflops, cold_ms, onednn, onednn / ours);
+    std::printf(
+        "{\"case\": \"%s\", \"cnngraph_ms\": %.4f, \"cnngraph_gflops\": %.1f, \"cold_ms\": %.2f, "
+        "\"onednn_ms\": %.4f, \"vs_onednn\": %.3f",
+        c.name.c_str(), ours, gflops, cold_ms, onednn, onednn / ours);
     log_vs_onednn += std::log(onednn / ours);
     if (auto it = torch_ms.find(c.name); it != torch_ms.end()) {
       std::printf(", \"torch_ms\": %.4f, \"vs_torch\": %.3f", it->second, it->second / ours);
@@ -173,9 +193,10 @@ int main(int argc, char** argv) {
     std::printf("}\n");
     std::fflush(stdout);
   }
-  std::printf("{\"summary\": \"conv_cpu\", \"cases\": %zu, \"geomean_vs_onednn\": %.3f", cases.size(),
-              std::exp(log_vs_onednn / cases.size()));
-  if (torch_cases) std::printf(", \"geomean_vs_torch\": %.3f", std::exp(log_vs_torch / torch_cases));
+  std::printf("{\"summary\": \"conv_cpu\", \"cases\": %zu, \"geomean_vs_onednn\": %.3f",
+              cases.size(), std::exp(log_vs_onednn / cases.size()));
+  if (torch_cases)
+    std::printf(", \"geomean_vs_torch\": %.3f", std::exp(log_vs_torch / torch_cases));
   std::printf("}\n");
   return 0;
 }

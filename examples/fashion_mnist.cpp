@@ -10,7 +10,8 @@ namespace {
 
 std::vector<std::uint8_t> read_gzip(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) {
-    throw std::runtime_error(path.string() + " not found: install Debian's dataset-fashion-mnist "
+    throw std::runtime_error(path.string() +
+                             " not found: install Debian's dataset-fashion-mnist "
                              "package (apt-get install dataset-fashion-mnist) or pass --data-dir");
   }
   gzFile file = gzopen(path.c_str(), "rb");
@@ -50,7 +51,8 @@ Dataset load_fashion_mnist(const std::filesystem::path& dir, const std::string& 
   const std::size_t pixels = static_cast<std::size_t>(d.count) * d.rows * d.columns;
   if (images.size() != 16 + pixels || labels.size() != 8 + static_cast<std::size_t>(d.count) ||
       big_endian(labels, 4) != static_cast<std::uint32_t>(d.count)) {
-    throw std::runtime_error("Fashion-MNIST " + split + " files are truncated or disagree in count");
+    throw std::runtime_error("Fashion-MNIST " + split +
+                             " files are truncated or disagree in count");
   }
   d.pixels.assign(images.begin() + 16, images.end());
   d.labels.assign(labels.begin() + 8, labels.end());

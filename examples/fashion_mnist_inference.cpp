@@ -14,13 +14,15 @@ using namespace cnngraph;
 int main(int argc, char** argv) {
   cxxopts::Options options("fashion_mnist_inference",
                            "Classify Fashion-MNIST test images with cnngraph");
-  options.add_options()
-      ("data-dir", "directory of the idx .gz files", cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))
-      ("weights", "safetensors weights file (conv1/conv2/fc1/fc2 .weight and .bias)", cxxopts::value<std::string>()->default_value(""))
-      ("batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))
-      ("device", "cpu or cpu_reference", cxxopts::value<std::string>()->default_value("cpu"))
-      ("seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))
-      ("h,help", "show this help");
+  options.add_options()(
+      "data-dir", "directory of the idx .gz files",
+      cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))(
+      "weights", "safetensors weights file (conv1/conv2/fc1/fc2 .weight and .bias)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))(
+      "device", "cpu or cpu_reference", cxxopts::value<std::string>()->default_value("cpu"))(
+      "seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))(
+      "h,help", "show this help");
   try {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
@@ -63,8 +65,8 @@ int main(int argc, char** argv) {
       std::snprintf(rate, sizeof rate, "%.0f img/s", (start + n) / seconds);
       bar.update(start + n, rate);
     }
-    std::printf("device %s, batch %d: %.0f images/s, test accuracy %.2f%%\n",
-                device.name().c_str(), batch, test.count / seconds, 100.0 * correct / test.count);
+    std::printf("device %s, batch %d: %.0f images/s, test accuracy %.2f%%\n", device.name().c_str(),
+                batch, test.count / seconds, 100.0 * correct / test.count);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

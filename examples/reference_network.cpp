@@ -33,8 +33,8 @@ void write_initial_weights(const std::filesystem::path& path, unsigned seed) {
     for (float& v : w) v = uniform(rng);
     tensors[std::string(layer.name) + ".weight"] = Tensor::from_floats(
         {d.output_feature_channels, d.kernel_height, d.kernel_width, d.input_feature_channels}, w);
-    tensors[std::string(layer.name) + ".bias"] =
-        Tensor::from_floats({d.output_feature_channels}, std::vector<float>(d.output_feature_channels, 0.1f));
+    tensors[std::string(layer.name) + ".bias"] = Tensor::from_floats(
+        {d.output_feature_channels}, std::vector<float>(d.output_feature_channels, 0.1f));
   }
   write_weights_file(path, tensors);
 }
@@ -45,7 +45,8 @@ ReferenceNetwork build_reference_network(const std::filesystem::path& weights_fi
                                             std::string(kLayers[i].name) + ".", kLayers[i].name);
   };
   const auto relu = [](const std::shared_ptr<ImageNode>& x) {
-    return std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::relu))->result_image();
+    return std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::relu))
+        ->result_image();
   };
   ReferenceNetwork net;
   net.input = std::make_shared<ImageNode>("image");

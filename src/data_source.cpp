@@ -11,8 +11,8 @@ namespace cnngraph {
 namespace {
 
 std::size_t weight_count(const ConvolutionDescriptor& d) {
-  return static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *
-         d.kernel_width * (d.input_feature_channels / d.groups);
+  return static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width *
+         (d.input_feature_channels / d.groups);
 }
 
 template <typename T>
@@ -33,9 +33,9 @@ ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descri
     : ArrayDataSource(std::move(label), std::move(descriptor), DataType::f32, as_bytes(weights),
                       std::move(bias), QuantizationType::none, {}) {}
 
-ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descriptor,
-                                 DataType type, std::vector<std::byte> bytes,
-                                 std::vector<float> bias, QuantizationType quantization,
+ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descriptor, DataType type,
+                                 std::vector<std::byte> bytes, std::vector<float> bias,
+                                 QuantizationType quantization,
                                  std::vector<float> quantization_data)
     : label_(std::move(label)),
       descriptor_(std::move(descriptor)),
@@ -51,14 +51,17 @@ ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descri
     throw InvalidArgument(context + ": weights count " +
                           counts(expected, bytes_.size() / size_of(type_)));
   }
-  if (!bias_.empty() && bias_.size() != static_cast<std::size_t>(descriptor_.output_feature_channels)) {
+  if (!bias_.empty() &&
+      bias_.size() != static_cast<std::size_t>(descriptor_.output_feature_channels)) {
     throw InvalidArgument(context + ": bias count " +
                           counts(descriptor_.output_feature_channels, bias_.size()));
   }
   if (quantization_ == QuantizationType::linear &&
-      quantization_data_.size() != 2 * static_cast<std::size_t>(descriptor_.output_feature_channels)) {
-    throw InvalidArgument(context + ": ranges need 2 floats per output channel, " +
-                          counts(2 * descriptor_.output_feature_channels, quantization_data_.size()));
+      quantization_data_.size() !=
+          2 * static_cast<std::size_t>(descriptor_.output_feature_channels)) {
+    throw InvalidArgument(
+        context + ": ranges need 2 floats per output channel, " +
+        counts(2 * descriptor_.output_feature_channels, quantization_data_.size()));
   }
 }
 
@@ -70,17 +73,17 @@ std::shared_ptr<ArrayDataSource> ArrayDataSource::from_16bit(std::string label,
   if (type != DataType::f16 && type != DataType::bf16) {
     throw InvalidArgument("ArrayDataSource::from_16bit '" + label + "': type must be f16 or bf16");
   }
-  return std::shared_ptr<ArrayDataSource>(new ArrayDataSource(
-      std::move(label), std::move(descriptor), type, as_bytes(weights), std::move(bias),
-      QuantizationType::none, {}));
+  return std::shared_ptr<ArrayDataSource>(
+      new ArrayDataSource(std::move(label), std::move(descriptor), type, as_bytes(weights),
+                          std::move(bias), QuantizationType::none, {}));
 }
 
 std::shared_ptr<ArrayDataSource> ArrayDataSource::quantized_linear(
     std::string label, ConvolutionDescriptor descriptor, std::vector<std::uint8_t> weights,
     std::vector<float> ranges, std::vector<float> bias) {
-  return std::shared_ptr<ArrayDataSource>(new ArrayDataSource(
-      std::move(label), std::move(descriptor), DataType::u8, as_bytes(weights), std::move(bias),
-      QuantizationType::linear, std::move(ranges)));
+  return std::shared_ptr<ArrayDataSource>(
+      new ArrayDataSource(std::move(label), std::move(descriptor), DataType::u8, as_bytes(weights),
+                          std::move(bias), QuantizationType::linear, std::move(ranges)));
 }
 
 std::shared_ptr<ArrayDataSource> ArrayDataSource::quantized_lookup_table(
@@ -116,17 +119,16 @@ bool FileDataSource::load() {
   Tensor* weights = find("weight");
   if (!weights) throw DataSourceError(where + ": no tensor '" + prefix_ + "weight'");
   const ConvolutionDescriptor& d = descriptor_;
-  const std::vector<std::int64_t> expected_shape = {
-      d.output_feature_channels, d.kernel_height, d.kernel_width,
-      d.input_feature_channels / d.groups};
+  const std::vector<std::int64_t> expected_shape = {d.output_feature_channels, d.kernel_height,
+                                                    d.kernel_width,
+                                                    d.input_feature_channels / d.groups};
   if (weights->shape != expected_shape) {
     std::string got;
     for (auto v : weights->shape) got += (got.empty() ? "" : ",") + std::to_string(v);
-    throw DataSourceError(where + ": tensor '" + prefix_ + "weight' has shape [" + got +
-                          "], the descriptor needs [" + std::to_string(expected_shape[0]) + "," +
-                          std::to_string(expected_shape[1]) + "," +
-                          std::to_string(expected_shape[2]) + "," +
-                          std::to_string(expected_shape[3]) + "] (OHWI)");
+    throw DataSourceError(
+        where + ": tensor '" + prefix_ + "weight' has shape [" + got + "], the descriptor needs [" +
+        std::to_string(expected_shape[0]) + "," + std::to_string(expected_shape[1]) + "," +
+        std::to_string(expected_shape[2]) + "," + std::to_string(expected_shape[3]) + "] (OHWI)");
   }
   std::vector<float> bias;
   if (Tensor* b = find("bias")) {

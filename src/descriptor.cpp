@@ -9,40 +9,64 @@ namespace cnngraph {
 
 std::string to_string(NeuronType type) {
   switch (type) {
-    case NeuronType::none: return "none";
-    case NeuronType::relu: return "relu";
-    case NeuronType::linear: return "linear";
-    case NeuronType::sigmoid: return "sigmoid";
-    case NeuronType::hard_sigmoid: return "hard_sigmoid";
-    case NeuronType::tanh: return "tanh";
-    case NeuronType::absolute: return "absolute";
-    case NeuronType::soft_plus: return "soft_plus";
-    case NeuronType::soft_sign: return "soft_sign";
-    case NeuronType::elu: return "elu";
-    case NeuronType::prelu: return "prelu";
-    case NeuronType::relu_n: return "relu_n";
-    case NeuronType::power: return "power";
-    case NeuronType::exponential: return "exponential";
-    case NeuronType::logarithm: return "logarithm";
-    case NeuronType::gelu: return "gelu";
+    case NeuronType::none:
+      return "none";
+    case NeuronType::relu:
+      return "relu";
+    case NeuronType::linear:
+      return "linear";
+    case NeuronType::sigmoid:
+      return "sigmoid";
+    case NeuronType::hard_sigmoid:
+      return "hard_sigmoid";
+    case NeuronType::tanh:
+      return "tanh";
+    case NeuronType::absolute:
+      return "absolute";
+    case NeuronType::soft_plus:
+      return "soft_plus";
+    case NeuronType::soft_sign:
+      return "soft_sign";
+    case NeuronType::elu:
+      return "elu";
+    case NeuronType::prelu:
+      return "prelu";
+    case NeuronType::relu_n:
+      return "relu_n";
+    case NeuronType::power:
+      return "power";
+    case NeuronType::exponential:
+      return "exponential";
+    case NeuronType::logarithm:
+      return "logarithm";
+    case NeuronType::gelu:
+      return "gelu";
   }
   return "?";
 }
 
 NeuronDescriptor NeuronDescriptor::make(NeuronType type) {
   switch (type) {
-    case NeuronType::linear: return make(type, 1.0f, 0.0f);
-    case NeuronType::hard_sigmoid: return make(type, 0.2f, 0.5f);
+    case NeuronType::linear:
+      return make(type, 1.0f, 0.0f);
+    case NeuronType::hard_sigmoid:
+      return make(type, 0.2f, 0.5f);
     case NeuronType::tanh:
-    case NeuronType::soft_plus: return make(type, 1.0f, 1.0f);
-    case NeuronType::elu: return make(type, 1.0f);
+    case NeuronType::soft_plus:
+      return make(type, 1.0f, 1.0f);
+    case NeuronType::elu:
+      return make(type, 1.0f);
     // ReLU6. (MPS's own default is a = 1, b = 6, which leaves negative inputs unchanged;
     // docs/porting-from-mps.md notes the difference.)
-    case NeuronType::relu_n: return make(type, 0.0f, 6.0f);
-    case NeuronType::power: return make(type, 1.0f, 0.0f, 1.0f);
+    case NeuronType::relu_n:
+      return make(type, 0.0f, 6.0f);
+    case NeuronType::power:
+      return make(type, 1.0f, 0.0f, 1.0f);
     case NeuronType::exponential:
-    case NeuronType::logarithm: return make(type, 1.0f, 0.0f, -1.0f);
-    default: return make(type, 0.0f);
+    case NeuronType::logarithm:
+      return make(type, 1.0f, 0.0f, -1.0f);
+    default:
+      return make(type, 0.0f);
   }
 }
 
@@ -126,38 +150,34 @@ void ConvolutionDescriptor::validate(const std::string& context) const {
   require_positive(context, "groups", groups);
   require_positive(context, "sub_pixel_scale_factor", sub_pixel_scale_factor);
   if (input_feature_channels % groups != 0 || output_feature_channels % groups != 0) {
-    throw InvalidArgument(context + ": groups = " + std::to_string(groups) +
-                          " must divide input_feature_channels = " +
-                          std::to_string(input_feature_channels) +
-                          " and output_feature_channels = " +
-                          std::to_string(output_feature_channels));
+    throw InvalidArgument(
+        context + ": groups = " + std::to_string(groups) +
+        " must divide input_feature_channels = " + std::to_string(input_feature_channels) +
+        " and output_feature_channels = " + std::to_string(output_feature_channels));
   }
   const int s2 = sub_pixel_scale_factor * sub_pixel_scale_factor;
   if (output_feature_channels % s2 != 0) {
-    throw InvalidArgument(context + ": output_feature_channels = " +
-                          std::to_string(output_feature_channels) +
-                          " must be a multiple of sub_pixel_scale_factor^2 = " +
-                          std::to_string(s2));
+    throw InvalidArgument(
+        context + ": output_feature_channels = " + std::to_string(output_feature_channels) +
+        " must be a multiple of sub_pixel_scale_factor^2 = " + std::to_string(s2));
   }
   neuron.validate(context);
   if (neuron.type == NeuronType::prelu &&
       static_cast<int>(neuron.prelu_slopes.size()) != output_feature_channels) {
-    throw InvalidArgument(context + ": prelu_slopes has " +
-                          std::to_string(neuron.prelu_slopes.size()) +
-                          " entries, output_feature_channels is " +
-                          std::to_string(output_feature_channels));
+    throw InvalidArgument(
+        context + ": prelu_slopes has " + std::to_string(neuron.prelu_slopes.size()) +
+        " entries, output_feature_channels is " + std::to_string(output_feature_channels));
   }
   if (batch_normalization) {
     const auto& bn = *batch_normalization;
     const auto count = static_cast<std::size_t>(output_feature_channels);
     if (bn.mean.size() != count || bn.variance.size() != count || bn.gamma.size() != count ||
         bn.beta.size() != count) {
-      throw InvalidArgument(context + ": batch normalization arrays must have " +
-                            std::to_string(count) + " entries (mean " +
-                            std::to_string(bn.mean.size()) + ", variance " +
-                            std::to_string(bn.variance.size()) + ", gamma " +
-                            std::to_string(bn.gamma.size()) + ", beta " +
-                            std::to_string(bn.beta.size()) + ")");
+      throw InvalidArgument(
+          context + ": batch normalization arrays must have " + std::to_string(count) +
+          " entries (mean " + std::to_string(bn.mean.size()) + ", variance " +
+          std::to_string(bn.variance.size()) + ", gamma " + std::to_string(bn.gamma.size()) +
+          ", beta " + std::to_string(bn.beta.size()) + ")");
     }
     if (!(bn.epsilon >= 0.0f)) {
       throw InvalidArgument(context + ": batch normalization epsilon must be >= 0, got " +
@@ -165,8 +185,9 @@ void ConvolutionDescriptor::validate(const std::string& context) const {
     }
     for (float v : bn.variance) {
       if (!(v + bn.epsilon > 0.0f)) {
-        throw InvalidArgument(context + ": batch normalization variance + epsilon must be > 0, got variance " +
-                              std::to_string(v));
+        throw InvalidArgument(
+            context + ": batch normalization variance + epsilon must be > 0, got variance " +
+            std::to_string(v));
       }
     }
   }

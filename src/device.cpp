@@ -15,9 +15,12 @@ Device Device::cuda(int index) {
 
 std::string Device::name() const {
   switch (kind_) {
-    case DeviceKind::cpu: return "cpu (oneDNN)";
-    case DeviceKind::cpu_reference: return "cpu_reference";
-    case DeviceKind::cuda: return "cuda:" + std::to_string(index_);
+    case DeviceKind::cpu:
+      return "cpu (oneDNN)";
+    case DeviceKind::cpu_reference:
+      return "cpu_reference";
+    case DeviceKind::cuda:
+      return "cuda:" + std::to_string(index_);
   }
   return "?";
 }

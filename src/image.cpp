@@ -11,20 +11,27 @@ namespace cnngraph {
 
 std::size_t size_of(DataType type) {
   switch (type) {
-    case DataType::f32: return 4;
+    case DataType::f32:
+      return 4;
     case DataType::f16:
-    case DataType::bf16: return 2;
-    case DataType::u8: return 1;
+    case DataType::bf16:
+      return 2;
+    case DataType::u8:
+      return 1;
   }
   return 0;
 }
 
 std::string to_string(DataType type) {
   switch (type) {
-    case DataType::f32: return "f32";
-    case DataType::f16: return "f16";
-    case DataType::bf16: return "bf16";
-    case DataType::u8: return "u8";
+    case DataType::f32:
+      return "f32";
+    case DataType::f16:
+      return "f16";
+    case DataType::bf16:
+      return "bf16";
+    case DataType::u8:
+      return "u8";
   }
   return "?";
 }
@@ -85,7 +92,9 @@ void check_shape(const ImageShape& shape) {
 
 void store(DataType type, std::byte* dst, std::size_t i, float v) {
   switch (type) {
-    case DataType::f32: std::memcpy(dst + 4 * i, &v, 4); break;
+    case DataType::f32:
+      std::memcpy(dst + 4 * i, &v, 4);
+      break;
     case DataType::f16: {
       const std::uint16_t h = float_to_half(v);
       std::memcpy(dst + 2 * i, &h, 2);
@@ -117,7 +126,8 @@ float load(DataType type, const std::byte* src, std::size_t i) {
       std::memcpy(&h, src + 2 * i, 2);
       return type == DataType::f16 ? half_to_float(h) : bfloat16_to_float(h);
     }
-    case DataType::u8: return static_cast<float>(std::to_integer<int>(src[i])) / 255.0f;
+    case DataType::u8:
+      return static_cast<float>(std::to_integer<int>(src[i])) / 255.0f;
   }
   return 0.0f;
 }
@@ -155,7 +165,8 @@ Image Image::from_nchw(ImageShape shape, std::span<const float> nchw, DataType t
   const std::size_t H = shape.height, W = shape.width, C = shape.channels;
   for (std::size_t n = 0; n < static_cast<std::size_t>(shape.batch); ++n)
     for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t p = 0; p < H * W; ++p) nhwc[(n * H * W + p) * C + c] = nchw[(n * C + c) * H * W + p];
+      for (std::size_t p = 0; p < H * W; ++p)
+        nhwc[(n * H * W + p) * C + c] = nchw[(n * C + c) * H * W + p];
   return from_floats(shape, nhwc, type);
 }
 
@@ -175,7 +186,8 @@ std::vector<float> Image::to_nchw() const {
   const std::size_t H = shape_.height, W = shape_.width, C = shape_.channels;
   for (std::size_t n = 0; n < static_cast<std::size_t>(shape_.batch); ++n)
     for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t p = 0; p < H * W; ++p) nchw[(n * C + c) * H * W + p] = nhwc[(n * H * W + p) * C + c];
+      for (std::size_t p = 0; p < H * W; ++p)
+        nchw[(n * C + c) * H * W + p] = nhwc[(n * H * W + p) * C + c];
   return nchw;
 }
 

@@ -21,10 +21,16 @@ AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int 
   g.stride = stride;
   const int K = g.kernel_size;
   switch (size) {
-    case PaddingSize::valid: g.result_size = ceil_div(source_size - K + 1, stride); break;
-    case PaddingSize::full: g.result_size = ceil_div(source_size + K - 1, stride); break;
+    case PaddingSize::valid:
+      g.result_size = ceil_div(source_size - K + 1, stride);
+      break;
+    case PaddingSize::full:
+      g.result_size = ceil_div(source_size + K - 1, stride);
+      break;
     case PaddingSize::same:
-    case PaddingSize::custom: g.result_size = ceil_div(source_size, stride); break;
+    case PaddingSize::custom:
+      g.result_size = ceil_div(source_size, stride);
+      break;
   }
   if (g.result_size <= 0) {
     throw ShapeError("source size " + std::to_string(source_size) + " is smaller than the " +

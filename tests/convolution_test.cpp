@@ -28,12 +28,13 @@ TEST(ConvolutionNode, HandComputedThreeByThreeSamePadding) {
   // 1 channel 3x3 input 1..9, all-ones 3x3 kernel, bias 0.5: each output is the sum of the
   // in-image neighbourhood plus 0.5.
   auto src = std::make_shared<ImageNode>("x");
-  auto weights = std::make_shared<ArrayDataSource>("ones", ConvolutionDescriptor(3, 3, 1, 1),
-                                                   std::vector<float>(9, 1.0f),
-                                                   std::vector<float>{0.5f});
+  auto weights =
+      std::make_shared<ArrayDataSource>("ones", ConvolutionDescriptor(3, 3, 1, 1),
+                                        std::vector<float>(9, 1.0f), std::vector<float>{0.5f});
   auto result = conv_of(src, weights);
   const std::vector<float> input = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-  const std::vector<float> expected = {12.5f, 21.5f, 16.5f, 27.5f, 45.5f, 33.5f, 24.5f, 39.5f, 28.5f};
+  const std::vector<float> expected = {12.5f, 21.5f, 16.5f, 27.5f, 45.5f,
+                                       33.5f, 24.5f, 39.5f, 28.5f};
   for (Device device : {Device::cpu_reference(), Device::cpu()}) {
     const Image out = run_on(device, result, {Image::from_floats({1, 3, 3, 1}, input)});
     EXPECT_EQ(out.to_floats(), expected) << device.name();
@@ -58,8 +59,9 @@ TEST(ConvolutionNode, HandComputedStrideTwoValidWithTwoChannels) {
 
 TEST(ConvolutionNode, DefaultPaddingIsSameCenteredMatchingSymmetricPaddingForOddKernels) {
   auto src = std::make_shared<ImageNode>();
-  auto conv = std::make_shared<ConvolutionNode>(src, std::make_shared<ArrayDataSource>(
-      "w", ConvolutionDescriptor(5, 5, 1, 1), std::vector<float>(25, 1.0f)));
+  auto conv = std::make_shared<ConvolutionNode>(
+      src, std::make_shared<ArrayDataSource>("w", ConvolutionDescriptor(5, 5, 1, 1),
+                                             std::vector<float>(25, 1.0f)));
   EXPECT_EQ(conv->padding_policy.size, PaddingSize::same);
   EXPECT_EQ(conv->padding_policy.alignment, PaddingAlignment::centered);
   EXPECT_EQ(conv->padding_policy.remainder, PaddingRemainder::top_left);
@@ -72,14 +74,14 @@ TEST(ConvolutionNode, DefaultPaddingIsSameCenteredMatchingSymmetricPaddingForOdd
 
 // The randomized sweep: every combination class the spec names, oneDNN against reference.
 struct ConvCase {
-  int batch, height, width, in_channels, out_channels, kernel_w, kernel_h, stride, dilation,
-      groups;
+  int batch, height, width, in_channels, out_channels, kernel_w, kernel_h, stride, dilation, groups;
   PaddingPolicy padding;
   std::string name() const {
-    return "n" + std::to_string(batch) + "h" + std::to_string(height) + "w" + std::to_string(width) +
-           "c" + std::to_string(in_channels) + "o" + std::to_string(out_channels) + "k" +
-           std::to_string(kernel_w) + "x" + std::to_string(kernel_h) + "s" + std::to_string(stride) +
-           "d" + std::to_string(dilation) + "g" + std::to_string(groups) + "pad" +
+    return "n" + std::to_string(batch) + "h" + std::to_string(height) + "w" +
+           std::to_string(width) + "c" + std::to_string(in_channels) + "o" +
+           std::to_string(out_channels) + "k" + std::to_string(kernel_w) + "x" +
+           std::to_string(kernel_h) + "s" + std::to_string(stride) + "d" +
+           std::to_string(dilation) + "g" + std::to_string(groups) + "pad" +
            std::to_string(static_cast<int>(padding.size)) +
            std::to_string(static_cast<int>(padding.alignment)) +
            std::to_string(static_cast<int>(padding.remainder));
@@ -89,11 +91,20 @@ struct ConvCase {
 std::vector<ConvCase> random_cases(int count, unsigned seed) {
   std::mt19937 rng(seed);
   const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  const std::vector<PaddingPolicy> policies = {
-      PaddingPolicy::same(), PaddingPolicy::valid(), PaddingPolicy::full(),
-      PaddingPolicy::tensorflow_same(),
-      [] { PaddingPolicy p; p.alignment = PaddingAlignment::top_left; return p; }(),
-      [] { PaddingPolicy p = PaddingPolicy::full(); p.alignment = PaddingAlignment::bottom_right; return p; }()};
+  const std::vector<PaddingPolicy> policies = {PaddingPolicy::same(),
+                                               PaddingPolicy::valid(),
+                                               PaddingPolicy::full(),
+                                               PaddingPolicy::tensorflow_same(),
+                                               [] {
+                                                 PaddingPolicy p;
+                                                 p.alignment = PaddingAlignment::top_left;
+                                                 return p;
+                                               }(),
+                                               [] {
+                                                 PaddingPolicy p = PaddingPolicy::full();
+                                                 p.alignment = PaddingAlignment::bottom_right;
+                                                 return p;
+                                               }()};
   std::vector<ConvCase> cases;
   while (static_cast<int>(cases.size()) < count) {
     ConvCase c;
@@ -115,8 +126,10 @@ std::vector<ConvCase> random_cases(int count, unsigned seed) {
       c.out_channels = c.groups * pick(1, 5);
     }
     c.padding = policies[pick(0, static_cast<int>(policies.size()) - 1)];
-    const int window_h = (c.kernel_h - 1) * c.dilation + 1, window_w = (c.kernel_w - 1) * c.dilation + 1;
-    if (c.padding.size == PaddingSize::valid && (window_h > c.height || window_w > c.width)) continue;
+    const int window_h = (c.kernel_h - 1) * c.dilation + 1,
+              window_w = (c.kernel_w - 1) * c.dilation + 1;
+    if (c.padding.size == PaddingSize::valid && (window_h > c.height || window_w > c.width))
+      continue;
     cases.push_back(c);
   }
   return cases;
@@ -159,11 +172,11 @@ TEST(ConvolutionNode, Bf16PrecisionStaysWithinBf16Tolerance) {
 
 TEST(ConvolutionNode, EveryFusedNeuronMatchesReference) {
   std::mt19937 rng(11);
-  for (NeuronType type : {NeuronType::relu, NeuronType::linear, NeuronType::sigmoid,
-                          NeuronType::hard_sigmoid, NeuronType::tanh, NeuronType::absolute,
-                          NeuronType::soft_plus, NeuronType::soft_sign, NeuronType::elu,
-                          NeuronType::prelu, NeuronType::relu_n, NeuronType::power,
-                          NeuronType::exponential, NeuronType::logarithm, NeuronType::gelu}) {
+  for (NeuronType type :
+       {NeuronType::relu, NeuronType::linear, NeuronType::sigmoid, NeuronType::hard_sigmoid,
+        NeuronType::tanh, NeuronType::absolute, NeuronType::soft_plus, NeuronType::soft_sign,
+        NeuronType::elu, NeuronType::prelu, NeuronType::relu_n, NeuronType::power,
+        NeuronType::exponential, NeuronType::logarithm, NeuronType::gelu}) {
     SCOPED_TRACE(to_string(type));
     ConvolutionDescriptor d(3, 3, 3, 4);
     d.neuron = type == NeuronType::prelu ? NeuronDescriptor::make_prelu({0.1f, 0.2f, 0.3f, 0.4f})
@@ -188,7 +201,8 @@ TEST(ConvolutionNode, HalfAccumulationIsEmulatedByTheReference) {
   half->accumulator_precision = AccumulatorPrecision::half;
   EXPECT_EQ(single->accumulator_precision, AccumulatorPrecision::single);
   const Image input = Image::from_floats({1, 1, 1, 4096}, std::vector<float>(4096, 1.0f));
-  EXPECT_EQ(run_on(Device::cpu_reference(), single->result_image(), {input}).to_floats()[0], 4096.0f);
+  EXPECT_EQ(run_on(Device::cpu_reference(), single->result_image(), {input}).to_floats()[0],
+            4096.0f);
   EXPECT_EQ(run_on(Device::cpu_reference(), half->result_image(), {input}).to_floats()[0], 2048.0f);
   // The oneDNN backend always accumulates in f32 (documented), so it gives the exact sum.
   EXPECT_EQ(run_on(Device::cpu(), half->result_image(), {input}).to_floats()[0], 4096.0f);
@@ -210,10 +224,13 @@ TEST(ConvolutionNode, SubPixelConvolutionShufflesDepthToSpace) {
   plain.sub_pixel_scale_factor = 1;
   const auto w = random_floats(8 * 9 * 2, rng), bias = random_floats(8, rng);
   auto src = std::make_shared<ImageNode>();
-  const auto p = run_on(Device::cpu_reference(),
-                        conv_of(src, std::make_shared<ArrayDataSource>("p", plain, w, bias)), {input}).to_floats();
+  const auto p =
+      run_on(Device::cpu_reference(),
+             conv_of(src, std::make_shared<ArrayDataSource>("p", plain, w, bias)), {input})
+          .to_floats();
   const auto s = run_on(Device::cpu_reference(),
-                        conv_of(src, std::make_shared<ArrayDataSource>("s", d, w, bias)), {input}).to_floats();
+                        conv_of(src, std::make_shared<ArrayDataSource>("s", d, w, bias)), {input})
+                     .to_floats();
   for (int n = 0; n < 2; ++n)
     for (int y = 0; y < 5; ++y)
       for (int x = 0; x < 4; ++x)
@@ -240,7 +257,8 @@ TEST(ConvolutionNode, DescriptorBatchNormalizationIsFoldedExactly) {
   const auto bn = run_on(Device::cpu_reference(), conv_of(src, folded), {input}).to_floats();
   for (std::size_t i = 0; i < raw.size(); ++i) {
     const std::size_t c = i % 2;
-    const float mean[] = {0.5f, -1.0f}, sd[] = {2.0f, 0.5f}, gamma[] = {2.0f, 1.0f}, beta[] = {0.1f, 0.2f};
+    const float mean[] = {0.5f, -1.0f}, sd[] = {2.0f, 0.5f}, gamma[] = {2.0f, 1.0f},
+                beta[] = {0.1f, 0.2f};
     EXPECT_NEAR(bn[i], gamma[c] * (raw[i] - mean[c]) / sd[c] + beta[c], 1e-5);
   }
   expect_backends_agree(conv_of(src, folded), {input}, kF32Tolerance);
@@ -256,7 +274,9 @@ TEST(ConvolutionNode, QuantizedLinearWeightsDequantizeExactly) {
   for (int channel = 0; channel < 3; ++channel) {
     std::vector<float> input(3, 0.0f);
     input[channel] = 1.0f;
-    const auto out = run_on(Device::cpu_reference(), result, {Image::from_floats({1, 1, 1, 3}, input)}).to_floats();
+    const auto out =
+        run_on(Device::cpu_reference(), result, {Image::from_floats({1, 1, 1, 3}, input)})
+            .to_floats();
     for (int o = 0; o < 2; ++o) {
       const float lo = ranges[2 * o], hi = ranges[2 * o + 1];
       EXPECT_EQ(out[o], lo + (hi - lo) * (q[o * 3 + channel] / 255.0f));
@@ -270,7 +290,9 @@ TEST(ConvolutionNode, QuantizedLookupTableWeightsDequantizeExactly) {
   for (int i = 0; i < 256; ++i) table[i] = static_cast<float>(i) * 0.25f - 3.0f;
   auto source = ArrayDataSource::quantized_lookup_table("lut", d, {7, 200}, table);
   auto result = conv_of(std::make_shared<ImageNode>(), source);
-  const auto out = run_on(Device::cpu(), result, {Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f, 0.0f})}).to_floats();
+  const auto out = run_on(Device::cpu(), result,
+                          {Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f, 0.0f})})
+                       .to_floats();
   EXPECT_EQ(out[0], table[7]);
 }
 
@@ -278,18 +300,22 @@ TEST(ConvolutionNode, HalfAndBfloat16WeightsAreWidenedExactly) {
   ConvolutionDescriptor d(1, 1, 1, 1);
   for (DataType type : {DataType::f16, DataType::bf16}) {
     const float value = 0.3330078125f;  // representable in both
-    const std::uint16_t bits = type == DataType::f16 ? float_to_half(value) : float_to_bfloat16(value);
+    const std::uint16_t bits =
+        type == DataType::f16 ? float_to_half(value) : float_to_bfloat16(value);
     auto source = ArrayDataSource::from_16bit("w16", d, type, {bits});
     auto result = conv_of(std::make_shared<ImageNode>(), source);
-    const auto out = run_on(Device::cpu(), result, {Image::from_floats({1, 1, 1, 1}, std::vector<float>{1.0f})}).to_floats();
+    const auto out =
+        run_on(Device::cpu(), result, {Image::from_floats({1, 1, 1, 1}, std::vector<float>{1.0f})})
+            .to_floats();
     EXPECT_EQ(out[0], type == DataType::f16 ? half_to_float(bits) : bfloat16_to_float(bits));
   }
 }
 
 TEST(ConvolutionNode, CustomPaddingCallbackControlsSizeAndOffset) {
   auto src = std::make_shared<ImageNode>();
-  auto conv = std::make_shared<ConvolutionNode>(src, std::make_shared<ArrayDataSource>(
-      "w", ConvolutionDescriptor(3, 3, 1, 1), std::vector<float>(9, 1.0f)));
+  auto conv = std::make_shared<ConvolutionNode>(
+      src, std::make_shared<ArrayDataSource>("w", ConvolutionDescriptor(3, 3, 1, 1),
+                                             std::vector<float>(9, 1.0f)));
   conv->padding_policy = PaddingPolicy::make_custom([](AxisGeometry& x, AxisGeometry& y) {
     x.result_size = x.source_size - 2;  // valid along x
     x.pad_before = 0;
@@ -303,8 +329,10 @@ TEST(ConvolutionNode, CustomPaddingCallbackControlsSizeAndOffset) {
 }
 
 TEST(ConvolutionNode, GradientStateAndTrainingStyleArePresent) {
-  auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
-      std::make_shared<ArrayDataSource>("w", ConvolutionDescriptor(1, 1, 1, 1), std::vector<float>{1.0f}));
+  auto conv = std::make_shared<ConvolutionNode>(
+      std::make_shared<ImageNode>(),
+      std::make_shared<ArrayDataSource>("w", ConvolutionDescriptor(1, 1, 1, 1),
+                                        std::vector<float>{1.0f}));
   EXPECT_EQ(conv->training_style, TrainingStyle::device);
   auto state = conv->convolution_gradient_state();
   ASSERT_NE(state, nullptr);

@@ -1,7 +1,7 @@
 // The data-source protocol: load once, purge after copying, failures, sharing, files.
 #include <atomic>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -96,8 +96,9 @@ TEST(DataSource, SharedSourceServesTwoGraphsOnTwoThreads) {
   auto source = std::make_shared<CountingSource>();
   auto src = std::make_shared<ImageNode>();
   auto a = std::make_shared<ConvolutionNode>(src, source);
-  auto b = std::make_shared<ConvolutionNode>(a->result_image(), std::make_shared<ArrayDataSource>(
-      "b", ConvolutionDescriptor(1, 1, 3, 2), std::vector<float>(6, 1.0f)));
+  auto b = std::make_shared<ConvolutionNode>(
+      a->result_image(), std::make_shared<ArrayDataSource>("b", ConvolutionDescriptor(1, 1, 3, 2),
+                                                           std::vector<float>(6, 1.0f)));
   auto c = std::make_shared<ConvolutionNode>(b->result_image(), source);  // same source twice
   std::mt19937 rng(3);
   const Image input = random_image({2, 6, 6, 2}, rng);
@@ -139,8 +140,10 @@ TEST(FileDataSource, ReadsSafetensorsWrittenByTheLibrary) {
   auto array_source = std::make_shared<ArrayDataSource>("a", d, w, b);
   auto src = std::make_shared<ImageNode>();
   const Image input = random_image({2, 5, 5, 2}, rng);
-  const auto from_file = run_on(Device::cpu(), std::make_shared<ConvolutionNode>(src, file_source)->result_image(), {input});
-  const auto from_array = run_on(Device::cpu(), std::make_shared<ConvolutionNode>(src, array_source)->result_image(), {input});
+  const auto from_file = run_on(
+      Device::cpu(), std::make_shared<ConvolutionNode>(src, file_source)->result_image(), {input});
+  const auto from_array = run_on(
+      Device::cpu(), std::make_shared<ConvolutionNode>(src, array_source)->result_image(), {input});
   EXPECT_EQ(from_file.to_floats(), from_array.to_floats());
   EXPECT_FALSE(file_source->is_loaded()) << "purge() must release the file's weights";
 }
@@ -152,23 +155,29 @@ TEST(FileDataSource, ReadsQuantizedAndHalfWeights) {
   q.type = DataType::u8;
   q.shape = {1, 1, 1, 2};
   q.bytes = {std::byte{0}, std::byte{255}};
-  write_weights_file(path, {{"weight", q}, {"weight_ranges", Tensor::from_floats({1, 2}, {-2.0f, 2.0f})}});
+  write_weights_file(
+      path, {{"weight", q}, {"weight_ranges", Tensor::from_floats({1, 2}, {-2.0f, 2.0f})}});
   auto result = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
-                                                  std::make_shared<FileDataSource>(path, d))->result_image();
-  EXPECT_EQ(run_on(Device::cpu_reference(), result, {Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f, 10.0f})}).to_floats()[0],
+                                                  std::make_shared<FileDataSource>(path, d))
+                    ->result_image();
+  EXPECT_EQ(run_on(Device::cpu_reference(), result,
+                   {Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f, 10.0f})})
+                .to_floats()[0],
             -2.0f + 20.0f);
 }
 
 TEST(FileDataSource, MissingFileOrWrongShapeIsADataSourceError) {
   ConvolutionDescriptor d(3, 3, 2, 4);
-  auto missing = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
+  auto missing = std::make_shared<ConvolutionNode>(
+      std::make_shared<ImageNode>(),
       std::make_shared<FileDataSource>(temp_path("does_not_exist.safetensors"), d));
   Graph graph(Device::cpu(), missing->result_image());
   EXPECT_THROW(graph.compile({{1, 4, 4, 2}}), DataSourceError);
 
   const auto path = temp_path("wrong_shape.safetensors");
   write_weights_file(path, {{"weight", Tensor::from_floats({4, 3, 3, 1}, std::vector<float>(36))}});
-  auto wrong = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(), std::make_shared<FileDataSource>(path, d));
+  auto wrong = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
+                                                 std::make_shared<FileDataSource>(path, d));
   Graph wrong_graph(Device::cpu(), wrong->result_image());
   try {
     wrong_graph.compile({{1, 4, 4, 2}});

@@ -17,13 +17,20 @@ struct ResidualBlock {
 
   explicit ResidualBlock(std::mt19937& rng) {
     // input -> conv1 -> bn -> relu1 -> conv2 -> (+ input) -> relu2
-    conv1 = std::make_shared<ConvolutionNode>(input, random_source(ConvolutionDescriptor(3, 3, 4, 4), rng, true, "conv1"));
-    bn = std::make_shared<BatchNormalizationNode>(conv1->result_image(),
-        BatchNormalizationParameters{{0.1f, 0.2f, 0.3f, 0.4f}, {1, 2, 3, 4}, {1, 1, 2, 2}, {0, 0.5f, 0, -0.5f}, 1e-5f});
-    relu1 = std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
-    conv2 = std::make_shared<ConvolutionNode>(relu1->result_image(), random_source(ConvolutionDescriptor(3, 3, 4, 4), rng, true, "conv2"));
+    conv1 = std::make_shared<ConvolutionNode>(
+        input, random_source(ConvolutionDescriptor(3, 3, 4, 4), rng, true, "conv1"));
+    bn = std::make_shared<BatchNormalizationNode>(
+        conv1->result_image(),
+        BatchNormalizationParameters{
+            {0.1f, 0.2f, 0.3f, 0.4f}, {1, 2, 3, 4}, {1, 1, 2, 2}, {0, 0.5f, 0, -0.5f}, 1e-5f});
+    relu1 =
+        std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    conv2 = std::make_shared<ConvolutionNode>(
+        relu1->result_image(),
+        random_source(ConvolutionDescriptor(3, 3, 4, 4), rng, true, "conv2"));
     add = std::make_shared<AdditionNode>(conv2->result_image(), input);
-    relu2 = std::make_shared<NeuronNode>(add->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    relu2 =
+        std::make_shared<NeuronNode>(add->result_image(), NeuronDescriptor::make(NeuronType::relu));
   }
 };
 
@@ -35,7 +42,8 @@ TEST(Graph, FusesConvolutionBatchNormNeuronAndResidualAddition) {
   Graph graph(Device::cpu(), block.relu2->result_image());
   graph.compile({{2, 6, 6, 4}});
   const std::string text = graph.describe();
-  EXPECT_NE(text.find("convolution 'conv1' + batch_normalization + neuron_relu"), std::string::npos) << text;
+  EXPECT_NE(text.find("convolution 'conv1' + batch_normalization + neuron_relu"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("convolution 'conv2' + addition + neuron_relu"), std::string::npos) << text;
   EXPECT_NE(text.find("+sum +relu"), std::string::npos) << text;
   EXPECT_NE(text.find("#1"), std::string::npos);
@@ -71,20 +79,25 @@ TEST(Graph, ExportedIntermediatesAreReturned) {
   const Results results = graph.run({input});
   const Image& hidden = results.exported_image(*block.relu1->result_image());
   EXPECT_EQ(hidden.shape(), (ImageShape{1, 4, 4, 4}));
-  EXPECT_EQ(hidden.to_floats(), run_on(Device::cpu_reference(), block.relu1->result_image(), {input}).to_floats());
+  EXPECT_EQ(hidden.to_floats(),
+            run_on(Device::cpu_reference(), block.relu1->result_image(), {input}).to_floats());
   EXPECT_THROW(results.exported_image(*block.conv1->result_image()), InvalidArgument);
 }
 
 TEST(Graph, MultipleResultsAndResultsThatAreNotNeeded) {
   std::mt19937 rng(4);
   ResidualBlock block(rng);
-  Graph graph(Device::cpu(), {block.relu1->result_image(), block.relu2->result_image()}, {false, true});
+  Graph graph(Device::cpu(), {block.relu1->result_image(), block.relu2->result_image()},
+              {false, true});
   const Image input = random_image({2, 4, 4, 4}, rng);
   const Results results = graph.run({input});
   ASSERT_EQ(results.images.size(), 2u);
   EXPECT_TRUE(results[0].empty());
-  EXPECT_LE(max_relative_error(results[1], run_on(Device::cpu(), block.relu2->result_image(), {input})), 1e-6);
-  Graph both(Device::cpu(), {block.relu1->result_image(), block.relu2->result_image()}, {true, true});
+  EXPECT_LE(
+      max_relative_error(results[1], run_on(Device::cpu(), block.relu2->result_image(), {input})),
+      1e-6);
+  Graph both(Device::cpu(), {block.relu1->result_image(), block.relu2->result_image()},
+             {true, true});
   EXPECT_FALSE(both.run({input})[0].empty());
 }
 
@@ -107,13 +120,15 @@ TEST(Graph, MemoryPlanReusesBuffersOfDeadIntermediates) {
   std::shared_ptr<ImageNode> image = node;
   for (int i = 0; i < 6; ++i) {
     // Neurons do not fuse with each other: six steps, each intermediate dead after one use.
-    image = std::make_shared<NeuronNode>(image, NeuronDescriptor::make(NeuronType::tanh))->result_image();
+    image = std::make_shared<NeuronNode>(image, NeuronDescriptor::make(NeuronType::tanh))
+                ->result_image();
   }
   Graph graph(Device::cpu(), image);
   graph.compile({{1, 8, 8, 16}});
   const std::string text = graph.describe();
   const std::size_t one = 8 * 8 * 16 * sizeof(float);
-  EXPECT_NE(text.find("peak intermediate bytes " + std::to_string(2 * one)), std::string::npos) << text;
+  EXPECT_NE(text.find("peak intermediate bytes " + std::to_string(2 * one)), std::string::npos)
+      << text;
   EXPECT_NE(text.find("unshared would be " + std::to_string(5 * one)), std::string::npos) << text;
 }
 
@@ -125,7 +140,9 @@ TEST(Graph, RunsBatchesOfAnySizeWithOneGraph) {
     const Image input = random_image({batch, 5, 5, 4}, rng);
     const Image out = graph.run({input})[0];
     EXPECT_EQ(out.shape().batch, batch);
-    EXPECT_LE(max_relative_error(out, run_on(Device::cpu_reference(), block.relu2->result_image(), {input})), 2e-5);
+    EXPECT_LE(max_relative_error(
+                  out, run_on(Device::cpu_reference(), block.relu2->result_image(), {input})),
+              2e-5);
   }
 }
 
@@ -138,14 +155,16 @@ TEST(Graph, RunAsyncAndConcurrentRunsGiveCorrectResults) {
   std::vector<std::future<Results>> futures;
   for (const Image& input : inputs) futures.push_back(graph.run_async({input}));
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Image expected = run_on(Device::cpu_reference(), block.relu2->result_image(), {inputs[i]});
+    const Image expected =
+        run_on(Device::cpu_reference(), block.relu2->result_image(), {inputs[i]});
     EXPECT_LE(max_relative_error(futures[i].get()[0], expected), 2e-5);
   }
 }
 
 TEST(Graph, PrecisionSetsTheResultFormatUnlessTheNodeSaysOtherwise) {
   std::mt19937 rng(8);
-  auto node = std::make_shared<NeuronNode>(std::make_shared<ImageNode>(), NeuronDescriptor::make(NeuronType::relu));
+  auto node = std::make_shared<NeuronNode>(std::make_shared<ImageNode>(),
+                                           NeuronDescriptor::make(NeuronType::relu));
   GraphOptions f16;
   f16.precision = Precision::f16;
   const Image input = random_image({1, 2, 2, 3}, rng);
@@ -153,7 +172,8 @@ TEST(Graph, PrecisionSetsTheResultFormatUnlessTheNodeSaysOtherwise) {
   node->result_image()->format = DataType::f32;
   EXPECT_EQ(run_on(Device::cpu(), node->result_image(), {input}, f16).data_type(), DataType::f32);
   // Inputs of any type are accepted.
-  EXPECT_EQ(run_on(Device::cpu(), node->result_image(), {input.converted_to(DataType::u8)}).shape(), input.shape());
+  EXPECT_EQ(run_on(Device::cpu(), node->result_image(), {input.converted_to(DataType::u8)}).shape(),
+            input.shape());
 }
 
 TEST(Graph, ToDotNamesNodesAndFusedGroups) {

@@ -11,7 +11,7 @@ TEST(Image, HalfConversionRoundsToNearestEven) {
   EXPECT_EQ(float_to_half(1e6f), 0x7c00);
   EXPECT_EQ(float_to_half(1.0f + 1.0f / 2048.0f), 0x3c00);  // halfway, rounds to even
   EXPECT_EQ(float_to_half(1.0f + 3.0f / 2048.0f), 0x3c02);  // halfway, rounds to even (up)
-  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));   // smallest subnormal
+  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);
   EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
   for (std::uint32_t h = 0; h < 0x7c00; ++h) {

@@ -24,7 +24,7 @@ std::vector<NeuronDescriptor> every_neuron(int channels) {
       all.push_back(NeuronDescriptor::make(type));
     }
   }
-  all.push_back(NeuronDescriptor::make(NeuronType::relu, 0.2f));   // leaky
+  all.push_back(NeuronDescriptor::make(NeuronType::relu, 0.2f));  // leaky
   all.push_back(NeuronDescriptor::make(NeuronType::tanh, 1.7f, 0.6f));
   all.push_back(NeuronDescriptor::make(NeuronType::soft_plus, 2.0f, 0.5f));
   all.push_back(NeuronDescriptor::make(NeuronType::exponential, 1.0f, 0.5f, 3.0f));
@@ -33,22 +33,38 @@ std::vector<NeuronDescriptor> every_neuron(int channels) {
 
 double expected_neuron(const NeuronDescriptor& n, double x, int c) {
   switch (n.type) {
-    case NeuronType::none: return x;
-    case NeuronType::relu: return x >= 0 ? x : n.a * x;
-    case NeuronType::linear: return n.a * x + n.b;
-    case NeuronType::sigmoid: return 1 / (1 + std::exp(-x));
-    case NeuronType::hard_sigmoid: return std::clamp(n.a * x + n.b, 0.0, 1.0);
-    case NeuronType::tanh: return n.a * std::tanh(n.b * x);
-    case NeuronType::absolute: return std::fabs(x);
-    case NeuronType::soft_plus: return n.a * std::log(1 + std::exp(n.b * x));
-    case NeuronType::soft_sign: return x / (1 + std::fabs(x));
-    case NeuronType::elu: return x >= 0 ? x : n.a * (std::exp(x) - 1);
-    case NeuronType::prelu: return x >= 0 ? x : n.prelu_slopes[c] * x;
-    case NeuronType::relu_n: return std::min(x >= 0 ? x : n.a * x, static_cast<double>(n.b));
-    case NeuronType::power: return std::pow(n.a * x + n.b, n.c);
-    case NeuronType::exponential: return std::pow(n.c > 0 ? n.c : M_E, n.a * x + n.b);
-    case NeuronType::logarithm: return std::log(n.a * x + n.b) / (n.c > 0 ? std::log(n.c) : 1.0);
-    case NeuronType::gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case NeuronType::none:
+      return x;
+    case NeuronType::relu:
+      return x >= 0 ? x : n.a * x;
+    case NeuronType::linear:
+      return n.a * x + n.b;
+    case NeuronType::sigmoid:
+      return 1 / (1 + std::exp(-x));
+    case NeuronType::hard_sigmoid:
+      return std::clamp(n.a * x + n.b, 0.0, 1.0);
+    case NeuronType::tanh:
+      return n.a * std::tanh(n.b * x);
+    case NeuronType::absolute:
+      return std::fabs(x);
+    case NeuronType::soft_plus:
+      return n.a * std::log(1 + std::exp(n.b * x));
+    case NeuronType::soft_sign:
+      return x / (1 + std::fabs(x));
+    case NeuronType::elu:
+      return x >= 0 ? x : n.a * (std::exp(x) - 1);
+    case NeuronType::prelu:
+      return x >= 0 ? x : n.prelu_slopes[c] * x;
+    case NeuronType::relu_n:
+      return std::min(x >= 0 ? x : n.a * x, static_cast<double>(n.b));
+    case NeuronType::power:
+      return std::pow(n.a * x + n.b, n.c);
+    case NeuronType::exponential:
+      return std::pow(n.c > 0 ? n.c : M_E, n.a * x + n.b);
+    case NeuronType::logarithm:
+      return std::log(n.a * x + n.b) / (n.c > 0 ? std::log(n.c) : 1.0);
+    case NeuronType::gelu:
+      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
   }
   return NAN;
 }
@@ -80,7 +96,8 @@ TEST(NeuronNode, MpsDefaultsForParameters) {
 TEST(PoolingNode, MaxAndAverageLeaveOutPixelsOutsideTheImage) {
   // 3x3 image 1..9, 2x2 windows at stride 2, same padding: the right and bottom windows are
   // cut by the edge; average divides by the pixels inside only.
-  const Image input = Image::from_floats({1, 3, 3, 1}, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  const Image input =
+      Image::from_floats({1, 3, 3, 1}, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9});
   auto src = std::make_shared<ImageNode>();
   auto max = std::make_shared<MaxPoolingNode>(src, 2);
   auto avg = std::make_shared<AveragePoolingNode>(src, 2);
@@ -125,7 +142,8 @@ TEST(GlobalAveragePoolingNode, AveragesEachChannel) {
 TEST(AdditionNode, AddsElementWise) {
   std::mt19937 rng(4);
   const Image a = random_image({3, 4, 5, 6}, rng), b = random_image({3, 4, 5, 6}, rng);
-  auto node = std::make_shared<AdditionNode>(std::make_shared<ImageNode>("a"), std::make_shared<ImageNode>("b"));
+  auto node = std::make_shared<AdditionNode>(std::make_shared<ImageNode>("a"),
+                                             std::make_shared<ImageNode>("b"));
   const auto out = run_on(Device::cpu_reference(), node->result_image(), {a, b}).to_floats();
   EXPECT_FLOAT_EQ(out[17], a.to_floats()[17] + b.to_floats()[17]);
   expect_backends_agree(node->result_image(), {a, b}, kF32Tolerance);
@@ -170,7 +188,9 @@ TEST(BatchNormalizationNode, AppliesRunningStatistics) {
   const auto x = input.to_floats();
   for (std::size_t i = 0; i < x.size(); ++i) {
     const std::size_t c = i % 2;
-    EXPECT_NEAR(out[i], p.gamma[c] * (x[i] - p.mean[c]) / std::sqrt(p.variance[c] + p.epsilon) + p.beta[c], 1e-5);
+    EXPECT_NEAR(out[i],
+                p.gamma[c] * (x[i] - p.mean[c]) / std::sqrt(p.variance[c] + p.epsilon) + p.beta[c],
+                1e-5);
   }
   expect_backends_agree(node->result_image(), {input}, kF32Tolerance);
 }

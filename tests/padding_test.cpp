@@ -12,11 +12,13 @@ AxisGeometry axis(int in, int k, int s, int d, PaddingSize size,
 }  // namespace
 
 TEST(Padding, OutputSizeTable) {
-  struct Row { int in, kernel, stride, dilation, valid, same, full; };
+  struct Row {
+    int in, kernel, stride, dilation, valid, same, full;
+  };
   // valid = ceil((in - K + 1) / s), same = ceil(in / s), full = ceil((in + K - 1) / s).
   const Row table[] = {
-      {28, 5, 1, 1, 24, 28, 32}, {28, 5, 2, 1, 12, 14, 16}, {7, 3, 2, 1, 3, 4, 5},
-      {5, 2, 2, 1, 2, 3, 3},     {10, 3, 3, 2, 2, 4, 5},    {1, 1, 1, 1, 1, 1, 1},
+      {28, 5, 1, 1, 24, 28, 32},     {28, 5, 2, 1, 12, 14, 16}, {7, 3, 2, 1, 3, 4, 5},
+      {5, 2, 2, 1, 2, 3, 3},         {10, 3, 3, 2, 2, 4, 5},    {1, 1, 1, 1, 1, 1, 1},
       {224, 7, 2, 1, 109, 112, 115}, {13, 4, 3, 1, 4, 5, 6},
   };
   for (const Row& r : table) {
@@ -37,7 +39,8 @@ TEST(Padding, MpsOffsetExamples) {
   g = axis(5, 2, 2, 1, PaddingSize::same);
   EXPECT_EQ(g.result_size, 3);
   EXPECT_EQ(g.pad_before, 1);
-  g = axis(5, 2, 2, 1, PaddingSize::same, PaddingAlignment::centered, PaddingRemainder::bottom_right);
+  g = axis(5, 2, 2, 1, PaddingSize::same, PaddingAlignment::centered,
+           PaddingRemainder::bottom_right);
   EXPECT_EQ(g.pad_before, 0);
   EXPECT_EQ(g.pad_after, 1);
 }

@@ -63,8 +63,8 @@ class ConvolutionDataSource {
 // Weights held in memory. Lengths are checked against the descriptor on construction.
 class ArrayDataSource : public ConvolutionDataSource {
  public:
-  ArrayDataSource(std::string label, ConvolutionDescriptor descriptor,
-                  std::vector<float> weights, std::vector<float> bias = {});
+  ArrayDataSource(std::string label, ConvolutionDescriptor descriptor, std::vector<float> weights,
+                  std::vector<float> bias = {});
   // f16 or bf16 weights as 16-bit patterns.
   static std::shared_ptr<ArrayDataSource> from_16bit(std::string label,
                                                      ConvolutionDescriptor descriptor,
@@ -78,9 +78,11 @@ class ArrayDataSource : public ConvolutionDataSource {
                                                            std::vector<float> ranges,
                                                            std::vector<float> bias = {});
   // u8 weights indexing a 256-entry table.
-  static std::shared_ptr<ArrayDataSource> quantized_lookup_table(
-      std::string label, ConvolutionDescriptor descriptor, std::vector<std::uint8_t> weights,
-      std::array<float, 256> table, std::vector<float> bias = {});
+  static std::shared_ptr<ArrayDataSource> quantized_lookup_table(std::string label,
+                                                                 ConvolutionDescriptor descriptor,
+                                                                 std::vector<std::uint8_t> weights,
+                                                                 std::array<float, 256> table,
+                                                                 std::vector<float> bias = {});
 
   DataType data_type() const override { return type_; }
   ConvolutionDescriptor descriptor() const override { return descriptor_; }

@@ -92,8 +92,7 @@ struct ConvolutionDescriptor {
 
   void set_neuron(NeuronType type, float a = 0.0f, float b = 0.0f, float c = 0.0f);
   void set_batch_normalization(std::vector<float> mean, std::vector<float> variance,
-                               std::vector<float> gamma, std::vector<float> beta,
-                               float epsilon);
+                               std::vector<float> gamma, std::vector<float> beta, float epsilon);
 
   // Every size and stride positive, channels divisible by groups, batch-norm arrays of
   // output_feature_channels entries... Throws InvalidArgument naming `context`, the field

@@ -43,8 +43,8 @@ struct Results {
 
 class Graph {
  public:
-  Graph(Device device, std::shared_ptr<ImageNode> result_image,
-        bool result_image_is_needed = true, GraphOptions options = {});
+  Graph(Device device, std::shared_ptr<ImageNode> result_image, bool result_image_is_needed = true,
+        GraphOptions options = {});
   Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_images,
         std::vector<bool> results_are_needed, GraphOptions options = {});
   ~Graph();

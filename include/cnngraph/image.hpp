@@ -71,8 +71,11 @@ class Image {
   std::vector<float> to_floats() const;
   // All elements as NCHW floats.
   std::vector<float> to_nchw() const;
-  // A copy of this image in another element type.
+  // A copy of this image in another element type (this image itself if the type matches).
   Image converted_to(DataType type) const;
+  // True when no other Image shares this storage (a graph may then reuse it for its next
+  // result instead of allocating).
+  bool storage_is_unique() const { return storage_ && storage_.use_count() == 1; }
 
  private:
   ImageShape shape_{};

@@ -126,8 +126,8 @@ class ConvolutionNode : public FilterNode {
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
  protected:
-  ConvolutionNode(std::shared_ptr<ImageNode> source,
-                  std::shared_ptr<ConvolutionDataSource> weights, PaddingPolicy default_padding);
+  ConvolutionNode(std::shared_ptr<ImageNode> source, std::shared_ptr<ConvolutionDataSource> weights,
+                  PaddingPolicy default_padding);
 
  private:
   std::shared_ptr<ConvolutionDataSource> weights_;
@@ -193,12 +193,12 @@ class MaxPoolingNode : public PoolingNode {
 class AveragePoolingNode : public PoolingNode {
  public:
   AveragePoolingNode(std::shared_ptr<ImageNode> source, int filter_size)
-      : PoolingNode(std::move(source), PoolingType::average, filter_size, filter_size,
-                    filter_size, filter_size) {}
+      : PoolingNode(std::move(source), PoolingType::average, filter_size, filter_size, filter_size,
+                    filter_size) {}
   AveragePoolingNode(std::shared_ptr<ImageNode> source, int kernel_width, int kernel_height,
                      int stride_x, int stride_y)
-      : PoolingNode(std::move(source), PoolingType::average, kernel_width, kernel_height,
-                    stride_x, stride_y) {}
+      : PoolingNode(std::move(source), PoolingType::average, kernel_width, kernel_height, stride_x,
+                    stride_y) {}
 };
 
 // Average over the whole image: the result is 1x1 per channel.

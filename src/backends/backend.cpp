@@ -26,9 +26,12 @@ std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, cons
 
 std::unique_ptr<Backend> make_backend(const Device& device) {
   switch (device.kind()) {
-    case DeviceKind::cpu_reference: return make_reference_backend();
-    case DeviceKind::cpu: return make_onednn_backend();
-    case DeviceKind::cuda: break;
+    case DeviceKind::cpu_reference:
+      return make_reference_backend();
+    case DeviceKind::cpu:
+      return make_onednn_backend();
+    case DeviceKind::cuda:
+      break;
   }
   throw DeviceError("device " + device.name() + " has no backend in this build");
 }

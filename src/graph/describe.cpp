@@ -9,7 +9,8 @@ namespace {
 std::string source_name(const GraphStructure& g, const ImageNode* image) {
   for (std::size_t i = 0; i < g.sources.size(); ++i) {
     if (g.sources[i].get() == image) {
-      return "source " + std::to_string(i) + (image->handle.empty() ? "" : " '" + image->handle + "'");
+      return "source " + std::to_string(i) +
+             (image->handle.empty() ? "" : " '" + image->handle + "'");
     }
   }
   return "?";
@@ -17,9 +18,12 @@ std::string source_name(const GraphStructure& g, const ImageNode* image) {
 
 const char* storage_name(Value::Storage s) {
   switch (s) {
-    case Value::Storage::source: return "source";
-    case Value::Storage::arena: return "arena";
-    case Value::Storage::output: return "output";
+    case Value::Storage::source:
+      return "source";
+    case Value::Storage::arena:
+      return "arena";
+    case Value::Storage::output:
+      return "output";
   }
   return "?";
 }
@@ -46,7 +50,8 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
     return out.str();
   }
   for (std::size_t i = 0; i < g.sources.size(); ++i) {
-    out << "  " << source_name(g, g.sources[i].get()) << ": " << to_string(program->source_shapes[i]) << "\n";
+    out << "  " << source_name(g, g.sources[i].get()) << ": "
+        << to_string(program->source_shapes[i]) << "\n";
   }
   for (std::size_t i = 0; i < program->steps.size(); ++i) {
     const Step& step = program->steps[i];
@@ -63,7 +68,8 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
   }
   std::size_t total_intermediate = 0;
   for (const Value& v : program->values) {
-    if (v.storage == Value::Storage::arena) total_intermediate += v.shape.elements() * sizeof(float);
+    if (v.storage == Value::Storage::arena)
+      total_intermediate += v.shape.elements() * sizeof(float);
   }
   out << "memory: peak intermediate bytes " << program->arena_floats * sizeof(float)
       << " (unshared would be " << total_intermediate << ")\n";
@@ -81,19 +87,21 @@ std::string graph_to_dot(const GraphStructure& g,
     return it->second;
   };
   for (const auto& s : g.sources) {
-    out << "  " << id(s.get()) << " [shape=ellipse, label=\"" << escape(source_name(g, s.get())) << "\"];\n";
+    out << "  " << id(s.get()) << " [shape=ellipse, label=\"" << escape(source_name(g, s.get()))
+        << "\"];\n";
   }
   std::size_t cluster = 0;
   for (const auto& [conv, chain] : chains) {
-    out << "  subgraph cluster_" << cluster++ << " { label=\"fused\"; style=dashed; " << id(conv) << ";";
+    out << "  subgraph cluster_" << cluster++ << " { label=\"fused\"; style=dashed; " << id(conv)
+        << ";";
     for (const FilterNode* n : chain.absorbed()) out << " " << id(n) << ";";
     out << " }\n";
   }
   for (const auto& f : g.order) {
     out << "  " << id(f.get()) << " [shape=box, label=\"" << escape(f->display_name()) << "\"];\n";
     for (const auto& s : f->source_images()) {
-      out << "  " << id(s->is_source() ? static_cast<const void*>(s.get()) : s->producer()) << " -> "
-          << id(f.get()) << ";\n";
+      out << "  " << id(s->is_source() ? static_cast<const void*>(s.get()) : s->producer())
+          << " -> " << id(f.get()) << ";\n";
     }
   }
   for (std::size_t r = 0; r < g.results.size(); ++r) {

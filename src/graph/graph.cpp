@@ -49,7 +49,8 @@ struct Graph::Impl {
         [&](const ConvolutionNode& c) { return descriptor_of(c).sub_pixel_scale_factor == 1; },
         [&](const ConvolutionNode& c) { return descriptor_of(c).neuron.type != NeuronType::none; });
     for (const auto& [conv, chain] : planned) {
-      if (chain.batch_norm) loaded[conv] = fold_batch_normalization_node(*loaded.at(conv), *chain.batch_norm);
+      if (chain.batch_norm)
+        loaded[conv] = fold_batch_normalization_node(*loaded.at(conv), *chain.batch_norm);
     }
     weights = std::move(loaded);
     chains = std::move(planned);
@@ -70,9 +71,12 @@ struct Graph::Impl {
   DataType output_type(const ImageNode& node) const {
     if (node.format) return *node.format;
     switch (options.precision) {
-      case Precision::f16: return DataType::f16;
-      case Precision::bf16: return DataType::bf16;
-      default: return DataType::f32;
+      case Precision::f16:
+        return DataType::f16;
+      case Precision::bf16:
+        return DataType::bf16;
+      default:
+        return DataType::f32;
     }
   }
 
@@ -80,9 +84,11 @@ struct Graph::Impl {
     const auto& handles = structure.sources;
     if (sources.size() != handles.size()) {
       std::string names;
-      for (const auto& h : handles) names += (names.empty() ? "" : ", ") + (h->handle.empty() ? "<unnamed>" : h->handle);
+      for (const auto& h : handles)
+        names += (names.empty() ? "" : ", ") + (h->handle.empty() ? "<unnamed>" : h->handle);
       throw InvalidArgument("Graph::run: expected " + std::to_string(handles.size()) +
-                            " source images (" + names + "), got " + std::to_string(sources.size()));
+                            " source images (" + names + "), got " +
+                            std::to_string(sources.size()));
     }
     std::vector<ImageShape> shapes;
     for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -92,8 +98,8 @@ struct Graph::Impl {
       }
       shapes.push_back(sources[i].shape());
       if (shapes[i].batch != shapes[0].batch) {
-        throw ShapeError("Graph::run: source images differ in batch size: " +
-                         to_string(shapes[0]) + " and " + to_string(shapes[i]));
+        throw ShapeError("Graph::run: source images differ in batch size: " + to_string(shapes[0]) +
+                         " and " + to_string(shapes[i]));
       }
     }
     return shapes;
@@ -111,14 +117,21 @@ struct Graph::Impl {
                            : (converted[i] = sources[i].converted_to(DataType::f32));
       source_data[i] = reinterpret_cast<const float*>(s.data());
     }
-    std::vector<Image> outputs(program.values.size());
+    std::vector<Image>& outputs = program.output_storage;
+    outputs.resize(program.values.size());
+    for (std::size_t v = 0; v < outputs.size(); ++v) {
+      const Value& value = program.values[v];
+      if (value.storage != Value::Storage::output) continue;
+      if (!outputs[v].storage_is_unique()) outputs[v] = Image(value.shape, DataType::f32);
+    }
     const auto pointer = [&](int v) -> float* {
       const Value& value = program.values[v];
       switch (value.storage) {
-        case Value::Storage::source: return const_cast<float*>(source_data[value.offset]);
-        case Value::Storage::arena: return program.arena.data() + value.offset;
+        case Value::Storage::source:
+          return const_cast<float*>(source_data[value.offset]);
+        case Value::Storage::arena:
+          return program.arena.data() + value.offset;
         case Value::Storage::output:
-          if (outputs[v].empty()) outputs[v] = Image(value.shape, DataType::f32);
           return reinterpret_cast<float*>(outputs[v].data());
       }
       return nullptr;
@@ -154,8 +167,9 @@ const Image& Results::exported_image(const ImageNode& node) const {
   for (const auto& [n, image] : exported) {
     if (n.get() == &node) return image;
   }
-  throw InvalidArgument("Results::exported_image: the node was not exported from the graph "
-                        "(set export_from_graph before building the graph)");
+  throw InvalidArgument(
+      "Results::exported_image: the node was not exported from the graph "
+      "(set export_from_graph before building the graph)");
 }
 
 Graph::Graph(Device device, std::shared_ptr<ImageNode> result_image, bool result_image_is_needed,
@@ -165,9 +179,9 @@ Graph::Graph(Device device, std::shared_ptr<ImageNode> result_image, bool result
 
 Graph::Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_images,
              std::vector<bool> results_are_needed, GraphOptions options)
-    : impl_(std::make_unique<Impl>(device, options,
-                                   analyze_graph(std::move(result_images),
-                                                 std::move(results_are_needed)))) {}
+    : impl_(std::make_unique<Impl>(
+          device, options,
+          analyze_graph(std::move(result_images), std::move(results_are_needed)))) {}
 
 Graph::~Graph() = default;
 Graph::Graph(Graph&&) noexcept = default;
@@ -182,8 +196,9 @@ const std::vector<std::shared_ptr<ImageNode>>& Graph::source_image_handles() con
 void Graph::compile(const std::vector<ImageShape>& source_shapes) {
   std::lock_guard lock(impl_->mutex);
   if (source_shapes.size() != impl_->structure.sources.size()) {
-    throw InvalidArgument("Graph::compile: expected " + std::to_string(impl_->structure.sources.size()) +
-                          " source shapes, got " + std::to_string(source_shapes.size()));
+    throw InvalidArgument("Graph::compile: expected " +
+                          std::to_string(impl_->structure.sources.size()) + " source shapes, got " +
+                          std::to_string(source_shapes.size()));
   }
   for (const ImageShape& s : source_shapes) {
     if (s.batch <= 0 || s.height <= 0 || s.width <= 0 || s.channels <= 0) {

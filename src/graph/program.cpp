@@ -40,7 +40,8 @@ void plan_memory(Program& program) {
     if (best) {
       value.offset = best->offset;
       // Split off the unused tail so that a smaller value can still use it later.
-      if (best->size > size) blocks.push_back({best->offset + size, best->size - size, best->free_after});
+      if (best->size > size)
+        blocks.push_back({best->offset + size, best->size - size, best->free_after});
       best = &*std::find_if(blocks.begin(), blocks.end(),
                             [&](const Block& b) { return b.offset == value.offset; });
       best->size = size;
@@ -92,11 +93,13 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   LoweringContext context;
   context.weights_for = [&](const ConvolutionNode& node) { return in.weights.at(&node); };
   std::map<const ImageNode*, ImageShape> shape_of;
-  for (std::size_t s = 0; s < g.sources.size(); ++s) shape_of[g.sources[s].get()] = source_shapes[s];
+  for (std::size_t s = 0; s < g.sources.size(); ++s)
+    shape_of[g.sources[s].get()] = source_shapes[s];
 
   for (const auto& filter : g.order) {
     context.src_shapes.clear();
-    for (const auto& source : filter->source_images()) context.src_shapes.push_back(shape_of.at(source.get()));
+    for (const auto& source : filter->source_images())
+      context.src_shapes.push_back(shape_of.at(source.get()));
     std::unique_ptr<Op> op = filter->lower(context);
     const ImageNode* result = filter->result_image().get();
     shape_of[result] = op->dst_shape;
@@ -127,7 +130,8 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     }
 
     Step step;
-    for (const auto& source : filter->source_images()) step.srcs.push_back(value_of.at(source.get()));
+    for (const auto& source : filter->source_images())
+      step.srcs.push_back(value_of.at(source.get()));
     step.op = std::move(op);
     step_of[filter.get()] = program->steps.size();
     if (!in.chains.count(filter.get())) {

@@ -38,6 +38,9 @@ struct Program {
   std::vector<Step> steps;
   std::size_t arena_floats = 0;
   std::vector<float> arena;  // reused by every run of this program
+  // The f32 storage of each output value from the last run; reused when the caller has let
+  // go of it, so steady-state runs neither allocate nor page-fault.
+  std::vector<Image> output_storage;
   std::vector<int> result_values;
   std::vector<std::pair<std::shared_ptr<ImageNode>, int>> exported_values;
 };

@@ -87,8 +87,7 @@ std::map<const FilterNode*, FusedChain> plan_fusion(
         has_neuron = true;
       } else if (dynamic_cast<const AdditionNode*>(next) && !has_sum) {
         const auto& sources = next->source_images();
-        const ImageNode* other =
-            sources[0].get() == image ? sources[1].get() : sources[0].get();
+        const ImageNode* other = sources[0].get() == image ? sources[1].get() : sources[0].get();
         if (other == image) break;
         // The residual must already exist when the convolution runs.
         if (!other->is_source() && g.position.at(other->producer()) > g.position.at(conv)) break;

@@ -15,7 +15,7 @@ namespace cnngraph::detail {
 struct FusedChain {
   const BatchNormalizationNode* batch_norm = nullptr;  // folded into the weights
   struct Link {
-    const FilterNode* node = nullptr;  // a NeuronNode or an AdditionNode
+    const FilterNode* node = nullptr;     // a NeuronNode or an AdditionNode
     const ImageNode* residual = nullptr;  // for an addition: its other source
   };
   std::vector<Link> links;
@@ -41,7 +41,8 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
 // Which convolutions absorb which following nodes. `can_fuse_into(conv)` says whether a
 // convolution accepts post-ops at all (it needs the loaded descriptor).
 std::map<const FilterNode*, FusedChain> plan_fusion(
-    const GraphStructure& structure, const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
+    const GraphStructure& structure,
+    const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
     const std::function<bool(const ConvolutionNode&)>& has_own_neuron);
 
 }  // namespace cnngraph::detail

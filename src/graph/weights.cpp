@@ -17,7 +17,9 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
   const void* raw = source.weights();
   if (!raw) throw DataSourceError(where + ": weights() returned null after load()");
   switch (source.data_type()) {
-    case DataType::f32: std::memcpy(out.data(), raw, count * sizeof(float)); break;
+    case DataType::f32:
+      std::memcpy(out.data(), raw, count * sizeof(float));
+      break;
     case DataType::f16:
     case DataType::bf16: {
       const auto* bits = static_cast<const std::uint16_t*>(raw);
@@ -32,7 +34,8 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
       switch (source.weights_quantization_type()) {
         case QuantizationType::linear: {
           const float* ranges = source.ranges_for_u8_kernel();
-          if (!ranges) throw DataSourceError(where + ": linear u8 weights without ranges_for_u8_kernel()");
+          if (!ranges)
+            throw DataSourceError(where + ": linear u8 weights without ranges_for_u8_kernel()");
           const std::size_t per_output = count / d.output_feature_channels;
           for (std::size_t i = 0; i < count; ++i) {
             const float lo = ranges[2 * (i / per_output)], hi = ranges[2 * (i / per_output) + 1];
@@ -42,12 +45,15 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
         }
         case QuantizationType::lookup_table: {
           const float* table = source.lookup_table_for_u8_kernel();
-          if (!table) throw DataSourceError(where + ": table u8 weights without lookup_table_for_u8_kernel()");
+          if (!table)
+            throw DataSourceError(where +
+                                  ": table u8 weights without lookup_table_for_u8_kernel()");
           for (std::size_t i = 0; i < count; ++i) out[i] = table[q[i]];
           break;
         }
         case QuantizationType::none:
-          throw DataSourceError(where + ": u8 weights need a quantization type (linear or lookup_table)");
+          throw DataSourceError(where +
+                                ": u8 weights need a quantization type (linear or lookup_table)");
       }
       break;
     }
@@ -105,9 +111,8 @@ std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node) {
   prepared->source_label = source.label();
   const ConvolutionDescriptor& d = prepared->descriptor;
   d.validate(where);
-  const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) *
-                            d.kernel_height * d.kernel_width *
-                            (d.input_feature_channels / d.groups);
+  const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *
+                            d.kernel_width * (d.input_feature_channels / d.groups);
   prepared->weights = convert_weights(source, count, d, where);
   reject_non_finite(prepared->weights, where, "weights");
   prepared->bias.assign(d.output_feature_channels, 0.0f);

@@ -14,10 +14,14 @@ namespace {
 
 const char* safetensors_dtype(DataType type) {
   switch (type) {
-    case DataType::f32: return "F32";
-    case DataType::f16: return "F16";
-    case DataType::bf16: return "BF16";
-    case DataType::u8: return "U8";
+    case DataType::f32:
+      return "F32";
+    case DataType::f16:
+      return "F16";
+    case DataType::bf16:
+      return "BF16";
+    case DataType::u8:
+      return "U8";
   }
   return "?";
 }
@@ -55,7 +59,9 @@ std::vector<float> Tensor::to_floats() const {
   for (std::size_t i = 0; i < out.size(); ++i) {
     std::uint16_t h = 0;
     switch (type) {
-      case DataType::f32: std::memcpy(&out[i], bytes.data() + 4 * i, 4); break;
+      case DataType::f32:
+        std::memcpy(&out[i], bytes.data() + 4 * i, 4);
+        break;
       case DataType::f16:
         std::memcpy(&h, bytes.data() + 2 * i, 2);
         out[i] = half_to_float(h);
@@ -64,7 +70,9 @@ std::vector<float> Tensor::to_floats() const {
         std::memcpy(&h, bytes.data() + 2 * i, 2);
         out[i] = bfloat16_to_float(h);
         break;
-      case DataType::u8: out[i] = static_cast<float>(std::to_integer<int>(bytes[i])); break;
+      case DataType::u8:
+        out[i] = static_cast<float>(std::to_integer<int>(bytes[i]));
+        break;
     }
   }
   return out;

@@ -12,8 +12,8 @@ std::unique_ptr<detail::Op> AdditionNode::lower(detail::LoweringContext& context
   const ImageShape& a = context.src_shapes[0];
   const ImageShape& b = context.src_shapes[1];
   if (a != b) {
-    detail::throw_shape_error(*this, "the two sources differ in size: " + to_string(a) +
-                                         " and " + to_string(b));
+    detail::throw_shape_error(
+        *this, "the two sources differ in size: " + to_string(a) + " and " + to_string(b));
   }
   auto op = std::make_unique<detail::AdditionOp>();
   op->name = display_name();
@@ -33,9 +33,9 @@ std::unique_ptr<detail::Op> ConcatenationNode::lower(detail::LoweringContext& co
   dst.channels = 0;
   for (const ImageShape& s : context.src_shapes) {
     if (s.batch != dst.batch || s.height != dst.height || s.width != dst.width) {
-      detail::throw_shape_error(*this, "sources must share batch, height and width: " +
-                                           to_string(context.src_shapes[0]) + " and " +
-                                           to_string(s));
+      detail::throw_shape_error(
+          *this, "sources must share batch, height and width: " + to_string(context.src_shapes[0]) +
+                     " and " + to_string(s));
     }
     dst.channels += s.channels;
   }

@@ -23,11 +23,12 @@ void validate_batch_normalization(const BatchNormalizationParameters& p,
                                   const std::string& context) {
   const std::size_t n = p.mean.size();
   if (n == 0 || p.variance.size() != n || p.gamma.size() != n || p.beta.size() != n) {
-    throw InvalidArgument(context + ": mean, variance, gamma and beta need the same, non-zero "
-                          "number of entries (got " + std::to_string(p.mean.size()) + ", " +
-                          std::to_string(p.variance.size()) + ", " +
-                          std::to_string(p.gamma.size()) + ", " + std::to_string(p.beta.size()) +
-                          ")");
+    throw InvalidArgument(context +
+                          ": mean, variance, gamma and beta need the same, non-zero "
+                          "number of entries (got " +
+                          std::to_string(p.mean.size()) + ", " + std::to_string(p.variance.size()) +
+                          ", " + std::to_string(p.gamma.size()) + ", " +
+                          std::to_string(p.beta.size()) + ")");
   }
   for (std::size_t c = 0; c < n; ++c) {
     if (!(static_cast<double>(p.variance[c]) + p.epsilon > 0.0) || !std::isfinite(p.mean[c]) ||
@@ -49,10 +50,9 @@ std::unique_ptr<detail::Op> BatchNormalizationNode::lower(detail::LoweringContex
   detail::require_source_count(*this, context, 1);
   const ImageShape& src = context.src_shapes[0];
   if (static_cast<std::size_t>(src.channels) != parameters_.mean.size()) {
-    detail::throw_shape_error(*this, "has parameters for " +
-                                         std::to_string(parameters_.mean.size()) +
-                                         " channels, the source has " +
-                                         std::to_string(src.channels));
+    detail::throw_shape_error(*this,
+                              "has parameters for " + std::to_string(parameters_.mean.size()) +
+                                  " channels, the source has " + std::to_string(src.channels));
   }
   auto op = std::make_unique<detail::BatchNormalizationOp>();
   op->name = display_name();

@@ -68,8 +68,8 @@ std::unique_ptr<ConvolutionOp> lower_convolution(const ConvolutionNode& node,
 std::unique_ptr<detail::Op> ConvolutionNode::lower(detail::LoweringContext& context) const {
   auto op = lower_convolution(*this, context);
   const ConvolutionDescriptor& d = op->weights->descriptor;
-  detail::resolve_padding(*this, context.src_shapes[0], d.kernel_width, d.kernel_height,
-                          d.stride_x, d.stride_y, d.dilation_x, d.dilation_y, op->x, op->y);
+  detail::resolve_padding(*this, context.src_shapes[0], d.kernel_width, d.kernel_height, d.stride_x,
+                          d.stride_y, d.dilation_x, d.dilation_y, op->x, op->y);
   const int s = op->sub_pixel;
   op->dst_shape = {context.src_shapes[0].batch, op->y.result_size * s, op->x.result_size * s,
                    op->output_channels / (s * s)};
@@ -85,15 +85,15 @@ std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& c
   const ConvolutionDescriptor& d = op->weights->descriptor;
   const ImageShape& src = context.src_shapes[0];
   if (src.width != d.kernel_width || src.height != d.kernel_height) {
-    detail::throw_shape_error(
-        *this, "a fully connected node needs a source of the kernel's size " +
-                   std::to_string(d.kernel_width) + "x" + std::to_string(d.kernel_height) +
-                   " (width x height), got " + std::to_string(src.width) + "x" +
-                   std::to_string(src.height));
+    detail::throw_shape_error(*this, "a fully connected node needs a source of the kernel's size " +
+                                         std::to_string(d.kernel_width) + "x" +
+                                         std::to_string(d.kernel_height) +
+                                         " (width x height), got " + std::to_string(src.width) +
+                                         "x" + std::to_string(src.height));
   }
   if (d.dilation_x != 1 || d.dilation_y != 1 || d.sub_pixel_scale_factor != 1) {
-    throw InvalidArgument(display_name() +
-                          ": dilation and sub-pixel scaling do not apply to a fully connected node");
+    throw InvalidArgument(
+        display_name() + ": dilation and sub-pixel scaling do not apply to a fully connected node");
   }
   op->fully_connected = true;
   op->x = forward_axis_geometry(src.width, d.kernel_width, 1, 1, PaddingSize::valid,
@@ -106,13 +106,12 @@ std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& c
 
 namespace detail {
 std::string ConvolutionOp::attributes() const {
-  std::string s = (fully_connected ? "fc " : "") + std::string("k") +
-                  std::to_string(kernel_width) + "x" + std::to_string(kernel_height) + " s" +
-                  std::to_string(x.stride) + "x" + std::to_string(y.stride) + " d" +
-                  std::to_string(dilation_x) + "x" + std::to_string(dilation_y) + " g" +
-                  std::to_string(groups) + " pad " + std::to_string(y.pad_before) + "," +
-                  std::to_string(x.pad_before) + "," + std::to_string(y.pad_after) + "," +
-                  std::to_string(x.pad_after);
+  std::string s = (fully_connected ? "fc " : "") + std::string("k") + std::to_string(kernel_width) +
+                  "x" + std::to_string(kernel_height) + " s" + std::to_string(x.stride) + "x" +
+                  std::to_string(y.stride) + " d" + std::to_string(dilation_x) + "x" +
+                  std::to_string(dilation_y) + " g" + std::to_string(groups) + " pad " +
+                  std::to_string(y.pad_before) + "," + std::to_string(x.pad_before) + "," +
+                  std::to_string(y.pad_after) + "," + std::to_string(x.pad_after);
   if (sub_pixel > 1) s += " subpixel" + std::to_string(sub_pixel);
   if (accumulator == AccumulatorPrecision::half) s += " acc=half";
   for (const PostOp& p : post_ops) {

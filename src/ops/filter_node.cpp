@@ -51,19 +51,18 @@ AxisGeometry standard_axis(const FilterNode& node, const char* axis, int source,
 
 void check_custom_axis(const FilterNode& node, const char* axis, AxisGeometry& g) {
   if (g.result_size <= 0 || g.pad_before < 0 || g.pad_before >= g.kernel_size) {
-    throw InvalidArgument(node.display_name() + ": the custom padding policy returned " + axis +
-                          " result_size " + std::to_string(g.result_size) + " and pad_before " +
-                          std::to_string(g.pad_before) +
-                          " (needs result_size > 0 and 0 <= pad_before < " +
-                          std::to_string(g.kernel_size) + ")");
+    throw InvalidArgument(
+        node.display_name() + ": the custom padding policy returned " + axis + " result_size " +
+        std::to_string(g.result_size) + " and pad_before " + std::to_string(g.pad_before) +
+        " (needs result_size > 0 and 0 <= pad_before < " + std::to_string(g.kernel_size) + ")");
   }
   g.pad_after = (g.result_size - 1) * g.stride + g.kernel_size - g.source_size - g.pad_before;
 }
 }  // namespace
 
 void resolve_padding(const FilterNode& node, const ImageShape& source, int kernel_width,
-                     int kernel_height, int stride_x, int stride_y, int dilation_x,
-                     int dilation_y, AxisGeometry& x, AxisGeometry& y) {
+                     int kernel_height, int stride_x, int stride_y, int dilation_x, int dilation_y,
+                     AxisGeometry& x, AxisGeometry& y) {
   x = standard_axis(node, "x", source.width, kernel_width, stride_x, dilation_x);
   y = standard_axis(node, "y", source.height, kernel_height, stride_y, dilation_y);
   if (node.padding_policy.size == PaddingSize::custom) {

@@ -15,8 +15,8 @@ std::unique_ptr<detail::Op> NeuronNode::lower(detail::LoweringContext& context) 
   if (neuron_.type == NeuronType::prelu &&
       static_cast<int>(neuron_.prelu_slopes.size()) != src.channels) {
     detail::throw_shape_error(*this, "prelu has " + std::to_string(neuron_.prelu_slopes.size()) +
-                                         " slopes for a source of " +
-                                         std::to_string(src.channels) + " channels");
+                                         " slopes for a source of " + std::to_string(src.channels) +
+                                         " channels");
   }
   auto op = std::make_unique<detail::NeuronOp>();
   op->name = display_name();

@@ -11,25 +11,38 @@ template <typename T>
 T apply_neuron(const NeuronDescriptor& n, T x, int channel) {
   const T a = static_cast<T>(n.a), b = static_cast<T>(n.b), c = static_cast<T>(n.c);
   switch (n.type) {
-    case NeuronType::none: return x;
-    case NeuronType::relu: return x >= T(0) ? x : a * x;
-    case NeuronType::linear: return a * x + b;
-    case NeuronType::sigmoid: return T(1) / (T(1) + std::exp(-x));
-    case NeuronType::hard_sigmoid: return std::fmin(std::fmax(a * x + b, T(0)), T(1));
-    case NeuronType::tanh: return a * std::tanh(b * x);
-    case NeuronType::absolute: return std::fabs(x);
-    case NeuronType::soft_plus: return a * std::log1p(std::exp(b * x));
-    case NeuronType::soft_sign: return x / (T(1) + std::fabs(x));
-    case NeuronType::elu: return x >= T(0) ? x : a * std::expm1(x);
+    case NeuronType::none:
+      return x;
+    case NeuronType::relu:
+      return x >= T(0) ? x : a * x;
+    case NeuronType::linear:
+      return a * x + b;
+    case NeuronType::sigmoid:
+      return T(1) / (T(1) + std::exp(-x));
+    case NeuronType::hard_sigmoid:
+      return std::fmin(std::fmax(a * x + b, T(0)), T(1));
+    case NeuronType::tanh:
+      return a * std::tanh(b * x);
+    case NeuronType::absolute:
+      return std::fabs(x);
+    case NeuronType::soft_plus:
+      return a * std::log1p(std::exp(b * x));
+    case NeuronType::soft_sign:
+      return x / (T(1) + std::fabs(x));
+    case NeuronType::elu:
+      return x >= T(0) ? x : a * std::expm1(x);
     case NeuronType::prelu:
       return x >= T(0) ? x : static_cast<T>(n.prelu_slopes[static_cast<std::size_t>(channel)]) * x;
-    case NeuronType::relu_n: return std::fmin(x >= T(0) ? x : a * x, b);
-    case NeuronType::power: return std::pow(a * x + b, c);
+    case NeuronType::relu_n:
+      return std::fmin(x >= T(0) ? x : a * x, b);
+    case NeuronType::power:
+      return std::pow(a * x + b, c);
     case NeuronType::exponential:
       return c > T(0) ? std::pow(c, a * x + b) : std::exp(a * x + b);
     case NeuronType::logarithm:
       return c > T(0) ? std::log(a * x + b) / std::log(c) : std::log(a * x + b);
-    case NeuronType::gelu: return T(0.5) * x * (T(1) + std::erf(x / std::sqrt(T(2))));
+    case NeuronType::gelu:
+      return T(0.5) * x * (T(1) + std::erf(x / std::sqrt(T(2))));
   }
   return x;
 }

@@ -49,8 +49,8 @@ struct Op {
   virtual std::string attributes() const { return ""; }
 
   OpKind kind;
-  std::string name;                     // the node's display name
-  std::vector<ImageShape> src_shapes;   // batch included
+  std::string name;                    // the node's display name
+  std::vector<ImageShape> src_shapes;  // batch included
   ImageShape dst_shape;
 };
 
@@ -133,7 +133,7 @@ void require_source_count(const FilterNode& node, const LoweringContext& context
                           std::size_t count);
 // The padding policy of `node` applied to both axes (custom callbacks included).
 void resolve_padding(const FilterNode& node, const ImageShape& source, int kernel_width,
-                     int kernel_height, int stride_x, int stride_y, int dilation_x,
-                     int dilation_y, AxisGeometry& x, AxisGeometry& y);
+                     int kernel_height, int stride_x, int stride_y, int dilation_x, int dilation_y,
+                     AxisGeometry& x, AxisGeometry& y);
 
 }  // namespace cnngraph::detail

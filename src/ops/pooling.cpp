@@ -39,7 +39,8 @@ std::unique_ptr<detail::Op> PoolingNode::lower(detail::LoweringContext& context)
 GlobalAveragePoolingNode::GlobalAveragePoolingNode(std::shared_ptr<ImageNode> source)
     : FilterNode({std::move(source)}, PaddingPolicy::valid()) {}
 
-std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower(detail::LoweringContext& context) const {
+std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower(
+    detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, 1);
   const ImageShape& src = context.src_shapes[0];
   auto op = std::make_unique<detail::PoolingOp>();

@@ -10,8 +10,8 @@ ReshapeNode::ReshapeNode(std::shared_ptr<ImageNode> source, int height, int widt
       width_(width),
       channels_(channels) {
   if (height <= 0 || width <= 0 || channels <= 0) {
-    throw InvalidArgument(kind() + ": sizes must be positive, got " + std::to_string(height) +
-                          "x" + std::to_string(width) + "x" + std::to_string(channels));
+    throw InvalidArgument(kind() + ": sizes must be positive, got " + std::to_string(height) + "x" +
+                          std::to_string(width) + "x" + std::to_string(channels));
   }
 }
 
@@ -20,8 +20,8 @@ std::unique_ptr<detail::Op> ReshapeNode::lower(detail::LoweringContext& context)
   const ImageShape& src = context.src_shapes[0];
   const ImageShape dst{src.batch, height_, width_, channels_};
   if (dst.elements_per_image() != src.elements_per_image()) {
-    detail::throw_shape_error(*this, "cannot reshape " + to_string(src) + " to " +
-                                         to_string(dst) + ": element counts differ");
+    detail::throw_shape_error(*this, "cannot reshape " + to_string(src) + " to " + to_string(dst) +
+                                         ": element counts differ");
   }
   auto op = std::make_unique<detail::ReshapeOp>();
   op->name = display_name();

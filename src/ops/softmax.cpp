@@ -4,8 +4,8 @@
 namespace cnngraph {
 
 namespace {
-std::unique_ptr<detail::Op> lower_softmax(const FilterNode& node,
-                                          detail::LoweringContext& context, bool logarithmic) {
+std::unique_ptr<detail::Op> lower_softmax(const FilterNode& node, detail::LoweringContext& context,
+                                          bool logarithmic) {
   detail::require_source_count(node, context, 1);
   auto op = std::make_unique<detail::SoftMaxOp>();
   op->name = node.display_name();

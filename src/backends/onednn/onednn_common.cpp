@@ -26,19 +26,25 @@ memory::desc nhwc_desc(const ImageShape& s, memory::data_type type) {
 std::optional<std::vector<Eltwise>> eltwise_chain(const NeuronDescriptor& n) {
   using V = std::vector<Eltwise>;
   switch (n.type) {
-    case NeuronType::none: return V{};
-    case NeuronType::relu: return V{{algorithm::eltwise_relu, n.a}};
-    case NeuronType::linear: return V{{algorithm::eltwise_linear, n.a, n.b}};
-    case NeuronType::sigmoid: return V{{algorithm::eltwise_logistic}};
+    case NeuronType::none:
+      return V{};
+    case NeuronType::relu:
+      return V{{algorithm::eltwise_relu, n.a}};
+    case NeuronType::linear:
+      return V{{algorithm::eltwise_linear, n.a, n.b}};
+    case NeuronType::sigmoid:
+      return V{{algorithm::eltwise_logistic}};
     case NeuronType::hard_sigmoid:
       return V{{algorithm::eltwise_linear, n.a, n.b}, {algorithm::eltwise_clip, 0.0f, 1.0f}};
     case NeuronType::tanh:
       return V{{algorithm::eltwise_linear, n.b, 0.0f}, {algorithm::eltwise_tanh, 0.0f, 0.0f, n.a}};
-    case NeuronType::absolute: return V{{algorithm::eltwise_abs}};
+    case NeuronType::absolute:
+      return V{{algorithm::eltwise_abs}};
     case NeuronType::soft_plus:
       return V{{algorithm::eltwise_linear, n.b, 0.0f},
                {algorithm::eltwise_soft_relu, 0.0f, 0.0f, n.a}};
-    case NeuronType::elu: return V{{algorithm::eltwise_elu, n.a}};
+    case NeuronType::elu:
+      return V{{algorithm::eltwise_elu, n.a}};
     case NeuronType::relu_n:
       return V{{algorithm::eltwise_relu, n.a}, {algorithm::eltwise_clip, -FLT_MAX, n.b}};
     case NeuronType::power:
@@ -47,19 +53,20 @@ std::optional<std::vector<Eltwise>> eltwise_chain(const NeuronDescriptor& n) {
       const float ln_c = n.c > 0.0f ? std::log(n.c) : 1.0f;
       return V{{algorithm::eltwise_linear, n.a * ln_c, n.b * ln_c}, {algorithm::eltwise_exp}};
     }
-    case NeuronType::gelu: return V{{algorithm::eltwise_gelu_erf}};
+    case NeuronType::gelu:
+      return V{{algorithm::eltwise_gelu_erf}};
     // oneDNN 2.6's log as a convolution post-op gave wrong results in our tests; our loop
     // evaluates it instead.
     case NeuronType::logarithm:
     case NeuronType::prelu:
-    case NeuronType::soft_sign: return std::nullopt;
+    case NeuronType::soft_sign:
+      return std::nullopt;
   }
   return std::nullopt;
 }
 
 PrimitiveKernel::PrimitiveKernel(dnnl::primitive primitive, std::vector<memory::desc> src_descs,
-                                 std::vector<int> src_args, memory::desc dst_desc,
-                                 std::string name)
+                                 std::vector<int> src_args, memory::desc dst_desc, std::string name)
     : primitive_(std::move(primitive)), src_args_(std::move(src_args)), name_(std::move(name)) {
   for (const auto& d : src_descs) srcs_.emplace_back(d, cpu_engine(), nullptr);
   dst_ = memory(dst_desc, cpu_engine(), nullptr);

@@ -29,16 +29,16 @@ class LoopKernel : public Kernel {
 
 template <typename OpType, typename Body>
 std::unique_ptr<Kernel> loop_kernel(const Op& op, std::string name, Body body) {
-  return std::make_unique<LoopKernel<OpType, Body>>(static_cast<const OpType&>(op),
-                                                    std::move(name), std::move(body));
+  return std::make_unique<LoopKernel<OpType, Body>>(static_cast<const OpType&>(op), std::move(name),
+                                                    std::move(body));
 }
 
 template <typename PrimitiveDesc, typename Primitive>
 std::unique_ptr<Kernel> primitive_kernel(const PrimitiveDesc& pd,
                                          std::vector<memory::desc> src_descs,
                                          std::vector<int> src_args, const memory::desc& dst) {
-  return std::make_unique<PrimitiveKernel>(Primitive(pd), std::move(src_descs),
-                                           std::move(src_args), dst, implementation_name(pd));
+  return std::make_unique<PrimitiveKernel>(Primitive(pd), std::move(src_descs), std::move(src_args),
+                                           dst, implementation_name(pd));
 }
 
 }  // namespace
@@ -50,21 +50,22 @@ std::unique_ptr<Kernel> make_neuron(const Op& op, const GraphOptions&) {
   if (chain && chain->size() == 1 && chain->front().scale == 1.0f) {
     const Eltwise& e = chain->front();
     try {
-      dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, e.algorithm, md,
-                                       e.alpha, e.beta);
+      dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, e.algorithm, md, e.alpha,
+                                       e.beta);
       dnnl::eltwise_forward::primitive_desc pd(desc, cpu_engine());
       return primitive_kernel<decltype(pd), dnnl::eltwise_forward>(pd, {md}, {DNNL_ARG_SRC}, md);
     } catch (const dnnl::error&) {
     }
   }
   // Chains and per-channel neurons: one pass of our own over the data.
-  return loop_kernel<NeuronOp>(op, "onednn:neuron_loop", [](const NeuronOp& o, const KernelArgs& a) {
-    const std::size_t count = o.dst_shape.elements();
-    const int C = o.dst_shape.channels;
-    for (std::size_t i = 0; i < count; ++i) {
-      a.dst[i] = apply_neuron<float>(o.neuron, a.srcs[0][i], static_cast<int>(i % C));
-    }
-  });
+  return loop_kernel<NeuronOp>(
+      op, "onednn:neuron_loop", [](const NeuronOp& o, const KernelArgs& a) {
+        const std::size_t count = o.dst_shape.elements();
+        const int C = o.dst_shape.channels;
+        for (std::size_t i = 0; i < count; ++i) {
+          a.dst[i] = apply_neuron<float>(o.neuron, a.srcs[0][i], static_cast<int>(i % C));
+        }
+      });
 }
 
 std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&) {

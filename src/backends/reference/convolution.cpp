@@ -46,9 +46,10 @@ class ReferenceConvolution : public Kernel {
               for (int s = 0; s < S; ++s) {
                 const int ix = q * op_.x.stride - op_.x.pad_before + s * op_.dilation_x;
                 if (ix < 0 || ix >= in.width) continue;
-                const float* x = args.srcs[0] +
-                                 ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) *
-                                     in.channels + group * C;
+                const float* x =
+                    args.srcs[0] +
+                    ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * in.channels +
+                    group * C;
                 const float* wk = w + ((static_cast<std::size_t>(k) * R + r) * S + s) * C;
                 for (int c = 0; c < C; ++c) {
                   if (half) {

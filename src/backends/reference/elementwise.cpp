@@ -32,23 +32,25 @@ std::unique_ptr<Kernel> make_lambda_kernel(const Op& op, std::string name, Body 
 }  // namespace
 
 std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<NeuronOp>(op, "reference:neuron", [](const NeuronOp& o, const KernelArgs& a) {
-    const std::size_t count = o.dst_shape.elements();
-    const int C = o.dst_shape.channels;
-    for (std::size_t i = 0; i < count; ++i) {
-      a.dst[i] = static_cast<float>(
-          apply_neuron<double>(o.neuron, a.srcs[0][i], static_cast<int>(i % C)));
-    }
-  });
+  return make_lambda_kernel<NeuronOp>(
+      op, "reference:neuron", [](const NeuronOp& o, const KernelArgs& a) {
+        const std::size_t count = o.dst_shape.elements();
+        const int C = o.dst_shape.channels;
+        for (std::size_t i = 0; i < count; ++i) {
+          a.dst[i] = static_cast<float>(
+              apply_neuron<double>(o.neuron, a.srcs[0][i], static_cast<int>(i % C)));
+        }
+      });
 }
 
 std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<AdditionOp>(op, "reference:add", [](const AdditionOp& o, const KernelArgs& a) {
-    const std::size_t count = o.dst_shape.elements();
-    for (std::size_t i = 0; i < count; ++i) {
-      a.dst[i] = static_cast<float>(static_cast<double>(a.srcs[0][i]) + a.srcs[1][i]);
-    }
-  });
+  return make_lambda_kernel<AdditionOp>(
+      op, "reference:add", [](const AdditionOp& o, const KernelArgs& a) {
+        const std::size_t count = o.dst_shape.elements();
+        for (std::size_t i = 0; i < count; ++i) {
+          a.dst[i] = static_cast<float>(static_cast<double>(a.srcs[0][i]) + a.srcs[1][i]);
+        }
+      });
 }
 
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op, const GraphOptions&) {
@@ -64,16 +66,17 @@ std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op, const G
 }
 
 std::unique_ptr<Kernel> make_reference_reshape(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<ReshapeOp>(op, "reference:copy", [](const ReshapeOp& o, const KernelArgs& a) {
-    std::memcpy(a.dst, a.srcs[0], o.dst_shape.elements() * sizeof(float));
-  });
+  return make_lambda_kernel<ReshapeOp>(
+      op, "reference:copy", [](const ReshapeOp& o, const KernelArgs& a) {
+        std::memcpy(a.dst, a.srcs[0], o.dst_shape.elements() * sizeof(float));
+      });
 }
 
 std::unique_ptr<Kernel> make_reference_concatenation(const Op& op, const GraphOptions&) {
   return make_lambda_kernel<ConcatenationOp>(
       op, "reference:concat", [](const ConcatenationOp& o, const KernelArgs& a) {
-        const std::size_t pixels = static_cast<std::size_t>(o.dst_shape.batch) *
-                                   o.dst_shape.height * o.dst_shape.width;
+        const std::size_t pixels =
+            static_cast<std::size_t>(o.dst_shape.batch) * o.dst_shape.height * o.dst_shape.width;
         const std::size_t C = o.dst_shape.channels;
         std::size_t offset = 0;
         for (std::size_t s = 0; s < o.src_shapes.size(); ++s) {

@@ -30,7 +30,9 @@ class ReferencePooling : public Kernel {
                 const int ix = q * op_.x.stride - op_.x.pad_before + s;
                 if (ix < 0 || ix >= in.width) continue;
                 const double v =
-                    args.srcs[0][((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * C + c];
+                    args.srcs[0]
+                             [((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * C +
+                              c];
                 max = std::max(max, v);
                 sum += v;
                 ++count;
