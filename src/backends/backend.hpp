@@ -43,6 +43,27 @@ struct KernelCandidate {
   std::unique_ptr<Kernel> (*make)(const Op& op, const GraphOptions& options);
 };
 
+// A kernel whose body is a function of the op and the run's buffers (plain loops).
+template <typename OpType, typename Body>
+class FunctionKernel : public Kernel {
+ public:
+  FunctionKernel(const OpType& op, std::string name, Body body)
+      : op_(op), name_(std::move(name)), body_(std::move(body)) {}
+  void run(const KernelArgs& args) override { body_(op_, args); }
+  std::string implementation() const override { return name_; }
+
+ private:
+  const OpType& op_;
+  std::string name_;
+  Body body_;
+};
+
+template <typename OpType, typename Body>
+std::unique_ptr<Kernel> function_kernel(const Op& op, std::string name, Body body) {
+  return std::make_unique<FunctionKernel<OpType, Body>>(static_cast<const OpType&>(op),
+                                                        std::move(name), std::move(body));
+}
+
 std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, const Op& op,
                                     const GraphOptions& options, const std::string& backend);
 

@@ -12,27 +12,6 @@ using dnnl::memory;
 
 namespace {
 
-// A kernel running a plain loop over the op.
-template <typename OpType, typename Body>
-class LoopKernel : public Kernel {
- public:
-  LoopKernel(const OpType& op, std::string name, Body body)
-      : op_(op), name_(std::move(name)), body_(std::move(body)) {}
-  void run(const KernelArgs& args) override { body_(op_, args); }
-  std::string implementation() const override { return name_; }
-
- private:
-  const OpType& op_;
-  std::string name_;
-  Body body_;
-};
-
-template <typename OpType, typename Body>
-std::unique_ptr<Kernel> loop_kernel(const Op& op, std::string name, Body body) {
-  return std::make_unique<LoopKernel<OpType, Body>>(static_cast<const OpType&>(op), std::move(name),
-                                                    std::move(body));
-}
-
 template <typename PrimitiveDesc, typename Primitive>
 std::unique_ptr<Kernel> primitive_kernel(const PrimitiveDesc& pd,
                                          std::vector<memory::desc> src_descs,
@@ -58,7 +37,7 @@ std::unique_ptr<Kernel> make_neuron(const Op& op, const GraphOptions&) {
     }
   }
   // Chains and per-channel neurons: one pass of our own over the data.
-  return loop_kernel<NeuronOp>(
+  return function_kernel<NeuronOp>(
       op, "onednn:neuron_loop", [](const NeuronOp& o, const KernelArgs& a) {
         const std::size_t count = o.dst_shape.elements();
         const int C = o.dst_shape.channels;
@@ -122,7 +101,7 @@ std::unique_ptr<Kernel> make_softmax(const Op& op, const GraphOptions&) {
 }
 
 std::unique_ptr<Kernel> make_batch_normalization(const Op& op, const GraphOptions&) {
-  return loop_kernel<BatchNormalizationOp>(
+  return function_kernel<BatchNormalizationOp>(
       op, "onednn:affine_loop", [](const BatchNormalizationOp& o, const KernelArgs& a) {
         const std::size_t C = o.dst_shape.channels;
         const std::size_t pixels = o.dst_shape.elements() / C;
@@ -135,7 +114,7 @@ std::unique_ptr<Kernel> make_batch_normalization(const Op& op, const GraphOption
 }
 
 std::unique_ptr<Kernel> make_reshape(const Op& op, const GraphOptions&) {
-  return loop_kernel<ReshapeOp>(op, "onednn:copy", [](const ReshapeOp& o, const KernelArgs& a) {
+  return function_kernel<ReshapeOp>(op, "onednn:copy", [](const ReshapeOp& o, const KernelArgs& a) {
     std::memcpy(a.dst, a.srcs[0], o.dst_shape.elements() * sizeof(float));
   });
 }

@@ -6,33 +6,8 @@
 
 namespace cnngraph::detail {
 
-namespace {
-
-// A kernel defined by a lambda over (args, op).
-template <typename OpType, typename Body>
-class LambdaKernel : public Kernel {
- public:
-  LambdaKernel(const OpType& op, std::string name, Body body)
-      : op_(op), name_(std::move(name)), body_(std::move(body)) {}
-  void run(const KernelArgs& args) override { body_(op_, args); }
-  std::string implementation() const override { return name_; }
-
- private:
-  const OpType& op_;
-  std::string name_;
-  Body body_;
-};
-
-template <typename OpType, typename Body>
-std::unique_ptr<Kernel> make_lambda_kernel(const Op& op, std::string name, Body body) {
-  return std::make_unique<LambdaKernel<OpType, Body>>(static_cast<const OpType&>(op),
-                                                      std::move(name), std::move(body));
-}
-
-}  // namespace
-
 std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<NeuronOp>(
+  return function_kernel<NeuronOp>(
       op, "reference:neuron", [](const NeuronOp& o, const KernelArgs& a) {
         const std::size_t count = o.dst_shape.elements();
         const int C = o.dst_shape.channels;
@@ -44,7 +19,7 @@ std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions&)
 }
 
 std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<AdditionOp>(
+  return function_kernel<AdditionOp>(
       op, "reference:add", [](const AdditionOp& o, const KernelArgs& a) {
         const std::size_t count = o.dst_shape.elements();
         for (std::size_t i = 0; i < count; ++i) {
@@ -54,7 +29,7 @@ std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions
 }
 
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<BatchNormalizationOp>(
+  return function_kernel<BatchNormalizationOp>(
       op, "reference:batch_norm", [](const BatchNormalizationOp& o, const KernelArgs& a) {
         const std::size_t count = o.dst_shape.elements();
         const std::size_t C = o.dst_shape.channels;
@@ -66,14 +41,14 @@ std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op, const G
 }
 
 std::unique_ptr<Kernel> make_reference_reshape(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<ReshapeOp>(
+  return function_kernel<ReshapeOp>(
       op, "reference:copy", [](const ReshapeOp& o, const KernelArgs& a) {
         std::memcpy(a.dst, a.srcs[0], o.dst_shape.elements() * sizeof(float));
       });
 }
 
 std::unique_ptr<Kernel> make_reference_concatenation(const Op& op, const GraphOptions&) {
-  return make_lambda_kernel<ConcatenationOp>(
+  return function_kernel<ConcatenationOp>(
       op, "reference:concat", [](const ConcatenationOp& o, const KernelArgs& a) {
         const std::size_t pixels =
             static_cast<std::size_t>(o.dst_shape.batch) * o.dst_shape.height * o.dst_shape.width;
