@@ -148,13 +148,12 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   }
   plan_memory(*program);
   for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));
-  for (const Value& v : program->values) {
-    if (v.node->export_from_graph && v.storage == Value::Storage::output) {
-      for (const auto& filter : g.order) {
-        if (filter->result_image().get() == v.node) {
-          program->exported_values.emplace_back(filter->result_image(), value_of.at(v.node));
-        }
-      }
+  for (std::size_t v = 0; v < program->values.size(); ++v) {
+    const Value& value = program->values[v];
+    if (value.node->export_from_graph && value.storage == Value::Storage::output &&
+        !value.node->is_source()) {
+      program->exported_values.emplace_back(value.node->producer()->result_image(),
+                                            static_cast<int>(v));
     }
   }
   // Kernels last: every op now has its final post-ops and sources.
