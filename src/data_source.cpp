@@ -10,11 +10,6 @@ namespace cnngraph {
 
 namespace {
 
-std::size_t weight_count(const ConvolutionDescriptor& d) {
-  return static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width *
-         (d.input_feature_channels / d.groups);
-}
-
 template <typename T>
 std::vector<std::byte> as_bytes(const std::vector<T>& values) {
   std::vector<std::byte> bytes(values.size() * sizeof(T));
@@ -46,7 +41,7 @@ ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descri
       quantization_data_(std::move(quantization_data)) {
   const std::string context = "ArrayDataSource '" + label_ + "'";
   descriptor_.validate(context);
-  const std::size_t expected = weight_count(descriptor_);
+  const std::size_t expected = descriptor_.weight_count();
   if (bytes_.size() != expected * size_of(type_)) {
     throw InvalidArgument(context + ": weights count " +
                           counts(expected, bytes_.size() / size_of(type_)));
@@ -92,6 +87,21 @@ std::shared_ptr<ArrayDataSource> ArrayDataSource::quantized_lookup_table(
   return std::shared_ptr<ArrayDataSource>(new ArrayDataSource(
       std::move(label), std::move(descriptor), DataType::u8, as_bytes(weights), std::move(bias),
       QuantizationType::lookup_table, std::vector<float>(table.begin(), table.end())));
+}
+
+bool ConvolutionDataSource::update(const ConvolutionGradientState& gradient,
+                                   const WeightsAndBiasesState&) {
+  throw Unsupported(gradient.node_label + ": data source '" + label() +
+                    "' does not implement update(), which TrainingStyle::cpu needs "
+                    "(use TrainableDataSource, or set training_style to device or none)");
+}
+
+std::shared_ptr<WeightsAndBiasesState> ConvolutionDataSource::update_on_device(
+    const UpdateContext&, const ConvolutionGradientState& gradient,
+    const std::shared_ptr<WeightsAndBiasesState>&) {
+  throw Unsupported(gradient.node_label + ": data source '" + label() +
+                    "' does not implement update_on_device(), which TrainingStyle::device needs "
+                    "(use TrainableDataSource, or set training_style to cpu or none)");
 }
 
 std::shared_ptr<ConvolutionDataSource> ArrayDataSource::copy() const {

@@ -13,6 +13,7 @@
 
 #include "cnngraph/descriptor.hpp"
 #include "cnngraph/image.hpp"
+#include "cnngraph/training_state.hpp"
 
 namespace cnngraph {
 
@@ -52,6 +53,22 @@ class ConvolutionDataSource {
 
   // A new, independent source with the same contents.
   virtual std::shared_ptr<ConvolutionDataSource> copy() const = 0;
+
+  // Training with TrainingStyle::cpu: called after each batch with the gradients on the host
+  // and the weights that batch computed with. Change your own weights and return true to
+  // have the graph reload them (load, copy, purge) before the next batch; false: no change.
+  // A throw fails the run; the graph's weights stay as they were. The default throws
+  // Unsupported: a source used with TrainingStyle::cpu must implement it.
+  virtual bool update(const ConvolutionGradientState& gradient,
+                      const WeightsAndBiasesState& source_state);
+
+  // Training with TrainingStyle::device: update the weights where the graph keeps them,
+  // without a host round trip (on CPU devices they are host memory). Return the state
+  // holding the new weights -- `source_state` itself when updated in place -- or null for no
+  // change. The default throws Unsupported.
+  virtual std::shared_ptr<WeightsAndBiasesState> update_on_device(
+      const UpdateContext& context, const ConvolutionGradientState& gradient,
+      const std::shared_ptr<WeightsAndBiasesState>& source_state);
 
   // Held by the library around each load / read / purge sequence.
   std::mutex& library_mutex() const { return library_mutex_; }

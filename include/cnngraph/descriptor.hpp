@@ -2,6 +2,7 @@
 // variants) and NeuronDescriptor (MPSNNNeuronDescriptor).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,12 @@ struct ConvolutionDescriptor {
   void set_batch_normalization(std::vector<float> mean, std::vector<float> variance,
                                std::vector<float> gamma, std::vector<float> beta, float epsilon);
 
+  // How many weights the data source supplies: output * kernel_height * kernel_width *
+  // (input / groups).
+  std::size_t weight_count() const {
+    return static_cast<std::size_t>(output_feature_channels) * kernel_height * kernel_width *
+           (input_feature_channels / groups);
+  }
   // Every size and stride positive, channels divisible by groups, batch-norm arrays of
   // output_feature_channels entries... Throws InvalidArgument naming `context`, the field
   // and the value.

@@ -43,4 +43,11 @@ class Unsupported : public Error {
   using Error::Error;
 };
 
+// A computed value is not finite where the library must not go on (a NaN or infinite loss:
+// the batch's weight updates are skipped and the run throws this).
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace cnngraph

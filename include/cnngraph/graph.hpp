@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "cnngraph/device.hpp"
 #include "cnngraph/image.hpp"
+#include "cnngraph/loss.hpp"
 #include "cnngraph/nodes.hpp"
 
 namespace cnngraph {
@@ -36,9 +39,14 @@ struct Results {
   // The intermediates marked export_from_graph.
   std::vector<std::pair<std::shared_ptr<ImageNode>, Image>> exported;
 
+  // The value of each loss node of the graph for this batch (reduced per its descriptor).
+  std::vector<std::pair<std::string, float>> losses;
+
   const Image& operator[](std::size_t i) const { return images.at(i); }
   // Throws InvalidArgument when `node` was not exported.
   const Image& exported_image(const ImageNode& node) const;
+  // The sum of `losses`; throws InvalidArgument when the graph has no loss node.
+  float loss() const;
 };
 
 class Graph {
@@ -65,6 +73,25 @@ class Graph {
   // sources). Thread-safe: concurrent runs on one graph are serialized.
   Results run(const std::vector<Image>& sources);
   std::future<Results> run_async(std::vector<Image> sources);
+  // A run of a graph with loss nodes: one LossLabels per label_handles() entry. In a training
+  // graph this is one training step: forward, loss, backward, then every trainable node's
+  // update per its training_style. A non-finite loss throws NumericalError before any
+  // update; an update that throws fails the run and leaves the graph's weights unchanged.
+  Results run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels);
+  std::future<Results> run_async(std::vector<Image> sources, std::vector<LossLabels> labels);
+
+  // The labels nodes of the graph's loss nodes, in the order run() takes LossLabels
+  // (Apple: sourceStateHandles).
+  std::vector<std::shared_ptr<ImageNode>> label_handles() const;
+  // How many batches have run (the dropout masks and UpdateContext::batch count them).
+  std::uint64_t batch_count() const;
+
+  // Checkpoints: every trainable node's current weights and biases in one safetensors file
+  // (docs/weights-format.md: tensors "<label>.weight" OHWI and "<label>.bias", label = the
+  // data source's label, which must be unique in the graph). Loading sets the graph's
+  // weights and, for TrainableDataSource, the source's own copy, bit-exactly.
+  void save_checkpoint(const std::filesystem::path& path) const;
+  void load_checkpoint(const std::filesystem::path& path);
 
   // Re-reads every data source (load, copy, purge) before the next run.
   void reload_from_data_sources();

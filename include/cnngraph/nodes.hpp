@@ -4,6 +4,8 @@
 // keeps the filter (and everything it reads) alive.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +24,8 @@ struct LoweringContext;
 }  // namespace detail
 
 class FilterNode;
+class GradientNode;
+class LossNode;
 
 // Apple: MPSNNImageNode. A source (graph input) when no filter produces it.
 class ImageNode {
@@ -40,10 +44,15 @@ class ImageNode {
   // The filter that makes this image, or null for a graph source.
   const FilterNode* producer() const { return producer_; }
   bool is_source() const { return producer_ == nullptr; }
+  // True for a loss node's labels (and label weights): they enter through Graph::run's
+  // labels, not as source images.
+  bool is_labels() const { return is_labels_; }
 
  private:
   friend class FilterNode;
+  friend class LossNode;
   const FilterNode* producer_ = nullptr;
+  bool is_labels_ = false;
 };
 
 // Apple: MPSNNStateNode. Non-image data passed between nodes.
@@ -56,6 +65,8 @@ class StateNode {
 
  private:
   friend class FilterNode;
+class GradientNode;
+class LossNode;
   const FilterNode* producer_ = nullptr;
 };
 
@@ -71,6 +82,13 @@ enum class TrainingStyle { none, cpu, device };
 
 // MPSNNConvolutionAccumulatorPrecisionOption: half permits 16-bit accumulation.
 enum class AccumulatorPrecision { half, single };
+
+// Called by training_graph for each node it makes (Apple: MPSGradientNodeBlock): the new
+// node, the forward node it differentiates (or, for an inserted sum of gradients, that
+// addition node itself), the forward source it is the gradient of, and its gradient source.
+using GradientNodeHandler =
+    std::function<void(FilterNode& gradient_node, const FilterNode& forward_node,
+                       const ImageNode& forward_source, const ImageNode& gradient_source)>;
 
 // Apple: MPSNNFilterNode.
 class FilterNode : public std::enable_shared_from_this<FilterNode> {
@@ -94,6 +112,35 @@ class FilterNode : public std::enable_shared_from_this<FilterNode> {
   // Library internal: turns this node into a planned operation for given source sizes.
   virtual std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const = 0;
 
+  // The node computing the gradient with respect to source `source_index` from the gradient
+  // of this node's result. Throws Unsupported for nodes without a gradient.
+  virtual std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const;
+  // Apple: gradientFilter(withSource:), for the first source.
+  std::shared_ptr<FilterNode> gradient_filter(std::shared_ptr<ImageNode> source_gradient) const;
+  // Apple: gradientFilters(withSource:), one per source.
+  std::vector<std::shared_ptr<FilterNode>> gradient_filters(
+      std::shared_ptr<ImageNode> source_gradient) const;
+
+  // Apple: trainingGraph(withSourceGradient:nodeHandler:). Walks back from this node (usually
+  // a loss) and makes a gradient node for every forward node that leads to something
+  // trainable, in reverse order; stops at graph sources and at stop_gradient images; sums
+  // the gradients of an image read by several filters; computes no input gradient for a
+  // graph source (the first layer). With no source_gradient, the result of this node is the
+  // starting gradient (a loss node's result is its gradient). Returns the result images of
+  // the terminal nodes: build a Graph from them (results not needed) to run forward, loss,
+  // backward and the weight updates in one go.
+  std::vector<std::shared_ptr<ImageNode>> training_graph(
+      std::shared_ptr<ImageNode> source_gradient = nullptr,
+      const GradientNodeHandler& node_handler = {}) const;
+
+  // Whether this node has parameters that a training graph updates.
+  virtual bool is_trainable() const { return false; }
+
+  // Library internal: lowers a GradientNode made by this node's gradient_filter_for.
+  virtual std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                                     const GradientNode& gradient) const;
+
  protected:
   FilterNode(std::vector<std::shared_ptr<ImageNode>> sources, PaddingPolicy default_padding);
   // Aliases a member of this node so that holding it keeps the node alive.
@@ -115,7 +162,7 @@ class ConvolutionNode : public FilterNode {
                   std::shared_ptr<ConvolutionDataSource> weights);
 
   AccumulatorPrecision accumulator_precision = AccumulatorPrecision::single;
-  // Behaviour lands with training; stored and reported now.
+  // Where a training graph updates the weights (section "Training" of the README).
   TrainingStyle training_style = TrainingStyle::device;
 
   const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
@@ -124,6 +171,9 @@ class ConvolutionNode : public FilterNode {
   std::string kind() const override { return "convolution"; }
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  bool is_trainable() const override { return training_style != TrainingStyle::none; }
 
  protected:
   ConvolutionNode(std::shared_ptr<ImageNode> source, std::shared_ptr<ConvolutionDataSource> weights,
@@ -151,6 +201,10 @@ class NeuronNode : public FilterNode {
   const NeuronDescriptor& neuron() const { return neuron_; }
   std::string kind() const override { return "neuron_" + to_string(neuron_.type); }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 
  private:
   NeuronDescriptor neuron_;
@@ -172,6 +226,10 @@ class PoolingNode : public FilterNode {
   int stride_y() const { return stride_y_; }
   std::string kind() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 
  private:
   PoolingType type_;
@@ -207,6 +265,10 @@ class GlobalAveragePoolingNode : public FilterNode {
   explicit GlobalAveragePoolingNode(std::shared_ptr<ImageNode> source);
   std::string kind() const override { return "global_average_pooling"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 };
 
 // Apple: MPSNNAdditionNode. Element-wise sum of two images of the same size (residual).
@@ -215,6 +277,10 @@ class AdditionNode : public FilterNode {
   AdditionNode(std::shared_ptr<ImageNode> left, std::shared_ptr<ImageNode> right);
   std::string kind() const override { return "addition"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 };
 
 // Apple: MPSNNConcatenationNode. Joins images of the same size along channels.
@@ -223,6 +289,10 @@ class ConcatenationNode : public FilterNode {
   explicit ConcatenationNode(std::vector<std::shared_ptr<ImageNode>> sources);
   std::string kind() const override { return "concatenation"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 };
 
 // Apple: MPSCNNSoftMaxNode. Soft-max over the channels of each pixel.
@@ -231,6 +301,10 @@ class SoftMaxNode : public FilterNode {
   explicit SoftMaxNode(std::shared_ptr<ImageNode> source);
   std::string kind() const override { return "softmax"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 };
 
 // Apple: MPSCNNLogSoftMaxNode.
@@ -239,6 +313,10 @@ class LogSoftMaxNode : public FilterNode {
   explicit LogSoftMaxNode(std::shared_ptr<ImageNode> source);
   std::string kind() const override { return "log_softmax"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 };
 
 // Apple: MPSCNNBatchNormalizationNode, inference form (running statistics).
@@ -263,9 +341,80 @@ class ReshapeNode : public FilterNode {
   int channels() const { return channels_; }
   std::string kind() const override { return "reshape"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
 
  private:
   int height_, width_, channels_;
+};
+
+// MPSNNConvolutionGradientOption: which gradients a ConvolutionGradientNode computes.
+enum class GradientOption { input, weights_and_bias, all };
+
+// Apple: MPSCNNConvolutionGradientNode. Its result is the gradient with respect to the
+// forward convolution's source; it also fills the weight and bias gradients that the
+// forward node's data source is updated from (per its training_style).
+class ConvolutionGradientNode : public FilterNode {
+ public:
+  // `source_image` is the forward convolution's source, `gradient_state` its
+  // convolution_gradient_state(), `weights` its data source (checked).
+  ConvolutionGradientNode(std::shared_ptr<ImageNode> source_gradient,
+                          std::shared_ptr<ImageNode> source_image,
+                          std::shared_ptr<ConvolutionGradientStateNode> gradient_state,
+                          std::shared_ptr<ConvolutionDataSource> weights);
+
+  GradientOption gradient_option = GradientOption::all;
+
+  const ConvolutionNode& forward() const { return *forward_; }
+  std::string kind() const override { return forward_->kind() + "_gradient"; }
+  std::string display_name() const override;
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+
+ private:
+  std::shared_ptr<const ConvolutionNode> forward_;
+};
+
+// The gradient of every other forward node (Apple: MPSCNNNeuronGradientNode,
+// MPSCNNPoolingGradientNode, MPSCNNSoftMaxGradientNode, MPSNNArithmeticGradientNode, ...),
+// made by the forward node's gradient_filter_for. sources()[0] is the gradient of the
+// forward result; the others are what the forward node's gradient recipe reads.
+class GradientNode : public FilterNode {
+ public:
+  GradientNode(std::shared_ptr<const FilterNode> forward, std::size_t source_index,
+               std::vector<std::shared_ptr<ImageNode>> sources);
+  const FilterNode& forward() const { return *forward_; }
+  // Which source of the forward node this is the gradient of.
+  std::size_t source_index() const { return source_index_; }
+  std::string kind() const override { return forward_->kind() + "_gradient"; }
+  std::string display_name() const override;
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+
+ private:
+  std::shared_ptr<const FilterNode> forward_;
+  std::size_t source_index_;
+};
+
+// Apple: MPSCNNDropoutNode. Keeps each element with probability keep_probability and scales
+// it by 1 / keep_probability. The mask is a pure function of (seed, the graph's batch count,
+// element index), so the gradient node reproduces it without storing it. Put it only in the
+// training graph (an inference graph simply leaves it out).
+class DropoutNode : public FilterNode {
+ public:
+  DropoutNode(std::shared_ptr<ImageNode> source, float keep_probability, std::uint64_t seed = 1);
+  float keep_probability() const { return keep_probability_; }
+  std::uint64_t seed() const { return seed_; }
+  std::string kind() const override { return "dropout"; }
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+
+ private:
+  float keep_probability_;
+  std::uint64_t seed_;
 };
 
 }  // namespace cnngraph

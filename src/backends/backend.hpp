@@ -17,6 +17,7 @@ namespace cnngraph::detail {
 struct KernelArgs {
   std::vector<const float*> srcs;
   float* dst = nullptr;
+  std::uint64_t batch = 0;  // the graph's batch counter (dropout masks)
 };
 
 class Kernel {

@@ -1,6 +1,7 @@
 // Graph: owns the analysis, the prepared weights and the compiled programs, and runs them.
 #include "cnngraph/graph.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <mutex>
 
@@ -9,6 +10,7 @@
 #include "graph/describe.hpp"
 #include "graph/program.hpp"
 #include "graph/structure.hpp"
+#include "graph/trainables.hpp"
 #include "graph/weights.hpp"
 
 namespace cnngraph {
@@ -25,8 +27,10 @@ struct Graph::Impl {
   bool weights_ready = false;
   std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> weights;
   std::map<const FilterNode*, FusedChain> chains;
+  std::vector<Trainable> trainables;
   std::map<std::vector<ImageShape>, std::unique_ptr<Program>> programs;
   const Program* last_program = nullptr;
+  std::uint64_t batches = 0;
 
   Impl(Device d, GraphOptions o, GraphStructure s)
       : device(d), options(o), structure(std::move(s)), backend(make_backend(d)) {}
@@ -36,17 +40,27 @@ struct Graph::Impl {
   void prepare_weights_and_fusion() {
     if (weights_ready) return;
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> loaded;
+    std::vector<Trainable> trained = prepare_trainables(structure, loaded);
     for (const auto& filter : structure.order) {
-      if (const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get())) {
-        loaded[conv] = detail::prepare_weights(*conv);
-      }
+      const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
+      if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
     }
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;
     };
+    const auto is_trained = [&](const ConvolutionNode& c) {
+      for (const Trainable& t : trained) {
+        if (t.node == &c) return true;
+      }
+      return false;
+    };
+    // A trained convolution keeps its own weights object (updates rewrite it in place), so
+    // nothing is folded into it.
     auto planned = plan_fusion(
         structure,
-        [&](const ConvolutionNode& c) { return descriptor_of(c).sub_pixel_scale_factor == 1; },
+        [&](const ConvolutionNode& c) {
+          return descriptor_of(c).sub_pixel_scale_factor == 1 && !is_trained(c);
+        },
         [&](const ConvolutionNode& c) { return descriptor_of(c).neuron.type != NeuronType::none; });
     for (const auto& [conv, chain] : planned) {
       if (chain.batch_norm)
@@ -54,6 +68,7 @@ struct Graph::Impl {
     }
     weights = std::move(loaded);
     chains = std::move(planned);
+    trainables = std::move(trained);
     weights_ready = true;
   }
 
@@ -61,7 +76,7 @@ struct Graph::Impl {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
     if (it == programs.end()) {
-      CompileInputs inputs{structure, chains, weights, *backend, options};
+      CompileInputs inputs{structure, chains, weights, trainables, *backend, options};
       it = programs.emplace(shapes, compile_program(inputs, shapes)).first;
     }
     last_program = it->second.get();
@@ -105,7 +120,37 @@ struct Graph::Impl {
     return shapes;
   }
 
-  Results run(const std::vector<Image>& sources) {
+  // One-filled label weights for loss nodes whose labels come without weights.
+  std::vector<float> unit_weights;
+
+  std::vector<const float*> label_pointers(const Program& program,
+                                           const std::vector<LossLabels>& labels) {
+    const auto& losses = structure.loss_nodes;
+    if (labels.size() != losses.size()) {
+      throw InvalidArgument("Graph::run: the graph has " + std::to_string(losses.size()) +
+                            " loss node(s) and takes as many LossLabels; got " +
+                            std::to_string(labels.size()));
+    }
+    std::vector<const float*> pointers;
+    for (std::size_t k = 0; k < losses.size(); ++k) {
+      const ImageShape& expected = program.values[program.label_values[k]].shape;
+      if (labels[k].labels().shape() != expected) {
+        throw ShapeError(losses[k]->display_name() + ": the labels are " +
+                         to_string(labels[k].labels().shape()) + " but the predictions are " +
+                         to_string(expected));
+      }
+      pointers.push_back(reinterpret_cast<const float*>(labels[k].labels().data()));
+      if (labels[k].weights().empty()) {
+        if (unit_weights.size() < expected.elements()) unit_weights.assign(expected.elements(), 1.0f);
+        pointers.push_back(unit_weights.data());
+      } else {
+        pointers.push_back(reinterpret_cast<const float*>(labels[k].weights().data()));
+      }
+    }
+    return pointers;
+  }
+
+  Results run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels) {
     std::lock_guard lock(mutex);
     Program& program = program_for(check_sources(sources));
     // Sources that are not f32 are converted once at the boundary.
@@ -117,6 +162,7 @@ struct Graph::Impl {
                            : (converted[i] = sources[i].converted_to(DataType::f32));
       source_data[i] = reinterpret_cast<const float*>(s.data());
     }
+    for (const float* p : label_pointers(program, labels)) source_data.push_back(p);
     std::vector<Image>& outputs = program.output_storage;
     outputs.resize(program.values.size());
     for (std::size_t v = 0; v < outputs.size(); ++v) {
@@ -137,6 +183,7 @@ struct Graph::Impl {
       return nullptr;
     };
     KernelArgs args;
+    args.batch = batches++;
     for (Step& step : program.steps) {
       args.srcs.clear();
       for (int v : step.srcs) args.srcs.push_back(pointer(v));
@@ -148,6 +195,15 @@ struct Graph::Impl {
       step.kernel->run(args);
     }
     Results results;
+    for (const LossOp* loss : program.loss_ops) {
+      results.losses.emplace_back(loss->name, static_cast<float>(loss->value));
+      if (!std::isfinite(loss->value)) {
+        throw NumericalError(loss->name + ": the loss of batch " + std::to_string(args.batch) +
+                             " is " + std::to_string(loss->value) +
+                             "; no weights were updated (check the learning rate and inputs)");
+      }
+    }
+    if (!trainables.empty()) apply_updates(trainables, device, args.batch, sources[0].shape().batch);
     for (std::size_t r = 0; r < program.result_values.size(); ++r) {
       const int v = program.result_values[r];
       if (!structure.results_needed[r]) {
@@ -162,6 +218,13 @@ struct Graph::Impl {
     return results;
   }
 };
+
+float Results::loss() const {
+  if (losses.empty()) throw InvalidArgument("Results::loss: the graph has no loss node");
+  float total = 0.0f;
+  for (const auto& [name, value] : losses) total += value;
+  return total;
+}
 
 const Image& Results::exported_image(const ImageNode& node) const {
   for (const auto& [n, image] : exported) {
@@ -208,12 +271,48 @@ void Graph::compile(const std::vector<ImageShape>& source_shapes) {
   impl_->program_for(source_shapes);
 }
 
-Results Graph::run(const std::vector<Image>& sources) { return impl_->run(sources); }
+Results Graph::run(const std::vector<Image>& sources) { return impl_->run(sources, {}); }
+
+Results Graph::run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels) {
+  return impl_->run(sources, labels);
+}
 
 std::future<Results> Graph::run_async(std::vector<Image> sources) {
+  return run_async(std::move(sources), {});
+}
+
+std::future<Results> Graph::run_async(std::vector<Image> sources, std::vector<LossLabels> labels) {
   Impl* impl = impl_.get();
   return std::async(std::launch::async,
-                    [impl, sources = std::move(sources)] { return impl->run(sources); });
+                    [impl, sources = std::move(sources), labels = std::move(labels)] {
+                      return impl->run(sources, labels);
+                    });
+}
+
+std::vector<std::shared_ptr<ImageNode>> Graph::label_handles() const {
+  std::vector<std::shared_ptr<ImageNode>> handles;
+  for (const LossNode* loss : impl_->structure.loss_nodes) handles.push_back(loss->labels());
+  return handles;
+}
+
+std::uint64_t Graph::batch_count() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->batches;
+}
+
+void Graph::save_checkpoint(const std::filesystem::path& path) const {
+  std::lock_guard lock(impl_->mutex);
+  detail::save_checkpoint(impl_->structure, impl_->trainables, path);
+}
+
+void Graph::load_checkpoint(const std::filesystem::path& path) {
+  std::lock_guard lock(impl_->mutex);
+  detail::load_checkpoint(impl_->structure, path);
+  impl_->programs.clear();
+  impl_->last_program = nullptr;
+  impl_->weights.clear();
+  impl_->trainables.clear();
+  impl_->weights_ready = false;
 }
 
 void Graph::reload_from_data_sources() {
@@ -221,6 +320,7 @@ void Graph::reload_from_data_sources() {
   impl_->programs.clear();  // their kernels hold the old weights
   impl_->last_program = nullptr;
   impl_->weights.clear();
+  impl_->trainables.clear();
   impl_->weights_ready = false;
 }
 

@@ -92,11 +92,31 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   std::map<const FilterNode*, std::size_t> step_of;
   LoweringContext context;
   context.weights_for = [&](const ConvolutionNode& node) { return in.weights.at(&node); };
+  context.parameters_for = [&](const ConvolutionNode& node) -> TrainableParameters* {
+    for (Trainable& t : in.trainables) {
+      if (t.node == &node) return t.parameters.get();
+    }
+    return nullptr;
+  };
+  // Labels and label weights are sources that take the predictions' size.
+  program->label_values.assign(g.loss_nodes.size(), -1);
   std::map<const ImageNode*, ImageShape> shape_of;
   for (std::size_t s = 0; s < g.sources.size(); ++s)
     shape_of[g.sources[s].get()] = source_shapes[s];
 
   for (const auto& filter : g.order) {
+    for (std::size_t k = 0; k < g.loss_nodes.size(); ++k) {
+      if (g.loss_nodes[k] != filter.get()) continue;
+      const ImageShape predictions = shape_of.at(filter->source_images()[0].get());
+      for (std::size_t i = 1; i <= 2; ++i) {
+        const ImageNode* labels = filter->source_images()[i].get();
+        shape_of[labels] = predictions;
+        add_value(labels, predictions, -1);
+        program->values.back().storage = Value::Storage::source;
+        program->values.back().offset = g.sources.size() + 2 * k + (i - 1);
+      }
+      program->label_values[k] = value_of.at(filter->source_images()[1].get());
+    }
     context.src_shapes.clear();
     for (const auto& source : filter->source_images())
       context.src_shapes.push_back(shape_of.at(source.get()));
@@ -157,7 +177,10 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     }
   }
   // Kernels last: every op now has its final post-ops and sources.
-  for (Step& step : program->steps) step.kernel = in.backend.compile(*step.op, in.options);
+  for (Step& step : program->steps) {
+    step.kernel = in.backend.compile(*step.op, in.options);
+    if (step.op->kind == OpKind::loss) program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));
+  }
   program->arena.assign(program->arena_floats, 0.0f);
   return program;
 }

@@ -9,6 +9,7 @@
 
 #include "backends/backend.hpp"
 #include "graph/structure.hpp"
+#include "graph/trainables.hpp"
 
 namespace cnngraph::detail {
 
@@ -42,6 +43,10 @@ struct Program {
   // go of it, so steady-state runs neither allocate nor page-fault.
   std::vector<Image> output_storage;
   std::vector<int> result_values;
+  // Per loss node (in structure.loss_nodes order) the value of its labels; the label weights
+  // value follows it in the source list. Sources come first, then labels and weights.
+  std::vector<int> label_values;
+  std::vector<const LossOp*> loss_ops;
   std::vector<std::pair<std::shared_ptr<ImageNode>, int>> exported_values;
 };
 
@@ -49,6 +54,7 @@ struct CompileInputs {
   const GraphStructure& structure;
   const std::map<const FilterNode*, FusedChain>& chains;
   const std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights;
+  std::vector<Trainable>& trainables;
   const Backend& backend;
   const GraphOptions& options;
 };

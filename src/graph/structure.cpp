@@ -34,12 +34,22 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
   std::function<void(const std::shared_ptr<ImageNode>&)> visit_image;
   visit_image = [&](const std::shared_ptr<ImageNode>& image) {
     if (image->is_source()) {
-      if (seen_sources.insert(image.get()).second) g.sources.push_back(image);
+      if (!image->is_labels() && seen_sources.insert(image.get()).second)
+        g.sources.push_back(image);
       return;
     }
     const FilterNode* filter = image->producer();
     if (!visited.insert(filter).second) return;
     for (const auto& source : filter->source_images()) visit_image(source);
+    if (const auto* loss = dynamic_cast<const LossNode*>(filter)) g.loss_nodes.push_back(loss);
+    if (const auto* gradient = dynamic_cast<const ConvolutionGradientNode*>(filter)) {
+      g.has_gradients = true;
+      if (gradient->gradient_option != GradientOption::input &&
+          gradient->forward().training_style != TrainingStyle::none) {
+        g.weight_updates.push_back(gradient);
+      }
+    }
+    if (dynamic_cast<const GradientNode*>(filter)) g.has_gradients = true;
     g.position[filter] = g.order.size();
     g.order.push_back(std::const_pointer_cast<FilterNode>(filter->shared_from_this()));
     for (const auto& source : filter->source_images()) g.consumers[source.get()].push_back(filter);

@@ -7,6 +7,7 @@
 #include <set>
 #include <vector>
 
+#include "cnngraph/loss.hpp"
 #include "cnngraph/nodes.hpp"
 
 namespace cnngraph::detail {
@@ -26,6 +27,12 @@ struct FusedChain {
 struct GraphStructure {
   std::vector<std::shared_ptr<FilterNode>> order;  // every filter, sources before users
   std::vector<std::shared_ptr<ImageNode>> sources;
+  // Loss nodes in order; each one's labels and label weights enter through run()'s labels.
+  std::vector<const LossNode*> loss_nodes;
+  // Convolution gradient nodes that compute weight gradients, and so update weights.
+  std::vector<const ConvolutionGradientNode*> weight_updates;
+  // Whether any gradient node is present (fusion is then off: backward needs the images).
+  bool has_gradients = false;
   std::vector<std::shared_ptr<ImageNode>> results;
   std::vector<bool> results_needed;
   std::map<const ImageNode*, std::vector<const FilterNode*>> consumers;

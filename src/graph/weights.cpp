@@ -1,6 +1,7 @@
 // The data-source lifecycle: load, copy into f32 OHWI, purge.
 #include "graph/weights.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -82,7 +83,7 @@ void apply_channel_affine(PreparedWeights& w, const std::vector<float>& scale,
 
 }  // namespace
 
-std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node) {
+std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node, ChannelAffine* fold) {
   ConvolutionDataSource& source = *node.weights();
   std::lock_guard lock(source.library_mutex());
   const std::string where = node.display_name() + ", data source '" + source.label() + "'";
@@ -124,9 +125,27 @@ std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node) {
   if (d.batch_normalization) {
     std::vector<float> scale, shift;
     fold_batch_normalization(*d.batch_normalization, scale, shift);
-    apply_channel_affine(*prepared, scale, shift);
+    if (fold) {
+      fold->scale = std::move(scale);
+      fold->shift = std::move(shift);
+    } else {
+      apply_channel_affine(*prepared, scale, shift);
+    }
   }
   return prepared;
+}
+
+void refresh_prepared_weights(PreparedWeights& prepared, const WeightsAndBiasesState& state,
+                              const ChannelAffine& fold) {
+  std::lock_guard lock(prepared.cache_mutex);
+  prepared.weights.assign(state.weights().begin(), state.weights().end());
+  if (state.biases().empty()) {
+    std::fill(prepared.bias.begin(), prepared.bias.end(), 0.0f);
+  } else {
+    prepared.bias.assign(state.biases().begin(), state.biases().end());
+  }
+  if (!fold.scale.empty()) apply_channel_affine(prepared, fold.scale, fold.shift);
+  ++prepared.version;
 }
 
 std::shared_ptr<PreparedWeights> fold_batch_normalization_node(const PreparedWeights& weights,

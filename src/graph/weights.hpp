@@ -12,7 +12,19 @@ namespace cnngraph::detail {
 // then purge(), holding the source's library mutex throughout. Throws DataSourceError
 // naming the node and the source's label when load fails or the weights are unusable
 // (non-finite values are rejected: they would silently poison every result).
-std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node);
+// A per-output-channel y = x * scale + shift (the descriptor's batch normalization).
+struct ChannelAffine {
+  std::vector<float> scale, shift;
+};
+
+// With `fold` non-null the descriptor's batch normalization is not folded in but returned
+// there (training keeps the data source's own weights and folds after every update).
+std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node,
+                                                 ChannelAffine* fold = nullptr);
+
+// Rewrites `prepared` from a training state (folding `fold` when set) and bumps its version.
+void refresh_prepared_weights(PreparedWeights& prepared, const WeightsAndBiasesState& state,
+                              const ChannelAffine& fold);
 
 // A copy of `weights` with a following batch-normalization node folded in.
 std::shared_ptr<PreparedWeights> fold_batch_normalization_node(const PreparedWeights& weights,

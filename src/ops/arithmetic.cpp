@@ -1,4 +1,4 @@
-// Addition (residual) and channel concatenation: shape rules.
+// Addition (residual) and channel concatenation: shape rules and gradients.
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -43,6 +43,37 @@ std::unique_ptr<detail::Op> ConcatenationNode::lower(detail::LoweringContext& co
   op->name = display_name();
   op->src_shapes = context.src_shapes;
   op->dst_shape = dst;
+  return op;
+}
+
+// Gradients: an addition passes its gradient unchanged to both sources; a concatenation
+// hands each source its own channels of the gradient.
+std::shared_ptr<FilterNode> AdditionNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient)});
+}
+
+std::unique_ptr<detail::Op> AdditionNode::lower_gradient(detail::LoweringContext& context,
+                                                         const GradientNode&) const {
+  auto op = std::make_unique<detail::ReshapeOp>();
+  op->dst_shape = context.src_shapes.at(0);
+  return op;
+}
+
+std::shared_ptr<FilterNode> ConcatenationNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  std::vector<std::shared_ptr<ImageNode>> sources{std::move(source_gradient)};
+  for (const auto& s : source_images()) sources.push_back(s);
+  return detail::make_gradient_node(*this, index, std::move(sources));
+}
+
+std::unique_ptr<detail::Op> ConcatenationNode::lower_gradient(detail::LoweringContext& context,
+                                                              const GradientNode& gradient) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, source_images().size());
+  auto op = std::make_unique<detail::ChannelSliceOp>();
+  for (std::size_t i = 0; i < gradient.source_index(); ++i)
+    op->first_channel += forward->src_shapes[i].channels;
+  op->dst_shape = forward->src_shapes[gradient.source_index()];
   return op;
 }
 

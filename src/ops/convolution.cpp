@@ -1,4 +1,4 @@
-// Convolution and fully connected: attributes and shape rule. (Gradients land with training.)
+// Convolution and fully connected: attributes, shape rule and gradient node.
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -104,6 +104,56 @@ std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& c
   return op;
 }
 
+std::shared_ptr<FilterNode> ConvolutionNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  if (index != 0) throw InvalidArgument(display_name() + ": has one source, not " +
+                                        std::to_string(index + 1));
+  return std::make_shared<ConvolutionGradientNode>(std::move(source_gradient), source_images()[0],
+                                                   convolution_gradient_state(), weights_);
+}
+
+ConvolutionGradientNode::ConvolutionGradientNode(
+    std::shared_ptr<ImageNode> source_gradient, std::shared_ptr<ImageNode> source_image,
+    std::shared_ptr<ConvolutionGradientStateNode> gradient_state,
+    std::shared_ptr<ConvolutionDataSource> weights)
+    : FilterNode({std::move(source_gradient), std::move(source_image)}, PaddingPolicy::same()) {
+  if (!gradient_state || !gradient_state->producer()) {
+    throw InvalidArgument(
+        "convolution_gradient: needs the convolution_gradient_state() of a forward convolution");
+  }
+  forward_ = std::static_pointer_cast<const ConvolutionNode>(
+      gradient_state->producer()->shared_from_this());
+  if (weights != forward_->weights()) {
+    throw InvalidArgument(display_name() +
+                          ": the weights data source differs from the forward convolution's");
+  }
+  if (source_images()[1] != forward_->source_images()[0]) {
+    throw InvalidArgument(display_name() +
+                          ": source_image is not the forward convolution's source image");
+  }
+}
+
+std::string ConvolutionGradientNode::display_name() const {
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return "gradient of " + forward_->display_name();
+}
+
+std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(
+    detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, 2);
+  auto forward = detail::lower_forward_for_gradient(*forward_, context, 1, 1);
+  auto op = std::make_unique<detail::ConvolutionGradientOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->forward = static_cast<const ConvolutionOp&>(*forward);
+  op->dst_shape = context.src_shapes[1];
+  op->input_gradient = gradient_option != GradientOption::weights_and_bias;
+  if (gradient_option != GradientOption::input && forward_->training_style != TrainingStyle::none) {
+    op->parameters = context.parameters_for ? context.parameters_for(*forward_) : nullptr;
+  }
+  return op;
+}
+
 namespace detail {
 std::string ConvolutionOp::attributes() const {
   std::string s = (fully_connected ? "fc " : "") + std::string("k") + std::to_string(kernel_width) +
@@ -118,6 +168,11 @@ std::string ConvolutionOp::attributes() const {
     s += p.kind == PostOp::Kind::sum ? " +sum" : " +" + to_string(p.neuron.type);
   }
   return s;
+}
+
+std::string ConvolutionGradientOp::attributes() const {
+  return forward.attributes() + (input_gradient ? " diff_src" : "") +
+         (parameters ? " diff_weights" : "");
 }
 }  // namespace detail
 

@@ -1,4 +1,4 @@
-// NeuronNode: attributes and shape rule (the result has the source's size).
+// NeuronNode: attributes, shape rule (the result has the source's size) and gradient.
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -23,6 +23,21 @@ std::unique_ptr<detail::Op> NeuronNode::lower(detail::LoweringContext& context) 
   op->src_shapes = context.src_shapes;
   op->dst_shape = src;
   op->neuron = neuron_;
+  return op;
+}
+
+// Gradient: diff_src = diff_dst * f'(src).
+std::shared_ptr<FilterNode> NeuronNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> NeuronNode::lower_gradient(detail::LoweringContext& context,
+                                                       const GradientNode&) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, 1);
+  auto op = std::make_unique<detail::NeuronGradientOp>();
+  op->neuron = neuron_;
+  op->dst_shape = forward->src_shapes[0];
   return op;
 }
 

@@ -47,4 +47,59 @@ T apply_neuron(const NeuronDescriptor& n, T x, int channel) {
   return x;
 }
 
+// d neuron(x) / dx. At the kinks of relu, prelu, elu and absolute the right-hand side is
+// used for x > 0 and the left-hand one at 0 (PyTorch's convention: relu'(0) = 0).
+template <typename T>
+T neuron_derivative(const NeuronDescriptor& n, T x, int channel) {
+  const T a = static_cast<T>(n.a), b = static_cast<T>(n.b), c = static_cast<T>(n.c);
+  switch (n.type) {
+    case NeuronType::none:
+      return T(1);
+    case NeuronType::relu:
+      return x > T(0) ? T(1) : a;
+    case NeuronType::linear:
+      return a;
+    case NeuronType::sigmoid: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      return s * (T(1) - s);
+    }
+    case NeuronType::hard_sigmoid: {
+      const T v = a * x + b;
+      return v > T(0) && v < T(1) ? a : T(0);
+    }
+    case NeuronType::tanh: {
+      const T t = std::tanh(b * x);
+      return a * b * (T(1) - t * t);
+    }
+    case NeuronType::absolute:
+      return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case NeuronType::soft_plus:
+      return a * b / (T(1) + std::exp(-b * x));
+    case NeuronType::soft_sign: {
+      const T d = T(1) + std::fabs(x);
+      return T(1) / (d * d);
+    }
+    case NeuronType::elu:
+      return x > T(0) ? T(1) : a * std::exp(x);
+    case NeuronType::prelu:
+      return x > T(0) ? T(1) : static_cast<T>(n.prelu_slopes[static_cast<std::size_t>(channel)]);
+    case NeuronType::relu_n: {
+      const T v = x >= T(0) ? x : a * x;
+      return v < b ? (x > T(0) ? T(1) : a) : T(0);
+    }
+    case NeuronType::power:
+      return c * a * std::pow(a * x + b, c - T(1));
+    case NeuronType::exponential:
+      return c > T(0) ? std::log(c) * a * std::pow(c, a * x + b) : a * std::exp(a * x + b);
+    case NeuronType::logarithm:
+      return c > T(0) ? a / ((a * x + b) * std::log(c)) : a / (a * x + b);
+    case NeuronType::gelu: {
+      const T pi = T(3.14159265358979323846);
+      return T(0.5) * (T(1) + std::erf(x / std::sqrt(T(2)))) +
+             x * std::exp(-x * x / T(2)) / std::sqrt(T(2) * pi);
+    }
+  }
+  return T(1);
+}
+
 }  // namespace cnngraph::detail

@@ -12,6 +12,7 @@
 #include "cnngraph/descriptor.hpp"
 #include "cnngraph/graph.hpp"
 #include "cnngraph/image.hpp"
+#include "cnngraph/loss.hpp"
 #include "cnngraph/nodes.hpp"
 #include "cnngraph/padding.hpp"
 
@@ -25,7 +26,15 @@ enum class OpKind {
   concatenation,
   softmax,  // also log-softmax
   batch_normalization,
-  reshape,
+  reshape,  // also the identity gradient of an addition
+  // Training:
+  convolution_gradient,
+  neuron_gradient,
+  pooling_gradient,
+  softmax_gradient,
+  channel_slice,  // the gradient of a concatenation
+  dropout,        // forward and gradient alike
+  loss,
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -40,6 +49,19 @@ struct PreparedWeights {
 
   mutable std::mutex cache_mutex;
   mutable std::map<std::string, std::shared_ptr<void>> backend_cache;
+  // Bumped (under cache_mutex) whenever training changes the values; backends refresh their
+  // reordered copies when it differs from the one they made them from.
+  std::uint64_t version = 0;
+};
+
+// A convolution being trained by a graph: the weights its kernels read and where its
+// gradient kernel leaves the gradients with respect to the data source's own weights.
+struct TrainableParameters {
+  std::shared_ptr<PreparedWeights> prepared;
+  ConvolutionGradientState gradient;
+  // The descriptor's batch-norm scale per output channel, folded into `prepared`; empty
+  // when none. The gradient kernel multiplies by it to reach the unfolded weights.
+  std::vector<float> fold_scale;
 };
 
 struct Op {
@@ -120,12 +142,76 @@ struct ReshapeOp : Op {
   ReshapeOp() : Op(OpKind::reshape) {}
 };
 
+// The gradient of a convolution (or fully connected) node. srcs: diff_dst, the forward src.
+struct ConvolutionGradientOp : Op {
+  ConvolutionGradientOp() : Op(OpKind::convolution_gradient) {}
+  std::string attributes() const override;
+  ConvolutionOp forward;  // as lowered for the forward source (post-ops = the descriptor's)
+  bool input_gradient = true;
+  // Null when no weight gradient is computed (training_style none, or input only).
+  TrainableParameters* parameters = nullptr;
+};
+
+// srcs: diff_dst, the forward src.
+struct NeuronGradientOp : Op {
+  NeuronGradientOp() : Op(OpKind::neuron_gradient) {}
+  std::string attributes() const override { return to_string(neuron.type); }
+  NeuronDescriptor neuron;
+};
+
+// srcs: diff_dst, the forward src. Max routes each gradient to the first maximum of its
+// window (recomputed from src); average spreads it over the window's in-image pixels.
+struct PoolingGradientOp : Op {
+  PoolingGradientOp() : Op(OpKind::pooling_gradient) {}
+  PoolingType type = PoolingType::max;
+  AxisGeometry x, y;
+};
+
+// srcs: diff_dst, the forward dst.
+struct SoftMaxGradientOp : Op {
+  SoftMaxGradientOp() : Op(OpKind::softmax_gradient) {}
+  std::string attributes() const override { return logarithmic ? "log" : ""; }
+  bool logarithmic = false;
+};
+
+// dst = channels [first_channel, first_channel + dst channels) of src 0.
+struct ChannelSliceOp : Op {
+  ChannelSliceOp() : Op(OpKind::channel_slice) {}
+  int first_channel = 0;
+};
+
+// dst = src * mask / keep, mask[i] = hash(seed, batch, i) < keep.
+struct DropoutOp : Op {
+  DropoutOp() : Op(OpKind::dropout) {}
+  float keep_probability = 0.5f;
+  std::uint64_t seed = 1;
+};
+
+// srcs: predictions, labels, label weights. dst: the gradient of the reduced loss.
+struct LossOp : Op {
+  LossOp() : Op(OpKind::loss) {}
+  std::string attributes() const override { return to_string(descriptor.type); }
+  LossDescriptor descriptor{LossType::mean_squared_error, ReductionType::sum};
+  mutable double value = 0.0;  // the reduced loss of the last run
+};
+
 // What a node's lower() gets from the graph compiler.
 struct LoweringContext {
   std::vector<ImageShape> src_shapes;  // batch included
   // The prepared weights of a convolution node (loaded once when the graph was built).
   std::function<std::shared_ptr<const PreparedWeights>(const ConvolutionNode&)> weights_for;
+  // The parameters a training graph updates, or null when the node is not trained here.
+  std::function<TrainableParameters*(const ConvolutionNode&)> parameters_for;
 };
+
+// Shared helpers of the gradient recipes.
+std::shared_ptr<FilterNode> make_gradient_node(const FilterNode& forward, std::size_t index,
+                                               std::vector<std::shared_ptr<ImageNode>> sources);
+// Lowers `forward` for the gradient's sources [first, first + count) and checks that the
+// gradient (source 0) has the forward result's size.
+std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
+                                               const LoweringContext& context, std::size_t first,
+                                               std::size_t count);
 
 // Shared helpers of the op files.
 [[noreturn]] void throw_shape_error(const FilterNode& node, const std::string& problem);

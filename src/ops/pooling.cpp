@@ -1,4 +1,4 @@
-// Max, average and global-average pooling: attributes and shape rule.
+// Max, average and global-average pooling: attributes, shape rule and gradient.
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -63,5 +63,40 @@ std::string PoolingOp::attributes() const {
          std::to_string(y.pad_before) + "," + std::to_string(x.pad_before);
 }
 }  // namespace detail
+
+// Gradient: the forward window geometry, recomputed from the forward source's size.
+namespace {
+std::unique_ptr<detail::Op> lower_pooling_gradient(const FilterNode& node,
+                                                   detail::LoweringContext& context) {
+  auto forward = detail::lower_forward_for_gradient(node, context, 1, 1);
+  const auto& pooling = static_cast<const detail::PoolingOp&>(*forward);
+  auto op = std::make_unique<detail::PoolingGradientOp>();
+  op->type = pooling.type;
+  op->x = pooling.x;
+  op->y = pooling.y;
+  op->dst_shape = pooling.src_shapes[0];
+  return op;
+}
+}  // namespace
+
+std::shared_ptr<FilterNode> PoolingNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> PoolingNode::lower_gradient(detail::LoweringContext& context,
+                                                        const GradientNode&) const {
+  return lower_pooling_gradient(*this, context);
+}
+
+std::shared_ptr<FilterNode> GlobalAveragePoolingNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower_gradient(
+    detail::LoweringContext& context, const GradientNode&) const {
+  return lower_pooling_gradient(*this, context);
+}
 
 }  // namespace cnngraph

@@ -1,4 +1,5 @@
-// Reshape: the same elements in NHWC order under a new height, width and channel count.
+// Reshape: the same elements in NHWC order under a new height, width and channel count;
+// its gradient reshapes back.
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -27,6 +28,20 @@ std::unique_ptr<detail::Op> ReshapeNode::lower(detail::LoweringContext& context)
   op->name = display_name();
   op->src_shapes = context.src_shapes;
   op->dst_shape = dst;
+  return op;
+}
+
+// Gradient: the gradient reshaped back to the source's sizes.
+std::shared_ptr<FilterNode> ReshapeNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> ReshapeNode::lower_gradient(detail::LoweringContext& context,
+                                                        const GradientNode&) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, 1);
+  auto op = std::make_unique<detail::ReshapeOp>();
+  op->dst_shape = forward->src_shapes[0];
   return op;
 }
 

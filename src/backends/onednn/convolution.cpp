@@ -14,27 +14,6 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-struct WeightsCache {
-  std::vector<std::pair<memory::desc, memory>> entries;
-};
-
-memory cached_weights(const PreparedWeights& w, const memory::desc& user_desc,
-                      const memory::desc& wanted) {
-  std::lock_guard lock(w.cache_mutex);
-  auto& slot = w.backend_cache["onednn"];
-  if (!slot) slot = std::make_shared<WeightsCache>();
-  auto& cache = *std::static_pointer_cast<WeightsCache>(slot);
-  for (const auto& [desc, mem] : cache.entries) {
-    if (desc == wanted) return mem;
-  }
-  memory user(user_desc, cpu_engine(), const_cast<float*>(w.weights.data()));
-  memory reordered(wanted, cpu_engine());
-  dnnl::reorder(user, reordered).execute(cpu_stream(), user, reordered);
-  cpu_stream().wait();
-  cache.entries.emplace_back(wanted, reordered);
-  return reordered;
-}
-
 // oneDNN post-ops for the op's post-op list, or nothing when one has no exact equivalent.
 std::optional<dnnl::post_ops> make_post_ops(const ConvolutionOp& op) {
   dnnl::post_ops post_ops;
@@ -104,6 +83,8 @@ class OnednnConvolution : public Kernel {
       return nullptr;  // oneDNN has no implementation for this case
     }
     kernel->bias_ = memory(bias_md, cpu_engine(), const_cast<float*>(op.weights->bias.data()));
+    kernel->wanted_weights_ = kernel->weights_.get_desc();
+    kernel->user_weights_ = user_weights_md;
     return kernel;
   }
 
@@ -119,6 +100,8 @@ class OnednnConvolution : public Kernel {
       src_.set_data_handle(const_cast<float*>(args.srcs[0]));
     }
     dst_.set_data_handle(out);
+    // A training graph rewrites the weights between batches; the cache re-reorders them.
+    weights_ = cached_weights(*op_.weights, user_weights_, wanted_weights_);
     primitive_.execute(cpu_stream(), {{DNNL_ARG_SRC, src_},
                                       {DNNL_ARG_WEIGHTS, weights_},
                                       {DNNL_ARG_BIAS, bias_},
@@ -168,6 +151,7 @@ class OnednnConvolution : public Kernel {
   const ConvolutionOp& op_;
   dnnl::primitive primitive_;
   memory src_, src_f32_, weights_, bias_, dst_;
+  memory::desc user_weights_, wanted_weights_;
   std::optional<dnnl::reorder> src_reorder_;
   bool loop_post_ops_ = false;
   std::vector<float> shuffle_buffer_;

@@ -15,6 +15,7 @@ std::unique_ptr<Kernel> make_concatenation(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_softmax(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_reshape(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&);
 }  // namespace onednn
 
 namespace {
@@ -31,6 +32,14 @@ const KernelCandidate onednn_kernels[] = {
     {OpKind::softmax, "onednn:softmax", onednn::make_softmax},
     {OpKind::batch_normalization, "onednn:affine_loop", onednn::make_batch_normalization},
     {OpKind::reshape, "onednn:copy", onednn::make_reshape},
+    {OpKind::convolution_gradient, "onednn:convolution_gradient", onednn::make_convolution_gradient},
+    {OpKind::convolution_gradient, "reference:direct_gradient", make_reference_convolution_gradient},
+    {OpKind::neuron_gradient, "reference:neuron_gradient", make_reference_neuron_gradient},
+    {OpKind::pooling_gradient, "reference:pooling_gradient", make_reference_pooling_gradient},
+    {OpKind::softmax_gradient, "reference:softmax_gradient", make_reference_softmax_gradient},
+    {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
+    {OpKind::dropout, "reference:dropout", make_reference_dropout},
+    {OpKind::loss, "reference:loss", make_reference_loss},
 };
 
 class OnednnBackend : public Backend {

@@ -88,4 +88,46 @@ std::string implementation_name(const dnnl::primitive_desc_base& pd) {
   return "onednn:" + std::string(pd.impl_info_str());
 }
 
+namespace {
+struct WeightsCache {
+  struct Entry {
+    dnnl::memory::desc desc;
+    dnnl::memory memory;
+    std::uint64_t version;
+  };
+  std::vector<Entry> entries;
+};
+}  // namespace
+
+dnnl::memory cached_weights(const PreparedWeights& w, const dnnl::memory::desc& user_desc,
+                            const dnnl::memory::desc& wanted) {
+  std::lock_guard lock(w.cache_mutex);
+  auto& slot = w.backend_cache["onednn"];
+  if (!slot) slot = std::make_shared<WeightsCache>();
+  auto& cache = *std::static_pointer_cast<WeightsCache>(slot);
+  WeightsCache::Entry* entry = nullptr;
+  for (auto& e : cache.entries) {
+    if (e.desc == wanted) entry = &e;
+  }
+  if (entry && entry->version == w.version) return entry->memory;
+  if (!entry) {
+    cache.entries.push_back({wanted, dnnl::memory(wanted, cpu_engine()), w.version});
+    entry = &cache.entries.back();
+  }
+  dnnl::memory user(user_desc, cpu_engine(), const_cast<float*>(w.weights.data()));
+  dnnl::reorder(user, entry->memory).execute(cpu_stream(), user, entry->memory);
+  cpu_stream().wait();
+  entry->version = w.version;
+  return entry->memory;
+}
+
+dnnl::memory::desc user_weights_desc(const ConvolutionOp& op) {
+  using dnnl::memory;
+  const memory::dim G = op.groups, O = op.output_channels, I = op.input_channels;
+  const memory::dim KH = op.kernel_height, KW = op.kernel_width;
+  if (G == 1) return memory::desc({O, I, KH, KW}, memory::data_type::f32, memory::format_tag::ohwi);
+  return memory::desc({G, O / G, I / G, KH, KW}, memory::data_type::f32,
+                      memory::format_tag::gohwi);
+}
+
 }  // namespace cnngraph::detail::onednn

@@ -41,6 +41,14 @@ class PrimitiveKernel : public Kernel {
   std::string name_;
 };
 
+// The prepared weights reordered into `wanted`, cached beside them and shared by every kernel
+// of the graph; re-reordered in place when training has changed them (PreparedWeights::version).
+dnnl::memory cached_weights(const PreparedWeights& weights, const dnnl::memory::desc& user_desc,
+                            const dnnl::memory::desc& wanted);
+
+// The user (library) layout of a convolution's OHWI weights: ohwi, or gohwi with groups.
+dnnl::memory::desc user_weights_desc(const ConvolutionOp& op);
+
 // "onednn:<implementation>" from a primitive descriptor.
 std::string implementation_name(const dnnl::primitive_desc_base& pd);
 

@@ -14,6 +14,13 @@ const KernelCandidate reference_kernels[] = {
     {OpKind::softmax, "reference:softmax", make_reference_softmax},
     {OpKind::batch_normalization, "reference:batch_norm", make_reference_batch_normalization},
     {OpKind::reshape, "reference:copy", make_reference_reshape},
+    {OpKind::convolution_gradient, "reference:direct_gradient", make_reference_convolution_gradient},
+    {OpKind::neuron_gradient, "reference:neuron_gradient", make_reference_neuron_gradient},
+    {OpKind::pooling_gradient, "reference:pooling_gradient", make_reference_pooling_gradient},
+    {OpKind::softmax_gradient, "reference:softmax_gradient", make_reference_softmax_gradient},
+    {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
+    {OpKind::dropout, "reference:dropout", make_reference_dropout},
+    {OpKind::loss, "reference:loss", make_reference_loss},
 };
 
 class ReferenceBackend : public Backend {

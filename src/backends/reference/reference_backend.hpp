@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backends/backend.hpp"
 
@@ -19,6 +20,24 @@ std::unique_ptr<Kernel> make_reference_softmax(const Op& op, const GraphOptions&
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op,
                                                            const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_reshape(const Op& op, const GraphOptions& options);
+
+// Training kernels.
+std::unique_ptr<Kernel> make_reference_convolution_gradient(const Op& op,
+                                                            const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_neuron_gradient(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_pooling_gradient(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions& options);
+
+// Writes the gradients with respect to the prepared (folded) weights into `parameters`,
+// scaled back to the data source's own weights where a batch norm was folded in.
+void store_weight_gradients(TrainableParameters& parameters, const std::vector<double>& diff_weights,
+                            const std::vector<double>& diff_bias);
+
+// The inverse of sub_pixel_shuffle: `dst` (n, h*s, w*s, c) back into `conv` (n, h, w, c*s*s).
+void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, float* conv);
 
 // Rearranges `conv` (n, h, w, c*s*s) depth-to-space into `dst` (n, h*s, w*s, c) in
 // PyTorch's pixel_shuffle order: dst[y*s+i][x*s+j][c] = conv[y][x][c*s*s + i*s + j].

@@ -1,0 +1,77 @@
+// TrainableDataSource: a ready-made ConvolutionDataSource that holds f32 weights and biases and
+// an optimizer, and implements both update paths, so that a training graph needs no user
+// code (the pattern of Apple's MPS training sample).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cnngraph/data_source.hpp"
+#include "cnngraph/optimizer.hpp"
+
+namespace cnngraph {
+
+class TrainableDataSource : public ConvolutionDataSource {
+ public:
+  // `weights` OHWI, `bias` output_feature_channels floats or empty for none (then biases are
+  // neither used nor trained). Lengths are checked against the descriptor.
+  TrainableDataSource(std::string label, ConvolutionDescriptor descriptor,
+                      std::vector<float> weights, std::vector<float> bias,
+                      std::shared_ptr<const Optimizer> optimizer);
+  // Weights uniform in [-limit, limit] from `seed`, every bias `bias_value`.
+  static std::shared_ptr<TrainableDataSource> uniform(std::string label,
+                                                      ConvolutionDescriptor descriptor,
+                                                      float limit, float bias_value,
+                                                      std::uint64_t seed,
+                                                      std::shared_ptr<const Optimizer> optimizer);
+
+  DataType data_type() const override { return DataType::f32; }
+  ConvolutionDescriptor descriptor() const override { return descriptor_; }
+  const void* weights() const override { return weights_.data(); }
+  const float* bias_terms() const override { return bias_.empty() ? nullptr : bias_.data(); }
+  // Brings the host copy up to date with the weights of the last device-style update.
+  bool load() override;
+  void purge() override {}
+  std::string label() const override { return label_; }
+  // An independent source: same weights (as of the last update), optimizer and moments.
+  std::shared_ptr<ConvolutionDataSource> copy() const override;
+
+  // Runs the optimizer on the host copy, starting from the weights the batch used.
+  bool update(const ConvolutionGradientState& gradient,
+              const WeightsAndBiasesState& source_state) override;
+  // Runs the optimizer in place on the graph's weights and remembers them, so that load()
+  // (e.g. by an inference graph's reload_from_data_sources) sees the trained values.
+  std::shared_ptr<WeightsAndBiasesState> update_on_device(
+      const UpdateContext& context, const ConvolutionGradientState& gradient,
+      const std::shared_ptr<WeightsAndBiasesState>& source_state) override;
+
+  // The current weights and biases (synchronised with the last device-style update).
+  std::vector<float> current_weights() const;
+  std::vector<float> current_bias() const;
+  // Replaces the weights and biases (e.g. from a checkpoint); graphs see them after
+  // reload_from_data_sources(). Lengths are checked.
+  void assign(std::vector<float> weights, std::vector<float> bias);
+
+  const std::shared_ptr<const Optimizer>& optimizer() const { return optimizer_; }
+  void set_optimizer(std::shared_ptr<const Optimizer> optimizer);
+  const OptimizerState& optimizer_state() const { return state_; }
+  // How many updates this source has applied.
+  std::uint64_t update_count() const { return state_.time_step; }
+
+ private:
+  void synchronize() const;
+
+  std::string label_;
+  ConvolutionDescriptor descriptor_;
+  mutable std::mutex mutex_;  // guards the fields below against user calls during training
+  mutable std::vector<float> weights_, bias_;
+  std::shared_ptr<const Optimizer> optimizer_;
+  OptimizerState state_;
+  // The graph's weights after the last device-style update (host memory on CPU devices).
+  mutable std::shared_ptr<WeightsAndBiasesState> device_state_;
+};
+
+}  // namespace cnngraph

@@ -1,0 +1,229 @@
+// Reference kernels of the training ops other than the convolution: neuron, pooling and
+// soft-max gradients, the channel slice of a concatenation's gradient, dropout, and losses.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backends/reference/reference_backend.hpp"
+#include "kernels/dropout_mask.hpp"
+#include "ops/neuron_math.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+std::size_t at(const ImageShape& s, int n, int y, int x, int c) {
+  return ((static_cast<std::size_t>(n) * s.height + y) * s.width + x) * s.channels + c;
+}
+
+void neuron_gradient(const NeuronGradientOp& op, const KernelArgs& args) {
+  const std::size_t count = op.dst_shape.elements();
+  const int C = op.dst_shape.channels;
+  for (std::size_t i = 0; i < count; ++i) {
+    const int channel = static_cast<int>(i % C);
+    args.dst[i] = static_cast<float>(args.srcs[0][i] *
+                                     neuron_derivative<double>(op.neuron, args.srcs[1][i], channel));
+  }
+}
+
+void pooling_gradient(const PoolingGradientOp& op, const KernelArgs& args) {
+  const ImageShape& in = op.dst_shape;
+  const ImageShape& out = op.src_shapes[0];
+  const int C = in.channels;
+  std::fill(args.dst, args.dst + in.elements(), 0.0f);
+  for (int n = 0; n < out.batch; ++n)
+    for (int p = 0; p < out.height; ++p)
+      for (int q = 0; q < out.width; ++q)
+        for (int c = 0; c < C; ++c) {
+          const float g = args.srcs[0][at(out, n, p, q, c)];
+          int count = 0;
+          std::size_t best = 0;
+          float best_value = -std::numeric_limits<float>::infinity();
+          for (int r = 0; r < op.y.kernel_size; ++r) {
+            const int iy = p * op.y.stride - op.y.pad_before + r;
+            if (iy < 0 || iy >= in.height) continue;
+            for (int s = 0; s < op.x.kernel_size; ++s) {
+              const int ix = q * op.x.stride - op.x.pad_before + s;
+              if (ix < 0 || ix >= in.width) continue;
+              const std::size_t i = at(in, n, iy, ix, c);
+              if (count == 0 || args.srcs[1][i] > best_value) {
+                best = i;
+                best_value = args.srcs[1][i];
+              }
+              ++count;
+            }
+          }
+          if (count == 0) continue;
+          if (op.type == PoolingType::max) {
+            args.dst[best] += g;
+            continue;
+          }
+          for (int r = 0; r < op.y.kernel_size; ++r) {
+            const int iy = p * op.y.stride - op.y.pad_before + r;
+            if (iy < 0 || iy >= in.height) continue;
+            for (int s = 0; s < op.x.kernel_size; ++s) {
+              const int ix = q * op.x.stride - op.x.pad_before + s;
+              if (ix >= 0 && ix < in.width) args.dst[at(in, n, iy, ix, c)] += g / count;
+            }
+          }
+        }
+}
+
+void softmax_gradient(const SoftMaxGradientOp& op, const KernelArgs& args) {
+  const std::size_t C = op.dst_shape.channels;
+  const std::size_t pixels = op.dst_shape.elements() / C;
+  for (std::size_t p = 0; p < pixels; ++p) {
+    const float* dy = args.srcs[0] + p * C;
+    const float* y = args.srcs[1] + p * C;
+    float* dx = args.dst + p * C;
+    double sum = 0.0;
+    for (std::size_t c = 0; c < C; ++c) sum += op.logarithmic ? dy[c] : double(dy[c]) * y[c];
+    for (std::size_t c = 0; c < C; ++c) {
+      dx[c] = static_cast<float>(op.logarithmic ? dy[c] - std::exp(double(y[c])) * sum
+                                                : y[c] * (dy[c] - sum));
+    }
+  }
+}
+
+void channel_slice(const ChannelSliceOp& op, const KernelArgs& args) {
+  const std::size_t from_channels = op.src_shapes[0].channels;
+  const std::size_t channels = op.dst_shape.channels;
+  const std::size_t pixels = op.dst_shape.elements() / channels;
+  for (std::size_t p = 0; p < pixels; ++p) {
+    std::copy_n(args.srcs[0] + p * from_channels + op.first_channel, channels,
+                args.dst + p * channels);
+  }
+}
+
+void dropout(const DropoutOp& op, const KernelArgs& args) {
+  const std::size_t count = op.dst_shape.elements();
+  const float scale = 1.0f / op.keep_probability;
+  for (std::size_t i = 0; i < count; ++i) {
+    args.dst[i] = dropout_keeps(op.seed, args.batch, i, op.keep_probability)
+                      ? args.srcs[0][i] * scale
+                      : 0.0f;
+  }
+}
+
+// Loss and gradient of one element (the per-element types).
+struct Element {
+  double loss, gradient;
+};
+
+Element element_loss(const LossDescriptor& d, double y, double t) {
+  switch (d.type) {
+    case LossType::mean_absolute_error:
+      return {std::fabs(y - t), static_cast<double>((y > t) - (y < t))};
+    case LossType::mean_squared_error:
+      return {(y - t) * (y - t), 2.0 * (y - t)};
+    case LossType::sigmoid_cross_entropy: {
+      const double s = t * (1.0 - d.label_smoothing) + 0.5 * d.label_smoothing;
+      return {std::max(y, 0.0) - y * s + std::log1p(std::exp(-std::fabs(y))),
+              1.0 / (1.0 + std::exp(-y)) - s};
+    }
+    case LossType::categorical_cross_entropy:
+      return {t == 0.0 ? 0.0 : -t * std::log(y), t == 0.0 ? 0.0 : -t / y};
+    case LossType::hinge: {
+      const double sign = 2.0 * t - 1.0;
+      return {std::max(1.0 - sign * y, 0.0), 1.0 - sign * y > 0.0 ? -sign : 0.0};
+    }
+    case LossType::huber: {
+      const double e = y - t, delta = d.delta;
+      if (std::fabs(e) <= delta) return {0.5 * e * e, e};
+      return {delta * (std::fabs(e) - 0.5 * delta), e > 0 ? delta : -delta};
+    }
+    case LossType::log: {
+      const double eps = d.epsilon;
+      return {-t * std::log(y + eps) - (1.0 - t) * std::log(1.0 - y + eps),
+              -t / (y + eps) + (1.0 - t) / (1.0 - y + eps)};
+    }
+    case LossType::kullback_leibler_divergence:
+      return {t > 0.0 ? t * (std::log(t) - y) : 0.0, -t};
+    case LossType::softmax_cross_entropy:
+    case LossType::cosine_distance:
+      break;  // per pixel, below
+  }
+  return {0.0, 0.0};
+}
+
+void loss(const LossOp& op, const KernelArgs& args) {
+  const LossDescriptor& d = op.descriptor;
+  const float* y = args.srcs[0];
+  const float* t = args.srcs[1];
+  const float* w = args.srcs[2];
+  const std::size_t C = op.dst_shape.channels;
+  const std::size_t count = op.dst_shape.elements();
+  const bool per_pixel =
+      d.type == LossType::softmax_cross_entropy || d.type == LossType::cosine_distance;
+  double total = 0.0;
+  std::vector<double> gradient(count);
+  if (per_pixel) {
+    for (std::size_t p = 0; p < count / C; ++p) {
+      const std::size_t base = p * C;
+      if (d.type == LossType::cosine_distance) {
+        double dot = 0.0;
+        for (std::size_t c = 0; c < C; ++c) {
+          dot += double(w[base + c]) * y[base + c] * t[base + c];
+          gradient[base + c] = -double(w[base + c]) * t[base + c];
+        }
+        total += 1.0 - dot;
+        continue;
+      }
+      const double max = *std::max_element(y + base, y + base + C);
+      double sum = 0.0;
+      for (std::size_t c = 0; c < C; ++c) sum += std::exp(y[base + c] - max);
+      const double log_sum = max + std::log(sum);
+      double weighted_labels = 0.0;
+      for (std::size_t c = 0; c < C; ++c) {
+        const double label = t[base + c] * (1.0 - d.label_smoothing) + d.label_smoothing / C;
+        const double wl = double(w[base + c]) * label;
+        total -= wl * (y[base + c] - log_sum);
+        weighted_labels += wl;
+        gradient[base + c] = -wl;
+      }
+      for (std::size_t c = 0; c < C; ++c)
+        gradient[base + c] += std::exp(y[base + c] - log_sum) * weighted_labels;
+    }
+  } else {
+    for (std::size_t i = 0; i < count; ++i) {
+      const Element e = element_loss(d, y[i], t[i]);
+      total += w[i] * e.loss;
+      gradient[i] = w[i] * e.gradient;
+    }
+  }
+  double divisor = 1.0;
+  if (d.reduction == ReductionType::mean) {
+    divisor = static_cast<double>(per_pixel ? count / C : count);
+  } else if (d.reduction == ReductionType::sum_by_non_zero_weights) {
+    std::size_t non_zero = 0;
+    for (std::size_t i = 0; i < count; ++i) non_zero += w[i] != 0.0f;
+    if (per_pixel) non_zero = (non_zero + C - 1) / C;
+    divisor = non_zero == 0 ? std::numeric_limits<double>::infinity() : double(non_zero);
+  }
+  const double scale = d.weight / divisor;
+  op.value = total * scale;
+  for (std::size_t i = 0; i < count; ++i) args.dst[i] = static_cast<float>(gradient[i] * scale);
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_reference_neuron_gradient(const Op& op, const GraphOptions&) {
+  return function_kernel<NeuronGradientOp>(op, "reference:neuron_gradient", neuron_gradient);
+}
+std::unique_ptr<Kernel> make_reference_pooling_gradient(const Op& op, const GraphOptions&) {
+  return function_kernel<PoolingGradientOp>(op, "reference:pooling_gradient", pooling_gradient);
+}
+std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const GraphOptions&) {
+  return function_kernel<SoftMaxGradientOp>(op, "reference:softmax_gradient", softmax_gradient);
+}
+std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions&) {
+  return function_kernel<ChannelSliceOp>(op, "reference:channel_slice", channel_slice);
+}
+std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions&) {
+  return function_kernel<DropoutOp>(op, "reference:dropout", dropout);
+}
+std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions&) {
+  return function_kernel<LossOp>(op, "reference:loss", loss);
+}
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,40 @@
+// The weights a training graph updates: per trained convolution its parameters (what the
+// kernels read and where the gradients land), its training state, and the update step.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "graph/structure.hpp"
+#include "graph/weights.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph::detail {
+
+struct Trainable {
+  const ConvolutionNode* node = nullptr;
+  std::unique_ptr<TrainableParameters> parameters;
+  std::shared_ptr<WeightsAndBiasesState> state;  // the data source's own (unfolded) weights
+  ChannelAffine fold;
+};
+
+// Loads each node of structure.weight_updates (throws InvalidArgument when one data source
+// or node is trained twice in the graph) and records its prepared weights in `weights`.
+std::vector<Trainable> prepare_trainables(
+    const GraphStructure& structure,
+    std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights);
+
+// After a batch's backward pass: every cpu-style update first (a throw leaves the graph's
+// weights as they were), then the reloads they asked for, then the device-style updates.
+void apply_updates(std::vector<Trainable>& trainables, const Device& device, std::uint64_t batch,
+                   int batch_size);
+
+// Checkpoints (docs/weights-format.md). Saving takes trained nodes' live weights and loads
+// the others' from their sources; loading assigns TrainableDataSources.
+void save_checkpoint(const GraphStructure& structure, const std::vector<Trainable>& trainables,
+                     const std::filesystem::path& path);
+void load_checkpoint(const GraphStructure& structure, const std::filesystem::path& path);
+
+}  // namespace cnngraph::detail

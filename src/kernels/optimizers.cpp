@@ -1,0 +1,160 @@
+// The optimizer steps: gradient pre-processing (clip, rescale, regularize) fused with each
+// rule in one pass over the tensor, as MPS documents the formulas.
+#include <cmath>
+
+#include "cnngraph/errors.hpp"
+#include "cnngraph/optimizer.hpp"
+
+namespace cnngraph {
+
+void OptimizerDescriptor::validate(const std::string& where) const {
+  const auto fail = [&](const std::string& field, float value, const std::string& rule) {
+    throw InvalidArgument(where + ": OptimizerDescriptor::" + field + " is " +
+                          std::to_string(value) + "; " + rule);
+  };
+  if (!(std::isfinite(learning_rate) && learning_rate >= 0.0f))
+    fail("learning_rate", learning_rate, "it must be finite and >= 0");
+  if (!std::isfinite(gradient_rescale)) fail("gradient_rescale", gradient_rescale, "it must be finite");
+  if (apply_gradient_clipping && !(gradient_clip_min <= gradient_clip_max)) {
+    fail("gradient_clip_min", gradient_clip_min,
+         "it must not exceed gradient_clip_max (" + std::to_string(gradient_clip_max) + ")");
+  }
+  if (!(std::isfinite(regularization_scale) && regularization_scale >= 0.0f))
+    fail("regularization_scale", regularization_scale, "it must be finite and >= 0");
+}
+
+Optimizer::Optimizer(OptimizerDescriptor descriptor) : descriptor_(descriptor) {
+  descriptor_.validate("optimizer");
+}
+
+void Optimizer::set_learning_rate(float learning_rate) {
+  OptimizerDescriptor changed = descriptor_;
+  changed.learning_rate = learning_rate;
+  changed.validate(name() + " optimizer");
+  descriptor_ = changed;
+}
+
+void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& state) const {
+  for (std::size_t t = 0; t < tensors.size(); ++t) {
+    if (tensors[t].values.size() != tensors[t].gradients.size()) {
+      throw InvalidArgument(name() + " optimizer: tensor " + std::to_string(t) + " has " +
+                            std::to_string(tensors[t].values.size()) + " values but " +
+                            std::to_string(tensors[t].gradients.size()) + " gradients");
+    }
+  }
+  if (state.tensors.size() < tensors.size()) state.tensors.resize(tensors.size());
+  ++state.time_step;
+  const OptimizerDescriptor& d = descriptor_;
+  std::vector<float> processed;
+  for (std::size_t t = 0; t < tensors.size(); ++t) {
+    const ParameterTensor& tensor = tensors[t];
+    processed.resize(tensor.gradients.size());
+    for (std::size_t i = 0; i < processed.size(); ++i) {
+      float g = tensor.gradients[i];
+      if (d.apply_gradient_clipping) g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
+      g *= d.gradient_rescale;
+      const float w = tensor.values[i];
+      if (d.regularization_type == RegularizationType::l1) {
+        g += d.regularization_scale * static_cast<float>((w > 0.0f) - (w < 0.0f));
+      } else if (d.regularization_type == RegularizationType::l2) {
+        g += d.regularization_scale * w;
+      }
+      processed[i] = g;
+    }
+    apply(tensor.values, processed, state.tensors[t], state.time_step);
+  }
+}
+
+namespace {
+void ensure_size(std::vector<float>& v, std::size_t n) {
+  if (v.size() != n) v.assign(n, 0.0f);
+}
+}  // namespace
+
+SgdOptimizer::SgdOptimizer(OptimizerDescriptor descriptor, float momentum, bool nesterov)
+    : Optimizer(descriptor), momentum_(momentum), nesterov_(nesterov) {
+  if (!(momentum >= 0.0f && momentum < 1.0f)) {
+    throw InvalidArgument("sgd optimizer: momentum must be in [0, 1), got " +
+                          std::to_string(momentum));
+  }
+}
+
+void SgdOptimizer::apply(std::span<float> w, std::span<const float> g,
+                         OptimizerState::Tensor& state, std::uint64_t) const {
+  const float lr = learning_rate();
+  if (momentum_ == 0.0f && !nesterov_) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= lr * g[i];
+    return;
+  }
+  ensure_size(state.momentum, w.size());
+  float* m = state.momentum.data();
+  if (nesterov_) {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      m[i] = momentum_ * m[i] + g[i];
+      w[i] -= lr * (g[i] + momentum_ * m[i]);
+    }
+  } else {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      m[i] = momentum_ * m[i] + lr * g[i];
+      w[i] -= m[i];
+    }
+  }
+}
+
+AdamOptimizer::AdamOptimizer(OptimizerDescriptor descriptor, double beta1, double beta2,
+                             float epsilon, bool amsgrad)
+    : Optimizer(descriptor), beta1_(beta1), beta2_(beta2), epsilon_(epsilon), amsgrad_(amsgrad) {
+  if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0)) {
+    throw InvalidArgument("adam optimizer: beta1 and beta2 must be in [0, 1), got " +
+                          std::to_string(beta1) + " and " + std::to_string(beta2));
+  }
+  if (!(epsilon >= 0.0f)) {
+    throw InvalidArgument("adam optimizer: epsilon must be >= 0, got " + std::to_string(epsilon));
+  }
+}
+
+void AdamOptimizer::apply(std::span<float> w, std::span<const float> g,
+                          OptimizerState::Tensor& state, std::uint64_t t) const {
+  ensure_size(state.momentum, w.size());
+  ensure_size(state.velocity, w.size());
+  if (amsgrad_) ensure_size(state.maximum_velocity, w.size());
+  const double td = static_cast<double>(t);
+  const float lr_t = static_cast<float>(learning_rate() * std::sqrt(1.0 - std::pow(beta2_, td)) /
+                                        (1.0 - std::pow(beta1_, td)));
+  const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
+  float* m = state.momentum.data();
+  float* v = state.velocity.data();
+  float* v_max = amsgrad_ ? state.maximum_velocity.data() : nullptr;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    float u = v[i];
+    if (v_max) u = v_max[i] = std::fmax(v_max[i], v[i]);
+    w[i] -= lr_t * m[i] / (std::sqrt(u) + epsilon_);
+  }
+}
+
+RmsPropOptimizer::RmsPropOptimizer(OptimizerDescriptor descriptor, double decay, float epsilon)
+    : Optimizer(descriptor), decay_(decay), epsilon_(epsilon) {
+  if (!(decay >= 0.0 && decay < 1.0)) {
+    throw InvalidArgument("rmsprop optimizer: decay must be in [0, 1), got " +
+                          std::to_string(decay));
+  }
+  if (!(epsilon >= 0.0f)) {
+    throw InvalidArgument("rmsprop optimizer: epsilon must be >= 0, got " +
+                          std::to_string(epsilon));
+  }
+}
+
+void RmsPropOptimizer::apply(std::span<float> w, std::span<const float> g,
+                             OptimizerState::Tensor& state, std::uint64_t) const {
+  ensure_size(state.velocity, w.size());
+  const float lr = learning_rate(), decay = static_cast<float>(decay_);
+  float* s = state.velocity.data();
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    s[i] = decay * s[i] + (1.0f - decay) * g[i] * g[i];
+    w[i] -= lr * g[i] / (std::sqrt(s[i]) + epsilon_);
+  }
+}
+
+}  // namespace cnngraph
