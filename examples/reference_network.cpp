@@ -40,23 +40,45 @@ void write_initial_weights(const std::filesystem::path& path, unsigned seed) {
 }
 
 ReferenceNetwork build_reference_network(const std::filesystem::path& weights_file) {
-  const auto source = [&](int i) {
-    return std::make_shared<FileDataSource>(weights_file, kLayers[i].descriptor,
-                                            std::string(kLayers[i].name) + ".", kLayers[i].name);
-  };
+  LayerSources sources;
+  for (const Layer& layer : kLayers) {
+    sources.push_back(std::make_shared<FileDataSource>(weights_file, layer.descriptor,
+                                                       std::string(layer.name) + ".", layer.name));
+  }
+  const NetworkNodes nodes = build_reference_network(sources);
+  return {nodes.input, nodes.probabilities};
+}
+
+LayerSources make_trainable_sources(unsigned seed, std::shared_ptr<const Optimizer> optimizer) {
+  LayerSources sources;
+  for (std::size_t i = 0; i < std::size(kLayers); ++i) {
+    sources.push_back(TrainableDataSource::uniform(kLayers[i].name, kLayers[i].descriptor, 0.2f,
+                                                   0.1f, seed * 16 + i, optimizer));
+  }
+  return sources;
+}
+
+NetworkNodes build_reference_network(const LayerSources& sources, float dropout_keep,
+                                     std::uint64_t dropout_seed) {
   const auto relu = [](const std::shared_ptr<ImageNode>& x) {
     return std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::relu))
         ->result_image();
   };
-  ReferenceNetwork net;
+  NetworkNodes net;
   net.input = std::make_shared<ImageNode>("image");
-  auto conv1 = std::make_shared<ConvolutionNode>(net.input, source(0));
+  auto conv1 = std::make_shared<ConvolutionNode>(net.input, sources.at(0));
   auto pool1 = std::make_shared<MaxPoolingNode>(relu(conv1->result_image()), 2);
-  auto conv2 = std::make_shared<ConvolutionNode>(pool1->result_image(), source(1));
+  auto conv2 = std::make_shared<ConvolutionNode>(pool1->result_image(), sources.at(1));
   auto pool2 = std::make_shared<MaxPoolingNode>(relu(conv2->result_image()), 2);
-  auto fc1 = std::make_shared<FullyConnectedNode>(pool2->result_image(), source(2));
-  auto fc2 = std::make_shared<FullyConnectedNode>(relu(fc1->result_image()), source(3));
-  net.probabilities = std::make_shared<SoftMaxNode>(fc2->result_image())->result_image();
+  auto fc1 = std::make_shared<FullyConnectedNode>(pool2->result_image(), sources.at(2));
+  auto hidden = relu(fc1->result_image());
+  if (dropout_keep < 1.0f) {
+    hidden = std::make_shared<DropoutNode>(hidden, dropout_keep, dropout_seed)->result_image();
+  }
+  auto fc2 = std::make_shared<FullyConnectedNode>(hidden, sources.at(3));
+  net.layers = {conv1, conv2, fc1, fc2};
+  net.logits = fc2->result_image();
+  net.probabilities = std::make_shared<SoftMaxNode>(net.logits)->result_image();
   return net;
 }
 

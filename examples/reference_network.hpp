@@ -5,7 +5,9 @@
 
 #include <cnngraph/cnngraph.hpp>
 #include <filesystem>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace examples {
 
@@ -20,5 +22,22 @@ void write_initial_weights(const std::filesystem::path& path, unsigned seed);
 
 // The network with every layer's weights read from `weights_file` by a FileDataSource.
 ReferenceNetwork build_reference_network(const std::filesystem::path& weights_file);
+
+// The four layers' data sources (conv1, conv2, fc1, fc2), in that order.
+using LayerSources = std::vector<std::shared_ptr<cnngraph::ConvolutionDataSource>>;
+
+// Trainable sources with the spec's initial weights and one shared optimizer.
+LayerSources make_trainable_sources(unsigned seed,
+                                    std::shared_ptr<const cnngraph::Optimizer> optimizer);
+
+// The network on the given sources. With a dropout keep probability below 1 the dropout
+// node sits after fc1's ReLU (training only). `logits` is fc2's result; `probabilities`
+// the soft-max of it.
+struct NetworkNodes {
+  std::shared_ptr<cnngraph::ImageNode> input, logits, probabilities;
+  std::vector<std::shared_ptr<cnngraph::ConvolutionNode>> layers;
+};
+NetworkNodes build_reference_network(const LayerSources& sources, float dropout_keep = 1.0f,
+                                     std::uint64_t dropout_seed = 1);
 
 }  // namespace examples

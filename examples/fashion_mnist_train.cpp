@@ -1,0 +1,191 @@
+// The main job: trains the reference network (Apple's MPS training sample, spec section 11)
+// on Fashion-MNIST with cnngraph. One set of TrainableDataSources is shared by the training
+// graph and the inference graph, so evaluation sees the trained weights after a reload.
+// Prints a progress bar with loss and images/s, the test accuracy after every epoch, saves a
+// checkpoint and a PNG plot of the loss and accuracy curves.
+#include <chrono>
+#include <cxxopts.hpp>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "fashion_mnist.hpp"
+#include "plot_png.hpp"
+#include "progress_bar.hpp"
+#include "reference_network.hpp"
+
+using namespace cnngraph;
+
+namespace {
+
+std::shared_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate) {
+  OptimizerDescriptor d;
+  d.learning_rate = learning_rate;
+  if (name == "adam") return std::make_shared<AdamOptimizer>(d);
+  if (name == "amsgrad") return std::make_shared<AdamOptimizer>(d, 0.9, 0.999, 1e-8f, true);
+  if (name == "sgd") return std::make_shared<SgdOptimizer>(d, 0.9f);
+  if (name == "rmsprop") return std::make_shared<RmsPropOptimizer>(d);
+  throw InvalidArgument("--optimizer must be adam, amsgrad, sgd or rmsprop, got '" + name + "'");
+}
+
+TrainingStyle parse_style(const std::string& name) {
+  if (name == "device") return TrainingStyle::device;
+  if (name == "cpu") return TrainingStyle::cpu;
+  if (name == "none") return TrainingStyle::none;
+  throw InvalidArgument("--training-style must be device, cpu or none, got '" + name + "'");
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  if (name == "cpu_reference") return Device::cpu_reference();
+  if (name == "cuda") return Device::cuda(0);
+  throw InvalidArgument("--device must be cpu, cpu_reference or cuda, got '" + name + "'");
+}
+
+// Images [first, first + count) of `order` as a batch, pixels scaled to [0, 1].
+Image batch_images(const examples::Dataset& data, const std::vector<int>& order, int first,
+                   int count) {
+  const int pixels = data.rows * data.columns;
+  std::vector<float> values(static_cast<std::size_t>(count) * pixels);
+  for (int i = 0; i < count; ++i) {
+    const std::uint8_t* image = &data.pixels[static_cast<std::size_t>(order[first + i]) * pixels];
+    for (int p = 0; p < pixels; ++p) values[static_cast<std::size_t>(i) * pixels + p] = image[p] / 255.0f;
+  }
+  return Image::from_floats({count, data.rows, data.columns, 1}, values);
+}
+
+double test_accuracy(Graph& inference, const examples::Dataset& test, int batch) {
+  std::vector<int> order(test.count);
+  std::iota(order.begin(), order.end(), 0);
+  int correct = 0;
+  for (int start = 0; start < test.count; start += batch) {
+    const int n = std::min(batch, test.count - start);
+    const auto probabilities = inference.run({batch_images(test, order, start, n)})[0].to_floats();
+    for (int i = 0; i < n; ++i) {
+      const float* p = probabilities.data() + i * 10;
+      correct += std::max_element(p, p + 10) - p == test.labels[start + i];
+    }
+  }
+  return 100.0 * correct / test.count;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("fashion_mnist_train",
+                           "Train the reference CNN on Fashion-MNIST with cnngraph");
+  options.add_options()(
+      "data-dir", "directory of the idx .gz files (Debian package dataset-fashion-mnist)",
+      cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))(
+      "epochs", "passes over the training set", cxxopts::value<int>()->default_value("3"))(
+      "batch-size", "images per training step", cxxopts::value<int>()->default_value("64"))(
+      "optimizer", "adam, amsgrad, sgd (momentum 0.9) or rmsprop",
+      cxxopts::value<std::string>()->default_value("adam"))(
+      "learning-rate", "learning rate", cxxopts::value<float>()->default_value("0.001"))(
+      "training-style", "device, cpu or none", cxxopts::value<std::string>()->default_value("device"))(
+      "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
+      "seed", "seed of the initial weights, shuffling and dropout",
+      cxxopts::value<unsigned>()->default_value("1"))(
+      "train-images", "use only the first N training images (0: all)",
+      cxxopts::value<int>()->default_value("0"))(
+      "checkpoint", "where to save the trained weights (safetensors)",
+      cxxopts::value<std::string>()->default_value("fashion_mnist_checkpoint.safetensors"))(
+      "plot", "where to write the loss and accuracy curves (PNG)",
+      cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))(
+      "h,help", "show this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << "\n";
+      return 0;
+    }
+    const std::string data_dir = args["data-dir"].as<std::string>();
+    auto train = examples::load_fashion_mnist(data_dir, "train");
+    const auto test = examples::load_fashion_mnist(data_dir, "t10k");
+    if (const int limit = args["train-images"].as<int>(); limit > 0 && limit < train.count)
+      train.count = limit;
+    const int batch = args["batch-size"].as<int>();
+    const int epochs = args["epochs"].as<int>();
+    if (batch <= 0 || epochs <= 0) throw InvalidArgument("--batch-size and --epochs must be positive");
+    const unsigned seed = args["seed"].as<unsigned>();
+    const Device device = parse_device(args["device"].as<std::string>());
+    const TrainingStyle style = parse_style(args["training-style"].as<std::string>());
+
+    const auto optimizer = make_optimizer(args["optimizer"].as<std::string>(),
+                                          args["learning-rate"].as<float>());
+    const auto sources = examples::make_trainable_sources(seed, optimizer);
+
+    // Training graph: dropout 0.5, softmax cross-entropy summed with weight 1 / batch.
+    const auto net = examples::build_reference_network(sources, 0.5f, seed);
+    for (const auto& layer : net.layers) layer->training_style = style;
+    LossDescriptor loss_descriptor(LossType::softmax_cross_entropy, ReductionType::sum);
+    loss_descriptor.weight = 1.0f / batch;
+    auto loss = std::make_shared<LossNode>(net.logits, loss_descriptor);
+    const auto terminals = loss->training_graph(
+        nullptr, [](FilterNode& gradient, const FilterNode&, const ImageNode&, const ImageNode&) {
+          gradient.result_image()->format = DataType::f32;  // as Apple's sample: f32 gradients
+        });
+    Graph training(device, terminals, std::vector<bool>(terminals.size(), false));
+
+    // Inference graph on the same data sources, without dropout.
+    const auto inference_net = examples::build_reference_network(sources);
+    Graph inference(device, inference_net.probabilities);
+
+    std::printf("training the reference network on %d Fashion-MNIST images, %d epoch(s), batch %d, "
+                "%s, %s training style, device %s\n",
+                train.count, epochs, batch, optimizer->name().c_str(),
+                args["training-style"].as<std::string>().c_str(), device.name().c_str());
+    std::mt19937 shuffle(seed);
+    std::vector<int> order(train.count);
+    std::iota(order.begin(), order.end(), 0);
+    const int steps = train.count / batch;  // full batches only: the loss weight is 1 / batch
+    examples::Curve loss_curve{{}, {}, 200, 40, 40}, accuracy_curve{{}, {}, 40, 90, 200};
+    double last_accuracy = 0.0, train_seconds = 0.0;
+    for (int epoch = 1; epoch <= epochs; ++epoch) {
+      std::shuffle(order.begin(), order.end(), shuffle);
+      examples::ProgressBar bar("epoch " + std::to_string(epoch), steps);
+      double running = 0.0;
+      int running_count = 0;
+      const auto begin = std::chrono::steady_clock::now();
+      for (int step = 0; step < steps; ++step) {
+        const Image images = batch_images(train, order, step * batch, batch);
+        std::vector<int> classes(batch);
+        for (int i = 0; i < batch; ++i) classes[i] = train.labels[order[step * batch + i]];
+        const Results results = training.run({images}, {LossLabels::from_classes(classes, 10)});
+        running += results.loss();
+        ++running_count;
+        if (running_count == 50 || step + 1 == steps) {
+          loss_curve.x.push_back(epoch - 1 + (step + 1.0) / steps);
+          loss_curve.y.push_back(running / running_count);
+          const double seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+          char text[96];
+          std::snprintf(text, sizeof text, "loss %.4f  %.0f img/s", running / running_count,
+                        (step + 1.0) * batch / seconds);
+          bar.update(step + 1, text);
+          running = 0.0;
+          running_count = 0;
+        }
+      }
+      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      inference.reload_from_data_sources();
+      last_accuracy = test_accuracy(inference, test, 1000);
+      accuracy_curve.x.push_back(epoch);
+      accuracy_curve.y.push_back(last_accuracy);
+      std::printf("epoch %d: test accuracy %.2f%%\n", epoch, last_accuracy);
+      std::fflush(stdout);
+    }
+    const std::string checkpoint = args["checkpoint"].as<std::string>();
+    training.save_checkpoint(checkpoint);
+    const std::string plot = args["plot"].as<std::string>();
+    examples::write_plot_png(plot, {{loss_curve}, {accuracy_curve}});
+    std::printf("saved checkpoint %s and plot %s (top: training loss, bottom: test accuracy)\n",
+                checkpoint.c_str(), plot.c_str());
+    std::printf("training throughput %.0f images/s\n", epochs * steps * batch / train_seconds);
+    std::printf("final test accuracy: %.2f%%\n", last_accuracy);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
