@@ -77,11 +77,13 @@ int main(int argc, char** argv) {
   options.add_options()(
       "data-dir", "directory of the idx .gz files (Debian package dataset-fashion-mnist)",
       cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))(
-      "epochs", "passes over the training set", cxxopts::value<int>()->default_value("3"))(
+      "epochs", "passes over the training set", cxxopts::value<int>()->default_value("5"))(
       "batch-size", "images per training step", cxxopts::value<int>()->default_value("64"))(
       "optimizer", "adam, amsgrad, sgd (momentum 0.9) or rmsprop",
       cxxopts::value<std::string>()->default_value("adam"))(
       "learning-rate", "learning rate", cxxopts::value<float>()->default_value("0.001"))(
+      "lr-decay", "learning-rate factor applied after every epoch",
+      cxxopts::value<float>()->default_value("0.5"))(
       "training-style", "device, cpu or none", cxxopts::value<std::string>()->default_value("device"))(
       "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "seed of the initial weights, shuffling and dropout",
@@ -168,6 +170,7 @@ int main(int argc, char** argv) {
         }
       }
       train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      optimizer->set_learning_rate(optimizer->learning_rate() * args["lr-decay"].as<float>());
       inference.reload_from_data_sources();
       last_accuracy = test_accuracy(inference, test, 1000);
       accuracy_curve.x.push_back(epoch);

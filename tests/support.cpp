@@ -50,4 +50,51 @@ void expect_backends_agree(const std::shared_ptr<ImageNode>& result,
   EXPECT_LE(max_relative_error(actual.converted_to(DataType::f32), expected), tolerance);
 }
 
+std::vector<ConvCase> random_convolution_cases(int count, unsigned seed) {
+  std::mt19937 rng(seed);
+  const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const std::vector<PaddingPolicy> policies = {PaddingPolicy::same(),
+                                               PaddingPolicy::valid(),
+                                               PaddingPolicy::full(),
+                                               PaddingPolicy::tensorflow_same(),
+                                               [] {
+                                                 PaddingPolicy p;
+                                                 p.alignment = PaddingAlignment::top_left;
+                                                 return p;
+                                               }(),
+                                               [] {
+                                                 PaddingPolicy p = PaddingPolicy::full();
+                                                 p.alignment = PaddingAlignment::bottom_right;
+                                                 return p;
+                                               }()};
+  std::vector<ConvCase> cases;
+  while (static_cast<int>(cases.size()) < count) {
+    ConvCase c;
+    c.batch = pick(0, 2) == 0 ? 1 : pick(2, 3);
+    c.height = pick(5, 13);
+    c.width = pick(5, 13);
+    c.kernel_w = pick(1, 5);
+    c.kernel_h = pick(1, 5);
+    c.stride = pick(1, 3);
+    c.dilation = pick(1, 2);
+    const int kind = pick(0, 2);  // 0 dense, 1 grouped, 2 depthwise
+    if (kind == 2) {
+      c.in_channels = pick(2, 9);
+      c.groups = c.in_channels;
+      c.out_channels = c.in_channels * pick(1, 2);
+    } else {
+      c.groups = kind == 1 ? pick(2, 3) : 1;
+      c.in_channels = c.groups * pick(1, 5);
+      c.out_channels = c.groups * pick(1, 5);
+    }
+    c.padding = policies[pick(0, static_cast<int>(policies.size()) - 1)];
+    const int window_h = (c.kernel_h - 1) * c.dilation + 1,
+              window_w = (c.kernel_w - 1) * c.dilation + 1;
+    if (c.padding.size == PaddingSize::valid && (window_h > c.height || window_w > c.width))
+      continue;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
 }  // namespace cnngraph::testing

@@ -30,4 +30,24 @@ void expect_backends_agree(const std::shared_ptr<ImageNode>& result,
                            const std::vector<Image>& sources, double tolerance,
                            GraphOptions fast_options = {});
 
+// A convolution problem for randomized tests, printable as a compact problem string.
+struct ConvCase {
+  int batch, height, width, in_channels, out_channels, kernel_w, kernel_h, stride, dilation, groups;
+  PaddingPolicy padding;
+  std::string name() const {
+    return "n" + std::to_string(batch) + "h" + std::to_string(height) + "w" +
+           std::to_string(width) + "c" + std::to_string(in_channels) + "o" +
+           std::to_string(out_channels) + "k" + std::to_string(kernel_w) + "x" +
+           std::to_string(kernel_h) + "s" + std::to_string(stride) + "d" +
+           std::to_string(dilation) + "g" + std::to_string(groups) + "pad" +
+           std::to_string(static_cast<int>(padding.size)) +
+           std::to_string(static_cast<int>(padding.alignment)) +
+           std::to_string(static_cast<int>(padding.remainder));
+  }
+};
+
+// Random convolution problems: batch 1-3, sizes 5-13, kernels 1-5, strides 1-3, dilation
+// 1-2, dense / grouped / depthwise, six padding policies.
+std::vector<ConvCase> random_convolution_cases(int count, unsigned seed);
+
 }  // namespace cnngraph::testing

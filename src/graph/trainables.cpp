@@ -79,7 +79,25 @@ std::vector<Trainable> prepare_trainables(
 
 void apply_updates(std::vector<Trainable>& trainables, const Device& device, std::uint64_t batch,
                    int batch_size) {
-  for (Trainable& t : trainables) t.parameters->gradient.batch_size = batch_size;
+  for (Trainable& t : trainables) {
+    ConvolutionGradientState& g = t.parameters->gradient;
+    g.batch_size = batch_size;
+    // A non-finite gradient (e.g. from a NaN input that max-pooling hid from the loss) would
+    // silently poison the weights: refuse the whole batch's updates instead.
+    const auto finite = [](const std::vector<float>& values) {
+      const float* v = values.data();
+      const auto count = static_cast<std::ptrdiff_t>(values.size());
+      float sum = 0.0f;
+#pragma omp parallel for simd reduction(+ : sum) if (count > (1 << 15))
+      for (std::ptrdiff_t i = 0; i < count; ++i) sum += v[i] * 0.0f;  // NaN or inf make it NaN
+      return sum == 0.0f;
+    };
+    if (!finite(g.weights_gradient) || !finite(g.bias_gradient)) {
+      throw NumericalError(t.node->display_name() + ": the weight gradients of batch " +
+                           std::to_string(batch) +
+                           " are not finite; no weights were updated (check the inputs)");
+    }
+  }
   std::vector<Trainable*> reloads;
   for (Trainable& t : trainables) {
     if (t.node->training_style != TrainingStyle::cpu) continue;

@@ -7,6 +7,11 @@
 
 namespace cnngraph {
 
+namespace {
+// Tensors above this size are split over the OpenMP threads; below, the fork costs more.
+constexpr std::ptrdiff_t kParallelElements = 1 << 15;
+}  // namespace
+
 void OptimizerDescriptor::validate(const std::string& where) const {
   const auto fail = [&](const std::string& field, float value, const std::string& rule) {
     throw InvalidArgument(where + ": OptimizerDescriptor::" + field + " is " +
@@ -45,23 +50,36 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
   if (state.tensors.size() < tensors.size()) state.tensors.resize(tensors.size());
   ++state.time_step;
   const OptimizerDescriptor& d = descriptor_;
-  std::vector<float> processed;
+  const bool raw = !d.apply_gradient_clipping && d.gradient_rescale == 1.0f &&
+                   d.regularization_type == RegularizationType::none;
+  // Kept between steps: a fresh buffer per step would zero and fault in its pages each time.
+  thread_local std::vector<float> processed;
   for (std::size_t t = 0; t < tensors.size(); ++t) {
     const ParameterTensor& tensor = tensors[t];
-    processed.resize(tensor.gradients.size());
-    for (std::size_t i = 0; i < processed.size(); ++i) {
-      float g = tensor.gradients[i];
+    if (raw) {
+      apply(tensor.values, tensor.gradients, state.tensors[t], state.time_step);
+      continue;
+    }
+    if (processed.size() < tensor.gradients.size()) processed.resize(tensor.gradients.size());
+    const auto count = static_cast<std::ptrdiff_t>(tensor.gradients.size());
+    const float* gradients = tensor.gradients.data();
+    const float* values = tensor.values.data();
+    float* out = processed.data();
+#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
+    for (std::ptrdiff_t i = 0; i < count; ++i) {
+      float g = gradients[i];
       if (d.apply_gradient_clipping) g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
       g *= d.gradient_rescale;
-      const float w = tensor.values[i];
+      const float w = values[i];
       if (d.regularization_type == RegularizationType::l1) {
         g += d.regularization_scale * static_cast<float>((w > 0.0f) - (w < 0.0f));
       } else if (d.regularization_type == RegularizationType::l2) {
         g += d.regularization_scale * w;
       }
-      processed[i] = g;
+      out[i] = g;
     }
-    apply(tensor.values, processed, state.tensors[t], state.time_step);
+    apply(tensor.values, std::span<const float>(out, tensor.gradients.size()), state.tensors[t],
+          state.time_step);
   }
 }
 
@@ -81,22 +99,29 @@ SgdOptimizer::SgdOptimizer(OptimizerDescriptor descriptor, float momentum, bool 
 
 void SgdOptimizer::apply(std::span<float> w, std::span<const float> g,
                          OptimizerState::Tensor& state, std::uint64_t) const {
-  const float lr = learning_rate();
-  if (momentum_ == 0.0f && !nesterov_) {
-    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= lr * g[i];
+  const float lr = learning_rate(), mu = momentum_;
+  const auto count = static_cast<std::ptrdiff_t>(w.size());
+  const bool parallel = count > kParallelElements;
+  float* values = w.data();
+  const float* gradients = g.data();
+  if (mu == 0.0f && !nesterov_) {
+#pragma omp parallel for simd schedule(static) if (parallel)
+    for (std::ptrdiff_t i = 0; i < count; ++i) values[i] -= lr * gradients[i];
     return;
   }
   ensure_size(state.momentum, w.size());
   float* m = state.momentum.data();
   if (nesterov_) {
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      m[i] = momentum_ * m[i] + g[i];
-      w[i] -= lr * (g[i] + momentum_ * m[i]);
+#pragma omp parallel for simd schedule(static) if (parallel)
+    for (std::ptrdiff_t i = 0; i < count; ++i) {
+      m[i] = mu * m[i] + gradients[i];
+      values[i] -= lr * (gradients[i] + mu * m[i]);
     }
   } else {
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      m[i] = momentum_ * m[i] + lr * g[i];
-      w[i] -= m[i];
+#pragma omp parallel for simd schedule(static) if (parallel)
+    for (std::ptrdiff_t i = 0; i < count; ++i) {
+      m[i] = mu * m[i] + lr * gradients[i];
+      values[i] -= m[i];
     }
   }
 }
@@ -122,15 +147,20 @@ void AdamOptimizer::apply(std::span<float> w, std::span<const float> g,
   const float lr_t = static_cast<float>(learning_rate() * std::sqrt(1.0 - std::pow(beta2_, td)) /
                                         (1.0 - std::pow(beta1_, td)));
   const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
+  const float eps = epsilon_;
   float* m = state.momentum.data();
   float* v = state.velocity.data();
   float* v_max = amsgrad_ ? state.maximum_velocity.data() : nullptr;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+  float* values = w.data();
+  const float* gradients = g.data();
+  const auto count = static_cast<std::ptrdiff_t>(w.size());
+#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
+  for (std::ptrdiff_t i = 0; i < count; ++i) {
+    m[i] = b1 * m[i] + (1.0f - b1) * gradients[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * gradients[i] * gradients[i];
     float u = v[i];
     if (v_max) u = v_max[i] = std::fmax(v_max[i], v[i]);
-    w[i] -= lr_t * m[i] / (std::sqrt(u) + epsilon_);
+    values[i] -= lr_t * m[i] / (std::sqrt(u) + eps);
   }
 }
 
@@ -149,11 +179,15 @@ RmsPropOptimizer::RmsPropOptimizer(OptimizerDescriptor descriptor, double decay,
 void RmsPropOptimizer::apply(std::span<float> w, std::span<const float> g,
                              OptimizerState::Tensor& state, std::uint64_t) const {
   ensure_size(state.velocity, w.size());
-  const float lr = learning_rate(), decay = static_cast<float>(decay_);
+  const float lr = learning_rate(), decay = static_cast<float>(decay_), eps = epsilon_;
   float* s = state.velocity.data();
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    s[i] = decay * s[i] + (1.0f - decay) * g[i] * g[i];
-    w[i] -= lr * g[i] / (std::sqrt(s[i]) + epsilon_);
+  float* values = w.data();
+  const float* gradients = g.data();
+  const auto count = static_cast<std::ptrdiff_t>(w.size());
+#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
+  for (std::ptrdiff_t i = 0; i < count; ++i) {
+    s[i] = decay * s[i] + (1.0f - decay) * gradients[i] * gradients[i];
+    values[i] -= lr * gradients[i] / (std::sqrt(s[i]) + eps);
   }
 }
 

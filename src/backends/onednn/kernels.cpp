@@ -16,6 +16,9 @@ std::unique_ptr<Kernel> make_softmax(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_reshape(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&);
 }  // namespace onednn
 
 namespace {
@@ -34,11 +37,11 @@ const KernelCandidate onednn_kernels[] = {
     {OpKind::reshape, "onednn:copy", onednn::make_reshape},
     {OpKind::convolution_gradient, "onednn:convolution_gradient", onednn::make_convolution_gradient},
     {OpKind::convolution_gradient, "reference:direct_gradient", make_reference_convolution_gradient},
-    {OpKind::neuron_gradient, "reference:neuron_gradient", make_reference_neuron_gradient},
-    {OpKind::pooling_gradient, "reference:pooling_gradient", make_reference_pooling_gradient},
+    {OpKind::neuron_gradient, "onednn:neuron_gradient", onednn::make_neuron_gradient},
+    {OpKind::pooling_gradient, "onednn:pooling_gradient", onednn::make_pooling_gradient},
     {OpKind::softmax_gradient, "reference:softmax_gradient", make_reference_softmax_gradient},
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
-    {OpKind::dropout, "reference:dropout", make_reference_dropout},
+    {OpKind::dropout, "onednn:dropout", onednn::make_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
 };
 

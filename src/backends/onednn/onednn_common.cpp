@@ -101,6 +101,10 @@ struct WeightsCache {
 
 dnnl::memory cached_weights(const PreparedWeights& w, const dnnl::memory::desc& user_desc,
                             const dnnl::memory::desc& wanted) {
+  // The primitive reads our own layout: no copy to keep (training would refresh it each step).
+  if (wanted == user_desc) {
+    return dnnl::memory(user_desc, cpu_engine(), const_cast<float*>(w.weights.data()));
+  }
   std::lock_guard lock(w.cache_mutex);
   auto& slot = w.backend_cache["onednn"];
   if (!slot) slot = std::make_shared<WeightsCache>();

@@ -1,0 +1,57 @@
+// Finite-difference checks of gradient nodes and a data source that records its updates.
+#pragma once
+
+#include <functional>
+
+#include "support.hpp"
+
+namespace cnngraph::testing {
+
+// Fixed weights; update() records the gradients it is given and changes nothing.
+class RecordingSource : public ConvolutionDataSource {
+ public:
+  RecordingSource(ConvolutionDescriptor d, std::vector<float> weights, std::vector<float> bias)
+      : descriptor_(std::move(d)), weights_(std::move(weights)), bias_(std::move(bias)) {}
+  static std::shared_ptr<RecordingSource> random(const ConvolutionDescriptor& d, std::mt19937& rng);
+
+  DataType data_type() const override { return DataType::f32; }
+  ConvolutionDescriptor descriptor() const override { return descriptor_; }
+  const void* weights() const override { return weights_.data(); }
+  const float* bias_terms() const override { return bias_.empty() ? nullptr : bias_.data(); }
+  bool load() override { return true; }
+  void purge() override {}
+  std::string label() const override { return "recording"; }
+  std::shared_ptr<ConvolutionDataSource> copy() const override {
+    return std::make_shared<RecordingSource>(descriptor_, weights_, bias_);
+  }
+  bool update(const ConvolutionGradientState& gradient, const WeightsAndBiasesState&) override {
+    if (throw_on_update) throw std::runtime_error("update refused for the test");
+    last_gradient = gradient;
+    ++updates;
+    return false;
+  }
+
+  std::vector<float>& mutable_weights() { return weights_; }
+  std::vector<float>& mutable_bias() { return bias_; }
+  ConvolutionGradientState last_gradient;
+  int updates = 0;
+  bool throw_on_update = false;
+
+ private:
+  ConvolutionDescriptor descriptor_;
+  std::vector<float> weights_, bias_;
+};
+
+// Runs a graph whose sources are named by handle.
+Image run_named(Graph& graph, const std::map<std::string, Image>& inputs);
+
+// Checks every source gradient of the node `make` builds on sources of `shapes` (handles
+// "x0", "x1", ...) against central differences of sum(dy * f(x)) on the reference backend,
+// at up to `samples` elements per source. Inputs uniform in [lo, hi].
+void check_input_gradients(
+    const std::function<std::shared_ptr<FilterNode>(std::vector<std::shared_ptr<ImageNode>>)>&
+        make,
+    const std::vector<ImageShape>& shapes, unsigned seed, float lo = -1.0f, float hi = 1.0f,
+    double tolerance = 5e-3, int samples = 24);
+
+}  // namespace cnngraph::testing

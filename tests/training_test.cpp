@@ -1,0 +1,377 @@
+// Training: training_graph's structure, the three training styles, optimizers against hand
+// computed steps, checkpoints, a short training run, and bad input.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "gradient_support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+std::filesystem::path temp_path(const std::string& name) {
+  const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
+  return std::filesystem::path(dir ? dir : "/tmp") / name;
+}
+
+// A small classifier: conv 3x3 (2 -> 4) -> relu -> max-pool 2 -> fc -> loss.
+struct SmallNet {
+  std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
+  std::shared_ptr<ConvolutionNode> conv;
+  std::shared_ptr<FullyConnectedNode> fc;
+  std::shared_ptr<LossNode> loss;
+
+  SmallNet(std::shared_ptr<ConvolutionDataSource> conv_source,
+           std::shared_ptr<ConvolutionDataSource> fc_source) {
+    conv = std::make_shared<ConvolutionNode>(input, std::move(conv_source));
+    auto relu = std::make_shared<NeuronNode>(conv->result_image(),
+                                             NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    fc = std::make_shared<FullyConnectedNode>(pool->result_image(), std::move(fc_source));
+    loss = std::make_shared<LossNode>(
+        fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+};
+
+const ConvolutionDescriptor kConv(3, 3, 2, 4);
+const ConvolutionDescriptor kFc(3, 3, 4, 3);
+
+std::shared_ptr<TrainableDataSource> trainable(const ConvolutionDescriptor& d, std::uint64_t seed,
+                                               std::shared_ptr<const Optimizer> optimizer) {
+  return TrainableDataSource::uniform("layer" + std::to_string(seed), d, 0.3f, 0.05f, seed,
+                                      std::move(optimizer));
+}
+
+// Synthetic data: the class is the quadrant with the brightest channel-0 pixel.
+struct Batch {
+  Image images;
+  LossLabels labels;
+};
+Batch synthetic_batch(int n, std::mt19937& rng) {
+  std::vector<float> pixels = random_floats(static_cast<std::size_t>(n) * 6 * 6 * 2, rng, 0, 0.3f);
+  std::vector<int> classes(n);
+  for (int i = 0; i < n; ++i) {
+    classes[i] = static_cast<int>(rng() % 3);
+    const int y = classes[i] == 1 ? 4 : 1, x = classes[i] == 2 ? 4 : 1;
+    pixels[((static_cast<std::size_t>(i) * 6 + y) * 6 + x) * 2] = 1.0f;
+  }
+  return {Image::from_floats({n, 6, 6, 2}, pixels), LossLabels::from_classes(classes, 3)};
+}
+
+Graph training_graph(const SmallNet& net, Device device = Device::cpu()) {
+  auto terminals = net.loss->training_graph();
+  return Graph(device, terminals, std::vector<bool>(terminals.size(), false));
+}
+
+}  // namespace
+
+TEST(TrainingGraph, MakesOneGradientNodePerForwardNodeAndSkipsTheFirstInputGradient) {
+  std::mt19937 rng(1);
+  SmallNet net(RecordingSource::random(kConv, rng), RecordingSource::random(kFc, rng));
+  std::vector<std::string> made;
+  auto terminals = net.loss->training_graph(
+      nullptr, [&](FilterNode& gradient, const FilterNode& forward, const ImageNode&,
+                   const ImageNode&) { made.push_back(forward.kind() + "->" + gradient.kind()); });
+  const std::vector<std::string> expected = {
+      "fully_connected->fully_connected_gradient", "max_pooling->max_pooling_gradient",
+      "neuron_relu->neuron_relu_gradient", "convolution->convolution_gradient"};
+  EXPECT_EQ(made, expected);
+  ASSERT_EQ(terminals.size(), 1u);
+  const auto* first = dynamic_cast<const ConvolutionGradientNode*>(terminals[0]->producer());
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->gradient_option, GradientOption::weights_and_bias);
+}
+
+TEST(TrainingGraph, StopGradientAndFrozenLayersPruneTheBackwardPass) {
+  std::mt19937 rng(2);
+  SmallNet net(RecordingSource::random(kConv, rng), RecordingSource::random(kFc, rng));
+  net.fc->source_images()[0]->stop_gradient = true;
+  int made = 0;
+  auto terminals = net.loss->training_graph(
+      nullptr, [&](FilterNode&, const FilterNode&, const ImageNode&, const ImageNode&) { ++made; });
+  EXPECT_EQ(made, 1);  // only the fully connected layer's weights
+  net.fc->source_images()[0]->stop_gradient = false;
+  net.conv->training_style = TrainingStyle::none;
+  net.fc->training_style = TrainingStyle::none;
+  EXPECT_THROW(net.loss->training_graph(), InvalidArgument);  // nothing left to train
+}
+
+TEST(TrainingGraph, SumsTheGradientsOfAnImageReadTwice) {
+  std::mt19937 rng(3);
+  auto x = std::make_shared<ImageNode>("x");
+  auto conv = std::make_shared<ConvolutionNode>(x, RecordingSource::random(ConvolutionDescriptor(3, 3, 2, 2), rng));
+  auto a = std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::tanh));
+  auto b = std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::sigmoid));
+  auto sum = std::make_shared<AdditionNode>(a->result_image(), b->result_image());
+  auto loss = std::make_shared<LossNode>(sum->result_image(),
+                                         LossDescriptor(LossType::mean_squared_error, ReductionType::sum));
+  std::vector<std::string> forward_kinds;
+  loss->training_graph(nullptr, [&](FilterNode& g, const FilterNode& f, const ImageNode&,
+                                    const ImageNode&) { forward_kinds.push_back(f.kind() + ":" + g.kind()); });
+  EXPECT_NE(std::find(forward_kinds.begin(), forward_kinds.end(), "addition:addition"),
+            forward_kinds.end());
+}
+
+TEST(TrainingStyle, NoneComputesNoWeightGradientAndKeepsWeightsBitIdentical) {
+  std::mt19937 rng(4);
+  auto conv_source = RecordingSource::random(kConv, rng);
+  auto fc_source = RecordingSource::random(kFc, rng);
+  SmallNet net(conv_source, fc_source);
+  net.conv->training_style = TrainingStyle::none;
+  net.fc->training_style = TrainingStyle::cpu;
+  Graph graph = training_graph(net);
+  const auto weights_before = conv_source->mutable_weights();
+  const Batch batch = synthetic_batch(4, rng);
+  graph.run({batch.images}, {batch.labels});
+  EXPECT_EQ(conv_source->updates, 0);
+  EXPECT_TRUE(conv_source->last_gradient.weights_gradient.empty());
+  EXPECT_EQ(fc_source->updates, 1);
+  EXPECT_EQ(conv_source->mutable_weights(), weights_before);
+  EXPECT_EQ(graph.describe().find("diff_weights", graph.describe().find("gradient of convolution")),
+            std::string::npos);
+}
+
+TEST(TrainingStyle, CpuCallsUpdateOncePerBatchWithTheReferenceGradients) {
+  std::mt19937 rng(5);
+  auto conv_source = RecordingSource::random(kConv, rng);
+  auto fc_source = RecordingSource::random(kFc, rng);
+  SmallNet net(conv_source, fc_source);
+  net.conv->training_style = TrainingStyle::cpu;
+  net.fc->training_style = TrainingStyle::cpu;
+  const Batch batch = synthetic_batch(5, rng);
+  Graph reference = training_graph(net, Device::cpu_reference());
+  reference.run({batch.images}, {batch.labels});
+  const auto expected = conv_source->last_gradient;
+  Graph fast = training_graph(net);
+  for (int i = 0; i < 3; ++i) fast.run({batch.images}, {batch.labels});
+  EXPECT_EQ(conv_source->updates, 4);
+  EXPECT_EQ(fc_source->updates, 4);
+  EXPECT_EQ(conv_source->last_gradient.batch_size, 5);
+  ASSERT_EQ(conv_source->last_gradient.weights_gradient.size(), expected.weights_gradient.size());
+  for (std::size_t i = 0; i < expected.weights_gradient.size(); ++i)
+    EXPECT_NEAR(conv_source->last_gradient.weights_gradient[i], expected.weights_gradient[i], 1e-5);
+}
+
+TEST(TrainingStyle, DeviceMatchesCpuAndTheInferenceGraphSeesTheTrainedWeights) {
+  auto adam = std::make_shared<AdamOptimizer>();
+  std::vector<std::shared_ptr<TrainableDataSource>> sources[2];
+  std::vector<float> final_weights[2];
+  for (int style = 0; style < 2; ++style) {
+    sources[style] = {trainable(kConv, 1, adam), trainable(kFc, 2, adam)};
+    SmallNet net(sources[style][0], sources[style][1]);
+    net.conv->training_style = net.fc->training_style = style ? TrainingStyle::device : TrainingStyle::cpu;
+    Graph graph = training_graph(net);
+    std::mt19937 rng(6);
+    for (int step = 0; step < 4; ++step) {
+      const Batch batch = synthetic_batch(8, rng);
+      graph.run({batch.images}, {batch.labels});
+    }
+    final_weights[style] = sources[style][0]->current_weights();
+    EXPECT_EQ(sources[style][0]->update_count(), 4u);
+  }
+  ASSERT_EQ(final_weights[0].size(), final_weights[1].size());
+  for (std::size_t i = 0; i < final_weights[0].size(); ++i)
+    EXPECT_NEAR(final_weights[0][i], final_weights[1][i], 1e-5);
+  // An inference graph on the device-trained sources sees the trained weights.
+  auto x = std::make_shared<ImageNode>("x");
+  auto conv = std::make_shared<ConvolutionNode>(x, sources[1][0]);
+  std::mt19937 rng(7);
+  const Image probe = random_image({1, 6, 6, 2}, rng);
+  auto fixed = std::make_shared<ArrayDataSource>("fixed", kConv, final_weights[1],
+                                                 sources[1][0]->current_bias());
+  auto expected_conv = std::make_shared<ConvolutionNode>(x, fixed);
+  EXPECT_EQ(run_on(Device::cpu(), conv->result_image(), {probe}).to_floats(),
+            run_on(Device::cpu(), expected_conv->result_image(), {probe}).to_floats());
+}
+
+TEST(Optimizers, StepsMatchHandComputedUpdates) {
+  OptimizerDescriptor d;
+  d.learning_rate = 0.1f;
+  std::vector<float> w = {1.0f, -2.0f}, g = {0.5f, -1.0f};
+  const auto step = [&](const Optimizer& o, OptimizerState& s) {
+    const ParameterTensor t{w, g};
+    o.step(std::span<const ParameterTensor>(&t, 1), s);
+  };
+  {  // plain SGD: w -= lr g
+    OptimizerState s;
+    step(SgdOptimizer(d), s);
+    EXPECT_FLOAT_EQ(w[0], 0.95f);
+    EXPECT_FLOAT_EQ(w[1], -1.9f);
+  }
+  {  // momentum: m = 0.9 m + lr g; w -= m (twice)
+    w = {1.0f, -2.0f};
+    OptimizerState s;
+    SgdOptimizer sgd(d, 0.9f);
+    step(sgd, s);
+    step(sgd, s);
+    EXPECT_FLOAT_EQ(w[0], 1.0f - 0.05f - (0.9f * 0.05f + 0.05f));
+  }
+  {  // Nesterov: m = 0.9 m + g; w -= lr (g + 0.9 m)
+    w = {1.0f, -2.0f};
+    OptimizerState s;
+    step(SgdOptimizer(d, 0.9f, true), s);
+    EXPECT_FLOAT_EQ(w[0], 1.0f - 0.1f * (0.5f + 0.9f * 0.5f));
+  }
+  {  // Adam, t = 1: lr_t = lr sqrt(1 - b2) / (1 - b1); m = 0.1 g; v = 0.001 g^2
+    w = {1.0f, -2.0f};
+    OptimizerState s;
+    step(AdamOptimizer(d), s);
+    const double lr_t = 0.1 * std::sqrt(1 - 0.999) / (1 - 0.9);
+    EXPECT_NEAR(w[0], 1.0 - lr_t * 0.05 / (std::sqrt(0.001 * 0.25) + 1e-8), 1e-6);
+    EXPECT_EQ(s.time_step, 1u);
+  }
+  {  // AMSGrad keeps the larger second moment: a small second gradient uses the old one.
+    w = {1.0f, -2.0f};
+    OptimizerState s;
+    AdamOptimizer ams(d, 0.9, 0.999, 1e-8f, true);
+    step(ams, s);
+    g = {0.0f, 0.0f};
+    step(ams, s);
+    EXPECT_NEAR(s.tensors[0].maximum_velocity[0], 0.001 * 0.25, 1e-8);
+    g = {0.5f, -1.0f};
+  }
+  {  // RMSProp: s = 0.1 g^2; w -= lr g / (sqrt(s) + eps)
+    w = {1.0f, -2.0f};
+    OptimizerState s;
+    step(RmsPropOptimizer(d), s);
+    EXPECT_NEAR(w[0], 1.0 - 0.1 * 0.5 / std::sqrt(0.1 * 0.25), 1e-6);
+  }
+  {  // clip to [-0.2, 0.2], rescale by 2, L2 0.5: g' = 2 clip(g) + 0.5 w
+    w = {1.0f, -2.0f};
+    OptimizerDescriptor c = d;
+    c.apply_gradient_clipping = true;
+    c.gradient_clip_min = -0.2f;
+    c.gradient_clip_max = 0.2f;
+    c.gradient_rescale = 2.0f;
+    c.regularization_type = RegularizationType::l2;
+    c.regularization_scale = 0.5f;
+    OptimizerState s;
+    step(SgdOptimizer(c), s);
+    EXPECT_FLOAT_EQ(w[0], 1.0f - 0.1f * (0.4f + 0.5f));
+    EXPECT_FLOAT_EQ(w[1], -2.0f - 0.1f * (-0.4f - 1.0f));
+    w = {1.0f, -2.0f};
+    c.regularization_type = RegularizationType::l1;
+    step(SgdOptimizer(c), s);
+    EXPECT_FLOAT_EQ(w[1], -2.0f - 0.1f * (-0.4f - 0.5f));
+  }
+  OptimizerDescriptor bad;
+  bad.learning_rate = -1.0f;
+  EXPECT_THROW(AdamOptimizer{bad}, InvalidArgument);
+  EXPECT_THROW(SgdOptimizer(d, 1.5f), InvalidArgument);
+}
+
+TEST(Training, SeededRunReducesTheLossFivefold) {
+  auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.02f});
+  SmallNet net(trainable(kConv, 3, adam), trainable(kFc, 4, adam));
+  Graph graph = training_graph(net);
+  std::mt19937 rng(8);
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; ++step) {
+    const Batch batch = synthetic_batch(16, rng);
+    const float loss = graph.run({batch.images}, {batch.labels}).loss();
+    if (step < 10) first += loss;
+    if (step >= 140) last += loss;
+  }
+  EXPECT_LT(last * 5, first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10;
+}
+
+TEST(Checkpoint, RoundTripsBitExactlyIntoANewGraph) {
+  auto adam = std::make_shared<AdamOptimizer>();
+  auto conv_source = trainable(kConv, 5, adam), fc_source = trainable(kFc, 6, adam);
+  SmallNet net(conv_source, fc_source);
+  Graph graph = training_graph(net);
+  std::mt19937 rng(9);
+  for (int step = 0; step < 3; ++step) {
+    const Batch batch = synthetic_batch(4, rng);
+    graph.run({batch.images}, {batch.labels});
+  }
+  const auto path = temp_path("checkpoint_roundtrip.safetensors");
+  graph.save_checkpoint(path);
+  // New sources with other weights but the same labels, in a new graph.
+  auto conv_copy = TrainableDataSource::uniform(conv_source->label(), kConv, 0.3f, 0.0f, 77, adam);
+  auto fc_copy = TrainableDataSource::uniform(fc_source->label(), kFc, 0.3f, 0.0f, 78, adam);
+  SmallNet other(conv_copy, fc_copy);
+  Graph restored = training_graph(other);
+  restored.load_checkpoint(path);
+  EXPECT_EQ(conv_copy->current_weights(), conv_source->current_weights());
+  EXPECT_EQ(fc_copy->current_bias(), fc_source->current_bias());
+  // The same file reads back with FileDataSource.
+  FileDataSource file(path, kConv, conv_source->label() + ".");
+  ASSERT_TRUE(file.load());
+  const auto* w = static_cast<const float*>(file.weights());
+  EXPECT_EQ(std::vector<float>(w, w + kConv.weight_count()), conv_source->current_weights());
+  std::filesystem::remove(path);
+}
+
+TEST(TrainingErrors, LabelsOutOfRangeOrOfTheWrongBatchAreRejected) {
+  std::vector<int> classes = {0, 3};
+  EXPECT_THROW(LossLabels::from_classes(classes, 3), InvalidArgument);
+  std::mt19937 rng(10);
+  SmallNet net(RecordingSource::random(kConv, rng), RecordingSource::random(kFc, rng));
+  Graph graph = training_graph(net);
+  const Batch batch = synthetic_batch(4, rng);
+  const Batch other = synthetic_batch(3, rng);
+  try {
+    graph.run({batch.images}, {other.labels});
+    FAIL() << "expected a ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("labels"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(graph.run({batch.images}), InvalidArgument);  // no labels
+}
+
+TEST(TrainingErrors, NanLossThrowsAndUpdatesNothing) {
+  auto adam = std::make_shared<AdamOptimizer>();
+  auto conv_source = trainable(kConv, 7, adam), fc_source = trainable(kFc, 8, adam);
+  SmallNet net(conv_source, fc_source);
+  Graph graph = training_graph(net);
+  std::mt19937 rng(11);
+  Batch batch = synthetic_batch(4, rng);
+  std::vector<float> pixels = batch.images.to_floats();
+  pixels[5] = NAN;
+  const auto before = conv_source->current_weights();
+  EXPECT_THROW(graph.run({Image::from_floats(batch.images.shape(), pixels)}, {batch.labels}),
+               NumericalError);
+  EXPECT_EQ(conv_source->current_weights(), before);
+  EXPECT_EQ(conv_source->update_count(), 0u);
+}
+
+TEST(TrainingErrors, ThrowingUpdateFailsTheBatchAndKeepsTheWeights) {
+  std::mt19937 rng(12);
+  auto conv_source = RecordingSource::random(kConv, rng);
+  auto adam = std::make_shared<AdamOptimizer>();
+  auto fc_source = trainable(kFc, 9, adam);
+  SmallNet net(conv_source, fc_source);
+  net.conv->training_style = TrainingStyle::cpu;
+  conv_source->throw_on_update = true;
+  Graph graph = training_graph(net);
+  const Batch batch = synthetic_batch(4, rng);
+  const auto before = fc_source->current_weights();
+  try {
+    graph.run({batch.images}, {batch.labels});
+    FAIL() << "expected a DataSourceError";
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("update() failed"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fc_source->current_weights(), before);  // the device-style update did not run
+  conv_source->throw_on_update = false;
+  graph.run({batch.images}, {batch.labels});  // the graph stays usable
+  EXPECT_EQ(conv_source->updates, 1);
+}
+
+TEST(TrainingErrors, SourceWithoutUpdateIsAClearError) {
+  std::mt19937 rng(13);
+  auto conv_source = random_source(kConv, rng, true, "plain");
+  SmallNet net(conv_source, RecordingSource::random(kFc, rng));
+  net.fc->training_style = TrainingStyle::cpu;
+  Graph graph = training_graph(net);
+  const Batch batch = synthetic_batch(2, rng);
+  try {
+    graph.run({batch.images}, {batch.labels});
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("update_on_device"), std::string::npos) << e.what();
+  }
+}
