@@ -375,3 +375,180 @@ TEST(TrainingErrors, SourceWithoutUpdateIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("update_on_device"), std::string::npos) << e.what();
   }
 }
+
+// Batch normalization in training mode.
+namespace {
+
+BatchNormalizationParameters random_normalization(int channels, std::mt19937& rng) {
+  const auto n = static_cast<std::size_t>(channels);
+  return {random_floats(n, rng, -0.5f, 0.5f), random_floats(n, rng, 0.5f, 2.0f),
+          random_floats(n, rng, 0.5f, 1.5f), random_floats(n, rng, -0.5f, 0.5f), 1e-3f};
+}
+
+// y and dx of a training-mode batch normalization on the reference backend.
+struct NormalizationRun {
+  std::vector<float> y, dx;
+};
+NormalizationRun run_normalization(const std::shared_ptr<BatchNormalizationDataSource>& source,
+                                   const Image& x, const Image& dy) {
+  auto x_node = std::make_shared<ImageNode>("x");
+  auto bn = std::make_shared<BatchNormalizationNode>(x_node, source);
+  auto dy_node = std::make_shared<ImageNode>("dy");
+  Graph graph(Device::cpu_reference(),
+              {bn->result_image(), bn->gradient_filter(dy_node)->result_image()}, {true, true});
+  std::vector<Image> sources;
+  for (const auto& handle : graph.source_image_handles()) sources.push_back(handle->handle == "x" ? x : dy);
+  const Results r = graph.run(sources);
+  return {r[0].to_floats(), r[1].to_floats()};
+}
+
+}  // namespace
+
+TEST(BatchNormalizationTraining, GradientsMatchFiniteDifferencesAndRunningAveragesFollow) {
+  std::mt19937 rng(21);
+  const ImageShape shape{3, 4, 5, 6};
+  const BatchNormalizationParameters initial = random_normalization(6, rng);
+  const Image x = random_image(shape, rng), dy = random_image(shape, rng);
+  const auto g = dy.to_floats();
+  const auto objective = [&](const BatchNormalizationParameters& p, const Image& input) {
+    const auto y = run_normalization(std::make_shared<BatchNormalizationDataSource>("bn", p), input, dy).y;
+    double sum = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) sum += static_cast<double>(y[i]) * g[i];
+    return sum;
+  };
+  // Analytic: dx from the gradient node; dgamma and dbeta from one SGD step at rate 1.
+  auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{1.0f});
+  auto trained = std::make_shared<BatchNormalizationDataSource>("bn", initial, sgd, 0.25f);
+  const auto analytic = run_normalization(trained, x, dy);
+  const BatchNormalizationParameters after = trained->parameters();
+  EXPECT_EQ(trained->update_count(), 1u);
+  const float h = 1e-2f;
+  auto xv = x.to_floats();
+  for (std::size_t k = 0; k < xv.size(); k += 17) {
+    const float saved = xv[k];
+    xv[k] = saved + h;
+    const double plus = objective(initial, Image::from_floats(shape, xv));
+    xv[k] = saved - h;
+    const double minus = objective(initial, Image::from_floats(shape, xv));
+    xv[k] = saved;
+    EXPECT_NEAR(analytic.dx[k], (plus - minus) / (2 * h), 5e-3 * (1 + std::fabs(analytic.dx[k])))
+        << "dx[" << k << "]";
+  }
+  for (int c = 0; c < 6; ++c) {
+    for (int member = 0; member < 2; ++member) {
+      BatchNormalizationParameters p = initial;
+      std::vector<float>& v = member == 0 ? p.gamma : p.beta;
+      const float saved = v[c];
+      v[c] = saved + h;
+      const double plus = objective(p, x);
+      v[c] = saved - h;
+      const double minus = objective(p, x);
+      const double numeric = (plus - minus) / (2 * h);
+      const double step = member == 0 ? initial.gamma[c] - after.gamma[c]
+                                      : initial.beta[c] - after.beta[c];
+      EXPECT_NEAR(step, numeric, 5e-3 * (1 + std::fabs(numeric))) << (member ? "beta " : "gamma ") << c;
+    }
+    // Running averages: momentum 0.25 towards the batch mean and unbiased batch variance.
+    const auto xs = x.to_floats();
+    const std::size_t count = shape.elements() / 6;
+    double mean = 0, square = 0;
+    for (std::size_t i = 0; i < count; ++i) mean += xs[i * 6 + c];
+    mean /= count;
+    for (std::size_t i = 0; i < count; ++i) square += (xs[i * 6 + c] - mean) * (xs[i * 6 + c] - mean);
+    EXPECT_NEAR(after.mean[c], 0.75 * initial.mean[c] + 0.25 * mean, 1e-5);
+    EXPECT_NEAR(after.variance[c], 0.75 * initial.variance[c] + 0.25 * square / (count - 1), 1e-5);
+  }
+  // The forward result is normalized with the batch statistics: per channel mean beta.
+  for (int c = 0; c < 6; ++c) {
+    double mean = 0;
+    const std::size_t count = shape.elements() / 6;
+    for (std::size_t i = 0; i < count; ++i) mean += analytic.y[i * 6 + c];
+    EXPECT_NEAR(mean / count, initial.beta[c], 1e-4);
+  }
+}
+
+TEST(BatchNormalizationTraining, TrainsInANetworkAndTheInferenceGraphUsesTheRunningAverages) {
+  auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.02f});
+  auto conv_source = trainable(kConv, 11, adam), fc_source = trainable(kFc, 12, adam);
+  auto bn_source = BatchNormalizationDataSource::identity("bn", 4, adam);
+  const auto build = [&](std::shared_ptr<ImageNode> input) {
+    auto conv = std::make_shared<ConvolutionNode>(input, conv_source);
+    auto bn = std::make_shared<BatchNormalizationNode>(conv->result_image(), bn_source);
+    auto relu = std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    return std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source)->result_image();
+  };
+  auto input = std::make_shared<ImageNode>("image");
+  auto loss = std::make_shared<LossNode>(
+      build(input), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  const auto terminals = loss->training_graph();
+  Graph training(Device::cpu(), terminals, std::vector<bool>(terminals.size(), false));
+  std::mt19937 rng(13);
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; ++step) {
+    const Batch batch = synthetic_batch(16, rng);
+    const float value = training.run({batch.images}, {batch.labels}).loss();
+    if (step < 10) first += value;
+    if (step >= 140) last += value;
+  }
+  EXPECT_LT(last * 5, first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10;
+  EXPECT_EQ(bn_source->update_count(), 150u);
+  const BatchNormalizationParameters p = bn_source->parameters();
+  EXPECT_NE(p.gamma, std::vector<float>(4, 1.0f));
+  EXPECT_NE(p.mean, std::vector<float>(4, 0.0f));
+
+  // Inference: conv -> bn (folded into the conv, running averages) equals conv, then the
+  // formula with the data source's parameters.
+  auto x = std::make_shared<ImageNode>("x");
+  auto conv = std::make_shared<ConvolutionNode>(x, conv_source);
+  auto bn = std::make_shared<BatchNormalizationNode>(conv->result_image(), bn_source);
+  const Image images = synthetic_batch(4, rng).images;
+  const auto folded = run_on(Device::cpu(), bn->result_image(), {images}).to_floats();
+  const auto raw = run_on(Device::cpu(), conv->result_image(), {images}).to_floats();
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const std::size_t c = i % 4;
+    const double expected = p.gamma[c] * (raw[i] - p.mean[c]) / std::sqrt(p.variance[c] + p.epsilon) + p.beta[c];
+    EXPECT_NEAR(folded[i], expected, 1e-4 * (1 + std::fabs(expected)));
+  }
+
+  // Checkpoint round trip of all four tensors.
+  const auto path = temp_path("checkpoint_batch_norm.safetensors");
+  training.save_checkpoint(path);
+  auto other = BatchNormalizationDataSource::identity("bn", 4, adam);
+  auto other_input = std::make_shared<ImageNode>("image");
+  auto other_conv = std::make_shared<ConvolutionNode>(other_input, trainable(kConv, 11, adam));
+  auto other_bn = std::make_shared<BatchNormalizationNode>(other_conv->result_image(), other);
+  Graph restored(Device::cpu(), other_bn->result_image());
+  restored.load_checkpoint(path);
+  const BatchNormalizationParameters q = other->parameters();
+  EXPECT_EQ(q.gamma, p.gamma);
+  EXPECT_EQ(q.beta, p.beta);
+  EXPECT_EQ(q.mean, p.mean);
+  EXPECT_EQ(q.variance, p.variance);
+  std::filesystem::remove(path);
+}
+
+TEST(BatchNormalizationTraining, BadParametersAndSharedSourcesAreRejected) {
+  EXPECT_THROW(BatchNormalizationDataSource("bn", BatchNormalizationParameters{{0.0f}, {-1.0f}, {1.0f}, {0.0f}, 1e-5f}),
+               InvalidArgument);
+  EXPECT_THROW(BatchNormalizationDataSource::identity("bn", 2, nullptr, 0.0f), InvalidArgument);
+  EXPECT_THROW(BatchNormalizationDataSource::identity("bn", 0), InvalidArgument);
+  auto source = BatchNormalizationDataSource::identity("bn", 2);
+  EXPECT_THROW(source->assign(BatchNormalizationParameters{{0.0f}, {1.0f}, {1.0f}, {0.0f}, 1e-5f}),
+               InvalidArgument);
+  // One source trained by two nodes of one graph: its statistics would be updated twice.
+  auto x = std::make_shared<ImageNode>("x");
+  auto a = std::make_shared<BatchNormalizationNode>(x, source);
+  auto b = std::make_shared<BatchNormalizationNode>(a->result_image(), source);
+  auto dy = std::make_shared<ImageNode>("dy");
+  auto ga = a->gradient_filter(b->gradient_filter(dy)->result_image());
+  Graph graph(Device::cpu(), ga->result_image());
+  std::mt19937 rng(3);
+  const Image image = random_image({2, 2, 2, 2}, rng);
+  try {
+    graph.run({image, image});
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("trained by another node"), std::string::npos) << e.what();
+  }
+}

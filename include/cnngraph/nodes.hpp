@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cnngraph/batch_normalization_source.hpp"
 #include "cnngraph/data_source.hpp"
 #include "cnngraph/descriptor.hpp"
 #include "cnngraph/image.hpp"
@@ -319,17 +320,37 @@ class LogSoftMaxNode : public FilterNode {
                                              const GradientNode& gradient) const override;
 };
 
-// Apple: MPSCNNBatchNormalizationNode, inference form (running statistics).
+// Apple: MPSCNNBatchNormalizationNode. In a graph that also holds its gradient node (a
+// training graph through it), it normalizes with the batch's own statistics, and after each
+// batch the data source updates its running averages and, unless training_style is none,
+// trains gamma and beta with its optimizer. Everywhere else it is the inference form: the
+// data source's running averages, folded into a scale and shift (or into a preceding
+// convolution's weights) when the graph is compiled.
 class BatchNormalizationNode : public FilterNode {
  public:
   BatchNormalizationNode(std::shared_ptr<ImageNode> source,
+                         std::shared_ptr<BatchNormalizationDataSource> data_source);
+  // Fixed parameters: a data source of its own without an optimizer.
+  BatchNormalizationNode(std::shared_ptr<ImageNode> source,
                          BatchNormalizationParameters parameters);
-  const BatchNormalizationParameters& parameters() const { return parameters_; }
+
+  // Whether a training graph trains gamma and beta (on the CPU backends, cpu and device
+  // both update in place through the data source).
+  TrainingStyle training_style = TrainingStyle::device;
+
+  const std::shared_ptr<BatchNormalizationDataSource>& data_source() const { return source_; }
+  // The data source's current parameters.
+  BatchNormalizationParameters parameters() const;
   std::string kind() const override { return "batch_normalization"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+  bool is_trainable() const override;
 
  private:
-  BatchNormalizationParameters parameters_;
+  std::shared_ptr<BatchNormalizationDataSource> source_;
 };
 
 // Apple: MPSNNReshapeNode. Same elements (NHWC order), new height, width and channels.

@@ -28,6 +28,7 @@ struct Graph::Impl {
   std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> weights;
   std::map<const FilterNode*, FusedChain> chains;
   std::vector<Trainable> trainables;
+  std::vector<NormalizationTrainable> normalizations;
   std::map<std::vector<ImageShape>, std::unique_ptr<Program>> programs;
   const Program* last_program = nullptr;
   std::uint64_t batches = 0;
@@ -41,6 +42,7 @@ struct Graph::Impl {
     if (weights_ready) return;
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> loaded;
     std::vector<Trainable> trained = prepare_trainables(structure, loaded);
+    std::vector<NormalizationTrainable> normalized = prepare_normalizations(structure);
     for (const auto& filter : structure.order) {
       const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
       if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
@@ -69,6 +71,7 @@ struct Graph::Impl {
     weights = std::move(loaded);
     chains = std::move(planned);
     trainables = std::move(trained);
+    normalizations = std::move(normalized);
     weights_ready = true;
   }
 
@@ -76,7 +79,8 @@ struct Graph::Impl {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
     if (it == programs.end()) {
-      CompileInputs inputs{structure, chains, weights, trainables, *backend, options};
+      CompileInputs inputs{structure, chains,         weights, trainables,
+                           normalizations, *backend, options};
       it = programs.emplace(shapes, compile_program(inputs, shapes)).first;
     }
     last_program = it->second.get();
@@ -203,7 +207,8 @@ struct Graph::Impl {
                              "; no weights were updated (check the learning rate and inputs)");
       }
     }
-    if (!trainables.empty()) apply_updates(trainables, device, args.batch, sources[0].shape().batch);
+    if (!trainables.empty() || !normalizations.empty())
+      apply_updates(trainables, normalizations, device, args.batch, sources[0].shape().batch);
     for (std::size_t r = 0; r < program.result_values.size(); ++r) {
       const int v = program.result_values[r];
       if (!structure.results_needed[r]) {
@@ -312,6 +317,7 @@ void Graph::load_checkpoint(const std::filesystem::path& path) {
   impl_->last_program = nullptr;
   impl_->weights.clear();
   impl_->trainables.clear();
+  impl_->normalizations.clear();
   impl_->weights_ready = false;
 }
 
@@ -321,6 +327,7 @@ void Graph::reload_from_data_sources() {
   impl_->last_program = nullptr;
   impl_->weights.clear();
   impl_->trainables.clear();
+  impl_->normalizations.clear();
   impl_->weights_ready = false;
 }
 

@@ -98,6 +98,12 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     }
     return nullptr;
   };
+  context.normalization_for = [&](const BatchNormalizationNode& node) -> TrainableNormalization* {
+    for (NormalizationTrainable& t : in.normalizations) {
+      if (t.node == &node) return t.state.get();
+    }
+    return nullptr;
+  };
   // Labels and label weights are sources that take the predictions' size.
   program->label_values.assign(g.loss_nodes.size(), -1);
   std::map<const ImageNode*, ImageShape> shape_of;

@@ -55,6 +55,7 @@ struct CompileInputs {
   const std::map<const FilterNode*, FusedChain>& chains;
   const std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights;
   std::vector<Trainable>& trainables;
+  std::vector<NormalizationTrainable>& normalizations;
   const Backend& backend;
   const GraphOptions& options;
 };

@@ -49,7 +49,14 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
         g.weight_updates.push_back(gradient);
       }
     }
-    if (dynamic_cast<const GradientNode*>(filter)) g.has_gradients = true;
+    if (const auto* gradient = dynamic_cast<const GradientNode*>(filter)) {
+      g.has_gradients = true;
+      const auto* bn = dynamic_cast<const BatchNormalizationNode*>(&gradient->forward());
+      if (bn && std::find(g.normalization_updates.begin(), g.normalization_updates.end(), bn) ==
+                    g.normalization_updates.end()) {
+        g.normalization_updates.push_back(bn);
+      }
+    }
     g.position[filter] = g.order.size();
     g.order.push_back(std::const_pointer_cast<FilterNode>(filter->shared_from_this()));
     for (const auto& source : filter->source_images()) g.consumers[source.get()].push_back(filter);

@@ -31,6 +31,8 @@ struct GraphStructure {
   std::vector<const LossNode*> loss_nodes;
   // Convolution gradient nodes that compute weight gradients, and so update weights.
   std::vector<const ConvolutionGradientNode*> weight_updates;
+  // Batch-normalization nodes whose gradient node is in the graph: they run in training mode.
+  std::vector<const BatchNormalizationNode*> normalization_updates;
   // Whether any gradient node is present (fusion is then off: backward needs the images).
   bool has_gradients = false;
   std::vector<std::shared_ptr<ImageNode>> results;

@@ -6,6 +6,7 @@
 #include "cnngraph/errors.hpp"
 #include "cnngraph/trainable_data_source.hpp"
 #include "cnngraph/weights_file.hpp"
+#include "ops/batch_normalization.hpp"
 
 namespace cnngraph::detail {
 
@@ -77,26 +78,57 @@ std::vector<Trainable> prepare_trainables(
   return trainables;
 }
 
-void apply_updates(std::vector<Trainable>& trainables, const Device& device, std::uint64_t batch,
-                   int batch_size) {
+std::vector<NormalizationTrainable> prepare_normalizations(const GraphStructure& structure) {
+  std::vector<NormalizationTrainable> normalizations;
+  std::set<const BatchNormalizationDataSource*> sources;
+  for (const BatchNormalizationNode* node : structure.normalization_updates) {
+    if (!sources.insert(node->data_source().get()).second) {
+      throw InvalidArgument(node->display_name() + ": its data source '" +
+                            node->data_source()->label() +
+                            "' is trained by another node of this graph too");
+    }
+    NormalizationTrainable t;
+    t.node = node;
+    t.state = std::make_unique<TrainableNormalization>();
+    t.state->parameters = node->parameters();
+    t.state->gradient.node_label = node->display_name();
+    normalizations.push_back(std::move(t));
+  }
+  return normalizations;
+}
+
+namespace {
+bool all_finite(const std::vector<float>& values) {
+  const float* v = values.data();
+  const auto count = static_cast<std::ptrdiff_t>(values.size());
+  float sum = 0.0f;
+#pragma omp parallel for simd reduction(+ : sum) if (count > (1 << 15))
+  for (std::ptrdiff_t i = 0; i < count; ++i) sum += v[i] * 0.0f;  // NaN or inf make it NaN
+  return sum == 0.0f;
+}
+
+[[noreturn]] void throw_not_finite(const std::string& node, std::uint64_t batch) {
+  throw NumericalError(node + ": the gradients of batch " + std::to_string(batch) +
+                       " are not finite; no weights were updated (check the inputs)");
+}
+}  // namespace
+
+void apply_updates(std::vector<Trainable>& trainables,
+                   std::vector<NormalizationTrainable>& normalizations, const Device& device,
+                   std::uint64_t batch, int batch_size) {
+  // A non-finite gradient (e.g. from a NaN input that max-pooling hid from the loss) would
+  // silently poison the weights: refuse the whole batch's updates instead.
   for (Trainable& t : trainables) {
     ConvolutionGradientState& g = t.parameters->gradient;
     g.batch_size = batch_size;
-    // A non-finite gradient (e.g. from a NaN input that max-pooling hid from the loss) would
-    // silently poison the weights: refuse the whole batch's updates instead.
-    const auto finite = [](const std::vector<float>& values) {
-      const float* v = values.data();
-      const auto count = static_cast<std::ptrdiff_t>(values.size());
-      float sum = 0.0f;
-#pragma omp parallel for simd reduction(+ : sum) if (count > (1 << 15))
-      for (std::ptrdiff_t i = 0; i < count; ++i) sum += v[i] * 0.0f;  // NaN or inf make it NaN
-      return sum == 0.0f;
-    };
-    if (!finite(g.weights_gradient) || !finite(g.bias_gradient)) {
-      throw NumericalError(t.node->display_name() + ": the weight gradients of batch " +
-                           std::to_string(batch) +
-                           " are not finite; no weights were updated (check the inputs)");
-    }
+    if (!all_finite(g.weights_gradient) || !all_finite(g.bias_gradient))
+      throw_not_finite(t.node->display_name(), batch);
+  }
+  for (NormalizationTrainable& t : normalizations) {
+    const BatchNormalizationGradientState& g = t.state->gradient;
+    if (!all_finite(g.gamma_gradient) || !all_finite(g.beta_gradient) ||
+        !all_finite(g.batch_mean) || !all_finite(g.batch_variance))
+      throw_not_finite(t.node->display_name(), batch);
   }
   std::vector<Trainable*> reloads;
   for (Trainable& t : trainables) {
@@ -122,6 +154,9 @@ void apply_updates(std::vector<Trainable>& trainables, const Device& device, std
     t.state = std::move(updated);
     refresh_prepared_weights(*t.parameters->prepared, *t.state, t.fold);
   }
+  for (NormalizationTrainable& t : normalizations) {
+    t.state->parameters = t.node->data_source()->update(t.state->gradient, t.node->is_trainable());
+  }
 }
 
 namespace {
@@ -130,19 +165,73 @@ std::vector<std::int64_t> weight_shape(const ConvolutionDescriptor& d) {
           d.input_feature_channels / d.groups};
 }
 
-std::vector<const ConvolutionNode*> convolution_nodes(const GraphStructure& structure) {
-  std::vector<const ConvolutionNode*> nodes;
+template <typename Node>
+std::vector<const Node*> nodes_of(const GraphStructure& structure) {
+  std::vector<const Node*> nodes;
   for (const auto& filter : structure.order) {
-    if (const auto* c = dynamic_cast<const ConvolutionNode*>(filter.get())) nodes.push_back(c);
+    if (const auto* node = dynamic_cast<const Node*>(filter.get())) nodes.push_back(node);
   }
   return nodes;
+}
+
+// A batch-normalization source's four tensors, in checkpoint order.
+constexpr const char* kNormalizationTensors[] = {"gamma", "beta", "running_mean",
+                                                 "running_variance"};
+std::vector<float>* normalization_member(BatchNormalizationParameters& p, int index) {
+  std::vector<float>* members[] = {&p.gamma, &p.beta, &p.mean, &p.variance};
+  return members[index];
+}
+
+void save_normalizations(const GraphStructure& structure, std::map<std::string, Tensor>& tensors) {
+  std::set<const BatchNormalizationDataSource*> saved;
+  for (const BatchNormalizationNode* node : nodes_of<BatchNormalizationNode>(structure)) {
+    if (!saved.insert(node->data_source().get()).second) continue;
+    const std::string label = node->data_source()->label();
+    BatchNormalizationParameters p = node->parameters();
+    for (int i = 0; i < 4; ++i) {
+      const std::string name = label + "." + kNormalizationTensors[i];
+      if (tensors.count(name)) {
+        throw InvalidArgument("save_checkpoint: two data sources are labelled '" + label +
+                              "'; checkpoint tensors are named by label, which must be unique");
+      }
+      const std::vector<float>& values = *normalization_member(p, i);
+      tensors[name] = Tensor::from_floats({static_cast<std::int64_t>(values.size())}, values);
+    }
+  }
+}
+
+// Checks the file's tensors for every batch-normalization source of the graph and returns
+// the parameters to assign.
+std::vector<std::pair<BatchNormalizationDataSource*, BatchNormalizationParameters>>
+read_normalizations(const GraphStructure& structure, const std::map<std::string, Tensor>& tensors,
+                    const std::filesystem::path& path) {
+  std::vector<std::pair<BatchNormalizationDataSource*, BatchNormalizationParameters>> result;
+  for (const BatchNormalizationNode* node : nodes_of<BatchNormalizationNode>(structure)) {
+    BatchNormalizationParameters p = node->parameters();
+    const std::string label = node->data_source()->label();
+    for (int i = 0; i < 4; ++i) {
+      const std::string name = label + "." + kNormalizationTensors[i];
+      const auto found = tensors.find(name);
+      std::vector<float>& member = *normalization_member(p, i);
+      if (found == tensors.end() ||
+          found->second.shape != std::vector<std::int64_t>{static_cast<std::int64_t>(member.size())}) {
+        throw DataSourceError("load_checkpoint: " + path.string() + " has no tensor '" + name +
+                              "' of " + std::to_string(member.size()) + " values for " +
+                              node->display_name());
+      }
+      member = found->second.to_floats();
+    }
+    detail::validate_batch_normalization(p, "load_checkpoint: " + node->display_name());
+    result.emplace_back(node->data_source().get(), std::move(p));
+  }
+  return result;
 }
 }  // namespace
 
 void save_checkpoint(const GraphStructure& structure, const std::vector<Trainable>& trainables,
                      const std::filesystem::path& path) {
   std::map<std::string, Tensor> tensors;
-  for (const ConvolutionNode* node : convolution_nodes(structure)) {
+  for (const ConvolutionNode* node : nodes_of<ConvolutionNode>(structure)) {
     const std::string label = node->weights()->label();
     if (tensors.count(label + ".weight")) {
       throw InvalidArgument("save_checkpoint: two nodes have data sources labelled '" + label +
@@ -169,6 +258,7 @@ void save_checkpoint(const GraphStructure& structure, const std::vector<Trainabl
           Tensor::from_floats({static_cast<std::int64_t>(bias.size())}, bias);
     }
   }
+  save_normalizations(structure, tensors);
   write_weights_file(path, tensors);
 }
 
@@ -177,7 +267,7 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
   // Check everything first, so that a bad file changes nothing.
   std::vector<std::pair<TrainableDataSource*, std::pair<std::vector<float>, std::vector<float>>>>
       assignments;
-  for (const ConvolutionNode* node : convolution_nodes(structure)) {
+  for (const ConvolutionNode* node : nodes_of<ConvolutionNode>(structure)) {
     auto* source = dynamic_cast<TrainableDataSource*>(node->weights().get());
     const std::string label = node->weights()->label();
     if (!source) {
@@ -204,9 +294,11 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
     }
     assignments.push_back({source, {weight->second.to_floats(), std::move(bias)}});
   }
+  auto normalizations = read_normalizations(structure, tensors, path);
   for (auto& [source, values] : assignments) {
     source->assign(std::move(values.first), std::move(values.second));
   }
+  for (auto& [source, parameters] : normalizations) source->assign(std::move(parameters));
 }
 
 }  // namespace cnngraph::detail

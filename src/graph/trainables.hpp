@@ -20,16 +20,28 @@ struct Trainable {
   ChannelAffine fold;
 };
 
+// A batch-normalization node in training mode: what its kernels read and write.
+struct NormalizationTrainable {
+  const BatchNormalizationNode* node = nullptr;
+  std::unique_ptr<TrainableNormalization> state;
+};
+
+// One per node of structure.normalization_updates, with the data source's current
+// parameters (throws InvalidArgument when one data source is trained by two nodes).
+std::vector<NormalizationTrainable> prepare_normalizations(const GraphStructure& structure);
+
 // Loads each node of structure.weight_updates (throws InvalidArgument when one data source
 // or node is trained twice in the graph) and records its prepared weights in `weights`.
 std::vector<Trainable> prepare_trainables(
     const GraphStructure& structure,
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights);
 
-// After a batch's backward pass: every cpu-style update first (a throw leaves the graph's
-// weights as they were), then the reloads they asked for, then the device-style updates.
-void apply_updates(std::vector<Trainable>& trainables, const Device& device, std::uint64_t batch,
-                   int batch_size);
+// After a batch's backward pass: every gradient checked to be finite, every cpu-style update
+// (a throw leaves the graph's weights as they were), the reloads they asked for, the
+// device-style updates, then the batch-normalization data sources.
+void apply_updates(std::vector<Trainable>& trainables,
+                   std::vector<NormalizationTrainable>& normalizations, const Device& device,
+                   std::uint64_t batch, int batch_size);
 
 // Checkpoints (docs/weights-format.md). Saving takes trained nodes' live weights and loads
 // the others' from their sources; loading assigns TrainableDataSources.

@@ -51,11 +51,11 @@ class GradientBuilder {
     auto found = contributions_.find(filter.result_image().get());
     if (found == contributions_.end()) return;
     const std::shared_ptr<ImageNode> gradient = sum(filter, found->second);
-    const auto* convolution = dynamic_cast<const ConvolutionNode*>(&filter);
     for (std::size_t i = 0; i < filter.source_images().size(); ++i) {
       const ImageNode& source = *filter.source_images()[i];
       const bool input = needs_gradient(source);
-      const bool weights = convolution && convolution->is_trainable();
+      // A trainable node's parameter gradients come from its first source's gradient node.
+      const bool weights = i == 0 && filter.is_trainable();
       if (!input && !weights) continue;
       std::shared_ptr<FilterNode> node = filter.gradient_filter_for(i, gradient);
       if (auto* conv_gradient = dynamic_cast<ConvolutionGradientNode*>(node.get())) {

@@ -1,4 +1,5 @@
-// Inference batch normalization: parameters folded to a per-channel scale and shift.
+// Batch normalization: the inference form (running statistics folded to a per-channel scale
+// and shift), the training form (batch statistics) and its gradient.
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
@@ -40,25 +41,70 @@ void validate_batch_normalization(const BatchNormalizationParameters& p,
 }
 }  // namespace detail
 
+BatchNormalizationNode::BatchNormalizationNode(
+    std::shared_ptr<ImageNode> source, std::shared_ptr<BatchNormalizationDataSource> data_source)
+    : FilterNode({std::move(source)}, PaddingPolicy::same()), source_(std::move(data_source)) {
+  if (!source_) throw InvalidArgument(kind() + ": the data source is null");
+}
+
 BatchNormalizationNode::BatchNormalizationNode(std::shared_ptr<ImageNode> source,
                                                BatchNormalizationParameters parameters)
-    : FilterNode({std::move(source)}, PaddingPolicy::same()), parameters_(std::move(parameters)) {
-  detail::validate_batch_normalization(parameters_, kind());
+    : BatchNormalizationNode(std::move(source), std::make_shared<BatchNormalizationDataSource>(
+                                                    "batch_normalization", std::move(parameters))) {
+}
+
+BatchNormalizationParameters BatchNormalizationNode::parameters() const {
+  return source_->parameters();
+}
+
+bool BatchNormalizationNode::is_trainable() const {
+  return training_style != TrainingStyle::none && source_->optimizer() != nullptr;
 }
 
 std::unique_ptr<detail::Op> BatchNormalizationNode::lower(detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, 1);
   const ImageShape& src = context.src_shapes[0];
-  if (static_cast<std::size_t>(src.channels) != parameters_.mean.size()) {
-    detail::throw_shape_error(*this,
-                              "has parameters for " + std::to_string(parameters_.mean.size()) +
-                                  " channels, the source has " + std::to_string(src.channels));
+  const int channels = source_->channels();
+  if (src.channels != channels) {
+    detail::throw_shape_error(*this, "has parameters for " + std::to_string(channels) +
+                                         " channels, the source has " +
+                                         std::to_string(src.channels));
   }
-  auto op = std::make_unique<detail::BatchNormalizationOp>();
+  std::unique_ptr<detail::Op> op;
+  if (auto* trainable = context.normalization_for ? context.normalization_for(*this) : nullptr) {
+    auto training = std::make_unique<detail::BatchNormalizationTrainingOp>();
+    training->trainable = trainable;
+    op = std::move(training);
+  } else {
+    auto inference = std::make_unique<detail::BatchNormalizationOp>();
+    detail::fold_batch_normalization(parameters(), inference->scale, inference->shift);
+    op = std::move(inference);
+  }
   op->name = display_name();
   op->src_shapes = context.src_shapes;
   op->dst_shape = src;
-  detail::fold_batch_normalization(parameters_, op->scale, op->shift);
+  return op;
+}
+
+// Gradient (training mode): with xhat = (x - mean) / sqrt(var + eps) per channel over the
+// batch's N*H*W values, dbeta = sum(dy), dgamma = sum(dy * xhat) and
+// dx = gamma / sqrt(var + eps) * (dy - dbeta / M - xhat * dgamma / M).
+std::shared_ptr<FilterNode> BatchNormalizationNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> BatchNormalizationNode::lower_gradient(
+    detail::LoweringContext& context, const GradientNode& gradient) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, 1);
+  auto* trainable = context.normalization_for ? context.normalization_for(*this) : nullptr;
+  if (!trainable) {
+    throw InvalidArgument(gradient.display_name() +
+                          ": its forward node has no training state in this graph");
+  }
+  auto op = std::make_unique<detail::BatchNormalizationGradientOp>();
+  op->trainable = trainable;
+  op->dst_shape = forward->src_shapes[0];
   return op;
 }
 

@@ -35,6 +35,8 @@ enum class OpKind {
   channel_slice,  // the gradient of a concatenation
   dropout,        // forward and gradient alike
   loss,
+  batch_normalization_training,  // batch statistics
+  batch_normalization_gradient,
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -142,6 +144,27 @@ struct ReshapeOp : Op {
   ReshapeOp() : Op(OpKind::reshape) {}
 };
 
+// A batch-normalization node being trained by a graph: the gamma and beta the kernels read
+// (refreshed after each update), and what the kernels leave for the update.
+struct TrainableNormalization {
+  BatchNormalizationParameters parameters;
+  BatchNormalizationGradientState gradient;  // batch statistics and gamma/beta gradients
+};
+
+// Training-mode batch normalization: normalizes with the batch's statistics (biased
+// variance) and records them in `trainable->gradient`.
+struct BatchNormalizationTrainingOp : Op {
+  BatchNormalizationTrainingOp() : Op(OpKind::batch_normalization_training) {}
+  TrainableNormalization* trainable = nullptr;
+};
+
+// srcs: diff_dst, the forward src. Recomputes the batch statistics from the src, writes
+// diff_src, and the gamma and beta gradients into `trainable->gradient`.
+struct BatchNormalizationGradientOp : Op {
+  BatchNormalizationGradientOp() : Op(OpKind::batch_normalization_gradient) {}
+  TrainableNormalization* trainable = nullptr;
+};
+
 // The gradient of a convolution (or fully connected) node. srcs: diff_dst, the forward src.
 struct ConvolutionGradientOp : Op {
   ConvolutionGradientOp() : Op(OpKind::convolution_gradient) {}
@@ -202,6 +225,9 @@ struct LoweringContext {
   std::function<std::shared_ptr<const PreparedWeights>(const ConvolutionNode&)> weights_for;
   // The parameters a training graph updates, or null when the node is not trained here.
   std::function<TrainableParameters*(const ConvolutionNode&)> parameters_for;
+  // The same for a batch-normalization node: non-null exactly in a graph that holds its
+  // gradient, where it runs in training mode.
+  std::function<TrainableNormalization*(const BatchNormalizationNode&)> normalization_for;
 };
 
 // Shared helpers of the gradient recipes.

@@ -21,6 +21,10 @@ const KernelCandidate reference_kernels[] = {
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
     {OpKind::dropout, "reference:dropout", make_reference_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
+    {OpKind::batch_normalization_training, "reference:batch_normalization_training",
+     make_reference_batch_normalization_training},
+    {OpKind::batch_normalization_gradient, "reference:batch_normalization_gradient",
+     make_reference_batch_normalization_gradient},
 };
 
 class ReferenceBackend : public Backend {

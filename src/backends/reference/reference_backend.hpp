@@ -30,6 +30,10 @@ std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const Grap
 std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op,
+                                                                  const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,
+                                                                  const GraphOptions& options);
 
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.

@@ -105,6 +105,73 @@ void dropout(const DropoutOp& op, const KernelArgs& args) {
   }
 }
 
+// Per-channel mean and biased variance over the batch's N*H*W values (double sums).
+void batch_statistics(const float* x, std::size_t pixels, std::size_t C, std::vector<double>& mean,
+                      std::vector<double>& variance) {
+  mean.assign(C, 0.0);
+  variance.assign(C, 0.0);
+  for (std::size_t p = 0; p < pixels; ++p)
+    for (std::size_t c = 0; c < C; ++c) mean[c] += x[p * C + c];
+  for (std::size_t c = 0; c < C; ++c) mean[c] /= static_cast<double>(pixels);
+  for (std::size_t p = 0; p < pixels; ++p)
+    for (std::size_t c = 0; c < C; ++c) {
+      const double d = x[p * C + c] - mean[c];
+      variance[c] += d * d;
+    }
+  for (std::size_t c = 0; c < C; ++c) variance[c] /= static_cast<double>(pixels);
+}
+
+void batch_normalization_training(const BatchNormalizationTrainingOp& op, const KernelArgs& args) {
+  const std::size_t C = op.dst_shape.channels;
+  const std::size_t pixels = op.dst_shape.elements() / C;
+  TrainableNormalization& t = *op.trainable;
+  std::vector<double> mean, variance;
+  batch_statistics(args.srcs[0], pixels, C, mean, variance);
+  t.gradient.count = static_cast<std::int64_t>(pixels);
+  t.gradient.batch_mean.assign(mean.begin(), mean.end());
+  t.gradient.batch_variance.assign(variance.begin(), variance.end());
+  const BatchNormalizationParameters& p = t.parameters;
+  for (std::size_t c = 0; c < C; ++c) {
+    const double scale = p.gamma[c] / std::sqrt(variance[c] + p.epsilon);
+    const double shift = p.beta[c] - scale * mean[c];
+    for (std::size_t i = 0; i < pixels; ++i)
+      args.dst[i * C + c] = static_cast<float>(args.srcs[0][i * C + c] * scale + shift);
+  }
+}
+
+void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const KernelArgs& args) {
+  const std::size_t C = op.dst_shape.channels;
+  const std::size_t pixels = op.dst_shape.elements() / C;
+  const float* dy = args.srcs[0];
+  const float* x = args.srcs[1];
+  TrainableNormalization& t = *op.trainable;
+  std::vector<double> mean, variance;
+  batch_statistics(x, pixels, C, mean, variance);
+  // Recorded here too, for a graph that holds the gradient without the forward node.
+  t.gradient.count = static_cast<std::int64_t>(pixels);
+  t.gradient.batch_mean.assign(mean.begin(), mean.end());
+  t.gradient.batch_variance.assign(variance.begin(), variance.end());
+  t.gradient.gamma_gradient.assign(C, 0.0f);
+  t.gradient.beta_gradient.assign(C, 0.0f);
+  const double M = static_cast<double>(pixels);
+  for (std::size_t c = 0; c < C; ++c) {
+    const double inv_std = 1.0 / std::sqrt(variance[c] + t.parameters.epsilon);
+    double dbeta = 0.0, dgamma = 0.0;
+    for (std::size_t i = 0; i < pixels; ++i) {
+      dbeta += dy[i * C + c];
+      dgamma += dy[i * C + c] * (x[i * C + c] - mean[c]) * inv_std;
+    }
+    t.gradient.gamma_gradient[c] = static_cast<float>(dgamma);
+    t.gradient.beta_gradient[c] = static_cast<float>(dbeta);
+    const double scale = t.parameters.gamma[c] * inv_std;
+    for (std::size_t i = 0; i < pixels; ++i) {
+      const double xhat = (x[i * C + c] - mean[c]) * inv_std;
+      args.dst[i * C + c] =
+          static_cast<float>(scale * (dy[i * C + c] - dbeta / M - xhat * dgamma / M));
+    }
+  }
+}
+
 // Loss and gradient of one element (the per-element types).
 struct Element {
   double loss, gradient;
@@ -221,6 +288,16 @@ std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOp
 }
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions&) {
   return function_kernel<DropoutOp>(op, "reference:dropout", dropout);
+}
+std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op,
+                                                                  const GraphOptions&) {
+  return function_kernel<BatchNormalizationTrainingOp>(op, "reference:batch_normalization_training",
+                                                       batch_normalization_training);
+}
+std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,
+                                                                  const GraphOptions&) {
+  return function_kernel<BatchNormalizationGradientOp>(op, "reference:batch_normalization_gradient",
+                                                       batch_normalization_gradient);
 }
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions&) {
   return function_kernel<LossOp>(op, "reference:loss", loss);
