@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
-    else if (a == "--no-torch") torch = false;
+    if (a == "--steps" && i + 1 < argc)
+      steps = std::stoi(argv[++i]);
+    else if (a == "--no-torch")
+      torch = false;
     else {
       std::fprintf(stderr, "usage: train_cpu [--steps N] [--no-torch]\n");
       return 2;
@@ -83,13 +85,15 @@ int main(int argc, char** argv) {
     }
     if (torch_train <= 0) std::fprintf(stderr, "PyTorch peer failed (python3-torch installed?)\n");
   }
-  std::printf("{\"case\": \"train_b%d_adam\", \"steps\": %d, \"cnngraph_img_s\": %.1f, "
-              "\"torch_img_s\": %.1f, \"ratio\": %.3f, \"cnngraph_first_step_ms\": %.1f}\n",
-              batch, steps, train_img_s, torch_train,
-              torch_train > 0 ? train_img_s / torch_train : 0.0, cold_ms);
-  std::printf("{\"case\": \"inference_b1000\", \"cnngraph_img_s\": %.1f, \"torch_img_s\": %.1f, "
-              "\"ratio\": %.3f}\n",
-              inference_img_s, torch_inference,
-              torch_inference > 0 ? inference_img_s / torch_inference : 0.0);
+  std::printf(
+      "{\"case\": \"train_b%d_adam\", \"steps\": %d, \"cnngraph_img_s\": %.1f, "
+      "\"torch_img_s\": %.1f, \"ratio\": %.3f, \"cnngraph_first_step_ms\": %.1f}\n",
+      batch, steps, train_img_s, torch_train, torch_train > 0 ? train_img_s / torch_train : 0.0,
+      cold_ms);
+  std::printf(
+      "{\"case\": \"inference_b1000\", \"cnngraph_img_s\": %.1f, \"torch_img_s\": %.1f, "
+      "\"ratio\": %.3f}\n",
+      inference_img_s, torch_inference,
+      torch_inference > 0 ? inference_img_s / torch_inference : 0.0);
   return 0;
 }

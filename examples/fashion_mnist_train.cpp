@@ -49,7 +49,8 @@ Image batch_images(const examples::Dataset& data, const std::vector<int>& order,
   std::vector<float> values(static_cast<std::size_t>(count) * pixels);
   for (int i = 0; i < count; ++i) {
     const std::uint8_t* image = &data.pixels[static_cast<std::size_t>(order[first + i]) * pixels];
-    for (int p = 0; p < pixels; ++p) values[static_cast<std::size_t>(i) * pixels + p] = image[p] / 255.0f;
+    for (int p = 0; p < pixels; ++p)
+      values[static_cast<std::size_t>(i) * pixels + p] = image[p] / 255.0f;
   }
   return Image::from_floats({count, data.rows, data.columns, 1}, values);
 }
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
       "learning-rate", "learning rate", cxxopts::value<float>()->default_value("0.001"))(
       "lr-decay", "learning-rate factor applied after every epoch",
       cxxopts::value<float>()->default_value("0.5"))(
-      "training-style", "device, cpu or none", cxxopts::value<std::string>()->default_value("device"))(
+      "training-style", "device, cpu or none",
+      cxxopts::value<std::string>()->default_value("device"))(
       "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "seed of the initial weights, shuffling and dropout",
       cxxopts::value<unsigned>()->default_value("1"))(
@@ -93,8 +95,8 @@ int main(int argc, char** argv) {
       "checkpoint", "where to save the trained weights (safetensors)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_checkpoint.safetensors"))(
       "plot", "where to write the loss and accuracy curves (PNG)",
-      cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))(
-      "h,help", "show this help");
+      cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))("h,help",
+                                                                                  "show this help");
   try {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
@@ -108,13 +110,14 @@ int main(int argc, char** argv) {
       train.count = limit;
     const int batch = args["batch-size"].as<int>();
     const int epochs = args["epochs"].as<int>();
-    if (batch <= 0 || epochs <= 0) throw InvalidArgument("--batch-size and --epochs must be positive");
+    if (batch <= 0 || epochs <= 0)
+      throw InvalidArgument("--batch-size and --epochs must be positive");
     const unsigned seed = args["seed"].as<unsigned>();
     const Device device = parse_device(args["device"].as<std::string>());
     const TrainingStyle style = parse_style(args["training-style"].as<std::string>());
 
-    const auto optimizer = make_optimizer(args["optimizer"].as<std::string>(),
-                                          args["learning-rate"].as<float>());
+    const auto optimizer =
+        make_optimizer(args["optimizer"].as<std::string>(), args["learning-rate"].as<float>());
     const auto sources = examples::make_trainable_sources(seed, optimizer);
 
     // Training graph: dropout 0.5, softmax cross-entropy summed with weight 1 / batch.
@@ -133,10 +136,11 @@ int main(int argc, char** argv) {
     const auto inference_net = examples::build_reference_network(sources);
     Graph inference(device, inference_net.probabilities);
 
-    std::printf("training the reference network on %d Fashion-MNIST images, %d epoch(s), batch %d, "
-                "%s, %s training style, device %s\n",
-                train.count, epochs, batch, optimizer->name().c_str(),
-                args["training-style"].as<std::string>().c_str(), device.name().c_str());
+    std::printf(
+        "training the reference network on %d Fashion-MNIST images, %d epoch(s), batch %d, "
+        "%s, %s training style, device %s\n",
+        train.count, epochs, batch, optimizer->name().c_str(),
+        args["training-style"].as<std::string>().c_str(), device.name().c_str());
     std::mt19937 shuffle(seed);
     std::vector<int> order(train.count);
     std::iota(order.begin(), order.end(), 0);
@@ -169,7 +173,8 @@ int main(int argc, char** argv) {
           running_count = 0;
         }
       }
-      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      train_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       optimizer->set_learning_rate(optimizer->learning_rate() * args["lr-decay"].as<float>());
       inference.reload_from_data_sources();
       last_accuracy = test_accuracy(inference, test, 1000);

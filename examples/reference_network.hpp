@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cnngraph/cnngraph.hpp>
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <vector>
 

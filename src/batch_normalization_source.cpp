@@ -8,10 +8,9 @@
 
 namespace cnngraph {
 
-BatchNormalizationDataSource::BatchNormalizationDataSource(std::string label,
-                                                           BatchNormalizationParameters parameters,
-                                                           std::shared_ptr<const Optimizer> optimizer,
-                                                           float momentum)
+BatchNormalizationDataSource::BatchNormalizationDataSource(
+    std::string label, BatchNormalizationParameters parameters,
+    std::shared_ptr<const Optimizer> optimizer, float momentum)
     : label_(std::move(label)),
       parameters_(std::move(parameters)),
       optimizer_(std::move(optimizer)),
@@ -32,8 +31,7 @@ std::shared_ptr<BatchNormalizationDataSource> BatchNormalizationDataSource::iden
   }
   const auto n = static_cast<std::size_t>(channels);
   BatchNormalizationParameters p{std::vector<float>(n, 0.0f), std::vector<float>(n, 1.0f),
-                                 std::vector<float>(n, 1.0f), std::vector<float>(n, 0.0f),
-                                 epsilon};
+                                 std::vector<float>(n, 1.0f), std::vector<float>(n, 0.0f), epsilon};
   return std::make_shared<BatchNormalizationDataSource>(std::move(label), std::move(p),
                                                         std::move(optimizer), momentum);
 }

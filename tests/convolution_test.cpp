@@ -77,10 +77,7 @@ TEST(ConvolutionNode, OnednnMatchesReferenceOnRandomShapes) {
   std::mt19937 rng(42);
   for (const ConvCase& c : random_convolution_cases(60, 7)) {
     SCOPED_TRACE(c.name());
-    ConvolutionDescriptor d(c.kernel_w, c.kernel_h, c.in_channels, c.out_channels);
-    d.stride_x = d.stride_y = c.stride;
-    d.dilation_x = d.dilation_y = c.dilation;
-    d.groups = c.groups;
+    const ConvolutionDescriptor d = c.descriptor();
     auto src = std::make_shared<ImageNode>();
     auto result = conv_of(src, random_source(d, rng), c.padding);
     expect_backends_agree(result, {random_image({c.batch, c.height, c.width, c.in_channels}, rng)},

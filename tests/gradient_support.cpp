@@ -12,7 +12,8 @@ std::shared_ptr<RecordingSource> RecordingSource::random(const ConvolutionDescri
 
 Image run_named(Graph& graph, const std::map<std::string, Image>& inputs) {
   std::vector<Image> sources;
-  for (const auto& handle : graph.source_image_handles()) sources.push_back(inputs.at(handle->handle));
+  for (const auto& handle : graph.source_image_handles())
+    sources.push_back(inputs.at(handle->handle));
   return graph.run(sources)[0];
 }
 
@@ -26,8 +27,7 @@ double weighted_sum(const Image& y, const Image& dy) {
 }  // namespace
 
 void check_input_gradients(
-    const std::function<std::shared_ptr<FilterNode>(std::vector<std::shared_ptr<ImageNode>>)>&
-        make,
+    const std::function<std::shared_ptr<FilterNode>(std::vector<std::shared_ptr<ImageNode>>)>& make,
     const std::vector<ImageShape>& shapes, unsigned seed, float lo, float hi, double tolerance,
     int samples) {
   std::mt19937 rng(seed);
@@ -65,8 +65,7 @@ void check_input_gradients(
       }
       x[k] = saved;
       const double numeric = (values[0] - values[1]) / (2.0 * h);
-      EXPECT_NEAR(analytic[k], numeric, tolerance * (1.0 + std::fabs(numeric)))
-          << "element " << k;
+      EXPECT_NEAR(analytic[k], numeric, tolerance * (1.0 + std::fabs(numeric))) << "element " << k;
     }
   }
 }

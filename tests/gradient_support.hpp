@@ -42,6 +42,18 @@ class RecordingSource : public ConvolutionDataSource {
   std::vector<float> weights_, bias_;
 };
 
+// (f(v + h) - f(v - h)) / 2h for element k of `values`, which `evaluate()` reads; restores it.
+template <typename Evaluate>
+double central_difference(std::vector<float>& values, std::size_t k, float h, Evaluate evaluate) {
+  const float saved = values[k];
+  values[k] = saved + h;
+  const double plus = evaluate();
+  values[k] = saved - h;
+  const double minus = evaluate();
+  values[k] = saved;
+  return (plus - minus) / (2.0 * h);
+}
+
 // Runs a graph whose sources are named by handle.
 Image run_named(Graph& graph, const std::map<std::string, Image>& inputs);
 
@@ -49,8 +61,7 @@ Image run_named(Graph& graph, const std::map<std::string, Image>& inputs);
 // "x0", "x1", ...) against central differences of sum(dy * f(x)) on the reference backend,
 // at up to `samples` elements per source. Inputs uniform in [lo, hi].
 void check_input_gradients(
-    const std::function<std::shared_ptr<FilterNode>(std::vector<std::shared_ptr<ImageNode>>)>&
-        make,
+    const std::function<std::shared_ptr<FilterNode>(std::vector<std::shared_ptr<ImageNode>>)>& make,
     const std::vector<ImageShape>& shapes, unsigned seed, float lo = -1.0f, float hi = 1.0f,
     double tolerance = 5e-3, int samples = 24);
 

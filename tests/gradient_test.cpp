@@ -17,10 +17,10 @@ struct ConvolutionGradients {
   std::vector<float> diff_src, diff_weights, diff_bias;
 };
 
-ConvolutionGradients convolution_gradients(Device device, const std::shared_ptr<RecordingSource>& source,
-                                           const std::function<std::shared_ptr<ConvolutionNode>(
-                                               std::shared_ptr<ImageNode>)>& make,
-                                           const Image& x, const Image& dy) {
+ConvolutionGradients convolution_gradients(
+    Device device, const std::shared_ptr<RecordingSource>& source,
+    const std::function<std::shared_ptr<ConvolutionNode>(std::shared_ptr<ImageNode>)>& make,
+    const Image& x, const Image& dy) {
   auto x_node = std::make_shared<ImageNode>("x");
   auto conv = make(x_node);
   conv->training_style = TrainingStyle::cpu;
@@ -57,20 +57,15 @@ void check_convolution(const ConvolutionDescriptor& d, const ImageShape& x_shape
   const float h = 1e-2f;
   std::uniform_int_distribution<int> coin(0, 1 << 30);
   const auto central = [&](std::vector<float>& values, std::size_t k, const auto& evaluate) {
-    const float saved = values[k];
-    values[k] = saved + h;
-    const double plus = evaluate();
-    values[k] = saved - h;
-    const double minus = evaluate();
-    values[k] = saved;
-    return (plus - minus) / (2.0 * h);
+    return central_difference(values, k, h, evaluate);
   };
   std::vector<float> xv = x.to_floats();
   for (int s = 0; s < 12; ++s) {
     const std::size_t k = coin(rng) % xv.size();
     const double numeric =
         central(xv, k, [&] { return objective(Image::from_floats(x_shape, xv)); });
-    EXPECT_NEAR(analytic.diff_src[k], numeric, tolerance * (1 + std::fabs(numeric))) << "diff_src " << k;
+    EXPECT_NEAR(analytic.diff_src[k], numeric, tolerance * (1 + std::fabs(numeric)))
+        << "diff_src " << k;
   }
   const auto reloaded = [&] {
     forward.reload_from_data_sources();
@@ -99,10 +94,7 @@ std::shared_ptr<ConvolutionNode> plain_convolution(std::shared_ptr<ImageNode> x,
 TEST(ConvolutionGradient, MatchesFiniteDifferencesOnRandomShapes) {
   for (const ConvCase& c : random_convolution_cases(10, 21)) {
     SCOPED_TRACE(c.name());
-    ConvolutionDescriptor d(c.kernel_w, c.kernel_h, c.in_channels, c.out_channels);
-    d.stride_x = d.stride_y = c.stride;
-    d.dilation_x = d.dilation_y = c.dilation;
-    d.groups = c.groups;
+    const ConvolutionDescriptor d = c.descriptor();
     check_convolution(
         d, {c.batch, c.height, c.width, c.in_channels},
         [&](std::shared_ptr<ImageNode> x, std::shared_ptr<RecordingSource> s) {
@@ -125,25 +117,24 @@ TEST(ConvolutionGradient, FusedNeuronSubPixelAndBatchNormAreDifferentiated) {
   bn.set_batch_normalization({0.1f, -0.2f, 0.3f, 0.0f}, {1.0f, 2.0f, 0.5f, 1.5f},
                              {1.5f, 0.5f, -1.0f, 2.0f}, {0.0f, 0.1f, 0.2f, 0.3f}, 1e-5f);
   check_convolution(bn, {2, 5, 5, 2}, plain_convolution, 3);
-  check_convolution(ConvolutionDescriptor::depthwise(3, 3, 4, 2), {2, 7, 6, 4}, plain_convolution, 4);
+  check_convolution(ConvolutionDescriptor::depthwise(3, 3, 4, 2), {2, 7, 6, 4}, plain_convolution,
+                    4);
 }
 
 TEST(ConvolutionGradient, FullyConnectedMatchesFiniteDifferences) {
-  check_convolution(ConvolutionDescriptor(3, 2, 4, 5), {3, 2, 3, 4},
-                    [](std::shared_ptr<ImageNode> x, std::shared_ptr<RecordingSource> s) {
-                      return std::make_shared<FullyConnectedNode>(std::move(x), std::move(s));
-                    },
-                    5);
+  check_convolution(
+      ConvolutionDescriptor(3, 2, 4, 5), {3, 2, 3, 4},
+      [](std::shared_ptr<ImageNode> x, std::shared_ptr<RecordingSource> s) {
+        return std::make_shared<FullyConnectedNode>(std::move(x), std::move(s));
+      },
+      5);
 }
 
 TEST(ConvolutionGradient, OnednnMatchesReferenceOnRandomShapes) {
   for (const ConvCase& c : random_convolution_cases(25, 33)) {
     SCOPED_TRACE(c.name());
     std::mt19937 rng(c.height * 7 + c.width);
-    ConvolutionDescriptor d(c.kernel_w, c.kernel_h, c.in_channels, c.out_channels);
-    d.stride_x = d.stride_y = c.stride;
-    d.dilation_x = d.dilation_y = c.dilation;
-    d.groups = c.groups;
+    const ConvolutionDescriptor d = c.descriptor();
     auto source = RecordingSource::random(d, rng);
     const auto make = [&](std::shared_ptr<ImageNode> x) {
       auto node = std::make_shared<ConvolutionNode>(std::move(x), source);
@@ -190,12 +181,10 @@ TEST(NeuronGradient, EveryTypeMatchesFiniteDifferences) {
   };
   for (const NeuronDescriptor& neuron : neurons) {
     SCOPED_TRACE(to_string(neuron.type));
-    check_input_gradients(
-        [&](Sources x) { return std::make_shared<NeuronNode>(x[0], neuron); }, {{2, 3, 4, 3}},
-        11, 0.2f, 1.5f);
-    check_input_gradients(
-        [&](Sources x) { return std::make_shared<NeuronNode>(x[0], neuron); }, {{2, 3, 4, 3}},
-        12, -1.5f, -0.2f);
+    check_input_gradients([&](Sources x) { return std::make_shared<NeuronNode>(x[0], neuron); },
+                          {{2, 3, 4, 3}}, 11, 0.2f, 1.5f);
+    check_input_gradients([&](Sources x) { return std::make_shared<NeuronNode>(x[0], neuron); },
+                          {{2, 3, 4, 3}}, 12, -1.5f, -0.2f);
   }
 }
 
@@ -223,9 +212,8 @@ TEST(OtherGradients, SoftMaxAdditionConcatenationReshapeMatchFiniteDifferences) 
                         {{2, 2, 3, 5}}, 17, -2.0f, 2.0f);
   check_input_gradients([](Sources x) { return std::make_shared<AdditionNode>(x[0], x[1]); },
                         {{2, 3, 3, 4}, {2, 3, 3, 4}}, 18);
-  check_input_gradients(
-      [](Sources x) { return std::make_shared<ConcatenationNode>(x); },
-      {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}}, 19);
+  check_input_gradients([](Sources x) { return std::make_shared<ConcatenationNode>(x); },
+                        {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}}, 19);
   check_input_gradients([](Sources x) { return std::make_shared<ReshapeNode>(x[0], 1, 1, 24); },
                         {{2, 2, 3, 4}}, 20);
 }
@@ -257,19 +245,24 @@ TEST(DropoutGradient, AppliesTheForwardMaskOfTheSameBatch) {
 TEST(LossGradient, EveryTypeAndReductionMatchesFiniteDifferences) {
   struct Case {
     LossType type;
-    float lo, hi;       // prediction range
+    float lo, hi;        // prediction range
     bool binary_labels;  // labels 0 / 1, otherwise in (0.1, 1)
   };
   const Case cases[] = {
-      {LossType::mean_absolute_error, -1, 1, false}, {LossType::mean_squared_error, -1, 1, false},
-      {LossType::softmax_cross_entropy, -2, 2, false}, {LossType::sigmoid_cross_entropy, -2, 2, true},
-      {LossType::categorical_cross_entropy, 0.1f, 1, false}, {LossType::hinge, -0.5f, 0.5f, true},
-      {LossType::huber, -3, 3, false}, {LossType::cosine_distance, -1, 1, false},
-      {LossType::log, 0.1f, 0.9f, true}, {LossType::kullback_leibler_divergence, -2, 0, false},
+      {LossType::mean_absolute_error, -1, 1, false},
+      {LossType::mean_squared_error, -1, 1, false},
+      {LossType::softmax_cross_entropy, -2, 2, false},
+      {LossType::sigmoid_cross_entropy, -2, 2, true},
+      {LossType::categorical_cross_entropy, 0.1f, 1, false},
+      {LossType::hinge, -0.5f, 0.5f, true},
+      {LossType::huber, -3, 3, false},
+      {LossType::cosine_distance, -1, 1, false},
+      {LossType::log, 0.1f, 0.9f, true},
+      {LossType::kullback_leibler_divergence, -2, 0, false},
   };
   for (const Case& c : cases) {
-    for (const ReductionType reduction : {ReductionType::sum, ReductionType::mean,
-                                          ReductionType::sum_by_non_zero_weights}) {
+    for (const ReductionType reduction :
+         {ReductionType::sum, ReductionType::mean, ReductionType::sum_by_non_zero_weights}) {
       if (c.type == LossType::cosine_distance && reduction != ReductionType::sum) continue;
       SCOPED_TRACE(to_string(c.type) + " reduction " + std::to_string(static_cast<int>(reduction)));
       std::mt19937 rng(static_cast<unsigned>(c.type) * 10 + static_cast<unsigned>(reduction));
@@ -295,14 +288,9 @@ TEST(LossGradient, EveryTypeAndReductionMatchesFiniteDifferences) {
       const auto gradient = graph.run({Image::from_floats(shape, y)}, {loss_labels})[0].to_floats();
       const float h = 1e-3f;
       for (std::size_t k = 0; k < y.size(); ++k) {
-        if (c.type == LossType::mean_absolute_error && std::fabs(y[k] - labels[k]) < 2 * h) continue;
-        const float saved = y[k];
-        y[k] = saved + h;
-        const double plus = value();
-        y[k] = saved - h;
-        const double minus = value();
-        y[k] = saved;
-        const double numeric = (plus - minus) / (2.0 * h);
+        if (c.type == LossType::mean_absolute_error && std::fabs(y[k] - labels[k]) < 2 * h)
+          continue;
+        const double numeric = central_difference(y, k, h, value);
         EXPECT_NEAR(gradient[k], numeric, 3e-3 * (1 + std::fabs(numeric))) << "element " << k;
       }
     }

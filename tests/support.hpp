@@ -44,6 +44,14 @@ struct ConvCase {
            std::to_string(static_cast<int>(padding.alignment)) +
            std::to_string(static_cast<int>(padding.remainder));
   }
+  // The case's descriptor: kernel, channels, stride, dilation and groups.
+  ConvolutionDescriptor descriptor() const {
+    ConvolutionDescriptor d(kernel_w, kernel_h, in_channels, out_channels);
+    d.stride_x = d.stride_y = stride;
+    d.dilation_x = d.dilation_y = dilation;
+    d.groups = groups;
+    return d;
+  }
 };
 
 // Random convolution problems: batch 1-3, sizes 5-13, kernels 1-5, strides 1-3, dilation

@@ -60,6 +60,21 @@ Batch synthetic_batch(int n, std::mt19937& rng) {
   return {Image::from_floats({n, 6, 6, 2}, pixels), LossLabels::from_classes(classes, 3)};
 }
 
+// Mean loss of the first and of the last 10 of 150 steps on synthetic batches of 16.
+struct LossTrend {
+  double first = 0, last = 0;
+};
+LossTrend train_synthetic(Graph& graph, std::mt19937& rng) {
+  LossTrend trend;
+  for (int step = 0; step < 150; ++step) {
+    const Batch batch = synthetic_batch(16, rng);
+    const float loss = graph.run({batch.images}, {batch.labels}).loss();
+    if (step < 10) trend.first += loss / 10;
+    if (step >= 140) trend.last += loss / 10;
+  }
+  return trend;
+}
+
 Graph training_graph(const SmallNet& net, Device device = Device::cpu()) {
   auto terminals = net.loss->training_graph();
   return Graph(device, terminals, std::vector<bool>(terminals.size(), false));
@@ -101,15 +116,20 @@ TEST(TrainingGraph, StopGradientAndFrozenLayersPruneTheBackwardPass) {
 TEST(TrainingGraph, SumsTheGradientsOfAnImageReadTwice) {
   std::mt19937 rng(3);
   auto x = std::make_shared<ImageNode>("x");
-  auto conv = std::make_shared<ConvolutionNode>(x, RecordingSource::random(ConvolutionDescriptor(3, 3, 2, 2), rng));
-  auto a = std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::tanh));
-  auto b = std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::sigmoid));
+  auto conv = std::make_shared<ConvolutionNode>(
+      x, RecordingSource::random(ConvolutionDescriptor(3, 3, 2, 2), rng));
+  auto a =
+      std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::tanh));
+  auto b = std::make_shared<NeuronNode>(conv->result_image(),
+                                        NeuronDescriptor::make(NeuronType::sigmoid));
   auto sum = std::make_shared<AdditionNode>(a->result_image(), b->result_image());
-  auto loss = std::make_shared<LossNode>(sum->result_image(),
-                                         LossDescriptor(LossType::mean_squared_error, ReductionType::sum));
+  auto loss = std::make_shared<LossNode>(
+      sum->result_image(), LossDescriptor(LossType::mean_squared_error, ReductionType::sum));
   std::vector<std::string> forward_kinds;
-  loss->training_graph(nullptr, [&](FilterNode& g, const FilterNode& f, const ImageNode&,
-                                    const ImageNode&) { forward_kinds.push_back(f.kind() + ":" + g.kind()); });
+  loss->training_graph(nullptr,
+                       [&](FilterNode& g, const FilterNode& f, const ImageNode&, const ImageNode&) {
+                         forward_kinds.push_back(f.kind() + ":" + g.kind());
+                       });
   EXPECT_NE(std::find(forward_kinds.begin(), forward_kinds.end(), "addition:addition"),
             forward_kinds.end());
 }
@@ -161,7 +181,8 @@ TEST(TrainingStyle, DeviceMatchesCpuAndTheInferenceGraphSeesTheTrainedWeights) {
   for (int style = 0; style < 2; ++style) {
     sources[style] = {trainable(kConv, 1, adam), trainable(kFc, 2, adam)};
     SmallNet net(sources[style][0], sources[style][1]);
-    net.conv->training_style = net.fc->training_style = style ? TrainingStyle::device : TrainingStyle::cpu;
+    net.conv->training_style = net.fc->training_style =
+        style ? TrainingStyle::device : TrainingStyle::cpu;
     Graph graph = training_graph(net);
     std::mt19937 rng(6);
     for (int step = 0; step < 4; ++step) {
@@ -267,14 +288,9 @@ TEST(Training, SeededRunReducesTheLossFivefold) {
   SmallNet net(trainable(kConv, 3, adam), trainable(kFc, 4, adam));
   Graph graph = training_graph(net);
   std::mt19937 rng(8);
-  double first = 0, last = 0;
-  for (int step = 0; step < 150; ++step) {
-    const Batch batch = synthetic_batch(16, rng);
-    const float loss = graph.run({batch.images}, {batch.labels}).loss();
-    if (step < 10) first += loss;
-    if (step >= 140) last += loss;
-  }
-  EXPECT_LT(last * 5, first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10;
+  const LossTrend trend = train_synthetic(graph, rng);
+  EXPECT_LT(trend.last * 5, trend.first)
+      << "first 10 steps " << trend.first << ", last 10 " << trend.last;
 }
 
 TEST(Checkpoint, RoundTripsBitExactlyIntoANewGraph) {
@@ -397,7 +413,8 @@ NormalizationRun run_normalization(const std::shared_ptr<BatchNormalizationDataS
   Graph graph(Device::cpu_reference(),
               {bn->result_image(), bn->gradient_filter(dy_node)->result_image()}, {true, true});
   std::vector<Image> sources;
-  for (const auto& handle : graph.source_image_handles()) sources.push_back(handle->handle == "x" ? x : dy);
+  for (const auto& handle : graph.source_image_handles())
+    sources.push_back(handle->handle == "x" ? x : dy);
   const Results r = graph.run(sources);
   return {r[0].to_floats(), r[1].to_floats()};
 }
@@ -411,7 +428,8 @@ TEST(BatchNormalizationTraining, GradientsMatchFiniteDifferencesAndRunningAverag
   const Image x = random_image(shape, rng), dy = random_image(shape, rng);
   const auto g = dy.to_floats();
   const auto objective = [&](const BatchNormalizationParameters& p, const Image& input) {
-    const auto y = run_normalization(std::make_shared<BatchNormalizationDataSource>("bn", p), input, dy).y;
+    const auto y =
+        run_normalization(std::make_shared<BatchNormalizationDataSource>("bn", p), input, dy).y;
     double sum = 0.0;
     for (std::size_t i = 0; i < y.size(); ++i) sum += static_cast<double>(y[i]) * g[i];
     return sum;
@@ -425,28 +443,19 @@ TEST(BatchNormalizationTraining, GradientsMatchFiniteDifferencesAndRunningAverag
   const float h = 1e-2f;
   auto xv = x.to_floats();
   for (std::size_t k = 0; k < xv.size(); k += 17) {
-    const float saved = xv[k];
-    xv[k] = saved + h;
-    const double plus = objective(initial, Image::from_floats(shape, xv));
-    xv[k] = saved - h;
-    const double minus = objective(initial, Image::from_floats(shape, xv));
-    xv[k] = saved;
-    EXPECT_NEAR(analytic.dx[k], (plus - minus) / (2 * h), 5e-3 * (1 + std::fabs(analytic.dx[k])))
-        << "dx[" << k << "]";
+    const double numeric = central_difference(
+        xv, k, h, [&] { return objective(initial, Image::from_floats(shape, xv)); });
+    EXPECT_NEAR(analytic.dx[k], numeric, 5e-3 * (1 + std::fabs(numeric))) << "dx[" << k << "]";
   }
   for (int c = 0; c < 6; ++c) {
     for (int member = 0; member < 2; ++member) {
       BatchNormalizationParameters p = initial;
       std::vector<float>& v = member == 0 ? p.gamma : p.beta;
-      const float saved = v[c];
-      v[c] = saved + h;
-      const double plus = objective(p, x);
-      v[c] = saved - h;
-      const double minus = objective(p, x);
-      const double numeric = (plus - minus) / (2 * h);
-      const double step = member == 0 ? initial.gamma[c] - after.gamma[c]
-                                      : initial.beta[c] - after.beta[c];
-      EXPECT_NEAR(step, numeric, 5e-3 * (1 + std::fabs(numeric))) << (member ? "beta " : "gamma ") << c;
+      const double numeric = central_difference(v, c, h, [&] { return objective(p, x); });
+      const double step =
+          member == 0 ? initial.gamma[c] - after.gamma[c] : initial.beta[c] - after.beta[c];
+      EXPECT_NEAR(step, numeric, 5e-3 * (1 + std::fabs(numeric)))
+          << (member ? "beta " : "gamma ") << c;
     }
     // Running averages: momentum 0.25 towards the batch mean and unbiased batch variance.
     const auto xs = x.to_floats();
@@ -454,7 +463,8 @@ TEST(BatchNormalizationTraining, GradientsMatchFiniteDifferencesAndRunningAverag
     double mean = 0, square = 0;
     for (std::size_t i = 0; i < count; ++i) mean += xs[i * 6 + c];
     mean /= count;
-    for (std::size_t i = 0; i < count; ++i) square += (xs[i * 6 + c] - mean) * (xs[i * 6 + c] - mean);
+    for (std::size_t i = 0; i < count; ++i)
+      square += (xs[i * 6 + c] - mean) * (xs[i * 6 + c] - mean);
     EXPECT_NEAR(after.mean[c], 0.75 * initial.mean[c] + 0.25 * mean, 1e-5);
     EXPECT_NEAR(after.variance[c], 0.75 * initial.variance[c] + 0.25 * square / (count - 1), 1e-5);
   }
@@ -474,7 +484,8 @@ TEST(BatchNormalizationTraining, TrainsInANetworkAndTheInferenceGraphUsesTheRunn
   const auto build = [&](std::shared_ptr<ImageNode> input) {
     auto conv = std::make_shared<ConvolutionNode>(input, conv_source);
     auto bn = std::make_shared<BatchNormalizationNode>(conv->result_image(), bn_source);
-    auto relu = std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto relu =
+        std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
     auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
     return std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source)->result_image();
   };
@@ -484,14 +495,9 @@ TEST(BatchNormalizationTraining, TrainsInANetworkAndTheInferenceGraphUsesTheRunn
   const auto terminals = loss->training_graph();
   Graph training(Device::cpu(), terminals, std::vector<bool>(terminals.size(), false));
   std::mt19937 rng(13);
-  double first = 0, last = 0;
-  for (int step = 0; step < 150; ++step) {
-    const Batch batch = synthetic_batch(16, rng);
-    const float value = training.run({batch.images}, {batch.labels}).loss();
-    if (step < 10) first += value;
-    if (step >= 140) last += value;
-  }
-  EXPECT_LT(last * 5, first) << "first 10 steps " << first / 10 << ", last 10 " << last / 10;
+  const LossTrend trend = train_synthetic(training, rng);
+  EXPECT_LT(trend.last * 5, trend.first)
+      << "first 10 steps " << trend.first << ", last 10 " << trend.last;
   EXPECT_EQ(bn_source->update_count(), 150u);
   const BatchNormalizationParameters p = bn_source->parameters();
   EXPECT_NE(p.gamma, std::vector<float>(4, 1.0f));
@@ -507,7 +513,8 @@ TEST(BatchNormalizationTraining, TrainsInANetworkAndTheInferenceGraphUsesTheRunn
   const auto raw = run_on(Device::cpu(), conv->result_image(), {images}).to_floats();
   for (std::size_t i = 0; i < raw.size(); ++i) {
     const std::size_t c = i % 4;
-    const double expected = p.gamma[c] * (raw[i] - p.mean[c]) / std::sqrt(p.variance[c] + p.epsilon) + p.beta[c];
+    const double expected =
+        p.gamma[c] * (raw[i] - p.mean[c]) / std::sqrt(p.variance[c] + p.epsilon) + p.beta[c];
     EXPECT_NEAR(folded[i], expected, 1e-4 * (1 + std::fabs(expected)));
   }
 
@@ -529,7 +536,8 @@ TEST(BatchNormalizationTraining, TrainsInANetworkAndTheInferenceGraphUsesTheRunn
 }
 
 TEST(BatchNormalizationTraining, BadParametersAndSharedSourcesAreRejected) {
-  EXPECT_THROW(BatchNormalizationDataSource("bn", BatchNormalizationParameters{{0.0f}, {-1.0f}, {1.0f}, {0.0f}, 1e-5f}),
+  EXPECT_THROW(BatchNormalizationDataSource(
+                   "bn", BatchNormalizationParameters{{0.0f}, {-1.0f}, {1.0f}, {0.0f}, 1e-5f}),
                InvalidArgument);
   EXPECT_THROW(BatchNormalizationDataSource::identity("bn", 2, nullptr, 0.0f), InvalidArgument);
   EXPECT_THROW(BatchNormalizationDataSource::identity("bn", 0), InvalidArgument);

@@ -66,8 +66,8 @@ class StateNode {
 
  private:
   friend class FilterNode;
-class GradientNode;
-class LossNode;
+  class GradientNode;
+  class LossNode;
   const FilterNode* producer_ = nullptr;
 };
 

@@ -79,7 +79,7 @@ struct Graph::Impl {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
     if (it == programs.end()) {
-      CompileInputs inputs{structure, chains,         weights, trainables,
+      CompileInputs inputs{structure,      chains,   weights, trainables,
                            normalizations, *backend, options};
       it = programs.emplace(shapes, compile_program(inputs, shapes)).first;
     }
@@ -145,7 +145,8 @@ struct Graph::Impl {
       }
       pointers.push_back(reinterpret_cast<const float*>(labels[k].labels().data()));
       if (labels[k].weights().empty()) {
-        if (unit_weights.size() < expected.elements()) unit_weights.assign(expected.elements(), 1.0f);
+        if (unit_weights.size() < expected.elements())
+          unit_weights.assign(expected.elements(), 1.0f);
         pointers.push_back(unit_weights.data());
       } else {
         pointers.push_back(reinterpret_cast<const float*>(labels[k].weights().data()));

@@ -185,7 +185,8 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   // Kernels last: every op now has its final post-ops and sources.
   for (Step& step : program->steps) {
     step.kernel = in.backend.compile(*step.op, in.options);
-    if (step.op->kind == OpKind::loss) program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));
+    if (step.op->kind == OpKind::loss)
+      program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));
   }
   program->arena.assign(program->arena_floats, 0.0f);
   return program;

@@ -48,8 +48,8 @@ auto call_source(const Trainable& t, const char* what, Call call) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw DataSourceError(t.node->display_name() + ", data source '" + source.label() + "': " +
-                          what + " failed: " + e.what());
+    throw DataSourceError(t.node->display_name() + ", data source '" + source.label() +
+                          "': " + what + " failed: " + e.what());
   }
 }
 
@@ -214,7 +214,8 @@ read_normalizations(const GraphStructure& structure, const std::map<std::string,
       const auto found = tensors.find(name);
       std::vector<float>& member = *normalization_member(p, i);
       if (found == tensors.end() ||
-          found->second.shape != std::vector<std::int64_t>{static_cast<std::int64_t>(member.size())}) {
+          found->second.shape !=
+              std::vector<std::int64_t>{static_cast<std::int64_t>(member.size())}) {
         throw DataSourceError("load_checkpoint: " + path.string() + " has no tensor '" + name +
                               "' of " + std::to_string(member.size()) + " values for " +
                               node->display_name());
@@ -271,8 +272,10 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
     auto* source = dynamic_cast<TrainableDataSource*>(node->weights().get());
     const std::string label = node->weights()->label();
     if (!source) {
-      throw Unsupported(node->display_name() + ": load_checkpoint assigns TrainableDataSource "
-                        "weights only; data source '" + label +
+      throw Unsupported(node->display_name() +
+                        ": load_checkpoint assigns TrainableDataSource "
+                        "weights only; data source '" +
+                        label +
                         "' is not one (read the file with FileDataSource(path, descriptor, \"" +
                         label + ".\") instead)");
     }
@@ -286,10 +289,12 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
                             " does not match the descriptor of " + node->display_name());
     }
     std::vector<float> bias;
-    if (const auto b = tensors.find(label + ".bias"); b != tensors.end()) bias = b->second.to_floats();
+    if (const auto b = tensors.find(label + ".bias"); b != tensors.end())
+      bias = b->second.to_floats();
     if (bias.empty() != source->current_bias().empty()) {
-      throw DataSourceError("load_checkpoint: " + path.string() + (bias.empty() ? " lacks" : " has") +
-                            " tensor '" + label + ".bias' but " + node->display_name() +
+      throw DataSourceError("load_checkpoint: " + path.string() +
+                            (bias.empty() ? " lacks" : " has") + " tensor '" + label +
+                            ".bias' but " + node->display_name() +
                             (bias.empty() ? " has a bias" : " has none"));
     }
     assignments.push_back({source, {weight->second.to_floats(), std::move(bias)}});

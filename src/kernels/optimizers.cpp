@@ -19,7 +19,8 @@ void OptimizerDescriptor::validate(const std::string& where) const {
   };
   if (!(std::isfinite(learning_rate) && learning_rate >= 0.0f))
     fail("learning_rate", learning_rate, "it must be finite and >= 0");
-  if (!std::isfinite(gradient_rescale)) fail("gradient_rescale", gradient_rescale, "it must be finite");
+  if (!std::isfinite(gradient_rescale))
+    fail("gradient_rescale", gradient_rescale, "it must be finite");
   if (apply_gradient_clipping && !(gradient_clip_min <= gradient_clip_max)) {
     fail("gradient_clip_min", gradient_clip_min,
          "it must not exceed gradient_clip_max (" + std::to_string(gradient_clip_max) + ")");
@@ -68,7 +69,8 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
 #pragma omp parallel for simd schedule(static) if (count > kParallelElements)
     for (std::ptrdiff_t i = 0; i < count; ++i) {
       float g = gradients[i];
-      if (d.apply_gradient_clipping) g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
+      if (d.apply_gradient_clipping)
+        g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
       g *= d.gradient_rescale;
       const float w = values[i];
       if (d.regularization_type == RegularizationType::l1) {

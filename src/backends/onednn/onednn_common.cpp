@@ -130,8 +130,7 @@ dnnl::memory::desc user_weights_desc(const ConvolutionOp& op) {
   const memory::dim G = op.groups, O = op.output_channels, I = op.input_channels;
   const memory::dim KH = op.kernel_height, KW = op.kernel_width;
   if (G == 1) return memory::desc({O, I, KH, KW}, memory::data_type::f32, memory::format_tag::ohwi);
-  return memory::desc({G, O / G, I / G, KH, KW}, memory::data_type::f32,
-                      memory::format_tag::gohwi);
+  return memory::desc({G, O / G, I / G, KH, KW}, memory::data_type::f32, memory::format_tag::gohwi);
 }
 
 }  // namespace cnngraph::detail::onednn

@@ -32,9 +32,9 @@ void neuron_gradient(const NeuronGradientOp& op, const KernelArgs& args) {
   const int C = op.dst_shape.channels;
 #pragma omp parallel for schedule(static) if (count > kParallelElements)
   for (std::ptrdiff_t i = 0; i < count; ++i) {
-    args.dst[i] = static_cast<float>(
-        args.srcs[0][i] *
-        neuron_derivative<double>(op.neuron, args.srcs[1][i], static_cast<int>(i % C)));
+    args.dst[i] =
+        static_cast<float>(args.srcs[0][i] * neuron_derivative<double>(op.neuron, args.srcs[1][i],
+                                                                       static_cast<int>(i % C)));
   }
 }
 
@@ -107,10 +107,10 @@ void dropout(const DropoutOp& op, const KernelArgs& args) {
   const float scale = 1.0f / op.keep_probability;
 #pragma omp parallel for schedule(static) if (count > kParallelElements)
   for (std::ptrdiff_t i = 0; i < count; ++i) {
-    args.dst[i] = dropout_keeps(op.seed, args.batch, static_cast<std::size_t>(i),
-                                op.keep_probability)
-                      ? args.srcs[0][i] * scale
-                      : 0.0f;
+    args.dst[i] =
+        dropout_keeps(op.seed, args.batch, static_cast<std::size_t>(i), op.keep_probability)
+            ? args.srcs[0][i] * scale
+            : 0.0f;
   }
 }
 

@@ -31,13 +31,14 @@ std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOp
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op,
-                                                                  const GraphOptions& options);
+                                                                    const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,
-                                                                  const GraphOptions& options);
+                                                                    const GraphOptions& options);
 
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.
-void store_weight_gradients(TrainableParameters& parameters, const std::vector<double>& diff_weights,
+void store_weight_gradients(TrainableParameters& parameters,
+                            const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias);
 
 // The inverse of sub_pixel_shuffle: `dst` (n, h*s, w*s, c) back into `conv` (n, h, w, c*s*s).

@@ -21,8 +21,8 @@ void neuron_gradient(const NeuronGradientOp& op, const KernelArgs& args) {
   const int C = op.dst_shape.channels;
   for (std::size_t i = 0; i < count; ++i) {
     const int channel = static_cast<int>(i % C);
-    args.dst[i] = static_cast<float>(args.srcs[0][i] *
-                                     neuron_derivative<double>(op.neuron, args.srcs[1][i], channel));
+    args.dst[i] = static_cast<float>(
+        args.srcs[0][i] * neuron_derivative<double>(op.neuron, args.srcs[1][i], channel));
   }
 }
 
@@ -99,9 +99,8 @@ void dropout(const DropoutOp& op, const KernelArgs& args) {
   const std::size_t count = op.dst_shape.elements();
   const float scale = 1.0f / op.keep_probability;
   for (std::size_t i = 0; i < count; ++i) {
-    args.dst[i] = dropout_keeps(op.seed, args.batch, i, op.keep_probability)
-                      ? args.srcs[0][i] * scale
-                      : 0.0f;
+    args.dst[i] =
+        dropout_keeps(op.seed, args.batch, i, op.keep_probability) ? args.srcs[0][i] * scale : 0.0f;
   }
 }
 
@@ -290,12 +289,12 @@ std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions&
   return function_kernel<DropoutOp>(op, "reference:dropout", dropout);
 }
 std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op,
-                                                                  const GraphOptions&) {
+                                                                    const GraphOptions&) {
   return function_kernel<BatchNormalizationTrainingOp>(op, "reference:batch_normalization_training",
                                                        batch_normalization_training);
 }
 std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,
-                                                                  const GraphOptions&) {
+                                                                    const GraphOptions&) {
   return function_kernel<BatchNormalizationGradientOp>(op, "reference:batch_normalization_gradient",
                                                        batch_normalization_gradient);
 }
