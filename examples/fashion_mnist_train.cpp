@@ -78,13 +78,13 @@ int main(int argc, char** argv) {
   options.add_options()(
       "data-dir", "directory of the idx .gz files (Debian package dataset-fashion-mnist)",
       cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))(
-      "epochs", "passes over the training set", cxxopts::value<int>()->default_value("5"))(
+      "epochs", "passes over the training set", cxxopts::value<int>()->default_value("7"))(
       "batch-size", "images per training step", cxxopts::value<int>()->default_value("64"))(
       "optimizer", "adam, amsgrad, sgd (momentum 0.9) or rmsprop",
       cxxopts::value<std::string>()->default_value("adam"))(
       "learning-rate", "learning rate", cxxopts::value<float>()->default_value("0.001"))(
       "lr-decay", "learning-rate factor applied after every epoch",
-      cxxopts::value<float>()->default_value("0.5"))(
+      cxxopts::value<float>()->default_value("0.7"))(
       "training-style", "device, cpu or none",
       cxxopts::value<std::string>()->default_value("device"))(
       "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(

@@ -1,6 +1,7 @@
 // The ready-made data sources: in-memory arrays and safetensors files.
 #include "cnngraph/data_source.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cnngraph/errors.hpp"
@@ -41,8 +42,15 @@ ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descri
       quantization_data_(std::move(quantization_data)) {
   const std::string context = "ArrayDataSource '" + label_ + "'";
   descriptor_.validate(context);
-  const std::size_t expected = descriptor_.weight_count();
-  if (bytes_.size() != expected * size_of(type_)) {
+  if (quantization_ == QuantizationType::binary) {
+    const std::size_t words = bit_packed_word_count(descriptor_);
+    if (bytes_.size() != words * sizeof(std::uint32_t)) {
+      throw InvalidArgument(context + ": bit-packed weights: word count " +
+                            counts(words, bytes_.size() / sizeof(std::uint32_t)) +
+                            " ([output][kernel_height][kernel_width][ceil(input per group / 32)])");
+    }
+  } else if (const std::size_t expected = descriptor_.weight_count();
+             bytes_.size() != expected * size_of(type_)) {
     throw InvalidArgument(context + ": weights count " +
                           counts(expected, bytes_.size() / size_of(type_)));
   }
@@ -87,6 +95,21 @@ std::shared_ptr<ArrayDataSource> ArrayDataSource::quantized_lookup_table(
   return std::shared_ptr<ArrayDataSource>(new ArrayDataSource(
       std::move(label), std::move(descriptor), DataType::u8, as_bytes(weights), std::move(bias),
       QuantizationType::lookup_table, std::vector<float>(table.begin(), table.end())));
+}
+
+std::shared_ptr<ArrayDataSource> ArrayDataSource::bit_packed(std::string label,
+                                                             ConvolutionDescriptor descriptor,
+                                                             std::vector<std::uint32_t> words,
+                                                             std::vector<float> bias) {
+  return std::shared_ptr<ArrayDataSource>(
+      new ArrayDataSource(std::move(label), std::move(descriptor), DataType::u8, as_bytes(words),
+                          std::move(bias), QuantizationType::binary, {}));
+}
+
+std::size_t bit_packed_word_count(const ConvolutionDescriptor& d) {
+  const std::size_t per_group = d.input_feature_channels / std::max(1, d.groups);
+  return static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width *
+         ((per_group + 31) / 32);
 }
 
 bool ConvolutionDataSource::update(const ConvolutionGradientState& gradient,

@@ -118,8 +118,8 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
   std::lock_guard lock(mutex_);
   check_lengths("TrainableDataSource '" + label_ + "'", descriptor_, weights, bias);
   if (bias.empty() != bias_.empty()) {
-    throw InvalidArgument("TrainableDataSource '" + label_ + "': " +
-                          (bias_.empty() ? "has no bias to assign" : "needs its bias"));
+    throw InvalidArgument("TrainableDataSource '" + label_ +
+                          "': " + (bias_.empty() ? "has no bias to assign" : "needs its bias"));
   }
   weights_ = std::move(weights);
   bias_ = std::move(bias);

@@ -19,9 +19,17 @@ namespace cnngraph {
 
 enum class QuantizationType {
   none,
-  linear,       // per output channel: weight = min + (max - min) * q / 255
-  lookup_table  // weight = table[q], 256 entries
+  linear,        // per output channel: weight = min + (max - min) * q / 255
+  lookup_table,  // weight = table[q], 256 entries
+  // Bit-packed binary weights (BinaryConvolutionNode only): weights() points at uint32
+  // words, layout [output][kernel_height][kernel_width][word], 32 input channels (of the
+  // group) a word, bit c of word w = channel 32 * w + c, a set bit meaning +1 and a clear
+  // bit -1. data_type() is u8 (the words' bytes). bit_packed_word_count() words in all.
+  binary
 };
+
+// Words of bit-packed binary weights for `descriptor` (QuantizationType::binary).
+std::size_t bit_packed_word_count(const ConvolutionDescriptor& descriptor);
 
 // The protocol a user implements. The library calls load() when a graph is compiled,
 // reads descriptor(), weights() and bias_terms(), copies them into its own layout, then
@@ -94,6 +102,12 @@ class ArrayDataSource : public ConvolutionDataSource {
                                                            std::vector<std::uint8_t> weights,
                                                            std::vector<float> ranges,
                                                            std::vector<float> bias = {});
+  // Bit-packed binary weights (QuantizationType::binary): exactly
+  // bit_packed_word_count(descriptor) words, else InvalidArgument.
+  static std::shared_ptr<ArrayDataSource> bit_packed(std::string label,
+                                                     ConvolutionDescriptor descriptor,
+                                                     std::vector<std::uint32_t> words,
+                                                     std::vector<float> bias = {});
   // u8 weights indexing a 256-entry table.
   static std::shared_ptr<ArrayDataSource> quantized_lookup_table(std::string label,
                                                                  ConvolutionDescriptor descriptor,

@@ -30,6 +30,11 @@ struct GraphOptions {
   bool cuda_graphs = true;
   // Log the kernel chosen for each step to stderr (like ONEDNN_VERBOSE).
   bool verbose = false;
+  // Run the CPU kernels with denormal floats flushed to zero (x86 FTZ/DAZ) on every thread
+  // they use; each thread gets its own setting back after the run. Values below 1.2e-38
+  // become 0. Training drives gradients and optimizer moments there, and each denormal
+  // costs a slow microcode assist.
+  bool flush_denormals = true;
 };
 
 // What a run returns.

@@ -353,6 +353,101 @@ class BatchNormalizationNode : public FilterNode {
   std::shared_ptr<BatchNormalizationDataSource> source_;
 };
 
+// Apple: MPSCNNBinaryConvolutionType.
+//   binary_weights: weights sign(w) (+1 for w >= 0, else -1), the input at full precision.
+//   xnor: input and weights both +1/-1 (+1 for values >= 0); a product is an XNOR of bits and
+//         the sum over n in-image taps is 2 * popcount(xnor) - n.
+//   and:  input 1 where > 0, else 0; weights 1 where w >= 0 (a set bit), else 0; the sum is
+//         popcount(and).
+enum class BinaryConvolutionType { binary_weights, xnor, and_ };
+// Apple: MPSCNNBinaryConvolutionFlags. use_beta_scaling multiplies each output pixel by the
+// mean absolute value of the (biased, scaled) input under its window: over the in-image taps
+// and the group's channels (XNOR-Net's K).
+struct BinaryConvolutionFlags {
+  bool use_beta_scaling = false;
+};
+
+// Per input / output feature channel terms of a binary convolution; empty means none.
+struct BinaryConvolutionTerms {
+  std::vector<float> input_bias, input_scale, output_bias, output_scale;
+};
+
+// Apple: MPSCNNBinaryConvolutionNode (and MPSCNNBinaryFullyConnectedNode below). Computes,
+// per output channel o,
+//   x' = (x + input_bias) * input_scale                   (per input channel, when given)
+//   y  = (scale_value * beta * S(x', w) + bias[o]) * output_scale[o] + output_bias[o]
+// where S is the binary sum of `type`, beta the window's mean |x'| with use_beta_scaling
+// (else 1), and bias the data source's bias_terms (0 if none). Padding taps contribute
+// nothing. The data source gives float weights (binarized by sign) or bit-packed words
+// (QuantizationType::binary, see ArrayDataSource::bit_packed). Default padding `valid`, as
+// in MPS. Inference only (no gradient yet).
+class BinaryConvolutionNode : public FilterNode {
+ public:
+  BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
+                        std::shared_ptr<ConvolutionDataSource> weights, float scale_value,
+                        BinaryConvolutionType type, BinaryConvolutionFlags flags = {},
+                        BinaryConvolutionTerms terms = {});
+  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
+  float scale_value() const { return scale_value_; }
+  BinaryConvolutionType type() const { return type_; }
+  const BinaryConvolutionFlags& flags() const { return flags_; }
+  const BinaryConvolutionTerms& terms() const { return terms_; }
+  std::string kind() const override { return "binary_convolution"; }
+  std::string display_name() const override;
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+
+ protected:
+  BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
+                        std::shared_ptr<ConvolutionDataSource> weights, float scale_value,
+                        BinaryConvolutionType type, BinaryConvolutionFlags flags,
+                        BinaryConvolutionTerms terms, PaddingPolicy default_padding);
+
+ private:
+  std::shared_ptr<ConvolutionDataSource> weights_;
+  float scale_value_;
+  BinaryConvolutionType type_;
+  BinaryConvolutionFlags flags_;
+  BinaryConvolutionTerms terms_;
+};
+
+// Apple: MPSCNNBinaryFullyConnectedNode: the kernel covers the whole source; result 1x1.
+class BinaryFullyConnectedNode : public BinaryConvolutionNode {
+ public:
+  BinaryFullyConnectedNode(std::shared_ptr<ImageNode> source,
+                           std::shared_ptr<ConvolutionDataSource> weights, float scale_value,
+                           BinaryConvolutionType type, BinaryConvolutionFlags flags = {},
+                           BinaryConvolutionTerms terms = {});
+  std::string kind() const override { return "binary_fully_connected"; }
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+};
+
+// Apple: MPSCNNCrossChannelNormalizationNode (local response normalization across channels).
+// For channel k of D, with N = kernel_size:
+//   out[k] = in[k] / (delta + alpha / N * sum(in[q]^2))^beta,
+// the sum over q from max(0, k - floor(N/2)) to min(D - 1, k + floor((N - 1) / 2)). alpha is
+// divided by the nominal N, not by the clipped count. Defaults as MPS: alpha 1, beta 5,
+// delta 1. PyTorch's LocalResponseNorm(size=N, alpha, beta, k=delta) is the same function.
+// Its gradient node (Apple: MPSCNNCrossChannelNormalizationGradientNode) is a GradientNode.
+class CrossChannelNormalizationNode : public FilterNode {
+ public:
+  // Throws InvalidArgument unless kernel_size >= 1.
+  CrossChannelNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_size);
+  // Checked when the graph is compiled: alpha >= 0, delta > 0, all finite.
+  float alpha = 1.0f;
+  float beta = 5.0f;
+  float delta = 1.0f;
+  int kernel_size() const { return kernel_size_; }
+  std::string kind() const override { return "cross_channel_normalization"; }
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+
+ private:
+  int kernel_size_;
+};
+
 // Apple: MPSNNReshapeNode. Same elements (NHWC order), new height, width and channels.
 class ReshapeNode : public FilterNode {
  public:

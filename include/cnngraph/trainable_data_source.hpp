@@ -23,9 +23,8 @@ class TrainableDataSource : public ConvolutionDataSource {
                       std::shared_ptr<const Optimizer> optimizer);
   // Weights uniform in [-limit, limit] from `seed`, every bias `bias_value`.
   static std::shared_ptr<TrainableDataSource> uniform(std::string label,
-                                                      ConvolutionDescriptor descriptor,
-                                                      float limit, float bias_value,
-                                                      std::uint64_t seed,
+                                                      ConvolutionDescriptor descriptor, float limit,
+                                                      float bias_value, std::uint64_t seed,
                                                       std::shared_ptr<const Optimizer> optimizer);
 
   DataType data_type() const override { return DataType::f32; }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
@@ -12,6 +13,7 @@
 #include "graph/structure.hpp"
 #include "graph/trainables.hpp"
 #include "graph/weights.hpp"
+#include "kernels/flush_denormals.hpp"
 
 namespace cnngraph {
 
@@ -46,6 +48,8 @@ struct Graph::Impl {
     for (const auto& filter : structure.order) {
       const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
       if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
+      if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(filter.get()))
+        loaded[binary] = detail::prepare_binary_weights(*binary);
     }
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;
@@ -187,6 +191,8 @@ struct Graph::Impl {
       }
       return nullptr;
     };
+    std::optional<FlushDenormalsOnAllThreads> flush;
+    if (options.flush_denormals) flush.emplace();
     KernelArgs args;
     args.batch = batches++;
     for (Step& step : program.steps) {

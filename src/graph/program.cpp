@@ -91,7 +91,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   }
   std::map<const FilterNode*, std::size_t> step_of;
   LoweringContext context;
-  context.weights_for = [&](const ConvolutionNode& node) { return in.weights.at(&node); };
+  context.weights_for = [&](const FilterNode& node) { return in.weights.at(&node); };
   context.parameters_for = [&](const ConvolutionNode& node) -> TrainableParameters* {
     for (Trainable& t : in.trainables) {
       if (t.node == &node) return t.parameters.get();

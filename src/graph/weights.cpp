@@ -55,6 +55,9 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
         case QuantizationType::none:
           throw DataSourceError(where +
                                 ": u8 weights need a quantization type (linear or lookup_table)");
+        case QuantizationType::binary:
+          throw DataSourceError(
+              where + ": bit-packed binary weights are read by BinaryConvolutionNode only");
       }
       break;
     }
@@ -83,10 +86,56 @@ void apply_channel_affine(PreparedWeights& w, const std::vector<float>& scale,
 
 }  // namespace
 
+namespace {
+
+// Unpacks bit-packed weights to +1/-1 floats in OHWI order.
+std::vector<float> unpack_binary_weights(const ConvolutionDataSource& source,
+                                         const ConvolutionDescriptor& d, const std::string& where) {
+  const auto* words = static_cast<const std::uint32_t*>(source.weights());
+  if (!words) throw DataSourceError(where + ": weights() returned null after load()");
+  const std::size_t per_group = d.input_feature_channels / d.groups;
+  const std::size_t words_per_tap = (per_group + 31) / 32;
+  const std::size_t taps =
+      static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width;
+  std::vector<float> out(taps * per_group);
+  for (std::size_t t = 0; t < taps; ++t)
+    for (std::size_t c = 0; c < per_group; ++c)
+      out[t * per_group + c] = (words[t * words_per_tap + c / 32] >> (c % 32)) & 1u ? 1.0f : -1.0f;
+  return out;
+}
+
+// One of the two weight forms load() gave, as +1/-1: a set bit, or a float >= 0, is +1.
+void binarize(PreparedWeights& prepared, const ConvolutionDataSource& source,
+              const std::string& where) {
+  const ConvolutionDescriptor& d = prepared.descriptor;
+  if (d.neuron.type != NeuronType::none || d.batch_normalization || d.sub_pixel_scale_factor != 1) {
+    throw InvalidArgument(
+        where +
+        ": a binary convolution's descriptor takes no neuron, batch "
+        "normalization or sub-pixel factor (use the output scale and bias terms)");
+  }
+  if (source.weights_quantization_type() == QuantizationType::binary) {
+    prepared.weights = unpack_binary_weights(source, d, where);
+  } else {
+    for (float& w : prepared.weights) w = w >= 0.0f ? 1.0f : -1.0f;
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node, ChannelAffine* fold) {
-  ConvolutionDataSource& source = *node.weights();
+  return prepare_source_weights(*node.weights(), node.display_name(), fold, false);
+}
+
+std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node) {
+  return prepare_source_weights(*node.weights(), node.display_name(), nullptr, true);
+}
+
+std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
+                                                        const std::string& node_name,
+                                                        ChannelAffine* fold, bool binary) {
   std::lock_guard lock(source.library_mutex());
-  const std::string where = node.display_name() + ", data source '" + source.label() + "'";
+  const std::string where = node_name + ", data source '" + source.label() + "'";
   bool loaded = false;
   try {
     loaded = source.load();
@@ -114,8 +163,11 @@ std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node, Ch
   d.validate(where);
   const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *
                             d.kernel_width * (d.input_feature_channels / d.groups);
-  prepared->weights = convert_weights(source, count, d, where);
-  reject_non_finite(prepared->weights, where, "weights");
+  if (!(binary && source.weights_quantization_type() == QuantizationType::binary)) {
+    prepared->weights = convert_weights(source, count, d, where);
+    reject_non_finite(prepared->weights, where, "weights");
+  }
+  if (binary) binarize(*prepared, source, where);
   prepared->bias.assign(d.output_feature_channels, 0.0f);
   if (const float* bias = source.bias_terms()) {
     std::memcpy(prepared->bias.data(), bias, prepared->bias.size() * sizeof(float));

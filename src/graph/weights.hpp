@@ -21,6 +21,12 @@ struct ChannelAffine {
 // there (training keeps the data source's own weights and folds after every update).
 std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node,
                                                  ChannelAffine* fold = nullptr);
+// A binary convolution's weights as +1/-1 floats (from floats by sign, or unpacked bits).
+std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node);
+// Both of the above: any data source, for the node named `node_name`.
+std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
+                                                        const std::string& node_name,
+                                                        ChannelAffine* fold, bool binary);
 
 // Rewrites `prepared` from a training state (folding `fold` when set) and bumps its version.
 void refresh_prepared_weights(PreparedWeights& prepared, const WeightsAndBiasesState& state,

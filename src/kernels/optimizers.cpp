@@ -4,12 +4,24 @@
 
 #include "cnngraph/errors.hpp"
 #include "cnngraph/optimizer.hpp"
+#include "kernels/flush_denormals.hpp"
 
 namespace cnngraph {
 
 namespace {
 // Tensors above this size are split over the OpenMP threads; below, the fork costs more.
 constexpr std::ptrdiff_t kParallelElements = 1 << 15;
+
+// body(i) for i in [0, count), vectorized, over the threads when large, denormals flushed.
+template <typename Body>
+void for_each_element(std::ptrdiff_t count, Body body) {
+#pragma omp parallel if (count > kParallelElements)
+  {
+    const detail::FlushDenormals flush;
+#pragma omp for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < count; ++i) body(i);
+  }
+}
 }  // namespace
 
 void OptimizerDescriptor::validate(const std::string& where) const {
@@ -66,8 +78,7 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
     const float* gradients = tensor.gradients.data();
     const float* values = tensor.values.data();
     float* out = processed.data();
-#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
+    for_each_element(count, [&](std::ptrdiff_t i) {
       float g = gradients[i];
       if (d.apply_gradient_clipping)
         g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
@@ -79,7 +90,7 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
         g += d.regularization_scale * w;
       }
       out[i] = g;
-    }
+    });
     apply(tensor.values, std::span<const float>(out, tensor.gradients.size()), state.tensors[t],
           state.time_step);
   }
@@ -103,28 +114,24 @@ void SgdOptimizer::apply(std::span<float> w, std::span<const float> g,
                          OptimizerState::Tensor& state, std::uint64_t) const {
   const float lr = learning_rate(), mu = momentum_;
   const auto count = static_cast<std::ptrdiff_t>(w.size());
-  const bool parallel = count > kParallelElements;
   float* values = w.data();
   const float* gradients = g.data();
   if (mu == 0.0f && !nesterov_) {
-#pragma omp parallel for simd schedule(static) if (parallel)
-    for (std::ptrdiff_t i = 0; i < count; ++i) values[i] -= lr * gradients[i];
+    for_each_element(count, [&](std::ptrdiff_t i) { values[i] -= lr * gradients[i]; });
     return;
   }
   ensure_size(state.momentum, w.size());
   float* m = state.momentum.data();
   if (nesterov_) {
-#pragma omp parallel for simd schedule(static) if (parallel)
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
+    for_each_element(count, [&](std::ptrdiff_t i) {
       m[i] = mu * m[i] + gradients[i];
       values[i] -= lr * (gradients[i] + mu * m[i]);
-    }
+    });
   } else {
-#pragma omp parallel for simd schedule(static) if (parallel)
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
+    for_each_element(count, [&](std::ptrdiff_t i) {
       m[i] = mu * m[i] + lr * gradients[i];
       values[i] -= m[i];
-    }
+    });
   }
 }
 
@@ -156,14 +163,13 @@ void AdamOptimizer::apply(std::span<float> w, std::span<const float> g,
   float* values = w.data();
   const float* gradients = g.data();
   const auto count = static_cast<std::ptrdiff_t>(w.size());
-#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
-  for (std::ptrdiff_t i = 0; i < count; ++i) {
+  for_each_element(count, [&](std::ptrdiff_t i) {
     m[i] = b1 * m[i] + (1.0f - b1) * gradients[i];
     v[i] = b2 * v[i] + (1.0f - b2) * gradients[i] * gradients[i];
     float u = v[i];
     if (v_max) u = v_max[i] = std::fmax(v_max[i], v[i]);
     values[i] -= lr_t * m[i] / (std::sqrt(u) + eps);
-  }
+  });
 }
 
 RmsPropOptimizer::RmsPropOptimizer(OptimizerDescriptor descriptor, double decay, float epsilon)
@@ -186,11 +192,10 @@ void RmsPropOptimizer::apply(std::span<float> w, std::span<const float> g,
   float* values = w.data();
   const float* gradients = g.data();
   const auto count = static_cast<std::ptrdiff_t>(w.size());
-#pragma omp parallel for simd schedule(static) if (count > kParallelElements)
-  for (std::ptrdiff_t i = 0; i < count; ++i) {
+  for_each_element(count, [&](std::ptrdiff_t i) {
     s[i] = decay * s[i] + (1.0f - decay) * gradients[i] * gradients[i];
     values[i] -= lr * gradients[i] / (std::sqrt(s[i]) + eps);
-  }
+  });
 }
 
 }  // namespace cnngraph

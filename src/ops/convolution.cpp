@@ -106,8 +106,8 @@ std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& c
 
 std::shared_ptr<FilterNode> ConvolutionNode::gradient_filter_for(
     std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
-  if (index != 0) throw InvalidArgument(display_name() + ": has one source, not " +
-                                        std::to_string(index + 1));
+  if (index != 0)
+    throw InvalidArgument(display_name() + ": has one source, not " + std::to_string(index + 1));
   return std::make_shared<ConvolutionGradientNode>(std::move(source_gradient), source_images()[0],
                                                    convolution_gradient_state(), weights_);
 }
@@ -138,8 +138,7 @@ std::string ConvolutionGradientNode::display_name() const {
   return "gradient of " + forward_->display_name();
 }
 
-std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(
-    detail::LoweringContext& context) const {
+std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, 2);
   auto forward = detail::lower_forward_for_gradient(*forward_, context, 1, 1);
   auto op = std::make_unique<detail::ConvolutionGradientOp>();

@@ -57,13 +57,14 @@ namespace detail {
 
 std::shared_ptr<FilterNode> make_gradient_node(const FilterNode& forward, std::size_t index,
                                                std::vector<std::shared_ptr<ImageNode>> sources) {
-  if (!sources.at(0)) throw InvalidArgument(forward.display_name() + ": the source gradient is null");
+  if (!sources.at(0))
+    throw InvalidArgument(forward.display_name() + ": the source gradient is null");
   return std::make_shared<GradientNode>(forward.shared_from_this(), index, std::move(sources));
 }
 
 std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
-                                               const LoweringContext& context,
-                                               std::size_t first, std::size_t count) {
+                                               const LoweringContext& context, std::size_t first,
+                                               std::size_t count) {
   LoweringContext forward_context = context;
   forward_context.src_shapes.assign(context.src_shapes.begin() + first,
                                     context.src_shapes.begin() + first + count);

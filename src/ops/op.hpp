@@ -37,6 +37,9 @@ enum class OpKind {
   loss,
   batch_normalization_training,  // batch statistics
   batch_normalization_gradient,
+  cross_channel_normalization,
+  cross_channel_normalization_gradient,  // srcs: diff_dst, the forward src
+  binary_convolution,
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -86,6 +89,7 @@ struct PostOp {
 
 struct ConvolutionOp : Op {
   ConvolutionOp() : Op(OpKind::convolution) {}
+  explicit ConvolutionOp(OpKind kind) : Op(kind) {}
   std::string attributes() const override;
 
   std::shared_ptr<const PreparedWeights> weights;
@@ -105,6 +109,17 @@ struct ConvolutionOp : Op {
   ImageShape convolution_shape() const {
     return {dst_shape.batch, y.result_size, x.result_size, output_channels};
   }
+};
+
+// A binary convolution: the geometry of a convolution, weights +1/-1 (prepared), and the
+// binary arithmetic of BinaryConvolutionNode.
+struct BinaryConvolutionOp : ConvolutionOp {
+  BinaryConvolutionOp() : ConvolutionOp(OpKind::binary_convolution) {}
+  std::string attributes() const override;
+  BinaryConvolutionType type = BinaryConvolutionType::xnor;
+  float scale_value = 1.0f;
+  bool beta_scaling = false;
+  BinaryConvolutionTerms terms;  // empty vectors: none
 };
 
 struct NeuronOp : Op {
@@ -138,6 +153,16 @@ struct SoftMaxOp : Op {
 struct BatchNormalizationOp : Op {
   BatchNormalizationOp() : Op(OpKind::batch_normalization) {}
   std::vector<float> scale, shift;
+};
+
+// Forward and gradient alike (OpKind tells which); the formula is CrossChannelNormalizationNode's.
+struct CrossChannelNormalizationOp : Op {
+  explicit CrossChannelNormalizationOp(bool gradient)
+      : Op(gradient ? OpKind::cross_channel_normalization_gradient
+                    : OpKind::cross_channel_normalization) {}
+  std::string attributes() const override { return "size " + std::to_string(kernel_size); }
+  int kernel_size = 1;
+  float alpha = 1.0f, beta = 5.0f, delta = 1.0f;
 };
 
 struct ReshapeOp : Op {
@@ -222,7 +247,7 @@ struct LossOp : Op {
 struct LoweringContext {
   std::vector<ImageShape> src_shapes;  // batch included
   // The prepared weights of a convolution node (loaded once when the graph was built).
-  std::function<std::shared_ptr<const PreparedWeights>(const ConvolutionNode&)> weights_for;
+  std::function<std::shared_ptr<const PreparedWeights>(const FilterNode&)> weights_for;
   // The parameters a training graph updates, or null when the node is not trained here.
   std::function<TrainableParameters*(const ConvolutionNode&)> parameters_for;
   // The same for a batch-normalization node: non-null exactly in a graph that holds its

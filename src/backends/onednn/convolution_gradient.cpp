@@ -61,11 +61,11 @@ class OnednnConvolutionGradient : public Kernel {
     const ImageShape dst = f.convolution_shape();
     const memory::desc src_md = nhwc_desc(src);
     const memory::desc bias_md({f.output_channels}, dt::f32, memory::format_tag::x);
-    user_weights_ = f.fully_connected && f.groups == 1
-                        ? memory::desc({f.output_channels, f.input_channels, f.kernel_height,
-                                        f.kernel_width},
-                                       dt::f32, memory::format_tag::ohwi)
-                        : user_weights_desc(f);
+    user_weights_ =
+        f.fully_connected && f.groups == 1
+            ? memory::desc({f.output_channels, f.input_channels, f.kernel_height, f.kernel_width},
+                           dt::f32, memory::format_tag::ohwi)
+            : user_weights_desc(f);
     const memory::desc weights_any(user_weights_.dims(), dt::f32, memory::format_tag::any);
     memory::desc diff_weights_desc, dst_md;
     if (f.fully_connected && f.groups == 1) {
@@ -102,8 +102,8 @@ class OnednnConvolutionGradient : public Kernel {
           cpu_engine());
       if (op_.input_gradient) {
         using bwd = dnnl::convolution_backward_data;
-        bwd::primitive_desc pd(bwd::desc(algorithm, src_md, weights_any, dst_md, strides,
-                                         dilation, pad_before, pad_after),
+        bwd::primitive_desc pd(bwd::desc(algorithm, src_md, weights_any, dst_md, strides, dilation,
+                                         pad_before, pad_after),
                                cpu_engine(), hint);
         backward_data_ = bwd(pd);
         wanted_weights_ = pd.weights_desc();

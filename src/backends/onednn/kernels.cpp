@@ -19,6 +19,9 @@ std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_cross_channel_normalization(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op&, const GraphOptions&);
 }  // namespace onednn
 
 namespace {
@@ -45,6 +48,12 @@ const KernelCandidate onednn_kernels[] = {
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
     {OpKind::dropout, "onednn:dropout", onednn::make_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
+    {OpKind::binary_convolution, "onednn:binary_convolution", onednn::make_binary_convolution},
+    {OpKind::binary_convolution, "reference:binary_convolution", make_reference_binary_convolution},
+    {OpKind::cross_channel_normalization, "onednn:cross_channel_normalization",
+     onednn::make_cross_channel_normalization},
+    {OpKind::cross_channel_normalization_gradient, "onednn:cross_channel_normalization_gradient",
+     onednn::make_cross_channel_normalization_gradient},
     {OpKind::batch_normalization_training, "reference:batch_normalization_training",
      make_reference_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "reference:batch_normalization_gradient",

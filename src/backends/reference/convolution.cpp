@@ -128,8 +128,8 @@ class ReferenceConvolutionGradient : public Kernel {
       for (int p = 0; p < conv.height; ++p)
         for (int q = 0; q < conv.width; ++q)
           for (int k = 0; k < K; ++k) {
-            const double g = diff[((static_cast<std::size_t>(n) * conv.height + p) * conv.width +
-                                   q) * K + k];
+            const double g =
+                diff[((static_cast<std::size_t>(n) * conv.height + p) * conv.width + q) * K + k];
             if (op_.parameters) diff_b[k] += g;
             const int group = k / K_per_group;
             for (int r = 0; r < R; ++r) {
@@ -160,12 +160,14 @@ class ReferenceConvolutionGradient : public Kernel {
 
 }  // namespace
 
-void store_weight_gradients(TrainableParameters& parameters, const std::vector<double>& diff_weights,
+void store_weight_gradients(TrainableParameters& parameters,
+                            const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias) {
   ConvolutionGradientState& g = parameters.gradient;
   const std::size_t per_output = diff_weights.size() / diff_bias.size();
   for (std::size_t i = 0; i < diff_weights.size(); ++i) {
-    const double scale = parameters.fold_scale.empty() ? 1.0 : parameters.fold_scale[i / per_output];
+    const double scale =
+        parameters.fold_scale.empty() ? 1.0 : parameters.fold_scale[i / per_output];
     g.weights_gradient[i] = static_cast<float>(diff_weights[i] * scale);
   }
   for (std::size_t k = 0; k < diff_bias.size(); ++k) {
@@ -215,7 +217,8 @@ std::unique_ptr<Kernel> make_reference_convolution(const Op& op, const GraphOpti
 }
 
 std::unique_ptr<Kernel> make_reference_convolution_gradient(const Op& op, const GraphOptions&) {
-  return std::make_unique<ReferenceConvolutionGradient>(static_cast<const ConvolutionGradientOp&>(op));
+  return std::make_unique<ReferenceConvolutionGradient>(
+      static_cast<const ConvolutionGradientOp&>(op));
 }
 
 }  // namespace cnngraph::detail

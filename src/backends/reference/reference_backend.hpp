@@ -30,6 +30,12 @@ std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const Grap
 std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_binary_convolution(const Op& op,
+                                                          const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_cross_channel_normalization(const Op& op,
+                                                                   const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_cross_channel_normalization_gradient(
+    const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op,
                                                                     const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,

@@ -1,0 +1,157 @@
+// Cross-channel normalization on the CPU: cnngraph (Device::cpu()) against PyTorch CPU's
+// LocalResponseNorm (2 threads, bench/torch_lrn.py as a child process in the same run), on
+// AlexNet/GoogLeNet-like layers: forward, and forward + input gradient ("train"), median
+// milliseconds, ratios (PyTorch time / cnngraph time), and the largest difference between
+// the two forward results on the same input. Usage: lrn [--seconds S] [--no-torch]
+#include <chrono>
+#include <cmath>
+#include <cnngraph/cnngraph.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace cnngraph;
+
+namespace {
+
+struct Case {
+  std::string name;
+  int batch, channels, height, width, size;
+  float alpha, beta, delta;
+};
+
+std::vector<Case> read_cases(const std::string& path) {
+  std::vector<Case> cases;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    Case c;
+    fields >> c.name >> c.batch >> c.channels >> c.height >> c.width >> c.size >> c.alpha >>
+        c.beta >> c.delta;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+template <typename Body>
+double median_ms(Body body, double seconds) {
+  body();
+  std::vector<double> times;
+  const auto start = std::chrono::steady_clock::now();
+  while (times.size() < 3 ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
+             seconds) {
+    const auto t = std::chrono::steady_clock::now();
+    body();
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct TorchResult {
+  double forward_ms = 0, train_ms = 0;
+};
+
+std::map<std::string, TorchResult> run_torch(const std::string& cases, const std::string& dir,
+                                             double seconds) {
+  std::map<std::string, TorchResult> result;
+  const std::string command = "/usr/bin/python3 " + std::string(CNNGRAPH_BENCH_DIR) +
+                              "/torch_lrn.py " + cases + " " + dir + " " + std::to_string(seconds);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char line[512];
+  while (std::fgets(line, sizeof line, pipe)) {
+    char name[128];
+    TorchResult r;
+    if (std::sscanf(line,
+                    "{\"case\": \"%127[^\"]\", \"torch_forward_ms\": %lf, \"torch_train_ms\": %lf}",
+                    name, &r.forward_ms, &r.train_ms) == 3)
+      result[name] = r;
+  }
+  pclose(pipe);
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 0.5;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--seconds" && i + 1 < argc)
+      seconds = std::stod(argv[++i]);
+    else if (a == "--no-torch")
+      torch = false;
+    else {
+      std::fprintf(stderr, "usage: lrn [--seconds S] [--no-torch]\n");
+      return 2;
+    }
+  }
+  const std::string cases_path = std::string(CNNGRAPH_BENCH_DIR) + "/lrn_cases.txt";
+  const std::string dir = "/tmp";
+  const auto peer =
+      torch ? run_torch(cases_path, dir, seconds) : std::map<std::string, TorchResult>{};
+  if (torch && peer.empty())
+    std::fprintf(stderr, "PyTorch peer unavailable (apt-get install python3-torch)\n");
+  double log_forward = 0, log_train = 0;
+  int compared = 0;
+  for (const Case& c : read_cases(cases_path)) {
+    const ImageShape shape{c.batch, c.height, c.width, c.channels};
+    std::vector<float> values(shape.elements());
+    for (std::size_t i = 0; i < values.size(); ++i)
+      values[i] = static_cast<float>(2 * std::sin(0.001 * double(i)));
+    const Image x = Image::from_floats(shape, values);
+    auto input = std::make_shared<ImageNode>("x");
+    auto dy_node = std::make_shared<ImageNode>("dy");
+    auto lrn = std::make_shared<CrossChannelNormalizationNode>(input, c.size);
+    lrn->alpha = c.alpha;
+    lrn->beta = c.beta;
+    lrn->delta = c.delta;
+    Graph forward(Device::cpu(), lrn->result_image());
+    Graph train(Device::cpu(), {lrn->result_image(), lrn->gradient_filter(dy_node)->result_image()},
+                {false, true});
+    const Image dy = Image::from_floats(shape, std::vector<float>(shape.elements(), 1.0f));
+    std::vector<Image> train_sources;
+    for (const auto& h : train.source_image_handles())
+      train_sources.push_back(h->handle == "x" ? x : dy);
+    Image y;
+    const double forward_ms = median_ms([&] { y = forward.run({x})[0]; }, seconds);
+    const double train_ms = median_ms([&] { train.run(train_sources); }, seconds);
+    std::printf("{\"case\": \"%s\", \"forward_ms\": %.4f, \"train_ms\": %.4f", c.name.c_str(),
+                forward_ms, train_ms);
+    if (auto it = peer.find(c.name); it != peer.end()) {
+      std::vector<float> theirs(shape.elements());
+      std::ifstream file(dir + "/" + c.name + ".f32", std::ios::binary);
+      file.read(reinterpret_cast<char*>(theirs.data()),
+                static_cast<std::streamsize>(theirs.size() * sizeof(float)));
+      const auto ours = y.to_floats();
+      double worst = 0;
+      for (std::size_t i = 0; i < ours.size(); ++i)
+        worst =
+            std::max(worst, std::fabs(double(ours[i]) - theirs[i]) / (1e-6 + std::fabs(theirs[i])));
+      std::printf(
+          ", \"torch_forward_ms\": %.4f, \"torch_train_ms\": %.4f, \"forward_vs_torch\": %.2f, "
+          "\"train_vs_torch\": %.2f, \"max_rel_diff_vs_torch\": %.2e",
+          it->second.forward_ms, it->second.train_ms, it->second.forward_ms / forward_ms,
+          it->second.train_ms / train_ms, worst);
+      log_forward += std::log(it->second.forward_ms / forward_ms);
+      log_train += std::log(it->second.train_ms / train_ms);
+      ++compared;
+    }
+    std::printf("}\n");
+  }
+  if (compared) {
+    std::printf(
+        "{\"summary\": \"lrn\", \"cases\": %d, \"geomean_forward_vs_torch\": %.2f, "
+        "\"geomean_train_vs_torch\": %.2f}\n",
+        compared, std::exp(log_forward / compared), std::exp(log_train / compared));
+  }
+  return 0;
+}

@@ -1,0 +1,310 @@
+// Fast binary convolution on the CPU (our own kernel: no library has one).
+//   xnor / and: inputs and weights bit-packed 64 channels a word; each output pixel's window
+//   is gathered into one bit vector, and 4 pixels at a time are counted against every output
+//   channel of the group with popcount (AVX-512 VPOPCNTDQ with 8 output channels per
+//   register, POPCNT, or portable; see kernels/popcount_dot.hpp).
+//   Padding taps are zero words; for xnor the weights' own set bits there are subtracted
+//   again, so that padding contributes nothing, as in the reference.
+//   binary_weights: a float convolution with +1/-1 weights, which oneDNN does best; the scale
+//   and output terms are folded into the weights and bias (not with input terms or beta
+//   scaling: those run on the reference kernel).
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "backends/onednn/onednn_common.hpp"
+#include "backends/reference/reference_backend.hpp"
+#include "kernels/popcount_dot.hpp"
+
+namespace cnngraph::detail::onednn {
+
+std::unique_ptr<Kernel> make_convolution(const Op&, const GraphOptions&);
+
+namespace {
+
+float term(const std::vector<float>& terms, int index, float none) {
+  return terms.empty() ? none : terms[index];
+}
+
+// Sets bit c of `words` where (x[c] + bias[c]) * scale[c] is >= 0 (> 0 when `strict`), for
+// c < count; returns the sum of the values' magnitudes.
+float pack_bits_portable(const float* x, const float* bias, const float* scale, int count,
+                         bool strict, std::uint64_t* words) {
+  float magnitude = 0.0f;
+  for (int c = 0; c < count; ++c) {
+    const float value = (x[c] + bias[c]) * scale[c];
+    magnitude += std::fabs(value);
+    if (strict ? value > 0.0f : value >= 0.0f) words[c / 64] |= std::uint64_t{1} << (c % 64);
+  }
+  return magnitude;
+}
+
+#if defined(__x86_64__)
+// 16 channels per compare: the comparison mask is the 16 bits.
+__attribute__((target("avx512f"))) float pack_bits_avx512(const float* x, const float* bias,
+                                                          const float* scale, int count,
+                                                          bool strict, std::uint64_t* words) {
+  __m512 magnitude = _mm512_setzero_ps();
+  const int predicate = strict ? _CMP_GT_OQ : _CMP_GE_OQ;
+  for (int c = 0; c < count; c += 16) {
+    const __mmask16 lanes =
+        count - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (count - c)) - 1);
+    const __m512 value = _mm512_mul_ps(
+        _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, x + c), _mm512_maskz_loadu_ps(lanes, bias + c)),
+        _mm512_maskz_loadu_ps(lanes, scale + c));
+    magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(value));
+    const __mmask16 bits =
+        predicate == _CMP_GT_OQ
+            ? _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GT_OQ)
+            : _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GE_OQ);
+    words[c / 64] |= static_cast<std::uint64_t>(bits) << (c % 64);
+  }
+  return _mm512_reduce_add_ps(magnitude);
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+#endif
+
+float pack_bits(const float* x, const float* bias, const float* scale, int count, bool strict,
+                std::uint64_t* words) {
+#if defined(__x86_64__)
+  static const bool avx512 = cpu_has_avx512();
+  if (avx512) return pack_bits_avx512(x, bias, scale, count, strict, words);
+#endif
+  return pack_bits_portable(x, bias, scale, count, strict, words);
+}
+
+class BitPackedBinaryConvolution : public Kernel {
+ public:
+  explicit BitPackedBinaryConvolution(const BinaryConvolutionOp& op)
+      : op_(op),
+        popcount_(select_popcount_kernel()),
+        groups_(op.groups),
+        group_channels_(op.input_channels / op.groups),
+        group_outputs_(op.output_channels / op.groups),
+        taps_(op.kernel_height * op.kernel_width),
+        words_((group_channels_ + 63) / 64),
+        row_words_(static_cast<std::size_t>(taps_) * words_),
+        padded_outputs_((group_outputs_ + 7) / 8 * 8),
+        bit_op_(op.type == BinaryConvolutionType::xnor ? BitOp::exclusive_or : BitOp::conjunction) {
+    // Weights per group, word-major: [group][word of the window][output (padded to 8)]; a set
+    // bit is +1. The window's words are tap-major, like the gathered input windows.
+    input_bias_.resize(op.input_channels);
+    input_scale_.resize(op.input_channels);
+    for (int c = 0; c < op.input_channels; ++c) {
+      input_bias_[c] = term(op.terms.input_bias, c, 0.0f);
+      input_scale_[c] = term(op.terms.input_scale, c, 1.0f);
+    }
+    // y = output_scale * (scale_value * beta * sum + bias) + output_bias = A * beta * sum + B.
+    slope_.resize(op.output_channels);
+    offset_.resize(op.output_channels);
+    for (int o = 0; o < op.output_channels; ++o) {
+      const float output_scale = term(op.terms.output_scale, o, 1.0f);
+      slope_[o] = op.scale_value * output_scale;
+      offset_[o] = op.weights->bias[o] * output_scale + term(op.terms.output_bias, o, 0.0f);
+    }
+    const std::vector<float>& w = op.weights->weights;
+    weights_.assign(static_cast<std::size_t>(groups_) * row_words_ * padded_outputs_, 0);
+    tap_bits_.assign(static_cast<std::size_t>(op.output_channels) * taps_, 0);
+    for (int o = 0; o < op.output_channels; ++o) {
+      const int g = o / group_outputs_, local = o % group_outputs_;
+      for (int t = 0; t < taps_; ++t)
+        for (int c = 0; c < group_channels_; ++c) {
+          if (w[(static_cast<std::size_t>(o) * taps_ + t) * group_channels_ + c] > 0.0f) {
+            const std::size_t word = static_cast<std::size_t>(t) * words_ + c / 64;
+            weights_[(g * row_words_ + word) * padded_outputs_ + local] |= std::uint64_t{1}
+                                                                           << (c % 64);
+            ++tap_bits_[static_cast<std::size_t>(o) * taps_ + t];
+          }
+        }
+    }
+  }
+
+  std::string implementation() const override { return "onednn:bitpacked_" + popcount_.name; }
+
+  void run(const KernelArgs& args) override {
+    pack_input(args.srcs[0]);
+    const ImageShape& out = op_.dst_shape;
+    const auto rows = static_cast<std::ptrdiff_t>(out.batch) * out.height;
+#pragma omp parallel
+    {
+      std::vector<std::uint64_t> windows(4 * row_words_);
+      std::vector<std::int32_t> counts(4 * padded_outputs_);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t row = 0; row < rows; ++row) {
+        const int n = static_cast<int>(row / out.height), p = static_cast<int>(row % out.height);
+        for (int q = 0; q < out.width; q += 4) compute_block(n, p, q, windows, counts, args.dst);
+      }
+    }
+  }
+
+ private:
+  // Bits [n][group][h][w][words_] (xnor: value >= 0; and: value > 0) and, with beta
+  // scaling, |value| summed over each pixel's group channels.
+  void pack_input(const float* x) {
+    const ImageShape& in = op_.src_shapes[0];
+    const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
+    bits_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels * words_, 0);
+    if (op_.beta_scaling)
+      magnitude_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels, 0.0f);
+    const bool strict = op_.type != BinaryConvolutionType::xnor;  // and: value > 0
+    const auto images = static_cast<std::ptrdiff_t>(in.batch) * in.height;
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t image_row = 0; image_row < images; ++image_row) {
+      const std::size_t n = image_row / in.height;
+      for (std::size_t pixel = (image_row % in.height) * in.width, end = pixel + in.width;
+           pixel < end; ++pixel) {
+        const float* v = x + (n * pixels + pixel) * in.channels;
+        for (int g = 0; g < groups_; ++g) {
+          const std::size_t slot = (n * groups_ + g) * pixels + pixel;
+          const int first = g * group_channels_;
+          const float magnitude =
+              pack_bits(v + first, input_bias_.data() + first, input_scale_.data() + first,
+                        group_channels_, strict, bits_.data() + slot * words_);
+          if (op_.beta_scaling) magnitude_[slot] = magnitude;
+        }
+      }
+    }
+  }
+
+  // Output pixels (n, p, q .. q + 3) of every output channel.
+  void compute_block(int n, int p, int q0, std::vector<std::uint64_t>& windows,
+                     std::vector<std::int32_t>& counts, float* dst) const {
+    const ImageShape& in = op_.src_shapes[0];
+    const ImageShape& out = op_.dst_shape;
+    const int count = std::min(4, out.width - q0);
+    const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
+    for (int g = 0; g < groups_; ++g) {
+      const std::uint64_t* a[4];
+      std::vector<int> missing[4];  // padding taps per pixel
+      double beta[4] = {1.0, 1.0, 1.0, 1.0};
+      int valid[4] = {0, 0, 0, 0};
+      for (int i = 0; i < 4; ++i) {
+        std::uint64_t* window = windows.data() + i * row_words_;
+        a[i] = window;
+        if (i >= count) continue;  // a copy of pixel 0's window is counted and dropped
+        std::fill(window, window + row_words_, 0);
+        const int q = q0 + i;
+        double magnitude = 0.0;
+        for (int r = 0; r < op_.kernel_height; ++r)
+          for (int s = 0; s < op_.kernel_width; ++s) {
+            const int t = r * op_.kernel_width + s;
+            const int iy = p * op_.y.stride - op_.y.pad_before + r * op_.dilation_y;
+            const int ix = q * op_.x.stride - op_.x.pad_before + s * op_.dilation_x;
+            if (iy < 0 || iy >= in.height || ix < 0 || ix >= in.width) {
+              missing[i].push_back(t);
+              continue;
+            }
+            const std::size_t slot = (static_cast<std::size_t>(n) * groups_ + g) * pixels +
+                                     static_cast<std::size_t>(iy) * in.width + ix;
+            std::copy_n(bits_.data() + slot * words_, words_,
+                        window + static_cast<std::size_t>(t) * words_);
+            if (op_.beta_scaling) magnitude += magnitude_[slot];
+            ++valid[i];
+          }
+        if (op_.beta_scaling)
+          beta[i] = valid[i] ? magnitude / (static_cast<double>(valid[i]) * group_channels_) : 0.0;
+      }
+      for (int i = count; i < 4; ++i) a[i] = a[0];
+      popcount_.block(a, weights_.data() + g * row_words_ * padded_outputs_, row_words_,
+                      padded_outputs_, bit_op_, counts.data());
+      for (int i = 0; i < count; ++i) {
+        float* y =
+            dst +
+            ((static_cast<std::size_t>(n) * out.height + p) * out.width + q0 + i) * out.channels +
+            g * group_outputs_;
+        std::int32_t* c = counts.data() + i * padded_outputs_;
+        const float* slope = slope_.data() + g * group_outputs_;
+        const float* offset = offset_.data() + g * group_outputs_;
+        const float beta_i = static_cast<float>(beta[i]);
+        if (bit_op_ == BitOp::exclusive_or) {
+          // Padding taps were zero words: their XOR counted the weights' own set bits.
+          for (int t : missing[i])
+            for (int local = 0; local < group_outputs_; ++local)
+              c[local] -=
+                  tap_bits_[static_cast<std::size_t>(g * group_outputs_ + local) * taps_ + t];
+          const std::int32_t bits = valid[i] * group_channels_;
+#pragma omp simd
+          for (int local = 0; local < group_outputs_; ++local)
+            y[local] =
+                slope[local] * beta_i * static_cast<float>(bits - 2 * c[local]) + offset[local];
+        } else {
+#pragma omp simd
+          for (int local = 0; local < group_outputs_; ++local)
+            y[local] = slope[local] * beta_i * static_cast<float>(c[local]) + offset[local];
+        }
+      }
+    }
+  }
+
+  const BinaryConvolutionOp& op_;
+  PopcountKernel popcount_;
+  int groups_, group_channels_, group_outputs_, taps_, words_;
+  std::size_t row_words_, padded_outputs_;
+  BitOp bit_op_;
+  std::vector<std::uint64_t> weights_;
+  std::vector<std::int32_t> tap_bits_;  // set weight bits per output channel and tap
+  std::vector<float> input_bias_, input_scale_, slope_, offset_;
+  std::vector<std::uint64_t> bits_;
+  std::vector<float> magnitude_;
+};
+
+// binary_weights as a float convolution: w' = sign(w) * scale * output_scale,
+// b' = bias * output_scale + output_bias.
+std::unique_ptr<Kernel> binary_weights_convolution(const BinaryConvolutionOp& op,
+                                                   const GraphOptions& options,
+                                                   std::unique_ptr<ConvolutionOp>& folded_op) {
+  auto weights = std::make_shared<PreparedWeights>();
+  weights->descriptor = op.weights->descriptor;
+  weights->source_label = op.weights->source_label;
+  weights->weights = op.weights->weights;
+  weights->bias = op.weights->bias;
+  weights->has_bias = true;
+  const std::size_t per_output = weights->weights.size() / op.output_channels;
+  for (int o = 0; o < op.output_channels; ++o) {
+    const float scale = op.scale_value * term(op.terms.output_scale, o, 1.0f);
+    for (std::size_t i = 0; i < per_output; ++i) weights->weights[o * per_output + i] *= scale;
+    weights->bias[o] = weights->bias[o] * term(op.terms.output_scale, o, 1.0f) +
+                       term(op.terms.output_bias, o, 0.0f);
+  }
+  folded_op = std::make_unique<ConvolutionOp>(static_cast<const ConvolutionOp&>(op));
+  folded_op->kind = OpKind::convolution;
+  folded_op->weights = std::move(weights);
+  return make_convolution(*folded_op, options);
+}
+
+// Owns the folded op that the oneDNN convolution kernel refers to.
+class FoldedBinaryWeights : public Kernel {
+ public:
+  FoldedBinaryWeights(const BinaryConvolutionOp& op, const GraphOptions& options)
+      : kernel_(binary_weights_convolution(op, options, folded_)) {}
+  void run(const KernelArgs& args) override { kernel_->run(args); }
+  std::string implementation() const override {
+    return kernel_->implementation() + "(+-1 weights)";
+  }
+
+ private:
+  std::unique_ptr<ConvolutionOp> folded_;
+  std::unique_ptr<Kernel> kernel_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions& options) {
+  const auto& binary = static_cast<const BinaryConvolutionOp&>(op);
+  if (binary.type != BinaryConvolutionType::binary_weights)
+    return std::make_unique<BitPackedBinaryConvolution>(binary);
+  if (binary.beta_scaling || !binary.terms.input_bias.empty() || !binary.terms.input_scale.empty())
+    return nullptr;  // the reference kernel takes it
+  return std::make_unique<FoldedBinaryWeights>(binary, options);
+}
+
+}  // namespace cnngraph::detail::onednn

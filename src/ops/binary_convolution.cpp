@@ -1,0 +1,152 @@
+// BinaryConvolutionNode and BinaryFullyConnectedNode: attributes, term checks, shape rule.
+#include <cmath>
+
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+namespace {
+const char* type_name(BinaryConvolutionType type) {
+  switch (type) {
+    case BinaryConvolutionType::binary_weights:
+      return "binary_weights";
+    case BinaryConvolutionType::xnor:
+      return "xnor";
+    case BinaryConvolutionType::and_:
+      return "and";
+  }
+  return "?";
+}
+}  // namespace
+
+BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
+                                             std::shared_ptr<ConvolutionDataSource> weights,
+                                             float scale_value, BinaryConvolutionType type,
+                                             BinaryConvolutionFlags flags,
+                                             BinaryConvolutionTerms terms)
+    : BinaryConvolutionNode(std::move(source), std::move(weights), scale_value, type, flags,
+                            std::move(terms), PaddingPolicy::valid()) {}
+
+BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
+                                             std::shared_ptr<ConvolutionDataSource> weights,
+                                             float scale_value, BinaryConvolutionType type,
+                                             BinaryConvolutionFlags flags,
+                                             BinaryConvolutionTerms terms,
+                                             PaddingPolicy default_padding)
+    : FilterNode({std::move(source)}, std::move(default_padding)),
+      weights_(std::move(weights)),
+      scale_value_(scale_value),
+      type_(type),
+      flags_(flags),
+      terms_(std::move(terms)) {
+  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  if (!std::isfinite(scale_value_)) {
+    throw InvalidArgument(kind() + ": scale_value must be finite, got " +
+                          std::to_string(scale_value));
+  }
+  for (const auto* terms_of :
+       {&terms_.input_bias, &terms_.input_scale, &terms_.output_bias, &terms_.output_scale}) {
+    for (float v : *terms_of) {
+      if (!std::isfinite(v)) throw InvalidArgument(kind() + ": a bias or scale term is not finite");
+    }
+  }
+}
+
+std::string BinaryConvolutionNode::display_name() const {
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return kind() + " '" + weights_->label() + "'";
+}
+
+namespace {
+
+std::unique_ptr<detail::BinaryConvolutionOp> lower_binary(const BinaryConvolutionNode& node,
+                                                          detail::LoweringContext& context) {
+  detail::require_source_count(node, context, 1);
+  auto weights = context.weights_for(node);
+  const ConvolutionDescriptor& d = weights->descriptor;
+  const ImageShape& src = context.src_shapes[0];
+  if (src.channels != d.input_feature_channels) {
+    detail::throw_shape_error(node, "the source image has " + std::to_string(src.channels) +
+                                        " feature channels but the descriptor's "
+                                        "input_feature_channels is " +
+                                        std::to_string(d.input_feature_channels));
+  }
+  const BinaryConvolutionTerms& t = node.terms();
+  const auto check = [&](const std::vector<float>& terms, int expected, const char* name) {
+    if (!terms.empty() && static_cast<int>(terms.size()) != expected) {
+      throw InvalidArgument(node.display_name() + ": " + name + " has " +
+                            std::to_string(terms.size()) + " entries, expected " +
+                            std::to_string(expected));
+    }
+  };
+  check(t.input_bias, d.input_feature_channels, "input_bias");
+  check(t.input_scale, d.input_feature_channels, "input_scale");
+  check(t.output_bias, d.output_feature_channels, "output_bias");
+  check(t.output_scale, d.output_feature_channels, "output_scale");
+  auto op = std::make_unique<detail::BinaryConvolutionOp>();
+  op->name = node.display_name();
+  op->src_shapes = context.src_shapes;
+  op->weights = weights;
+  op->groups = d.groups;
+  op->kernel_width = d.kernel_width;
+  op->kernel_height = d.kernel_height;
+  op->dilation_x = d.dilation_x;
+  op->dilation_y = d.dilation_y;
+  op->input_channels = d.input_feature_channels;
+  op->output_channels = d.output_feature_channels;
+  op->type = node.type();
+  op->scale_value = node.scale_value();
+  op->beta_scaling = node.flags().use_beta_scaling;
+  op->terms = t;
+  return op;
+}
+
+}  // namespace
+
+std::unique_ptr<detail::Op> BinaryConvolutionNode::lower(detail::LoweringContext& context) const {
+  auto op = lower_binary(*this, context);
+  const ConvolutionDescriptor& d = op->weights->descriptor;
+  detail::resolve_padding(*this, context.src_shapes[0], d.kernel_width, d.kernel_height, d.stride_x,
+                          d.stride_y, d.dilation_x, d.dilation_y, op->x, op->y);
+  op->dst_shape = {context.src_shapes[0].batch, op->y.result_size, op->x.result_size,
+                   op->output_channels};
+  return op;
+}
+
+BinaryFullyConnectedNode::BinaryFullyConnectedNode(std::shared_ptr<ImageNode> source,
+                                                   std::shared_ptr<ConvolutionDataSource> weights,
+                                                   float scale_value, BinaryConvolutionType type,
+                                                   BinaryConvolutionFlags flags,
+                                                   BinaryConvolutionTerms terms)
+    : BinaryConvolutionNode(std::move(source), std::move(weights), scale_value, type, flags,
+                            std::move(terms), PaddingPolicy::valid()) {}
+
+std::unique_ptr<detail::Op> BinaryFullyConnectedNode::lower(
+    detail::LoweringContext& context) const {
+  auto op = lower_binary(*this, context);
+  const ConvolutionDescriptor& d = op->weights->descriptor;
+  const ImageShape& src = context.src_shapes[0];
+  if (src.width != d.kernel_width || src.height != d.kernel_height) {
+    detail::throw_shape_error(
+        *this, "a fully connected node needs a source of the kernel's size " +
+                   std::to_string(d.kernel_width) + "x" + std::to_string(d.kernel_height) +
+                   ", got " + std::to_string(src.width) + "x" + std::to_string(src.height));
+  }
+  op->fully_connected = true;
+  op->x = forward_axis_geometry(src.width, d.kernel_width, 1, 1, PaddingSize::valid,
+                                PaddingAlignment::centered, PaddingRemainder::top_left);
+  op->y = forward_axis_geometry(src.height, d.kernel_height, 1, 1, PaddingSize::valid,
+                                PaddingAlignment::centered, PaddingRemainder::top_left);
+  op->dst_shape = {src.batch, 1, 1, op->output_channels};
+  return op;
+}
+
+namespace detail {
+std::string BinaryConvolutionOp::attributes() const {
+  return std::string(type_name(type)) + (beta_scaling ? " beta " : " ") +
+         ConvolutionOp::attributes();
+}
+}  // namespace detail
+
+}  // namespace cnngraph

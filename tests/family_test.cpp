@@ -1,0 +1,335 @@
+// The convolution's family: cross-channel normalization (forward against the formula
+// evaluated here, oneDNN-backend loops against the reference, gradients against finite
+// differences, bad parameters).
+#include <cmath>
+
+#include "gradient_support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+// The spec's formula, written out independently of the library's window helper.
+std::vector<float> normalization_by_formula(const Image& image, int N, float alpha, float beta,
+                                            float delta) {
+  const auto x = image.to_floats();
+  const int D = image.shape().channels;
+  std::vector<float> y(x.size());
+  for (std::size_t p = 0; p < x.size() / D; ++p) {
+    for (int k = 0; k < D; ++k) {
+      double sum = 0.0;
+      const int lo = std::max(0, k - static_cast<int>(std::floor(N / 2.0)));
+      const int hi = std::min(D - 1, k + static_cast<int>(std::floor((N - 1) / 2.0)));
+      for (int q = lo; q <= hi; ++q) sum += double(x[p * D + q]) * x[p * D + q];
+      y[p * D + k] = static_cast<float>(x[p * D + k] / std::pow(delta + alpha / N * sum, beta));
+    }
+  }
+  return y;
+}
+
+std::shared_ptr<CrossChannelNormalizationNode> normalization(std::shared_ptr<ImageNode> x, int N,
+                                                             float alpha, float beta, float delta) {
+  auto node = std::make_shared<CrossChannelNormalizationNode>(std::move(x), N);
+  node->alpha = alpha;
+  node->beta = beta;
+  node->delta = delta;
+  return node;
+}
+
+double worst_relative(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0.0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+    worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
+  return worst;
+}
+
+struct NormalizationCase {
+  ImageShape shape;
+  int N;
+  float alpha, beta, delta;
+};
+
+const NormalizationCase kCases[] = {
+    {{2, 3, 4, 7}, 5, 1.0f, 5.0f, 1.0f},     // MPS defaults
+    {{3, 5, 2, 16}, 4, 0.5f, 0.75f, 2.0f},   // even window
+    {{1, 2, 3, 3}, 9, 2.0f, 1.5f, 1.0f},     // window wider than the channels
+    {{2, 1, 1, 1}, 1, 1.0f, 0.5f, 1.0f},     // one channel
+    {{4, 7, 9, 33}, 5, 1e-4f, 0.75f, 1.0f},  // PyTorch's defaults, odd sizes
+    {{8, 20, 20, 12}, 3, 0.3f, 2.0f, 0.5f},  // large enough to split over threads
+};
+
+}  // namespace
+
+TEST(CrossChannelNormalization, MatchesTheFormulaOnBothBackends) {
+  std::mt19937 rng(51);
+  for (const NormalizationCase& c : kCases) {
+    SCOPED_TRACE("N " + std::to_string(c.N) + ", " + std::to_string(c.shape.channels) +
+                 " channels");
+    auto x = std::make_shared<ImageNode>("x");
+    auto node = normalization(x, c.N, c.alpha, c.beta, c.delta);
+    const Image input = random_image(c.shape, rng);
+    const auto expected = normalization_by_formula(input, c.N, c.alpha, c.beta, c.delta);
+    EXPECT_LE(
+        worst_relative(run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats(),
+                       expected),
+        1e-6);
+    EXPECT_LE(
+        worst_relative(run_on(Device::cpu(), node->result_image(), {input}).to_floats(), expected),
+        1e-5);
+  }
+}
+
+TEST(CrossChannelNormalization, GradientMatchesFiniteDifferencesAndOnednnMatchesReference) {
+  for (const NormalizationCase& c : kCases) {
+    SCOPED_TRACE("N " + std::to_string(c.N) + ", " + std::to_string(c.shape.channels) +
+                 " channels");
+    if (c.shape.elements() < 2000) {
+      check_input_gradients(
+          [&](std::vector<std::shared_ptr<ImageNode>> x) {
+            return normalization(x[0], c.N, c.alpha, c.beta, c.delta);
+          },
+          {c.shape}, 52);
+    }
+    std::mt19937 rng(53);
+    auto x = std::make_shared<ImageNode>("x");
+    auto dy = std::make_shared<ImageNode>("dy");
+    auto node = normalization(x, c.N, c.alpha, c.beta, c.delta);
+    const auto gradient = node->gradient_filter(dy)->result_image();
+    Graph reference(Device::cpu_reference(), gradient), fast(Device::cpu(), gradient);
+    const std::map<std::string, Image> inputs{{"x", random_image(c.shape, rng)},
+                                              {"dy", random_image(c.shape, rng)}};
+    EXPECT_LE(worst_relative(run_named(fast, inputs).to_floats(),
+                             run_named(reference, inputs).to_floats()),
+              1e-5);
+  }
+}
+
+TEST(CrossChannelNormalization, BadParametersAreClearErrors) {
+  auto x = std::make_shared<ImageNode>("x");
+  EXPECT_THROW(CrossChannelNormalizationNode(x, 0), InvalidArgument);
+  EXPECT_THROW(CrossChannelNormalizationNode(x, -3), InvalidArgument);
+  std::mt19937 rng(54);
+  const Image input = random_image({1, 2, 2, 4}, rng);
+  for (const auto& [alpha, beta, delta] :
+       {std::tuple{-1.0f, 5.0f, 1.0f}, std::tuple{1.0f, NAN, 1.0f}, std::tuple{1.0f, 5.0f, 0.0f}}) {
+    auto node = normalization(x, 3, alpha, beta, delta);
+    node->label = "lrn1";
+    try {
+      run_on(Device::cpu(), node->result_image(), {input});
+      FAIL() << "expected InvalidArgument";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("lrn1"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Binary convolution.
+namespace {
+
+struct BinaryCase {
+  int batch, height, width, channels, outputs, kernel, stride, dilation, groups;
+  bool same_padding;
+};
+
+std::string describe_case(const BinaryCase& c, BinaryConvolutionType type, bool beta, bool terms) {
+  return "n" + std::to_string(c.batch) + " " + std::to_string(c.height) + "x" +
+         std::to_string(c.width) + "x" + std::to_string(c.channels) + "->" +
+         std::to_string(c.outputs) + " k" + std::to_string(c.kernel) + " s" +
+         std::to_string(c.stride) + " d" + std::to_string(c.dilation) + " g" +
+         std::to_string(c.groups) + (c.same_padding ? " same" : " valid") + " type " +
+         std::to_string(static_cast<int>(type)) + (beta ? " beta" : "") + (terms ? " terms" : "");
+}
+
+// Integer-valued inputs in [-3, 3] (zeros included: the sign rules at 0 matter).
+Image integer_image(ImageShape shape, std::mt19937& rng) {
+  std::uniform_int_distribution<int> level(-3, 3);
+  std::vector<float> values(shape.elements());
+  for (float& v : values) v = static_cast<float>(level(rng));
+  return Image::from_floats(shape, values);
+}
+
+std::shared_ptr<BinaryConvolutionNode> binary_node(std::shared_ptr<ImageNode> x,
+                                                   std::shared_ptr<ConvolutionDataSource> weights,
+                                                   const BinaryCase& c, BinaryConvolutionType type,
+                                                   bool beta, BinaryConvolutionTerms terms) {
+  auto node = std::make_shared<BinaryConvolutionNode>(
+      std::move(x), std::move(weights), 0.5f, type, BinaryConvolutionFlags{beta}, std::move(terms));
+  if (c.same_padding) node->padding_policy = PaddingPolicy::same();
+  return node;
+}
+
+ConvolutionDescriptor binary_descriptor(const BinaryCase& c) {
+  ConvolutionDescriptor d(c.kernel, c.kernel, c.channels, c.outputs);
+  d.stride_x = d.stride_y = c.stride;
+  d.dilation_x = d.dilation_y = c.dilation;
+  d.groups = c.groups;
+  return d;
+}
+
+// Packs float weights (OHWI) by sign into MPS's 32-bit words.
+std::vector<std::uint32_t> pack_weights(const std::vector<float>& w,
+                                        const ConvolutionDescriptor& d) {
+  const int per_group = d.input_feature_channels / d.groups;
+  const int words = (per_group + 31) / 32;
+  const std::size_t taps =
+      static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width;
+  std::vector<std::uint32_t> packed(taps * words, 0);
+  for (std::size_t t = 0; t < taps; ++t)
+    for (int c = 0; c < per_group; ++c)
+      if (w[t * per_group + c] >= 0.0f) packed[t * words + c / 32] |= 1u << (c % 32);
+  return packed;
+}
+
+const BinaryCase kBinaryCases[] = {
+    {2, 9, 8, 64, 8, 3, 1, 1, 1, true},     // one full word, border correction
+    {1, 7, 7, 65, 5, 3, 2, 1, 1, false},    // a word and one bit, odd output count
+    {3, 6, 11, 3, 4, 1, 1, 1, 1, false},    // 1x1, three channels
+    {2, 10, 9, 130, 6, 3, 1, 2, 2, true},   // groups, dilation, 65 channels per group
+    {1, 12, 12, 256, 9, 5, 2, 1, 1, true},  // several words, 5x5
+};
+
+}  // namespace
+
+TEST(BinaryConvolution, FastKernelsEqualTheReferenceBitForBit) {
+  std::vector<std::string> variants = {"portable", "popcnt", "avx512"};
+  for (const std::string& variant : variants) {
+    ::setenv("CNNGRAPH_POPCOUNT", variant.c_str(), 1);
+    std::mt19937 rng(61);
+    for (const BinaryCase& c : kBinaryCases) {
+      const ConvolutionDescriptor d = binary_descriptor(c);
+      auto weights = std::make_shared<ArrayDataSource>(
+          "binary", d, random_floats(d.weight_count(), rng), random_floats(c.outputs, rng));
+      for (const BinaryConvolutionType type :
+           {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
+            BinaryConvolutionType::binary_weights}) {
+        for (int variant_terms = 0; variant_terms < 4; ++variant_terms) {
+          const bool beta = variant_terms & 1, with_terms = variant_terms & 2;
+          BinaryConvolutionTerms terms;
+          if (with_terms) {
+            terms.input_bias = std::vector<float>(c.channels, 0.5f);
+            terms.input_scale = std::vector<float>(c.channels, -2.0f);
+            terms.output_bias = random_floats(c.outputs, rng);
+            terms.output_scale = random_floats(c.outputs, rng, 0.5f, 2.0f);
+          }
+          SCOPED_TRACE(variant + " " + describe_case(c, type, beta, with_terms));
+          auto x = std::make_shared<ImageNode>("x");
+          auto node = binary_node(x, weights, c, type, beta, terms);
+          const Image input = integer_image({c.batch, c.height, c.width, c.channels}, rng);
+          Graph fast(Device::cpu(), node->result_image());
+          std::vector<float> actual;
+          try {
+            actual = fast.run({input})[0].to_floats();
+          } catch (const InvalidArgument& e) {
+            // The CPU lacks this popcount variant: say so and go on.
+            std::printf("[  SKIPPED ] popcount variant %s: %s\n", variant.c_str(), e.what());
+            break;
+          }
+          const auto expected =
+              run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats();
+          if (type != BinaryConvolutionType::binary_weights && !beta && !with_terms) {
+            EXPECT_EQ(actual, expected);  // integer-valued results: exact
+          } else {
+            EXPECT_LE(worst_relative(actual, expected), 1e-5);  // float scale terms round
+          }
+        }
+      }
+    }
+  }
+  ::unsetenv("CNNGRAPH_POPCOUNT");
+}
+
+TEST(BinaryConvolution, ReferenceFollowsTheFormulaOnAHandExample) {
+  // One pixel, 3 channels, 1x1 kernel, two outputs. x = (1, -2, 0); w0 = (+, -, +),
+  // w1 = (-, -, -). xnor: x bits (+, -, +): w0 all agree -> 3; w1 one agrees -> -1.
+  // and: x bits (1, 0, 0): w0 bits (1, 0, 1) -> 1; w1 -> 0.
+  // binary_weights: w0 . x = 1 + 2 + 0 = 3; w1 . x = -1 + 2 - 0 = 1.
+  const ConvolutionDescriptor d(1, 1, 3, 2);
+  auto weights = std::make_shared<ArrayDataSource>(
+      "hand", d, std::vector<float>{0.3f, -0.1f, 0.0f, -1.0f, -2.0f, -0.5f},
+      std::vector<float>{0.0f, 10.0f});
+  const Image input = Image::from_floats({1, 1, 1, 3}, std::vector<float>{1.0f, -2.0f, 0.0f});
+  const std::pair<BinaryConvolutionType, std::vector<float>> cases[] = {
+      {BinaryConvolutionType::xnor, {3.0f, -1.0f}},
+      {BinaryConvolutionType::and_, {1.0f, 0.0f}},
+      {BinaryConvolutionType::binary_weights, {3.0f, 1.0f}}};
+  for (const auto& [type, sums] : cases) {
+    for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
+      auto x = std::make_shared<ImageNode>("x");
+      auto node = std::make_shared<BinaryConvolutionNode>(x, weights, 2.0f, type);
+      const auto y = run_on(device, node->result_image(), {input}).to_floats();
+      EXPECT_FLOAT_EQ(y[0], 2.0f * sums[0]) << device.name();
+      EXPECT_FLOAT_EQ(y[1], 2.0f * sums[1] + 10.0f) << device.name();
+    }
+  }
+}
+
+TEST(BinaryConvolution, BitPackedWeightsEqualFloatWeightsAndFullyConnectedWorks) {
+  std::mt19937 rng(62);
+  const BinaryCase c{2, 5, 5, 70, 6, 3, 1, 1, 1, true};
+  const ConvolutionDescriptor d = binary_descriptor(c);
+  const auto w = random_floats(d.weight_count(), rng);
+  auto floats = std::make_shared<ArrayDataSource>("f", d, w);
+  auto packed = ArrayDataSource::bit_packed("p", d, pack_weights(w, d));
+  const Image input = integer_image({c.batch, c.height, c.width, c.channels}, rng);
+  for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
+    auto x = std::make_shared<ImageNode>("x");
+    const auto a = run_on(
+        device, binary_node(x, floats, c, BinaryConvolutionType::xnor, false, {})->result_image(),
+        {input});
+    const auto b = run_on(
+        device, binary_node(x, packed, c, BinaryConvolutionType::xnor, false, {})->result_image(),
+        {input});
+    EXPECT_EQ(a.to_floats(), b.to_floats()) << device.name();
+  }
+  // Fully connected over a 5x5x70 source.
+  const ConvolutionDescriptor fc_d(5, 5, 70, 4);
+  auto fc_weights =
+      std::make_shared<ArrayDataSource>("fc", fc_d, random_floats(fc_d.weight_count(), rng));
+  auto x = std::make_shared<ImageNode>("x");
+  auto fc =
+      std::make_shared<BinaryFullyConnectedNode>(x, fc_weights, 1.0f, BinaryConvolutionType::xnor);
+  const Image y = run_on(Device::cpu(), fc->result_image(), {input});
+  EXPECT_EQ(y.shape(), (ImageShape{2, 1, 1, 4}));
+  EXPECT_EQ(y.to_floats(),
+            run_on(Device::cpu_reference(), fc->result_image(), {input}).to_floats());
+}
+
+TEST(BinaryConvolution, BadInputIsAClearError) {
+  const ConvolutionDescriptor d(3, 3, 40, 2);
+  // 2 outputs x 9 taps x 2 words = 36 words.
+  EXPECT_THROW(ArrayDataSource::bit_packed("p", d, std::vector<std::uint32_t>(35)),
+               InvalidArgument);
+  EXPECT_NO_THROW(ArrayDataSource::bit_packed("p", d, std::vector<std::uint32_t>(36)));
+  auto packed = ArrayDataSource::bit_packed("p", d, std::vector<std::uint32_t>(36, 0x5u));
+  std::mt19937 rng(63);
+  const Image input = random_image({1, 5, 5, 40}, rng);
+  auto x = std::make_shared<ImageNode>("x");
+  // Bit-packed weights in an ordinary convolution.
+  auto conv = std::make_shared<ConvolutionNode>(x, packed);
+  EXPECT_THROW(run_on(Device::cpu(), conv->result_image(), {input}), DataSourceError);
+  // Terms of the wrong length name the node.
+  auto node = std::make_shared<BinaryConvolutionNode>(
+      x, packed, 1.0f, BinaryConvolutionType::xnor, BinaryConvolutionFlags{},
+      BinaryConvolutionTerms{{1.0f, 2.0f}, {}, {}, {}});
+  node->label = "bin1";
+  try {
+    run_on(Device::cpu(), node->result_image(), {input});
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bin1"), std::string::npos) << e.what();
+  }
+  // A fused neuron in the descriptor is refused.
+  ConvolutionDescriptor with_neuron = d;
+  with_neuron.set_neuron(NeuronType::relu);
+  auto neuron_source =
+      std::make_shared<ArrayDataSource>("n", with_neuron, random_floats(d.weight_count(), rng));
+  auto neuron_node =
+      std::make_shared<BinaryConvolutionNode>(x, neuron_source, 1.0f, BinaryConvolutionType::xnor);
+  EXPECT_THROW(run_on(Device::cpu(), neuron_node->result_image(), {input}), InvalidArgument);
+  EXPECT_THROW(BinaryConvolutionNode(x, packed, NAN, BinaryConvolutionType::xnor), InvalidArgument);
+  // The source has the wrong channel count.
+  EXPECT_THROW(run_on(Device::cpu(), node->result_image(), {random_image({1, 5, 5, 3}, rng)}),
+               ShapeError);
+}
