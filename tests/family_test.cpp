@@ -333,3 +333,139 @@ TEST(BinaryConvolution, BadInputIsAClearError) {
   EXPECT_THROW(run_on(Device::cpu(), node->result_image(), {random_image({1, 5, 5, 3}, rng)}),
                ShapeError);
 }
+
+// Transposed convolution.
+namespace {
+
+double dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) sum += double(a[i]) * b[i];
+  return sum;
+}
+
+// conv_w[i][r][s][o] = w[o][r][s][i] per group: the forward convolution a transpose undoes.
+std::vector<float> adjoint_of(const std::vector<float>& w, const ConvolutionDescriptor& t) {
+  const int G = t.groups, Og = t.output_feature_channels / G, Ig = t.input_feature_channels / G;
+  const int taps = t.kernel_width * t.kernel_height;
+  std::vector<float> out(w.size());
+  for (int g = 0; g < G; ++g)
+    for (int o = 0; o < Og; ++o)
+      for (int k = 0; k < taps; ++k)
+        for (int i = 0; i < Ig; ++i)
+          out[((g * Ig + i) * taps + k) * Og + o] = w[((g * Og + o) * taps + k) * Ig + i];
+  return out;
+}
+
+}  // namespace
+
+TEST(ConvolutionTranspose, IsTheAdjointAndTakesTheForwardSourceSizeFromTheGradientState) {
+  std::mt19937 rng(71);
+  int checked = 0;
+  for (const ConvCase& c : random_convolution_cases(40, 72)) {
+    SCOPED_TRACE(c.name());
+    // The forward convolution: c.in_channels -> c.out_channels.
+    const ConvolutionDescriptor fd = c.descriptor();
+    const auto fw = random_floats(fd.weight_count(), rng);
+    auto forward_source = std::make_shared<ArrayDataSource>("forward", fd, fw);
+    // The transpose reads out_channels and makes in_channels, with the adjoint's weights.
+    ConvolutionDescriptor td = fd;
+    td.input_feature_channels = fd.output_feature_channels;
+    td.output_feature_channels = fd.input_feature_channels;
+    auto transpose_source = std::make_shared<ArrayDataSource>("transpose", td, adjoint_of(fw, fd));
+    // adjoint_of(w, fd) maps forward weights to transpose weights: w_t[o=i][k][j] = w[j][k][i].
+    auto x_node = std::make_shared<ImageNode>("x");
+    auto conv = std::make_shared<ConvolutionNode>(x_node, forward_source);
+    conv->padding_policy = c.padding;
+    auto y_node = std::make_shared<ImageNode>("y");
+    auto transpose = std::make_shared<ConvolutionTransposeNode>(
+        y_node, conv->convolution_gradient_state(), transpose_source);
+    const Image x = random_image({c.batch, c.height, c.width, c.in_channels}, rng);
+    Image conv_x;
+    try {
+      conv_x = run_on(Device::cpu_reference(), conv->result_image(), {x});
+    } catch (const ShapeError&) {
+      continue;  // an empty forward result: nothing to transpose
+    }
+    const Image y = random_image(conv_x.shape(), rng);
+    for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
+      Graph graph(device, transpose->result_image());
+      const Image t = run_named(graph, {{"x", x}, {"y", y}});
+      ASSERT_EQ(t.shape(), x.shape()) << device.name();
+      const double lhs = dot(conv_x.to_floats(), y.to_floats());
+      const double rhs = dot(x.to_floats(), t.to_floats());
+      EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::fabs(lhs))) << device.name();
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 30);
+}
+
+TEST(ConvolutionTranspose, WithoutAStateFollowsTheReverseFilterRule) {
+  std::mt19937 rng(73);
+  for (const auto& [policy, style] :
+       {std::pair{PaddingPolicy::valid(), -1}, std::pair{PaddingPolicy::same(), 0},
+        std::pair{PaddingPolicy::full(), 1}}) {
+    for (const int stride : {1, 2, 3}) {
+      for (const int kernel : {1, 3, 4}) {
+        ConvolutionDescriptor td(kernel, kernel, 5, 3);
+        td.stride_x = td.stride_y = stride;
+        auto source = std::make_shared<ArrayDataSource>(
+            "t", td, random_floats(td.weight_count(), rng), random_floats(3, rng));
+        auto y_node = std::make_shared<ImageNode>("y");
+        auto transpose = std::make_shared<ConvolutionTransposeNode>(y_node, nullptr, source);
+        transpose->padding_policy = policy;
+        const int in = 6;
+        const int expected = (in - 1) * stride + 1 + style * (kernel - 1);
+        const Image y = random_image({2, in, in + 1, 5}, rng);
+        const Image t = run_on(Device::cpu(), transpose->result_image(), {y});
+        EXPECT_EQ(t.shape(),
+                  (ImageShape{2, expected, (in + 1 - 1) * stride + 1 + style * (kernel - 1), 3}))
+            << "style " << style << " stride " << stride << " kernel " << kernel;
+        // oneDNN against the reference (bias included).
+        EXPECT_LE(worst_relative(
+                      t.to_floats(),
+                      run_on(Device::cpu_reference(), transpose->result_image(), {y}).to_floats()),
+                  1e-5);
+      }
+    }
+  }
+}
+
+TEST(ConvolutionTranspose, InputGradientMatchesFiniteDifferences) {
+  std::mt19937 rng(74);
+  ConvolutionDescriptor td(3, 3, 4, 2);
+  td.stride_x = td.stride_y = 2;
+  auto source = std::make_shared<ArrayDataSource>("t", td, random_floats(td.weight_count(), rng),
+                                                  random_floats(2, rng));
+  check_input_gradients(
+      [&](std::vector<std::shared_ptr<ImageNode>> x) {
+        return std::make_shared<ConvolutionTransposeNode>(x[0], nullptr, source);
+      },
+      {{2, 3, 4, 4}}, 75);
+}
+
+TEST(ConvolutionTranspose, BadInputIsAClearError) {
+  std::mt19937 rng(76);
+  const ConvolutionDescriptor td(3, 3, 4, 2);
+  auto source = std::make_shared<ArrayDataSource>("t", td, random_floats(td.weight_count(), rng));
+  auto y = std::make_shared<ImageNode>("y");
+  EXPECT_THROW(ConvolutionTransposeNode(y, nullptr, nullptr), InvalidArgument);
+  auto transpose = std::make_shared<ConvolutionTransposeNode>(y, nullptr, source);
+  transpose->label = "up1";
+  try {
+    run_on(Device::cpu(), transpose->result_image(), {random_image({1, 3, 3, 5}, rng)});
+    FAIL() << "expected ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("up1"), std::string::npos) << e.what();
+  }
+  // A gradient state whose convolution has another stride.
+  ConvolutionDescriptor fd(3, 3, 2, 4);
+  fd.stride_x = fd.stride_y = 2;
+  auto x = std::make_shared<ImageNode>("x");
+  auto conv = std::make_shared<ConvolutionNode>(
+      x, std::make_shared<ArrayDataSource>("f", fd, random_floats(fd.weight_count(), rng)));
+  auto sized = std::make_shared<ConvolutionTransposeNode>(
+      conv->result_image(), conv->convolution_gradient_state(), source);
+  EXPECT_THROW(run_on(Device::cpu(), sized->result_image(), {random_image({1, 6, 6, 2}, rng)}),
+               InvalidArgument);
+}

@@ -353,6 +353,43 @@ class BatchNormalizationNode : public FilterNode {
   std::shared_ptr<BatchNormalizationDataSource> source_;
 };
 
+// Apple: MPSCNNConvolutionTransposeNode: the exact adjoint (transpose) of a convolution. Its
+// data source's descriptor describes the transpose itself: input_feature_channels are the
+// channels it reads, output_feature_channels the channels it makes; weights OHWI
+// [output][kh][kw][input / groups], bias (optional) per output channel. Then
+//   <conv(x), y> = <x, transpose(y)>   (bias aside)
+// for the convolution conv with weights conv_w[i][r][s][o] = w[o][r][s][i] (per group), the
+// same kernel, stride and dilation, from the transpose's result size to its source size.
+// Result size: with `convolution_gradient_state` (of a forward convolution in the same graph,
+// whose kernel, stride and dilation must match), exactly that convolution's source size and
+// its padding; without it (null), per axis
+//   out = (in - 1) * stride + 1 + style * (dilated kernel - 1)
+// with style -1 / 0 / +1 for a valid / same / full padding_policy (default same; custom is
+// not supported), padding placed by the policy's alignment and remainder. Its gradient node
+// gives the input gradient (gradient_filter_for(1, ...), the shape-only source of the state,
+// is null); the weights are not trained (yet).
+class ConvolutionTransposeNode : public FilterNode {
+ public:
+  ConvolutionTransposeNode(std::shared_ptr<ImageNode> source,
+                           std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
+                           std::shared_ptr<ConvolutionDataSource> weights);
+  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
+  // The forward convolution whose source size the result takes, or null.
+  const ConvolutionNode* sized_by() const { return sized_by_; }
+  std::string kind() const override { return "convolution_transpose"; }
+  std::string display_name() const override;
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+
+ private:
+  std::shared_ptr<ConvolutionDataSource> weights_;
+  std::shared_ptr<ConvolutionGradientStateNode> state_;
+  const ConvolutionNode* sized_by_ = nullptr;
+};
+
 // Apple: MPSCNNBinaryConvolutionType.
 //   binary_weights: weights sign(w) (+1 for w >= 0, else -1), the input at full precision.
 //   xnor: input and weights both +1/-1 (+1 for values >= 0); a product is an XNOR of bits and

@@ -50,6 +50,15 @@ struct Graph::Impl {
       if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
       if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(filter.get()))
         loaded[binary] = detail::prepare_binary_weights(*binary);
+      // A transposed convolution's weights, also where only its gradient node is in the graph.
+      const FilterNode* node = filter.get();
+      if (const auto* gradient = dynamic_cast<const GradientNode*>(node))
+        node = &gradient->forward();
+      const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(node);
+      if (transpose && !loaded.count(transpose)) {
+        loaded[transpose] = detail::prepare_source_weights(
+            *transpose->weights(), transpose->display_name(), nullptr, false);
+      }
     }
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;

@@ -58,6 +58,7 @@ class GradientBuilder {
       const bool weights = i == 0 && filter.is_trainable();
       if (!input && !weights) continue;
       std::shared_ptr<FilterNode> node = filter.gradient_filter_for(i, gradient);
+      if (!node) continue;  // a shape-only source (a transposed convolution's size reference)
       if (auto* conv_gradient = dynamic_cast<ConvolutionGradientNode*>(node.get())) {
         conv_gradient->gradient_option = !weights ? GradientOption::input
                                          : input  ? GradientOption::all

@@ -40,6 +40,7 @@ enum class OpKind {
   cross_channel_normalization,
   cross_channel_normalization_gradient,  // srcs: diff_dst, the forward src
   binary_convolution,
+  convolution_transpose,
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -198,6 +199,16 @@ struct ConvolutionGradientOp : Op {
   bool input_gradient = true;
   // Null when no weight gradient is computed (training_style none, or input only).
   TrainableParameters* parameters = nullptr;
+};
+
+// A transposed convolution: the input gradient of its adjoint convolution (`inner`, whose
+// forward is that convolution), plus the transpose's own bias. srcs: the source (and, when
+// sized by a gradient state, a shape-only image that the kernels do not read).
+struct ConvolutionTransposeOp : Op {
+  ConvolutionTransposeOp() : Op(OpKind::convolution_transpose) {}
+  std::string attributes() const override { return "transpose of " + inner.forward.attributes(); }
+  ConvolutionGradientOp inner;
+  std::vector<float> bias;  // per output channel; empty when none
 };
 
 // srcs: diff_dst, the forward src.

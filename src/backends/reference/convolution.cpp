@@ -94,7 +94,8 @@ class ReferenceConvolutionGradient : public Kernel {
   void run(const KernelArgs& args) override {
     const ConvolutionOp& f = op_.forward;
     const ImageShape conv = f.convolution_shape();
-    const float* src = args.srcs[1];
+    // Only read for weight gradients and fused neurons (a transposed convolution has neither).
+    const float* src = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
     // The gradient at the convolution's own output: unshuffled, through the neuron.
     std::vector<float> diff(conv.elements());
     if (f.sub_pixel > 1) {

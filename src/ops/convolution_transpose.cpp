@@ -1,0 +1,216 @@
+// ConvolutionTransposeNode: the adjoint of a convolution. Sizing (from a forward
+// convolution's gradient state, or the reverse-filter rule), the adjoint convolution's
+// weights and geometry, and the input gradient (which is that convolution itself).
+#include "cnngraph/errors.hpp"
+#include "ops/op.hpp"
+
+namespace cnngraph {
+
+using detail::ConvolutionOp;
+using detail::PreparedWeights;
+
+namespace {
+const ConvolutionNode* forward_of(const std::shared_ptr<ConvolutionGradientStateNode>& state) {
+  if (!state) return nullptr;
+  const auto* forward = dynamic_cast<const ConvolutionNode*>(state->producer());
+  if (!forward) {
+    throw InvalidArgument(
+        "convolution_transpose: the gradient state does not come from a convolution node");
+  }
+  return forward;
+}
+
+// With a gradient state, the forward convolution's source is a shape-only second source:
+// the result takes its size.
+std::vector<std::shared_ptr<ImageNode>> transpose_sources(
+    std::shared_ptr<ImageNode> source, const std::shared_ptr<ConvolutionGradientStateNode>& state) {
+  std::vector<std::shared_ptr<ImageNode>> sources{std::move(source)};
+  if (const ConvolutionNode* forward = forward_of(state))
+    sources.push_back(forward->source_images()[0]);
+  return sources;
+}
+}  // namespace
+
+ConvolutionTransposeNode::ConvolutionTransposeNode(
+    std::shared_ptr<ImageNode> source,
+    std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
+    std::shared_ptr<ConvolutionDataSource> weights)
+    : FilterNode(transpose_sources(std::move(source), convolution_gradient_state),
+                 PaddingPolicy::same()),
+      weights_(std::move(weights)),
+      state_(std::move(convolution_gradient_state)),
+      sized_by_(forward_of(state_)) {
+  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+}
+
+std::string ConvolutionTransposeNode::display_name() const {
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return kind() + " '" + weights_->label() + "'";
+}
+
+namespace {
+
+int dilated(int kernel, int dilation) { return dilation * (kernel - 1) + 1; }
+
+// The adjoint convolution's axis: from the transpose's result (`out`) to its source (`in`).
+AxisGeometry reverse_axis(const ConvolutionTransposeNode& node, const char* axis, int in,
+                          int kernel, int stride) {
+  const PaddingPolicy& policy = node.padding_policy;
+  int style = 0;
+  switch (policy.size) {
+    case PaddingSize::valid:
+      style = -1;
+      break;
+    case PaddingSize::same:
+      style = 0;
+      break;
+    case PaddingSize::full:
+      style = 1;
+      break;
+    case PaddingSize::custom:
+      throw Unsupported(node.display_name() +
+                        ": a custom padding policy is not supported without a gradient state");
+  }
+  const int out = (in - 1) * stride + 1 + style * (kernel - 1);
+  if (out < 1) {
+    detail::throw_shape_error(node, std::string("axis ") + axis + ": a source of " +
+                                        std::to_string(in) + " gives an empty result");
+  }
+  const int total = (in - 1) * stride + kernel - out;  // padding of the adjoint convolution
+  int before = 0;
+  switch (policy.alignment) {
+    case PaddingAlignment::centered:
+      before = policy.remainder == PaddingRemainder::top_left ? (total + 1) / 2 : total / 2;
+      break;
+    case PaddingAlignment::top_left:
+      before = total;
+      break;
+    case PaddingAlignment::bottom_right:
+      before = 0;
+      break;
+  }
+  AxisGeometry g;
+  g.source_size = out;
+  g.result_size = in;
+  g.kernel_size = kernel;
+  g.stride = stride;
+  g.pad_before = before;
+  g.pad_after = total - before;
+  return g;
+}
+
+// The adjoint convolution's weights: conv_w[i][r][s][o] = w[o][r][s][i] within each group.
+std::shared_ptr<PreparedWeights> adjoint_weights(const PreparedWeights& w) {
+  const ConvolutionDescriptor& d = w.descriptor;
+  const int G = d.groups, O = d.output_feature_channels, I = d.input_feature_channels;
+  const int Og = O / G, Ig = I / G, taps = d.kernel_height * d.kernel_width;
+  auto adjoint = std::make_shared<PreparedWeights>();
+  adjoint->descriptor = d;
+  adjoint->descriptor.input_feature_channels = O;
+  adjoint->descriptor.output_feature_channels = I;
+  adjoint->source_label = w.source_label;
+  adjoint->weights.resize(w.weights.size());
+  for (int g = 0; g < G; ++g)
+    for (int o = 0; o < Og; ++o)
+      for (int t = 0; t < taps; ++t)
+        for (int i = 0; i < Ig; ++i) {
+          adjoint->weights[((static_cast<std::size_t>(g * Ig + i)) * taps + t) * Og + o] =
+              w.weights[((static_cast<std::size_t>(g * Og + o)) * taps + t) * Ig + i];
+        }
+  adjoint->bias.assign(I, 0.0f);
+  return adjoint;
+}
+
+}  // namespace
+
+std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
+    detail::LoweringContext& context) const {
+  detail::require_source_count(*this, context, state_ ? 2 : 1);
+  const auto weights = context.weights_for(*this);
+  const ConvolutionDescriptor& d = weights->descriptor;
+  const ImageShape& src = context.src_shapes[0];
+  if (src.channels != d.input_feature_channels) {
+    detail::throw_shape_error(*this, "the source image has " + std::to_string(src.channels) +
+                                         " feature channels but the descriptor's "
+                                         "input_feature_channels is " +
+                                         std::to_string(d.input_feature_channels));
+  }
+  if (d.neuron.type != NeuronType::none || d.batch_normalization || d.sub_pixel_scale_factor != 1) {
+    throw InvalidArgument(display_name() +
+                          ": a transposed convolution's descriptor takes no "
+                          "neuron, batch normalization or sub-pixel factor (add nodes after it)");
+  }
+  const int kw = dilated(d.kernel_width, d.dilation_x), kh = dilated(d.kernel_height, d.dilation_y);
+  ConvolutionOp adjoint;
+  if (state_) {
+    // The forward convolution's own placement over its source, which must be ours reversed.
+    const ConvolutionNode& forward = *sized_by_;
+    const ConvolutionDescriptor fd = forward.weights()->descriptor();
+    if (fd.kernel_width != d.kernel_width || fd.kernel_height != d.kernel_height ||
+        fd.stride_x != d.stride_x || fd.stride_y != d.stride_y || fd.dilation_x != d.dilation_x ||
+        fd.dilation_y != d.dilation_y) {
+      throw InvalidArgument(display_name() + ": kernel, stride and dilation must match those of " +
+                            forward.display_name() + ", whose gradient state sizes it");
+    }
+    detail::resolve_padding(forward, context.src_shapes[1], d.kernel_width, d.kernel_height,
+                            d.stride_x, d.stride_y, d.dilation_x, d.dilation_y, adjoint.x,
+                            adjoint.y);
+    if (adjoint.x.result_size != src.width || adjoint.y.result_size != src.height) {
+      detail::throw_shape_error(
+          *this, "its source is " + std::to_string(src.width) + "x" + std::to_string(src.height) +
+                     " but " + forward.display_name() + " makes " +
+                     std::to_string(adjoint.x.result_size) + "x" +
+                     std::to_string(adjoint.y.result_size) + " from its source");
+    }
+  } else {
+    adjoint.x = reverse_axis(*this, "x", src.width, kw, d.stride_x);
+    adjoint.y = reverse_axis(*this, "y", src.height, kh, d.stride_y);
+  }
+  const ImageShape result{src.batch, adjoint.y.source_size, adjoint.x.source_size,
+                          d.output_feature_channels};
+  adjoint.name = display_name();
+  adjoint.src_shapes = {result};
+  adjoint.dst_shape = src;
+  adjoint.weights = adjoint_weights(*weights);
+  adjoint.groups = d.groups;
+  adjoint.kernel_width = d.kernel_width;
+  adjoint.kernel_height = d.kernel_height;
+  adjoint.dilation_x = d.dilation_x;
+  adjoint.dilation_y = d.dilation_y;
+  adjoint.input_channels = d.output_feature_channels;
+  adjoint.output_channels = d.input_feature_channels;
+
+  auto op = std::make_unique<detail::ConvolutionTransposeOp>();
+  op->name = display_name();
+  op->src_shapes = context.src_shapes;
+  op->dst_shape = result;
+  op->inner.name = display_name();
+  op->inner.forward = std::move(adjoint);
+  op->inner.src_shapes = {src, result};
+  op->inner.dst_shape = result;
+  op->inner.input_gradient = true;
+  if (weights->has_bias) op->bias = weights->bias;
+  return op;
+}
+
+// The input gradient of a transpose is its adjoint convolution applied to the result's
+// gradient. Sources: the result's gradient, then the transpose's own sources. The shape-only
+// second source has no gradient: null.
+std::shared_ptr<FilterNode> ConvolutionTransposeNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  if (index != 0) return nullptr;
+  std::vector<std::shared_ptr<ImageNode>> sources{std::move(source_gradient)};
+  for (const auto& s : source_images()) sources.push_back(s);
+  return detail::make_gradient_node(*this, index, std::move(sources));
+}
+
+std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
+    detail::LoweringContext& context, const GradientNode&) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, state_ ? 2 : 1);
+  auto& transpose = static_cast<detail::ConvolutionTransposeOp&>(*forward);
+  auto op = std::make_unique<ConvolutionOp>(transpose.inner.forward);
+  op->src_shapes = {context.src_shapes[0]};
+  return op;
+}
+
+}  // namespace cnngraph
