@@ -367,12 +367,15 @@ class BatchNormalizationNode : public FilterNode {
 // with style -1 / 0 / +1 for a valid / same / full padding_policy (default same; custom is
 // not supported), padding placed by the policy's alignment and remainder. Its gradient node
 // gives the input gradient (gradient_filter_for(1, ...), the shape-only source of the state,
-// is null); the weights are not trained (yet).
+// is null) and, unless training_style is none, the weight and bias gradients that update the
+// data source after each batch, as for a ConvolutionNode.
 class ConvolutionTransposeNode : public FilterNode {
  public:
   ConvolutionTransposeNode(std::shared_ptr<ImageNode> source,
                            std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
                            std::shared_ptr<ConvolutionDataSource> weights);
+  TrainingStyle training_style = TrainingStyle::device;
+  bool is_trainable() const override { return training_style != TrainingStyle::none; }
   const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
   // The forward convolution whose source size the result takes, or null.
   const ConvolutionNode* sized_by() const { return sized_by_; }

@@ -92,7 +92,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   std::map<const FilterNode*, std::size_t> step_of;
   LoweringContext context;
   context.weights_for = [&](const FilterNode& node) { return in.weights.at(&node); };
-  context.parameters_for = [&](const ConvolutionNode& node) -> TrainableParameters* {
+  context.parameters_for = [&](const FilterNode& node) -> TrainableParameters* {
     for (Trainable& t : in.trainables) {
       if (t.node == &node) return t.parameters.get();
     }

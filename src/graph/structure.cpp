@@ -46,11 +46,14 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
       g.has_gradients = true;
       if (gradient->gradient_option != GradientOption::input &&
           gradient->forward().training_style != TrainingStyle::none) {
-        g.weight_updates.push_back(gradient);
+        g.weight_updates.push_back(&gradient->forward());
       }
     }
     if (const auto* gradient = dynamic_cast<const GradientNode*>(filter)) {
       g.has_gradients = true;
+      const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&gradient->forward());
+      if (transpose && transpose->training_style != TrainingStyle::none)
+        g.weight_updates.push_back(transpose);
       const auto* bn = dynamic_cast<const BatchNormalizationNode*>(&gradient->forward());
       if (bn && std::find(g.normalization_updates.begin(), g.normalization_updates.end(), bn) ==
                     g.normalization_updates.end()) {

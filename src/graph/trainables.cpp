@@ -10,12 +10,26 @@
 
 namespace cnngraph::detail {
 
+const std::shared_ptr<ConvolutionDataSource>* weights_of(const FilterNode& node) {
+  if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return &conv->weights();
+  if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
+    return &transpose->weights();
+  return nullptr;
+}
+
+TrainingStyle training_style_of(const FilterNode& node) {
+  if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return conv->training_style;
+  if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
+    return transpose->training_style;
+  return TrainingStyle::none;
+}
+
 namespace {
 
-Trainable load_trainable(const ConvolutionNode& node) {
+Trainable load_trainable(const FilterNode& node) {
   Trainable t;
   t.node = &node;
-  auto raw = prepare_weights(node, &t.fold);
+  auto raw = prepare_source_weights(**weights_of(node), node.display_name(), &t.fold, false);
   t.state = std::make_shared<WeightsAndBiasesState>(
       raw->weights, raw->has_bias ? raw->bias : std::vector<float>{});
   t.parameters = std::make_unique<TrainableParameters>();
@@ -41,7 +55,7 @@ void reload(Trainable& t) {
 // Runs a user callback, turning what it throws into a clear error naming the node.
 template <typename Call>
 auto call_source(const Trainable& t, const char* what, Call call) {
-  ConvolutionDataSource& source = *t.node->weights();
+  ConvolutionDataSource& source = **weights_of(*t.node);
   std::lock_guard lock(source.library_mutex());
   try {
     return call(source);
@@ -59,21 +73,21 @@ std::vector<Trainable> prepare_trainables(
     const GraphStructure& structure,
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights) {
   std::vector<Trainable> trainables;
-  std::set<const ConvolutionNode*> nodes;
+  std::set<const FilterNode*> nodes;
   std::set<const ConvolutionDataSource*> sources;
-  for (const ConvolutionGradientNode* gradient : structure.weight_updates) {
-    const ConvolutionNode& node = gradient->forward();
-    if (!nodes.insert(&node).second) {
-      throw InvalidArgument(node.display_name() +
+  for (const FilterNode* node : structure.weight_updates) {
+    if (!nodes.insert(node).second) {
+      throw InvalidArgument(node->display_name() +
                             ": has two weight-gradient nodes in one graph; its weights would be "
                             "updated twice per batch");
     }
-    if (!sources.insert(node.weights().get()).second) {
-      throw InvalidArgument(node.display_name() + ": its data source '" + node.weights()->label() +
+    const ConvolutionDataSource& source = **weights_of(*node);
+    if (!sources.insert(&source).second) {
+      throw InvalidArgument(node->display_name() + ": its data source '" + source.label() +
                             "' is trained by another node of this graph too");
     }
-    trainables.push_back(load_trainable(node));
-    weights[&node] = trainables.back().parameters->prepared;
+    trainables.push_back(load_trainable(*node));
+    weights[node] = trainables.back().parameters->prepared;
   }
   return trainables;
 }
@@ -132,7 +146,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   }
   std::vector<Trainable*> reloads;
   for (Trainable& t : trainables) {
-    if (t.node->training_style != TrainingStyle::cpu) continue;
+    if (training_style_of(*t.node) != TrainingStyle::cpu) continue;
     const bool changed = call_source(t, "update()", [&](ConvolutionDataSource& source) {
       return source.update(t.parameters->gradient, *t.state);
     });
@@ -141,7 +155,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   for (Trainable* t : reloads) reload(*t);
   const UpdateContext context{device, batch};
   for (Trainable& t : trainables) {
-    if (t.node->training_style != TrainingStyle::device) continue;
+    if (training_style_of(*t.node) != TrainingStyle::device) continue;
     auto updated = call_source(t, "update_on_device()", [&](ConvolutionDataSource& source) {
       return source.update_on_device(context, t.parameters->gradient, t.state);
     });
@@ -170,6 +184,15 @@ std::vector<const Node*> nodes_of(const GraphStructure& structure) {
   std::vector<const Node*> nodes;
   for (const auto& filter : structure.order) {
     if (const auto* node = dynamic_cast<const Node*>(filter.get())) nodes.push_back(node);
+  }
+  return nodes;
+}
+
+// The nodes with convolution weights, in graph order.
+std::vector<const FilterNode*> weighted_nodes(const GraphStructure& structure) {
+  std::vector<const FilterNode*> nodes;
+  for (const auto& filter : structure.order) {
+    if (weights_of(*filter)) nodes.push_back(filter.get());
   }
   return nodes;
 }
@@ -232,8 +255,8 @@ read_normalizations(const GraphStructure& structure, const std::map<std::string,
 void save_checkpoint(const GraphStructure& structure, const std::vector<Trainable>& trainables,
                      const std::filesystem::path& path) {
   std::map<std::string, Tensor> tensors;
-  for (const ConvolutionNode* node : nodes_of<ConvolutionNode>(structure)) {
-    const std::string label = node->weights()->label();
+  for (const FilterNode* node : weighted_nodes(structure)) {
+    const std::string label = (*weights_of(*node))->label();
     if (tensors.count(label + ".weight")) {
       throw InvalidArgument("save_checkpoint: two nodes have data sources labelled '" + label +
                             "'; checkpoint tensors are named by label, which must be unique");
@@ -248,7 +271,7 @@ void save_checkpoint(const GraphStructure& structure, const std::vector<Trainabl
       descriptor = trained->parameters->gradient.descriptor;
     } else {
       ChannelAffine fold;
-      auto raw = prepare_weights(*node, &fold);
+      auto raw = prepare_source_weights(**weights_of(*node), node->display_name(), &fold, false);
       weights = raw->weights;
       if (raw->has_bias) bias = raw->bias;
       descriptor = raw->descriptor;
@@ -268,9 +291,9 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
   // Check everything first, so that a bad file changes nothing.
   std::vector<std::pair<TrainableDataSource*, std::pair<std::vector<float>, std::vector<float>>>>
       assignments;
-  for (const ConvolutionNode* node : nodes_of<ConvolutionNode>(structure)) {
-    auto* source = dynamic_cast<TrainableDataSource*>(node->weights().get());
-    const std::string label = node->weights()->label();
+  for (const FilterNode* node : weighted_nodes(structure)) {
+    auto* source = dynamic_cast<TrainableDataSource*>(weights_of(*node)->get());
+    const std::string label = (*weights_of(*node))->label();
     if (!source) {
       throw Unsupported(node->display_name() +
                         ": load_checkpoint assigns TrainableDataSource "

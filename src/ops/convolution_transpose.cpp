@@ -99,29 +99,43 @@ AxisGeometry reverse_axis(const ConvolutionTransposeNode& node, const char* axis
   return g;
 }
 
-// The adjoint convolution's weights: conv_w[i][r][s][o] = w[o][r][s][i] within each group.
-std::shared_ptr<PreparedWeights> adjoint_weights(const PreparedWeights& w) {
+// conv_w[i][r][s][o] = w[o][r][s][i] within each group, into `adjoint` (same size).
+void transpose_weights(const PreparedWeights& w, std::vector<float>& adjoint) {
   const ConvolutionDescriptor& d = w.descriptor;
   const int G = d.groups, O = d.output_feature_channels, I = d.input_feature_channels;
   const int Og = O / G, Ig = I / G, taps = d.kernel_height * d.kernel_width;
-  auto adjoint = std::make_shared<PreparedWeights>();
-  adjoint->descriptor = d;
-  adjoint->descriptor.input_feature_channels = O;
-  adjoint->descriptor.output_feature_channels = I;
-  adjoint->source_label = w.source_label;
-  adjoint->weights.resize(w.weights.size());
+  adjoint.resize(w.weights.size());
   for (int g = 0; g < G; ++g)
     for (int o = 0; o < Og; ++o)
       for (int t = 0; t < taps; ++t)
         for (int i = 0; i < Ig; ++i) {
-          adjoint->weights[((static_cast<std::size_t>(g * Ig + i)) * taps + t) * Og + o] =
+          adjoint[((static_cast<std::size_t>(g * Ig + i)) * taps + t) * Og + o] =
               w.weights[((static_cast<std::size_t>(g * Og + o)) * taps + t) * Ig + i];
         }
-  adjoint->bias.assign(I, 0.0f);
-  return adjoint;
 }
 
 }  // namespace
+
+namespace detail {
+AdjointWeights::AdjointWeights(std::shared_ptr<const PreparedWeights> weights)
+    : source(std::move(weights)), adjoint(std::make_shared<PreparedWeights>()) {
+  const ConvolutionDescriptor& d = source->descriptor;
+  adjoint->descriptor = d;
+  adjoint->descriptor.input_feature_channels = d.output_feature_channels;
+  adjoint->descriptor.output_feature_channels = d.input_feature_channels;
+  adjoint->source_label = source->source_label;
+  adjoint->bias.assign(d.input_feature_channels, 0.0f);
+  transpose_weights(*source, adjoint->weights);
+  adjoint->version = source->version;
+}
+
+void AdjointWeights::refresh() const {
+  if (adjoint->version == source->version) return;
+  std::lock_guard lock(adjoint->cache_mutex);
+  transpose_weights(*source, adjoint->weights);
+  adjoint->version = source->version;  // backends re-reorder their cached copies
+}
+}  // namespace detail
 
 std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
     detail::LoweringContext& context) const {
@@ -171,7 +185,8 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
   adjoint.name = display_name();
   adjoint.src_shapes = {result};
   adjoint.dst_shape = src;
-  adjoint.weights = adjoint_weights(*weights);
+  auto adjoint_weights = std::make_shared<detail::AdjointWeights>(weights);
+  adjoint.weights = adjoint_weights->adjoint;
   adjoint.groups = d.groups;
   adjoint.kernel_width = d.kernel_width;
   adjoint.kernel_height = d.kernel_height;
@@ -189,7 +204,7 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
   op->inner.src_shapes = {src, result};
   op->inner.dst_shape = result;
   op->inner.input_gradient = true;
-  if (weights->has_bias) op->bias = weights->bias;
+  op->weights = std::move(adjoint_weights);
   return op;
 }
 
@@ -205,11 +220,36 @@ std::shared_ptr<FilterNode> ConvolutionTransposeNode::gradient_filter_for(
 }
 
 std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
-    detail::LoweringContext& context, const GradientNode&) const {
+    detail::LoweringContext& context, const GradientNode& gradient) const {
   auto forward = detail::lower_forward_for_gradient(*this, context, 1, state_ ? 2 : 1);
   auto& transpose = static_cast<detail::ConvolutionTransposeOp&>(*forward);
-  auto op = std::make_unique<ConvolutionOp>(transpose.inner.forward);
-  op->src_shapes = {context.src_shapes[0]};
+  const ImageShape& y = context.src_shapes[1];
+  auto op = std::make_unique<detail::ConvolutionTransposeGradientOp>();
+  op->name = gradient.display_name();
+  op->dst_shape = y;
+  op->weights = transpose.weights;
+  op->input_gradient = transpose.inner.forward;
+  op->input_gradient.name = gradient.display_name();
+  op->input_gradient.src_shapes = {context.src_shapes[0]};
+  op->input_gradient.dst_shape = y;
+  if (training_style != TrainingStyle::none && context.parameters_for)
+    op->parameters = context.parameters_for(*this);
+  if (op->parameters) {
+    auto scratch = std::make_shared<detail::TrainableParameters>();
+    scratch->prepared = op->weights->adjoint;
+    scratch->gradient.descriptor = op->weights->adjoint->descriptor;
+    scratch->gradient.node_label = display_name();
+    scratch->gradient.weights_gradient.assign(op->weights->adjoint->weights.size(), 0.0f);
+    scratch->gradient.bias_gradient.assign(op->weights->adjoint->bias.size(), 0.0f);
+    op->adjoint_parameters = std::move(scratch);
+    detail::ConvolutionGradientOp& w = op->weights_gradient;
+    w.name = gradient.display_name();
+    w.forward = op->input_gradient;  // the adjoint convolution, reading dz
+    w.src_shapes = {y, context.src_shapes[0]};
+    w.dst_shape = context.src_shapes[0];
+    w.input_gradient = false;
+    w.parameters = op->adjoint_parameters.get();
+  }
   return op;
 }
 

@@ -41,6 +41,7 @@ enum class OpKind {
   cross_channel_normalization_gradient,  // srcs: diff_dst, the forward src
   binary_convolution,
   convolution_transpose,
+  convolution_transpose_gradient,
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -201,6 +202,16 @@ struct ConvolutionGradientOp : Op {
   TrainableParameters* parameters = nullptr;
 };
 
+// The weights of a transposed convolution's adjoint convolution, conv_w[i][r][s][o] =
+// w[o][r][s][i] per group, kept in step with the transpose's own (trained) weights.
+struct AdjointWeights {
+  std::shared_ptr<const PreparedWeights> source;  // the transpose's, as the graph prepared them
+  std::shared_ptr<PreparedWeights> adjoint;       // what the adjoint convolution reads
+  explicit AdjointWeights(std::shared_ptr<const PreparedWeights> transpose_weights);
+  // Re-derives `adjoint` when training has changed `source` (their versions differ).
+  void refresh() const;
+};
+
 // A transposed convolution: the input gradient of its adjoint convolution (`inner`, whose
 // forward is that convolution), plus the transpose's own bias. srcs: the source (and, when
 // sized by a gradient state, a shape-only image that the kernels do not read).
@@ -208,7 +219,24 @@ struct ConvolutionTransposeOp : Op {
   ConvolutionTransposeOp() : Op(OpKind::convolution_transpose) {}
   std::string attributes() const override { return "transpose of " + inner.forward.attributes(); }
   ConvolutionGradientOp inner;
-  std::vector<float> bias;  // per output channel; empty when none
+  std::shared_ptr<AdjointWeights> weights;
+};
+
+// The gradient of a transposed convolution. srcs: diff_dst (dz), the transpose's source (y),
+// [the shape-only image]. dst: diff_src, the adjoint convolution applied to dz. With
+// `parameters`, also the weight and bias gradients in the data source's (transpose) layout:
+// the adjoint convolution's weight gradient (src dz, diff_dst y), transposed back, and
+// the sum of dz per channel.
+struct ConvolutionTransposeGradientOp : Op {
+  ConvolutionTransposeGradientOp() : Op(OpKind::convolution_transpose_gradient) {}
+  std::string attributes() const override {
+    return "transpose of " + input_gradient.attributes() + (parameters ? " diff_weights" : "");
+  }
+  ConvolutionOp input_gradient;            // the adjoint convolution on dz
+  ConvolutionGradientOp weights_gradient;  // its weight gradient into adjoint_parameters
+  std::shared_ptr<TrainableParameters> adjoint_parameters;
+  TrainableParameters* parameters = nullptr;  // the transpose's own; null: not trained
+  std::shared_ptr<AdjointWeights> weights;
 };
 
 // srcs: diff_dst, the forward src.
@@ -260,7 +288,7 @@ struct LoweringContext {
   // The prepared weights of a convolution node (loaded once when the graph was built).
   std::function<std::shared_ptr<const PreparedWeights>(const FilterNode&)> weights_for;
   // The parameters a training graph updates, or null when the node is not trained here.
-  std::function<TrainableParameters*(const ConvolutionNode&)> parameters_for;
+  std::function<TrainableParameters*(const FilterNode&)> parameters_for;
   // The same for a batch-normalization node: non-null exactly in a graph that holds its
   // gradient, where it runs in training mode.
   std::function<TrainableNormalization*(const BatchNormalizationNode&)> normalization_for;
