@@ -563,3 +563,121 @@ TEST(ConvolutionTranspose, AnAutoencoderTrains) {
   EXPECT_EQ(std::vector<float>(w, w + decoder_d.weight_count()), decoder_source->current_weights());
   std::filesystem::remove(path);
 }
+
+// Binary convolution training (straight-through estimator).
+TEST(BinaryConvolutionTraining, BinaryWeightsInputGradientMatchesFiniteDifferences) {
+  // With binary_weights the result is linear in the input: the gradient is exact.
+  std::mt19937 rng(81);
+  const ConvolutionDescriptor d(3, 3, 5, 4);
+  auto weights = std::make_shared<ArrayDataSource>("b", d, random_floats(d.weight_count(), rng));
+  check_input_gradients(
+      [&](std::vector<std::shared_ptr<ImageNode>> x) {
+        auto node = std::make_shared<BinaryConvolutionNode>(
+            x[0], weights, 0.7f, BinaryConvolutionType::binary_weights, BinaryConvolutionFlags{},
+            BinaryConvolutionTerms{
+                {}, std::vector<float>(5, 1.5f), {}, std::vector<float>(4, 2.0f)});
+        node->padding_policy = PaddingPolicy::same();
+        node->training_style = TrainingStyle::none;
+        return node;
+      },
+      {{2, 5, 6, 5}}, 82);
+}
+
+TEST(BinaryConvolutionTraining, XnorGradientIsTheStraightThroughEstimator) {
+  // 1x1 kernel, one pixel: dx[c] = sum_o dy[o] * s * sign(w[o][c]) * [|x[c]| <= 1],
+  // dw[o][c] = dy[o] * s * sign(x[c]) * [|w[o][c]| <= 1], dbias[o] = dy[o].
+  const ConvolutionDescriptor d(1, 1, 3, 2);
+  const std::vector<float> w = {0.5f, -0.2f, 1.5f, -0.7f, 0.1f, -3.0f};
+  auto source = std::make_shared<RecordingSource>(d, w, std::vector<float>{0.0f, 0.0f});
+  const std::vector<float> x = {0.3f, -2.0f, -0.4f}, dy = {1.0f, -2.0f};
+  const float s = 0.5f;
+  auto x_node = std::make_shared<ImageNode>("x");
+  auto node =
+      std::make_shared<BinaryConvolutionNode>(x_node, source, s, BinaryConvolutionType::xnor);
+  node->training_style = TrainingStyle::cpu;
+  auto dy_node = std::make_shared<ImageNode>("dy");
+  for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
+    Graph graph(device, node->gradient_filter(dy_node)->result_image());
+    const auto dx = run_named(graph, {{"x", Image::from_floats({1, 1, 1, 3}, x)},
+                                      {"dy", Image::from_floats({1, 1, 1, 2}, dy)}})
+                        .to_floats();
+    const auto sign = [](float v) { return v >= 0.0f ? 1.0f : -1.0f; };
+    for (int c = 0; c < 3; ++c) {
+      float expected = 0.0f;
+      for (int o = 0; o < 2; ++o) expected += dy[o] * s * sign(w[o * 3 + c]);
+      if (std::fabs(x[c]) > 1.0f) expected = 0.0f;
+      EXPECT_FLOAT_EQ(dx[c], expected) << device.name() << " dx " << c;
+    }
+    const ConvolutionGradientState& g = source->last_gradient;
+    for (int o = 0; o < 2; ++o) {
+      EXPECT_FLOAT_EQ(g.bias_gradient[o], dy[o]);
+      for (int c = 0; c < 3; ++c) {
+        const float expected = std::fabs(w[o * 3 + c]) <= 1.0f ? dy[o] * s * sign(x[c]) : 0.0f;
+        EXPECT_FLOAT_EQ(g.weights_gradient[o * 3 + c], expected)
+            << device.name() << " dw " << o << c;
+      }
+    }
+  }
+}
+
+TEST(BinaryConvolutionTraining, AnXnorNetworkLearnsAndTheFastKernelFollowsTheShadowWeights) {
+  auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f});
+  const ConvolutionDescriptor bd(3, 3, 2, 16), fd(6, 6, 16, 3);
+  auto binary_source = TrainableDataSource::uniform("binary", bd, 0.5f, 0.0f, 5, adam);
+  auto fc_source = TrainableDataSource::uniform("fc", fd, 0.1f, 0.0f, 6, adam);
+  const auto build = [&](std::shared_ptr<ImageNode> input) {
+    auto binary = std::make_shared<BinaryConvolutionNode>(input, binary_source, 1.0f,
+                                                          BinaryConvolutionType::binary_weights);
+    binary->padding_policy = PaddingPolicy::same();
+    auto fc = std::make_shared<FullyConnectedNode>(binary->result_image(), fc_source);
+    return fc->result_image();
+  };
+  auto input = std::make_shared<ImageNode>("image");
+  auto loss = std::make_shared<LossNode>(
+      build(input), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  const auto terminals = loss->training_graph();
+  Graph training(Device::cpu(), terminals, std::vector<bool>(terminals.size(), false));
+  std::mt19937 rng(83);
+  // Synthetic data: the class is the quadrant of the brightest channel-0 pixel.
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; ++step) {
+    std::vector<float> pixels = random_floats(16 * 6 * 6 * 2, rng, 0.0f, 0.3f);
+    std::vector<int> classes(16);
+    for (int i = 0; i < 16; ++i) {
+      classes[i] = static_cast<int>(rng() % 3);
+      const int y = classes[i] == 1 ? 4 : 1, x = classes[i] == 2 ? 4 : 1;
+      pixels[((i * 6 + y) * 6 + x) * 2] = 1.0f;
+    }
+    const float value = training
+                            .run({Image::from_floats({16, 6, 6, 2}, pixels)},
+                                 {LossLabels::from_classes(classes, 3)})
+                            .loss();
+    if (step < 10) first += value / 10;
+    if (step >= 140) last += value / 10;
+  }
+  EXPECT_LT(last * 3, first) << "first 10 steps " << first << ", last 10 " << last;
+  // Inference on the trained shadow weights: the fast kernels agree with the reference.
+  for (const BinaryConvolutionType type :
+       {BinaryConvolutionType::xnor, BinaryConvolutionType::binary_weights}) {
+    auto x = std::make_shared<ImageNode>("x");
+    auto node = std::make_shared<BinaryConvolutionNode>(x, binary_source, 1.0f, type);
+    const Image images = integer_image({4, 6, 6, 2}, rng);
+    EXPECT_LE(
+        worst_relative(run_on(Device::cpu(), node->result_image(), {images}).to_floats(),
+                       run_on(Device::cpu_reference(), node->result_image(), {images}).to_floats()),
+        1e-5);
+  }
+}
+
+TEST(BinaryConvolutionTraining, BitPackedWeightsCannotBeTrained) {
+  const ConvolutionDescriptor d(1, 1, 3, 2);
+  auto packed = ArrayDataSource::bit_packed("p", d, std::vector<std::uint32_t>(2, 1u));
+  auto x = std::make_shared<ImageNode>("x");
+  auto node = std::make_shared<BinaryConvolutionNode>(x, packed, 1.0f, BinaryConvolutionType::xnor);
+  auto dy = std::make_shared<ImageNode>("dy");
+  Graph graph(Device::cpu(), node->gradient_filter(dy)->result_image());
+  std::mt19937 rng(84);
+  EXPECT_THROW(run_named(graph, {{"x", random_image({1, 2, 2, 3}, rng)},
+                                 {"dy", random_image({1, 2, 2, 2}, rng)}}),
+               Unsupported);
+}

@@ -420,13 +420,21 @@ struct BinaryConvolutionTerms {
 // (else 1), and bias the data source's bias_terms (0 if none). Padding taps contribute
 // nothing. The data source gives float weights (binarized by sign) or bit-packed words
 // (QuantizationType::binary, see ArrayDataSource::bit_packed). Default padding `valid`, as
-// in MPS. Inference only (no gradient yet).
+// in MPS. Beyond MPS, it trains: the gradient node uses the straight-through estimator
+// (docs/family.md) and updates the data source's float shadow weights (a
+// TrainableDataSource, say), as training_style says; bit-packed weights cannot be trained.
 class BinaryConvolutionNode : public FilterNode {
  public:
   BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
                         std::shared_ptr<ConvolutionDataSource> weights, float scale_value,
                         BinaryConvolutionType type, BinaryConvolutionFlags flags = {},
                         BinaryConvolutionTerms terms = {});
+  TrainingStyle training_style = TrainingStyle::device;
+  bool is_trainable() const override { return training_style != TrainingStyle::none; }
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
   const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
   float scale_value() const { return scale_value_; }
   BinaryConvolutionType type() const { return type_; }

@@ -48,16 +48,17 @@ struct Graph::Impl {
     for (const auto& filter : structure.order) {
       const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
       if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
-      if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(filter.get()))
-        loaded[binary] = detail::prepare_binary_weights(*binary);
-      // A transposed convolution's weights, also where only its gradient node is in the graph.
+      // Binary and transposed convolutions' weights, also where only their gradient node is in
+      // the graph (trained ones were loaded above, as float shadow weights for binary ones).
       const FilterNode* node = filter.get();
       if (const auto* gradient = dynamic_cast<const GradientNode*>(node))
         node = &gradient->forward();
-      const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(node);
-      if (transpose && !loaded.count(transpose)) {
+      if (loaded.count(node)) continue;
+      if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(node)) {
+        loaded[binary] = detail::prepare_binary_weights(*binary);
+      } else if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(node)) {
         loaded[transpose] = detail::prepare_source_weights(
-            *transpose->weights(), transpose->display_name(), nullptr, false);
+            *transpose->weights(), transpose->display_name(), nullptr, WeightsForm::floats);
       }
     }
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {

@@ -54,6 +54,9 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
       const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&gradient->forward());
       if (transpose && transpose->training_style != TrainingStyle::none)
         g.weight_updates.push_back(transpose);
+      const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&gradient->forward());
+      if (binary && binary->training_style != TrainingStyle::none)
+        g.weight_updates.push_back(binary);
       const auto* bn = dynamic_cast<const BatchNormalizationNode*>(&gradient->forward());
       if (bn && std::find(g.normalization_updates.begin(), g.normalization_updates.end(), bn) ==
                     g.normalization_updates.end()) {

@@ -14,6 +14,8 @@ const std::shared_ptr<ConvolutionDataSource>* weights_of(const FilterNode& node)
   if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return &conv->weights();
   if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
     return &transpose->weights();
+  if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&node))
+    return &binary->weights();
   return nullptr;
 }
 
@@ -21,6 +23,8 @@ TrainingStyle training_style_of(const FilterNode& node) {
   if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return conv->training_style;
   if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
     return transpose->training_style;
+  if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&node))
+    return binary->training_style;
   return TrainingStyle::none;
 }
 
@@ -29,7 +33,9 @@ namespace {
 Trainable load_trainable(const FilterNode& node) {
   Trainable t;
   t.node = &node;
-  auto raw = prepare_source_weights(**weights_of(node), node.display_name(), &t.fold, false);
+  const bool binary = dynamic_cast<const BinaryConvolutionNode*>(&node) != nullptr;
+  auto raw = prepare_source_weights(**weights_of(node), node.display_name(), &t.fold,
+                                    binary ? WeightsForm::binary_shadow : WeightsForm::floats);
   t.state = std::make_shared<WeightsAndBiasesState>(
       raw->weights, raw->has_bias ? raw->bias : std::vector<float>{});
   t.parameters = std::make_unique<TrainableParameters>();
@@ -271,7 +277,9 @@ void save_checkpoint(const GraphStructure& structure, const std::vector<Trainabl
       descriptor = trained->parameters->gradient.descriptor;
     } else {
       ChannelAffine fold;
-      auto raw = prepare_source_weights(**weights_of(*node), node->display_name(), &fold, false);
+      const bool binary = dynamic_cast<const BinaryConvolutionNode*>(node) != nullptr;
+      auto raw = prepare_source_weights(**weights_of(*node), node->display_name(), &fold,
+                                        binary ? WeightsForm::binary_signs : WeightsForm::floats);
       weights = raw->weights;
       if (raw->has_bias) bias = raw->bias;
       descriptor = raw->descriptor;

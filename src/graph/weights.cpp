@@ -104,18 +104,20 @@ std::vector<float> unpack_binary_weights(const ConvolutionDataSource& source,
   return out;
 }
 
-// One of the two weight forms load() gave, as +1/-1: a set bit, or a float >= 0, is +1.
-void binarize(PreparedWeights& prepared, const ConvolutionDataSource& source,
-              const std::string& where) {
-  const ConvolutionDescriptor& d = prepared.descriptor;
+void check_binary_descriptor(const ConvolutionDescriptor& d, const std::string& where) {
   if (d.neuron.type != NeuronType::none || d.batch_normalization || d.sub_pixel_scale_factor != 1) {
     throw InvalidArgument(
         where +
         ": a binary convolution's descriptor takes no neuron, batch "
         "normalization or sub-pixel factor (use the output scale and bias terms)");
   }
+}
+
+// One of the two weight forms load() gave, as +1/-1: a set bit, or a float >= 0, is +1.
+void binarize(PreparedWeights& prepared, const ConvolutionDataSource& source,
+              const std::string& where) {
   if (source.weights_quantization_type() == QuantizationType::binary) {
-    prepared.weights = unpack_binary_weights(source, d, where);
+    prepared.weights = unpack_binary_weights(source, prepared.descriptor, where);
   } else {
     for (float& w : prepared.weights) w = w >= 0.0f ? 1.0f : -1.0f;
   }
@@ -124,16 +126,17 @@ void binarize(PreparedWeights& prepared, const ConvolutionDataSource& source,
 }  // namespace
 
 std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node, ChannelAffine* fold) {
-  return prepare_source_weights(*node.weights(), node.display_name(), fold, false);
+  return prepare_source_weights(*node.weights(), node.display_name(), fold, WeightsForm::floats);
 }
 
 std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node) {
-  return prepare_source_weights(*node.weights(), node.display_name(), nullptr, true);
+  return prepare_source_weights(*node.weights(), node.display_name(), nullptr,
+                                WeightsForm::binary_signs);
 }
 
 std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
                                                         const std::string& node_name,
-                                                        ChannelAffine* fold, bool binary) {
+                                                        ChannelAffine* fold, WeightsForm form) {
   std::lock_guard lock(source.library_mutex());
   const std::string where = node_name + ", data source '" + source.label() + "'";
   bool loaded = false;
@@ -163,11 +166,18 @@ std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& s
   d.validate(where);
   const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *
                             d.kernel_width * (d.input_feature_channels / d.groups);
-  if (!(binary && source.weights_quantization_type() == QuantizationType::binary)) {
+  const bool bit_packed = source.weights_quantization_type() == QuantizationType::binary;
+  if (form != WeightsForm::floats) check_binary_descriptor(d, where);
+  if (form == WeightsForm::binary_shadow && bit_packed) {
+    throw Unsupported(where +
+                      ": bit-packed weights cannot be trained; give float (shadow) "
+                      "weights, e.g. a TrainableDataSource, or set training_style to none");
+  }
+  if (!(form == WeightsForm::binary_signs && bit_packed)) {
     prepared->weights = convert_weights(source, count, d, where);
     reject_non_finite(prepared->weights, where, "weights");
   }
-  if (binary) binarize(*prepared, source, where);
+  if (form == WeightsForm::binary_signs) binarize(*prepared, source, where);
   prepared->bias.assign(d.output_feature_channels, 0.0f);
   if (const float* bias = source.bias_terms()) {
     std::memcpy(prepared->bias.data(), bias, prepared->bias.size() * sizeof(float));

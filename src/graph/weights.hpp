@@ -23,10 +23,14 @@ std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node,
                                                  ChannelAffine* fold = nullptr);
 // A binary convolution's weights as +1/-1 floats (from floats by sign, or unpacked bits).
 std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node);
-// Both of the above: any data source, for the node named `node_name`.
+// What a node needs of its weights: floats (convolutions), +1/-1 signs (binary convolution
+// inference: float weights by sign, or unpacked bits), or a binary convolution's float
+// shadow weights (training: bit-packed weights cannot be trained).
+enum class WeightsForm { floats, binary_signs, binary_shadow };
+// All of the above: any data source, for the node named `node_name`.
 std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
                                                         const std::string& node_name,
-                                                        ChannelAffine* fold, bool binary);
+                                                        ChannelAffine* fold, WeightsForm form);
 
 // Rewrites `prepared` from a training state (folding `fold` when set) and bumps its version.
 void refresh_prepared_weights(PreparedWeights& prepared, const WeightsAndBiasesState& state,

@@ -142,6 +142,23 @@ std::unique_ptr<detail::Op> BinaryFullyConnectedNode::lower(
   return op;
 }
 
+// Gradient: sources dy, x (the forward's source).
+std::shared_ptr<FilterNode> BinaryConvolutionNode::gradient_filter_for(
+    std::size_t index, std::shared_ptr<ImageNode> source_gradient) const {
+  return detail::make_gradient_node(*this, index, {std::move(source_gradient), source_images()[0]});
+}
+
+std::unique_ptr<detail::Op> BinaryConvolutionNode::lower_gradient(detail::LoweringContext& context,
+                                                                  const GradientNode&) const {
+  auto forward = detail::lower_forward_for_gradient(*this, context, 1, 1);
+  auto op = std::make_unique<detail::BinaryConvolutionGradientOp>();
+  op->forward = static_cast<const detail::BinaryConvolutionOp&>(*forward);
+  op->dst_shape = forward->src_shapes[0];
+  if (training_style != TrainingStyle::none && context.parameters_for)
+    op->parameters = context.parameters_for(*this);
+  return op;
+}
+
 namespace detail {
 std::string BinaryConvolutionOp::attributes() const {
   return std::string(type_name(type)) + (beta_scaling ? " beta " : " ") +

@@ -42,6 +42,7 @@ enum class OpKind {
   binary_convolution,
   convolution_transpose,
   convolution_transpose_gradient,
+  binary_convolution_gradient,  // srcs: diff_dst, the forward src
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -122,6 +123,17 @@ struct BinaryConvolutionOp : ConvolutionOp {
   float scale_value = 1.0f;
   bool beta_scaling = false;
   BinaryConvolutionTerms terms;  // empty vectors: none
+};
+
+// The straight-through-estimator gradient of a binary convolution: diff_src, and with
+// `parameters` the shadow weights' and the bias's gradients.
+struct BinaryConvolutionGradientOp : Op {
+  BinaryConvolutionGradientOp() : Op(OpKind::binary_convolution_gradient) {}
+  std::string attributes() const override {
+    return forward.attributes() + (parameters ? " diff_weights" : "");
+  }
+  BinaryConvolutionOp forward;
+  TrainableParameters* parameters = nullptr;
 };
 
 struct NeuronOp : Op {

@@ -95,15 +95,21 @@ class BitPackedBinaryConvolution : public Kernel {
         row_words_(static_cast<std::size_t>(taps_) * words_),
         padded_outputs_((group_outputs_ + 7) / 8 * 8),
         bit_op_(op.type == BinaryConvolutionType::xnor ? BitOp::exclusive_or : BitOp::conjunction) {
-    // Weights per group, word-major: [group][word of the window][output (padded to 8)]; a set
-    // bit is +1. The window's words are tap-major, like the gathered input windows.
     input_bias_.resize(op.input_channels);
     input_scale_.resize(op.input_channels);
     for (int c = 0; c < op.input_channels; ++c) {
       input_bias_[c] = term(op.terms.input_bias, c, 0.0f);
       input_scale_[c] = term(op.terms.input_scale, c, 1.0f);
     }
-    // y = output_scale * (scale_value * beta * sum + bias) + output_bias = A * beta * sum + B.
+    pack_weights();
+  }
+
+  // Weights per group, word-major: [group][word of the window][output (padded to 8)]; a set
+  // bit is +1 (w >= 0: the weights are +1/-1, or a training graph's float shadow weights).
+  // Also y = output_scale * (scale_value * beta * sum + bias) + output_bias = A beta sum + B.
+  // Redone when training has changed the weights.
+  void pack_weights() {
+    const BinaryConvolutionOp& op = op_;
     slope_.resize(op.output_channels);
     offset_.resize(op.output_channels);
     for (int o = 0; o < op.output_channels; ++o) {
@@ -118,7 +124,7 @@ class BitPackedBinaryConvolution : public Kernel {
       const int g = o / group_outputs_, local = o % group_outputs_;
       for (int t = 0; t < taps_; ++t)
         for (int c = 0; c < group_channels_; ++c) {
-          if (w[(static_cast<std::size_t>(o) * taps_ + t) * group_channels_ + c] > 0.0f) {
+          if (w[(static_cast<std::size_t>(o) * taps_ + t) * group_channels_ + c] >= 0.0f) {
             const std::size_t word = static_cast<std::size_t>(t) * words_ + c / 64;
             weights_[(g * row_words_ + word) * padded_outputs_ + local] |= std::uint64_t{1}
                                                                            << (c % 64);
@@ -126,11 +132,13 @@ class BitPackedBinaryConvolution : public Kernel {
           }
         }
     }
+    packed_version_ = op.weights->version;
   }
 
   std::string implementation() const override { return "onednn:bitpacked_" + popcount_.name; }
 
   void run(const KernelArgs& args) override {
+    if (op_.weights->version != packed_version_) pack_weights();
     pack_input(args.srcs[0]);
     const ImageShape& out = op_.dst_shape;
     const auto rows = static_cast<std::ptrdiff_t>(out.batch) * out.height;
@@ -253,46 +261,55 @@ class BitPackedBinaryConvolution : public Kernel {
   std::vector<std::uint64_t> weights_;
   std::vector<std::int32_t> tap_bits_;  // set weight bits per output channel and tap
   std::vector<float> input_bias_, input_scale_, slope_, offset_;
+  std::uint64_t packed_version_ = 0;
   std::vector<std::uint64_t> bits_;
   std::vector<float> magnitude_;
 };
 
 // binary_weights as a float convolution: w' = sign(w) * scale * output_scale,
-// b' = bias * output_scale + output_bias.
-std::unique_ptr<Kernel> binary_weights_convolution(const BinaryConvolutionOp& op,
-                                                   const GraphOptions& options,
-                                                   std::unique_ptr<ConvolutionOp>& folded_op) {
-  auto weights = std::make_shared<PreparedWeights>();
-  weights->descriptor = op.weights->descriptor;
-  weights->source_label = op.weights->source_label;
-  weights->weights = op.weights->weights;
-  weights->bias = op.weights->bias;
-  weights->has_bias = true;
-  const std::size_t per_output = weights->weights.size() / op.output_channels;
-  for (int o = 0; o < op.output_channels; ++o) {
-    const float scale = op.scale_value * term(op.terms.output_scale, o, 1.0f);
-    for (std::size_t i = 0; i < per_output; ++i) weights->weights[o * per_output + i] *= scale;
-    weights->bias[o] = weights->bias[o] * term(op.terms.output_scale, o, 1.0f) +
-                       term(op.terms.output_bias, o, 0.0f);
-  }
-  folded_op = std::make_unique<ConvolutionOp>(static_cast<const ConvolutionOp&>(op));
-  folded_op->kind = OpKind::convolution;
-  folded_op->weights = std::move(weights);
-  return make_convolution(*folded_op, options);
-}
-
-// Owns the folded op that the oneDNN convolution kernel refers to.
+// b' = bias * output_scale + output_bias; refolded when training has changed the weights.
 class FoldedBinaryWeights : public Kernel {
  public:
   FoldedBinaryWeights(const BinaryConvolutionOp& op, const GraphOptions& options)
-      : kernel_(binary_weights_convolution(op, options, folded_)) {}
-  void run(const KernelArgs& args) override { kernel_->run(args); }
-  std::string implementation() const override {
-    return kernel_->implementation() + "(+-1 weights)";
+      : op_(op), folded_weights_(std::make_shared<PreparedWeights>()) {
+    folded_weights_->descriptor = op.weights->descriptor;
+    folded_weights_->source_label = op.weights->source_label;
+    folded_weights_->has_bias = true;
+    fold();
+    folded_op_ = std::make_unique<ConvolutionOp>(static_cast<const ConvolutionOp&>(op));
+    folded_op_->kind = OpKind::convolution;
+    folded_op_->weights = folded_weights_;
+    kernel_ = make_convolution(*folded_op_, options);
   }
+  void run(const KernelArgs& args) override {
+    if (op_.weights->version != folded_weights_->version) fold();
+    kernel_->run(args);
+  }
+  std::string implementation() const override {
+    return kernel_ ? kernel_->implementation() + "(+-1 weights)" : "?";
+  }
+  bool valid() const { return kernel_ != nullptr; }
 
  private:
-  std::unique_ptr<ConvolutionOp> folded_;
+  void fold() {
+    const PreparedWeights& w = *op_.weights;
+    std::lock_guard lock(folded_weights_->cache_mutex);
+    folded_weights_->weights.resize(w.weights.size());
+    folded_weights_->bias.resize(w.bias.size());
+    const std::size_t per_output = w.weights.size() / op_.output_channels;
+    for (int o = 0; o < op_.output_channels; ++o) {
+      const float output_scale = term(op_.terms.output_scale, o, 1.0f);
+      const float scale = op_.scale_value * output_scale;
+      for (std::size_t i = o * per_output; i < (o + 1) * per_output; ++i)
+        folded_weights_->weights[i] = w.weights[i] >= 0.0f ? scale : -scale;
+      folded_weights_->bias[o] = w.bias[o] * output_scale + term(op_.terms.output_bias, o, 0.0f);
+    }
+    folded_weights_->version = w.version;  // the oneDNN kernel re-reorders its copy
+  }
+
+  const BinaryConvolutionOp& op_;
+  std::shared_ptr<PreparedWeights> folded_weights_;
+  std::unique_ptr<ConvolutionOp> folded_op_;
   std::unique_ptr<Kernel> kernel_;
 };
 
@@ -304,7 +321,9 @@ std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions
     return std::make_unique<BitPackedBinaryConvolution>(binary);
   if (binary.beta_scaling || !binary.terms.input_bias.empty() || !binary.terms.input_scale.empty())
     return nullptr;  // the reference kernel takes it
-  return std::make_unique<FoldedBinaryWeights>(binary, options);
+  auto folded = std::make_unique<FoldedBinaryWeights>(binary, options);
+  if (!folded->valid()) return nullptr;
+  return folded;
 }
 
 }  // namespace cnngraph::detail::onednn

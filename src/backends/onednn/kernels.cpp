@@ -48,6 +48,8 @@ const KernelCandidate onednn_kernels[] = {
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
     {OpKind::dropout, "onednn:dropout", onednn::make_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
+    {OpKind::binary_convolution_gradient, "reference:binary_convolution_gradient",
+     make_reference_binary_convolution_gradient},
     {OpKind::binary_convolution, "onednn:binary_convolution", onednn::make_binary_convolution},
     {OpKind::binary_convolution, "reference:binary_convolution", make_reference_binary_convolution},
     {OpKind::cross_channel_normalization, "onednn:cross_channel_normalization",

@@ -1,5 +1,5 @@
 // Reference binary convolution: BinaryConvolutionNode's formula in plain loops (double sums),
-// the oracle of the bit-packed kernels.
+// the oracle of the bit-packed kernels; and its straight-through-estimator gradient.
 #include <cmath>
 
 #include "backends/reference/reference_backend.hpp"
@@ -12,11 +12,46 @@ float term(const std::vector<float>& terms, int index, float none) {
   return terms.empty() ? none : terms[index];
 }
 
+double sign(double v) { return v >= 0.0 ? 1.0 : -1.0; }
+
+// One term of the binary sum S: input value v (after the input terms), weight w.
+double binary_product(BinaryConvolutionType type, double v, float w) {
+  switch (type) {
+    case BinaryConvolutionType::binary_weights:
+      return sign(w) * v;
+    case BinaryConvolutionType::xnor:
+      return sign(w) * sign(v);
+    case BinaryConvolutionType::and_:
+      return (w >= 0.0f && v > 0.0) ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+// Its straight-through derivatives: d/dv and d/dw, with each binarization's derivative taken
+// as 1 where |value| <= 1 and 0 elsewhere (the hard-tanh estimator of BinaryConnect /
+// XNOR-Net; for `and`, the 0/1 steps alike).
+struct ProductDerivatives {
+  double by_input, by_weight;
+};
+ProductDerivatives binary_product_derivatives(BinaryConvolutionType type, double v, float w) {
+  const double pass_v = std::fabs(v) <= 1.0 ? 1.0 : 0.0, pass_w = std::fabs(w) <= 1.0f ? 1.0 : 0.0;
+  switch (type) {
+    case BinaryConvolutionType::binary_weights:
+      return {sign(w), v * pass_w};
+    case BinaryConvolutionType::xnor:
+      return {sign(w) * pass_v, sign(v) * pass_w};
+    case BinaryConvolutionType::and_:
+      return {(w >= 0.0f ? 1.0 : 0.0) * pass_v, (v > 0.0 ? 1.0 : 0.0) * pass_w};
+  }
+  return {0.0, 0.0};
+}
+
 void binary_convolution(const BinaryConvolutionOp& op, const KernelArgs& args) {
   const ImageShape& in = op.src_shapes[0];
   const ImageShape& out = op.dst_shape;
   const int G = op.groups, Cg = op.input_channels / G, Og = op.output_channels / G;
-  const float* w = op.weights->weights.data();  // +1/-1, OHWI
+  // +1/-1 for inference; the float shadow weights in a training graph (binarized here).
+  const float* w = op.weights->weights.data();
   const BinaryConvolutionTerms& t = op.terms;
   for (int n = 0; n < out.batch; ++n)
     for (int p = 0; p < out.height; ++p)
@@ -43,17 +78,7 @@ void binary_convolution(const BinaryConvolutionOp& op, const KernelArgs& args) {
                                  term(t.input_scale, channel, 1.0f);
                 magnitude += std::fabs(v);
                 ++count;
-                switch (op.type) {
-                  case BinaryConvolutionType::binary_weights:
-                    sum += wt[c] * v;
-                    break;
-                  case BinaryConvolutionType::xnor:
-                    sum += wt[c] * (v >= 0.0 ? 1.0 : -1.0);
-                    break;
-                  case BinaryConvolutionType::and_:
-                    sum += (wt[c] > 0.0f && v > 0.0) ? 1.0 : 0.0;
-                    break;
-                }
+                sum += binary_product(op.type, v, wt[c]);
               }
             }
           }
@@ -66,7 +91,77 @@ void binary_convolution(const BinaryConvolutionOp& op, const KernelArgs& args) {
         }
 }
 
+// dL/dS = dy * scale_value * output_scale * beta (beta held constant); dx = dL/dx' * input_scale.
+void binary_convolution_gradient(const BinaryConvolutionGradientOp& g, const KernelArgs& args) {
+  const BinaryConvolutionOp& op = g.forward;
+  const ImageShape& in = op.src_shapes[0];
+  const ImageShape& out = op.dst_shape;
+  const int G = op.groups, Cg = op.input_channels / G, Og = op.output_channels / G;
+  const float* w = op.weights->weights.data();
+  const BinaryConvolutionTerms& t = op.terms;
+  const float* dy = args.srcs[0];
+  const float* x = args.srcs[1];
+  std::vector<double> dx(in.elements(), 0.0);
+  std::vector<double> dw(g.parameters ? op.weights->weights.size() : 0, 0.0);
+  std::vector<double> db(g.parameters ? op.output_channels : 0, 0.0);
+  const auto at = [&](int n, int iy, int ix) {
+    return ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * in.channels;
+  };
+  for (int n = 0; n < out.batch; ++n)
+    for (int p = 0; p < out.height; ++p)
+      for (int q = 0; q < out.width; ++q)
+        for (int o = 0; o < out.channels; ++o) {
+          const int group = o / Og;
+          const double grad =
+              dy[((static_cast<std::size_t>(n) * out.height + p) * out.width + q) * out.channels +
+                 o];
+          if (g.parameters) db[o] += grad * term(t.output_scale, o, 1.0f);
+          // beta: the window's mean |x'|, as in the forward.
+          double magnitude = 0.0;
+          int count = 0;
+          // Pass 0 gathers beta's window statistics (beta scaling only); pass 1 differentiates.
+          for (int pass = op.beta_scaling ? 0 : 1; pass < 2; ++pass) {
+            const double beta = !op.beta_scaling ? 1.0 : count ? magnitude / count : 0.0;
+            const double dS = grad * op.scale_value * term(t.output_scale, o, 1.0f) * beta;
+            for (int r = 0; r < op.kernel_height; ++r) {
+              const int iy = p * op.y.stride - op.y.pad_before + r * op.dilation_y;
+              if (iy < 0 || iy >= in.height) continue;
+              for (int s = 0; s < op.kernel_width; ++s) {
+                const int ix = q * op.x.stride - op.x.pad_before + s * op.dilation_x;
+                if (ix < 0 || ix >= in.width) continue;
+                const std::size_t w_at =
+                    ((static_cast<std::size_t>(o) * op.kernel_height + r) * op.kernel_width + s) *
+                    Cg;
+                for (int c = 0; c < Cg; ++c) {
+                  const int channel = group * Cg + c;
+                  const double scale = term(t.input_scale, channel, 1.0f);
+                  const double v =
+                      (double(x[at(n, iy, ix) + channel]) + term(t.input_bias, channel, 0.0f)) *
+                      scale;
+                  if (pass == 0) {
+                    magnitude += std::fabs(v);
+                    ++count;
+                    continue;
+                  }
+                  const ProductDerivatives d = binary_product_derivatives(op.type, v, w[w_at + c]);
+                  dx[at(n, iy, ix) + channel] += dS * d.by_input * scale;
+                  if (g.parameters) dw[w_at + c] += dS * d.by_weight;
+                }
+              }
+            }
+          }
+        }
+  for (std::size_t i = 0; i < dx.size(); ++i) args.dst[i] = static_cast<float>(dx[i]);
+  if (g.parameters) store_weight_gradients(*g.parameters, dw, db);
+}
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_reference_binary_convolution_gradient(const Op& op,
+                                                                   const GraphOptions&) {
+  return function_kernel<BinaryConvolutionGradientOp>(op, "reference:binary_convolution_gradient",
+                                                      binary_convolution_gradient);
+}
 
 std::unique_ptr<Kernel> make_reference_binary_convolution(const Op& op, const GraphOptions&) {
   return function_kernel<BinaryConvolutionOp>(op, "reference:binary_convolution",

@@ -22,6 +22,8 @@ const KernelCandidate reference_kernels[] = {
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
     {OpKind::dropout, "reference:dropout", make_reference_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
+    {OpKind::binary_convolution_gradient, "reference:binary_convolution_gradient",
+     make_reference_binary_convolution_gradient},
     {OpKind::binary_convolution, "reference:binary_convolution", make_reference_binary_convolution},
     {OpKind::cross_channel_normalization, "reference:cross_channel_normalization",
      make_reference_cross_channel_normalization},

@@ -32,6 +32,8 @@ std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions&
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_binary_convolution(const Op& op,
                                                           const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_binary_convolution_gradient(const Op& op,
+                                                                   const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_cross_channel_normalization(const Op& op,
                                                                    const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_cross_channel_normalization_gradient(
