@@ -12,26 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
+
 using namespace cnngraph;
 
 namespace {
-
-template <typename Body>
-double median_ms(Body body, double seconds) {
-  body();
-  std::vector<double> times;
-  const auto start = std::chrono::steady_clock::now();
-  while (times.size() < 5 ||
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
-             seconds) {
-    const auto t = std::chrono::steady_clock::now();
-    body();
-    times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 struct Layer {
   const char* name;
@@ -76,9 +61,9 @@ int main(int argc, char** argv) {
       Graph f32_graph(Device::cpu(), f32->result_image());
       Graph xnor_graph(Device::cpu(), xnor->result_image());
       Graph signs_graph(Device::cpu(), signs->result_image());
-      const double f32_ms = median_ms([&] { f32_graph.run({x}); }, seconds);
-      const double xnor_ms = median_ms([&] { xnor_graph.run({x}); }, seconds);
-      const double signs_ms = median_ms([&] { signs_graph.run({x}); }, seconds);
+      const double f32_ms = bench::median_ms([&] { f32_graph.run({x}); }, seconds);
+      const double xnor_ms = bench::median_ms([&] { xnor_graph.run({x}); }, seconds);
+      const double signs_ms = bench::median_ms([&] { signs_graph.run({x}); }, seconds);
       const double gflop =
           2.0 * batch * layer.size * layer.size * layer.channels * layer.channels * 9 / 1e9;
       std::string kernel = xnor_graph.describe();

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
+
 namespace {
 
 struct Case {
@@ -44,24 +46,6 @@ std::vector<Case> read_cases(const std::string& path) {
   return cases;
 }
 
-// Median milliseconds of fn() over at least 3 runs and `seconds` of wall time, after a warm-up.
-template <typename Fn>
-double median_ms(Fn&& fn, double seconds) {
-  fn();
-  std::vector<double> times;
-  const auto start = std::chrono::steady_clock::now();
-  while (times.size() < 3 ||
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
-             seconds) {
-    const auto t = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
-  }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
-}
-
 std::vector<float> random_floats(std::size_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> v(n);
@@ -82,7 +66,7 @@ double time_cnngraph(const Case& c, const std::vector<float>& weights,
   Graph graph(Device::cpu(), conv->result_image());
   graph.run({input});
   cold_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-  return median_ms([&] { graph.run({input}); }, seconds);
+  return bench::median_ms([&] { graph.run({input}); }, seconds);
 }
 
 double time_onednn(const Case& c, const std::vector<float>& weights, const std::vector<float>& bias,
@@ -117,7 +101,7 @@ double time_onednn(const Case& c, const std::vector<float>& weights, const std::
   memory src(src_md, eng, const_cast<std::byte*>(input.data()));
   memory dst(dst_md, eng);
   convolution_forward conv(pd);
-  return median_ms(
+  return bench::median_ms(
       [&] {
         conv.execute(
             strm,

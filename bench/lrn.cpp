@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
+
 using namespace cnngraph;
 
 namespace {
@@ -35,23 +37,6 @@ std::vector<Case> read_cases(const std::string& path) {
     cases.push_back(c);
   }
   return cases;
-}
-
-template <typename Body>
-double median_ms(Body body, double seconds) {
-  body();
-  std::vector<double> times;
-  const auto start = std::chrono::steady_clock::now();
-  while (times.size() < 3 ||
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
-             seconds) {
-    const auto t = std::chrono::steady_clock::now();
-    body();
-    times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
 }
 
 struct TorchResult {
@@ -122,8 +107,8 @@ int main(int argc, char** argv) {
     for (const auto& h : train.source_image_handles())
       train_sources.push_back(h->handle == "x" ? x : dy);
     Image y;
-    const double forward_ms = median_ms([&] { y = forward.run({x})[0]; }, seconds);
-    const double train_ms = median_ms([&] { train.run(train_sources); }, seconds);
+    const double forward_ms = bench::median_ms([&] { y = forward.run({x})[0]; }, seconds);
+    const double train_ms = bench::median_ms([&] { train.run(train_sources); }, seconds);
     std::printf("{\"case\": \"%s\", \"forward_ms\": %.4f, \"train_ms\": %.4f", c.name.c_str(),
                 forward_ms, train_ms);
     if (auto it = peer.find(c.name); it != peer.end()) {

@@ -63,15 +63,9 @@ namespace {
 std::unique_ptr<detail::BinaryConvolutionOp> lower_binary(const BinaryConvolutionNode& node,
                                                           detail::LoweringContext& context) {
   detail::require_source_count(node, context, 1);
-  auto weights = context.weights_for(node);
-  const ConvolutionDescriptor& d = weights->descriptor;
-  const ImageShape& src = context.src_shapes[0];
-  if (src.channels != d.input_feature_channels) {
-    detail::throw_shape_error(node, "the source image has " + std::to_string(src.channels) +
-                                        " feature channels but the descriptor's "
-                                        "input_feature_channels is " +
-                                        std::to_string(d.input_feature_channels));
-  }
+  auto op = std::make_unique<detail::BinaryConvolutionOp>();
+  op->set_weights(node, context.src_shapes, context.weights_for(node));
+  const ConvolutionDescriptor& d = op->weights->descriptor;
   const BinaryConvolutionTerms& t = node.terms();
   const auto check = [&](const std::vector<float>& terms, int expected, const char* name) {
     if (!terms.empty() && static_cast<int>(terms.size()) != expected) {
@@ -84,17 +78,6 @@ std::unique_ptr<detail::BinaryConvolutionOp> lower_binary(const BinaryConvolutio
   check(t.input_scale, d.input_feature_channels, "input_scale");
   check(t.output_bias, d.output_feature_channels, "output_bias");
   check(t.output_scale, d.output_feature_channels, "output_scale");
-  auto op = std::make_unique<detail::BinaryConvolutionOp>();
-  op->name = node.display_name();
-  op->src_shapes = context.src_shapes;
-  op->weights = weights;
-  op->groups = d.groups;
-  op->kernel_width = d.kernel_width;
-  op->kernel_height = d.kernel_height;
-  op->dilation_x = d.dilation_x;
-  op->dilation_y = d.dilation_y;
-  op->input_channels = d.input_feature_channels;
-  op->output_channels = d.output_feature_channels;
   op->type = node.type();
   op->scale_value = node.scale_value();
   op->beta_scaling = node.flags().use_beta_scaling;
@@ -125,20 +108,7 @@ BinaryFullyConnectedNode::BinaryFullyConnectedNode(std::shared_ptr<ImageNode> so
 std::unique_ptr<detail::Op> BinaryFullyConnectedNode::lower(
     detail::LoweringContext& context) const {
   auto op = lower_binary(*this, context);
-  const ConvolutionDescriptor& d = op->weights->descriptor;
-  const ImageShape& src = context.src_shapes[0];
-  if (src.width != d.kernel_width || src.height != d.kernel_height) {
-    detail::throw_shape_error(
-        *this, "a fully connected node needs a source of the kernel's size " +
-                   std::to_string(d.kernel_width) + "x" + std::to_string(d.kernel_height) +
-                   ", got " + std::to_string(src.width) + "x" + std::to_string(src.height));
-  }
-  op->fully_connected = true;
-  op->x = forward_axis_geometry(src.width, d.kernel_width, 1, 1, PaddingSize::valid,
-                                PaddingAlignment::centered, PaddingRemainder::top_left);
-  op->y = forward_axis_geometry(src.height, d.kernel_height, 1, 1, PaddingSize::valid,
-                                PaddingAlignment::centered, PaddingRemainder::top_left);
-  op->dst_shape = {src.batch, 1, 1, op->output_channels};
+  op->set_fully_connected(*this);
   return op;
 }
 

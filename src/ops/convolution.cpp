@@ -35,26 +35,9 @@ namespace {
 std::unique_ptr<ConvolutionOp> lower_convolution(const ConvolutionNode& node,
                                                  detail::LoweringContext& context) {
   detail::require_source_count(node, context, 1);
-  auto weights = context.weights_for(node);
-  const ConvolutionDescriptor& d = weights->descriptor;
-  const ImageShape& src = context.src_shapes[0];
-  if (src.channels != d.input_feature_channels) {
-    detail::throw_shape_error(node, "the source image has " + std::to_string(src.channels) +
-                                        " feature channels but the descriptor's "
-                                        "input_feature_channels is " +
-                                        std::to_string(d.input_feature_channels));
-  }
   auto op = std::make_unique<ConvolutionOp>();
-  op->name = node.display_name();
-  op->src_shapes = context.src_shapes;
-  op->weights = weights;
-  op->groups = d.groups;
-  op->kernel_width = d.kernel_width;
-  op->kernel_height = d.kernel_height;
-  op->dilation_x = d.dilation_x;
-  op->dilation_y = d.dilation_y;
-  op->input_channels = d.input_feature_channels;
-  op->output_channels = d.output_feature_channels;
+  op->set_weights(node, context.src_shapes, context.weights_for(node));
+  const ConvolutionDescriptor& d = op->weights->descriptor;
   op->sub_pixel = d.sub_pixel_scale_factor;
   op->accumulator = node.accumulator_precision;
   if (d.neuron.type != NeuronType::none) {
@@ -83,24 +66,11 @@ FullyConnectedNode::FullyConnectedNode(std::shared_ptr<ImageNode> source,
 std::unique_ptr<detail::Op> FullyConnectedNode::lower(detail::LoweringContext& context) const {
   auto op = lower_convolution(*this, context);
   const ConvolutionDescriptor& d = op->weights->descriptor;
-  const ImageShape& src = context.src_shapes[0];
-  if (src.width != d.kernel_width || src.height != d.kernel_height) {
-    detail::throw_shape_error(*this, "a fully connected node needs a source of the kernel's size " +
-                                         std::to_string(d.kernel_width) + "x" +
-                                         std::to_string(d.kernel_height) +
-                                         " (width x height), got " + std::to_string(src.width) +
-                                         "x" + std::to_string(src.height));
-  }
   if (d.dilation_x != 1 || d.dilation_y != 1 || d.sub_pixel_scale_factor != 1) {
     throw InvalidArgument(
         display_name() + ": dilation and sub-pixel scaling do not apply to a fully connected node");
   }
-  op->fully_connected = true;
-  op->x = forward_axis_geometry(src.width, d.kernel_width, 1, 1, PaddingSize::valid,
-                                PaddingAlignment::centered, PaddingRemainder::top_left);
-  op->y = forward_axis_geometry(src.height, d.kernel_height, 1, 1, PaddingSize::valid,
-                                PaddingAlignment::centered, PaddingRemainder::top_left);
-  op->dst_shape = {src.batch, 1, 1, op->output_channels};
+  op->set_fully_connected(*this);
   return op;
 }
 
@@ -154,6 +124,44 @@ std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(detail::LoweringConte
 }
 
 namespace detail {
+void ConvolutionOp::set_weights(const FilterNode& node, const std::vector<ImageShape>& sources,
+                                std::shared_ptr<const PreparedWeights> prepared) {
+  const ConvolutionDescriptor& d = prepared->descriptor;
+  const ImageShape& src = sources[0];
+  if (src.channels != d.input_feature_channels) {
+    throw_shape_error(node, "the source image has " + std::to_string(src.channels) +
+                                " feature channels but the descriptor's "
+                                "input_feature_channels is " +
+                                std::to_string(d.input_feature_channels));
+  }
+  name = node.display_name();
+  src_shapes = sources;
+  weights = std::move(prepared);
+  groups = d.groups;
+  kernel_width = d.kernel_width;
+  kernel_height = d.kernel_height;
+  dilation_x = d.dilation_x;
+  dilation_y = d.dilation_y;
+  input_channels = d.input_feature_channels;
+  output_channels = d.output_feature_channels;
+}
+
+void ConvolutionOp::set_fully_connected(const FilterNode& node) {
+  const ImageShape& src = src_shapes[0];
+  if (src.width != kernel_width || src.height != kernel_height) {
+    throw_shape_error(node, "a fully connected node needs a source of the kernel's size " +
+                                std::to_string(kernel_width) + "x" + std::to_string(kernel_height) +
+                                " (width x height), got " + std::to_string(src.width) + "x" +
+                                std::to_string(src.height));
+  }
+  fully_connected = true;
+  x = forward_axis_geometry(src.width, kernel_width, 1, 1, PaddingSize::valid,
+                            PaddingAlignment::centered, PaddingRemainder::top_left);
+  y = forward_axis_geometry(src.height, kernel_height, 1, 1, PaddingSize::valid,
+                            PaddingAlignment::centered, PaddingRemainder::top_left);
+  dst_shape = {src.batch, 1, 1, output_channels};
+}
+
 std::string ConvolutionOp::attributes() const {
   std::string s = (fully_connected ? "fc " : "") + std::string("k") + std::to_string(kernel_width) +
                   "x" + std::to_string(kernel_height) + " s" + std::to_string(x.stride) + "x" +

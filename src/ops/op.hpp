@@ -112,6 +112,14 @@ struct ConvolutionOp : Op {
   ImageShape convolution_shape() const {
     return {dst_shape.batch, y.result_size, x.result_size, output_channels};
   }
+
+  // Shared by every node with convolution weights (convolution, binary, fully connected):
+  // checks the source's channels against `weights`' descriptor (ShapeError naming `node`)
+  // and fills name, sources, weights, kernel, dilation, groups and channels.
+  void set_weights(const FilterNode& node, const std::vector<ImageShape>& sources,
+                   std::shared_ptr<const PreparedWeights> prepared);
+  // A fully connected node's geometry: the kernel covers the whole (checked) source, 1x1 result.
+  void set_fully_connected(const FilterNode& node);
 };
 
 // A binary convolution: the geometry of a convolution, weights +1/-1 (prepared), and the
