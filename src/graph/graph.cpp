@@ -89,6 +89,17 @@ struct Graph::Impl {
     weights_ready = true;
   }
 
+  // Drops the loaded weights and the programs (their kernels hold the old weights): the next
+  // run loads the data sources again.
+  void forget_weights() {
+    programs.clear();
+    last_program = nullptr;
+    weights.clear();
+    trainables.clear();
+    normalizations.clear();
+    weights_ready = false;
+  }
+
   Program& program_for(const std::vector<ImageShape>& shapes) {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
@@ -330,22 +341,12 @@ void Graph::save_checkpoint(const std::filesystem::path& path) const {
 void Graph::load_checkpoint(const std::filesystem::path& path) {
   std::lock_guard lock(impl_->mutex);
   detail::load_checkpoint(impl_->structure, path);
-  impl_->programs.clear();
-  impl_->last_program = nullptr;
-  impl_->weights.clear();
-  impl_->trainables.clear();
-  impl_->normalizations.clear();
-  impl_->weights_ready = false;
+  impl_->forget_weights();
 }
 
 void Graph::reload_from_data_sources() {
   std::lock_guard lock(impl_->mutex);
-  impl_->programs.clear();  // their kernels hold the old weights
-  impl_->last_program = nullptr;
-  impl_->weights.clear();
-  impl_->trainables.clear();
-  impl_->normalizations.clear();
-  impl_->weights_ready = false;
+  impl_->forget_weights();
 }
 
 std::string Graph::describe() const {
