@@ -406,12 +406,13 @@ struct NormalizationRun {
   std::vector<float> y, dx;
 };
 NormalizationRun run_normalization(const std::shared_ptr<BatchNormalizationDataSource>& source,
-                                   const Image& x, const Image& dy) {
+                                   const Image& x, const Image& dy,
+                                   Device device = Device::cpu_reference()) {
   auto x_node = std::make_shared<ImageNode>("x");
   auto bn = std::make_shared<BatchNormalizationNode>(x_node, source);
   auto dy_node = std::make_shared<ImageNode>("dy");
-  Graph graph(Device::cpu_reference(),
-              {bn->result_image(), bn->gradient_filter(dy_node)->result_image()}, {true, true});
+  Graph graph(device, {bn->result_image(), bn->gradient_filter(dy_node)->result_image()},
+              {true, true});
   std::vector<Image> sources;
   for (const auto& handle : graph.source_image_handles())
     sources.push_back(handle->handle == "x" ? x : dy);
@@ -474,6 +475,32 @@ TEST(BatchNormalizationTraining, GradientsMatchFiniteDifferencesAndRunningAverag
     const std::size_t count = shape.elements() / 6;
     for (std::size_t i = 0; i < count; ++i) mean += analytic.y[i * 6 + c];
     EXPECT_NEAR(mean / count, initial.beta[c], 1e-4);
+  }
+}
+
+TEST(BatchNormalizationTraining, OnednnLoopsMatchTheReference) {
+  std::mt19937 rng(22);
+  for (const ImageShape shape : {ImageShape{3, 4, 5, 6}, ImageShape{16, 12, 12, 24}}) {
+    const BatchNormalizationParameters initial = random_normalization(shape.channels, rng);
+    const Image x = random_image(shape, rng), dy = random_image(shape, rng);
+    auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{1.0f});
+    auto reference_source = std::make_shared<BatchNormalizationDataSource>("r", initial, sgd);
+    auto fast_source = std::make_shared<BatchNormalizationDataSource>("f", initial, sgd);
+    const auto expected = run_normalization(reference_source, x, dy, Device::cpu_reference());
+    const auto actual = run_normalization(fast_source, x, dy, Device::cpu());
+    const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+      double worst = 0;
+      for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1 + std::fabs(b[i])));
+      return worst;
+    };
+    EXPECT_LE(close(actual.y, expected.y), 1e-5);
+    EXPECT_LE(close(actual.dx, expected.dx), 1e-5);
+    const auto p = fast_source->parameters(), q = reference_source->parameters();
+    EXPECT_LE(close(p.gamma, q.gamma), 1e-5);
+    EXPECT_LE(close(p.beta, q.beta), 1e-5);
+    EXPECT_LE(close(p.mean, q.mean), 1e-6);
+    EXPECT_LE(close(p.variance, q.variance), 1e-6);
   }
 }
 

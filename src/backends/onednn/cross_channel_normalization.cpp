@@ -14,6 +14,30 @@ namespace {
 
 constexpr std::ptrdiff_t kParallelPixels = 256;
 
+// d^-beta for a pixel's channels, without pow() for the common exponents: 0.75 (AlexNet,
+// GoogLeNet, PyTorch's default) and small integers (MPS's default 5). d >= delta > 0.
+void inverse_powers(const float* d, float* out, int C, float beta) {
+  if (beta == 0.75f) {
+#pragma omp simd
+    for (int k = 0; k < C; ++k) {
+      const float root = std::sqrt(d[k]);
+      out[k] = 1.0f / (root * std::sqrt(root));
+    }
+    return;
+  }
+  if (beta >= 1.0f && beta <= 8.0f && beta == std::floor(beta)) {
+    const int n = static_cast<int>(beta);
+#pragma omp simd
+    for (int k = 0; k < C; ++k) {
+      float product = d[k];
+      for (int i = 1; i < n; ++i) product *= d[k];
+      out[k] = 1.0f / product;
+    }
+    return;
+  }
+  for (int k = 0; k < C; ++k) out[k] = std::pow(d[k], -beta);
+}
+
 // Per thread: prefix sums of squares (double: no cancellation between far-apart prefixes)
 // and the denominators of one pixel.
 struct Scratch {
@@ -38,12 +62,15 @@ void forward(const CrossChannelNormalizationOp& op, const KernelArgs& args) {
 #pragma omp parallel if (pixels > kParallelPixels)
   {
     Scratch s(C);
+    std::vector<float> power(C);  // d^-beta
 #pragma omp for schedule(static)
     for (std::ptrdiff_t p = 0; p < pixels; ++p) {
       const float* x = args.srcs[0] + p * C;
       float* y = args.dst + p * C;
       s.denominators(op, x, C);
-      for (int k = 0; k < C; ++k) y[k] = x[k] * std::pow(s.d[k], -op.beta);
+      inverse_powers(s.d.data(), power.data(), C, op.beta);
+#pragma omp simd
+      for (int k = 0; k < C; ++k) y[k] = x[k] * power[k];
     }
   }
 }
@@ -63,11 +90,9 @@ void gradient(const CrossChannelNormalizationOp& op, const KernelArgs& args) {
       const float* x = args.srcs[1] + p * C;
       float* dx = args.dst + p * C;
       s.denominators(op, x, C);
+      inverse_powers(s.d.data(), power.data(), C, op.beta);
       t[0] = 0.0;
-      for (int k = 0; k < C; ++k) {
-        power[k] = std::pow(s.d[k], -op.beta);
-        t[k + 1] = t[k] + double(dy[k]) * x[k] * power[k] / s.d[k];
-      }
+      for (int k = 0; k < C; ++k) t[k + 1] = t[k] + double(dy[k]) * x[k] * power[k] / s.d[k];
       for (int j = 0; j < C; ++j) {
         const ChannelWindow r = normalization_readers(j, op.kernel_size, C);
         const double through_others = t[r.last + 1] - t[r.first];

@@ -19,6 +19,8 @@ std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_cross_channel_normalization(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op&, const GraphOptions&);
@@ -56,10 +58,10 @@ const KernelCandidate onednn_kernels[] = {
      onednn::make_cross_channel_normalization},
     {OpKind::cross_channel_normalization_gradient, "onednn:cross_channel_normalization_gradient",
      onednn::make_cross_channel_normalization_gradient},
-    {OpKind::batch_normalization_training, "reference:batch_normalization_training",
-     make_reference_batch_normalization_training},
-    {OpKind::batch_normalization_gradient, "reference:batch_normalization_gradient",
-     make_reference_batch_normalization_gradient},
+    {OpKind::batch_normalization_training, "onednn:batch_normalization_training",
+     onednn::make_batch_normalization_training},
+    {OpKind::batch_normalization_gradient, "onednn:batch_normalization_gradient",
+     onednn::make_batch_normalization_gradient},
 };
 
 class OnednnBackend : public Backend {

@@ -4,6 +4,7 @@
 // vectorize, spread over the OpenMP threads oneDNN uses too. Same results as the reference
 // kernels (same first-maximum rule, same order of additions per pixel).
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "backends/onednn/onednn_common.hpp"
@@ -114,7 +115,109 @@ void dropout(const DropoutOp& op, const KernelArgs& args) {
   }
 }
 
+// Per-channel sums over all pixels of f(pixel, channel), in double, with a partial sum per
+// thread (NHWC: each pixel's channels are contiguous, so the inner loop vectorizes).
+template <typename Term>
+std::vector<double> channel_sums(std::ptrdiff_t pixels, int C, Term term) {
+  std::vector<double> total(C, 0.0);
+#pragma omp parallel if (pixels * C > kParallelElements)
+  {
+    std::vector<double> partial(C, 0.0);
+#pragma omp for schedule(static) nowait
+    for (std::ptrdiff_t p = 0; p < pixels; ++p)
+      for (int c = 0; c < C; ++c) partial[c] += term(p, c);
+#pragma omp critical
+    for (int c = 0; c < C; ++c) total[c] += partial[c];
+  }
+  return total;
+}
+
+// The batch's mean and biased variance per channel (two passes, as the reference).
+void batch_statistics(const float* x, std::ptrdiff_t pixels, int C, std::vector<double>& mean,
+                      std::vector<double>& variance) {
+  mean = channel_sums(pixels, C, [&](std::ptrdiff_t p, int c) { return double(x[p * C + c]); });
+  for (double& m : mean) m /= static_cast<double>(pixels);
+  variance = channel_sums(pixels, C, [&](std::ptrdiff_t p, int c) {
+    const double d = x[p * C + c] - mean[c];
+    return d * d;
+  });
+  for (double& v : variance) v /= static_cast<double>(pixels);
+}
+
+void record_statistics(TrainableNormalization& t, std::ptrdiff_t pixels,
+                       const std::vector<double>& mean, const std::vector<double>& variance) {
+  t.gradient.count = static_cast<std::int64_t>(pixels);
+  t.gradient.batch_mean.assign(mean.begin(), mean.end());
+  t.gradient.batch_variance.assign(variance.begin(), variance.end());
+}
+
+void batch_normalization_training(const BatchNormalizationTrainingOp& op, const KernelArgs& args) {
+  const int C = op.dst_shape.channels;
+  const auto pixels = static_cast<std::ptrdiff_t>(op.dst_shape.elements() / C);
+  TrainableNormalization& t = *op.trainable;
+  const float* x = args.srcs[0];
+  std::vector<double> mean, variance;
+  batch_statistics(x, pixels, C, mean, variance);
+  record_statistics(t, pixels, mean, variance);
+  std::vector<float> scale(C), shift(C);
+  for (int c = 0; c < C; ++c) {
+    const double s = t.parameters.gamma[c] / std::sqrt(variance[c] + t.parameters.epsilon);
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(t.parameters.beta[c] - s * mean[c]);
+  }
+#pragma omp parallel for schedule(static) if (pixels * C > kParallelElements)
+  for (std::ptrdiff_t p = 0; p < pixels; ++p)
+#pragma omp simd
+    for (int c = 0; c < C; ++c) args.dst[p * C + c] = x[p * C + c] * scale[c] + shift[c];
+}
+
+void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const KernelArgs& args) {
+  const int C = op.dst_shape.channels;
+  const auto pixels = static_cast<std::ptrdiff_t>(op.dst_shape.elements() / C);
+  const float* dy = args.srcs[0];
+  const float* x = args.srcs[1];
+  TrainableNormalization& t = *op.trainable;
+  std::vector<double> mean, variance;
+  batch_statistics(x, pixels, C, mean, variance);
+  record_statistics(t, pixels, mean, variance);
+  std::vector<double> inv_std(C);
+  for (int c = 0; c < C; ++c) inv_std[c] = 1.0 / std::sqrt(variance[c] + t.parameters.epsilon);
+  const auto dbeta =
+      channel_sums(pixels, C, [&](std::ptrdiff_t p, int c) { return double(dy[p * C + c]); });
+  const auto dgamma = channel_sums(pixels, C, [&](std::ptrdiff_t p, int c) {
+    return dy[p * C + c] * (x[p * C + c] - mean[c]) * inv_std[c];
+  });
+  t.gradient.gamma_gradient.assign(dgamma.begin(), dgamma.end());
+  t.gradient.beta_gradient.assign(dbeta.begin(), dbeta.end());
+  // dx = gamma / sqrt(var + eps) * (dy - dbeta / M - xhat * dgamma / M)
+  const double M = static_cast<double>(pixels);
+  std::vector<float> a(C), b(C), mean_f(C), inv_f(C);
+  for (int c = 0; c < C; ++c) {
+    a[c] = static_cast<float>(t.parameters.gamma[c] * inv_std[c]);
+    b[c] = static_cast<float>(dbeta[c] / M);
+    mean_f[c] = static_cast<float>(mean[c]);
+    inv_f[c] = static_cast<float>(inv_std[c] * dgamma[c] / M);
+  }
+#pragma omp parallel for schedule(static) if (pixels * C > kParallelElements)
+  for (std::ptrdiff_t p = 0; p < pixels; ++p)
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const float centred = x[p * C + c] - mean_f[c];
+      args.dst[p * C + c] = a[c] * (dy[p * C + c] - b[c] - centred * inv_f[c]);
+    }
+}
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_batch_normalization_training(const Op& op, const GraphOptions&) {
+  return function_kernel<BatchNormalizationTrainingOp>(
+      op, "onednn:batch_normalization_training_loop", batch_normalization_training);
+}
+
+std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op& op, const GraphOptions&) {
+  return function_kernel<BatchNormalizationGradientOp>(
+      op, "onednn:batch_normalization_gradient_loop", batch_normalization_gradient);
+}
 
 std::unique_ptr<Kernel> make_neuron_gradient(const Op& op, const GraphOptions&) {
   const auto& gradient = static_cast<const NeuronGradientOp&>(op);
