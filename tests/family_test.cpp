@@ -688,3 +688,60 @@ TEST(BinaryConvolutionTraining, BitPackedWeightsCannotBeTrained) {
                                  {"dy", random_image({1, 2, 2, 2}, rng)}}),
                Unsupported);
 }
+
+// Spatial normalization (MPSCNNSpatialNormalization).
+TEST(SpatialNormalization, MatchesTheFormulaAndFiniteDifferences) {
+  std::mt19937 rng(91);
+  struct Case {
+    ImageShape shape;
+    int kw, kh;
+    float alpha, beta, delta;
+  };
+  for (const Case& c :
+       {Case{{2, 5, 6, 3}, 3, 3, 1.0f, 5.0f, 1.0f}, Case{{1, 4, 7, 2}, 2, 4, 0.5f, 0.75f, 2.0f},
+        Case{{3, 3, 3, 1}, 5, 1, 2.0f, 1.5f, 1.0f}}) {
+    SCOPED_TRACE(std::to_string(c.kw) + "x" + std::to_string(c.kh));
+    const auto make = [&](std::shared_ptr<ImageNode> x) {
+      auto node = std::make_shared<SpatialNormalizationNode>(std::move(x), c.kw, c.kh);
+      node->alpha = c.alpha;
+      node->beta = c.beta;
+      node->delta = c.delta;
+      return node;
+    };
+    const Image input = random_image(c.shape, rng);
+    const auto x = input.to_floats();
+    const ImageShape& s = c.shape;
+    std::vector<float> expected(x.size());
+    for (int n = 0; n < s.batch; ++n)
+      for (int h = 0; h < s.height; ++h)
+        for (int w = 0; w < s.width; ++w)
+          for (int ch = 0; ch < s.channels; ++ch) {
+            double sum = 0.0;
+            for (int yy = std::max(0, h - c.kh / 2);
+                 yy <= std::min(s.height - 1, h + (c.kh - 1) / 2); ++yy)
+              for (int xx = std::max(0, w - c.kw / 2);
+                   xx <= std::min(s.width - 1, w + (c.kw - 1) / 2); ++xx) {
+                const float v = x[((n * s.height + yy) * s.width + xx) * s.channels + ch];
+                sum += double(v) * v;
+              }
+            const std::size_t e = ((n * s.height + h) * s.width + w) * s.channels + ch;
+            expected[e] = static_cast<float>(
+                x[e] / std::pow(c.delta + c.alpha / (c.kw * c.kh) * sum, c.beta));
+          }
+    auto x_node = std::make_shared<ImageNode>("x");
+    for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
+      EXPECT_LE(worst_relative(run_on(device, make(x_node)->result_image(), {input}).to_floats(),
+                               expected),
+                1e-6)
+          << device.name();
+    }
+    check_input_gradients([&](std::vector<std::shared_ptr<ImageNode>> xs) { return make(xs[0]); },
+                          {c.shape}, 92);
+  }
+  auto x = std::make_shared<ImageNode>("x");
+  EXPECT_THROW(SpatialNormalizationNode(x, 0, 3), InvalidArgument);
+  auto node = std::make_shared<SpatialNormalizationNode>(x, 3, 3);
+  node->delta = -1.0f;
+  EXPECT_THROW(run_on(Device::cpu(), node->result_image(), {random_image({1, 3, 3, 1}, rng)}),
+               InvalidArgument);
+}

@@ -496,6 +496,33 @@ class CrossChannelNormalizationNode : public FilterNode {
   int kernel_size_;
 };
 
+// Apple: MPSCNNSpatialNormalizationNode: local response normalization over a
+// kernel_width x kernel_height window of each channel:
+//   out = in / (delta + alpha / (kernel_width * kernel_height) * sum(in^2 over the window))^beta
+// with the window's rows from y - floor(kh/2) to y + floor((kh-1)/2), clipped to the image
+// (columns likewise), and alpha divided by the nominal window size. Defaults as MPS: alpha 1,
+// beta 5, delta 1. Its gradient node is a GradientNode.
+class SpatialNormalizationNode : public FilterNode {
+ public:
+  // Throws InvalidArgument unless both kernel sizes are >= 1.
+  SpatialNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_width, int kernel_height);
+  // Checked when the graph is compiled: alpha >= 0, delta > 0, all finite.
+  float alpha = 1.0f;
+  float beta = 5.0f;
+  float delta = 1.0f;
+  int kernel_width() const { return kernel_width_; }
+  int kernel_height() const { return kernel_height_; }
+  std::string kind() const override { return "spatial_normalization"; }
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+
+ private:
+  int kernel_width_, kernel_height_;
+};
+
 // Apple: MPSNNReshapeNode. Same elements (NHWC order), new height, width and channels.
 class ReshapeNode : public FilterNode {
  public:

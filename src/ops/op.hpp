@@ -177,14 +177,23 @@ struct BatchNormalizationOp : Op {
   std::vector<float> scale, shift;
 };
 
-// Forward and gradient alike (OpKind tells which); the formula is CrossChannelNormalizationNode's.
+// Local response normalization, forward and gradient alike (OpKind tells which): across
+// channels (CrossChannelNormalizationNode) or, with `spatial`, over a kernel_width x
+// kernel_height window of each channel (SpatialNormalizationNode).
 struct CrossChannelNormalizationOp : Op {
   explicit CrossChannelNormalizationOp(bool gradient)
       : Op(gradient ? OpKind::cross_channel_normalization_gradient
                     : OpKind::cross_channel_normalization) {}
-  std::string attributes() const override { return "size " + std::to_string(kernel_size); }
-  int kernel_size = 1;
+  std::string attributes() const override {
+    return spatial ? "spatial " + std::to_string(kernel_width) + "x" + std::to_string(kernel_height)
+                   : "size " + std::to_string(kernel_size);
+  }
+  int kernel_size = 1;  // channels in the window (cross-channel)
+  bool spatial = false;
+  int kernel_width = 1, kernel_height = 1;  // the spatial window
   float alpha = 1.0f, beta = 5.0f, delta = 1.0f;
+  // The nominal window size that divides alpha.
+  int window_size() const { return spatial ? kernel_width * kernel_height : kernel_size; }
 };
 
 struct ReshapeOp : Op {

@@ -105,11 +105,13 @@ void gradient(const CrossChannelNormalizationOp& op, const KernelArgs& args) {
 }  // namespace
 
 std::unique_ptr<Kernel> make_cross_channel_normalization(const Op& op, const GraphOptions&) {
+  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial) return nullptr;  // reference
   return function_kernel<CrossChannelNormalizationOp>(op, "onednn:cross_channel_normalization_loop",
                                                       forward);
 }
 std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op& op,
                                                                   const GraphOptions&) {
+  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial) return nullptr;  // reference
   return function_kernel<CrossChannelNormalizationOp>(
       op, "onednn:cross_channel_normalization_gradient_loop", gradient);
 }
