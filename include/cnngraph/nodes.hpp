@@ -22,6 +22,7 @@ namespace cnngraph {
 namespace detail {
 struct Op;
 struct LoweringContext;
+struct CrossChannelNormalizationOp;
 }  // namespace detail
 
 class FilterNode;
@@ -469,55 +470,63 @@ class BinaryFullyConnectedNode : public BinaryConvolutionNode {
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 };
 
-// Apple: MPSCNNCrossChannelNormalizationNode (local response normalization across channels).
-// For channel k of D, with N = kernel_size:
-//   out[k] = in[k] / (delta + alpha / N * sum(in[q]^2))^beta,
-// the sum over q from max(0, k - floor(N/2)) to min(D - 1, k + floor((N - 1) / 2)). alpha is
-// divided by the nominal N, not by the clipped count. Defaults as MPS: alpha 1, beta 5,
-// delta 1. PyTorch's LocalResponseNorm(size=N, alpha, beta, k=delta) is the same function.
-// Its gradient node (Apple: MPSCNNCrossChannelNormalizationGradientNode) is a GradientNode.
-class CrossChannelNormalizationNode : public FilterNode {
+// What the local response normalizations share: alpha, beta and delta (checked when the graph
+// is compiled: alpha >= 0, delta > 0, all finite; MPS's defaults 1, 5, 1), the shape rule
+// (the source's size) and the gradient, a GradientNode:
+//   d = delta + alpha / N * sum(in^2 over the window), out = in * d^-beta,
+//   diff_src[j] = diff_dst[j] d[j]^-beta - 2 beta alpha / N in[j] * (sum over the elements e
+//                 whose window holds j of diff_dst[e] in[e] d[e]^(-beta - 1)).
+class LocalResponseNormalizationNode : public FilterNode {
  public:
-  // Throws InvalidArgument unless kernel_size >= 1.
-  CrossChannelNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_size);
-  // Checked when the graph is compiled: alpha >= 0, delta > 0, all finite.
   float alpha = 1.0f;
   float beta = 5.0f;
   float delta = 1.0f;
-  int kernel_size() const { return kernel_size_; }
-  std::string kind() const override { return "cross_channel_normalization"; }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
   std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                              const GradientNode& gradient) const override;
+
+ protected:
+  explicit LocalResponseNormalizationNode(std::shared_ptr<ImageNode> source);
+  // Library internal: the window of the node's op.
+  virtual void set_window(detail::CrossChannelNormalizationOp& op) const = 0;
+};
+
+// Apple: MPSCNNCrossChannelNormalizationNode (local response normalization across channels).
+// For channel k of D, with N = kernel_size, the window is the channels q from
+// max(0, k - floor(N/2)) to min(D - 1, k + floor((N - 1) / 2)); alpha is divided by the
+// nominal N, not by the clipped count. PyTorch's LocalResponseNorm(size=N, alpha, beta,
+// k=delta) is the same function. Its gradient node (Apple:
+// MPSCNNCrossChannelNormalizationGradientNode) is a GradientNode.
+class CrossChannelNormalizationNode : public LocalResponseNormalizationNode {
+ public:
+  // Throws InvalidArgument unless kernel_size >= 1.
+  CrossChannelNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_size);
+  int kernel_size() const { return kernel_size_; }
+  std::string kind() const override { return "cross_channel_normalization"; }
+
+ protected:
+  void set_window(detail::CrossChannelNormalizationOp& op) const override;
 
  private:
   int kernel_size_;
 };
 
 // Apple: MPSCNNSpatialNormalizationNode: local response normalization over a
-// kernel_width x kernel_height window of each channel:
-//   out = in / (delta + alpha / (kernel_width * kernel_height) * sum(in^2 over the window))^beta
-// with the window's rows from y - floor(kh/2) to y + floor((kh-1)/2), clipped to the image
-// (columns likewise), and alpha divided by the nominal window size. Defaults as MPS: alpha 1,
-// beta 5, delta 1. Its gradient node is a GradientNode.
-class SpatialNormalizationNode : public FilterNode {
+// kernel_width x kernel_height window of each channel, its rows from y - floor(kh/2) to
+// y + floor((kh-1)/2) clipped to the image (columns likewise); alpha is divided by the
+// nominal kernel_width * kernel_height.
+class SpatialNormalizationNode : public LocalResponseNormalizationNode {
  public:
   // Throws InvalidArgument unless both kernel sizes are >= 1.
   SpatialNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_width, int kernel_height);
-  // Checked when the graph is compiled: alpha >= 0, delta > 0, all finite.
-  float alpha = 1.0f;
-  float beta = 5.0f;
-  float delta = 1.0f;
   int kernel_width() const { return kernel_width_; }
   int kernel_height() const { return kernel_height_; }
   std::string kind() const override { return "spatial_normalization"; }
-  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
-  std::shared_ptr<FilterNode> gradient_filter_for(
-      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
-  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
-                                             const GradientNode& gradient) const override;
+
+ protected:
+  void set_window(detail::CrossChannelNormalizationOp& op) const override;
 
  private:
   int kernel_width_, kernel_height_;
