@@ -745,3 +745,48 @@ TEST(SpatialNormalization, MatchesTheFormulaAndFiniteDifferences) {
   EXPECT_THROW(run_on(Device::cpu(), node->result_image(), {random_image({1, 3, 3, 1}, rng)}),
                InvalidArgument);
 }
+
+TEST(BinaryConvolutionTraining, FastGradientMatchesTheReference) {
+  std::mt19937 rng(85);
+  for (const BinaryCase& c : kBinaryCases) {
+    const ConvolutionDescriptor d = binary_descriptor(c);
+    for (const BinaryConvolutionType type :
+         {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
+          BinaryConvolutionType::binary_weights}) {
+      for (const bool with_terms : {false, true}) {
+        SCOPED_TRACE(describe_case(c, type, false, with_terms));
+        // Weights and inputs spread over [-1.5, 1.5]: the pass-through masks cut some.
+        auto source = std::make_shared<RecordingSource>(
+            d, random_floats(d.weight_count(), rng, -1.5f, 1.5f), random_floats(c.outputs, rng));
+        BinaryConvolutionTerms terms;
+        if (with_terms) {
+          terms.input_bias = random_floats(c.channels, rng, -0.5f, 0.5f);
+          terms.input_scale = random_floats(c.channels, rng, 0.5f, 1.5f);
+          terms.output_bias = random_floats(c.outputs, rng);
+          terms.output_scale = random_floats(c.outputs, rng, 0.5f, 2.0f);
+        }
+        auto x_node = std::make_shared<ImageNode>("x");
+        auto node = binary_node(x_node, source, c, type, false, terms);
+        node->training_style = TrainingStyle::cpu;
+        const ImageShape x_shape{c.batch, c.height, c.width, c.channels};
+        const Image x =
+            Image::from_floats(x_shape, random_floats(x_shape.elements(), rng, -1.5f, 1.5f));
+        const Image y = run_on(Device::cpu_reference(), node->result_image(), {x});
+        const Image dy = random_image(y.shape(), rng);
+        auto dy_node = std::make_shared<ImageNode>("dy");
+        const auto gradient = node->gradient_filter(dy_node)->result_image();
+        std::vector<float> dx[2], dw[2], db[2];
+        const Device devices[] = {Device::cpu_reference(), Device::cpu()};
+        for (int k = 0; k < 2; ++k) {
+          Graph graph(devices[k], gradient);
+          dx[k] = run_named(graph, {{"x", x}, {"dy", dy}}).to_floats();
+          dw[k] = source->last_gradient.weights_gradient;
+          db[k] = source->last_gradient.bias_gradient;
+        }
+        EXPECT_LE(worst_relative(dx[1], dx[0]), 1e-4);
+        EXPECT_LE(worst_relative(dw[1], dw[0]), 1e-4);
+        EXPECT_LE(worst_relative(db[1], db[0]), 1e-4);
+      }
+    }
+  }
+}

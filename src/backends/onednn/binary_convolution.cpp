@@ -24,6 +24,7 @@
 namespace cnngraph::detail::onednn {
 
 std::unique_ptr<Kernel> make_convolution(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&);
 
 namespace {
 
@@ -313,7 +314,132 @@ class FoldedBinaryWeights : public Kernel {
   std::unique_ptr<Kernel> kernel_;
 };
 
+// The straight-through gradient through oneDNN's convolution gradients (no beta scaling):
+//   dS = dy * scale_value * output_scale                       (per output channel)
+//   dx = backward_data(dS, weight bits) * pass(x') * input_scale
+//   dw = backward_weights(input bits, dS) * pass(w),  dbias = sum(dy) * output_scale
+// with the bits +1/-1 (0/1 for `and`) and x' itself for binary_weights' input, and pass(v)
+// = [|v| <= 1] (1 for binary_weights' input), as the reference kernel defines them.
+class BinaryConvolutionGradient : public Kernel {
+ public:
+  static std::unique_ptr<Kernel> make(const BinaryConvolutionGradientOp& op,
+                                      const GraphOptions& options) {
+    if (op.forward.beta_scaling) return nullptr;  // the reference kernel takes it
+    auto kernel = std::unique_ptr<BinaryConvolutionGradient>(new BinaryConvolutionGradient(op));
+    kernel->input_kernel_ = make_convolution_gradient(kernel->input_op_, options);
+    if (op.parameters)
+      kernel->weights_kernel_ = make_convolution_gradient(kernel->weights_op_, options);
+    if (!kernel->input_kernel_ || (op.parameters && !kernel->weights_kernel_)) return nullptr;
+    return kernel;
+  }
+
+  std::string implementation() const override {
+    return "onednn:binary_ste(" + input_kernel_->implementation() + ")";
+  }
+
+  void run(const KernelArgs& args) override {
+    if (signs_->version != op_.forward.weights->version) binarize_weights();
+    const BinaryConvolutionOp& f = op_.forward;
+    const ImageShape& in = f.src_shapes[0];
+    const int C = in.channels, O = f.output_channels;
+    const float* dy = args.srcs[0];
+    const float* x = args.srcs[1];
+    const auto in_count = static_cast<std::ptrdiff_t>(in.elements());
+    const auto out_count = static_cast<std::ptrdiff_t>(f.dst_shape.elements());
+    input_.resize(in_count);
+    bits_.resize(in_count);
+    diff_.resize(out_count);
+    const bool xnor = f.type == BinaryConvolutionType::xnor;
+    const bool and_ = f.type == BinaryConvolutionType::and_;
+#pragma omp parallel for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < in_count; ++i) {
+      const int c = static_cast<int>(i % C);
+      const float v = (x[i] + input_bias_[c]) * input_scale_[c];
+      input_[i] = v;
+      bits_[i] = xnor ? (v >= 0.0f ? 1.0f : -1.0f) : and_ ? (v > 0.0f ? 1.0f : 0.0f) : v;
+    }
+#pragma omp parallel for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < out_count; ++i) diff_[i] = dy[i] * slope_[i % O];
+    input_kernel_->run({{diff_.data(), bits_.data()}, args.dst, args.batch});
+    const bool pass_input = f.type != BinaryConvolutionType::binary_weights;
+#pragma omp parallel for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < in_count; ++i) {
+      const float pass = !pass_input || std::fabs(input_[i]) <= 1.0f ? 1.0f : 0.0f;
+      args.dst[i] *= pass * input_scale_[i % C];
+    }
+    if (!weights_kernel_) return;
+    weights_kernel_->run({{diff_.data(), bits_.data()}, nullptr, args.batch});
+    const std::vector<float>& w = f.weights->weights;
+    const std::vector<float>& g = scratch_->gradient.weights_gradient;
+    ConvolutionGradientState& out = op_.parameters->gradient;
+    for (std::size_t i = 0; i < w.size(); ++i)
+      out.weights_gradient[i] = std::fabs(w[i]) <= 1.0f ? g[i] : 0.0f;
+    std::vector<double> bias(O, 0.0);
+    for (std::ptrdiff_t i = 0; i < out_count; ++i) bias[i % O] += dy[i];
+    for (int o = 0; o < O; ++o)
+      out.bias_gradient[o] = static_cast<float>(bias[o] * term(f.terms.output_scale, o, 1.0f));
+  }
+
+ private:
+  explicit BinaryConvolutionGradient(const BinaryConvolutionGradientOp& op)
+      : op_(op), signs_(std::make_shared<PreparedWeights>()) {
+    const BinaryConvolutionOp& f = op.forward;
+    signs_->descriptor = f.weights->descriptor;
+    signs_->source_label = f.weights->source_label;
+    signs_->bias.assign(f.output_channels, 0.0f);
+    binarize_weights();
+    for (int c = 0; c < f.input_channels; ++c) {
+      input_bias_.push_back(term(f.terms.input_bias, c, 0.0f));
+      input_scale_.push_back(term(f.terms.input_scale, c, 1.0f));
+    }
+    for (int o = 0; o < f.output_channels; ++o)
+      slope_.push_back(f.scale_value * term(f.terms.output_scale, o, 1.0f));
+    // The convolution the binary one is, on the bits: its input gradient and weight gradient.
+    ConvolutionOp conv(static_cast<const ConvolutionOp&>(f));
+    conv.kind = OpKind::convolution;
+    conv.weights = signs_;
+    input_op_.name = weights_op_.name = op.name;
+    input_op_.forward = weights_op_.forward = conv;
+    input_op_.src_shapes = weights_op_.src_shapes = {f.dst_shape, f.src_shapes[0]};
+    input_op_.dst_shape = weights_op_.dst_shape = f.src_shapes[0];
+    input_op_.input_gradient = true;
+    weights_op_.input_gradient = false;
+    if (op.parameters) {
+      scratch_ = std::make_unique<TrainableParameters>();
+      scratch_->prepared = signs_;
+      scratch_->gradient.weights_gradient.assign(f.weights->weights.size(), 0.0f);
+      scratch_->gradient.bias_gradient.assign(f.output_channels, 0.0f);
+      weights_op_.parameters = scratch_.get();
+    }
+  }
+
+  // The weight bits as floats: +1/-1, or 1/0 for `and` (a weight >= 0 is a set bit).
+  void binarize_weights() {
+    const PreparedWeights& w = *op_.forward.weights;
+    const bool and_ = op_.forward.type == BinaryConvolutionType::and_;
+    std::lock_guard lock(signs_->cache_mutex);
+    signs_->weights.resize(w.weights.size());
+    for (std::size_t i = 0; i < w.weights.size(); ++i)
+      signs_->weights[i] = w.weights[i] >= 0.0f ? 1.0f : (and_ ? 0.0f : -1.0f);
+    signs_->version = w.version;  // the convolution kernels re-reorder their copies
+  }
+
+  const BinaryConvolutionGradientOp& op_;
+  std::shared_ptr<PreparedWeights> signs_;
+  std::unique_ptr<TrainableParameters> scratch_;
+  ConvolutionGradientOp input_op_, weights_op_;
+  std::unique_ptr<Kernel> input_kernel_, weights_kernel_;
+  std::vector<float> input_bias_, input_scale_, slope_;
+  std::vector<float> input_, bits_, diff_;
+};
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op& op,
+                                                         const GraphOptions& options) {
+  return BinaryConvolutionGradient::make(static_cast<const BinaryConvolutionGradientOp&>(op),
+                                         options);
+}
 
 std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions& options) {
   const auto& binary = static_cast<const BinaryConvolutionOp&>(op);

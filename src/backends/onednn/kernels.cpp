@@ -22,6 +22,7 @@ std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_cross_channel_normalization(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op&, const GraphOptions&);
 }  // namespace onednn
@@ -50,6 +51,8 @@ const KernelCandidate onednn_kernels[] = {
     {OpKind::channel_slice, "reference:channel_slice", make_reference_channel_slice},
     {OpKind::dropout, "onednn:dropout", onednn::make_dropout},
     {OpKind::loss, "reference:loss", make_reference_loss},
+    {OpKind::binary_convolution_gradient, "onednn:binary_convolution_gradient",
+     onednn::make_binary_convolution_gradient},
     {OpKind::binary_convolution_gradient, "reference:binary_convolution_gradient",
      make_reference_binary_convolution_gradient},
     {OpKind::binary_convolution, "onednn:binary_convolution", onednn::make_binary_convolution},
