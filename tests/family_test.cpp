@@ -37,14 +37,6 @@ std::shared_ptr<CrossChannelNormalizationNode> normalization(std::shared_ptr<Ima
   return node;
 }
 
-double worst_relative(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0.0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
-    worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
-  return worst;
-}
-
 struct NormalizationCase {
   ImageShape shape;
   int N;
@@ -72,12 +64,12 @@ TEST(CrossChannelNormalization, MatchesTheFormulaOnBothBackends) {
     const Image input = random_image(c.shape, rng);
     const auto expected = normalization_by_formula(input, c.N, c.alpha, c.beta, c.delta);
     EXPECT_LE(
-        worst_relative(run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats(),
-                       expected),
+        max_relative_error(
+            run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats(), expected),
         1e-6);
-    EXPECT_LE(
-        worst_relative(run_on(Device::cpu(), node->result_image(), {input}).to_floats(), expected),
-        1e-5);
+    EXPECT_LE(max_relative_error(run_on(Device::cpu(), node->result_image(), {input}).to_floats(),
+                                 expected),
+              1e-5);
   }
 }
 
@@ -100,8 +92,8 @@ TEST(CrossChannelNormalization, GradientMatchesFiniteDifferencesAndOnednnMatches
     Graph reference(Device::cpu_reference(), gradient), fast(Device::cpu(), gradient);
     const std::map<std::string, Image> inputs{{"x", random_image(c.shape, rng)},
                                               {"dy", random_image(c.shape, rng)}};
-    EXPECT_LE(worst_relative(run_named(fast, inputs).to_floats(),
-                             run_named(reference, inputs).to_floats()),
+    EXPECT_LE(max_relative_error(run_named(fast, inputs).to_floats(),
+                                 run_named(reference, inputs).to_floats()),
               1e-5);
   }
 }
@@ -238,7 +230,7 @@ TEST(BinaryConvolution, FastKernelsEqualTheReferenceBitForBit) {
           if (type != BinaryConvolutionType::binary_weights && !beta && !with_terms) {
             EXPECT_EQ(actual, expected);  // integer-valued results: exact
           } else {
-            EXPECT_LE(worst_relative(actual, expected), 1e-5);  // float scale terms round
+            EXPECT_LE(max_relative_error(actual, expected), 1e-5);  // float scale terms round
           }
         }
       }
@@ -429,7 +421,7 @@ TEST(ConvolutionTranspose, WithoutAStateFollowsTheReverseFilterRule) {
                   (ImageShape{2, expected, (in + 1 - 1) * stride + 1 + style * (kernel - 1), 3}))
             << "style " << style << " stride " << stride << " kernel " << kernel;
         // oneDNN against the reference (bias included).
-        EXPECT_LE(worst_relative(
+        EXPECT_LE(max_relative_error(
                       t.to_floats(),
                       run_on(Device::cpu_reference(), transpose->result_image(), {y}).to_floats()),
                   1e-5);
@@ -669,10 +661,10 @@ TEST(BinaryConvolutionTraining, AnXnorNetworkLearnsAndTheFastKernelFollowsTheSha
     auto x = std::make_shared<ImageNode>("x");
     auto node = std::make_shared<BinaryConvolutionNode>(x, binary_source, 1.0f, type);
     const Image images = integer_image({4, 6, 6, 2}, rng);
-    EXPECT_LE(
-        worst_relative(run_on(Device::cpu(), node->result_image(), {images}).to_floats(),
-                       run_on(Device::cpu_reference(), node->result_image(), {images}).to_floats()),
-        1e-5);
+    EXPECT_LE(max_relative_error(
+                  run_on(Device::cpu(), node->result_image(), {images}).to_floats(),
+                  run_on(Device::cpu_reference(), node->result_image(), {images}).to_floats()),
+              1e-5);
   }
 }
 
@@ -730,8 +722,8 @@ TEST(SpatialNormalization, MatchesTheFormulaAndFiniteDifferences) {
           }
     auto x_node = std::make_shared<ImageNode>("x");
     for (const Device device : {Device::cpu_reference(), Device::cpu()}) {
-      EXPECT_LE(worst_relative(run_on(device, make(x_node)->result_image(), {input}).to_floats(),
-                               expected),
+      EXPECT_LE(max_relative_error(
+                    run_on(device, make(x_node)->result_image(), {input}).to_floats(), expected),
                 1e-6)
           << device.name();
     }
@@ -783,9 +775,9 @@ TEST(BinaryConvolutionTraining, FastGradientMatchesTheReference) {
           dw[k] = source->last_gradient.weights_gradient;
           db[k] = source->last_gradient.bias_gradient;
         }
-        EXPECT_LE(worst_relative(dx[1], dx[0]), 1e-4);
-        EXPECT_LE(worst_relative(dw[1], dw[0]), 1e-4);
-        EXPECT_LE(worst_relative(db[1], db[0]), 1e-4);
+        EXPECT_LE(max_relative_error(dx[1], dx[0]), 1e-4);
+        EXPECT_LE(max_relative_error(dw[1], dw[0]), 1e-4);
+        EXPECT_LE(max_relative_error(db[1], db[0]), 1e-4);
       }
     }
   }

@@ -147,15 +147,9 @@ TEST(ConvolutionGradient, OnednnMatchesReferenceOnRandomShapes) {
     const Image dy = random_image(y.shape(), rng);
     const auto expected = convolution_gradients(Device::cpu_reference(), source, make, x, dy);
     const auto actual = convolution_gradients(Device::cpu(), source, make, x, dy);
-    const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
-      double worst = 0;
-      for (std::size_t i = 0; i < a.size(); ++i)
-        worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1 + std::fabs(b[i])));
-      return worst;
-    };
-    EXPECT_LE(close(actual.diff_src, expected.diff_src), 1e-4);
-    EXPECT_LE(close(actual.diff_weights, expected.diff_weights), 1e-4);
-    EXPECT_LE(close(actual.diff_bias, expected.diff_bias), 1e-4);
+    EXPECT_LE(max_relative_error(actual.diff_src, expected.diff_src), 1e-4);
+    EXPECT_LE(max_relative_error(actual.diff_weights, expected.diff_weights), 1e-4);
+    EXPECT_LE(max_relative_error(actual.diff_bias, expected.diff_bias), 1e-4);
   }
 }
 
@@ -301,15 +295,6 @@ TEST(LossGradient, EveryTypeAndReductionMatchesFiniteDifferences) {
 // on shapes large enough to be split over threads and small odd ones.
 namespace {
 
-double worst_difference(const Image& actual, const Image& expected) {
-  const auto a = actual.to_floats(), b = expected.to_floats();
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0.0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
-    worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(b[i])));
-  return worst;
-}
-
 // The largest difference of dx of `node` (source handle "x") for random dy, oneDNN backend
 // against reference.
 double onednn_against_reference(const std::shared_ptr<FilterNode>& node, const Image& x,
@@ -319,8 +304,8 @@ double onednn_against_reference(const std::shared_ptr<FilterNode>& node, const I
   auto dy_node = std::make_shared<ImageNode>("dy");
   const auto gradient = node->gradient_filter(dy_node)->result_image();
   Graph reference(Device::cpu_reference(), gradient), fast(Device::cpu(), gradient);
-  return worst_difference(run_named(fast, {{"x", x}, {"dy", dy}}),
-                          run_named(reference, {{"x", x}, {"dy", dy}}));
+  return max_relative_error(run_named(fast, {{"x", x}, {"dy", dy}}),
+                            run_named(reference, {{"x", x}, {"dy", dy}}));
 }
 
 }  // namespace

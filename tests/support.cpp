@@ -33,7 +33,12 @@ Image run_on(Device device, const std::shared_ptr<ImageNode>& result,
 double max_relative_error(const Image& a, const Image& b) {
   EXPECT_EQ(a.shape(), b.shape());
   if (a.shape() != b.shape()) return INFINITY;
-  const auto x = a.to_floats(), y = b.to_floats();
+  return max_relative_error(a.to_floats(), b.to_floats());
+}
+
+double max_relative_error(const std::vector<float>& x, const std::vector<float>& y) {
+  EXPECT_EQ(x.size(), y.size());
+  if (x.size() != y.size()) return INFINITY;
   double worst = 0.0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double e = std::fabs(static_cast<double>(x[i]) - y[i]) / (1.0 + std::fabs(y[i]));

@@ -24,6 +24,8 @@ Image run_on(Device device, const std::shared_ptr<ImageNode>& result,
 
 // Largest |a - b| / (1 + |b|) over all elements; shapes must match.
 double max_relative_error(const Image& a, const Image& b);
+// The same for value lists: max |a - b| / (1 + |b|); NaN counts as a failure.
+double max_relative_error(const std::vector<float>& a, const std::vector<float>& b);
 
 // Runs `result` on the reference and the oneDNN backends and checks they agree to `tolerance`.
 void expect_backends_agree(const std::shared_ptr<ImageNode>& result,

@@ -488,19 +488,13 @@ TEST(BatchNormalizationTraining, OnednnLoopsMatchTheReference) {
     auto fast_source = std::make_shared<BatchNormalizationDataSource>("f", initial, sgd);
     const auto expected = run_normalization(reference_source, x, dy, Device::cpu_reference());
     const auto actual = run_normalization(fast_source, x, dy, Device::cpu());
-    const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
-      double worst = 0;
-      for (std::size_t i = 0; i < a.size(); ++i)
-        worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1 + std::fabs(b[i])));
-      return worst;
-    };
-    EXPECT_LE(close(actual.y, expected.y), 1e-5);
-    EXPECT_LE(close(actual.dx, expected.dx), 1e-5);
+    EXPECT_LE(max_relative_error(actual.y, expected.y), 1e-5);
+    EXPECT_LE(max_relative_error(actual.dx, expected.dx), 1e-5);
     const auto p = fast_source->parameters(), q = reference_source->parameters();
-    EXPECT_LE(close(p.gamma, q.gamma), 1e-5);
-    EXPECT_LE(close(p.beta, q.beta), 1e-5);
-    EXPECT_LE(close(p.mean, q.mean), 1e-6);
-    EXPECT_LE(close(p.variance, q.variance), 1e-6);
+    EXPECT_LE(max_relative_error(p.gamma, q.gamma), 1e-5);
+    EXPECT_LE(max_relative_error(p.beta, q.beta), 1e-5);
+    EXPECT_LE(max_relative_error(p.mean, q.mean), 1e-6);
+    EXPECT_LE(max_relative_error(p.variance, q.variance), 1e-6);
   }
 }
 
