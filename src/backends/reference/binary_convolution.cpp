@@ -27,6 +27,29 @@ double binary_product(BinaryConvolutionType type, double v, float w) {
   return 0.0;
 }
 
+// Calls visit(x_index, w_index, channel) for every in-image tap and group channel of output
+// (n, p, q, o): padding taps are left out, as the formula says.
+template <typename Visit>
+void for_each_window_element(const BinaryConvolutionOp& op, int n, int p, int q, int o,
+                             Visit visit) {
+  const ImageShape& in = op.src_shapes[0];
+  const int Cg = op.input_channels / op.groups;
+  const int group = o / (op.output_channels / op.groups);
+  for (int r = 0; r < op.kernel_height; ++r) {
+    const int iy = p * op.y.stride - op.y.pad_before + r * op.dilation_y;
+    if (iy < 0 || iy >= in.height) continue;
+    for (int s = 0; s < op.kernel_width; ++s) {
+      const int ix = q * op.x.stride - op.x.pad_before + s * op.dilation_x;
+      if (ix < 0 || ix >= in.width) continue;
+      const std::size_t x_at =
+          ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * in.channels;
+      const std::size_t w_at =
+          ((static_cast<std::size_t>(o) * op.kernel_height + r) * op.kernel_width + s) * Cg;
+      for (int c = 0; c < Cg; ++c) visit(x_at + group * Cg + c, w_at + c, group * Cg + c);
+    }
+  }
+}
+
 // Its straight-through derivatives: d/dv and d/dw, with each binarization's derivative taken
 // as 1 where |value| <= 1 and 0 elsewhere (the hard-tanh estimator of BinaryConnect /
 // XNOR-Net; for `and`, the 0/1 steps alike).
@@ -47,9 +70,7 @@ ProductDerivatives binary_product_derivatives(BinaryConvolutionType type, double
 }
 
 void binary_convolution(const BinaryConvolutionOp& op, const KernelArgs& args) {
-  const ImageShape& in = op.src_shapes[0];
   const ImageShape& out = op.dst_shape;
-  const int G = op.groups, Cg = op.input_channels / G, Og = op.output_channels / G;
   // +1/-1 for inference; the float shadow weights in a training graph (binarized here).
   const float* w = op.weights->weights.data();
   const BinaryConvolutionTerms& t = op.terms;
@@ -57,31 +78,15 @@ void binary_convolution(const BinaryConvolutionOp& op, const KernelArgs& args) {
     for (int p = 0; p < out.height; ++p)
       for (int q = 0; q < out.width; ++q)
         for (int o = 0; o < out.channels; ++o) {
-          const int g = o / Og;
           double sum = 0.0, magnitude = 0.0;
           int count = 0;
-          for (int r = 0; r < op.kernel_height; ++r) {
-            const int iy = p * op.y.stride - op.y.pad_before + r * op.dilation_y;
-            if (iy < 0 || iy >= in.height) continue;
-            for (int s = 0; s < op.kernel_width; ++s) {
-              const int ix = q * op.x.stride - op.x.pad_before + s * op.dilation_x;
-              if (ix < 0 || ix >= in.width) continue;
-              const float* x =
-                  args.srcs[0] +
-                  ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * in.channels;
-              const float* wt =
-                  w +
-                  ((static_cast<std::size_t>(o) * op.kernel_height + r) * op.kernel_width + s) * Cg;
-              for (int c = 0; c < Cg; ++c) {
-                const int channel = g * Cg + c;
-                const double v = (double(x[channel]) + term(t.input_bias, channel, 0.0f)) *
-                                 term(t.input_scale, channel, 1.0f);
-                magnitude += std::fabs(v);
-                ++count;
-                sum += binary_product(op.type, v, wt[c]);
-              }
-            }
-          }
+          for_each_window_element(op, n, p, q, o, [&](std::size_t xi, std::size_t wi, int channel) {
+            const double v = (double(args.srcs[0][xi]) + term(t.input_bias, channel, 0.0f)) *
+                             term(t.input_scale, channel, 1.0f);
+            magnitude += std::fabs(v);
+            ++count;
+            sum += binary_product(op.type, v, w[wi]);
+          });
           const double beta = !op.beta_scaling ? 1.0 : count ? magnitude / count : 0.0;
           const double y =
               (op.scale_value * beta * sum + op.weights->bias[o]) * term(t.output_scale, o, 1.0f) +
@@ -96,7 +101,6 @@ void binary_convolution_gradient(const BinaryConvolutionGradientOp& g, const Ker
   const BinaryConvolutionOp& op = g.forward;
   const ImageShape& in = op.src_shapes[0];
   const ImageShape& out = op.dst_shape;
-  const int G = op.groups, Cg = op.input_channels / G, Og = op.output_channels / G;
   const float* w = op.weights->weights.data();
   const BinaryConvolutionTerms& t = op.terms;
   const float* dy = args.srcs[0];
@@ -104,14 +108,10 @@ void binary_convolution_gradient(const BinaryConvolutionGradientOp& g, const Ker
   std::vector<double> dx(in.elements(), 0.0);
   std::vector<double> dw(g.parameters ? op.weights->weights.size() : 0, 0.0);
   std::vector<double> db(g.parameters ? op.output_channels : 0, 0.0);
-  const auto at = [&](int n, int iy, int ix) {
-    return ((static_cast<std::size_t>(n) * in.height + iy) * in.width + ix) * in.channels;
-  };
   for (int n = 0; n < out.batch; ++n)
     for (int p = 0; p < out.height; ++p)
       for (int q = 0; q < out.width; ++q)
         for (int o = 0; o < out.channels; ++o) {
-          const int group = o / Og;
           const double grad =
               dy[((static_cast<std::size_t>(n) * out.height + p) * out.width + q) * out.channels +
                  o];
@@ -123,32 +123,19 @@ void binary_convolution_gradient(const BinaryConvolutionGradientOp& g, const Ker
           for (int pass = op.beta_scaling ? 0 : 1; pass < 2; ++pass) {
             const double beta = !op.beta_scaling ? 1.0 : count ? magnitude / count : 0.0;
             const double dS = grad * op.scale_value * term(t.output_scale, o, 1.0f) * beta;
-            for (int r = 0; r < op.kernel_height; ++r) {
-              const int iy = p * op.y.stride - op.y.pad_before + r * op.dilation_y;
-              if (iy < 0 || iy >= in.height) continue;
-              for (int s = 0; s < op.kernel_width; ++s) {
-                const int ix = q * op.x.stride - op.x.pad_before + s * op.dilation_x;
-                if (ix < 0 || ix >= in.width) continue;
-                const std::size_t w_at =
-                    ((static_cast<std::size_t>(o) * op.kernel_height + r) * op.kernel_width + s) *
-                    Cg;
-                for (int c = 0; c < Cg; ++c) {
-                  const int channel = group * Cg + c;
+            for_each_window_element(
+                op, n, p, q, o, [&](std::size_t xi, std::size_t wi, int channel) {
                   const double scale = term(t.input_scale, channel, 1.0f);
-                  const double v =
-                      (double(x[at(n, iy, ix) + channel]) + term(t.input_bias, channel, 0.0f)) *
-                      scale;
+                  const double v = (double(x[xi]) + term(t.input_bias, channel, 0.0f)) * scale;
                   if (pass == 0) {
                     magnitude += std::fabs(v);
                     ++count;
-                    continue;
+                    return;
                   }
-                  const ProductDerivatives d = binary_product_derivatives(op.type, v, w[w_at + c]);
-                  dx[at(n, iy, ix) + channel] += dS * d.by_input * scale;
-                  if (g.parameters) dw[w_at + c] += dS * d.by_weight;
-                }
-              }
-            }
+                  const ProductDerivatives d = binary_product_derivatives(op.type, v, w[wi]);
+                  dx[xi] += dS * d.by_input * scale;
+                  if (g.parameters) dw[wi] += dS * d.by_weight;
+                });
           }
         }
   for (std::size_t i = 0; i < dx.size(); ++i) args.dst[i] = static_cast<float>(dx[i]);
