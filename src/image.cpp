@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph {
@@ -170,7 +171,27 @@ Image Image::from_nchw(ImageShape shape, std::span<const float> nchw, DataType t
   return from_floats(shape, nhwc, type);
 }
 
+Image Image::to(const Device& device) const {
+  if (empty()) return Image();
+  const bool to_host = device.kind() != DeviceKind::cuda;
+  if (to_host && is_on_host()) return *this;
+  if (device == device_) return *this;
+  const std::size_t bytes = size_in_bytes();
+  if (to_host) {
+    auto host = std::shared_ptr<std::byte[]>(new std::byte[bytes]);
+    detail::device_memory(device_)->copy_to_host(host.get(), data(), bytes);
+    return detail::ImageAccess::make(shape_, type_, Device::cpu(), std::move(host));
+  }
+  // Between two GPUs the copy goes through the host: simple, and rare.
+  const Image source = is_on_host() ? *this : to(Device::cpu());
+  detail::DeviceMemory* memory = detail::device_memory(device);
+  auto storage = memory->allocate(bytes, "Image::to(" + device.name() + ")");
+  memory->copy_to_device(storage.get(), source.data(), bytes);
+  return detail::ImageAccess::make(shape_, type_, device, std::move(storage));
+}
+
 std::vector<float> Image::to_floats() const {
+  if (!empty() && !is_on_host()) return to(Device::cpu()).to_floats();
   std::vector<float> out(empty() ? 0 : shape_.elements());
   if (type_ == DataType::f32) {
     if (!out.empty()) std::memcpy(out.data(), data(), out.size() * 4);
@@ -192,7 +213,8 @@ std::vector<float> Image::to_nchw() const {
 }
 
 Image Image::converted_to(DataType type) const {
-  if (type == type_) return *this;
+  if (type == type_ && is_on_host()) return *this;
+  if (type == type_) return to(Device::cpu());
   return from_floats(shape_, to_floats(), type);
 }
 

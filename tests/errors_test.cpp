@@ -153,6 +153,3 @@ TEST(Errors, ValidWindowLargerThanImage) {
   expect_error<ShapeError>([&] { graph.compile({{1, 3, 3, 1}}); }, {"'big'", "x axis", "empty"});
 }
 
-TEST(Errors, CudaIsRefusedClearlyInThisBuild) {
-  expect_error<DeviceError>([] { Device::cuda(0); }, {"cuda", "no CUDA backend"});
-}

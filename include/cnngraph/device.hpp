@@ -16,6 +16,9 @@ class Device {
   // An NVIDIA GPU. Throws DeviceError when this build has no CUDA backend or the GPU is
   // absent; there is never a silent fall back to the CPU.
   static Device cuda(int index = 0);
+  // How many CUDA devices this build can use: 0 without the CUDA backend or without a GPU
+  // (tests use it to skip, saying so).
+  static int cuda_device_count();
 
   DeviceKind kind() const { return kind_; }
   int index() const { return index_; }

@@ -8,7 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "cnngraph/device.hpp"
+
 namespace cnngraph {
+
+namespace detail {
+struct ImageAccess;
+}
 
 // Element type of an image or of weights. u8 is normalized: the byte v means v / 255
 // (Apple's unorm8).
@@ -43,8 +49,10 @@ float half_to_float(std::uint16_t bits);
 std::uint16_t float_to_bfloat16(float value);
 float bfloat16_to_float(std::uint16_t bits);
 
-// A batch of images. The CPU devices keep images in host memory; copying in and out is
-// explicit (from_floats, from_nchw, to_floats). Copies of an Image share its storage.
+// A batch of images. It lives on a device: the CPU devices keep images in host memory, a
+// CUDA device in its GPU memory. Copying between devices is explicit (to()); so is copying
+// in and out of host buffers (from_floats, from_nchw, to_floats). Copies of an Image share
+// its storage.
 class Image {
  public:
   Image() = default;
@@ -63,15 +71,25 @@ class Image {
   bool empty() const { return storage_ == nullptr; }
   std::size_t size_in_bytes() const { return shape_.elements() * size_of(type_); }
 
-  // Raw NHWC storage of data_type() elements.
+  // Where the storage lives: Device::cpu() for host memory (any CPU device reads it).
+  const Device& device() const { return device_; }
+  bool is_on_host() const { return device_.kind() != DeviceKind::cuda; }
+  // A copy on `device` (this image itself when it is already there, or when both are CPU
+  // devices). Throws DeviceError when the device is unavailable or out of memory.
+  Image to(const Device& device) const;
+
+  // Raw NHWC storage of data_type() elements: a host pointer, or for a CUDA image a device
+  // pointer (pass it to CUDA code; never dereference it on the host).
   std::byte* data() { return storage_.get(); }
   const std::byte* data() const { return storage_.get(); }
 
-  // All elements as NHWC floats (converted from the storage type).
+  // All elements as NHWC floats (converted from the storage type; copied from the device
+  // first for a CUDA image).
   std::vector<float> to_floats() const;
   // All elements as NCHW floats.
   std::vector<float> to_nchw() const;
-  // A copy of this image in another element type (this image itself if the type matches).
+  // A host copy of this image in another element type (this image itself if the type
+  // matches and it is on the host).
   Image converted_to(DataType type) const;
   // True when no other Image shares this storage (a graph may then reuse it for its next
   // result instead of allocating).
@@ -81,6 +99,8 @@ class Image {
   ImageShape shape_{};
   DataType type_ = DataType::f32;
   std::shared_ptr<std::byte[]> storage_;
+  Device device_ = Device::cpu();
+  friend struct detail::ImageAccess;
 };
 
 }  // namespace cnngraph

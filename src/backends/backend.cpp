@@ -3,6 +3,9 @@
 
 #include <iostream>
 
+#ifdef CNNGRAPH_HAS_CUDA
+#include "backends/cuda/cuda_backend.hpp"
+#endif
 #include "backends/onednn/onednn_backend.hpp"
 #include "backends/reference/reference_backend.hpp"
 #include "cnngraph/errors.hpp"
@@ -106,14 +109,24 @@ std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, cons
   throw Unsupported(op.name + ": no " + backend + " kernel accepts [" + op.attributes() + "]");
 }
 
-std::unique_ptr<Backend> make_backend(const Device& device) {
+std::unique_ptr<Backend> make_backend(const Device& device, const GraphOptions& options) {
   switch (device.kind()) {
     case DeviceKind::cpu_reference:
       return make_reference_backend();
     case DeviceKind::cpu:
+#ifdef CNNGRAPH_HAS_ONEDNN
       return make_onednn_backend();
+#else
+      throw DeviceError(
+          "Device::cpu(): this build of cnngraph has no oneDNN backend "
+          "(libdnnl-dev was not found); use Device::cpu_reference()");
+#endif
     case DeviceKind::cuda:
+#ifdef CNNGRAPH_HAS_CUDA
+      return make_cuda_backend(device, options);
+#else
       break;
+#endif
   }
   throw DeviceError("device " + device.name() + " has no backend in this build");
 }

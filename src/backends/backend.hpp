@@ -2,6 +2,7 @@
 // kernel. The graph never includes a backend's own headers; backends never see user nodes.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -13,7 +14,9 @@
 
 namespace cnngraph::detail {
 
-// Pointers to NHWC f32 buffers of the shapes the op was planned for.
+// Pointers to NHWC buffers of the shapes the op was planned for: host f32 on the CPU
+// backends; on a device backend, device pointers to elements of its storage type (the
+// float* type is then only a handle).
 struct KernelArgs {
   std::vector<const float*> srcs;
   float* dst = nullptr;
@@ -28,10 +31,36 @@ class Kernel {
   virtual std::string implementation() const = 0;
 };
 
+class DeviceMemory;
+
+// How a backend whose images live in device memory runs a program: everything is enqueued
+// on its stream, and the graph waits once at the end of a run.
+class DeviceExecution {
+ public:
+  virtual ~DeviceExecution() = default;
+  // The element type of the images between steps.
+  virtual DataType storage_type() const = 0;
+  virtual DeviceMemory& memory() = 0;
+  virtual void upload_async(void* dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void copy_async(void* dst, const void* src, std::size_t bytes) = 0;
+  // Converts `count` elements (u8 is normalized, as in Image).
+  virtual void convert_async(const void* src, DataType from, void* dst, DataType to,
+                             std::size_t count) = 0;
+  // Runs `launch_steps`, which enqueues every step of one program. `captured` is that
+  // program's slot: the backend may record the launches once (a CUDA graph) and replay the
+  // recording on later runs, when `replayable` (the same buffers every run).
+  virtual void launch(std::shared_ptr<void>& captured, bool replayable,
+                      const std::function<void()>& launch_steps) = 0;
+  // Waits for everything enqueued; throws DeviceError for a failure inside it.
+  virtual void synchronize() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Null for the host-memory (CPU) backends.
+  virtual DeviceExecution* device_execution() const { return nullptr; }
   // Throws Unsupported when no implementation accepts the op.
   virtual std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const = 0;
 };
@@ -68,6 +97,6 @@ std::unique_ptr<Kernel> function_kernel(const Op& op, std::string name, Body bod
 std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, const Op& op,
                                     const GraphOptions& options, const std::string& backend);
 
-std::unique_ptr<Backend> make_backend(const Device& device);
+std::unique_ptr<Backend> make_backend(const Device& device, const GraphOptions& options);
 
 }  // namespace cnngraph::detail

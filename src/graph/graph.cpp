@@ -36,7 +36,7 @@ struct Graph::Impl {
   std::uint64_t batches = 0;
 
   Impl(Device d, GraphOptions o, GraphStructure s)
-      : device(d), options(o), structure(std::move(s)), backend(make_backend(d)) {}
+      : device(d), options(o), structure(std::move(s)), backend(make_backend(d, o)) {}
 
   // Loads every data source once (load, copy, purge) and plans fusion. On failure nothing
   // is kept, so a later call starts again from a clean state.
@@ -140,6 +140,16 @@ struct Graph::Impl {
         throw InvalidArgument("Graph::run: source image " + std::to_string(i) + " ('" +
                               handles[i]->handle + "') is empty");
       }
+      const Device& where = sources[i].device();
+      const bool fits = device.kind() == DeviceKind::cuda
+                            ? sources[i].is_on_host() || where == device
+                            : sources[i].is_on_host();
+      if (!fits) {
+        throw InvalidArgument("Graph::run: source image " + std::to_string(i) + " ('" +
+                              handles[i]->handle + "') is on " + where.name() +
+                              " but the graph runs on " + device.name() +
+                              "; copy it there first with Image::to()");
+      }
       shapes.push_back(sources[i].shape());
       if (shapes[i].batch != shapes[0].batch) {
         throw ShapeError("Graph::run: source images differ in batch size: " + to_string(shapes[0]) +
@@ -183,6 +193,16 @@ struct Graph::Impl {
   Results run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels) {
     std::lock_guard lock(mutex);
     Program& program = program_for(check_sources(sources));
+    if (DeviceExecution* execution = backend->device_execution()) {
+      DeviceRunResults ran =
+          run_program_on_device(program, *execution, device, structure, sources, batches++,
+                                options.cuda_graphs && program.runs > 0,
+                                [&](const ImageNode& node) { return output_type(node); });
+      Results results;
+      results.images = std::move(ran.images);
+      results.exported = std::move(ran.exported);
+      return results;
+    }
     // Sources that are not f32 are converted once at the boundary.
     std::vector<Image> converted(sources.size());
     std::vector<const float*> source_data(sources.size());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail {
@@ -28,7 +29,9 @@ void plan_memory(Program& program) {
   std::size_t end = 0;
   for (int v : order) {
     Value& value = program.values[v];
-    const std::size_t size = value.shape.elements();
+    // Every block starts on a 256-byte boundary (64 elements): vector loads and the GPU
+    // libraries' fast paths need aligned images.
+    const std::size_t size = (value.shape.elements() + 63) / 64 * 64;
     const int last = std::max(value.last_step, value.first_step);
     Block* best = nullptr;
     for (Block& block : blocks) {
@@ -188,7 +191,25 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     if (step.op->kind == OpKind::loss)
       program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));
   }
-  program->arena.assign(program->arena_floats, 0.0f);
+  if (DeviceExecution* device = in.backend.device_execution()) {
+    // Sources and outputs get their own places after the intermediates.
+    std::size_t end = program->arena_floats;
+    for (Value& value : program->values) {
+      if (value.storage == Value::Storage::arena) continue;
+      value.offset = end;
+      end += (value.shape.elements() + 63) / 64 * 64;
+    }
+    program->arena_floats = end;
+    const std::size_t bytes = std::max<std::size_t>(end, 1) * size_of(device->storage_type());
+    const std::string graph_name =
+        g.results.empty() || !g.results[0]->producer()
+            ? std::string("the graph")
+            : "the graph of '" + g.results[0]->producer()->display_name() + "'";
+    program->device_arena = device->memory().allocate(
+        bytes, "the images of " + graph_name + " (" + std::to_string(bytes) + " bytes)");
+  } else {
+    program->arena.assign(program->arena_floats, 0.0f);
+  }
   return program;
 }
 

@@ -38,7 +38,13 @@ struct Program {
   std::vector<Value> values;
   std::vector<Step> steps;
   std::size_t arena_floats = 0;
-  std::vector<float> arena;  // reused by every run of this program
+  std::vector<float> arena;  // reused by every run of this program (host backends)
+  // Device backends: one block of device memory holds every value (sources and outputs
+  // too, at fixed offsets after the shared intermediates), so that the recorded launches
+  // of a run can be replayed; offsets count storage-type elements.
+  std::shared_ptr<std::byte[]> device_arena;
+  std::size_t runs = 0;
+  std::shared_ptr<void> captured;  // the device backend's recording of the steps
   // The f32 storage of each output value from the last run; reused when the caller has let
   // go of it, so steady-state runs neither allocate nor page-fault.
   std::vector<Image> output_storage;
@@ -62,5 +68,19 @@ struct CompileInputs {
 
 std::unique_ptr<Program> compile_program(const CompileInputs& in,
                                          const std::vector<ImageShape>& source_shapes);
+
+// Runs a compiled program on a device backend: the sources are copied (and converted) into
+// their places in the device arena, the steps launched on the backend's stream (recorded
+// once and replayed when `record`), and the results copied out into images on `device`.
+// The images of `sources` are already checked. Returns after the device has finished.
+struct DeviceRunResults {
+  std::vector<Image> images;  // one per structure result; empty where not needed
+  std::vector<std::pair<std::shared_ptr<ImageNode>, Image>> exported;
+};
+DeviceRunResults run_program_on_device(Program& program, DeviceExecution& execution,
+                                       const Device& device, const GraphStructure& structure,
+                                       const std::vector<Image>& sources, std::uint64_t batch,
+                                       bool record,
+                                       const std::function<DataType(const ImageNode&)>& type_of);
 
 }  // namespace cnngraph::detail

@@ -1,14 +1,28 @@
-// The neuron formulas, once, for every backend that evaluates them element by element.
+// The neuron formulas, once, for every backend that evaluates them element by element: the
+// CPU backends with a NeuronDescriptor, the CUDA kernels (compiled by nvcc) with a plain
+// copy of it whose prelu slopes live in device memory.
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 
 #include "cnngraph/descriptor.hpp"
 
+#if defined(__CUDACC__)
+#define CNNGRAPH_HOST_DEVICE __host__ __device__
+#else
+#define CNNGRAPH_HOST_DEVICE
+#endif
+
 namespace cnngraph::detail {
 
-template <typename T>
-T apply_neuron(const NeuronDescriptor& n, T x, int channel) {
+inline float prelu_slope(const NeuronDescriptor& n, int channel) {
+  return n.prelu_slopes[static_cast<std::size_t>(channel)];
+}
+
+// Neuron is NeuronDescriptor or any type with type, a, b, c and a prelu_slope() overload.
+template <typename T, typename Neuron>
+CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
   const T a = static_cast<T>(n.a), b = static_cast<T>(n.b), c = static_cast<T>(n.c);
   switch (n.type) {
     case NeuronType::none:
@@ -32,7 +46,7 @@ T apply_neuron(const NeuronDescriptor& n, T x, int channel) {
     case NeuronType::elu:
       return x >= T(0) ? x : a * std::expm1(x);
     case NeuronType::prelu:
-      return x >= T(0) ? x : static_cast<T>(n.prelu_slopes[static_cast<std::size_t>(channel)]) * x;
+      return x >= T(0) ? x : static_cast<T>(prelu_slope(n, channel)) * x;
     case NeuronType::relu_n:
       return std::fmin(x >= T(0) ? x : a * x, b);
     case NeuronType::power:
@@ -49,8 +63,8 @@ T apply_neuron(const NeuronDescriptor& n, T x, int channel) {
 
 // d neuron(x) / dx. At the kinks of relu, prelu, elu and absolute the right-hand side is
 // used for x > 0 and the left-hand one at 0 (PyTorch's convention: relu'(0) = 0).
-template <typename T>
-T neuron_derivative(const NeuronDescriptor& n, T x, int channel) {
+template <typename T, typename Neuron>
+CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
   const T a = static_cast<T>(n.a), b = static_cast<T>(n.b), c = static_cast<T>(n.c);
   switch (n.type) {
     case NeuronType::none:
@@ -82,7 +96,7 @@ T neuron_derivative(const NeuronDescriptor& n, T x, int channel) {
     case NeuronType::elu:
       return x > T(0) ? T(1) : a * std::exp(x);
     case NeuronType::prelu:
-      return x > T(0) ? T(1) : static_cast<T>(n.prelu_slopes[static_cast<std::size_t>(channel)]);
+      return x > T(0) ? T(1) : static_cast<T>(prelu_slope(n, channel));
     case NeuronType::relu_n: {
       const T v = x >= T(0) ? x : a * x;
       return v < b ? (x > T(0) ? T(1) : a) : T(0);

@@ -1,0 +1,332 @@
+// Convolution on CUDA through cuDNN's graph API: the convolution with as much of bias and
+// post-ops (residual sums, relu) fused into the same plan as cuDNN's runtime fusion
+// accepts; what is left runs in our epilogue kernel. Problems no cuDNN engine takes (e.g.
+// negative trailing padding) run in our direct kernel.
+#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/cudnn_graph.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+// Builds cuDNN plans for one convolution op, fusing bias and the first post-ops.
+class ConvolutionPlanner {
+ public:
+  ConvolutionPlanner(const ConvolutionOp& op, Context& context, const GraphOptions& options)
+      : op_(op), context_(context), options_(options) {}
+  // Null when no engine takes this graph.
+  std::shared_ptr<Plan> plan(bool fuse_bias, int fused_post_ops) const;
+  // How many leading post-ops cuDNN's pointwise operations can express.
+  int fusable_post_ops() const;
+
+ private:
+  const ConvolutionOp& op_;
+  Context& context_;
+  const GraphOptions& options_;
+};
+
+enum Uid : std::int64_t { kX = 1, kW = 2, kY = 3, kBias = 4, kResidual = 5, kVirtual = 100 };
+
+// Whether cuDNN's pointwise operations express this post-op exactly.
+bool fusable(const PostOp& post) {
+  if (post.kind == PostOp::Kind::sum) return true;
+  const NeuronDescriptor& n = post.neuron;
+  return n.type == NeuronType::relu || (n.type == NeuronType::relu_n && n.a == 0.0f);
+}
+
+DescriptorPtr pointwise(cudnnPointwiseMode_t mode, const DescriptorPtr& x, const DescriptorPtr& b,
+                        const DescriptorPtr& y, const NeuronDescriptor* neuron) {
+  Descriptor math(CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
+  const cudnnDataType_t precision = CUDNN_DATA_FLOAT;
+  math.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, &mode)
+      .set(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, &precision);
+  if (neuron && neuron->type == NeuronType::relu && neuron->a != 0.0f) {
+    const float slope = neuron->a;
+    math.set(CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_FLOAT, &slope);
+  }
+  if (neuron && neuron->type == NeuronType::relu_n) {
+    const float upper = neuron->b;
+    math.set(CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_FLOAT, &upper);
+  }
+  math.finalize("pointwise descriptor");
+  auto op = std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
+  cudnnBackendDescriptor_t m = math.get(), xh = x->get(), yh = y->get();
+  op->set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, &m)
+      .set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
+      .set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh);
+  if (b) {
+    cudnnBackendDescriptor_t bh = b->get();
+    op->set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &bh);
+  }
+  if (!op->try_finalize()) return nullptr;
+  return op;
+}
+
+std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_ops) const {
+  const ImageShape& in = op_.src_shapes[0];
+  const ImageShape out = op_.convolution_shape();
+  const cudnnDataType_t io = cudnn_type(context_.storage);
+  const bool half_accumulator =
+      context_.storage == DataType::f16 && op_.accumulator == AccumulatorPrecision::half;
+  const cudnnDataType_t compute = half_accumulator ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  const int groups = op_.groups;
+  const bool chained = fuse_bias || fused_post_ops > 0;
+  std::int64_t next_virtual = kVirtual;
+
+  auto x = make_tensor(kX, io, in.batch, in.channels, in.height, in.width);
+  auto w = make_tensor(kW, io, op_.output_channels, op_.input_channels / groups, op_.kernel_height,
+                       op_.kernel_width);
+  auto y = chained ? make_tensor(next_virtual++, CUDNN_DATA_FLOAT, out.batch, out.channels,
+                                 out.height, out.width, true)
+                   : make_tensor(kY, io, out.batch, out.channels, out.height, out.width);
+
+  Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  const std::int64_t dims = 2;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  const std::int64_t pre[2] = {op_.y.pad_before, op_.x.pad_before};
+  const std::int64_t post[2] = {op_.y.pad_after, op_.x.pad_after};
+  const std::int64_t strides[2] = {op_.y.stride, op_.x.stride};
+  const std::int64_t dilations[2] = {op_.dilation_y, op_.dilation_x};
+  if (post[0] < 0 || post[1] < 0) return nullptr;
+  conv.set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
+      .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
+      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
+      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, strides, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilations, 2);
+  if (!conv.try_finalize()) return nullptr;
+
+  auto forward =
+      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv.get();
+  const float alpha = 1.0f, beta = 0.0f;
+  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
+  if (!forward->try_finalize()) return nullptr;
+
+  std::vector<DescriptorPtr> operations{forward};
+  std::vector<DescriptorPtr> keep{x, w, y};
+  DescriptorPtr current = y;
+  const int stages = (fuse_bias ? 1 : 0) + fused_post_ops;
+  int stage = 0;
+  const auto next_tensor = [&]() {
+    ++stage;
+    return stage == stages ? make_tensor(kY, io, out.batch, out.channels, out.height, out.width)
+                           : make_tensor(next_virtual++, CUDNN_DATA_FLOAT, out.batch, out.channels,
+                                         out.height, out.width, true);
+  };
+  if (fuse_bias) {
+    auto bias = make_tensor(kBias, io, 1, out.channels, 1, 1);
+    auto result = next_tensor();
+    auto op = pointwise(CUDNN_POINTWISE_ADD, current, bias, result, nullptr);
+    if (!op) return nullptr;
+    operations.push_back(op);
+    keep.insert(keep.end(), {bias, result});
+    current = result;
+  }
+  for (int i = 0; i < fused_post_ops; ++i) {
+    const PostOp& post = op_.post_ops[static_cast<std::size_t>(i)];
+    auto result = next_tensor();
+    DescriptorPtr op;
+    if (post.kind == PostOp::Kind::sum) {
+      auto residual = make_tensor(kResidual, io, out.batch, out.channels, out.height, out.width);
+      keep.push_back(residual);
+      op = pointwise(CUDNN_POINTWISE_ADD, current, residual, result, nullptr);
+    } else {
+      op = pointwise(CUDNN_POINTWISE_RELU_FWD, current, nullptr, result, &post.neuron);
+    }
+    if (!op) return nullptr;
+    operations.push_back(op);
+    keep.push_back(result);
+    current = result;
+  }
+  auto found = find_plan(context_.cudnn, operations, io == CUDNN_DATA_FLOAT, options_);
+  if (found) found->keep.insert(found->keep.end(), keep.begin(), keep.end());
+  return found;
+}
+
+int ConvolutionPlanner::fusable_post_ops() const {
+  int count = 0;
+  while (count < static_cast<int>(op_.post_ops.size()) && count < 3 &&
+         fusable(op_.post_ops[static_cast<std::size_t>(count)])) {
+    ++count;
+  }
+  return count;
+}
+
+// The epilogue for post-ops [first, end) and, unless cuDNN added it, the bias. Keeps the
+// prelu slopes it uploads in `keep`.
+bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
+                   bool with_bias, std::size_t first, DeviceEpilogue& e,
+                   std::vector<std::shared_ptr<std::byte[]>>& keep) {
+  e = DeviceEpilogue{};
+  if (with_bias && op.weights->has_bias) e.bias = weights.bias.get();
+  if (op.post_ops.size() - first > static_cast<std::size_t>(kMaxPostOps)) {
+    throw Unsupported(op.name + ": more than " + std::to_string(kMaxPostOps) +
+                      " post-operations on CUDA");
+  }
+  for (std::size_t i = first; i < op.post_ops.size(); ++i) {
+    const PostOp& post = op.post_ops[i];
+    const int k = e.count++;
+    e.is_sum[k] = post.kind == PostOp::Kind::sum;
+    if (e.is_sum[k]) continue;
+    const NeuronDescriptor& n = post.neuron;
+    e.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
+    if (!n.prelu_slopes.empty()) {
+      keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
+                                    op.name + " prelu slopes"));
+      e.neuron[k].slopes = reinterpret_cast<const float*>(keep.back().get());
+    }
+  }
+  return e.bias || e.count > 0;
+}
+
+class CudnnConvolution : public Kernel {
+ public:
+  CudnnConvolution(const ConvolutionOp& op, Context& context, std::shared_ptr<Plan> plan,
+                   bool bias_fused, int fused_post_ops, std::shared_ptr<DeviceWeights> weights)
+      : op_(op),
+        context_(context),
+        plan_(std::move(plan)),
+        bias_fused_(bias_fused),
+        fused_(fused_post_ops),
+        weights_(std::move(weights)) {
+    has_epilogue_ =
+        make_epilogue(op, context, *weights_, !bias_fused, fused_post_ops, epilogue_, keep_);
+    for (int i = 0; i < fused_; ++i)
+      fused_sum_ |= op.post_ops[static_cast<std::size_t>(i)].kind == PostOp::Kind::sum;
+    context.reserve_workspace(static_cast<std::size_t>(plan_->workspace_bytes));
+    if (op.sub_pixel > 1) {
+      scratch_ = context.memory->allocate(
+          op.convolution_shape().elements() * size_of(context.storage), op.name + " scratch");
+    }
+  }
+
+  void run(const KernelArgs& args) override {
+    void* out = scratch_ ? scratch_.get() : static_cast<void*>(args.dst);
+    uids_ = {kX, kW, kY};
+    pointers_ = {const_cast<float*>(args.srcs[0]), weights_->weights.get(), out};
+    if (bias_fused_) {
+      uids_.push_back(kBias);
+      pointers_.push_back(weights_->bias.get());
+    }
+    if (fused_sum_) {
+      uids_.push_back(kResidual);
+      pointers_.push_back(const_cast<float*>(args.srcs[1]));
+    }
+    plan_->execute(context_.cudnn, uids_, pointers_, context_.workspace.get());
+    const ImageShape conv = op_.convolution_shape();
+    if (has_epilogue_) {
+      epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
+      epilogue(context_.storage, epilogue_, out, conv.elements(), conv.channels, context_.stream);
+    }
+    if (scratch_)
+      sub_pixel_shuffle(context_.storage, out, conv, op_.sub_pixel, args.dst, context_.stream);
+  }
+
+  std::string implementation() const override {
+    std::string name = "cudnn:" + plan_->engine;
+    if (bias_fused_) name += "+bias";
+    for (int i = 0; i < fused_; ++i) {
+      const PostOp& post = op_.post_ops[static_cast<std::size_t>(i)];
+      name += post.kind == PostOp::Kind::sum ? "+sum" : "+" + to_string(post.neuron.type);
+    }
+    if (has_epilogue_) name += " +epilogue";
+    return name;
+  }
+
+ private:
+  const ConvolutionOp& op_;
+  Context& context_;
+  std::shared_ptr<Plan> plan_;
+  bool bias_fused_;
+  int fused_;
+  bool fused_sum_ = false;
+  std::shared_ptr<DeviceWeights> weights_;
+  bool has_epilogue_ = false;
+  DeviceEpilogue epilogue_;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<std::byte[]> scratch_;
+  std::vector<std::int64_t> uids_;
+  std::vector<void*> pointers_;
+};
+
+class DirectConvolution : public Kernel {
+ public:
+  DirectConvolution(const ConvolutionOp& op, Context& context,
+                    std::shared_ptr<DeviceWeights> weights)
+      : op_(op), context_(context), weights_(std::move(weights)) {
+    make_epilogue(op, context, *weights_, true, 0, epilogue_, keep_);
+    if (op.sub_pixel > 1) {
+      scratch_ = context.memory->allocate(
+          op.convolution_shape().elements() * size_of(context.storage), op.name + " scratch");
+    }
+  }
+  void run(const KernelArgs& args) override {
+    void* out = scratch_ ? scratch_.get() : static_cast<void*>(args.dst);
+    epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
+    direct_convolution(context_.storage, op_, args.srcs[0], weights_->weights.get(), epilogue_, out,
+                       context_.stream);
+    if (scratch_) {
+      sub_pixel_shuffle(context_.storage, out, op_.convolution_shape(), op_.sub_pixel, args.dst,
+                        context_.stream);
+    }
+  }
+  std::string implementation() const override { return "cuda:direct_convolution"; }
+
+ private:
+  const ConvolutionOp& op_;
+  Context& context_;
+  std::shared_ptr<DeviceWeights> weights_;
+  DeviceEpilogue epilogue_;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<std::byte[]> scratch_;
+};
+
+}  // namespace
+
+std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context) {
+  const std::string key =
+      "cuda" + std::to_string(context.device) + ":" + to_string(context.storage);
+  std::lock_guard lock(prepared.cache_mutex);
+  auto& slot = prepared.backend_cache[key];
+  if (!slot) {
+    auto w = std::make_shared<DeviceWeights>();
+    w->weights = context.upload_as_storage(prepared.weights, prepared.source_label + " weights");
+    w->bias = context.upload_as_storage(prepared.bias, prepared.source_label + " bias");
+    slot = w;
+  }
+  return std::static_pointer_cast<DeviceWeights>(slot);
+}
+
+std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
+                                               Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  ConvolutionPlanner planner(op, context, options);
+  auto weights = device_weights(*op.weights, context);
+  const bool bias = op.weights->has_bias;
+  // Most fused first; each step gives more work to the epilogue kernel.
+  for (int post = planner.fusable_post_ops(); post >= 0; --post) {
+    if (auto plan = planner.plan(bias, post))
+      return std::make_unique<CudnnConvolution>(op, context, plan, bias, post, weights);
+  }
+  if (bias) {
+    if (auto plan = planner.plan(false, 0))
+      return std::make_unique<CudnnConvolution>(op, context, plan, false, 0, weights);
+  }
+  return nullptr;
+}
+
+std::unique_ptr<Kernel> make_direct_convolution(const Op& base, const GraphOptions&,
+                                                Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  return std::make_unique<DirectConvolution>(op, context, device_weights(*op.weights, context));
+}
+
+}  // namespace cnngraph::detail::cuda

@@ -1,0 +1,259 @@
+// The CUDA backend: a stream and library handles per graph, the ordered kernel table, the
+// simple kernels that are one launch of ours, and CUDA-graph recording of whole programs.
+#include "backends/cuda/cuda_backend.hpp"
+
+#include <iostream>
+
+#include "backends/cuda/cuda_kernels.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail {
+
+namespace cuda {
+
+namespace {
+
+template <typename OpType, typename Body>
+std::unique_ptr<Kernel> launch_kernel(const Op& op, const char* name, Body body) {
+  return function_kernel<OpType>(op, name, std::move(body));
+}
+
+std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context& context) {
+  const auto& op = static_cast<const NeuronOp&>(base);
+  DeviceNeuron n{op.neuron.type, op.neuron.a, op.neuron.b, op.neuron.c, nullptr};
+  std::shared_ptr<std::byte[]> slopes;
+  if (!op.neuron.prelu_slopes.empty()) {
+    slopes = context.upload(op.neuron.prelu_slopes.data(),
+                            op.neuron.prelu_slopes.size() * sizeof(float), op.name);
+    n.slopes = reinterpret_cast<const float*>(slopes.get());
+  }
+  return launch_kernel<NeuronOp>(
+      op, "cuda:neuron", [&context, n, slopes](const NeuronOp& o, const KernelArgs& a) {
+        neuron(context.storage, n, a.srcs[0], a.dst, o.dst_shape.elements(), o.dst_shape.channels,
+               context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&, Context& context) {
+  return launch_kernel<PoolingOp>(op, "cuda:pooling",
+                                  [&context](const PoolingOp& o, const KernelArgs& a) {
+                                    pooling(context.storage, o, a.srcs[0], a.dst, context.stream);
+                                  });
+}
+
+std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&, Context& context) {
+  return launch_kernel<AdditionOp>(
+      op, "cuda:add", [&context](const AdditionOp& o, const KernelArgs& a) {
+        add(context.storage, a.srcs[0], a.srcs[1], a.dst, o.dst_shape.elements(), context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_concatenation(const Op& op, const GraphOptions&, Context& context) {
+  return launch_kernel<ConcatenationOp>(
+      op, "cuda:concat", [&context](const ConcatenationOp& o, const KernelArgs& a) {
+        const std::size_t element = size_of(context.storage);
+        const std::size_t pixels = o.dst_shape.elements() / o.dst_shape.channels;
+        const std::size_t row = o.dst_shape.channels * element;
+        std::size_t offset = 0;
+        for (std::size_t s = 0; s < o.src_shapes.size(); ++s) {
+          const std::size_t width = o.src_shapes[s].channels * element;
+          check(cudaMemcpy2DAsync(reinterpret_cast<std::byte*>(a.dst) + offset, row, a.srcs[s],
+                                  width, width, pixels, cudaMemcpyDeviceToDevice, context.stream),
+                o.name + ": concatenation");
+          offset += width;
+        }
+      });
+}
+
+std::unique_ptr<Kernel> make_softmax(const Op& op, const GraphOptions&, Context& context) {
+  return launch_kernel<SoftMaxOp>(op, "cuda:softmax",
+                                  [&context](const SoftMaxOp& o, const KernelArgs& a) {
+                                    softmax(context.storage, o.logarithmic, a.srcs[0], a.dst,
+                                            o.dst_shape.elements() / o.dst_shape.channels,
+                                            o.dst_shape.channels, context.stream);
+                                  });
+}
+
+std::unique_ptr<Kernel> make_batch_normalization(const Op& base, const GraphOptions&,
+                                                 Context& context) {
+  const auto& op = static_cast<const BatchNormalizationOp&>(base);
+  auto scale = context.upload(op.scale.data(), op.scale.size() * sizeof(float), op.name);
+  auto shift = context.upload(op.shift.data(), op.shift.size() * sizeof(float), op.name);
+  return launch_kernel<BatchNormalizationOp>(
+      op, "cuda:affine",
+      [&context, scale, shift](const BatchNormalizationOp& o, const KernelArgs& a) {
+        affine(context.storage, a.srcs[0], reinterpret_cast<const float*>(scale.get()),
+               reinterpret_cast<const float*>(shift.get()), a.dst, o.dst_shape.elements(),
+               o.dst_shape.channels, context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_reshape(const Op& op, const GraphOptions&, Context& context) {
+  return launch_kernel<ReshapeOp>(
+      op, "cuda:copy", [&context](const ReshapeOp& o, const KernelArgs& a) {
+        check(cudaMemcpyAsync(a.dst, a.srcs[0], o.dst_shape.elements() * size_of(context.storage),
+                              cudaMemcpyDeviceToDevice, context.stream),
+              o.name + ": copy");
+      });
+}
+
+std::unique_ptr<Kernel> make_local_response_normalization(const Op& op, const GraphOptions&,
+                                                          Context& context) {
+  return launch_kernel<CrossChannelNormalizationOp>(
+      op, "cuda:local_response_normalization",
+      [&context](const CrossChannelNormalizationOp& o, const KernelArgs& a) {
+        local_response_normalization(context.storage, o, a.srcs[0], a.dst, context.stream);
+      });
+}
+
+struct Candidate {
+  OpKind kind;
+  const char* name;
+  Factory make;
+};
+
+const Candidate cuda_kernels[] = {
+    {OpKind::convolution, "cublaslt:fully_connected", make_cublaslt_fully_connected},
+    {OpKind::convolution, "cudnn:convolution", make_cudnn_convolution},
+    {OpKind::convolution, "cuda:direct_convolution", make_direct_convolution},
+    {OpKind::neuron, "cuda:neuron", make_neuron},
+    {OpKind::pooling, "cuda:pooling", make_pooling},
+    {OpKind::addition, "cuda:add", make_addition},
+    {OpKind::concatenation, "cuda:concat", make_concatenation},
+    {OpKind::softmax, "cuda:softmax", make_softmax},
+    {OpKind::batch_normalization, "cuda:affine", make_batch_normalization},
+    {OpKind::reshape, "cuda:copy", make_reshape},
+    {OpKind::cross_channel_normalization, "cuda:local_response_normalization",
+     make_local_response_normalization},
+    {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},
+};
+
+// A program's launches recorded as a CUDA graph; `failed` when recording did not work
+// (the program then runs launch by launch).
+struct Recording {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  bool failed = false;
+  ~Recording() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+  }
+};
+
+class CudaBackend : public Backend, public DeviceExecution {
+ public:
+  CudaBackend(const Device& device, const GraphOptions& options) {
+    context_.device = device.index();
+    context_.memory = device_memory(device);
+    context_.storage = storage_type_for(options.precision);
+    bind();
+    check(cudaStreamCreateWithFlags(&context_.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudnnCreate(&context_.cudnn), "cudnnCreate");
+    check(cudnnSetStream(context_.cudnn, context_.stream), "cudnnSetStream");
+    check(cublasLtCreate(&context_.cublas), "cublasLtCreate");
+  }
+  ~CudaBackend() override {
+    cudaSetDevice(context_.device);
+    if (context_.stream) cudaStreamSynchronize(context_.stream);
+    if (context_.cublas) cublasLtDestroy(context_.cublas);
+    if (context_.cudnn) cudnnDestroy(context_.cudnn);
+    if (context_.stream) cudaStreamDestroy(context_.stream);
+  }
+
+  std::string name() const override { return "cuda"; }
+  DeviceExecution* device_execution() const override { return const_cast<CudaBackend*>(this); }
+
+  std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
+    bind();
+    for (const Candidate& candidate : cuda_kernels) {
+      if (candidate.kind != op.kind) continue;
+      if (auto kernel = candidate.make(op, options, context_)) {
+        if (options.verbose) {
+          std::cerr << "cnngraph: cuda: " << op.name << " [" << op.attributes() << "] -> "
+                    << kernel->implementation() << "\n";
+        }
+        return kernel;
+      }
+    }
+    throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
+                      "] (training on CUDA is not built yet; the CPU devices run it)");
+  }
+
+  DataType storage_type() const override { return context_.storage; }
+  DeviceMemory& memory() override { return *context_.memory; }
+
+  void upload_async(void* dst, const void* host_src, std::size_t bytes) override {
+    bind();
+    check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, context_.stream),
+          "copying a source image to " + device_name());
+  }
+  void copy_async(void* dst, const void* src, std::size_t bytes) override {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, context_.stream),
+          "copying on " + device_name());
+  }
+  void convert_async(const void* src, DataType from, void* dst, DataType to,
+                     std::size_t count) override {
+    convert(src, from, dst, to, count, context_.stream);
+  }
+
+  void launch(std::shared_ptr<void>& captured, bool replayable,
+              const std::function<void()>& launch_steps) override {
+    bind();
+    auto* recording = static_cast<Recording*>(captured.get());
+    if (!replayable || (recording && recording->failed)) {
+      launch_steps();
+      return;
+    }
+    if (!recording) {
+      auto fresh = std::make_shared<Recording>();
+      record(*fresh, launch_steps);
+      captured = fresh;
+      recording = fresh.get();
+      if (recording->failed) {
+        launch_steps();
+        return;
+      }
+    }
+    check(cudaGraphLaunch(recording->exec, context_.stream), "cudaGraphLaunch");
+  }
+
+  void synchronize() override {
+    check(cudaStreamSynchronize(context_.stream), "running a graph on " + device_name());
+  }
+
+ private:
+  void bind() const { check(cudaSetDevice(context_.device), "cudaSetDevice"); }
+  std::string device_name() const { return "cuda:" + std::to_string(context_.device); }
+
+  void record(Recording& recording, const std::function<void()>& launch_steps) {
+    check(cudaStreamBeginCapture(context_.stream, cudaStreamCaptureModeThreadLocal),
+          "cudaStreamBeginCapture");
+    try {
+      launch_steps();
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(context_.stream, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      cudaGetLastError();
+      recording.failed = true;
+      return;
+    }
+    if (cudaStreamEndCapture(context_.stream, &recording.graph) != cudaSuccess ||
+        cudaGraphInstantiate(&recording.exec, recording.graph, 0) != cudaSuccess) {
+      cudaGetLastError();
+      recording.failed = true;
+    }
+  }
+
+  mutable Context context_;
+};
+
+}  // namespace
+
+}  // namespace cuda
+
+std::unique_ptr<Backend> make_cuda_backend(const Device& device, const GraphOptions& options) {
+  return std::make_unique<cuda::CudaBackend>(device, options);
+}
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,102 @@
+// What every part of the CUDA backend shares: error checks that become DeviceError, the
+// per-graph context (stream, library handles, workspace), and the launchers of our own
+// kernels (defined in the .cu files).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/device_memory.hpp"
+
+namespace cnngraph::detail::cuda {
+
+// Throw DeviceError("<what>: <library's message>") on failure.
+void check(cudaError_t status, const std::string& what);
+void check(cudnnStatus_t status, const std::string& what);
+void check(cublasStatus_t status, const std::string& what);
+
+// The element type of images between steps for a precision option.
+DataType storage_type_for(Precision precision);
+
+// One per graph: kernels enqueue on `stream`. Compilation may grow the shared workspace;
+// kernels read `workspace` when they run, never keep it.
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  cublasLtHandle_t cublas = nullptr;
+  DeviceMemory* memory = nullptr;
+  DataType storage = DataType::f32;
+  std::shared_ptr<std::byte[]> workspace;
+  std::size_t workspace_bytes = 0;
+
+  // Makes the workspace at least `bytes` (at compile time, never while running).
+  void reserve_workspace(std::size_t bytes);
+  // Device memory owned by a kernel (weights, scratch), filled from the host when given.
+  std::shared_ptr<std::byte[]> upload(const void* host, std::size_t bytes, const std::string& what);
+  // Host floats converted to the storage type, in device memory.
+  std::shared_ptr<std::byte[]> upload_as_storage(const std::vector<float>& values,
+                                                 const std::string& what);
+};
+
+// A neuron for device code: NeuronDescriptor's numbers with the prelu slopes on the device.
+struct DeviceNeuron {
+  NeuronType type = NeuronType::none;
+  float a = 0, b = 0, c = 0;
+  const float* slopes = nullptr;
+};
+
+// A post-op chain for the epilogue kernel: up to kMaxPostOps neurons and sums, in order.
+constexpr int kMaxPostOps = 4;
+struct DeviceEpilogue {
+  const void* bias = nullptr;  // storage type, one per channel; null: none
+  int count = 0;
+  bool is_sum[kMaxPostOps] = {};
+  DeviceNeuron neuron[kMaxPostOps];
+  const void* residual = nullptr;  // for sums, same layout as dst
+};
+
+// Launchers (the .cu files). Counts are elements; `type` is the element type of the images.
+void convert(const void* src, DataType from, void* dst, DataType to, std::size_t count,
+             cudaStream_t stream);
+void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, std::size_t count,
+            int channels, cudaStream_t stream);
+// dst = epilogue(dst) per element, channel = index % channels.
+void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t count, int channels,
+              cudaStream_t stream);
+void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
+         cudaStream_t stream);
+// dst = src * scale[c] + shift[c], scale and shift f32 on the device.
+void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
+            std::size_t count, int channels, cudaStream_t stream);
+void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
+                       void* dst, cudaStream_t stream);
+void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);
+void softmax(DataType type, bool logarithmic, const void* src, void* dst, std::size_t pixels,
+             int channels, cudaStream_t stream);
+void local_response_normalization(DataType type, const CrossChannelNormalizationOp& op,
+                                  const void* src, void* dst, cudaStream_t stream);
+// The direct convolution for what cuDNN does not take: f32 accumulation, then the epilogue.
+void direct_convolution(DataType type, const ConvolutionOp& op, const void* src,
+                        const void* weights, const DeviceEpilogue& e, void* dst,
+                        cudaStream_t stream);
+
+// Binary convolution's weights on the device (binary_convolution.cu).
+struct BinaryWeights {
+  const unsigned* bits = nullptr;     // [output][tap][words]: bit set where the weight is >= 0
+  int words = 0;                      // 32-bit words per tap (group channels / 32, rounded up)
+  const float* bias = nullptr;        // f32 per output channel
+  const float* input_bias = nullptr;  // the terms, f32 on the device, or null
+  const float* input_scale = nullptr;
+  const float* output_bias = nullptr;
+  const float* output_scale = nullptr;
+};
+
+}  // namespace cnngraph::detail::cuda

@@ -1,0 +1,161 @@
+// The device registry of the CUDA backend: one caching allocator per GPU (freed blocks are
+// kept for the next request of the same size, as PyTorch's allocator does), the library
+// error checks, and the context helpers.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "backends/cuda/cuda_common.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail {
+
+namespace cuda {
+
+void check(cudaError_t status, const std::string& what) {
+  if (status == cudaSuccess) return;
+  cudaGetLastError();  // clear a sticky non-fatal error so that the next call starts clean
+  throw DeviceError(what + ": " + cudaGetErrorString(status));
+}
+
+void check(cudnnStatus_t status, const std::string& what) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  char detail[512] = {};
+  cudnnGetLastErrorString(detail, sizeof detail);
+  throw DeviceError(what + ": " + cudnnGetErrorString(status) +
+                    (detail[0] ? std::string(" (") + detail + ")" : std::string()));
+}
+
+void check(cublasStatus_t status, const std::string& what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  throw DeviceError(what + ": cuBLAS status " + std::to_string(static_cast<int>(status)));
+}
+
+DataType storage_type_for(Precision precision) {
+  switch (precision) {
+    case Precision::f16:
+      return DataType::f16;
+    case Precision::bf16:
+      return DataType::bf16;
+    default:
+      return DataType::f32;
+  }
+}
+
+namespace {
+
+class CachingDeviceMemory : public DeviceMemory {
+ public:
+  explicit CachingDeviceMemory(int index) : index_(index) {}
+
+  std::shared_ptr<std::byte[]> allocate(std::size_t bytes, const std::string& purpose) override {
+    const std::size_t size = (std::max<std::size_t>(bytes, 1) + 511) / 512 * 512;
+    void* block = take_cached(size);
+    if (!block) {
+      check(cudaSetDevice(index_), "cudaSetDevice");
+      if (cudaMalloc(&block, size) != cudaSuccess) {
+        cudaGetLastError();
+        release_cache();
+        if (cudaMalloc(&block, size) != cudaSuccess) {
+          cudaGetLastError();
+          std::size_t free = 0, total = 0;
+          cudaMemGetInfo(&free, &total);
+          throw DeviceError("cuda:" + std::to_string(index_) + ": out of memory allocating " +
+                            std::to_string(size) + " bytes for " + purpose + " (" +
+                            std::to_string(free) + " of " + std::to_string(total) + " bytes free)");
+        }
+      }
+    }
+    return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(block),
+                                        [this, size](std::byte* p) { give_back(p, size); });
+  }
+
+  void copy_to_device(void* dst, const void* host_src, std::size_t bytes) override {
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "copy to cuda");
+  }
+  void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override {
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "copy from cuda");
+  }
+
+ private:
+  void* take_cached(std::size_t size) {
+    std::lock_guard lock(mutex_);
+    auto it = free_.find(size);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* block = it->second.back();
+    it->second.pop_back();
+    return block;
+  }
+  void give_back(std::byte* p, std::size_t size) {
+    std::lock_guard lock(mutex_);
+    free_[size].push_back(p);
+  }
+  void release_cache() {
+    std::lock_guard lock(mutex_);
+    for (auto& [size, blocks] : free_)
+      for (void* block : blocks) cudaFree(block);
+    free_.clear();
+  }
+
+  int index_;
+  std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_;
+};
+
+}  // namespace
+
+void Context::reserve_workspace(std::size_t bytes) {
+  if (bytes <= workspace_bytes) return;
+  workspace = memory->allocate(bytes, "the cuDNN/cuBLAS workspace");
+  workspace_bytes = bytes;
+}
+
+std::shared_ptr<std::byte[]> Context::upload(const void* host, std::size_t bytes,
+                                             const std::string& what) {
+  auto block = memory->allocate(bytes, what);
+  if (host && bytes) memory->copy_to_device(block.get(), host, bytes);
+  return block;
+}
+
+std::shared_ptr<std::byte[]> Context::upload_as_storage(const std::vector<float>& values,
+                                                        const std::string& what) {
+  const Image image =
+      Image::from_floats({1, 1, 1, static_cast<int>(std::max<std::size_t>(values.size(), 1))},
+                         values.empty() ? std::vector<float>{0.0f} : values, storage);
+  return upload(image.data(), image.size_in_bytes(), what);
+}
+
+}  // namespace cuda
+
+int cuda_device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+DeviceMemory* device_memory(const Device& device) {
+  if (device.kind() != DeviceKind::cuda) return nullptr;
+  static std::mutex mutex;
+  // Never destroyed: images may outlive static destruction and still return their blocks.
+  static auto& registry = *new std::map<int, std::unique_ptr<cuda::CachingDeviceMemory>>;
+  std::lock_guard lock(mutex);
+  if (device.index() < 0 || device.index() >= cuda_device_count())
+    throw DeviceError(device.name() + ": no such CUDA device");
+  auto& memory = registry[device.index()];
+  if (!memory) memory = std::make_unique<cuda::CachingDeviceMemory>(device.index());
+  return memory.get();
+}
+
+}  // namespace cnngraph::detail

@@ -1,0 +1,67 @@
+// Element types in device code: loads and stores through float, and a dispatch from
+// DataType to the C++ type.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstddef>
+
+#include "backends/cuda/cuda_common.hpp"
+
+namespace cnngraph::detail::cuda {
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(unsigned char v) { return v * (1.0f / 255.0f); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ unsigned char from_float<unsigned char>(float v) {
+  const float scaled = fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f;
+  return static_cast<unsigned char>(__float2int_rn(scaled));
+}
+
+// For apply_neuron (ops/neuron_math.hpp) on a DeviceNeuron.
+__host__ __device__ inline float prelu_slope(const DeviceNeuron& n, int channel) {
+  return n.slopes[channel];
+}
+
+// Calls f(T{}) with T the C++ type of `type`.
+template <typename F>
+void dispatch(DataType type, F&& f) {
+  switch (type) {
+    case DataType::f32:
+      return f(float{});
+    case DataType::f16:
+      return f(__half{});
+    case DataType::bf16:
+      return f(__nv_bfloat16{});
+    case DataType::u8:
+      return f(static_cast<unsigned char>(0));
+  }
+}
+
+inline unsigned blocks_for(std::size_t count, unsigned threads) {
+  const std::size_t blocks = (count + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 65535u * 32u ? blocks : 65535u * 32u);
+}
+
+// Launch errors surface at once, naming the kernel.
+void check_launch(const char* kernel);
+
+}  // namespace cnngraph::detail::cuda

@@ -1,0 +1,155 @@
+// Our element-wise CUDA kernels: type conversion, neurons (the shared formulas of
+// neuron_math.hpp), the convolution epilogue, addition, per-channel affine, and the
+// sub-pixel shuffle. Grid-stride loops, math in float.
+#include "backends/cuda/device_math.cuh"
+#include "cnngraph/errors.hpp"
+#include "ops/neuron_math.hpp"
+
+namespace cnngraph::detail::cuda {
+
+void check_launch(const char* kernel) {
+  check(cudaGetLastError(), std::string("launching ") + kernel);
+}
+
+namespace {
+
+constexpr unsigned kThreads = 256;
+
+template <typename From, typename To>
+__global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<To>(to_float(src[i]));
+  }
+}
+
+template <typename T>
+__global__ void neuron_kernel(DeviceNeuron n, const T* src, T* dst, std::size_t count,
+                              int channels) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<T>(apply_neuron<float>(n, to_float(src[i]), int(i % channels)));
+  }
+}
+
+template <typename T>
+__global__ void epilogue_kernel(DeviceEpilogue e, T* dst, std::size_t count, int channels) {
+  const T* bias = static_cast<const T*>(e.bias);
+  const T* residual = static_cast<const T*>(e.residual);
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % channels);
+    float v = to_float(dst[i]);
+    if (bias) v += to_float(bias[c]);
+    for (int k = 0; k < e.count; ++k)
+      v = e.is_sum[k] ? v + to_float(residual[i]) : apply_neuron<float>(e.neuron[k], v, c);
+    dst[i] = from_float<T>(v);
+  }
+}
+
+template <typename T>
+__global__ void add_kernel(const T* a, const T* b, T* dst, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+  }
+}
+
+template <typename T>
+__global__ void affine_kernel(const T* src, const float* scale, const float* shift, T* dst,
+                              std::size_t count, int channels) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % channels);
+    dst[i] = from_float<T>(to_float(src[i]) * scale[c] + shift[c]);
+  }
+}
+
+// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
+// channel (c*s + i)*s + j of convolution pixel (y, x).
+template <typename T>
+__global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s, T* dst) {
+  const std::size_t count = std::size_t(N) * H * s * W * s * C;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const int c = int(e % C);
+    std::size_t rest = e / C;
+    const int X = int(rest % (std::size_t(W) * s));
+    rest /= std::size_t(W) * s;
+    const int Y = int(rest % (std::size_t(H) * s));
+    const int n = int(rest / (std::size_t(H) * s));
+    const int y = Y / s, i = Y % s, x = X / s, j = X % s;
+    dst[e] = conv[((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
+                  (std::size_t(c) * s + i) * s + j];
+  }
+}
+
+}  // namespace
+
+void convert(const void* src, DataType from, void* dst, DataType to, std::size_t count,
+             cudaStream_t stream) {
+  if (count == 0) return;
+  dispatch(from, [&](auto from_tag) {
+    using From = decltype(from_tag);
+    dispatch(to, [&](auto to_tag) {
+      using To = decltype(to_tag);
+      convert_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+          static_cast<const From*>(src), static_cast<To*>(dst), count);
+    });
+  });
+  check_launch("convert");
+}
+
+void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, std::size_t count,
+            int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    neuron_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        n, static_cast<const T*>(src), static_cast<T*>(dst), count, channels);
+  });
+  check_launch("neuron");
+}
+
+void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t count, int channels,
+              cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    epilogue_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(e, static_cast<T*>(dst),
+                                                                          count, channels);
+  });
+  check_launch("epilogue");
+}
+
+void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
+         cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    add_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst), count);
+  });
+  check_launch("add");
+}
+
+void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
+            std::size_t count, int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    affine_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(src), scale, shift, static_cast<T*>(dst), count, channels);
+  });
+  check_launch("affine");
+}
+
+void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
+                       void* dst, cudaStream_t stream) {
+  const int C = conv_shape.channels / (factor * factor);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    sub_pixel_kernel<<<blocks_for(conv_shape.elements(), kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(conv), conv_shape.batch, conv_shape.height, conv_shape.width, C,
+        factor, static_cast<T*>(dst));
+  });
+  check_launch("sub_pixel_shuffle");
+}
+
+}  // namespace cnngraph::detail::cuda

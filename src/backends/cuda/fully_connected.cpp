@@ -1,0 +1,159 @@
+// Fully connected layers on CUDA through cuBLASLt: one matrix product per batch with the
+// bias (and a relu) in its epilogue. In cuBLASLt's column-major terms the result
+// dst^T[O x N] = W[K x O]^T * src^T[K x N], where K = the source's H * W * C.
+#include <cublasLt.h>
+
+#include "backends/cuda/cuda_kernels.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+cudaDataType_t cuda_type(DataType type) {
+  switch (type) {
+    case DataType::f16:
+      return CUDA_R_16F;
+    case DataType::bf16:
+      return CUDA_R_16BF;
+    default:
+      return CUDA_R_32F;
+  }
+}
+
+template <typename Handle, typename Destroy>
+struct Owned {
+  Handle handle = nullptr;
+  Destroy destroy;
+  ~Owned() {
+    if (handle) destroy(handle);
+  }
+};
+
+class CublasLtFullyConnected : public Kernel {
+ public:
+  CublasLtFullyConnected(const ConvolutionOp& op, const GraphOptions& options, Context& context)
+      : op_(op), context_(context) {
+    weights_ = device_weights(*op.weights, context);
+    const int N = op.dst_shape.batch, O = op.output_channels;
+    const std::uint64_t K = op.src_shapes[0].elements_per_image();
+    const cudaDataType_t type = cuda_type(context.storage);
+    const bool half_accumulator =
+        context.storage == DataType::f16 && op.accumulator == AccumulatorPrecision::half;
+    const cublasComputeType_t compute =
+        half_accumulator                               ? CUBLAS_COMPUTE_16F
+        : options.precision == Precision::tf32_allowed ? CUBLAS_COMPUTE_32F_FAST_TF32
+        : context.storage == DataType::f32             ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                                       : CUBLAS_COMPUTE_32F;
+    scale_type_ = half_accumulator ? CUDA_R_16F : CUDA_R_32F;
+    check(cublasLtMatmulDescCreate(&matmul_.handle, compute, scale_type_),
+          "cublasLtMatmulDescCreate");
+    const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                   sizeof transpose);
+    cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
+    // The bias and a leading relu (not leaky) go into cuBLASLt's epilogue.
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    std::size_t first_post = 0;
+    if (op.weights->has_bias) epilogue = CUBLASLT_EPILOGUE_BIAS;
+    if (!op.post_ops.empty() && op.post_ops[0].kind == PostOp::Kind::neuron &&
+        op.post_ops[0].neuron.type == NeuronType::relu && op.post_ops[0].neuron.a == 0.0f) {
+      epilogue = op.weights->has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+      first_post = 1;
+    }
+    cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                   sizeof epilogue);
+    fused_ = epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+    check(cublasLtMatrixLayoutCreate(&a_.handle, type, K, O, K), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&b_.handle, type, K, N, K), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&c_.handle, type, O, N, O), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatmulPreferenceCreate(&preference_.handle), "cublasLtMatmulPreferenceCreate");
+    workspace_ = options.workspace_limit_bytes
+                     ? std::min<std::size_t>(options.workspace_limit_bytes, 32u << 20)
+                     : 32u << 20;
+    cublasLtMatmulPreferenceSetAttribute(preference_.handle,
+                                         CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_,
+                                         sizeof workspace_);
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(context.cublas, matmul_.handle, a_.handle, b_.handle,
+                                       c_.handle, c_.handle, preference_.handle, 1, &heuristic_,
+                                       &found) != CUBLAS_STATUS_SUCCESS ||
+        found == 0) {
+      throw Unsupported(op.name + ": cuBLASLt has no algorithm for this fully connected layer");
+    }
+    context.reserve_workspace(workspace_);
+    weights_pointer_ = weights_->weights.get();
+    bias_ = weights_->bias.get();
+    if (op.weights->has_bias) {
+      cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_,
+                                     sizeof bias_);
+    }
+    // What cuBLASLt could not fuse runs in the epilogue kernel.
+    epilogue_ = DeviceEpilogue{};
+    if (!fused_ && op.weights->has_bias) epilogue_.bias = bias_;
+    for (std::size_t i = first_post; i < op.post_ops.size(); ++i) {
+      const PostOp& post = op.post_ops[i];
+      if (epilogue_.count == kMaxPostOps) throw Unsupported(op.name + ": too many post-operations");
+      const int k = epilogue_.count++;
+      epilogue_.is_sum[k] = post.kind == PostOp::Kind::sum;
+      const NeuronDescriptor& n = post.neuron;
+      epilogue_.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
+      if (!n.prelu_slopes.empty()) {
+        slopes_.push_back(
+            context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float), op.name));
+        epilogue_.neuron[k].slopes = reinterpret_cast<const float*>(slopes_.back().get());
+      }
+    }
+  }
+
+  void run(const KernelArgs& args) override {
+    const float one = 1.0f, zero = 0.0f;
+    const std::uint16_t half_one = 0x3c00, half_zero = 0;
+    const void* alpha = scale_type_ == CUDA_R_16F ? static_cast<const void*>(&half_one) : &one;
+    const void* beta = scale_type_ == CUDA_R_16F ? static_cast<const void*>(&half_zero) : &zero;
+    check(cublasLtMatmul(context_.cublas, matmul_.handle, alpha, weights_pointer_, a_.handle,
+                         args.srcs[0], b_.handle, beta, args.dst, c_.handle, args.dst, c_.handle,
+                         &heuristic_.algo, context_.workspace.get(), workspace_, context_.stream),
+          op_.name + ": cublasLtMatmul");
+    if (epilogue_.bias || epilogue_.count) {
+      epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
+      epilogue(context_.storage, epilogue_, args.dst, op_.dst_shape.elements(),
+               op_.dst_shape.channels, context_.stream);
+    }
+  }
+  std::string implementation() const override {
+    return std::string("cublaslt:matmul") + (fused_ ? "+epilogue" : "") +
+           (epilogue_.count ? " +post-ops" : "");
+  }
+
+ private:
+  const ConvolutionOp& op_;
+  Context& context_;
+  std::shared_ptr<DeviceWeights> weights_;
+  const void* weights_pointer_ = nullptr;
+  const void* bias_ = nullptr;
+  cudaDataType_t scale_type_ = CUDA_R_32F;
+  Owned<cublasLtMatmulDesc_t, decltype(&cublasLtMatmulDescDestroy)> matmul_{
+      nullptr, cublasLtMatmulDescDestroy};
+  Owned<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)> a_{
+      nullptr, cublasLtMatrixLayoutDestroy},
+      b_{nullptr, cublasLtMatrixLayoutDestroy}, c_{nullptr, cublasLtMatrixLayoutDestroy};
+  Owned<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)> preference_{
+      nullptr, cublasLtMatmulPreferenceDestroy};
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  std::size_t workspace_ = 0;
+  bool fused_ = false;
+  DeviceEpilogue epilogue_;
+  std::vector<std::shared_ptr<std::byte[]>> slopes_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op& base, const GraphOptions& options,
+                                                      Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  if (!op.fully_connected || op.groups != 1 || op.sub_pixel != 1) return nullptr;
+  return std::make_unique<CublasLtFullyConnected>(op, options, context);
+}
+
+}  // namespace cnngraph::detail::cuda

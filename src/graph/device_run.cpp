@@ -1,0 +1,77 @@
+// Running a compiled program on a device backend (see run_program_on_device).
+#include "backends/device_memory.hpp"
+#include "graph/program.hpp"
+
+namespace cnngraph::detail {
+
+DeviceRunResults run_program_on_device(Program& program, DeviceExecution& execution,
+                                       const Device& device, const GraphStructure& structure,
+                                       const std::vector<Image>& sources, std::uint64_t batch,
+                                       bool record,
+                                       const std::function<DataType(const ImageNode&)>& type_of) {
+  const DataType storage = execution.storage_type();
+  const std::size_t element = size_of(storage);
+  std::byte* base = program.device_arena.get();
+  const auto at = [&](int v) { return base + program.values[v].offset * element; };
+  DeviceMemory& memory = execution.memory();
+
+  // Staging buffers for host images of another type live until the device is done.
+  std::vector<std::shared_ptr<std::byte[]>> staging;
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    const Image& image = sources[s];
+    const int v = static_cast<int>(s);  // sources are the first values
+    const std::size_t count = image.shape().elements();
+    const void* from = image.data();
+    if (image.is_on_host()) {
+      if (image.data_type() == storage) {
+        execution.upload_async(at(v), image.data(), image.size_in_bytes());
+        continue;
+      }
+      staging.push_back(memory.allocate(image.size_in_bytes(), "a source image's upload"));
+      execution.upload_async(staging.back().get(), image.data(), image.size_in_bytes());
+      from = staging.back().get();
+    }
+    if (image.data_type() == storage) {
+      execution.copy_async(at(v), from, image.size_in_bytes());
+    } else {
+      execution.convert_async(from, image.data_type(), at(v), storage, count);
+    }
+  }
+
+  execution.launch(program.captured, record, [&] {
+    KernelArgs args;
+    args.batch = batch;
+    for (Step& step : program.steps) {
+      args.srcs.clear();
+      for (int v : step.srcs) args.srcs.push_back(reinterpret_cast<const float*>(at(v)));
+      args.dst = reinterpret_cast<float*>(at(step.dst));
+      // No preload: device kernels read a fused residual from its source, not from dst.
+      step.kernel->run(args);
+    }
+  });
+
+  const auto copy_out = [&](int v) {
+    const Value& value = program.values[v];
+    const DataType type = type_of(*value.node);
+    const std::size_t count = value.shape.elements();
+    auto storage_block = memory.allocate(count * size_of(type), "a result image");
+    if (type == storage) {
+      execution.copy_async(storage_block.get(), at(v), count * element);
+    } else {
+      execution.convert_async(at(v), storage, storage_block.get(), type, count);
+    }
+    return ImageAccess::make(value.shape, type, device, std::move(storage_block));
+  };
+  DeviceRunResults results;
+  for (std::size_t r = 0; r < program.result_values.size(); ++r) {
+    results.images.push_back(structure.results_needed[r] ? copy_out(program.result_values[r])
+                                                         : Image());
+  }
+  for (const auto& [node, v] : program.exported_values)
+    results.exported.emplace_back(node, copy_out(v));
+  execution.synchronize();
+  ++program.runs;
+  return results;
+}
+
+}  // namespace cnngraph::detail

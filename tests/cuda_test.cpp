@@ -1,0 +1,239 @@
+// The CUDA backend against the reference backend, per precision, plus its device-specific
+// behaviour (images on the device, recorded CUDA graphs, errors). On a machine without a GPU
+// every test but the first skips, saying so.
+#include <future>
+
+#include "support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+#define REQUIRE_GPU()                                \
+  if (Device::cuda_device_count() == 0)              \
+  GTEST_SKIP() << "no CUDA GPU on this machine (or " \
+                  "this build has no CUDA backend)"
+
+struct PrecisionCase {
+  Precision precision;
+  const char* name;
+  // Max |a - b| / (1 + |b|) against the double reference for sums of a few hundred terms
+  // of values in [-1, 1]: f32 differs in summation order only; TF32 keeps 10 mantissa bits
+  // of each product's inputs, fp16 10 bits with fp16 images between steps, bf16 7 bits.
+  double tolerance;
+};
+const PrecisionCase kPrecisions[] = {{Precision::f32, "f32", 1e-4},
+                                     {Precision::tf32_allowed, "tf32", 2e-2},
+                                     {Precision::f16, "f16", 2e-2},
+                                     {Precision::bf16, "bf16", 8e-2}};
+
+GraphOptions options_for(Precision precision) {
+  GraphOptions options;
+  options.precision = precision;
+  return options;
+}
+
+// Runs `result` on the reference and on CUDA in every precision; checks they agree.
+void expect_cuda_matches_reference(const std::shared_ptr<ImageNode>& result,
+                                   const std::vector<Image>& sources, double scale = 1.0,
+                                   const std::string& what = "") {
+  const Image expected = run_on(Device::cpu_reference(), result, sources);
+  for (const PrecisionCase& p : kPrecisions) {
+    const Image actual = run_on(Device::cuda(), result, sources, options_for(p.precision));
+    EXPECT_FALSE(actual.is_on_host());
+    EXPECT_LE(max_relative_error(actual.converted_to(DataType::f32), expected), p.tolerance * scale)
+        << what << " " << p.name;
+  }
+}
+
+std::shared_ptr<ImageNode> conv(std::shared_ptr<ImageNode> src,
+                                std::shared_ptr<ConvolutionDataSource> weights,
+                                PaddingPolicy padding = PaddingPolicy::same()) {
+  auto node = std::make_shared<ConvolutionNode>(std::move(src), std::move(weights));
+  node->padding_policy = std::move(padding);
+  return node->result_image();
+}
+
+}  // namespace
+
+TEST(CudaDevice, AbsentGpuOrBackendIsAClearDeviceError) {
+  if (Device::cuda_device_count() > 0) {
+    EXPECT_THROW(Device::cuda(Device::cuda_device_count()), DeviceError);
+    return;
+  }
+  EXPECT_THROW(Device::cuda(), DeviceError);
+}
+
+TEST(CudaConvolution, RandomDescriptorVariantsMatchTheReferenceInEveryPrecision) {
+  REQUIRE_GPU();
+  std::mt19937 rng(61);
+  for (const ConvCase& c : random_convolution_cases(24, 2024)) {
+    ConvolutionDescriptor d = c.descriptor();
+    if (rng() % 2) d.neuron = NeuronDescriptor::make(NeuronType::relu);
+    auto src = std::make_shared<ImageNode>();
+    auto result = conv(src, random_source(d, rng), c.padding);
+    const Image x = random_image({c.batch, c.height, c.width, c.in_channels}, rng);
+    expect_cuda_matches_reference(result, {x}, 1.0, c.name());
+  }
+}
+
+TEST(CudaConvolution, FusedBatchNormReluAndResidualMatchTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(7);
+  auto src = std::make_shared<ImageNode>();
+  auto first = conv(src, random_source(ConvolutionDescriptor(3, 3, 16, 16), rng));
+  BatchNormalizationParameters bn;
+  bn.mean = random_floats(16, rng, -0.5f, 0.5f);
+  bn.variance = random_floats(16, rng, 0.5f, 2.0f);
+  bn.gamma = random_floats(16, rng, 0.5f, 1.5f);
+  bn.beta = random_floats(16, rng, -0.5f, 0.5f);
+  auto normalized = std::make_shared<BatchNormalizationNode>(first, bn)->result_image();
+  auto sum = std::make_shared<AdditionNode>(normalized, src)->result_image();
+  auto relu = std::make_shared<NeuronNode>(sum, NeuronDescriptor::make(NeuronType::relu));
+  const Image x = random_image({2, 9, 11, 16}, rng);
+  expect_cuda_matches_reference(relu->result_image(), {x});
+}
+
+TEST(CudaConvolution, DepthwiseSubPixelDilatedAndHalfAccumulation) {
+  REQUIRE_GPU();
+  std::mt19937 rng(3);
+  auto src = std::make_shared<ImageNode>();
+  ConvolutionDescriptor depthwise(3, 3, 8, 16);
+  depthwise.groups = 8;
+  depthwise.dilation_x = depthwise.dilation_y = 2;
+  ConvolutionDescriptor sub_pixel(3, 3, 16, 12);
+  sub_pixel.sub_pixel_scale_factor = 2;
+  auto d = conv(src, random_source(depthwise, rng));
+  auto s = conv(d, random_source(sub_pixel, rng));
+  const Image x = random_image({2, 7, 5, 8}, rng);
+  expect_cuda_matches_reference(s, {x}, 2.0);
+  auto half =
+      std::make_shared<ConvolutionNode>(src, random_source(ConvolutionDescriptor(3, 3, 8, 8), rng));
+  half->accumulator_precision = AccumulatorPrecision::half;
+  const Image expected = run_on(Device::cpu_reference(), half->result_image(), {x});
+  const Image actual =
+      run_on(Device::cuda(), half->result_image(), {x}, options_for(Precision::f16));
+  EXPECT_LE(max_relative_error(actual, expected), 3e-2);
+}
+
+TEST(CudaFullyConnected, MatchesTheReferenceWithAndWithoutRelu) {
+  REQUIRE_GPU();
+  std::mt19937 rng(5);
+  auto src = std::make_shared<ImageNode>();
+  ConvolutionDescriptor d(4, 3, 6, 33);
+  auto fc = std::make_shared<FullyConnectedNode>(src, random_source(d, rng));
+  auto relu =
+      std::make_shared<NeuronNode>(fc->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  const Image x = random_image({5, 3, 4, 6}, rng);
+  expect_cuda_matches_reference(fc->result_image(), {x});
+  expect_cuda_matches_reference(relu->result_image(), {x});
+}
+
+TEST(CudaOps, NeuronsPoolingSoftmaxConcatenationAndNormalizationMatchTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(11);
+  auto src = std::make_shared<ImageNode>();
+  const Image x = random_image({3, 9, 7, 10}, rng);
+  for (NeuronType type : {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh, NeuronType::elu,
+                          NeuronType::soft_plus, NeuronType::hard_sigmoid, NeuronType::gelu,
+                          NeuronType::relu_n, NeuronType::absolute}) {
+    auto n = std::make_shared<NeuronNode>(src, NeuronDescriptor::make(type));
+    expect_cuda_matches_reference(n->result_image(), {x}, 1.0, to_string(type));
+  }
+  for (PoolingType type : {PoolingType::max, PoolingType::average}) {
+    auto pool = std::make_shared<PoolingNode>(src, type, 3, 2, 2, 2);
+    expect_cuda_matches_reference(pool->result_image(), {x}, 1.0, "pooling");
+  }
+  expect_cuda_matches_reference(std::make_shared<SoftMaxNode>(src)->result_image(), {x});
+  expect_cuda_matches_reference(std::make_shared<LogSoftMaxNode>(src)->result_image(), {x});
+  auto other = std::make_shared<ImageNode>();
+  const Image y = random_image({3, 9, 7, 5}, rng);
+  auto concat = std::make_shared<ConcatenationNode>(std::vector{src, other});
+  expect_cuda_matches_reference(concat->result_image(), {x, y});
+  auto lrn = std::make_shared<CrossChannelNormalizationNode>(src, 5);
+  expect_cuda_matches_reference(lrn->result_image(), {x}, 1.0, "lrn");
+  auto spatial = std::make_shared<SpatialNormalizationNode>(src, 3, 3);
+  expect_cuda_matches_reference(spatial->result_image(), {x}, 1.0, "spatial");
+}
+
+TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(13);
+  auto src = std::make_shared<ImageNode>();
+  BinaryConvolutionTerms terms;
+  terms.output_scale = random_floats(24, rng, 0.5f, 1.5f);
+  terms.input_bias = random_floats(70, rng, -0.1f, 0.1f);
+  const Image x = random_image({2, 8, 9, 70}, rng);
+  for (auto type : {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
+                    BinaryConvolutionType::binary_weights}) {
+    for (bool beta : {false, true}) {
+      ConvolutionDescriptor d(3, 3, 70, 24);
+      auto node = std::make_shared<BinaryConvolutionNode>(src, random_source(d, rng), 0.25f, type,
+                                                          BinaryConvolutionFlags{beta}, terms);
+      node->padding_policy = PaddingPolicy::same();
+      const Image expected = run_on(Device::cpu_reference(), node->result_image(), {x});
+      const Image actual = run_on(Device::cuda(), node->result_image(), {x});
+      EXPECT_LE(max_relative_error(actual, expected), 1e-4)
+          << static_cast<int>(type) << " beta " << beta;
+    }
+  }
+}
+
+TEST(CudaGraph, RecordedRunsFollowNewInputsAndDeviceImagesAreAccepted) {
+  REQUIRE_GPU();
+  std::mt19937 rng(17);
+  auto src = std::make_shared<ImageNode>();
+  auto c1 = conv(src, random_source(ConvolutionDescriptor(3, 3, 4, 8), rng));
+  auto relu = std::make_shared<NeuronNode>(c1, NeuronDescriptor::make(NeuronType::relu));
+  Graph reference(Device::cpu_reference(), relu->result_image());
+  Graph gpu(Device::cuda(), relu->result_image());
+  for (int run = 0; run < 4; ++run) {
+    const Image x = random_image({2, 6, 6, 4}, rng);
+    const Image input = run % 2 ? x.to(Device::cuda()) : x;
+    const Image out = gpu.run({input})[0];
+    EXPECT_EQ(out.device(), Device::cuda());
+    EXPECT_LE(max_relative_error(out, reference.run({x})[0]), 1e-4) << "run " << run;
+  }
+}
+
+TEST(CudaGraph, ConcurrentRunsAreSerializedAndBothRight) {
+  REQUIRE_GPU();
+  std::mt19937 rng(19);
+  auto src = std::make_shared<ImageNode>();
+  auto result = conv(src, random_source(ConvolutionDescriptor(3, 3, 8, 8), rng));
+  Graph gpu(Device::cuda(), result);
+  const Image a = random_image({4, 32, 32, 8}, rng), b = random_image({4, 32, 32, 8}, rng);
+  auto first = gpu.run_async({a});
+  auto second = gpu.run_async({b});
+  const Image ra = first.get()[0], rb = second.get()[0];
+  EXPECT_LE(max_relative_error(ra, run_on(Device::cpu_reference(), result, {a})), 1e-4);
+  EXPECT_LE(max_relative_error(rb, run_on(Device::cpu_reference(), result, {b})), 1e-4);
+}
+
+TEST(CudaErrors, WrongDeviceImageAndOutOfMemoryAreClearErrors) {
+  REQUIRE_GPU();
+  std::mt19937 rng(23);
+  auto src = std::make_shared<ImageNode>("pixels");
+  auto result = conv(src, random_source(ConvolutionDescriptor(3, 3, 2, 2), rng, true, "w"));
+  const Image on_gpu = random_image({1, 4, 4, 2}, rng).to(Device::cuda());
+  Graph cpu(Device::cpu_reference(), result);
+  try {
+    cpu.run({on_gpu});
+    ADD_FAILURE() << "a CUDA image ran on the CPU";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+  }
+  Graph gpu(Device::cuda(), result);
+  try {
+    gpu.compile({{1 << 16, 2048, 2048, 2}});  // a terabyte of intermediates
+    ADD_FAILURE() << "no out-of-memory error";
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("out of memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("graph"), std::string::npos) << e.what();
+  }
+  // The graph still works at a sensible size afterwards.
+  const Image x = random_image({1, 4, 4, 2}, rng);
+  EXPECT_LE(max_relative_error(gpu.run({x})[0], run_on(Device::cpu_reference(), result, {x})),
+            1e-4);
+}
