@@ -1,0 +1,142 @@
+// Forward convolution (with bias) on CUDA against PyTorch + cuDNN (cudnn.benchmark on) for
+// the ten-case suite of ../shared/bench/METHOD.md, in fp16, bf16, TF32 and fp32. cnngraph
+// is timed through Graph::run on a device-resident source (the copy into the graph's
+// arena, the recorded CUDA graph, the result image and the final synchronization all
+// count); the first run (plan choice, weight upload) is reported apart.
+// Usage: conv_cuda [--cases FILE] [--seconds S] [--no-torch]
+#include <cmath>
+#include <cnngraph/cnngraph.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "timing.hpp"
+
+using namespace cnngraph;
+
+namespace {
+
+struct Case {
+  std::string name;
+  int n, c, h, w, k, r, stride, pad, dilation, groups;
+  double flops() const {
+    const int p = (h + 2 * pad - dilation * (r - 1) - 1) / stride + 1;
+    const int q = (w + 2 * pad - dilation * (r - 1) - 1) / stride + 1;
+    return 2.0 * n * k * p * q * (c / groups) * r * r;
+  }
+};
+
+std::vector<Case> read_cases(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<Case> cases;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream s(line);
+    Case c;
+    s >> c.name >> c.n >> c.c >> c.h >> c.w >> c.k >> c.r >> c.stride >> c.pad >> c.dilation >>
+        c.groups;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+std::map<std::string, double> run_torch(const std::string& cases, double seconds) {
+  std::map<std::string, double> ms;
+  const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
+                              "/torch_conv_cuda.py " + cases + " " + std::to_string(seconds);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return ms;
+  char line[512];
+  while (std::fgets(line, sizeof line, pipe)) {
+    char name[128], precision[16];
+    double value = 0;
+    if (std::sscanf(line, "{\"case\": \"%127[^\"]\", \"precision\": \"%15[^\"]\", \"torch_ms\": %lf}",
+                    name, precision, &value) == 3) {
+      ms[std::string(name) + "/" + precision] = value;
+    }
+  }
+  pclose(pipe);
+  return ms;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string cases_path = std::string(CNNGRAPH_BENCH_DIR) + "/conv_cuda_cases.txt";
+  double seconds = 1.0;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--cases" && i + 1 < argc) cases_path = argv[++i];
+    else if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
+    else if (a == "--no-torch") torch = false;
+  }
+  if (Device::cuda_device_count() == 0) {
+    std::cout << "{\"skipped\": \"conv_cuda: no CUDA GPU on this machine\"}\n";
+    return 0;
+  }
+  const auto torch_ms = torch ? run_torch(cases_path, seconds) : std::map<std::string, double>{};
+  const std::pair<const char*, Precision> precisions[] = {{"f16", Precision::f16},
+                                                          {"bf16", Precision::bf16},
+                                                          {"tf32", Precision::tf32_allowed},
+                                                          {"f32", Precision::f32}};
+  std::map<std::string, std::pair<double, int>> log_ratio;  // per precision
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const Case& c : read_cases(cases_path)) {
+    ConvolutionDescriptor d(c.r, c.r, c.c, c.k);
+    d.stride_x = d.stride_y = c.stride;
+    d.dilation_x = d.dilation_y = c.dilation;
+    d.groups = c.groups;
+    std::vector<float> weights(static_cast<std::size_t>(c.k) * c.r * c.r * (c.c / c.groups));
+    for (float& v : weights) v = uniform(rng) * 0.1f;
+    std::vector<float> bias(c.k, 0.01f);
+    auto source = std::make_shared<ArrayDataSource>(c.name, d, weights, bias);
+    auto x = std::make_shared<ImageNode>();
+    auto conv = std::make_shared<ConvolutionNode>(x, source);
+    // MPS's default (same, centred, odd pixel top-left) equals PyTorch's symmetric padding
+    // for every case of the suite.
+    conv->padding_policy = PaddingPolicy::same();
+    std::vector<float> input(static_cast<std::size_t>(c.n) * c.h * c.w * c.c);
+    for (float& v : input) v = uniform(rng);
+    for (const auto& [label, precision] : precisions) {
+      GraphOptions options;
+      options.precision = precision;
+      const DataType type = precision == Precision::f16    ? DataType::f16
+                            : precision == Precision::bf16 ? DataType::bf16
+                                                           : DataType::f32;
+      const Image image = Image::from_floats({c.n, c.h, c.w, c.c}, input, type).to(Device::cuda());
+      Graph graph(Device::cuda(), conv->result_image(), true, options);
+      const auto cold_start = std::chrono::steady_clock::now();
+      graph.run({image});
+      const double first_ms = std::chrono::duration<double, std::milli>(
+                                  std::chrono::steady_clock::now() - cold_start)
+                                  .count();
+      const double ms = bench::median_ms([&] { graph.run({image}); }, seconds);
+      const double tflops = c.flops() / ms / 1e9;
+      std::printf("{\"case\": \"%s\", \"precision\": \"%s\", \"cnngraph_ms\": %.4f, "
+                  "\"cnngraph_tflops\": %.1f, \"first_run_ms\": %.1f",
+                  c.name.c_str(), label, ms, tflops, first_ms);
+      const auto peer = torch_ms.find(c.name + "/" + label);
+      if (peer != torch_ms.end()) {
+        const double ratio = peer->second / ms;
+        std::printf(", \"torch_ms\": %.4f, \"torch_tflops\": %.1f, \"ratio\": %.3f", peer->second,
+                    c.flops() / peer->second / 1e9, ratio);
+        log_ratio[label].first += std::log(ratio);
+        log_ratio[label].second += 1;
+      }
+      std::printf("}\n");
+      std::fflush(stdout);
+    }
+  }
+  for (const auto& [label, sum] : log_ratio) {
+    std::printf("{\"summary\": \"conv_cuda\", \"precision\": \"%s\", \"cases\": %d, "
+                "\"geomean_ratio_vs_torch\": %.3f}\n",
+                label.c_str(), sum.second, std::exp(sum.first / sum.second));
+  }
+}
