@@ -4,11 +4,10 @@
 
 namespace cnngraph::detail {
 
-DeviceRunResults run_program_on_device(Program& program, DeviceExecution& execution,
-                                       const Device& device, const GraphStructure& structure,
-                                       const std::vector<Image>& sources, std::uint64_t batch,
-                                       bool record,
-                                       const std::function<DataType(const ImageNode&)>& type_of) {
+Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
+                              const GraphStructure& structure, const std::vector<Image>& sources,
+                              std::uint64_t batch, bool record,
+                              const std::function<DataType(const ImageNode&)>& type_of) {
   const DataType storage = execution.storage_type();
   const std::size_t element = size_of(storage);
   std::byte* base = program.device_arena.get();
@@ -62,7 +61,7 @@ DeviceRunResults run_program_on_device(Program& program, DeviceExecution& execut
     }
     return ImageAccess::make(value.shape, type, device, std::move(storage_block));
   };
-  DeviceRunResults results;
+  Results results;
   for (std::size_t r = 0; r < program.result_values.size(); ++r) {
     results.images.push_back(structure.results_needed[r] ? copy_out(program.result_values[r])
                                                          : Image());

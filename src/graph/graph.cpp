@@ -194,14 +194,12 @@ struct Graph::Impl {
     std::lock_guard lock(mutex);
     Program& program = program_for(check_sources(sources));
     if (DeviceExecution* execution = backend->device_execution()) {
-      DeviceRunResults ran =
-          run_program_on_device(program, *execution, device, structure, sources, batches++,
-                                options.cuda_graphs && program.runs > 0,
-                                [&](const ImageNode& node) { return output_type(node); });
-      Results results;
-      results.images = std::move(ran.images);
-      results.exported = std::move(ran.exported);
-      return results;
+      // The same label checks as on the host (device graphs have no loss nodes yet, so
+      // labels given to one are an error, not silently ignored).
+      label_pointers(program, labels);
+      return run_program_on_device(program, *execution, device, structure, sources, batches++,
+                                   options.cuda_graphs && program.runs > 0,
+                                   [&](const ImageNode& node) { return output_type(node); });
     }
     // Sources that are not f32 are converted once at the boundary.
     std::vector<Image> converted(sources.size());

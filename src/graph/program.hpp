@@ -73,14 +73,9 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
 // their places in the device arena, the steps launched on the backend's stream (recorded
 // once and replayed when `record`), and the results copied out into images on `device`.
 // The images of `sources` are already checked. Returns after the device has finished.
-struct DeviceRunResults {
-  std::vector<Image> images;  // one per structure result; empty where not needed
-  std::vector<std::pair<std::shared_ptr<ImageNode>, Image>> exported;
-};
-DeviceRunResults run_program_on_device(Program& program, DeviceExecution& execution,
-                                       const Device& device, const GraphStructure& structure,
-                                       const std::vector<Image>& sources, std::uint64_t batch,
-                                       bool record,
-                                       const std::function<DataType(const ImageNode&)>& type_of);
+Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
+                              const GraphStructure& structure, const std::vector<Image>& sources,
+                              std::uint64_t batch, bool record,
+                              const std::function<DataType(const ImageNode&)>& type_of);
 
 }  // namespace cnngraph::detail

@@ -64,12 +64,8 @@ __global__ void binary_kernel(BinaryGeometry g, BinaryWeights w, const T* src, c
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.K;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    const int o = int(i % g.K);
-    std::size_t rest = i / g.K;
-    const int q = int(rest % g.Q);
-    rest /= g.Q;
-    const int p = int(rest % g.P);
-    const int n = int(rest / g.P);
+    const Pixel at = unravel(i, g.P, g.Q, g.K);
+    const int n = at.n, p = at.y, q = at.x, o = at.c;
     const int group = o / Kg;
     float sum = 0.0f, magnitude = 0.0f;
     int taps = 0;

@@ -160,33 +160,6 @@ int ConvolutionPlanner::fusable_post_ops() const {
   return count;
 }
 
-// The epilogue for post-ops [first, end) and, unless cuDNN added it, the bias. Keeps the
-// prelu slopes it uploads in `keep`.
-bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
-                   bool with_bias, std::size_t first, DeviceEpilogue& e,
-                   std::vector<std::shared_ptr<std::byte[]>>& keep) {
-  e = DeviceEpilogue{};
-  if (with_bias && op.weights->has_bias) e.bias = weights.bias.get();
-  if (op.post_ops.size() - first > static_cast<std::size_t>(kMaxPostOps)) {
-    throw Unsupported(op.name + ": more than " + std::to_string(kMaxPostOps) +
-                      " post-operations on CUDA");
-  }
-  for (std::size_t i = first; i < op.post_ops.size(); ++i) {
-    const PostOp& post = op.post_ops[i];
-    const int k = e.count++;
-    e.is_sum[k] = post.kind == PostOp::Kind::sum;
-    if (e.is_sum[k]) continue;
-    const NeuronDescriptor& n = post.neuron;
-    e.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
-    if (!n.prelu_slopes.empty()) {
-      keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
-                                    op.name + " prelu slopes"));
-      e.neuron[k].slopes = reinterpret_cast<const float*>(keep.back().get());
-    }
-  }
-  return e.bias || e.count > 0;
-}
-
 class CudnnConvolution : public Kernel {
  public:
   CudnnConvolution(const ConvolutionOp& op, Context& context, std::shared_ptr<Plan> plan,
@@ -290,6 +263,31 @@ class DirectConvolution : public Kernel {
 };
 
 }  // namespace
+
+bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
+                   bool with_bias, std::size_t first, DeviceEpilogue& e,
+                   std::vector<std::shared_ptr<std::byte[]>>& keep) {
+  e = DeviceEpilogue{};
+  if (with_bias && op.weights->has_bias) e.bias = weights.bias.get();
+  if (op.post_ops.size() - first > static_cast<std::size_t>(kMaxPostOps)) {
+    throw Unsupported(op.name + ": more than " + std::to_string(kMaxPostOps) +
+                      " post-operations on CUDA");
+  }
+  for (std::size_t i = first; i < op.post_ops.size(); ++i) {
+    const PostOp& post = op.post_ops[i];
+    const int k = e.count++;
+    e.is_sum[k] = post.kind == PostOp::Kind::sum;
+    if (e.is_sum[k]) continue;
+    const NeuronDescriptor& n = post.neuron;
+    e.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
+    if (!n.prelu_slopes.empty()) {
+      keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
+                                    op.name + " prelu slopes"));
+      e.neuron[k].slopes = reinterpret_cast<const float*>(keep.back().get());
+    }
+  }
+  return e.bias || e.count > 0;
+}
 
 std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context) {
   const std::string key =

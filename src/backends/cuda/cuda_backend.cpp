@@ -13,11 +13,6 @@ namespace cuda {
 
 namespace {
 
-template <typename OpType, typename Body>
-std::unique_ptr<Kernel> launch_kernel(const Op& op, const char* name, Body body) {
-  return function_kernel<OpType>(op, name, std::move(body));
-}
-
 std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context& context) {
   const auto& op = static_cast<const NeuronOp&>(base);
   DeviceNeuron n{op.neuron.type, op.neuron.a, op.neuron.b, op.neuron.c, nullptr};
@@ -27,7 +22,7 @@ std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context
                             op.neuron.prelu_slopes.size() * sizeof(float), op.name);
     n.slopes = reinterpret_cast<const float*>(slopes.get());
   }
-  return launch_kernel<NeuronOp>(
+  return function_kernel<NeuronOp>(
       op, "cuda:neuron", [&context, n, slopes](const NeuronOp& o, const KernelArgs& a) {
         neuron(context.storage, n, a.srcs[0], a.dst, o.dst_shape.elements(), o.dst_shape.channels,
                context.stream);
@@ -35,21 +30,21 @@ std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context
 }
 
 std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&, Context& context) {
-  return launch_kernel<PoolingOp>(op, "cuda:pooling",
-                                  [&context](const PoolingOp& o, const KernelArgs& a) {
-                                    pooling(context.storage, o, a.srcs[0], a.dst, context.stream);
-                                  });
+  return function_kernel<PoolingOp>(op, "cuda:pooling",
+                                    [&context](const PoolingOp& o, const KernelArgs& a) {
+                                      pooling(context.storage, o, a.srcs[0], a.dst, context.stream);
+                                    });
 }
 
 std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&, Context& context) {
-  return launch_kernel<AdditionOp>(
+  return function_kernel<AdditionOp>(
       op, "cuda:add", [&context](const AdditionOp& o, const KernelArgs& a) {
         add(context.storage, a.srcs[0], a.srcs[1], a.dst, o.dst_shape.elements(), context.stream);
       });
 }
 
 std::unique_ptr<Kernel> make_concatenation(const Op& op, const GraphOptions&, Context& context) {
-  return launch_kernel<ConcatenationOp>(
+  return function_kernel<ConcatenationOp>(
       op, "cuda:concat", [&context](const ConcatenationOp& o, const KernelArgs& a) {
         const std::size_t element = size_of(context.storage);
         const std::size_t pixels = o.dst_shape.elements() / o.dst_shape.channels;
@@ -66,12 +61,12 @@ std::unique_ptr<Kernel> make_concatenation(const Op& op, const GraphOptions&, Co
 }
 
 std::unique_ptr<Kernel> make_softmax(const Op& op, const GraphOptions&, Context& context) {
-  return launch_kernel<SoftMaxOp>(op, "cuda:softmax",
-                                  [&context](const SoftMaxOp& o, const KernelArgs& a) {
-                                    softmax(context.storage, o.logarithmic, a.srcs[0], a.dst,
-                                            o.dst_shape.elements() / o.dst_shape.channels,
-                                            o.dst_shape.channels, context.stream);
-                                  });
+  return function_kernel<SoftMaxOp>(op, "cuda:softmax",
+                                    [&context](const SoftMaxOp& o, const KernelArgs& a) {
+                                      softmax(context.storage, o.logarithmic, a.srcs[0], a.dst,
+                                              o.dst_shape.elements() / o.dst_shape.channels,
+                                              o.dst_shape.channels, context.stream);
+                                    });
 }
 
 std::unique_ptr<Kernel> make_batch_normalization(const Op& base, const GraphOptions&,
@@ -79,7 +74,7 @@ std::unique_ptr<Kernel> make_batch_normalization(const Op& base, const GraphOpti
   const auto& op = static_cast<const BatchNormalizationOp&>(base);
   auto scale = context.upload(op.scale.data(), op.scale.size() * sizeof(float), op.name);
   auto shift = context.upload(op.shift.data(), op.shift.size() * sizeof(float), op.name);
-  return launch_kernel<BatchNormalizationOp>(
+  return function_kernel<BatchNormalizationOp>(
       op, "cuda:affine",
       [&context, scale, shift](const BatchNormalizationOp& o, const KernelArgs& a) {
         affine(context.storage, a.srcs[0], reinterpret_cast<const float*>(scale.get()),
@@ -89,7 +84,7 @@ std::unique_ptr<Kernel> make_batch_normalization(const Op& base, const GraphOpti
 }
 
 std::unique_ptr<Kernel> make_reshape(const Op& op, const GraphOptions&, Context& context) {
-  return launch_kernel<ReshapeOp>(
+  return function_kernel<ReshapeOp>(
       op, "cuda:copy", [&context](const ReshapeOp& o, const KernelArgs& a) {
         check(cudaMemcpyAsync(a.dst, a.srcs[0], o.dst_shape.elements() * size_of(context.storage),
                               cudaMemcpyDeviceToDevice, context.stream),
@@ -99,7 +94,7 @@ std::unique_ptr<Kernel> make_reshape(const Op& op, const GraphOptions&, Context&
 
 std::unique_ptr<Kernel> make_local_response_normalization(const Op& op, const GraphOptions&,
                                                           Context& context) {
-  return launch_kernel<CrossChannelNormalizationOp>(
+  return function_kernel<CrossChannelNormalizationOp>(
       op, "cuda:local_response_normalization",
       [&context](const CrossChannelNormalizationOp& o, const KernelArgs& a) {
         local_response_normalization(context.storage, o, a.srcs[0], a.dst, context.stream);

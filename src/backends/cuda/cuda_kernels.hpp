@@ -18,5 +18,11 @@ struct DeviceWeights {
   std::shared_ptr<std::byte[]> weights, bias;
 };
 std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context);
+// The epilogue kernel's work for a convolution or fully connected op: its post-ops from
+// `first` on and, when `with_bias`, the bias. Keeps the prelu slopes it uploads in `keep`.
+// Returns whether there is any work.
+bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
+                   bool with_bias, std::size_t first, DeviceEpilogue& e,
+                   std::vector<std::shared_ptr<std::byte[]>>& keep);
 
 }  // namespace cnngraph::detail::cuda

@@ -56,6 +56,21 @@ void dispatch(DataType type, F&& f) {
   }
 }
 
+// The position of flat NHWC index i in an image of height x width x channels.
+struct Pixel {
+  int n, y, x, c;
+};
+__device__ __forceinline__ Pixel unravel(std::size_t i, int height, int width, int channels) {
+  Pixel p;
+  p.c = int(i % channels);
+  std::size_t rest = i / channels;
+  p.x = int(rest % width);
+  rest /= width;
+  p.y = int(rest % height);
+  p.n = int(rest / height);
+  return p;
+}
+
 inline unsigned blocks_for(std::size_t count, unsigned threads) {
   const std::size_t blocks = (count + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 65535u * 32u ? blocks : 65535u * 32u);

@@ -21,12 +21,8 @@ __global__ void direct_kernel(Geometry g, const T* src, const T* weights, Device
   const T* residual = static_cast<const T*>(e.residual);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    const int k = int(i % g.K);
-    std::size_t rest = i / g.K;
-    const int q = int(rest % g.Q);
-    rest /= g.Q;
-    const int p = int(rest % g.P);
-    const int n = int(rest / g.P);
+    const Pixel at = unravel(i, g.P, g.Q, g.K);
+    const int n = at.n, p = at.y, q = at.x, k = at.c;
     const int group = k / Kg;
     float sum = 0.0f;
     for (int r = 0; r < g.R; ++r) {

@@ -72,12 +72,8 @@ __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int 
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(e % C);
-    std::size_t rest = e / C;
-    const int X = int(rest % (std::size_t(W) * s));
-    rest /= std::size_t(W) * s;
-    const int Y = int(rest % (std::size_t(H) * s));
-    const int n = int(rest / (std::size_t(H) * s));
+    const Pixel at = unravel(e, H * s, W * s, C);
+    const int n = at.n, Y = at.y, X = at.x, c = at.c;
     const int y = Y / s, i = Y % s, x = X / s, j = X % s;
     dst[e] = conv[((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
                   (std::size_t(c) * s + i) * s + j];

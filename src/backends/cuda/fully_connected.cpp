@@ -89,21 +89,7 @@ class CublasLtFullyConnected : public Kernel {
                                      sizeof bias_);
     }
     // What cuBLASLt could not fuse runs in the epilogue kernel.
-    epilogue_ = DeviceEpilogue{};
-    if (!fused_ && op.weights->has_bias) epilogue_.bias = bias_;
-    for (std::size_t i = first_post; i < op.post_ops.size(); ++i) {
-      const PostOp& post = op.post_ops[i];
-      if (epilogue_.count == kMaxPostOps) throw Unsupported(op.name + ": too many post-operations");
-      const int k = epilogue_.count++;
-      epilogue_.is_sum[k] = post.kind == PostOp::Kind::sum;
-      const NeuronDescriptor& n = post.neuron;
-      epilogue_.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
-      if (!n.prelu_slopes.empty()) {
-        slopes_.push_back(
-            context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float), op.name));
-        epilogue_.neuron[k].slopes = reinterpret_cast<const float*>(slopes_.back().get());
-      }
-    }
+    has_epilogue_ = make_epilogue(op, context, *weights_, !fused_, first_post, epilogue_, slopes_);
   }
 
   void run(const KernelArgs& args) override {
@@ -115,7 +101,7 @@ class CublasLtFullyConnected : public Kernel {
                          args.srcs[0], b_.handle, beta, args.dst, c_.handle, args.dst, c_.handle,
                          &heuristic_.algo, context_.workspace.get(), workspace_, context_.stream),
           op_.name + ": cublasLtMatmul");
-    if (epilogue_.bias || epilogue_.count) {
+    if (has_epilogue_) {
       epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
       epilogue(context_.storage, epilogue_, args.dst, op_.dst_shape.elements(),
                op_.dst_shape.channels, context_.stream);
@@ -143,6 +129,7 @@ class CublasLtFullyConnected : public Kernel {
   cublasLtMatmulHeuristicResult_t heuristic_{};
   std::size_t workspace_ = 0;
   bool fused_ = false;
+  bool has_epilogue_ = false;
   DeviceEpilogue epilogue_;
   std::vector<std::shared_ptr<std::byte[]>> slopes_;
 };

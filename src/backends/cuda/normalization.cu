@@ -24,12 +24,8 @@ __global__ void lrn_kernel(Window g, const T* src, T* dst) {
   const std::size_t count = std::size_t(g.N) * g.H * g.W * g.C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(e % g.C);
-    std::size_t rest = e / g.C;
-    const int x = int(rest % g.W);
-    rest /= g.W;
-    const int y = int(rest % g.H);
-    const int n = int(rest / g.H);
+    const Pixel at = unravel(e, g.H, g.W, g.C);
+    const int n = at.n, y = at.y, x = at.x, c = at.c;
     float sum = 0.0f;
     int first, last;
     if (!g.spatial) {

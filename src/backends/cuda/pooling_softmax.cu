@@ -18,12 +18,8 @@ __global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(e % g.C);
-    std::size_t rest = e / g.C;
-    const int q = int(rest % g.Q);
-    rest /= g.Q;
-    const int p = int(rest % g.P);
-    const int n = int(rest / g.P);
+    const Pixel at = unravel(e, g.P, g.Q, g.C);
+    const int n = at.n, p = at.y, q = at.x, c = at.c;
     float max = -FLT_MAX, sum = 0.0f;
     int taken = 0;
     for (int r = 0; r < g.kernel_y; ++r) {
