@@ -36,12 +36,14 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/cuda_backend.cpp
     src/backends/cuda/cuda_memory.cpp
     src/backends/cuda/cudnn_graph.cpp
+    src/backends/cuda/plan_cache.cpp
     src/backends/cuda/convolution.cpp
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/elementwise.cu
     src/backends/cuda/pooling_softmax.cu
     src/backends/cuda/normalization.cu
     src/backends/cuda/direct_convolution.cu
+    src/backends/cuda/depthwise_convolution.cu
     src/backends/cuda/binary_convolution.cu)
   target_include_directories(${target} PRIVATE ${CNNGRAPH_CUDNN_INCLUDE_DIR})
   target_link_libraries(${target} PRIVATE CUDA::cudart CUDA::cublasLt ${CNNGRAPH_CUDNN_LIBRARY})

@@ -1,7 +1,10 @@
 // The CUDA backend against the reference backend, per precision, plus its device-specific
 // behaviour (images on the device, recorded CUDA graphs, errors). On a machine without a GPU
 // every test but the first skips, saying so.
+#include <cstdio>
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "support.hpp"
 
@@ -117,6 +120,71 @@ TEST(CudaConvolution, DepthwiseSubPixelDilatedAndHalfAccumulation) {
   EXPECT_LE(max_relative_error(actual, expected), 3e-2);
 }
 
+TEST(CudaConvolution, DepthwiseKernelMatchesTheReferenceForEveryVectorWidth) {
+  REQUIRE_GPU();
+  std::mt19937 rng(29);
+  // Channels 5, 6, 12 and 24 take vectors of 1, 2, 4 and 8 (fp16) elements.
+  for (int channels : {5, 6, 12, 24}) {
+    for (int stride : {1, 2}) {
+      ConvolutionDescriptor d(3, 5, channels, channels);
+      d.groups = channels;
+      d.stride_x = d.stride_y = stride;
+      d.dilation_y = 2;
+      d.neuron = NeuronDescriptor::make(NeuronType::relu_n, 0.0f, 0.5f);
+      auto src = std::make_shared<ImageNode>();
+      auto node = std::make_shared<ConvolutionNode>(src, random_source(d, rng));
+      node->padding_policy = PaddingPolicy::same();
+      Graph gpu(Device::cuda(), node->result_image());
+      gpu.compile({{3, 11, 13, channels}});
+      EXPECT_NE(gpu.describe().find("cuda:depthwise_convolution"), std::string::npos)
+          << gpu.describe();
+      const Image x = random_image({3, 11, 13, channels}, rng);
+      expect_cuda_matches_reference(node->result_image(), {x}, 1.0,
+                                    "depthwise c" + std::to_string(channels));
+    }
+  }
+  // With a residual sum in its epilogue.
+  ConvolutionDescriptor d(3, 3, 16, 16);
+  d.groups = 16;
+  auto src = std::make_shared<ImageNode>();
+  auto sum = std::make_shared<AdditionNode>(conv(src, random_source(d, rng)), src);
+  expect_cuda_matches_reference(sum->result_image(), {random_image({2, 9, 7, 16}, rng)});
+}
+
+TEST(CudaPlans, AutotunedPlansAreSavedToTheCacheFileAndAForeignFileIsRefused) {
+  REQUIRE_GPU();
+  std::mt19937 rng(31);
+  const std::string path = ::testing::TempDir() + "cnngraph_plan_cache_test.json";
+  std::remove(path.c_str());
+  GraphOptions options;
+  options.precision = Precision::f16;
+  options.autotune = true;
+  options.plan_cache_file = path;
+  auto src = std::make_shared<ImageNode>();
+  auto result = conv(src, random_source(ConvolutionDescriptor(3, 3, 32, 32), rng));
+  const Image x = random_image({2, 16, 16, 32}, rng);
+  const Image expected = run_on(Device::cpu_reference(), result, {x});
+  {
+    Graph gpu(Device::cuda(), result, true, options);
+    EXPECT_LE(max_relative_error(gpu.run({x})[0], expected), 2e-2);
+    EXPECT_NE(gpu.describe().find("autotuned"), std::string::npos) << gpu.describe();
+  }
+  std::ifstream file(path);
+  ASSERT_TRUE(file) << "no plan cache written to " << path;
+  std::stringstream text;
+  text << file.rdbuf();
+  EXPECT_NE(text.str().find("cnngraph cuda plan cache 1"), std::string::npos);
+  EXPECT_NE(text.str().find("conv_fwd"), std::string::npos);
+  // A second graph finds the plan (here in the process's cache, which the file fills in a
+  // new process) and computes the same.
+  Graph again(Device::cuda(), result, true, options);
+  EXPECT_LE(max_relative_error(again.run({x})[0], expected), 2e-2);
+  EXPECT_NE(again.describe().find("cached"), std::string::npos) << again.describe();
+  std::ofstream(path) << "{\"format\": \"something else\"}";
+  EXPECT_THROW(Graph(Device::cuda(), result, true, options), InvalidArgument);
+  std::remove(path.c_str());
+}
+
 TEST(CudaFullyConnected, MatchesTheReferenceWithAndWithoutRelu) {
   REQUIRE_GPU();
   std::mt19937 rng(5);
@@ -194,6 +262,31 @@ TEST(CudaGraph, RecordedRunsFollowNewInputsAndDeviceImagesAreAccepted) {
     const Image out = gpu.run({input})[0];
     EXPECT_EQ(out.device(), Device::cuda());
     EXPECT_LE(max_relative_error(out, reference.run({x})[0]), 1e-4) << "run " << run;
+  }
+}
+
+TEST(CudaGraph, ResultImagesKeptByTheCallerAreNeverOverwritten) {
+  REQUIRE_GPU();
+  std::mt19937 rng(37);
+  auto src = std::make_shared<ImageNode>();
+  auto result = conv(src, random_source(ConvolutionDescriptor(3, 3, 4, 4), rng));
+  Graph reference(Device::cpu_reference(), result);
+  for (Precision precision : {Precision::f32, Precision::f16}) {
+    Graph gpu(Device::cuda(), result, true, options_for(precision));
+    // Six runs whose results are all kept (more than the graph's output sets), then runs
+    // that drop theirs at once (the sets are reused).
+    std::vector<Image> inputs, kept;
+    for (int run = 0; run < 10; ++run) {
+      inputs.push_back(random_image({2, 5, 6, 4}, rng));
+      Image out = gpu.run({inputs.back()})[0];
+      if (run < 6) kept.push_back(out);
+    }
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      EXPECT_LE(
+          max_relative_error(kept[i].converted_to(DataType::f32), reference.run({inputs[i]})[0]),
+          precision == Precision::f32 ? 1e-4 : 2e-2)
+          << "kept result " << i;
+    }
   }
 }
 

@@ -28,6 +28,16 @@ struct GraphOptions {
   bool deterministic = false;
   std::size_t workspace_limit_bytes = 0;  // 0: no limit
   bool cuda_graphs = true;
+  // CUDA: at compile time, time up to 8 of cuDNN's candidate engines for each convolution
+  // and keep the fastest (what PyTorch's cudnn.benchmark does). Off: cuDNN's heuristic
+  // first choice, untimed. Autotuning makes the first compile slower; plan_cache_file
+  // keeps its choices for later processes.
+  bool autotune = false;
+  // CUDA: a file of chosen cuDNN plans. It is read when the graph is made (a missing file
+  // is created), its plans are reused for the problems they match (same shapes, types,
+  // options, GPU model and cuDNN version), and plans chosen anew are written back after
+  // each compile. Empty: plans live in a cache of the process only.
+  std::string plan_cache_file;
   // Log the kernel chosen for each step to stderr (like ONEDNN_VERBOSE).
   bool verbose = false;
   // Run the CPU kernels with denormal floats flushed to zero (x86 FTZ/DAZ) on every thread

@@ -4,15 +4,43 @@
 
 namespace cnngraph::detail {
 
+namespace {
+
+// An output set no result image holds: an existing one, a new one while there are fewer
+// than kMaxOutputSets, else a set for this run only (its launches are not recorded).
+Program::OutputSet& free_output_set(Program& program, DeviceMemory& memory, std::size_t element,
+                                    Program::OutputSet& for_this_run) {
+  for (Program::OutputSet& set : program.output_sets) {
+    if (set.block.use_count() == 1) return set;
+  }
+  Program::OutputSet fresh;
+  fresh.block = memory.allocate(std::max<std::size_t>(program.output_set_elements, 1) * element,
+                                "the result images of a graph");
+  if (program.output_sets.size() < Program::kMaxOutputSets) {
+    program.output_sets.push_back(std::move(fresh));
+    return program.output_sets.back();
+  }
+  for_this_run = std::move(fresh);
+  return for_this_run;
+}
+
+}  // namespace
+
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
-                              std::uint64_t batch, bool record,
+                              std::uint64_t batch, bool recording,
                               const std::function<DataType(const ImageNode&)>& type_of) {
   const DataType storage = execution.storage_type();
   const std::size_t element = size_of(storage);
-  std::byte* base = program.device_arena.get();
-  const auto at = [&](int v) { return base + program.values[v].offset * element; };
   DeviceMemory& memory = execution.memory();
+  Program::OutputSet for_this_run;
+  Program::OutputSet& set = free_output_set(program, memory, element, for_this_run);
+  std::byte* base = program.device_arena.get();
+  const auto at = [&](int v) {
+    const Value& value = program.values[v];
+    return (value.storage == Value::Storage::output ? set.block.get() : base) +
+           value.offset * element;
+  };
 
   // Staging buffers for host images of another type live until the device is done.
   std::vector<std::shared_ptr<std::byte[]>> staging;
@@ -37,7 +65,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     }
   }
 
-  execution.launch(program.captured, record, [&] {
+  execution.launch(set.captured, recording && set.runs > 0, [&] {
     KernelArgs args;
     args.batch = batch;
     for (Step& step : program.steps) {
@@ -53,6 +81,12 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     const Value& value = program.values[v];
     const DataType type = type_of(*value.node);
     const std::size_t count = value.shape.elements();
+    if (type == storage && value.storage == Value::Storage::output) {
+      // Zero-copy: the image shares the set's block, which stays out of use until the caller
+      // lets go of it.
+      return ImageAccess::make(value.shape, type, device,
+                               std::shared_ptr<std::byte[]>(set.block, at(v)));
+    }
     auto storage_block = memory.allocate(count * size_of(type), "a result image");
     if (type == storage) {
       execution.copy_async(storage_block.get(), at(v), count * element);
@@ -69,6 +103,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   for (const auto& [node, v] : program.exported_values)
     results.exported.emplace_back(node, copy_out(v));
   execution.synchronize();
+  ++set.runs;
   ++program.runs;
   return results;
 }

@@ -198,7 +198,7 @@ struct Graph::Impl {
       // labels given to one are an error, not silently ignored).
       label_pointers(program, labels);
       return run_program_on_device(program, *execution, device, structure, sources, batches++,
-                                   options.cuda_graphs && program.runs > 0,
+                                   options.cuda_graphs,
                                    [&](const ImageNode& node) { return output_type(node); });
     }
     // Sources that are not f32 are converted once at the boundary.

@@ -192,12 +192,17 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));
   }
   if (DeviceExecution* device = in.backend.device_execution()) {
-    // Sources and outputs get their own places after the intermediates.
+    // Sources get their own places after the intermediates; outputs go to output sets.
     std::size_t end = program->arena_floats;
     for (Value& value : program->values) {
-      if (value.storage == Value::Storage::arena) continue;
-      value.offset = end;
-      end += (value.shape.elements() + 63) / 64 * 64;
+      const std::size_t padded = (value.shape.elements() + 63) / 64 * 64;
+      if (value.storage == Value::Storage::source) {
+        value.offset = end;
+        end += padded;
+      } else if (value.storage == Value::Storage::output) {
+        value.offset = program->output_set_elements;
+        program->output_set_elements += padded;
+      }
     }
     program->arena_floats = end;
     const std::size_t bytes = std::max<std::size_t>(end, 1) * size_of(device->storage_type());
@@ -207,6 +212,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
             : "the graph of '" + g.results[0]->producer()->display_name() + "'";
     program->device_arena = device->memory().allocate(
         bytes, "the images of " + graph_name + " (" + std::to_string(bytes) + " bytes)");
+    device->program_compiled();
   } else {
     program->arena.assign(program->arena_floats, 0.0f);
   }

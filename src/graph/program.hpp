@@ -39,12 +39,22 @@ struct Program {
   std::vector<Step> steps;
   std::size_t arena_floats = 0;
   std::vector<float> arena;  // reused by every run of this program (host backends)
-  // Device backends: one block of device memory holds every value (sources and outputs
-  // too, at fixed offsets after the shared intermediates), so that the recorded launches
-  // of a run can be replayed; offsets count storage-type elements.
+  // Device backends: one block of device memory holds the intermediates and the sources
+  // (at fixed offsets after the intermediates); the outputs live in an output set, a block
+  // whose images are handed to the caller as results without a copy. A set is reused once
+  // the caller has let go of every image in it, and each set keeps its own recording of
+  // the steps (the backend's CUDA graph), which replays only with the same buffers.
+  // Offsets count storage-type elements; output values' offsets are within a set.
+  struct OutputSet {
+    std::shared_ptr<std::byte[]> block;
+    std::shared_ptr<void> captured;
+    std::size_t runs = 0;
+  };
   std::shared_ptr<std::byte[]> device_arena;
+  std::size_t output_set_elements = 0;
+  std::vector<OutputSet> output_sets;  // at most kMaxOutputSets
+  static constexpr std::size_t kMaxOutputSets = 4;
   std::size_t runs = 0;
-  std::shared_ptr<void> captured;  // the device backend's recording of the steps
   // The f32 storage of each output value from the last run; reused when the caller has let
   // go of it, so steady-state runs neither allocate nor page-fault.
   std::vector<Image> output_storage;
@@ -70,12 +80,14 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
                                          const std::vector<ImageShape>& source_shapes);
 
 // Runs a compiled program on a device backend: the sources are copied (and converted) into
-// their places in the device arena, the steps launched on the backend's stream (recorded
-// once and replayed when `record`), and the results copied out into images on `device`.
-// The images of `sources` are already checked. Returns after the device has finished.
+// their places in the device arena, the steps launched on the backend's stream into a free
+// output set (recorded on the set's second run and replayed after, when `recording`), and
+// the results returned as images of that set on `device` (converted copies where a result's
+// type is not the storage type). The images of `sources` are already checked. Returns
+// after the device has finished.
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
-                              std::uint64_t batch, bool record,
+                              std::uint64_t batch, bool recording,
                               const std::function<DataType(const ImageNode&)>& type_of);
 
 }  // namespace cnngraph::detail

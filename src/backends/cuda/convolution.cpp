@@ -21,6 +21,10 @@ class ConvolutionPlanner {
   int fusable_post_ops() const;
 
  private:
+  // Names the cuDNN problem for the plan cache.
+  std::string problem_key(bool fuse_bias, int fused_post_ops, cudnnDataType_t io,
+                          cudnnDataType_t compute) const;
+
   const ConvolutionOp& op_;
   Context& context_;
   const GraphOptions& options_;
@@ -146,9 +150,64 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
     keep.push_back(result);
     current = result;
   }
-  auto found = find_plan(context_.cudnn, operations, io == CUDNN_DATA_FLOAT, options_);
+  const std::string problem = problem_key(fuse_bias, fused_post_ops, io, compute);
+  // Autotuning runs the candidates on scratch images of the right sizes (zeros) and the
+  // real weights.
+  PlanTimer timer;
+  std::vector<std::shared_ptr<std::byte[]>> scratch;
+  std::vector<std::int64_t> uids{kX, kW, kY};
+  std::vector<void*> pointers;
+  if (options_.autotune) {
+    const std::size_t element = size_of(context_.storage);
+    for (std::size_t elements : {in.elements(), out.elements(), out.elements()}) {
+      scratch.push_back(context_.memory->allocate(elements * element, "autotuning"));
+      check(cudaMemsetAsync(scratch.back().get(), 0, elements * element, context_.stream),
+            "cudaMemsetAsync");
+    }
+    auto weights = device_weights(*op_.weights, context_);
+    pointers = {scratch[0].get(), weights->weights.get(), scratch[1].get()};
+    if (fuse_bias) {
+      uids.push_back(kBias);
+      pointers.push_back(weights->bias.get());
+    }
+    for (int i = 0; i < fused_post_ops; ++i) {
+      if (op_.post_ops[static_cast<std::size_t>(i)].kind != PostOp::Kind::sum) continue;
+      uids.push_back(kResidual);
+      pointers.push_back(scratch[2].get());
+      break;
+    }
+    timer = [&](const Plan& candidate) {
+      return time_plan(candidate, context_.cudnn, context_.stream, *context_.memory, uids,
+                       pointers);
+    };
+  }
+  auto found = find_plan(context_.cudnn, operations, io == CUDNN_DATA_FLOAT, options_, problem,
+                         options_.autotune ? &timer : nullptr);
   if (found) found->keep.insert(found->keep.end(), keep.begin(), keep.end());
   return found;
+}
+
+std::string ConvolutionPlanner::problem_key(bool fuse_bias, int fused_post_ops, cudnnDataType_t io,
+                                            cudnnDataType_t compute) const {
+  const ImageShape& in = op_.src_shapes[0];
+  std::string key =
+      "conv_fwd nhwc x=" + to_string(in) + " k=" + std::to_string(op_.output_channels) + "x" +
+      std::to_string(op_.kernel_height) + "x" + std::to_string(op_.kernel_width) +
+      " g=" + std::to_string(op_.groups) + " pad=" + std::to_string(op_.y.pad_before) + "," +
+      std::to_string(op_.x.pad_before) + "," + std::to_string(op_.y.pad_after) + "," +
+      std::to_string(op_.x.pad_after) + " s=" + std::to_string(op_.y.stride) + "," +
+      std::to_string(op_.x.stride) + " d=" + std::to_string(op_.dilation_y) + "," +
+      std::to_string(op_.dilation_x) + " io=" + std::to_string(io) +
+      " acc=" + std::to_string(compute);
+  if (fuse_bias) key += " +bias";
+  for (int i = 0; i < fused_post_ops; ++i) {
+    const PostOp& post = op_.post_ops[static_cast<std::size_t>(i)];
+    key += post.kind == PostOp::Kind::sum
+               ? std::string(" +sum")
+               : " +" + to_string(post.neuron.type) + "(" + std::to_string(post.neuron.a) + "," +
+                     std::to_string(post.neuron.b) + ")";
+  }
+  return key;
 }
 
 int ConvolutionPlanner::fusable_post_ops() const {
@@ -230,11 +289,23 @@ class CudnnConvolution : public Kernel {
   std::vector<void*> pointers_;
 };
 
-class DirectConvolution : public Kernel {
+// Our own kernels: the direct convolution (weights OHWI) or the depthwise one (weights
+// HWC), then the sub-pixel shuffle where the op has one.
+class OwnConvolution : public Kernel {
  public:
-  DirectConvolution(const ConvolutionOp& op, Context& context,
-                    std::shared_ptr<DeviceWeights> weights)
-      : op_(op), context_(context), weights_(std::move(weights)) {
+  OwnConvolution(const ConvolutionOp& op, Context& context, bool depthwise)
+      : op_(op), context_(context), depthwise_(depthwise) {
+    weights_ = device_weights(*op.weights, context);
+    if (depthwise) {
+      // OHWI with one input channel per group is O x (HW); the kernel wants HW x O.
+      const std::vector<float>& ohwi = op.weights->weights;
+      const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;
+      std::vector<float> hwc(ohwi.size());
+      for (std::size_t k = 0; k < std::size_t(op.output_channels); ++k) {
+        for (std::size_t t = 0; t < taps; ++t) hwc[t * op.output_channels + k] = ohwi[k * taps + t];
+      }
+      hwc_weights_ = context.upload_as_storage(hwc, op.name + " depthwise weights");
+    }
     make_epilogue(op, context, *weights_, true, 0, epilogue_, keep_);
     if (op.sub_pixel > 1) {
       scratch_ = context.memory->allocate(
@@ -244,19 +315,28 @@ class DirectConvolution : public Kernel {
   void run(const KernelArgs& args) override {
     void* out = scratch_ ? scratch_.get() : static_cast<void*>(args.dst);
     epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
-    direct_convolution(context_.storage, op_, args.srcs[0], weights_->weights.get(), epilogue_, out,
-                       context_.stream);
+    if (depthwise_) {
+      depthwise_convolution(context_.storage, op_, args.srcs[0], hwc_weights_.get(), epilogue_, out,
+                            context_.stream);
+    } else {
+      direct_convolution(context_.storage, op_, args.srcs[0], weights_->weights.get(), epilogue_,
+                         out, context_.stream);
+    }
     if (scratch_) {
       sub_pixel_shuffle(context_.storage, out, op_.convolution_shape(), op_.sub_pixel, args.dst,
                         context_.stream);
     }
   }
-  std::string implementation() const override { return "cuda:direct_convolution"; }
+  std::string implementation() const override {
+    return depthwise_ ? "cuda:depthwise_convolution" : "cuda:direct_convolution";
+  }
 
  private:
   const ConvolutionOp& op_;
   Context& context_;
+  bool depthwise_;
   std::shared_ptr<DeviceWeights> weights_;
+  std::shared_ptr<std::byte[]> hwc_weights_;
   DeviceEpilogue epilogue_;
   std::vector<std::shared_ptr<std::byte[]>> keep_;
   std::shared_ptr<std::byte[]> scratch_;
@@ -321,10 +401,18 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
   return nullptr;
 }
 
+std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOptions&,
+                                                   Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  const bool depthwise = op.groups > 1 && op.groups == op.input_channels &&
+                         op.groups == op.output_channels && !op.fully_connected;
+  if (!depthwise) return nullptr;
+  return std::make_unique<OwnConvolution>(op, context, true);
+}
+
 std::unique_ptr<Kernel> make_direct_convolution(const Op& base, const GraphOptions&,
                                                 Context& context) {
-  const auto& op = static_cast<const ConvolutionOp&>(base);
-  return std::make_unique<DirectConvolution>(op, context, device_weights(*op.weights, context));
+  return std::make_unique<OwnConvolution>(static_cast<const ConvolutionOp&>(base), context, false);
 }
 
 }  // namespace cnngraph::detail::cuda

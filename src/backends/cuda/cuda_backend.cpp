@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail {
@@ -109,6 +110,7 @@ struct Candidate {
 
 const Candidate cuda_kernels[] = {
     {OpKind::convolution, "cublaslt:fully_connected", make_cublaslt_fully_connected},
+    {OpKind::convolution, "cuda:depthwise_convolution", make_depthwise_convolution},
     {OpKind::convolution, "cudnn:convolution", make_cudnn_convolution},
     {OpKind::convolution, "cuda:direct_convolution", make_direct_convolution},
     {OpKind::neuron, "cuda:neuron", make_neuron},
@@ -137,7 +139,8 @@ struct Recording {
 
 class CudaBackend : public Backend, public DeviceExecution {
  public:
-  CudaBackend(const Device& device, const GraphOptions& options) {
+  CudaBackend(const Device& device, const GraphOptions& options)
+      : plan_cache_file_(options.plan_cache_file) {
     context_.device = device.index();
     context_.memory = device_memory(device);
     context_.storage = storage_type_for(options.precision);
@@ -146,6 +149,7 @@ class CudaBackend : public Backend, public DeviceExecution {
     check(cudnnCreate(&context_.cudnn), "cudnnCreate");
     check(cudnnSetStream(context_.cudnn, context_.stream), "cudnnSetStream");
     check(cublasLtCreate(&context_.cublas), "cublasLtCreate");
+    if (!plan_cache_file_.empty()) load_plan_cache(plan_cache_file_);
   }
   ~CudaBackend() override {
     cudaSetDevice(context_.device);
@@ -216,6 +220,10 @@ class CudaBackend : public Backend, public DeviceExecution {
     check(cudaStreamSynchronize(context_.stream), "running a graph on " + device_name());
   }
 
+  void program_compiled() override {
+    if (!plan_cache_file_.empty()) save_plan_cache(plan_cache_file_);
+  }
+
  private:
   void bind() const { check(cudaSetDevice(context_.device), "cudaSetDevice"); }
   std::string device_name() const { return "cuda:" + std::to_string(context_.device); }
@@ -241,6 +249,7 @@ class CudaBackend : public Backend, public DeviceExecution {
   }
 
   mutable Context context_;
+  std::string plan_cache_file_;
 };
 
 }  // namespace

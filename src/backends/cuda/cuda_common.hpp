@@ -88,6 +88,12 @@ void direct_convolution(DataType type, const ConvolutionOp& op, const void* src,
                         const void* weights, const DeviceEpilogue& e, void* dst,
                         cudaStream_t stream);
 
+// Depthwise convolution (groups == input channels == output channels), weights in
+// [kernel_y][kernel_x][channel] order.
+void depthwise_convolution(DataType type, const ConvolutionOp& op, const void* src,
+                           const void* weights_hwc, const DeviceEpilogue& e, void* dst,
+                           cudaStream_t stream);
+
 // Binary convolution's weights on the device (binary_convolution.cu).
 struct BinaryWeights {
   const unsigned* bits = nullptr;     // [output][tap][words]: bit set where the weight is >= 0

@@ -8,6 +8,7 @@ namespace cnngraph::detail::cuda {
 using Factory = std::unique_ptr<Kernel> (*)(const Op&, const GraphOptions&, Context&);
 
 std::unique_ptr<Kernel> make_cudnn_convolution(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_depthwise_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);

@@ -2,6 +2,7 @@
 #include "backends/cuda/cudnn_graph.hpp"
 
 #include "backends/cuda/cuda_common.hpp"
+#include "backends/cuda/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -95,10 +96,216 @@ bool has_note(const std::vector<cudnnBackendNumericalNote_t>& notes,
   return false;
 }
 
+// The GPU model and the cuDNN version, part of every plan cache key: a plan is only valid
+// where it was made.
+std::string platform() {
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  cudaDeviceProp properties{};
+  check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties");
+  return std::string(properties.name) + " sm_" + std::to_string(properties.major) +
+         std::to_string(properties.minor) + " cudnn " + std::to_string(cudnnGetVersion());
+}
+
+std::string options_key(const GraphOptions& options) {
+  return "precision" + std::to_string(static_cast<int>(options.precision)) +
+         (options.deterministic ? " deterministic" : "") +
+         " workspace<=" + std::to_string(options.workspace_limit_bytes) +
+         (options.autotune ? " autotuned" : "");
+}
+
+// One engine configuration that passed the filters, finalized into a plan.
+struct Candidate {
+  DescriptorPtr config, engine, plan;
+  std::int64_t workspace = 0;
+  std::int64_t index = -1;
+};
+
+std::int64_t workspace_of(const Descriptor& plan) {
+  std::int64_t workspace = 0, got = 0;
+  cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                           1, &got, &workspace);
+  return workspace;
+}
+
+DescriptorPtr plan_for_config(cudnnHandle_t handle, cudnnBackendDescriptor_t config) {
+  auto plan = std::make_shared<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+  plan->set(kPlanHandle, CUDNN_TYPE_HANDLE, &handle);
+  plan->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, &config);
+  if (!plan->try_finalize()) return nullptr;
+  return plan;
+}
+
+// The candidates of one heuristics mode, in its order, up to `limit` in all.
+void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
+                    cudnnBackendHeurMode_t mode, bool float_data, const GraphOptions& options,
+                    std::size_t limit, std::vector<Candidate>& out) {
+  Descriptor heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, &graph);
+  heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
+  if (!heuristics.try_finalize()) return;
+  std::int64_t count = 0;
+  if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                               nullptr) != CUDNN_STATUS_SUCCESS ||
+      count == 0) {
+    return;
+  }
+  std::vector<DescriptorPtr> configs;
+  std::vector<cudnnBackendDescriptor_t> handles;
+  for (std::int64_t i = 0; i < count; ++i) {
+    configs.push_back(std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    handles.push_back(configs.back()->get());
+  }
+  std::int64_t returned = 0;
+  if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned,
+                               handles.data()) != CUDNN_STATUS_SUCCESS) {
+    return;
+  }
+  for (std::int64_t i = 0; i < returned && out.size() < limit; ++i) {
+    auto engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    cudnnBackendDescriptor_t engine_handle = engine->get();
+    std::int64_t got = 0;
+    if (cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_ENGINECFG_ENGINE,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got,
+                                 &engine_handle) != CUDNN_STATUS_SUCCESS) {
+      continue;
+    }
+    std::vector<cudnnBackendNumericalNote_t> notes(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
+    std::int64_t note_count = 0;
+    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                             CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
+                             &note_count, notes.data());
+    notes.resize(static_cast<std::size_t>(note_count));
+    if (has_note(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) continue;
+    if (float_data && options.precision != Precision::tf32_allowed &&
+        has_note(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) {
+      continue;
+    }
+    if (options.deterministic && has_note(notes, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC)) continue;
+    std::int64_t index = -1;
+    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1,
+                             &got, &index);
+    bool seen = false;  // FALLBACK mode may repeat an engine of mode A
+    for (const Candidate& c : out) seen |= c.index == index;
+    if (seen) continue;
+    auto plan = plan_for_config(handle, handles[i]);
+    if (!plan) continue;
+    const std::int64_t workspace = workspace_of(*plan);
+    if (options.workspace_limit_bytes &&
+        static_cast<std::size_t>(workspace) > options.workspace_limit_bytes) {
+      continue;
+    }
+    out.push_back({configs[static_cast<std::size_t>(i)], engine, plan, workspace, index});
+  }
+}
+
+PlanRecord record_of(const Candidate& c) {
+  PlanRecord record;
+  record.engine = c.index;
+  std::vector<DescriptorPtr> choices;
+  std::vector<cudnnBackendDescriptor_t> handles;
+  for (int i = 0; i < CUDNN_KNOB_TYPE_COUNTS; ++i) {
+    choices.push_back(std::make_shared<Descriptor>(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR));
+    handles.push_back(choices.back()->get());
+  }
+  std::int64_t count = 0;
+  if (cudnnBackendGetAttribute(c.config->get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, CUDNN_KNOB_TYPE_COUNTS, &count,
+                               handles.data()) == CUDNN_STATUS_SUCCESS) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      cudnnBackendKnobType_t type{};
+      std::int64_t value = 0, got = 0;
+      cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE,
+                               1, &got, &type);
+      cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1,
+                               &got, &value);
+      record.knobs.emplace_back(static_cast<std::int64_t>(type), value);
+    }
+  }
+  // Only some engines (the runtime-compiled ones) have a JSON form; the others are rebuilt
+  // from the engine index and knobs.
+  std::int64_t size = 0;
+  if (cudnnBackendGetAttribute(c.plan->get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                               CUDNN_TYPE_CHAR, 0, &size, nullptr) == CUDNN_STATUS_SUCCESS &&
+      size > 0) {
+    std::string json(static_cast<std::size_t>(size), '\0');
+    if (cudnnBackendGetAttribute(c.plan->get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                                 CUDNN_TYPE_CHAR, size, &size,
+                                 json.data()) == CUDNN_STATUS_SUCCESS) {
+      json.resize(std::min<std::size_t>(json.size(), static_cast<std::size_t>(size)));
+      while (!json.empty() && json.back() == '\0') json.pop_back();
+      record.json = std::move(json);
+    }
+  }
+  return record;
+}
+
+// The plan a cache entry describes: from its JSON form where it has one, else its engine
+// and knobs on this operation graph. Null when cuDNN no longer accepts it.
+std::shared_ptr<Candidate> rebuild(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
+                                   const PlanRecord& record) {
+  auto c = std::make_shared<Candidate>();
+  c->index = record.engine;
+  if (!record.json.empty()) {
+    auto plan = std::make_shared<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    plan->set(kPlanHandle, CUDNN_TYPE_HANDLE, &handle);
+    if (cudnnBackendSetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
+                                 CUDNN_TYPE_CHAR, static_cast<std::int64_t>(record.json.size()),
+                                 record.json.data()) == CUDNN_STATUS_SUCCESS &&
+        plan->try_finalize()) {
+      c->plan = plan;
+      c->workspace = workspace_of(*plan);
+      return c;
+    }
+  }
+  c->engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  c->engine->set(CUDNN_ATTR_ENGINE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, &graph)
+      .set(CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, &record.engine);
+  if (!c->engine->try_finalize()) return nullptr;
+  std::vector<DescriptorPtr> choices;
+  std::vector<cudnnBackendDescriptor_t> handles;
+  for (const auto& [type, value] : record.knobs) {
+    auto choice = std::make_shared<Descriptor>(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
+    const auto knob = static_cast<cudnnBackendKnobType_t>(type);
+    choice->set(CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, &knob)
+        .set(CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, &value);
+    if (!choice->try_finalize()) return nullptr;
+    choices.push_back(choice);
+    handles.push_back(choice->get());
+  }
+  c->config = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+  cudnnBackendDescriptor_t engine = c->engine->get();
+  c->config->set(CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, &engine);
+  if (!handles.empty()) {
+    c->config->set(CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, handles.data(),
+                   static_cast<std::int64_t>(handles.size()));
+  }
+  if (!c->config->try_finalize()) return nullptr;
+  c->plan = plan_for_config(handle, c->config->get());
+  if (!c->plan) return nullptr;
+  c->workspace = workspace_of(*c->plan);
+  return c;
+}
+
+std::shared_ptr<Plan> make_result(const Candidate& c, std::vector<DescriptorPtr> keep,
+                                  std::string how) {
+  auto result = std::make_shared<Plan>();
+  result->keep = std::move(keep);
+  for (const DescriptorPtr& d : {c.config, c.engine})
+    if (d) result->keep.push_back(d);
+  result->plan = c.plan;
+  result->workspace_bytes = c.workspace;
+  result->engine = "eng" + std::to_string(c.index) + how;
+  return result;
+}
+
 }  // namespace
 
 std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr> operations,
-                                bool float_data, const GraphOptions& options) {
+                                bool float_data, const GraphOptions& options,
+                                const std::string& problem, const PlanTimer* timer) {
   auto graph = std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   std::vector<cudnnBackendDescriptor_t> ops;
   for (const auto& op : operations) ops.push_back(op->get());
@@ -106,81 +313,73 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
              static_cast<std::int64_t>(ops.size()));
   graph->set(kGraphHandle, CUDNN_TYPE_HANDLE, &handle);
   if (!graph->try_finalize()) return nullptr;
-  cudnnBackendDescriptor_t graph_handle = graph->get();
+  std::vector<DescriptorPtr> keep = std::move(operations);
+  keep.push_back(graph);
 
-  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    Descriptor heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-    heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                   &graph_handle);
-    heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
-    if (!heuristics.try_finalize()) continue;
-    std::int64_t count = 0;
-    if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
-                                 nullptr) != CUDNN_STATUS_SUCCESS ||
-        count == 0) {
-      continue;
-    }
-    std::vector<DescriptorPtr> configs;
-    std::vector<cudnnBackendDescriptor_t> handles;
-    for (std::int64_t i = 0; i < count; ++i) {
-      configs.push_back(std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
-      handles.push_back(configs.back()->get());
-    }
-    std::int64_t returned = 0;
-    if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned,
-                                 handles.data()) != CUDNN_STATUS_SUCCESS) {
-      continue;
-    }
-    for (std::int64_t i = 0; i < returned; ++i) {
-      auto engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-      cudnnBackendDescriptor_t engine_handle = engine->get();
-      std::int64_t got = 0;
-      if (cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_ENGINECFG_ENGINE,
-                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got,
-                                   &engine_handle) != CUDNN_STATUS_SUCCESS) {
-        continue;
-      }
-      std::vector<cudnnBackendNumericalNote_t> notes(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
-      std::int64_t note_count = 0;
-      cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
-                               CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
-                               &note_count, notes.data());
-      notes.resize(static_cast<std::size_t>(note_count));
-      if (has_note(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) continue;
-      if (float_data && options.precision != Precision::tf32_allowed &&
-          has_note(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) {
-        continue;
-      }
-      if (options.deterministic && has_note(notes, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC)) continue;
-      auto plan = std::make_shared<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-      plan->set(kPlanHandle, CUDNN_TYPE_HANDLE, &handle);
-      plan->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                &handles[i]);
-      if (!plan->try_finalize()) continue;
-      std::int64_t workspace = 0;
-      cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                               CUDNN_TYPE_INT64, 1, &got, &workspace);
-      if (options.workspace_limit_bytes &&
-          static_cast<std::size_t>(workspace) > options.workspace_limit_bytes) {
-        continue;
-      }
-      std::int64_t index = -1;
-      cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1,
-                               &got, &index);
-      auto result = std::make_shared<Plan>();
-      result->keep = std::move(operations);
-      result->keep.push_back(graph);
-      result->keep.push_back(configs[static_cast<std::size_t>(i)]);
-      result->keep.push_back(engine);
-      result->plan = plan;
-      result->workspace_bytes = workspace;
-      result->engine = "eng" + std::to_string(index);
-      return result;
-    }
+  const bool autotune = options.autotune && timer;
+  const std::string key = problem + " | " + options_key(options) + " | " + platform();
+  if (auto record = cached_plan(key)) {
+    if (auto c = rebuild(handle, graph->get(), *record))
+      return make_result(*c, std::move(keep),
+                         record->autotuned ? " (autotuned, cached)" : " (cached)");
   }
-  return nullptr;
+
+  const std::size_t limit = autotune ? kAutotuneCandidates : 1;
+  std::vector<Candidate> candidates;
+  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+    if (candidates.size() < limit)
+      add_candidates(handle, graph->get(), mode, float_data, options, limit, candidates);
+  }
+  if (candidates.empty()) return nullptr;
+
+  std::size_t best = 0;
+  double best_ms = 0;
+  std::string how;
+  if (autotune) {
+    best_ms = -1;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const double ms = (*timer)(*make_result(candidates[i], {}, ""));
+      if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+        best = i;
+        best_ms = ms;
+      }
+    }
+    if (best_ms < 0) best_ms = 0;  // none ran: keep cuDNN's first choice
+    how = " (autotuned of " + std::to_string(candidates.size()) + ")";
+  }
+  PlanRecord record = record_of(candidates[best]);
+  record.milliseconds = best_ms;
+  record.autotuned = autotune;
+  store_plan(key, std::move(record));
+  return make_result(candidates[best], std::move(keep), how);
+}
+
+double time_plan(const Plan& plan, cudnnHandle_t handle, cudaStream_t stream, DeviceMemory& memory,
+                 const std::vector<std::int64_t>& uids, const std::vector<void*>& pointers) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  double ms = -1;
+  try {
+    auto workspace =
+        memory.allocate(static_cast<std::size_t>(plan.workspace_bytes), "autotuning's workspace");
+    check(cudaEventCreate(&start), "cudaEventCreate");
+    check(cudaEventCreate(&stop), "cudaEventCreate");
+    plan.execute(handle, uids, pointers, workspace.get());
+    constexpr int kRuns = 3;
+    check(cudaEventRecord(start, stream), "cudaEventRecord");
+    for (int i = 0; i < kRuns; ++i) plan.execute(handle, uids, pointers, workspace.get());
+    check(cudaEventRecord(stop, stream), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "autotuning a cuDNN plan");
+    float elapsed = 0;
+    check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
+    ms = elapsed / kRuns;
+  } catch (const DeviceError&) {
+    cudaStreamSynchronize(stream);
+    cudaGetLastError();
+    ms = -1;
+  }
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  return ms;
 }
 
 }  // namespace cnngraph::detail::cuda

@@ -3,13 +3,16 @@
 // heuristics (filtered by the precision options) that run on a stream.
 #pragma once
 
+#include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backends/device_memory.hpp"
 #include "cnngraph/graph.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -48,7 +51,7 @@ class Plan {
   std::vector<DescriptorPtr> keep;
   DescriptorPtr plan;
   std::int64_t workspace_bytes = 0;
-  std::string engine;  // for describe() and verbose logs
+  std::string engine;  // for describe() and verbose logs: "eng<index>", then how it was chosen
   // Runs with data pointers for `uids` (in order) on the handle's stream.
   void execute(cudnnHandle_t handle, const std::vector<std::int64_t>& uids,
                const std::vector<void*>& pointers, void* workspace) const;
@@ -58,11 +61,27 @@ class Plan {
   mutable std::vector<void*> variant_pointers_;
 };
 
-// The first plan, in heuristics order, whose engine the options allow (TF32 only with
-// tf32_allowed, no down-converting engines, no non-deterministic ones in deterministic
-// mode, workspace within the limit) and that finalizes. Null when none does.
+// Runs a candidate plan a few times and returns its milliseconds per run (negative when
+// it fails to run).
+using PlanTimer = std::function<double(const Plan&)>;
+
+// How many of cuDNN's candidates GraphOptions::autotune times per problem.
+constexpr int kAutotuneCandidates = 8;
+
+// The plan for an operation graph. `problem` names it (shapes, types, fusion); with the
+// options, the GPU model and the cuDNN version it keys the plan cache. On a cache miss the
+// candidates are cuDNN's heuristics in order, keeping only engines the options allow (TF32
+// only with tf32_allowed, no down-converting engines, no non-deterministic ones in
+// deterministic mode, workspace within the limit) that finalize: the first one, or with
+// `timer` (autotuning) the fastest of the first kAutotuneCandidates. Null when none does.
 std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr> operations,
-                                bool float_data, const GraphOptions& options);
+                                bool float_data, const GraphOptions& options,
+                                const std::string& problem, const PlanTimer* timer);
+
+// Times `plan` on these buffers (its workspace is allocated for the purpose): one warm-up
+// run, then the mean of three.
+double time_plan(const Plan& plan, cudnnHandle_t handle, cudaStream_t stream, DeviceMemory& memory,
+                 const std::vector<std::int64_t>& uids, const std::vector<void*>& pointers);
 
 cudnnDataType_t cudnn_type(DataType type);
 
