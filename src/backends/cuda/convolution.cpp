@@ -89,10 +89,19 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
   const std::int64_t dims = 2;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const std::int64_t pre[2] = {op_.y.pad_before, op_.x.pad_before};
-  const std::int64_t post[2] = {op_.y.pad_after, op_.x.pad_after};
+  // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
+  // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
+  // (in + pre + post - window) / stride + 1, still gives the planned result.
+  const std::int64_t post[2] = {std::max(0, op_.y.pad_after), std::max(0, op_.x.pad_after)};
   const std::int64_t strides[2] = {op_.y.stride, op_.x.stride};
   const std::int64_t dilations[2] = {op_.dilation_y, op_.dilation_x};
-  if (post[0] < 0 || post[1] < 0) return nullptr;
+  const auto cudnn_size = [&](const AxisGeometry& axis, int i) {
+    return (axis.source_size + pre[i] + post[i] - axis.kernel_size) / axis.stride + 1;
+  };
+  if (pre[0] < 0 || pre[1] < 0 || cudnn_size(op_.y, 0) != op_.y.result_size ||
+      cudnn_size(op_.x, 1) != op_.x.result_size) {
+    return nullptr;
+  }
   conv.set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
       .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
       .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
@@ -390,15 +399,38 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
   auto weights = device_weights(*op.weights, context);
   const bool bias = op.weights->has_bias;
   // Most fused first; each step gives more work to the epilogue kernel.
-  for (int post = planner.fusable_post_ops(); post >= 0; --post) {
-    if (auto plan = planner.plan(bias, post))
-      return std::make_unique<CudnnConvolution>(op, context, plan, bias, post, weights);
+  std::shared_ptr<Plan> fused;
+  int fused_post_ops = 0;
+  for (int post = planner.fusable_post_ops(); post >= 0 && !fused; --post) {
+    fused = planner.plan(bias, post);
+    fused_post_ops = post;
   }
-  if (bias) {
-    if (auto plan = planner.plan(false, 0))
-      return std::make_unique<CudnnConvolution>(op, context, plan, false, 0, weights);
+  const bool fully_fused = fused && fused_post_ops == static_cast<int>(op.post_ops.size());
+  const bool bare_is_other = fused && (bias || fused_post_ops > 0);
+  if (fused && !(options.autotune && bare_is_other)) {
+    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
   }
-  return nullptr;
+  // The bare convolution, its bias and post-ops in our epilogue kernel: where fusion found
+  // no engine, or, when autotuning, where it measures faster than the fused plan (a
+  // fused graph only gets runtime-fusion engines, the bare one the precompiled kernels too).
+  auto bare = planner.plan(false, 0);
+  if (!bare) {
+    return fused ? std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops,
+                                                      weights)
+                 : nullptr;
+  }
+  if (fused && fused->milliseconds >= 0 && bare->milliseconds >= 0) {
+    // The epilogue's cost: one read and one write of the result (plus the residuals) at
+    // about 2.5 TB/s, and a launch; what the fused plan leaves over runs in it either way.
+    const ImageShape out = op.convolution_shape();
+    double passes = 2.0;
+    for (const PostOp& post : op.post_ops) passes += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
+    const double bytes = double(out.elements()) * size_of(context.storage) * passes;
+    const double epilogue_ms = bytes / 2.5e9 + 0.003;
+    if (fused->milliseconds <= bare->milliseconds + (fully_fused ? epilogue_ms : 0.0))
+      return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
+  }
+  return std::make_unique<CudnnConvolution>(op, context, bare, false, 0, weights);
 }
 
 std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOptions&,
@@ -406,7 +438,10 @@ std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOp
   const auto& op = static_cast<const ConvolutionOp&>(base);
   const bool depthwise = op.groups > 1 && op.groups == op.input_channels &&
                          op.groups == op.output_channels && !op.fully_connected;
-  if (!depthwise) return nullptr;
+  // The kernel's index math is 32-bit; larger images go to cuDNN.
+  const bool fits =
+      op.src_shapes[0].elements() < (1u << 31) && op.convolution_shape().elements() < (1u << 31);
+  if (!depthwise || !fits) return nullptr;
   return std::make_unique<OwnConvolution>(op, context, true);
 }
 

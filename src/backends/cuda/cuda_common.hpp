@@ -89,7 +89,7 @@ void direct_convolution(DataType type, const ConvolutionOp& op, const void* src,
                         cudaStream_t stream);
 
 // Depthwise convolution (groups == input channels == output channels), weights in
-// [kernel_y][kernel_x][channel] order.
+// [kernel_y][kernel_x][channel] order; images under 2^31 elements.
 void depthwise_convolution(DataType type, const ConvolutionOp& op, const void* src,
                            const void* weights_hwc, const DeviceEpilogue& e, void* dst,
                            cudaStream_t stream);

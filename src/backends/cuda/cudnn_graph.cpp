@@ -345,13 +345,16 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
       }
     }
     if (best_ms < 0) best_ms = 0;  // none ran: keep cuDNN's first choice
+
     how = " (autotuned of " + std::to_string(candidates.size()) + ")";
   }
   PlanRecord record = record_of(candidates[best]);
   record.milliseconds = best_ms;
   record.autotuned = autotune;
   store_plan(key, std::move(record));
-  return make_result(candidates[best], std::move(keep), how);
+  auto plan = make_result(candidates[best], std::move(keep), how);
+  if (autotune) plan->milliseconds = best_ms;
+  return plan;
 }
 
 double time_plan(const Plan& plan, cudnnHandle_t handle, cudaStream_t stream, DeviceMemory& memory,

@@ -51,6 +51,7 @@ class Plan {
   std::vector<DescriptorPtr> keep;
   DescriptorPtr plan;
   std::int64_t workspace_bytes = 0;
+  double milliseconds = -1;  // per run, when autotuning measured it (also from the cache)
   std::string engine;  // for describe() and verbose logs: "eng<index>", then how it was chosen
   // Runs with data pointers for `uids` (in order) on the handle's stream.
   void execute(cudnnHandle_t handle, const std::vector<std::int64_t>& uids,

@@ -20,33 +20,42 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
-template <typename T, int V>
+// R and S are the kernel size when known at compile time (0: read from g), so that the
+// common 3x3 case unrolls into independent loads in flight together. Index math is 32-bit
+// (the launcher checks the sizes).
+template <typename T, int V, int R, int S>
 __global__ void depthwise_kernel(Geometry g, const T* src, const T* weights, DeviceEpilogue e,
                                  T* dst) {
   using P = Pack<T, V>;
+  const int taps_y = R ? R : g.R, taps_x = S ? S : g.S;
   const int vectors = g.C / V;
-  const std::size_t count = std::size_t(g.N) * g.P * g.Q * vectors;
+  const unsigned count = unsigned(g.N) * g.P * g.Q * vectors;
   const T* bias = static_cast<const T*>(e.bias);
   const T* residual = static_cast<const T*>(e.residual);
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const Pixel at = unravel(i, g.P, g.Q, vectors);
-    const int c0 = at.c * V;
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
+    const int c0 = int(i % vectors) * V;
+    unsigned rest = i / vectors;
+    const int q = int(rest % g.Q);
+    rest /= g.Q;
+    const int p = int(rest % g.P);
+    const int n = int(rest / g.P);
+    const T* image = src + unsigned(n) * g.H * g.W * g.C + c0;
     float sum[V] = {};
-    for (int r = 0; r < g.R; ++r) {
-      const int iy = at.y * g.stride_y - g.pad_y + r * g.dilation_y;
-      if (iy < 0 || iy >= g.H) continue;
-      for (int s = 0; s < g.S; ++s) {
-        const int ix = at.x * g.stride_x - g.pad_x + s * g.dilation_x;
-        if (ix < 0 || ix >= g.W) continue;
-        const P x = *reinterpret_cast<const P*>(
-            src + ((std::size_t(at.n) * g.H + iy) * g.W + ix) * g.C + c0);
-        const P w = *reinterpret_cast<const P*>(weights + (std::size_t(r) * g.S + s) * g.C + c0);
+#pragma unroll
+    for (int r = 0; r < taps_y; ++r) {
+      const int iy = p * g.stride_y - g.pad_y + r * g.dilation_y;
+      const bool row_inside = iy >= 0 && iy < g.H;
+#pragma unroll
+      for (int s = 0; s < taps_x; ++s) {
+        const int ix = q * g.stride_x - g.pad_x + s * g.dilation_x;
+        if (!row_inside || ix < 0 || ix >= g.W) continue;
+        const P x = *reinterpret_cast<const P*>(image + (unsigned(iy) * g.W + ix) * g.C);
+        const P w = *reinterpret_cast<const P*>(weights + unsigned(r * taps_x + s) * g.C + c0);
 #pragma unroll
         for (int j = 0; j < V; ++j) sum[j] += to_float(x.v[j]) * to_float(w.v[j]);
       }
     }
-    const std::size_t first = i * V;  // the flat index of channel c0 of this pixel
+    const std::size_t first = std::size_t(i) * V;  // the flat index of channel c0 of this pixel
     P result;
 #pragma unroll
     for (int j = 0; j < V; ++j) {
@@ -66,8 +75,15 @@ template <typename T, int V>
 void launch(const Geometry& g, const void* src, const void* weights, const DeviceEpilogue& e,
             void* dst, cudaStream_t stream) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * (g.C / V);
-  depthwise_kernel<T, V><<<blocks_for(count, 256), 256, 0, stream>>>(
-      g, static_cast<const T*>(src), static_cast<const T*>(weights), e, static_cast<T*>(dst));
+  const unsigned blocks = blocks_for(count, 256);
+  const auto* x = static_cast<const T*>(src);
+  const auto* w = static_cast<const T*>(weights);
+  auto* y = static_cast<T*>(dst);
+  if (g.R == 3 && g.S == 3) {
+    depthwise_kernel<T, V, 3, 3><<<blocks, 256, 0, stream>>>(g, x, w, e, y);
+  } else {
+    depthwise_kernel<T, V, 0, 0><<<blocks, 256, 0, stream>>>(g, x, w, e, y);
+  }
 }
 
 }  // namespace

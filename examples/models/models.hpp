@@ -1,0 +1,44 @@
+// Image-classification networks built from cnngraph nodes, with torchvision's layer names
+// so that its trained (or seeded) weights load as they are: ResNet-50 and MobileNetV2.
+// bench/export_torchvision.py writes a torchvision model's state_dict in our weights format
+// (docs/models.md).
+#pragma once
+
+#include <cnngraph/cnngraph.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cnngraph::models {
+
+// Hands the builder each tensor by torchvision's name and the shape the layer expects
+// (convolution weights OHWI; batch-norm vectors; the classifier as a 1x1 convolution,
+// [classes, 1, 1, features]). Throws DataSourceError naming the tensor when it cannot.
+using TensorProvider =
+    std::function<Tensor(const std::string& name, const std::vector<std::int64_t>& shape)>;
+
+// Tensors from a weights file's map; a missing tensor or a shape mismatch is an error.
+TensorProvider tensors_from(std::map<std::string, Tensor> tensors);
+// Seeded random tensors (He-scaled weights, batch-norm statistics near identity): a
+// network that runs with realistic value ranges and no file.
+TensorProvider random_tensors(unsigned seed);
+
+struct Network {
+  std::shared_ptr<ImageNode> input;   // NHWC, 3 channels, normalized as torchvision's are
+  std::shared_ptr<ImageNode> logits;  // 1 x 1 x classes
+};
+
+// torchvision's resnet50 (v1.5: the stride in the 3x3 convolution) for square inputs of
+// `image_size` pixels (224 for ImageNet).
+Network resnet50(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
+// torchvision's mobilenet_v2 (width 1.0); dropout is left out (inference).
+Network mobilenet_v2(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
+
+// Symmetric zero padding of `pad` pixels on every side, as torch.nn.Conv2d and MaxPool2d
+// place their windows (result = (in + 2 pad - window) / stride + 1).
+PaddingPolicy torch_padding(int pad);
+
+}  // namespace cnngraph::models
