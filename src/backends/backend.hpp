@@ -53,6 +53,8 @@ class DeviceExecution {
                       const std::function<void()>& launch_steps) = 0;
   // Waits for everything enqueued; throws DeviceError for a failure inside it.
   virtual void synchronize() = 0;
+  // Milliseconds the device spends on what `launch_steps` enqueues (waits for it).
+  virtual double time_ms(const std::function<void()>& launch_steps) = 0;
   // Called once every kernel of a program is compiled (the CUDA backend saves its plan
   // cache then).
   virtual void program_compiled() {}

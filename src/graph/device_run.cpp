@@ -1,4 +1,7 @@
 // Running a compiled program on a device backend (see run_program_on_device).
+#include <cstdio>
+#include <cstdlib>
+
 #include "backends/device_memory.hpp"
 #include "graph/program.hpp"
 
@@ -36,8 +39,18 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   Program::OutputSet for_this_run;
   Program::OutputSet& set = free_output_set(program, memory, element, for_this_run);
   std::byte* base = program.device_arena.get();
+  // Device images of the storage type are read where they are (no copy); the others are
+  // uploaded or converted into their place in the arena.
+  std::vector<std::byte*> source_at(sources.size());
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    const Image& image = sources[s];
+    source_at[s] = !image.is_on_host() && image.data_type() == storage
+                       ? const_cast<std::byte*>(image.data())
+                       : base + program.values[s].offset * element;  // sources come first
+  }
   const auto at = [&](int v) {
     const Value& value = program.values[v];
+    if (value.storage == Value::Storage::source) return source_at[static_cast<std::size_t>(v)];
     return (value.storage == Value::Storage::output ? set.block.get() : base) +
            value.offset * element;
   };
@@ -46,9 +59,10 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   std::vector<std::shared_ptr<std::byte[]>> staging;
   for (std::size_t s = 0; s < sources.size(); ++s) {
     const Image& image = sources[s];
-    const int v = static_cast<int>(s);  // sources are the first values
+    const int v = static_cast<int>(s);
     const std::size_t count = image.shape().elements();
     const void* from = image.data();
+    if (at(v) == from) continue;  // read in place
     if (image.is_on_host()) {
       if (image.data_type() == storage) {
         execution.upload_async(at(v), image.data(), image.size_in_bytes());
@@ -65,17 +79,32 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     }
   }
 
-  execution.launch(set.captured, recording && set.runs > 0, [&] {
+  // A recording replays only with the source buffers it was made with; a run with other
+  // device images launches its steps one by one (and keeps the recording for later).
+  const std::vector<std::byte*>& bound = source_at;
+  if (recording && set.runs > 0 && !set.captured) set.recorded_sources = bound;
+  const bool replay = recording && set.runs > 0 && set.recorded_sources == bound;
+  const auto run_step = [&](Step& step) {
     KernelArgs args;
     args.batch = batch;
+    for (int v : step.srcs) args.srcs.push_back(reinterpret_cast<const float*>(at(v)));
+    args.dst = reinterpret_cast<float*>(at(step.dst));
+    // No preload: device kernels read a fused residual from its source, not from dst.
+    step.kernel->run(args);
+  };
+  // CNNGRAPH_PROFILE=1 times every step on its own (no recording) and logs it to stderr.
+  static const bool profile = std::getenv("CNNGRAPH_PROFILE") != nullptr;
+  if (profile) {
     for (Step& step : program.steps) {
-      args.srcs.clear();
-      for (int v : step.srcs) args.srcs.push_back(reinterpret_cast<const float*>(at(v)));
-      args.dst = reinterpret_cast<float*>(at(step.dst));
-      // No preload: device kernels read a fused residual from its source, not from dst.
-      step.kernel->run(args);
+      const double ms = execution.time_ms([&] { run_step(step); });
+      std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms  %s [%s]\n", step.op->name.c_str(),
+                   ms, step.kernel->implementation().c_str(), step.op->attributes().c_str());
     }
-  });
+  } else {
+    execution.launch(set.captured, replay, [&] {
+      for (Step& step : program.steps) run_step(step);
+    });
+  }
 
   const auto copy_out = [&](int v) {
     const Value& value = program.values[v];

@@ -48,6 +48,7 @@ struct Program {
   struct OutputSet {
     std::shared_ptr<std::byte[]> block;
     std::shared_ptr<void> captured;
+    std::vector<std::byte*> recorded_sources;  // the source buffers `captured` reads
     std::size_t runs = 0;
   };
   std::shared_ptr<std::byte[]> device_arena;

@@ -220,6 +220,23 @@ class CudaBackend : public Backend, public DeviceExecution {
     check(cudaStreamSynchronize(context_.stream), "running a graph on " + device_name());
   }
 
+  double time_ms(const std::function<void()>& launch_steps) override {
+    bind();
+    cudaEvent_t start = nullptr, stop = nullptr;
+    check(cudaEventCreate(&start), "cudaEventCreate");
+    check(cudaEventCreate(&stop), "cudaEventCreate");
+    float ms = 0;
+    cudaEventRecord(start, context_.stream);
+    launch_steps();
+    cudaEventRecord(stop, context_.stream);
+    const cudaError_t status = cudaEventSynchronize(stop);
+    if (status == cudaSuccess) cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    check(status, "timing steps on " + device_name());
+    return ms;
+  }
+
   void program_compiled() override {
     if (!plan_cache_file_.empty()) save_plan_cache(plan_cache_file_);
   }

@@ -139,7 +139,7 @@ DescriptorPtr plan_for_config(cudnnHandle_t handle, cudnnBackendDescriptor_t con
 // The candidates of one heuristics mode, in its order, up to `limit` in all.
 void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
                     cudnnBackendHeurMode_t mode, bool float_data, const GraphOptions& options,
-                    std::size_t limit, std::vector<Candidate>& out) {
+                    std::size_t limit, std::vector<Candidate>& out, int& compiled_candidates) {
   Descriptor heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, &graph);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
@@ -190,6 +190,20 @@ void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
     bool seen = false;  // FALLBACK mode may repeat an engine of mode A
     for (const Candidate& c : out) seen |= c.index == index;
     if (seen) continue;
+    // Runtime-compiled engines cost a kernel compilation each (tenths of a second): when
+    // autotuning, only the first kMaxCompiledCandidates of them are tried.
+    std::vector<cudnnBackendBehaviorNote_t> behaviour(CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
+    std::int64_t behaviour_count = 0;
+    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE,
+                             CUDNN_TYPE_BEHAVIOR_NOTE, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT,
+                             &behaviour_count, behaviour.data());
+    behaviour.resize(static_cast<std::size_t>(behaviour_count));
+    bool compiled = false;
+    for (auto b : behaviour) compiled |= b == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
+    if (compiled && limit > 1) {
+      if (compiled_candidates >= kMaxCompiledCandidates) continue;
+      ++compiled_candidates;
+    }
     auto plan = plan_for_config(handle, handles[i]);
     if (!plan) continue;
     const std::int64_t workspace = workspace_of(*plan);
@@ -326,9 +340,12 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
 
   const std::size_t limit = autotune ? kAutotuneCandidates : 1;
   std::vector<Candidate> candidates;
+  int compiled_candidates = 0;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    if (candidates.size() < limit)
-      add_candidates(handle, graph->get(), mode, float_data, options, limit, candidates);
+    if (candidates.size() < limit) {
+      add_candidates(handle, graph->get(), mode, float_data, options, limit, candidates,
+                     compiled_candidates);
+    }
   }
   if (candidates.empty()) return nullptr;
 

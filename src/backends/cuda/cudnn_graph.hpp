@@ -68,6 +68,8 @@ using PlanTimer = std::function<double(const Plan&)>;
 
 // How many of cuDNN's candidates GraphOptions::autotune times per problem.
 constexpr int kAutotuneCandidates = 8;
+// Of which at most this many runtime-compiled ones (each costs a kernel compilation).
+constexpr int kMaxCompiledCandidates = 2;
 
 // The plan for an operation graph. `problem` names it (shapes, types, fusion); with the
 // options, the GPU model and the cuDNN version it keys the plan cache. On a cache miss the
