@@ -11,6 +11,7 @@
 // first process wrote. The network's random weights are made before the clock starts.
 // Usage: resnet50_cuda [--model resnet50|mobilenet_v2] [--batches 1,32,256] [--seconds S]
 //                      [--no-torch] [--torch-ways eager,graphs,compile]
+//        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
 #include <unistd.h>
 
 #include <chrono>
@@ -116,6 +117,19 @@ std::map<std::string, std::pair<double, double>> run_torch(const std::string& mo
 int main(int argc, char** argv) {
   if (Device::cuda_device_count() == 0) {
     std::cout << "{\"skipped\": \"resnet50_cuda: no CUDA GPU on this machine\"}\n";
+    return 0;
+  }
+  if (argc == 5 && std::string(argv[1]) == "--profile") {
+    // With CNNGRAPH_PROFILE=1: three runs' per-step times (the first pays lazy loading).
+    Setup s{argv[2], std::string(argv[3]) == "f16" ? Precision::f16 : Precision::tf32_allowed,
+            std::atoi(argv[4])};
+    const models::Network net = build(s.model);
+    const Image x = device_batch(s);
+    Graph graph(Device::cuda(), net.logits, true, options_for(s, ""));
+    for (int run = 0; run < 3; ++run) {
+      std::fprintf(stderr, "run %d\n", run);
+      graph.run({x});
+    }
     return 0;
   }
   if (argc == 6 && std::string(argv[1]) == "--cold") {

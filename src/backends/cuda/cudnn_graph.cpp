@@ -119,7 +119,11 @@ struct Candidate {
   DescriptorPtr config, engine, plan;
   std::int64_t workspace = 0;
   std::int64_t index = -1;
+  int mode = 0;       // 0: heuristics mode A, 1: FALLBACK
+  int position = -1;  // in that mode's list
 };
+
+constexpr cudnnBackendHeurMode_t kModes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
 
 std::int64_t workspace_of(const Descriptor& plan) {
   std::int64_t workspace = 0, got = 0;
@@ -136,20 +140,19 @@ DescriptorPtr plan_for_config(cudnnHandle_t handle, cudnnBackendDescriptor_t con
   return plan;
 }
 
-// The candidates of one heuristics mode, in its order, up to `limit` in all.
-void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
-                    cudnnBackendHeurMode_t mode, bool float_data, const GraphOptions& options,
-                    std::size_t limit, std::vector<Candidate>& out, int& compiled_candidates) {
+// The engine configurations cuDNN's heuristics propose for `graph` in one mode, in order.
+std::vector<DescriptorPtr> heuristic_configs(cudnnBackendDescriptor_t graph, int mode_index) {
+  const cudnnBackendHeurMode_t mode = kModes[mode_index];
   Descriptor heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, &graph);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
-  if (!heuristics.try_finalize()) return;
+  if (!heuristics.try_finalize()) return {};
   std::int64_t count = 0;
   if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
                                nullptr) != CUDNN_STATUS_SUCCESS ||
       count == 0) {
-    return;
+    return {};
   }
   std::vector<DescriptorPtr> configs;
   std::vector<cudnnBackendDescriptor_t> handles;
@@ -161,17 +164,38 @@ void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
   if (cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned,
                                handles.data()) != CUDNN_STATUS_SUCCESS) {
-    return;
+    return {};
   }
+  configs.resize(static_cast<std::size_t>(returned));
+  return configs;
+}
+
+// A configuration's engine and its global index (-1 when cuDNN does not say).
+std::pair<DescriptorPtr, std::int64_t> engine_of(const Descriptor& config) {
+  auto engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  cudnnBackendDescriptor_t engine_handle = engine->get();
+  std::int64_t got = 0, index = -1;
+  if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got,
+                               &engine_handle) != CUDNN_STATUS_SUCCESS) {
+    return {nullptr, -1};
+  }
+  cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got,
+                           &index);
+  return {engine, index};
+}
+
+// The candidates of one heuristics mode, in its order, up to `limit` in all.
+void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph, int mode, bool float_data,
+                    const GraphOptions& options, std::size_t limit, std::vector<Candidate>& out,
+                    int& compiled_candidates) {
+  const std::vector<DescriptorPtr> configs = heuristic_configs(graph, mode);
+  const std::int64_t returned = static_cast<std::int64_t>(configs.size());
   for (std::int64_t i = 0; i < returned && out.size() < limit; ++i) {
-    auto engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    const Descriptor& config = *configs[static_cast<std::size_t>(i)];
+    auto [engine, index] = engine_of(config);
+    if (!engine) continue;
     cudnnBackendDescriptor_t engine_handle = engine->get();
-    std::int64_t got = 0;
-    if (cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_ENGINECFG_ENGINE,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got,
-                                 &engine_handle) != CUDNN_STATUS_SUCCESS) {
-      continue;
-    }
     std::vector<cudnnBackendNumericalNote_t> notes(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
     std::int64_t note_count = 0;
     cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
@@ -184,9 +208,6 @@ void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
       continue;
     }
     if (options.deterministic && has_note(notes, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC)) continue;
-    std::int64_t index = -1;
-    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1,
-                             &got, &index);
     bool seen = false;  // FALLBACK mode may repeat an engine of mode A
     for (const Candidate& c : out) seen |= c.index == index;
     if (seen) continue;
@@ -204,42 +225,25 @@ void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
       if (compiled_candidates >= kMaxCompiledCandidates) continue;
       ++compiled_candidates;
     }
-    auto plan = plan_for_config(handle, handles[i]);
+    auto plan = plan_for_config(handle, config.get());
     if (!plan) continue;
     const std::int64_t workspace = workspace_of(*plan);
     if (options.workspace_limit_bytes &&
         static_cast<std::size_t>(workspace) > options.workspace_limit_bytes) {
       continue;
     }
-    out.push_back({configs[static_cast<std::size_t>(i)], engine, plan, workspace, index});
+    out.push_back({configs[static_cast<std::size_t>(i)], engine, plan, workspace, index, mode,
+                   static_cast<int>(i)});
   }
 }
 
 PlanRecord record_of(const Candidate& c) {
   PlanRecord record;
   record.engine = c.index;
-  std::vector<DescriptorPtr> choices;
-  std::vector<cudnnBackendDescriptor_t> handles;
-  for (int i = 0; i < CUDNN_KNOB_TYPE_COUNTS; ++i) {
-    choices.push_back(std::make_shared<Descriptor>(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR));
-    handles.push_back(choices.back()->get());
-  }
-  std::int64_t count = 0;
-  if (cudnnBackendGetAttribute(c.config->get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
-                               CUDNN_TYPE_BACKEND_DESCRIPTOR, CUDNN_KNOB_TYPE_COUNTS, &count,
-                               handles.data()) == CUDNN_STATUS_SUCCESS) {
-    for (std::int64_t i = 0; i < count; ++i) {
-      cudnnBackendKnobType_t type{};
-      std::int64_t value = 0, got = 0;
-      cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE,
-                               1, &got, &type);
-      cudnnBackendGetAttribute(handles[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1,
-                               &got, &value);
-      record.knobs.emplace_back(static_cast<std::int64_t>(type), value);
-    }
-  }
-  // Only some engines (the runtime-compiled ones) have a JSON form; the others are rebuilt
-  // from the engine index and knobs.
+  record.heuristics_mode = c.mode;
+  record.position = c.position;
+  // Only some engines (the runtime-compiled ones) have a JSON form; the others are found
+  // again at their place in the heuristics' list.
   std::int64_t size = 0;
   if (cudnnBackendGetAttribute(c.plan->get(), CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION,
                                CUDNN_TYPE_CHAR, 0, &size, nullptr) == CUDNN_STATUS_SUCCESS &&
@@ -256,8 +260,10 @@ PlanRecord record_of(const Candidate& c) {
   return record;
 }
 
-// The plan a cache entry describes: from its JSON form where it has one, else its engine
-// and knobs on this operation graph. Null when cuDNN no longer accepts it.
+// The plan a cache entry describes: from its JSON form where it has one, else the
+// configuration at its place in the heuristics' list (heuristics are deterministic for one
+// GPU model and cuDNN version, which the key holds; the engine index is checked). Null
+// when cuDNN no longer gives it.
 std::shared_ptr<Candidate> rebuild(cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
                                    const PlanRecord& record) {
   auto c = std::make_shared<Candidate>();
@@ -274,29 +280,14 @@ std::shared_ptr<Candidate> rebuild(cudnnHandle_t handle, cudnnBackendDescriptor_
       return c;
     }
   }
-  c->engine = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-  c->engine->set(CUDNN_ATTR_ENGINE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, &graph)
-      .set(CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, &record.engine);
-  if (!c->engine->try_finalize()) return nullptr;
-  std::vector<DescriptorPtr> choices;
-  std::vector<cudnnBackendDescriptor_t> handles;
-  for (const auto& [type, value] : record.knobs) {
-    auto choice = std::make_shared<Descriptor>(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
-    const auto knob = static_cast<cudnnBackendKnobType_t>(type);
-    choice->set(CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, &knob)
-        .set(CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, &value);
-    if (!choice->try_finalize()) return nullptr;
-    choices.push_back(choice);
-    handles.push_back(choice->get());
-  }
-  c->config = std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-  cudnnBackendDescriptor_t engine = c->engine->get();
-  c->config->set(CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, &engine);
-  if (!handles.empty()) {
-    c->config->set(CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, handles.data(),
-                   static_cast<std::int64_t>(handles.size()));
-  }
-  if (!c->config->try_finalize()) return nullptr;
+  if (record.heuristics_mode < 0 || record.heuristics_mode > 1 || record.position < 0)
+    return nullptr;
+  const auto configs = heuristic_configs(graph, record.heuristics_mode);
+  if (static_cast<std::size_t>(record.position) >= configs.size()) return nullptr;
+  c->config = configs[static_cast<std::size_t>(record.position)];
+  auto [engine, index] = engine_of(*c->config);
+  if (!engine || index != record.engine) return nullptr;
+  c->engine = engine;
   c->plan = plan_for_config(handle, c->config->get());
   if (!c->plan) return nullptr;
   c->workspace = workspace_of(*c->plan);
@@ -341,7 +332,7 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
   const std::size_t limit = autotune ? kAutotuneCandidates : 1;
   std::vector<Candidate> candidates;
   int compiled_candidates = 0;
-  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+  for (int mode = 0; mode < 2; ++mode) {
     if (candidates.size() < limit) {
       add_candidates(handle, graph->get(), mode, float_data, options, limit, candidates,
                      compiled_candidates);

@@ -17,7 +17,7 @@ namespace cnngraph::detail::cuda {
 
 namespace {
 
-constexpr const char* kFormat = "cnngraph cuda plan cache 1";
+constexpr const char* kFormat = "cnngraph cuda plan cache 2";
 
 struct Cache {
   std::mutex mutex;
@@ -32,20 +32,15 @@ Cache& cache() {
 }
 
 nlohmann::json to_json(const PlanRecord& r) {
-  nlohmann::json knobs = nlohmann::json::array();
-  for (const auto& [type, value] : r.knobs) knobs.push_back({type, value});
-  return {{"engine", r.engine},
-          {"knobs", knobs},
-          {"json", r.json},
-          {"milliseconds", r.milliseconds},
-          {"autotuned", r.autotuned}};
+  return {{"engine", r.engine}, {"heuristics_mode", r.heuristics_mode}, {"position", r.position},
+          {"json", r.json},     {"milliseconds", r.milliseconds},       {"autotuned", r.autotuned}};
 }
 
 PlanRecord from_json(const nlohmann::json& j) {
   PlanRecord r;
   r.engine = j.at("engine").get<std::int64_t>();
-  for (const auto& k : j.at("knobs"))
-    r.knobs.emplace_back(k.at(0).get<std::int64_t>(), k.at(1).get<std::int64_t>());
+  r.heuristics_mode = j.at("heuristics_mode").get<int>();
+  r.position = j.at("position").get<int>();
   r.json = j.at("json").get<std::string>();
   r.milliseconds = j.value("milliseconds", 0.0);
   r.autotuned = j.value("autotuned", false);

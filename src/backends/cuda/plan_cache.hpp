@@ -1,7 +1,8 @@
 // The process-wide cache of chosen cuDNN plans, keyed by the problem (operation graph,
-// shapes, types, options, GPU model and cuDNN version). An entry records the engine and
-// its knob settings, and cuDNN's JSON form of the plan where the engine offers one
-// (runtime-compiled engines do: loading it skips their compilation). The cache can be
+// shapes, types, options, GPU model and cuDNN version). An entry records which of the
+// heuristics' configurations won (mode, place in the list, engine index), and cuDNN's JSON
+// form of the plan where the engine offers one (runtime-compiled engines do: loading it
+// skips their compilation). The cache can be
 // loaded from and saved to a file, so that a second process skips heuristics, autotuning
 // and kernel compilation (GraphOptions::plan_cache_file).
 #pragma once
@@ -9,16 +10,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace cnngraph::detail::cuda {
 
 struct PlanRecord {
-  std::int64_t engine = -1;                                  // CUDNN_ATTR_ENGINE_GLOBAL_INDEX
-  std::vector<std::pair<std::int64_t, std::int64_t>> knobs;  // (knob type, value)
-  std::string json;                                          // empty: the engine has none
-  double milliseconds = 0;                                   // measured when autotuned, else 0
+  std::int64_t engine = -1;  // CUDNN_ATTR_ENGINE_GLOBAL_INDEX
+  int heuristics_mode = -1;  // 0: CUDNN_HEUR_MODE_A, 1: CUDNN_HEUR_MODE_FALLBACK
+  int position = -1;         // the configuration's place in that mode's list
+  std::string json;          // empty: the engine has none
+  double milliseconds = 0;   // measured when autotuned, else 0
   bool autotuned = false;
 };
 
