@@ -125,7 +125,9 @@ int main(int argc, char** argv) {
             std::atoi(argv[4])};
     const models::Network net = build(s.model);
     const Image x = device_batch(s);
-    Graph graph(Device::cuda(), net.logits, true, options_for(s, ""));
+    GraphOptions options = options_for(s, "");
+    options.verbose = true;  // the kernels chosen and the autotuning's timings
+    Graph graph(Device::cuda(), net.logits, true, options);
     for (int run = 0; run < 3; ++run) {
       std::fprintf(stderr, "run %d\n", run);
       graph.run({x});

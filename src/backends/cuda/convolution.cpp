@@ -2,6 +2,8 @@
 // post-ops (residual sums, relu) fused into the same plan as cuDNN's runtime fusion
 // accepts; what is left runs in our epilogue kernel. Problems no cuDNN engine takes (e.g.
 // negative trailing padding) run in our direct kernel.
+#include <cstdio>
+
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
@@ -419,7 +421,10 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
                                                       weights)
                  : nullptr;
   }
-  if (fused && fused->milliseconds >= 0 && bare->milliseconds >= 0) {
+  // Without both times measured, the fused plan stays.
+  if (fused && (fused->milliseconds <= 0 || bare->milliseconds <= 0))
+    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
+  if (fused) {
     // The epilogue's cost: one read and one write of the result (plus the residuals) at
     // about 2.5 TB/s, and a launch; what the fused plan leaves over runs in it either way.
     const ImageShape out = op.convolution_shape();
@@ -427,7 +432,12 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
     for (const PostOp& post : op.post_ops) passes += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
     const double bytes = double(out.elements()) * size_of(context.storage) * passes;
     const double epilogue_ms = bytes / 2.5e9 + 0.003;
-    if (fused->milliseconds <= bare->milliseconds + (fully_fused ? epilogue_ms : 0.0))
+    const double bare_ms = bare->milliseconds + (fully_fused ? epilogue_ms : 0.0);
+    if (options.verbose) {
+      std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
+                   op.name.c_str(), fused->milliseconds, bare_ms);
+    }
+    if (fused->milliseconds <= bare_ms)
       return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
   }
   return std::make_unique<CudnnConvolution>(op, context, bare, false, 0, weights);

@@ -1,6 +1,8 @@
 // cuDNN's graph API through small RAII descriptors (see cudnn_graph.hpp).
 #include "backends/cuda/cudnn_graph.hpp"
 
+#include <cstdio>
+
 #include "backends/cuda/cuda_common.hpp"
 #include "backends/cuda/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
@@ -347,12 +349,17 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
     best_ms = -1;
     for (std::size_t i = 0; i < candidates.size(); ++i) {
       const double ms = (*timer)(*make_result(candidates[i], {}, ""));
-      if (ms >= 0 && (best_ms < 0 || ms < best_ms)) {
+      if (options.verbose) {
+        std::fprintf(stderr, "cnngraph: cuda: autotune %s: eng%lld %s\n", problem.c_str(),
+                     static_cast<long long>(candidates[i].index),
+                     ms < 0 ? "failed" : (std::to_string(ms) + " ms").c_str());
+      }
+      if (ms > 0 && (best_ms < 0 || ms < best_ms)) {
         best = i;
         best_ms = ms;
       }
     }
-    if (best_ms < 0) best_ms = 0;  // none ran: keep cuDNN's first choice
+    // When none ran, cuDNN's first choice stays, its time unknown (-1).
 
     how = " (autotuned of " + std::to_string(candidates.size()) + ")";
   }
@@ -361,7 +368,7 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
   record.autotuned = autotune;
   store_plan(key, std::move(record));
   auto plan = make_result(candidates[best], std::move(keep), how);
-  if (autotune) plan->milliseconds = best_ms;
+  plan->milliseconds = best_ms;
   return plan;
 }
 

@@ -42,7 +42,7 @@ PlanRecord from_json(const nlohmann::json& j) {
   r.heuristics_mode = j.at("heuristics_mode").get<int>();
   r.position = j.at("position").get<int>();
   r.json = j.at("json").get<std::string>();
-  r.milliseconds = j.value("milliseconds", 0.0);
+  r.milliseconds = j.value("milliseconds", -1.0);
   r.autotuned = j.value("autotuned", false);
   return r;
 }
