@@ -187,9 +187,9 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
       pointers.push_back(scratch[2].get());
       break;
     }
-    timer = [&](const Plan& candidate) {
-      return time_plan(candidate, context_.cudnn, context_.stream, *context_.memory, uids,
-                       pointers);
+    timer = [&](const Plan& candidate, double best_ms) {
+      return time_plan(candidate, context_.cudnn, context_.stream, *context_.memory, uids, pointers,
+                       best_ms);
     };
   }
   auto found = find_plan(context_.cudnn, operations, io == CUDNN_DATA_FLOAT, options_, problem,

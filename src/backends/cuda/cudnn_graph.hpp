@@ -63,8 +63,8 @@ class Plan {
 };
 
 // Runs a candidate plan a few times and returns its milliseconds per run (negative when
-// it fails to run).
-using PlanTimer = std::function<double(const Plan&)>;
+// it fails to run). `best_ms` is the best time so far (negative: none yet).
+using PlanTimer = std::function<double(const Plan&, double best_ms)>;
 
 // How many of cuDNN's candidates GraphOptions::autotune times per problem.
 constexpr int kAutotuneCandidates = 8;
@@ -82,9 +82,12 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
                                 const std::string& problem, const PlanTimer* timer);
 
 // Times `plan` on these buffers (its workspace is allocated for the purpose): one warm-up
-// run, then the mean of three.
+// run, then the mean of three. A candidate whose warm-up alone takes over 4 times
+// `best_ms` is out of the running: its warm-up time is returned without the three runs
+// (slow engines would otherwise dominate the time autotuning takes).
 double time_plan(const Plan& plan, cudnnHandle_t handle, cudaStream_t stream, DeviceMemory& memory,
-                 const std::vector<std::int64_t>& uids, const std::vector<void*>& pointers);
+                 const std::vector<std::int64_t>& uids, const std::vector<void*>& pointers,
+                 double best_ms);
 
 cudnnDataType_t cudnn_type(DataType type);
 
