@@ -98,6 +98,7 @@ std::map<std::string, std::pair<double, double>> run_torch(const std::string& mo
   if (!pipe) return out;
   char line[512];
   while (std::fgets(line, sizeof line, pipe)) {
+    std::fputs(line, stderr);  // the peer's own lines, as they come
     char name[32], precision[16], way[16];
     int batch = 0;
     double ms = 0, img_s = 0, cold = 0;

@@ -162,8 +162,8 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
     current = result;
   }
   const std::string problem = problem_key(fuse_bias, fused_post_ops, io, compute);
-  // Autotuning runs the candidates on scratch images of the right sizes (zeros) and the
-  // real weights.
+  // Autotuning runs the candidates on scratch images of the right sizes and the real
+  // weights.
   PlanTimer timer;
   std::vector<std::shared_ptr<std::byte[]>> scratch;
   std::vector<std::int64_t> uids{kX, kW, kY};
@@ -172,7 +172,9 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
     const std::size_t element = size_of(context_.storage);
     for (std::size_t elements : {in.elements(), out.elements(), out.elements()}) {
       scratch.push_back(context_.memory->allocate(elements * element, "autotuning"));
-      check(cudaMemsetAsync(scratch.back().get(), 0, elements * element, context_.stream),
+      // Not zeros: every byte 0x3C (about 1.06 in fp16, 0.011 in bf16 and f32), so that the
+      // tensor cores run at the power and clocks of real data.
+      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * element, context_.stream),
             "cudaMemsetAsync");
     }
     auto weights = device_weights(*op_.weights, context_);
