@@ -29,9 +29,10 @@ struct GraphOptions {
   std::size_t workspace_limit_bytes = 0;  // 0: no limit
   bool cuda_graphs = true;
   // CUDA: at compile time, time up to 8 of cuDNN's candidate engines for each convolution
-  // and keep the fastest (what PyTorch's cudnn.benchmark does). Off: cuDNN's heuristic
-  // first choice, untimed. Autotuning makes the first compile slower; plan_cache_file
-  // keeps its choices for later processes.
+  // (at most 2 of them runtime-compiled) and keep the fastest, as PyTorch's
+  // cudnn.benchmark does. Off: cuDNN's heuristic first choice, untimed. Autotuning makes
+  // the first compile slower (seconds for a ResNet-50); plan_cache_file keeps its choices
+  // for later processes.
   bool autotune = false;
   // CUDA: a file of chosen cuDNN plans. It is read when the graph is made (a missing file
   // is created), its plans are reused for the problems they match (same shapes, types,
