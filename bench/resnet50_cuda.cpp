@@ -8,7 +8,8 @@
 // fresh processes (this program runs itself with --cold): from the Graph's construction
 // (weights folded and uploaded, plans chosen, memory planned) to the first logits, once
 // with an empty plan cache file (plans chosen by autotuning) and once with the file the
-// first process wrote. The network's random weights are made before the clock starts.
+// first process wrote, and once with the default options (cuDNN's heuristic choices, no
+// autotuning, no cache). The network's random weights are made before the clock starts.
 // Usage: resnet50_cuda [--model resnet50|mobilenet_v2] [--batches 1,32,256] [--seconds S]
 //                      [--no-torch] [--torch-ways eager,graphs,compile]
 //        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
@@ -54,28 +55,29 @@ Image device_batch(const Setup& s) {
   return Image::from_floats({s.batch, 224, 224, 3}, values, type).to(Device::cuda());
 }
 
-GraphOptions options_for(const Setup& s, const std::string& cache) {
+GraphOptions options_for(const Setup& s, const std::string& cache, bool autotune = true) {
   GraphOptions options;
   options.precision = s.precision;
-  options.autotune = true;
+  options.autotune = autotune;
   options.plan_cache_file = cache;
   return options;
 }
 
 // --cold: one graph in a fresh process, milliseconds from construction to the first logits.
-double cold_start_ms(const Setup& s, const std::string& cache) {
+double cold_start_ms(const Setup& s, const std::string& cache, bool autotune) {
   const models::Network net = build(s.model);
   const Image x = device_batch(s);
   const auto start = std::chrono::steady_clock::now();
-  Graph graph(Device::cuda(), net.logits, true, options_for(s, cache));
+  Graph graph(Device::cuda(), net.logits, true, options_for(s, cache, autotune));
   graph.run({x});
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
 }
 
-double child_cold_start_ms(const std::string& self, const Setup& s, const std::string& cache) {
+double child_cold_start_ms(const std::string& self, const Setup& s, const std::string& cache,
+                           bool autotune = true) {
   const std::string command = self + " --cold " + s.model + " " + label(s.precision) + " " +
-                              std::to_string(s.batch) + " " + cache;
+                              std::to_string(s.batch) + " " + cache + (autotune ? " 1" : " 0");
   FILE* pipe = popen(command.c_str(), "r");
   double ms = -1;
   if (!pipe) return ms;
@@ -135,10 +137,12 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (argc == 6 && std::string(argv[1]) == "--cold") {
+  if (argc == 7 && std::string(argv[1]) == "--cold") {
     Setup s{argv[2], std::string(argv[3]) == "f16" ? Precision::f16 : Precision::tf32_allowed,
             std::atoi(argv[4])};
-    std::printf("{\"cold_ms\": %.1f}\n", cold_start_ms(s, argv[5]));
+    std::printf("{\"cold_ms\": %.1f}\n",
+                cold_start_ms(s, std::string(argv[5]) == "none" ? "" : argv[5],
+                              std::string(argv[6]) == "1"));
     return 0;
   }
   std::string model = "resnet50", batches = "1,32,256", ways = "eager,graphs,compile";
@@ -173,13 +177,17 @@ int main(int argc, char** argv) {
       std::remove(cache.c_str());
       const double cold = child_cold_start_ms(argv[0], s, cache);
       const double cold_cached = child_cold_start_ms(argv[0], s, cache);
+      // Heuristic plans (no autotuning), no cache file: the default options' cold start.
+      const double cold_heuristic = child_cold_start_ms(argv[0], s, "none", false);
       const Image x = device_batch(s);
       Graph graph(Device::cuda(), net.logits, true, options_for(s, cache));
       const double ms = bench::median_ms([&] { graph.run({x}); }, seconds);
       std::printf(
           "{\"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"cnngraph_ms\": %.3f, "
-          "\"cnngraph_img_s\": %.0f, \"cold_ms\": %.0f, \"cold_cached_ms\": %.0f",
-          model.c_str(), label(precision), batch, ms, batch * 1000.0 / ms, cold, cold_cached);
+          "\"cnngraph_img_s\": %.0f, \"cold_ms\": %.0f, \"cold_cached_ms\": %.0f, "
+          "\"cold_heuristic_ms\": %.0f",
+          model.c_str(), label(precision), batch, ms, batch * 1000.0 / ms, cold, cold_cached,
+          cold_heuristic);
       for (const char* way : {"eager", "graphs", "compile"}) {
         auto it =
             peer.find(std::string(label(precision)) + "/" + std::to_string(batch) + "/" + way);

@@ -38,6 +38,7 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/cudnn_graph.cpp
     src/backends/cuda/plan_cache.cpp
     src/backends/cuda/convolution.cpp
+    src/backends/cuda/convolution_transpose.cpp
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/elementwise.cu
     src/backends/cuda/pooling_softmax.cu

@@ -151,6 +151,38 @@ TEST(CudaConvolution, DepthwiseKernelMatchesTheReferenceForEveryVectorWidth) {
   expect_cuda_matches_reference(sum->result_image(), {random_image({2, 9, 7, 16}, rng)});
 }
 
+TEST(CudaConvolutionTranspose, MatchesTheReferenceForEveryPaddingStrideAndGroups) {
+  REQUIRE_GPU();
+  std::mt19937 rng(41);
+  int checked = 0;
+  for (const PaddingPolicy& policy :
+       {PaddingPolicy::valid(), PaddingPolicy::same(), PaddingPolicy::full()}) {
+    for (const int stride : {1, 2, 3}) {
+      for (const int kernel : {1, 3, 4}) {
+        const int groups = kernel == 3 ? 2 : 1;
+        ConvolutionDescriptor td(kernel, kernel, 6, 4);
+        td.stride_x = td.stride_y = stride;
+        td.groups = groups;
+        if (kernel == 4) td.dilation_y = 2;
+        auto source = std::make_shared<ArrayDataSource>(
+            "t", td, random_floats(td.weight_count(), rng), random_floats(4, rng));
+        auto y = std::make_shared<ImageNode>("y");
+        auto transpose = std::make_shared<ConvolutionTransposeNode>(y, nullptr, source);
+        transpose->padding_policy = policy;
+        const Image x = random_image({2, 5, 6, 6}, rng);
+        Graph gpu(Device::cuda(), transpose->result_image());
+        gpu.compile({x.shape()});
+        EXPECT_NE(gpu.describe().find("cudnn:backward_data"), std::string::npos) << gpu.describe();
+        expect_cuda_matches_reference(
+            transpose->result_image(), {x}, 1.0,
+            "stride " + std::to_string(stride) + " kernel " + std::to_string(kernel));
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 27);
+}
+
 TEST(CudaPlans, AutotunedPlansAreSavedToTheCacheFileAndAForeignFileIsRefused) {
   REQUIRE_GPU();
   std::mt19937 rng(31);

@@ -69,6 +69,52 @@ DescriptorPtr pointwise(cudnnPointwiseMode_t mode, const DescriptorPtr& x, const
   return op;
 }
 
+}  // namespace
+
+DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute) {
+  auto conv = std::make_shared<Descriptor>(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  const std::int64_t dims = 2;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  const std::int64_t pre[2] = {op.y.pad_before, op.x.pad_before};
+  // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
+  // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
+  // (in + pre + post - window) / stride + 1, still gives the planned result.
+  const std::int64_t post[2] = {std::max(0, op.y.pad_after), std::max(0, op.x.pad_after)};
+  const std::int64_t strides[2] = {op.y.stride, op.x.stride};
+  const std::int64_t dilations[2] = {op.dilation_y, op.dilation_x};
+  const auto cudnn_size = [&](const AxisGeometry& axis, int i) {
+    return (axis.source_size + pre[i] + post[i] - axis.kernel_size) / axis.stride + 1;
+  };
+  if (pre[0] < 0 || pre[1] < 0 || cudnn_size(op.y, 0) != op.y.result_size ||
+      cudnn_size(op.x, 1) != op.x.result_size) {
+    return nullptr;
+  }
+  conv->set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
+      .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
+      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
+      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, strides, 2)
+      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilations, 2);
+  if (!conv->try_finalize()) return nullptr;
+  return conv;
+}
+
+std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
+                                cudnnDataType_t compute) {
+  const ImageShape& in = op.src_shapes[0];
+  return "nhwc x=" + to_string(in) + " k=" + std::to_string(op.output_channels) + "x" +
+         std::to_string(op.kernel_height) + "x" + std::to_string(op.kernel_width) +
+         " g=" + std::to_string(op.groups) + " pad=" + std::to_string(op.y.pad_before) + "," +
+         std::to_string(op.x.pad_before) + "," + std::to_string(op.y.pad_after) + "," +
+         std::to_string(op.x.pad_after) + " s=" + std::to_string(op.y.stride) + "," +
+         std::to_string(op.x.stride) + " d=" + std::to_string(op.dilation_y) + "," +
+         std::to_string(op.dilation_x) + " io=" + std::to_string(io) +
+         " acc=" + std::to_string(compute);
+}
+
+namespace {
+
 std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_ops) const {
   const ImageShape& in = op_.src_shapes[0];
   const ImageShape out = op_.convolution_shape();
@@ -87,35 +133,12 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
                                  out.height, out.width, true)
                    : make_tensor(kY, io, out.batch, out.channels, out.height, out.width);
 
-  Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  const std::int64_t dims = 2;
-  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  const std::int64_t pre[2] = {op_.y.pad_before, op_.x.pad_before};
-  // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
-  // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
-  // (in + pre + post - window) / stride + 1, still gives the planned result.
-  const std::int64_t post[2] = {std::max(0, op_.y.pad_after), std::max(0, op_.x.pad_after)};
-  const std::int64_t strides[2] = {op_.y.stride, op_.x.stride};
-  const std::int64_t dilations[2] = {op_.dilation_y, op_.dilation_x};
-  const auto cudnn_size = [&](const AxisGeometry& axis, int i) {
-    return (axis.source_size + pre[i] + post[i] - axis.kernel_size) / axis.stride + 1;
-  };
-  if (pre[0] < 0 || pre[1] < 0 || cudnn_size(op_.y, 0) != op_.y.result_size ||
-      cudnn_size(op_.x, 1) != op_.x.result_size) {
-    return nullptr;
-  }
-  conv.set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
-      .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
-      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
-      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, strides, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilations, 2);
-  if (!conv.try_finalize()) return nullptr;
+  auto conv = convolution_descriptor(op_, compute);
+  if (!conv) return nullptr;
 
   auto forward =
       std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
-  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv.get();
+  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
   const float alpha = 1.0f, beta = 0.0f;
   forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
       .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
@@ -126,7 +149,7 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
   if (!forward->try_finalize()) return nullptr;
 
   std::vector<DescriptorPtr> operations{forward};
-  std::vector<DescriptorPtr> keep{x, w, y};
+  std::vector<DescriptorPtr> keep{x, w, y, conv};
   DescriptorPtr current = y;
   const int stages = (fuse_bias ? 1 : 0) + fused_post_ops;
   int stage = 0;
@@ -202,16 +225,7 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
 
 std::string ConvolutionPlanner::problem_key(bool fuse_bias, int fused_post_ops, cudnnDataType_t io,
                                             cudnnDataType_t compute) const {
-  const ImageShape& in = op_.src_shapes[0];
-  std::string key =
-      "conv_fwd nhwc x=" + to_string(in) + " k=" + std::to_string(op_.output_channels) + "x" +
-      std::to_string(op_.kernel_height) + "x" + std::to_string(op_.kernel_width) +
-      " g=" + std::to_string(op_.groups) + " pad=" + std::to_string(op_.y.pad_before) + "," +
-      std::to_string(op_.x.pad_before) + "," + std::to_string(op_.y.pad_after) + "," +
-      std::to_string(op_.x.pad_after) + " s=" + std::to_string(op_.y.stride) + "," +
-      std::to_string(op_.x.stride) + " d=" + std::to_string(op_.dilation_y) + "," +
-      std::to_string(op_.dilation_x) + " io=" + std::to_string(io) +
-      " acc=" + std::to_string(compute);
+  std::string key = "conv_fwd " + convolution_problem(op_, io, compute);
   if (fuse_bias) key += " +bias";
   for (int i = 0; i < fused_post_ops; ++i) {
     const PostOp& post = op_.post_ops[static_cast<std::size_t>(i)];

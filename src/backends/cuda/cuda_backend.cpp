@@ -113,6 +113,8 @@ const Candidate cuda_kernels[] = {
     {OpKind::convolution, "cuda:depthwise_convolution", make_depthwise_convolution},
     {OpKind::convolution, "cudnn:convolution", make_cudnn_convolution},
     {OpKind::convolution, "cuda:direct_convolution", make_direct_convolution},
+    {OpKind::convolution_transpose, "cudnn:convolution_transpose",
+     make_cudnn_convolution_transpose},
     {OpKind::neuron, "cuda:neuron", make_neuron},
     {OpKind::pooling, "cuda:pooling", make_pooling},
     {OpKind::addition, "cuda:add", make_addition},

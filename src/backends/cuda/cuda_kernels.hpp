@@ -11,6 +11,7 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op&, const GraphOptions&, C
 std::unique_ptr<Kernel> make_depthwise_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
 // The device copies of a convolution's weights (OHWI) and bias in the storage type, made
 // once per graph device and type (cached on the prepared weights) and shared by every

@@ -14,6 +14,7 @@
 
 #include "backends/device_memory.hpp"
 #include "cnngraph/graph.hpp"
+#include "ops/op.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -90,5 +91,12 @@ double time_plan(const Plan& plan, cudnnHandle_t handle, cudaStream_t stream, De
                  double best_ms);
 
 cudnnDataType_t cudnn_type(DataType type);
+
+// The convolution descriptor of a planned convolution (its padding, strides, dilation);
+// null when cuDNN cannot express its placement (convolution.cpp).
+DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute);
+// Names a convolution's shapes and placement in plan cache keys.
+std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
+                                cudnnDataType_t compute);
 
 }  // namespace cnngraph::detail::cuda

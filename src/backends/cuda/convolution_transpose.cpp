@@ -1,0 +1,109 @@
+// Transposed convolution on CUDA: the data gradient of its adjoint convolution through
+// cuDNN's backward-data operation (graph API), then the transpose's own bias in our
+// epilogue kernel. The adjoint's weights are the transpose's, rearranged once on the host
+// (ops/convolution_transpose.cpp) and uploaded like any convolution's.
+#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/cudnn_graph.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+enum Uid : std::int64_t { kDx = 1, kW = 2, kDy = 3 };
+
+class CudnnConvolutionTranspose : public Kernel {
+ public:
+  CudnnConvolutionTranspose(const ConvolutionTransposeOp& op, Context& context,
+                            std::shared_ptr<Plan> plan, std::shared_ptr<DeviceWeights> weights)
+      : op_(op), context_(context), plan_(std::move(plan)), weights_(std::move(weights)) {
+    context.reserve_workspace(static_cast<std::size_t>(plan_->workspace_bytes));
+    const PreparedWeights& own = *op.weights->source;
+    if (own.has_bias) {
+      bias_ = context.upload_as_storage(own.bias, own.source_label + " bias");
+      epilogue_.bias = bias_.get();
+    }
+  }
+
+  void run(const KernelArgs& args) override {
+    pointers_ = {static_cast<void*>(args.dst), weights_->weights.get(),
+                 const_cast<float*>(args.srcs[0])};
+    plan_->execute(context_.cudnn, {kDx, kW, kDy}, pointers_, context_.workspace.get());
+    if (bias_) {
+      epilogue(context_.storage, epilogue_, args.dst, op_.dst_shape.elements(),
+               op_.dst_shape.channels, context_.stream);
+    }
+  }
+
+  std::string implementation() const override {
+    return "cudnn:backward_data:" + plan_->engine + (bias_ ? " +bias" : "");
+  }
+
+ private:
+  const ConvolutionTransposeOp& op_;
+  Context& context_;
+  std::shared_ptr<Plan> plan_;
+  std::shared_ptr<DeviceWeights> weights_;
+  std::shared_ptr<std::byte[]> bias_;
+  DeviceEpilogue epilogue_;
+  std::vector<void*> pointers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
+                                                         const GraphOptions& options,
+                                                         Context& context) {
+  const auto& op = static_cast<const ConvolutionTransposeOp&>(base);
+  const ConvolutionOp& adjoint = op.inner.forward;
+  const ImageShape& dx = adjoint.src_shapes[0];       // the transpose's result
+  const ImageShape dy = adjoint.convolution_shape();  // the transpose's source
+  const cudnnDataType_t io = cudnn_type(context.storage);
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  auto conv = convolution_descriptor(adjoint, compute);
+  if (!conv) return nullptr;
+  auto dx_tensor = make_tensor(kDx, io, dx.batch, dx.channels, dx.height, dx.width);
+  auto w_tensor =
+      make_tensor(kW, io, adjoint.output_channels, adjoint.input_channels / adjoint.groups,
+                  adjoint.kernel_height, adjoint.kernel_width);
+  auto dy_tensor = make_tensor(kDy, io, dy.batch, dy.channels, dy.height, dy.width);
+  auto data =
+      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR);
+  cudnnBackendDescriptor_t dxh = dx_tensor->get(), wh = w_tensor->get(), dyh = dy_tensor->get(),
+                           ch = conv->get();
+  const float alpha = 1.0f, beta = 0.0f;
+  data->set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dxh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dyh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, &beta);
+  if (!data->try_finalize()) return nullptr;
+
+  auto weights = device_weights(*adjoint.weights, context);
+  // Autotuning runs the candidates on scratch images (bytes 0x3C, as for the forward
+  // convolution) and the real weights.
+  PlanTimer timer;
+  std::vector<std::shared_ptr<std::byte[]>> scratch;
+  std::vector<void*> pointers;
+  if (options.autotune) {
+    const std::size_t element = size_of(context.storage);
+    for (std::size_t elements : {dx.elements(), dy.elements()}) {
+      scratch.push_back(context.memory->allocate(elements * element, "autotuning"));
+      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * element, context.stream),
+            "cudaMemsetAsync");
+    }
+    pointers = {scratch[0].get(), weights->weights.get(), scratch[1].get()};
+    timer = [&](const Plan& candidate, double best_ms) {
+      return time_plan(candidate, context.cudnn, context.stream, *context.memory, {kDx, kW, kDy},
+                       pointers, best_ms);
+    };
+  }
+  auto plan = find_plan(context.cudnn, {data}, io == CUDNN_DATA_FLOAT, options,
+                        "conv_bwd_data " + convolution_problem(adjoint, io, compute),
+                        options.autotune ? &timer : nullptr);
+  if (!plan) return nullptr;
+  plan->keep.insert(plan->keep.end(), {dx_tensor, w_tensor, dy_tensor, conv});
+  return std::make_unique<CudnnConvolutionTranspose>(op, context, plan, weights);
+}
+
+}  // namespace cnngraph::detail::cuda
