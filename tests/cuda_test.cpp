@@ -183,30 +183,6 @@ TEST(CudaConvolutionTranspose, MatchesTheReferenceForEveryPaddingStrideAndGroups
   EXPECT_EQ(checked, 27);
 }
 
-TEST(CudaConvolution, AutotunedStemWithThreeChannelsMatchesTheReference) {
-  REQUIRE_GPU();
-  // A network's first layer: with autotuning, the source may be padded to 8 channels
-  // (when that measures faster); either way the result must be the convolution's.
-  std::mt19937 rng(43);
-  ConvolutionDescriptor d(7, 7, 3, 32);
-  d.stride_x = d.stride_y = 2;
-  d.neuron = NeuronDescriptor::make(NeuronType::relu);
-  auto src = std::make_shared<ImageNode>();
-  auto result = conv(src, random_source(d, rng));
-  const Image x = random_image({8, 64, 64, 3}, rng);
-  const Image expected = run_on(Device::cpu_reference(), result, {x});
-  for (Precision precision : {Precision::f16, Precision::bf16}) {
-    GraphOptions options = options_for(precision);
-    options.autotune = true;
-    Graph gpu(Device::cuda(), result, true, options);
-    const Image actual = gpu.run({x})[0];
-    EXPECT_LE(max_relative_error(actual.converted_to(DataType::f32), expected),
-              precision == Precision::f16 ? 2e-2 : 8e-2)
-        << gpu.describe();
-    RecordProperty(precision == Precision::f16 ? "f16_kernel" : "bf16_kernel", gpu.describe());
-  }
-}
-
 TEST(CudaPlans, AutotunedPlansAreSavedToTheCacheFileAndAForeignFileIsRefused) {
   REQUIRE_GPU();
   std::mt19937 rng(31);

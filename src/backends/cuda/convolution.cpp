@@ -410,31 +410,11 @@ std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, C
   return std::static_pointer_cast<DeviceWeights>(slot);
 }
 
-namespace {
-
-// A cuDNN kernel for a convolution and its measured milliseconds (-1: not measured).
-struct CudnnChoice {
-  std::unique_ptr<Kernel> kernel;
-  double milliseconds = -1;
-};
-
-// One read and one write of `elements` (plus `extra_reads` more) at about 2.5 TB/s, and a
-// launch: what an elementwise pass of ours costs, to weigh it against a measured plan.
-double pass_ms(std::size_t elements, DataType type, double extra_reads = 0) {
-  return double(elements) * size_of(type) * (2.0 + extra_reads) / 2.5e9 + 0.003;
-}
-
-CudnnChoice choose_cudnn_convolution(const ConvolutionOp& op, const GraphOptions& options,
-                                     Context& context) {
-  const auto make = [&](std::shared_ptr<Plan> plan, bool bias_fused, int post_ops,
-                        double extra_ms) {
-    const double ms = plan->milliseconds > 0 ? plan->milliseconds + extra_ms : -1;
-    return CudnnChoice{
-        std::make_unique<CudnnConvolution>(op, context, std::move(plan), bias_fused, post_ops,
-                                           device_weights(*op.weights, context)),
-        ms};
-  };
+std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
+                                               Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
   ConvolutionPlanner planner(op, context, options);
+  auto weights = device_weights(*op.weights, context);
   const bool bias = op.weights->has_bias;
   // Most fused first; each step gives more work to the epilogue kernel.
   std::shared_ptr<Plan> fused;
@@ -445,125 +425,38 @@ CudnnChoice choose_cudnn_convolution(const ConvolutionOp& op, const GraphOptions
   }
   const bool fully_fused = fused && fused_post_ops == static_cast<int>(op.post_ops.size());
   const bool bare_is_other = fused && (bias || fused_post_ops > 0);
-  const ImageShape out = op.convolution_shape();
-  double sums = 0;
-  for (const PostOp& post : op.post_ops) sums += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
-  // The epilogue's cost where one is left to run (the fused plan's leftover post-ops).
-  const double fused_rest_ms = fully_fused ? 0.0 : pass_ms(out.elements(), context.storage, sums);
-  if (fused && !(options.autotune && bare_is_other))
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
+  if (fused && !(options.autotune && bare_is_other)) {
+    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
+  }
   // The bare convolution, its bias and post-ops in our epilogue kernel: where fusion found
   // no engine, or, when autotuning, where it measures faster than the fused plan (a
   // fused graph only gets runtime-fusion engines, the bare one the precompiled kernels too).
   auto bare = planner.plan(false, 0);
   if (!bare) {
-    if (!fused) return {};
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
+    return fused ? std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops,
+                                                      weights)
+                 : nullptr;
   }
-  const bool epilogue = bias || !op.post_ops.empty();
-  const double bare_rest_ms = epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0;
-  if (!fused) return make(bare, false, 0, bare_rest_ms);
   // Without both times measured, the fused plan stays.
-  if (fused->milliseconds <= 0 || bare->milliseconds <= 0)
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
-  if (options.verbose) {
-    std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
-                 op.name.c_str(), fused->milliseconds + fused_rest_ms,
-                 bare->milliseconds + bare_rest_ms);
-  }
-  if (fused->milliseconds + fused_rest_ms <= bare->milliseconds + bare_rest_ms)
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
-  return make(bare, false, 0, bare_rest_ms);
-}
-
-// A convolution over few channels (a network's stem: 3 colours) whose source is padded
-// with zero channels to a multiple of 8 first, for cuDNN's tensor-core engines: it owns
-// the padded op, its zero-padded weights and the padded copy of the source.
-class ChannelPaddedConvolution : public Kernel {
- public:
-  ChannelPaddedConvolution(const ConvolutionOp& op, std::unique_ptr<ConvolutionOp> padded,
-                           std::shared_ptr<PreparedWeights> weights, Context& context)
-      : op_(op), padded_(std::move(padded)), weights_(std::move(weights)), context_(context) {
-    scratch_ = context.memory->allocate(
-        padded_->src_shapes[0].elements() * size_of(context.storage), op.name + " padded source");
-  }
-  // Plans the padded op; false when cuDNN takes none.
-  bool choose(const GraphOptions& options) {
-    choice_ = choose_cudnn_convolution(*padded_, options, context_);
-    return choice_.kernel != nullptr;
-  }
-  double milliseconds() const {
-    if (choice_.milliseconds <= 0) return -1;
-    return choice_.milliseconds + pass_ms(padded_->src_shapes[0].elements(), context_.storage);
-  }
-  void run(const KernelArgs& args) override {
-    const ImageShape& in = op_.src_shapes[0];
-    pad_channels(context_.storage, args.srcs[0], in.channels, scratch_.get(),
-                 padded_->src_shapes[0].channels, in.elements() / in.channels, context_.stream);
-    KernelArgs padded = args;
-    padded.srcs[0] = reinterpret_cast<const float*>(scratch_.get());
-    choice_.kernel->run(padded);
-  }
-  std::string implementation() const override {
-    return "channels " + std::to_string(op_.input_channels) + "->" +
-           std::to_string(padded_->input_channels) + " + " + choice_.kernel->implementation();
-  }
-
- private:
-  const ConvolutionOp& op_;
-  std::unique_ptr<ConvolutionOp> padded_;
-  std::shared_ptr<PreparedWeights> weights_;
-  Context& context_;
-  std::shared_ptr<std::byte[]> scratch_;
-  CudnnChoice choice_;
-};
-
-std::unique_ptr<ChannelPaddedConvolution> channel_padded(const ConvolutionOp& op,
-                                                         Context& context) {
-  const int channels = (op.input_channels + 7) / 8 * 8;
-  auto weights = std::make_shared<PreparedWeights>();
-  const PreparedWeights& own = *op.weights;
-  weights->descriptor = own.descriptor;
-  weights->descriptor.input_feature_channels = channels;
-  weights->source_label = own.source_label + " (channels padded)";
-  weights->bias = own.bias;
-  weights->has_bias = own.has_bias;
-  const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;
-  weights->weights.assign(std::size_t(op.output_channels) * taps * channels, 0.0f);
-  for (std::size_t k = 0; k < std::size_t(op.output_channels); ++k)
-    for (std::size_t t = 0; t < taps; ++t)
-      for (int c = 0; c < op.input_channels; ++c)
-        weights->weights[(k * taps + t) * channels + c] =
-            own.weights[(k * taps + t) * op.input_channels + c];
-  auto padded = std::make_unique<ConvolutionOp>(op);
-  padded->input_channels = channels;
-  padded->src_shapes[0].channels = channels;
-  padded->weights = weights;
-  return std::make_unique<ChannelPaddedConvolution>(op, std::move(padded), weights, context);
-}
-
-}  // namespace
-
-std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
-                                               Context& context) {
-  const auto& op = static_cast<const ConvolutionOp&>(base);
-  CudnnChoice direct = choose_cudnn_convolution(op, options, context);
-  // Few input channels in 16-bit storage: with autotuning, the source padded to 8 channels
-  // is tried too, and kept when it measures faster, padding pass included.
-  const bool few_channels = op.groups == 1 && op.input_channels < 8 && !op.fully_connected &&
-                            context.storage != DataType::f32;
-  if (options.autotune && few_channels) {
-    auto padded = channel_padded(op, context);
-    if (padded->choose(options) && padded->milliseconds() > 0 &&
-        (direct.milliseconds <= 0 || padded->milliseconds() < direct.milliseconds)) {
-      if (options.verbose) {
-        std::fprintf(stderr, "cnngraph: cuda: %s: padded channels %.4f ms, as is %.4f ms\n",
-                     op.name.c_str(), padded->milliseconds(), direct.milliseconds);
-      }
-      return padded;
+  if (fused && (fused->milliseconds <= 0 || bare->milliseconds <= 0))
+    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
+  if (fused) {
+    // The epilogue's cost: one read and one write of the result (plus the residuals) at
+    // about 2.5 TB/s, and a launch; what the fused plan leaves over runs in it either way.
+    const ImageShape out = op.convolution_shape();
+    double passes = 2.0;
+    for (const PostOp& post : op.post_ops) passes += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
+    const double bytes = double(out.elements()) * size_of(context.storage) * passes;
+    const double epilogue_ms = bytes / 2.5e9 + 0.003;
+    const double bare_ms = bare->milliseconds + (fully_fused ? epilogue_ms : 0.0);
+    if (options.verbose) {
+      std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
+                   op.name.c_str(), fused->milliseconds, bare_ms);
     }
+    if (fused->milliseconds <= bare_ms)
+      return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
   }
-  return std::move(direct.kernel);
+  return std::make_unique<CudnnConvolution>(op, context, bare, false, 0, weights);
 }
 
 std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOptions&,

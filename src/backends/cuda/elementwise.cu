@@ -68,16 +68,6 @@ __global__ void affine_kernel(const T* src, const float* scale, const float* shi
 // One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
 // channel (c*s + i)*s + j of convolution pixel (y, x).
 template <typename T>
-__global__ void pad_channels_kernel(const T* src, int from, T* dst, int to, std::size_t count) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const std::size_t pixel = i / to;
-    const int c = int(i % to);
-    dst[i] = c < from ? src[pixel * from + c] : from_float<T>(0.0f);
-  }
-}
-
-template <typename T>
 __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s, T* dst) {
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
@@ -144,17 +134,6 @@ void affine(DataType type, const void* src, const float* scale, const float* shi
         static_cast<const T*>(src), scale, shift, static_cast<T*>(dst), count, channels);
   });
   check_launch("affine");
-}
-
-void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
-                  std::size_t pixels, cudaStream_t stream) {
-  const std::size_t count = pixels * to_channels;
-  dispatch(type, [&](auto tag) {
-    using T = decltype(tag);
-    pad_channels_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
-        static_cast<const T*>(src), from_channels, static_cast<T*>(dst), to_channels, count);
-  });
-  check_launch("pad_channels");
 }
 
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
