@@ -163,13 +163,13 @@ TEST(CudaConvolutionTranspose, MatchesTheReferenceForEveryPaddingStrideAndGroups
         ConvolutionDescriptor td(kernel, kernel, 6, 4);
         td.stride_x = td.stride_y = stride;
         td.groups = groups;
-        if (kernel == 4) td.dilation_y = 2;
+        if (kernel == 4) td.dilation_y = 2;  // a 7-row window: the source below has 9 rows
         auto source = std::make_shared<ArrayDataSource>(
             "t", td, random_floats(td.weight_count(), rng), random_floats(4, rng));
         auto y = std::make_shared<ImageNode>("y");
         auto transpose = std::make_shared<ConvolutionTransposeNode>(y, nullptr, source);
         transpose->padding_policy = policy;
-        const Image x = random_image({2, 5, 6, 6}, rng);
+        const Image x = random_image({2, 9, 7, 6}, rng);
         Graph gpu(Device::cuda(), transpose->result_image());
         gpu.compile({x.shape()});
         EXPECT_NE(gpu.describe().find("cudnn:backward_data"), std::string::npos) << gpu.describe();
