@@ -143,6 +143,20 @@ TEST(CudaConvolution, DepthwiseKernelMatchesTheReferenceForEveryVectorWidth) {
                                     "depthwise c" + std::to_string(channels));
     }
   }
+  // 3x3, stride 1: the kernel that computes several rows per thread (11 rows: a partial
+  // block of rows at the bottom), with every padding policy.
+  for (int channels : {5, 6, 12, 24}) {
+    for (const PaddingPolicy& policy :
+         {PaddingPolicy::same(), PaddingPolicy::valid(), PaddingPolicy::full()}) {
+      ConvolutionDescriptor d(3, 3, channels, channels);
+      d.groups = channels;
+      d.neuron = NeuronDescriptor::make(NeuronType::relu_n, 0.0f, 0.5f);
+      auto src = std::make_shared<ImageNode>();
+      auto result = conv(src, random_source(d, rng), policy);
+      expect_cuda_matches_reference(result, {random_image({2, 11, 9, channels}, rng)}, 1.0,
+                                    "depthwise 3x3 c" + std::to_string(channels));
+    }
+  }
   // With a residual sum in its epilogue.
   ConvolutionDescriptor d(3, 3, 16, 16);
   d.groups = 16;
