@@ -2,6 +2,7 @@
 #include "backends/cuda/cudnn_graph.hpp"
 
 #include <cstdio>
+#include <future>
 
 #include "backends/cuda/cuda_common.hpp"
 #include "backends/cuda/plan_cache.hpp"
@@ -187,55 +188,80 @@ std::pair<DescriptorPtr, std::int64_t> engine_of(const Descriptor& config) {
   return {engine, index};
 }
 
+// Whether the options allow an engine: no down-converting engines, TF32 tensor cores only
+// with tf32_allowed, no non-deterministic engines in deterministic mode.
+bool allowed(const Descriptor& engine, bool float_data, const GraphOptions& options) {
+  std::vector<cudnnBackendNumericalNote_t> notes(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
+  std::int64_t count = 0;
+  cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                           CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count,
+                           notes.data());
+  notes.resize(static_cast<std::size_t>(count));
+  if (has_note(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) return false;
+  if (float_data && options.precision != Precision::tf32_allowed &&
+      has_note(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) {
+    return false;
+  }
+  return !(options.deterministic && has_note(notes, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC));
+}
+
+bool runtime_compiled(const Descriptor& engine) {
+  std::vector<cudnnBackendBehaviorNote_t> notes(CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
+  std::int64_t count = 0;
+  cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
+                           CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &count, notes.data());
+  notes.resize(static_cast<std::size_t>(count));
+  for (auto n : notes) {
+    if (n == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) return true;
+  }
+  return false;
+}
+
 // The candidates of one heuristics mode, in its order, up to `limit` in all.
 void add_candidates(cudnnHandle_t handle, cudnnBackendDescriptor_t graph, int mode, bool float_data,
                     const GraphOptions& options, std::size_t limit, std::vector<Candidate>& out,
                     int& compiled_candidates) {
   const std::vector<DescriptorPtr> configs = heuristic_configs(graph, mode);
   const std::int64_t returned = static_cast<std::int64_t>(configs.size());
-  for (std::int64_t i = 0; i < returned && out.size() < limit; ++i) {
-    const Descriptor& config = *configs[static_cast<std::size_t>(i)];
-    auto [engine, index] = engine_of(config);
-    if (!engine) continue;
-    cudnnBackendDescriptor_t engine_handle = engine->get();
-    std::vector<cudnnBackendNumericalNote_t> notes(CUDNN_NUMERICAL_NOTE_TYPE_COUNT);
-    std::int64_t note_count = 0;
-    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
-                             CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
-                             &note_count, notes.data());
-    notes.resize(static_cast<std::size_t>(note_count));
-    if (has_note(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) continue;
-    if (float_data && options.precision != Precision::tf32_allowed &&
-        has_note(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) {
-      continue;
+  std::int64_t next = 0;
+  // Rounds: pick as many allowed configurations as places are left, then finalize their
+  // plans on threads of their own (runtime-compiled engines compile their kernels then,
+  // which dominates a cold start); configurations that fail leave places for the next round.
+  while (out.size() < limit && next < returned) {
+    std::vector<Candidate> picked;
+    for (; next < returned && out.size() + picked.size() < limit; ++next) {
+      const std::size_t i = static_cast<std::size_t>(next);
+      auto [engine, index] = engine_of(*configs[i]);
+      if (!engine) continue;
+      if (!allowed(*engine, float_data, options)) continue;
+      bool seen = false;  // FALLBACK mode may repeat an engine of mode A
+      for (const Candidate& c : out) seen |= c.index == index;
+      for (const Candidate& c : picked) seen |= c.index == index;
+      if (seen) continue;
+      // Runtime-compiled engines cost a kernel compilation each (tenths of a second): when
+      // autotuning, only the first kMaxCompiledCandidates of them are tried.
+      if (runtime_compiled(*engine) && limit > 1) {
+        if (compiled_candidates >= kMaxCompiledCandidates) continue;
+        ++compiled_candidates;
+      }
+      picked.push_back({configs[i], engine, nullptr, 0, index, mode, static_cast<int>(next)});
     }
-    if (options.deterministic && has_note(notes, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC)) continue;
-    bool seen = false;  // FALLBACK mode may repeat an engine of mode A
-    for (const Candidate& c : out) seen |= c.index == index;
-    if (seen) continue;
-    // Runtime-compiled engines cost a kernel compilation each (tenths of a second): when
-    // autotuning, only the first kMaxCompiledCandidates of them are tried.
-    std::vector<cudnnBackendBehaviorNote_t> behaviour(CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
-    std::int64_t behaviour_count = 0;
-    cudnnBackendGetAttribute(engine_handle, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE,
-                             CUDNN_TYPE_BEHAVIOR_NOTE, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT,
-                             &behaviour_count, behaviour.data());
-    behaviour.resize(static_cast<std::size_t>(behaviour_count));
-    bool compiled = false;
-    for (auto b : behaviour) compiled |= b == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
-    if (compiled && limit > 1) {
-      if (compiled_candidates >= kMaxCompiledCandidates) continue;
-      ++compiled_candidates;
+    std::vector<std::future<DescriptorPtr>> plans;
+    for (const Candidate& c : picked) {
+      plans.push_back(std::async(std::launch::async, [handle, config = c.config] {
+        return plan_for_config(handle, config->get());
+      }));
     }
-    auto plan = plan_for_config(handle, config.get());
-    if (!plan) continue;
-    const std::int64_t workspace = workspace_of(*plan);
-    if (options.workspace_limit_bytes &&
-        static_cast<std::size_t>(workspace) > options.workspace_limit_bytes) {
-      continue;
+    for (std::size_t k = 0; k < picked.size(); ++k) {
+      picked[k].plan = plans[k].get();
+      if (!picked[k].plan) continue;
+      picked[k].workspace = workspace_of(*picked[k].plan);
+      if (options.workspace_limit_bytes &&
+          static_cast<std::size_t>(picked[k].workspace) > options.workspace_limit_bytes) {
+        continue;
+      }
+      out.push_back(std::move(picked[k]));
     }
-    out.push_back({configs[static_cast<std::size_t>(i)], engine, plan, workspace, index, mode,
-                   static_cast<int>(i)});
   }
 }
 
