@@ -2,6 +2,7 @@
 // behaviour (images on the device, recorded CUDA graphs, errors). On a machine without a GPU
 // every test but the first skips, saying so.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -79,6 +80,42 @@ TEST(CudaConvolution, RandomDescriptorVariantsMatchTheReferenceInEveryPrecision)
     const Image x = random_image({c.batch, c.height, c.width, c.in_channels}, rng);
     expect_cuda_matches_reference(result, {x}, 1.0, c.name());
   }
+}
+
+TEST(CudaConvolution, StrictF32InNchwMatchesTheReference) {
+  REQUIRE_GPU();
+  // Autotuning may run strict fp32 convolutions in NCHW (transposes around cuDNN);
+  // CNNGRAPH_CUDA_F32_LAYOUT=nchw forces that path here, whatever it measures.
+  setenv("CNNGRAPH_CUDA_F32_LAYOUT", "nchw", 1);
+  std::mt19937 rng(47);
+  int nchw = 0;
+  for (const ConvCase& c : random_convolution_cases(16, 4711)) {
+    ConvolutionDescriptor d = c.descriptor();
+    if (rng() % 2) d.neuron = NeuronDescriptor::make(NeuronType::relu);
+    auto src = std::make_shared<ImageNode>();
+    auto result = conv(src, random_source(d, rng), c.padding);
+    const Image x = random_image({c.batch, c.height, c.width, c.in_channels}, rng);
+    Graph gpu(Device::cuda(), result);
+    const Image actual = gpu.run({x})[0];
+    nchw += gpu.describe().find("cudnn:nchw") != std::string::npos;
+    EXPECT_LE(max_relative_error(actual, run_on(Device::cpu_reference(), result, {x})), 1e-4)
+        << c.name() << "\n"
+        << gpu.describe();
+  }
+  // A residual sum and relu after the transpose back.
+  auto src = std::make_shared<ImageNode>();
+  auto sum = std::make_shared<AdditionNode>(
+      conv(src, random_source(ConvolutionDescriptor(3, 3, 8, 8), rng)), src);
+  auto relu =
+      std::make_shared<NeuronNode>(sum->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  const Image x = random_image({3, 7, 9, 8}, rng);
+  Graph gpu(Device::cuda(), relu->result_image());
+  EXPECT_LE(max_relative_error(gpu.run({x})[0],
+                               run_on(Device::cpu_reference(), relu->result_image(), {x})),
+            1e-4);
+  EXPECT_NE(gpu.describe().find("cudnn:nchw"), std::string::npos) << gpu.describe();
+  unsetenv("CNNGRAPH_CUDA_F32_LAYOUT");
+  EXPECT_GE(nchw, 8) << "too few convolutions took the NCHW path";
 }
 
 TEST(CudaConvolution, FusedBatchNormReluAndResidualMatchTheReference) {

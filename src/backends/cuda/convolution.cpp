@@ -3,6 +3,7 @@
 // accepts; what is left runs in our epilogue kernel. Problems no cuDNN engine takes (e.g.
 // negative trailing padding) run in our direct kernel.
 #include <cstdio>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
@@ -101,9 +102,9 @@ DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t co
 }
 
 std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
-                                cudnnDataType_t compute) {
+                                cudnnDataType_t compute, const std::string& layout) {
   const ImageShape& in = op.src_shapes[0];
-  return "nhwc x=" + to_string(in) + " k=" + std::to_string(op.output_channels) + "x" +
+  return layout + " x=" + to_string(in) + " k=" + std::to_string(op.output_channels) + "x" +
          std::to_string(op.kernel_height) + "x" + std::to_string(op.kernel_width) +
          " g=" + std::to_string(op.groups) + " pad=" + std::to_string(op.y.pad_before) + "," +
          std::to_string(op.x.pad_before) + "," + std::to_string(op.y.pad_after) + "," +
@@ -410,11 +411,32 @@ std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, C
   return std::static_pointer_cast<DeviceWeights>(slot);
 }
 
-std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
-                                               Context& context) {
-  const auto& op = static_cast<const ConvolutionOp&>(base);
+namespace {
+
+// A cuDNN kernel for a convolution and its measured milliseconds (-1: not measured).
+struct CudnnChoice {
+  std::unique_ptr<Kernel> kernel;
+  double milliseconds = -1;
+};
+
+// One read and one write of `elements` (plus `extra_reads` more) at about 2.5 TB/s, and a
+// launch: what an elementwise pass of ours costs, to weigh it against a measured plan.
+double pass_ms(std::size_t elements, DataType type, double extra_reads = 0) {
+  return double(elements) * size_of(type) * (2.0 + extra_reads) / 2.5e9 + 0.003;
+}
+
+// The NHWC cuDNN kernel: the most fused plan, or (autotuning) the bare convolution plus our
+// epilogue kernel when that measures faster.
+CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
+                             Context& context) {
+  const auto make = [&](std::shared_ptr<Plan> plan, bool bias_fused, int post_ops, double rest_ms) {
+    const double ms = plan->milliseconds > 0 ? plan->milliseconds + rest_ms : -1;
+    return CudnnChoice{
+        std::make_unique<CudnnConvolution>(op, context, std::move(plan), bias_fused, post_ops,
+                                           device_weights(*op.weights, context)),
+        ms};
+  };
   ConvolutionPlanner planner(op, context, options);
-  auto weights = device_weights(*op.weights, context);
   const bool bias = op.weights->has_bias;
   // Most fused first; each step gives more work to the epilogue kernel.
   std::shared_ptr<Plan> fused;
@@ -425,38 +447,170 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
   }
   const bool fully_fused = fused && fused_post_ops == static_cast<int>(op.post_ops.size());
   const bool bare_is_other = fused && (bias || fused_post_ops > 0);
-  if (fused && !(options.autotune && bare_is_other)) {
-    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
-  }
+  const ImageShape out = op.convolution_shape();
+  double sums = 0;
+  for (const PostOp& post : op.post_ops) sums += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
+  // The epilogue's cost where one is left to run (the fused plan's leftover post-ops).
+  const double fused_rest_ms = fully_fused ? 0.0 : pass_ms(out.elements(), context.storage, sums);
+  if (fused && !(options.autotune && bare_is_other))
+    return make(fused, bias, fused_post_ops, fused_rest_ms);
   // The bare convolution, its bias and post-ops in our epilogue kernel: where fusion found
   // no engine, or, when autotuning, where it measures faster than the fused plan (a
   // fused graph only gets runtime-fusion engines, the bare one the precompiled kernels too).
   auto bare = planner.plan(false, 0);
   if (!bare) {
-    return fused ? std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops,
-                                                      weights)
-                 : nullptr;
+    if (!fused) return {};
+    return make(fused, bias, fused_post_ops, fused_rest_ms);
   }
+  const bool epilogue = bias || !op.post_ops.empty();
+  const double bare_rest_ms = epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0;
+  if (!fused) return make(bare, false, 0, bare_rest_ms);
   // Without both times measured, the fused plan stays.
-  if (fused && (fused->milliseconds <= 0 || bare->milliseconds <= 0))
-    return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
-  if (fused) {
-    // The epilogue's cost: one read and one write of the result (plus the residuals) at
-    // about 2.5 TB/s, and a launch; what the fused plan leaves over runs in it either way.
-    const ImageShape out = op.convolution_shape();
-    double passes = 2.0;
-    for (const PostOp& post : op.post_ops) passes += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
-    const double bytes = double(out.elements()) * size_of(context.storage) * passes;
-    const double epilogue_ms = bytes / 2.5e9 + 0.003;
-    const double bare_ms = bare->milliseconds + (fully_fused ? epilogue_ms : 0.0);
-    if (options.verbose) {
-      std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
-                   op.name.c_str(), fused->milliseconds, bare_ms);
-    }
-    if (fused->milliseconds <= bare_ms)
-      return std::make_unique<CudnnConvolution>(op, context, fused, bias, fused_post_ops, weights);
+  if (fused->milliseconds <= 0 || bare->milliseconds <= 0)
+    return make(fused, bias, fused_post_ops, fused_rest_ms);
+  if (options.verbose) {
+    std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
+                 op.name.c_str(), fused->milliseconds + fused_rest_ms,
+                 bare->milliseconds + bare_rest_ms);
   }
-  return std::make_unique<CudnnConvolution>(op, context, bare, false, 0, weights);
+  if (fused->milliseconds + fused_rest_ms <= bare->milliseconds + bare_rest_ms)
+    return make(fused, bias, fused_post_ops, fused_rest_ms);
+  return make(bare, false, 0, bare_rest_ms);
+}
+
+// Strict fp32 (no TF32) in NCHW: cuDNN's fp32 kernels without tensor cores are faster in
+// NCHW than in NHWC, which can pay for transposing the source in and the result out. The
+// result's transpose is followed by our epilogue kernel (bias, post-ops).
+class NchwConvolution : public Kernel {
+ public:
+  NchwConvolution(const ConvolutionOp& op, Context& context, std::shared_ptr<Plan> plan,
+                  std::shared_ptr<std::byte[]> kcrs_weights)
+      : op_(op), context_(context), plan_(std::move(plan)), weights_(std::move(kcrs_weights)) {
+    context.reserve_workspace(static_cast<std::size_t>(plan_->workspace_bytes));
+    has_epilogue_ = make_epilogue(op, context, *device_weights(*op.weights, context), true, 0,
+                                  epilogue_, keep_);
+    keep_.push_back(device_weights(*op.weights, context)->bias);
+    const std::size_t element = size_of(context.storage);
+    x_ = context.memory->allocate(op.src_shapes[0].elements() * element, op.name + " nchw source");
+    y_ = context.memory->allocate(op.dst_shape.elements() * element, op.name + " nchw result");
+  }
+  void run(const KernelArgs& args) override {
+    const ImageShape& in = op_.src_shapes[0];
+    const ImageShape& out = op_.dst_shape;
+    transpose_batched(context_.storage, args.srcs[0], x_.get(), in.batch, in.height * in.width,
+                      in.channels, context_.stream);
+    pointers_ = {x_.get(), weights_.get(), y_.get()};
+    plan_->execute(context_.cudnn, {1, 2, 3}, pointers_, context_.workspace.get());
+    transpose_batched(context_.storage, y_.get(), args.dst, out.batch, out.channels,
+                      out.height * out.width, context_.stream);
+    if (has_epilogue_) {
+      epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
+      epilogue(context_.storage, epilogue_, args.dst, out.elements(), out.channels,
+               context_.stream);
+    }
+  }
+  std::string implementation() const override {
+    return "cudnn:nchw:" + plan_->engine + (has_epilogue_ ? " +epilogue" : "");
+  }
+
+ private:
+  const ConvolutionOp& op_;
+  Context& context_;
+  std::shared_ptr<Plan> plan_;
+  std::shared_ptr<std::byte[]> weights_, x_, y_;
+  bool has_epilogue_ = false;
+  DeviceEpilogue epilogue_;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::vector<void*> pointers_;
+};
+
+CudnnChoice nchw_convolution(const ConvolutionOp& op, const GraphOptions& options,
+                             Context& context) {
+  const ImageShape& in = op.src_shapes[0];
+  const ImageShape out = op.convolution_shape();
+  const cudnnDataType_t io = CUDNN_DATA_FLOAT;
+  auto conv = convolution_descriptor(op, CUDNN_DATA_FLOAT);
+  if (!conv) return {};
+  const int cg = op.input_channels / op.groups;
+  auto x = make_tensor(1, io, in.batch, in.channels, in.height, in.width, false, true);
+  auto w =
+      make_tensor(2, io, op.output_channels, cg, op.kernel_height, op.kernel_width, false, true);
+  auto y = make_tensor(3, io, out.batch, out.channels, out.height, out.width, false, true);
+  auto forward =
+      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
+  const float alpha = 1.0f, beta = 0.0f;
+  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
+  if (!forward->try_finalize()) return {};
+  // KCRS weights from the prepared OHWI ones.
+  const std::vector<float>& ohwi = op.weights->weights;
+  const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;
+  std::vector<float> kcrs(ohwi.size());
+  for (std::size_t k = 0; k < std::size_t(op.output_channels); ++k)
+    for (std::size_t t = 0; t < taps; ++t)
+      for (std::size_t c = 0; c < std::size_t(cg); ++c)
+        kcrs[(k * cg + c) * taps + t] = ohwi[(k * taps + t) * cg + c];
+  auto weights = context.upload_as_storage(kcrs, op.name + " nchw weights");
+  PlanTimer timer;
+  std::vector<std::shared_ptr<std::byte[]>> scratch;
+  std::vector<void*> pointers;
+  if (options.autotune) {
+    for (std::size_t elements : {in.elements(), out.elements()}) {
+      scratch.push_back(context.memory->allocate(elements * sizeof(float), "autotuning"));
+      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * sizeof(float), context.stream),
+            "cudaMemsetAsync");
+    }
+    pointers = {scratch[0].get(), weights.get(), scratch[1].get()};
+    timer = [&](const Plan& candidate, double best_ms) {
+      return time_plan(candidate, context.cudnn, context.stream, *context.memory, {1, 2, 3},
+                       pointers, best_ms);
+    };
+  }
+  auto plan = find_plan(context.cudnn, {forward}, true, options,
+                        "conv_fwd " + convolution_problem(op, io, CUDNN_DATA_FLOAT, "nchw"),
+                        options.autotune ? &timer : nullptr);
+  if (!plan) return {};
+  plan->keep.insert(plan->keep.end(), {x, w, y, conv});
+  double sums = 0;
+  for (const PostOp& post : op.post_ops) sums += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
+  const bool epilogue = op.weights->has_bias || !op.post_ops.empty();
+  const double ms = plan->milliseconds > 0
+                        ? plan->milliseconds + pass_ms(in.elements(), context.storage) +
+                              pass_ms(out.elements(), context.storage) +
+                              (epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0)
+                        : -1;
+  return {std::make_unique<NchwConvolution>(op, context, plan, weights), ms};
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
+                                               Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  CudnnChoice nhwc = nhwc_convolution(op, options, context);
+  // Strict fp32 also tries NCHW when autotuning (CNNGRAPH_CUDA_F32_LAYOUT=nchw or nhwc
+  // forces one, for tests and experiments).
+  const char* forced = std::getenv("CNNGRAPH_CUDA_F32_LAYOUT");
+  const std::string layout = forced ? forced : "";
+  const bool strict_f32 = options.precision == Precision::f32 && context.storage == DataType::f32 &&
+                          op.sub_pixel == 1 && !op.fully_connected;
+  if (strict_f32 && (layout == "nchw" || (options.autotune && layout != "nhwc"))) {
+    CudnnChoice nchw = nchw_convolution(op, options, context);
+    if (options.verbose && nchw.kernel) {
+      std::fprintf(stderr, "cnngraph: cuda: %s: nchw %.4f ms, nhwc %.4f ms\n", op.name.c_str(),
+                   nchw.milliseconds, nhwc.milliseconds);
+    }
+    if (nchw.kernel && (layout == "nchw" || (nchw.milliseconds > 0 && nhwc.milliseconds > 0 &&
+                                             nchw.milliseconds < nhwc.milliseconds))) {
+      return std::move(nchw.kernel);
+    }
+  }
+  return std::move(nhwc.kernel);
 }
 
 std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOptions&,

@@ -76,6 +76,9 @@ void add(DataType type, const void* a, const void* b, void* dst, std::size_t cou
 // dst = src * scale[c] + shift[c], scale and shift f32 on the device.
 void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
             std::size_t count, int channels, cudaStream_t stream);
+// dst[n][j][i] = src[n][i][j] for `batch` matrices of rows x cols (NHWC <-> NCHW).
+void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,
+                       cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        void* dst, cudaStream_t stream);
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);

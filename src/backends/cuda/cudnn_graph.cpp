@@ -53,10 +53,15 @@ cudnnDataType_t cudnn_type(DataType type) {
 }
 
 DescriptorPtr make_tensor(std::int64_t uid, cudnnDataType_t type, std::int64_t n, std::int64_t c,
-                          std::int64_t h, std::int64_t w, bool is_virtual) {
+                          std::int64_t h, std::int64_t w, bool is_virtual, bool nchw) {
   auto t = std::make_shared<Descriptor>(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   const std::int64_t dims[4] = {n, c, h, w};
-  const std::int64_t strides[4] = {h * w * c, 1, w * c, c};
+  std::int64_t strides[4] = {h * w * c, 1, w * c, c};
+  if (nchw) {
+    strides[1] = h * w;
+    strides[2] = w;
+    strides[3] = 1;
+  }
   const std::int64_t alignment = 16;  // the memory planner aligns every image to 256 bytes
   t->set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, &type)
       .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, dims, 4)

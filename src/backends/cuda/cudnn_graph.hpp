@@ -42,9 +42,11 @@ class Descriptor {
 };
 using DescriptorPtr = std::shared_ptr<Descriptor>;
 
-// A 4-d tensor in NHWC memory order (cuDNN's dims are always N, C, H, W).
+// A 4-d tensor in NHWC memory order, or NCHW with `nchw` (cuDNN's dims are always N, C,
+// H, W).
 DescriptorPtr make_tensor(std::int64_t uid, cudnnDataType_t type, std::int64_t n, std::int64_t c,
-                          std::int64_t h, std::int64_t w, bool is_virtual = false);
+                          std::int64_t h, std::int64_t w, bool is_virtual = false,
+                          bool nchw = false);
 
 // An executable plan and the descriptors it was made from (kept alive with it).
 class Plan {
@@ -95,8 +97,8 @@ cudnnDataType_t cudnn_type(DataType type);
 // The convolution descriptor of a planned convolution (its padding, strides, dilation);
 // null when cuDNN cannot express its placement (convolution.cpp).
 DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute);
-// Names a convolution's shapes and placement in plan cache keys.
+// Names a convolution's shapes, placement and memory layout in plan cache keys.
 std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
-                                cudnnDataType_t compute);
+                                cudnnDataType_t compute, const std::string& layout = "nhwc");
 
 }  // namespace cnngraph::detail::cuda

@@ -67,6 +67,27 @@ __global__ void affine_kernel(const T* src, const float* scale, const float* shi
 
 // One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
 // channel (c*s + i)*s + j of convolution pixel (y, x).
+// 32x32 tiles through shared memory (one column of padding against bank conflicts), so
+// that both the reads and the writes are coalesced.
+template <typename T>
+__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols) {
+  __shared__ T tile[32][33];
+  const std::size_t matrix = std::size_t(blockIdx.z) * rows * cols;
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int row = blockIdx.y * 32 + k;
+    if (row < rows && col < cols)
+      tile[k][threadIdx.x] = src[matrix + std::size_t(row) * cols + col];
+  }
+  __syncthreads();
+  const int out_col = blockIdx.y * 32 + threadIdx.x;  // a source row
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int out_row = blockIdx.x * 32 + k;  // a source column
+    if (out_row < cols && out_col < rows)
+      dst[matrix + std::size_t(out_row) * rows + out_col] = tile[threadIdx.x][k];
+  }
+}
+
 template <typename T>
 __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s, T* dst) {
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
@@ -134,6 +155,18 @@ void affine(DataType type, const void* src, const float* scale, const float* shi
         static_cast<const T*>(src), scale, shift, static_cast<T*>(dst), count, channels);
   });
   check_launch("affine");
+}
+
+void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,
+                       cudaStream_t stream) {
+  const dim3 blocks((cols + 31) / 32, (rows + 31) / 32, batch);
+  const dim3 threads(32, 8);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    transpose_kernel<<<blocks, threads, 0, stream>>>(static_cast<const T*>(src),
+                                                     static_cast<T*>(dst), rows, cols);
+  });
+  check_launch("transpose");
 }
 
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
