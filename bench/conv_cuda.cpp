@@ -4,7 +4,7 @@
 // arena, the recorded CUDA graph, the result image and the final synchronization all
 // count); the first run (plan choice, weight upload) is reported apart.
 // Plans are autotuned (GraphOptions::autotune), as the peer's are by cudnn.benchmark.
-// Usage: conv_cuda [--cases FILE] [--seconds S] [--no-torch] [--no-autotune]
+// Usage: conv_cuda [--cases FILE] [--seconds S] [--no-torch] [--no-autotune] [--verbose]
 #include <cmath>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   double seconds = 1.0;
   bool torch = true;
   bool autotune = true;  // as the peer's cudnn.benchmark
+  bool verbose = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--cases" && i + 1 < argc)
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
       GraphOptions options;
       options.precision = precision;
       options.autotune = autotune;
+      options.verbose = verbose;  // kernel choices and autotuning times on stderr
       const DataType type = precision == Precision::f16    ? DataType::f16
                             : precision == Precision::bf16 ? DataType::bf16
                                                            : DataType::f32;
