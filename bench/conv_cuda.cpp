@@ -5,6 +5,7 @@
 // count); the first run (plan choice, weight upload) is reported apart.
 // Plans are autotuned (GraphOptions::autotune), as the peer's are by cudnn.benchmark.
 // Usage: conv_cuda [--cases FILE] [--seconds S] [--no-torch] [--no-autotune] [--verbose]
+//                  [--no-cuda-graphs]
 #include <cmath>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
   bool torch = true;
   bool autotune = true;  // as the peer's cudnn.benchmark
   bool verbose = false;
+  bool cuda_graphs = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--cases" && i + 1 < argc)
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
       options.precision = precision;
       options.autotune = autotune;
       options.verbose = verbose;  // kernel choices and autotuning times on stderr
+      options.cuda_graphs = cuda_graphs;
       const DataType type = precision == Precision::f16    ? DataType::f16
                             : precision == Precision::bf16 ? DataType::bf16
                                                            : DataType::f32;
