@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
       torch = false;
     else if (a == "--no-autotune")
       autotune = false;
+    else if (a == "--verbose")
+      verbose = true;
+    else if (a == "--no-cuda-graphs")
+      cuda_graphs = false;
   }
   if (Device::cuda_device_count() == 0) {
     std::cout << "{\"skipped\": \"conv_cuda: no CUDA GPU on this machine\"}\n";
