@@ -152,4 +152,3 @@ TEST(Errors, ValidWindowLargerThanImage) {
   Graph graph(Device::cpu(), node->result_image());
   expect_error<ShapeError>([&] { graph.compile({{1, 3, 3, 1}}); }, {"'big'", "x axis", "empty"});
 }
-
