@@ -38,6 +38,9 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/cudnn_graph.cpp
     src/backends/cuda/plan_cache.cpp
     src/backends/cuda/convolution.cpp
+    src/backends/cuda/convolution_support.cpp
+    src/backends/cuda/convolution_nchw.cpp
+    src/backends/cuda/own_convolution.cpp
     src/backends/cuda/convolution_transpose.cpp
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/elementwise.cu

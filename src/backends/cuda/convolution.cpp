@@ -1,9 +1,9 @@
 // Convolution on CUDA through cuDNN's graph API: the convolution with as much of bias and
 // post-ops (residual sums, relu) fused into the same plan as cuDNN's runtime fusion
-// accepts; what is left runs in our epilogue kernel. Problems no cuDNN engine takes (e.g.
-// negative trailing padding) run in our direct kernel.
+// accepts; what is left runs in our epilogue kernel. Strict fp32 may run in NCHW
+// (convolution_nchw.cpp); problems no cuDNN engine takes run in our direct kernel
+// (own_convolution.cpp).
 #include <cstdio>
-#include <cstdlib>
 
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
@@ -69,52 +69,6 @@ DescriptorPtr pointwise(cudnnPointwiseMode_t mode, const DescriptorPtr& x, const
   if (!op->try_finalize()) return nullptr;
   return op;
 }
-
-}  // namespace
-
-DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute) {
-  auto conv = std::make_shared<Descriptor>(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  const std::int64_t dims = 2;
-  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  const std::int64_t pre[2] = {op.y.pad_before, op.x.pad_before};
-  // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
-  // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
-  // (in + pre + post - window) / stride + 1, still gives the planned result.
-  const std::int64_t post[2] = {std::max(0, op.y.pad_after), std::max(0, op.x.pad_after)};
-  const std::int64_t strides[2] = {op.y.stride, op.x.stride};
-  const std::int64_t dilations[2] = {op.dilation_y, op.dilation_x};
-  const auto cudnn_size = [&](const AxisGeometry& axis, int i) {
-    return (axis.source_size + pre[i] + post[i] - axis.kernel_size) / axis.stride + 1;
-  };
-  if (pre[0] < 0 || pre[1] < 0 || cudnn_size(op.y, 0) != op.y.result_size ||
-      cudnn_size(op.x, 1) != op.x.result_size) {
-    return nullptr;
-  }
-  conv->set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
-      .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
-      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
-      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pre, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, post, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, strides, 2)
-      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilations, 2);
-  if (!conv->try_finalize()) return nullptr;
-  return conv;
-}
-
-std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
-                                cudnnDataType_t compute, const std::string& layout) {
-  const ImageShape& in = op.src_shapes[0];
-  return layout + " x=" + to_string(in) + " k=" + std::to_string(op.output_channels) + "x" +
-         std::to_string(op.kernel_height) + "x" + std::to_string(op.kernel_width) +
-         " g=" + std::to_string(op.groups) + " pad=" + std::to_string(op.y.pad_before) + "," +
-         std::to_string(op.x.pad_before) + "," + std::to_string(op.y.pad_after) + "," +
-         std::to_string(op.x.pad_after) + " s=" + std::to_string(op.y.stride) + "," +
-         std::to_string(op.x.stride) + " d=" + std::to_string(op.dilation_y) + "," +
-         std::to_string(op.dilation_x) + " io=" + std::to_string(io) +
-         " acc=" + std::to_string(compute);
-}
-
-namespace {
 
 std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_ops) const {
   const ImageShape& in = op_.src_shapes[0];
@@ -317,102 +271,6 @@ class CudnnConvolution : public Kernel {
   std::vector<void*> pointers_;
 };
 
-// Our own kernels: the direct convolution (weights OHWI) or the depthwise one (weights
-// HWC), then the sub-pixel shuffle where the op has one.
-class OwnConvolution : public Kernel {
- public:
-  OwnConvolution(const ConvolutionOp& op, Context& context, bool depthwise)
-      : op_(op), context_(context), depthwise_(depthwise) {
-    weights_ = device_weights(*op.weights, context);
-    if (depthwise) {
-      // OHWI with one input channel per group is O x (HW); the kernel wants HW x O.
-      const std::vector<float>& ohwi = op.weights->weights;
-      const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;
-      std::vector<float> hwc(ohwi.size());
-      for (std::size_t k = 0; k < std::size_t(op.output_channels); ++k) {
-        for (std::size_t t = 0; t < taps; ++t) hwc[t * op.output_channels + k] = ohwi[k * taps + t];
-      }
-      hwc_weights_ = context.upload_as_storage(hwc, op.name + " depthwise weights");
-    }
-    make_epilogue(op, context, *weights_, true, 0, epilogue_, keep_);
-    if (op.sub_pixel > 1) {
-      scratch_ = context.memory->allocate(
-          op.convolution_shape().elements() * size_of(context.storage), op.name + " scratch");
-    }
-  }
-  void run(const KernelArgs& args) override {
-    void* out = scratch_ ? scratch_.get() : static_cast<void*>(args.dst);
-    epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
-    if (depthwise_) {
-      depthwise_convolution(context_.storage, op_, args.srcs[0], hwc_weights_.get(), epilogue_, out,
-                            context_.stream);
-    } else {
-      direct_convolution(context_.storage, op_, args.srcs[0], weights_->weights.get(), epilogue_,
-                         out, context_.stream);
-    }
-    if (scratch_) {
-      sub_pixel_shuffle(context_.storage, out, op_.convolution_shape(), op_.sub_pixel, args.dst,
-                        context_.stream);
-    }
-  }
-  std::string implementation() const override {
-    return depthwise_ ? "cuda:depthwise_convolution" : "cuda:direct_convolution";
-  }
-
- private:
-  const ConvolutionOp& op_;
-  Context& context_;
-  bool depthwise_;
-  std::shared_ptr<DeviceWeights> weights_;
-  std::shared_ptr<std::byte[]> hwc_weights_;
-  DeviceEpilogue epilogue_;
-  std::vector<std::shared_ptr<std::byte[]>> keep_;
-  std::shared_ptr<std::byte[]> scratch_;
-};
-
-}  // namespace
-
-bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
-                   bool with_bias, std::size_t first, DeviceEpilogue& e,
-                   std::vector<std::shared_ptr<std::byte[]>>& keep) {
-  e = DeviceEpilogue{};
-  if (with_bias && op.weights->has_bias) e.bias = weights.bias.get();
-  if (op.post_ops.size() - first > static_cast<std::size_t>(kMaxPostOps)) {
-    throw Unsupported(op.name + ": more than " + std::to_string(kMaxPostOps) +
-                      " post-operations on CUDA");
-  }
-  for (std::size_t i = first; i < op.post_ops.size(); ++i) {
-    const PostOp& post = op.post_ops[i];
-    const int k = e.count++;
-    e.is_sum[k] = post.kind == PostOp::Kind::sum;
-    if (e.is_sum[k]) continue;
-    const NeuronDescriptor& n = post.neuron;
-    e.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
-    if (!n.prelu_slopes.empty()) {
-      keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
-                                    op.name + " prelu slopes"));
-      e.neuron[k].slopes = reinterpret_cast<const float*>(keep.back().get());
-    }
-  }
-  return e.bias || e.count > 0;
-}
-
-std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context) {
-  const std::string key =
-      "cuda" + std::to_string(context.device) + ":" + to_string(context.storage);
-  std::lock_guard lock(prepared.cache_mutex);
-  auto& slot = prepared.backend_cache[key];
-  if (!slot) {
-    auto w = std::make_shared<DeviceWeights>();
-    w->weights = context.upload_as_storage(prepared.weights, prepared.source_label + " weights");
-    w->bias = context.upload_as_storage(prepared.bias, prepared.source_label + " bias");
-    slot = w;
-  }
-  return std::static_pointer_cast<DeviceWeights>(slot);
-}
-
-namespace {
-
 // A cuDNN kernel for a convolution and its measured milliseconds (-1: not measured).
 struct CudnnChoice {
   std::unique_ptr<Kernel> kernel;
@@ -481,201 +339,14 @@ CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& option
   return make(bare, false, 0, bare_rest_ms);
 }
 
-// Strict fp32 (no TF32) in NCHW: cuDNN's fp32 kernels without tensor cores are faster in
-// NCHW than in NHWC, which can pay for transposing the source in and the result out. The
-// result's transpose is followed by our epilogue kernel (bias, post-ops).
-class NchwConvolution : public Kernel {
- public:
-  NchwConvolution(const ConvolutionOp& op, Context& context, std::shared_ptr<Plan> plan,
-                  std::shared_ptr<std::byte[]> kcrs_weights)
-      : op_(op), context_(context), plan_(std::move(plan)), weights_(std::move(kcrs_weights)) {
-    context.reserve_workspace(static_cast<std::size_t>(plan_->workspace_bytes));
-    has_epilogue_ = make_epilogue(op, context, *device_weights(*op.weights, context), true, 0,
-                                  epilogue_, keep_);
-    keep_.push_back(device_weights(*op.weights, context)->bias);
-    const std::size_t element = size_of(context.storage);
-    x_ = context.memory->allocate(op.src_shapes[0].elements() * element, op.name + " nchw source");
-    y_ = context.memory->allocate(op.dst_shape.elements() * element, op.name + " nchw result");
-  }
-  void run(const KernelArgs& args) override {
-    const ImageShape& in = op_.src_shapes[0];
-    const ImageShape& out = op_.dst_shape;
-    transpose_batched(context_.storage, args.srcs[0], x_.get(), in.batch, in.height * in.width,
-                      in.channels, context_.stream);
-    pointers_ = {x_.get(), weights_.get(), y_.get()};
-    plan_->execute(context_.cudnn, {1, 2, 3}, pointers_, context_.workspace.get());
-    transpose_batched(context_.storage, y_.get(), args.dst, out.batch, out.channels,
-                      out.height * out.width, context_.stream);
-    if (has_epilogue_) {
-      epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
-      epilogue(context_.storage, epilogue_, args.dst, out.elements(), out.channels,
-               context_.stream);
-    }
-  }
-  std::string implementation() const override {
-    return "cudnn:nchw:" + plan_->engine + (has_epilogue_ ? " +epilogue" : "");
-  }
-
- private:
-  const ConvolutionOp& op_;
-  Context& context_;
-  std::shared_ptr<Plan> plan_;
-  std::shared_ptr<std::byte[]> weights_, x_, y_;
-  bool has_epilogue_ = false;
-  DeviceEpilogue epilogue_;
-  std::vector<std::shared_ptr<std::byte[]>> keep_;
-  std::vector<void*> pointers_;
-};
-
-CudnnChoice nchw_convolution(const ConvolutionOp& op, const GraphOptions& options,
-                             Context& context) {
-  const ImageShape& in = op.src_shapes[0];
-  const ImageShape out = op.convolution_shape();
-  const cudnnDataType_t io = CUDNN_DATA_FLOAT;
-  auto conv = convolution_descriptor(op, CUDNN_DATA_FLOAT);
-  if (!conv) return {};
-  const int cg = op.input_channels / op.groups;
-  auto x = make_tensor(1, io, in.batch, in.channels, in.height, in.width, false, true);
-  auto w =
-      make_tensor(2, io, op.output_channels, cg, op.kernel_height, op.kernel_width, false, true);
-  auto y = make_tensor(3, io, out.batch, out.channels, out.height, out.width, false, true);
-  auto forward =
-      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
-  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
-  const float alpha = 1.0f, beta = 0.0f;
-  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
-  if (!forward->try_finalize()) return {};
-  // KCRS weights from the prepared OHWI ones.
-  const std::vector<float>& ohwi = op.weights->weights;
-  const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;
-  std::vector<float> kcrs(ohwi.size());
-  for (std::size_t k = 0; k < std::size_t(op.output_channels); ++k)
-    for (std::size_t t = 0; t < taps; ++t)
-      for (std::size_t c = 0; c < std::size_t(cg); ++c)
-        kcrs[(k * cg + c) * taps + t] = ohwi[(k * taps + t) * cg + c];
-  auto weights = context.upload_as_storage(kcrs, op.name + " nchw weights");
-  PlanTimer timer;
-  std::vector<std::shared_ptr<std::byte[]>> scratch;
-  std::vector<void*> pointers;
-  if (options.autotune) {
-    for (std::size_t elements : {in.elements(), out.elements()}) {
-      scratch.push_back(context.memory->allocate(elements * sizeof(float), "autotuning"));
-      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * sizeof(float), context.stream),
-            "cudaMemsetAsync");
-    }
-    pointers = {scratch[0].get(), weights.get(), scratch[1].get()};
-    timer = [&](const Plan& candidate, double best_ms) {
-      return time_plan(candidate, context.cudnn, context.stream, *context.memory, {1, 2, 3},
-                       pointers, best_ms);
-    };
-  }
-  auto plan = find_plan(context.cudnn, {forward}, true, options,
-                        "conv_fwd " + convolution_problem(op, io, CUDNN_DATA_FLOAT, "nchw"),
-                        options.autotune ? &timer : nullptr);
-  if (!plan) return {};
-  plan->keep.insert(plan->keep.end(), {x, w, y, conv});
-  double sums = 0;
-  for (const PostOp& post : op.post_ops) sums += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
-  const bool epilogue = op.weights->has_bias || !op.post_ops.empty();
-  const double ms = plan->milliseconds > 0
-                        ? plan->milliseconds + pass_ms(in.elements(), context.storage) +
-                              pass_ms(out.elements(), context.storage) +
-                              (epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0)
-                        : -1;
-  return {std::make_unique<NchwConvolution>(op, context, plan, weights), ms};
-}
-
-// Milliseconds per run of a convolution kernel on scratch images (bytes 0x3C): one
-// warm-up run, then the mean of three; -1 when it fails.
-double time_kernel(Kernel& kernel, const ConvolutionOp& op, Context& context) {
-  const std::size_t element = size_of(context.storage);
-  std::vector<std::shared_ptr<std::byte[]>> blocks;
-  for (std::size_t elements :
-       {op.src_shapes[0].elements(), op.dst_shape.elements(), op.dst_shape.elements()}) {
-    blocks.push_back(context.memory->allocate(elements * element, "autotuning"));
-    check(cudaMemsetAsync(blocks.back().get(), 0x3C, elements * element, context.stream),
-          "cudaMemsetAsync");
-  }
-  KernelArgs args;
-  args.srcs = {reinterpret_cast<const float*>(blocks[0].get())};
-  for (const PostOp& post : op.post_ops) {
-    if (post.kind == PostOp::Kind::sum) {
-      args.srcs.push_back(reinterpret_cast<const float*>(blocks[2].get()));
-      break;
-    }
-  }
-  args.dst = reinterpret_cast<float*>(blocks[1].get());
-  cudaEvent_t start = nullptr, stop = nullptr;
-  double ms = -1;
-  try {
-    check(cudaEventCreate(&start), "cudaEventCreate");
-    check(cudaEventCreate(&stop), "cudaEventCreate");
-    kernel.run(args);
-    check(cudaEventRecord(start, context.stream), "cudaEventRecord");
-    for (int i = 0; i < 3; ++i) kernel.run(args);
-    check(cudaEventRecord(stop, context.stream), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "timing a convolution kernel");
-    float elapsed = 0;
-    check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
-    ms = elapsed / 3;
-  } catch (const DeviceError&) {
-    cudaStreamSynchronize(context.stream);
-    cudaGetLastError();
-  }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  return ms;
-}
-
 }  // namespace
 
 std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
                                                Context& context) {
   const auto& op = static_cast<const ConvolutionOp&>(base);
   CudnnChoice nhwc = nhwc_convolution(op, options, context);
-  // Strict fp32 also tries NCHW when autotuning (CNNGRAPH_CUDA_F32_LAYOUT=nchw or nhwc
-  // forces one, for tests and experiments).
-  const char* forced = std::getenv("CNNGRAPH_CUDA_F32_LAYOUT");
-  const std::string layout = forced ? forced : "";
-  const bool strict_f32 = options.precision == Precision::f32 && context.storage == DataType::f32 &&
-                          op.sub_pixel == 1 && !op.fully_connected;
-  if (strict_f32 && (layout == "nchw" || (options.autotune && layout != "nhwc"))) {
-    CudnnChoice nchw = nchw_convolution(op, options, context);
-    if (!nchw.kernel) return std::move(nhwc.kernel);
-    if (layout == "nchw" || !nhwc.kernel) return std::move(nchw.kernel);
-    // Both whole kernels are timed (transposes and epilogues included): an estimate of the
-    // transposes misjudged small channel counts.
-    const double nchw_ms = time_kernel(*nchw.kernel, op, context);
-    const double nhwc_ms = time_kernel(*nhwc.kernel, op, context);
-    if (options.verbose) {
-      std::fprintf(stderr, "cnngraph: cuda: %s: nchw %.4f ms, nhwc %.4f ms\n", op.name.c_str(),
-                   nchw_ms, nhwc_ms);
-    }
-    if (nchw_ms > 0 && (nhwc_ms <= 0 || nchw_ms < nhwc_ms)) return std::move(nchw.kernel);
-  }
-  return std::move(nhwc.kernel);
-}
-
-std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOptions&,
-                                                   Context& context) {
-  const auto& op = static_cast<const ConvolutionOp&>(base);
-  const bool depthwise = op.groups > 1 && op.groups == op.input_channels &&
-                         op.groups == op.output_channels && !op.fully_connected;
-  // The kernel's index math is 32-bit; larger images go to cuDNN.
-  const bool fits =
-      op.src_shapes[0].elements() < (1u << 31) && op.convolution_shape().elements() < (1u << 31);
-  if (!depthwise || !fits) return nullptr;
-  return std::make_unique<OwnConvolution>(op, context, true);
-}
-
-std::unique_ptr<Kernel> make_direct_convolution(const Op& base, const GraphOptions&,
-                                                Context& context) {
-  return std::make_unique<OwnConvolution>(static_cast<const ConvolutionOp&>(base), context, false);
+  // Strict fp32 also tries NCHW (convolution_nchw.cpp).
+  return strict_f32_layout(op, options, context, std::move(nhwc.kernel));
 }
 
 }  // namespace cnngraph::detail::cuda

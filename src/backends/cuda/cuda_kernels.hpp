@@ -13,6 +13,10 @@ std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, 
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
+// Strict fp32 (no TF32) only, with autotuning or CNNGRAPH_CUDA_F32_LAYOUT=nchw: the NCHW
+// variant of the convolution when it times faster than `nhwc` (or is forced); else `nhwc`.
+std::unique_ptr<Kernel> strict_f32_layout(const ConvolutionOp& op, const GraphOptions& options,
+                                          Context& context, std::unique_ptr<Kernel> nhwc);
 // The device copies of a convolution's weights (OHWI) and bias in the storage type, made
 // once per graph device and type (cached on the prepared weights) and shared by every
 // program of the graph.
