@@ -91,17 +91,8 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
   auto conv = convolution_descriptor(op_, compute);
   if (!conv) return nullptr;
 
-  auto forward =
-      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
-  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
-  const float alpha = 1.0f, beta = 0.0f;
-  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
-  if (!forward->try_finalize()) return nullptr;
+  auto forward = convolution_forward(x, w, y, conv);
+  if (!forward) return nullptr;
 
   std::vector<DescriptorPtr> operations{forward};
   std::vector<DescriptorPtr> keep{x, w, y, conv};

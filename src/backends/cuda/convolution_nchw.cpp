@@ -69,17 +69,8 @@ std::unique_ptr<Kernel> nchw_convolution(const ConvolutionOp& op, const GraphOpt
   auto w =
       make_tensor(2, io, op.output_channels, cg, op.kernel_height, op.kernel_width, false, true);
   auto y = make_tensor(3, io, out.batch, out.channels, out.height, out.width, false, true);
-  auto forward =
-      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
-  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
-  const float alpha = 1.0f, beta = 0.0f;
-  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
-  if (!forward->try_finalize()) return nullptr;
+  auto forward = convolution_forward(x, w, y, conv);
+  if (!forward) return nullptr;
   // KCRS weights from the prepared OHWI ones.
   const std::vector<float>& ohwi = op.weights->weights;
   const std::size_t taps = std::size_t(op.kernel_height) * op.kernel_width;

@@ -36,6 +36,22 @@ DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t co
   return conv;
 }
 
+DescriptorPtr convolution_forward(const DescriptorPtr& x, const DescriptorPtr& w,
+                                  const DescriptorPtr& y, const DescriptorPtr& conv) {
+  auto forward =
+      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  cudnnBackendDescriptor_t xh = x->get(), wh = w->get(), yh = y->get(), ch = conv->get();
+  const float alpha = 1.0f, beta = 0.0f;
+  forward->set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, &wh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, &yh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, &ch)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
+  if (!forward->try_finalize()) return nullptr;
+  return forward;
+}
+
 std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
                                 cudnnDataType_t compute, const std::string& layout) {
   const ImageShape& in = op.src_shapes[0];

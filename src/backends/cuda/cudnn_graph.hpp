@@ -97,6 +97,10 @@ cudnnDataType_t cudnn_type(DataType type);
 // The convolution descriptor of a planned convolution (its padding, strides, dilation);
 // null when cuDNN cannot express its placement (convolution.cpp).
 DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute);
+// The convolution-forward operation y = conv(x, w) (alpha 1, beta 0); null when cuDNN
+// refuses it.
+DescriptorPtr convolution_forward(const DescriptorPtr& x, const DescriptorPtr& w,
+                                  const DescriptorPtr& y, const DescriptorPtr& conv);
 // Names a convolution's shapes, placement and memory layout in plan cache keys.
 std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
                                 cudnnDataType_t compute, const std::string& layout = "nhwc");
