@@ -20,6 +20,7 @@
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
   const auto peer = torch ? run_torch(model, batches, seconds, ways)
                           : std::map<std::string, std::pair<double, double>>{};
   const std::string cache_dir = "/tmp/cnngraph_bench_" + std::to_string(getpid());
-  std::system(("mkdir -p " + cache_dir).c_str());
+  std::filesystem::create_directories(cache_dir);
   const models::Network net = build(model);
   for (Precision precision : {Precision::f16, Precision::tf32_allowed}) {
     for (int batch : batch_sizes) {
@@ -200,5 +201,5 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::system(("rm -rf " + cache_dir).c_str());
+  std::filesystem::remove_all(cache_dir);
 }
