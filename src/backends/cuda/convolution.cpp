@@ -262,12 +262,6 @@ class CudnnConvolution : public Kernel {
   std::vector<void*> pointers_;
 };
 
-// A cuDNN kernel for a convolution and its measured milliseconds (-1: not measured).
-struct CudnnChoice {
-  std::unique_ptr<Kernel> kernel;
-  double milliseconds = -1;
-};
-
 // One read and one write of `elements` (plus `extra_reads` more) at about 2.5 TB/s, and a
 // launch: what an elementwise pass of ours costs, to weigh it against a measured plan.
 double pass_ms(std::size_t elements, DataType type, double extra_reads = 0) {
@@ -276,14 +270,11 @@ double pass_ms(std::size_t elements, DataType type, double extra_reads = 0) {
 
 // The NHWC cuDNN kernel: the most fused plan, or (autotuning) the bare convolution plus our
 // epilogue kernel when that measures faster.
-CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
-                             Context& context) {
-  const auto make = [&](std::shared_ptr<Plan> plan, bool bias_fused, int post_ops, double rest_ms) {
-    const double ms = plan->milliseconds > 0 ? plan->milliseconds + rest_ms : -1;
-    return CudnnChoice{
-        std::make_unique<CudnnConvolution>(op, context, std::move(plan), bias_fused, post_ops,
-                                           device_weights(*op.weights, context)),
-        ms};
+std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
+                                         Context& context) {
+  const auto make = [&](std::shared_ptr<Plan> plan, bool bias_fused, int post_ops) {
+    return std::make_unique<CudnnConvolution>(op, context, std::move(plan), bias_fused, post_ops,
+                                              device_weights(*op.weights, context));
   };
   ConvolutionPlanner planner(op, context, options);
   const bool bias = op.weights->has_bias;
@@ -301,22 +292,17 @@ CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& option
   for (const PostOp& post : op.post_ops) sums += post.kind == PostOp::Kind::sum ? 1.0 : 0.0;
   // The epilogue's cost where one is left to run (the fused plan's leftover post-ops).
   const double fused_rest_ms = fully_fused ? 0.0 : pass_ms(out.elements(), context.storage, sums);
-  if (fused && !(options.autotune && bare_is_other))
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
+  if (fused && !(options.autotune && bare_is_other)) return make(fused, bias, fused_post_ops);
   // The bare convolution, its bias and post-ops in our epilogue kernel: where fusion found
   // no engine, or, when autotuning, where it measures faster than the fused plan (a
   // fused graph only gets runtime-fusion engines, the bare one the precompiled kernels too).
   auto bare = planner.plan(false, 0);
-  if (!bare) {
-    if (!fused) return {};
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
-  }
+  if (!bare) return fused ? make(fused, bias, fused_post_ops) : nullptr;
   const bool epilogue = bias || !op.post_ops.empty();
   const double bare_rest_ms = epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0;
-  if (!fused) return make(bare, false, 0, bare_rest_ms);
+  if (!fused) return make(bare, false, 0);
   // Without both times measured, the fused plan stays.
-  if (fused->milliseconds <= 0 || bare->milliseconds <= 0)
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
+  if (fused->milliseconds <= 0 || bare->milliseconds <= 0) return make(fused, bias, fused_post_ops);
   if (options.verbose) {
     std::fprintf(stderr, "cnngraph: cuda: %s: fused %.4f ms, bare %.4f ms + epilogue\n",
                  op.name.c_str(), fused->milliseconds + fused_rest_ms,
@@ -326,8 +312,8 @@ CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& option
   // bare plan measured alone has been seen to run several times slower in a whole program
   // (bf16 ResNet stem: 0.46 ms measured, 2.3 ms in the benchmark).
   if (fused->milliseconds + fused_rest_ms <= 1.1 * (bare->milliseconds + bare_rest_ms))
-    return make(fused, bias, fused_post_ops, fused_rest_ms);
-  return make(bare, false, 0, bare_rest_ms);
+    return make(fused, bias, fused_post_ops);
+  return make(bare, false, 0);
 }
 
 }  // namespace
@@ -335,9 +321,8 @@ CudnnChoice nhwc_convolution(const ConvolutionOp& op, const GraphOptions& option
 std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
                                                Context& context) {
   const auto& op = static_cast<const ConvolutionOp&>(base);
-  CudnnChoice nhwc = nhwc_convolution(op, options, context);
   // Strict fp32 also tries NCHW (convolution_nchw.cpp).
-  return strict_f32_layout(op, options, context, std::move(nhwc.kernel));
+  return strict_f32_layout(op, options, context, nhwc_convolution(op, options, context));
 }
 
 }  // namespace cnngraph::detail::cuda
