@@ -20,6 +20,18 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
+// V sums of channels c0.. of one pixel (flat index `first`) through the epilogue, stored as
+// one vector.
+template <typename T, int V>
+__device__ __forceinline__ void store(const DeviceEpilogue& e, const float (&sum)[V], int c0,
+                                      std::size_t first, T* dst) {
+  Pack<T, V> result;
+#pragma unroll
+  for (int j = 0; j < V; ++j)
+    result.v[j] = from_float<T>(apply_epilogue<T>(e, sum[j], c0 + j, first + j));
+  *reinterpret_cast<Pack<T, V>*>(dst + first) = result;
+}
+
 // R and S are the kernel size when known at compile time (0: read from g), so that the
 // common 3x3 case unrolls into independent loads in flight together. Index math is 32-bit
 // (the launcher checks the sizes).
@@ -30,8 +42,6 @@ __global__ void depthwise_kernel(Geometry g, const T* src, const T* weights, Dev
   const int taps_y = R ? R : g.R, taps_x = S ? S : g.S;
   const int vectors = g.C / V;
   const unsigned count = unsigned(g.N) * g.P * g.Q * vectors;
-  const T* bias = static_cast<const T*>(e.bias);
-  const T* residual = static_cast<const T*>(e.residual);
   for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
     const int c0 = int(i % vectors) * V;
     unsigned rest = i / vectors;
@@ -56,18 +66,7 @@ __global__ void depthwise_kernel(Geometry g, const T* src, const T* weights, Dev
       }
     }
     const std::size_t first = std::size_t(i) * V;  // the flat index of channel c0 of this pixel
-    P result;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      float v = sum[j];
-      if (bias) v += to_float(bias[c0 + j]);
-      for (int k = 0; k < e.count; ++k) {
-        v = e.is_sum[k] ? v + to_float(residual[first + j])
-                        : apply_neuron<float>(e.neuron[k], v, c0 + j);
-      }
-      result.v[j] = from_float<T>(v);
-    }
-    *reinterpret_cast<P*>(dst + first) = result;
+    store<T, V>(e, sum, c0, first, dst);
   }
 }
 
@@ -83,8 +82,6 @@ __global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* wei
   const int vectors = g.C / V;
   const int row_blocks = (g.P + kRows - 1) / kRows;
   const unsigned count = unsigned(g.N) * row_blocks * g.Q * vectors;
-  const T* bias = static_cast<const T*>(e.bias);
-  const T* residual = static_cast<const T*>(e.residual);
   for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) {
     const int c0 = int(i % vectors) * V;
     unsigned rest = i / vectors;
@@ -121,18 +118,7 @@ __global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* wei
       const int p = p0 + t;
       if (p >= g.P) break;
       const std::size_t first = ((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c0;
-      P result;
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        float v = sum[t][k];
-        if (bias) v += to_float(bias[c0 + k]);
-        for (int m = 0; m < e.count; ++m) {
-          v = e.is_sum[m] ? v + to_float(residual[first + k])
-                          : apply_neuron<float>(e.neuron[m], v, c0 + k);
-        }
-        result.v[k] = from_float<T>(v);
-      }
-      *reinterpret_cast<P*>(dst + first) = result;
+      store<T, V>(e, sum[t], c0, first, dst);
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "backends/cuda/cuda_common.hpp"
+#include "ops/neuron_math.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -39,6 +40,20 @@ __device__ __forceinline__ unsigned char from_float<unsigned char>(float v) {
 // For apply_neuron (ops/neuron_math.hpp) on a DeviceNeuron.
 __host__ __device__ inline float prelu_slope(const DeviceNeuron& n, int channel) {
   return n.slopes[channel];
+}
+
+// The epilogue of one result element of type T: the bias of `channel`, then the post-ops
+// in order (a sum adds the residual element at `index`). One formula for our epilogue,
+// direct and depthwise kernels.
+template <typename T>
+__device__ __forceinline__ float apply_epilogue(const DeviceEpilogue& e, float v, int channel,
+                                                std::size_t index) {
+  if (e.bias) v += to_float(static_cast<const T*>(e.bias)[channel]);
+  for (int k = 0; k < e.count; ++k) {
+    v = e.is_sum[k] ? v + to_float(static_cast<const T*>(e.residual)[index])
+                    : apply_neuron<float>(e.neuron[k], v, channel);
+  }
+  return v;
 }
 
 // Calls f(T{}) with T the C++ type of `type`.

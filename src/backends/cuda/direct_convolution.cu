@@ -17,8 +17,6 @@ __global__ void direct_kernel(Geometry g, const T* src, const T* weights, Device
                               T* dst) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.K;
   const int Cg = g.C / g.groups, Kg = g.K / g.groups;
-  const T* bias = static_cast<const T*>(e.bias);
-  const T* residual = static_cast<const T*>(e.residual);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const Pixel at = unravel(i, g.P, g.Q, g.K);
@@ -36,11 +34,7 @@ __global__ void direct_kernel(Geometry g, const T* src, const T* weights, Device
         for (int c = 0; c < Cg; ++c) sum += to_float(x[c]) * to_float(w[c]);
       }
     }
-    float v = sum;
-    if (bias) v += to_float(bias[k]);
-    for (int j = 0; j < e.count; ++j)
-      v = e.is_sum[j] ? v + to_float(residual[i]) : apply_neuron<float>(e.neuron[j], v, k);
-    dst[i] = from_float<T>(v);
+    dst[i] = from_float<T>(apply_epilogue<T>(e, sum, k, i));
   }
 }
 

@@ -34,16 +34,10 @@ __global__ void neuron_kernel(DeviceNeuron n, const T* src, T* dst, std::size_t 
 
 template <typename T>
 __global__ void epilogue_kernel(DeviceEpilogue e, T* dst, std::size_t count, int channels) {
-  const T* bias = static_cast<const T*>(e.bias);
-  const T* residual = static_cast<const T*>(e.residual);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int c = int(i % channels);
-    float v = to_float(dst[i]);
-    if (bias) v += to_float(bias[c]);
-    for (int k = 0; k < e.count; ++k)
-      v = e.is_sum[k] ? v + to_float(residual[i]) : apply_neuron<float>(e.neuron[k], v, c);
-    dst[i] = from_float<T>(v);
+    dst[i] = from_float<T>(apply_epilogue<T>(e, to_float(dst[i]), c, i));
   }
 }
 
