@@ -40,6 +40,7 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/convolution.cpp
     src/backends/cuda/convolution_support.cpp
     src/backends/cuda/convolution_nchw.cpp
+    src/backends/cuda/convolution_padded.cpp
     src/backends/cuda/own_convolution.cpp
     src/backends/cuda/convolution_transpose.cpp
     src/backends/cuda/fully_connected.cpp

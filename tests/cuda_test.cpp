@@ -118,6 +118,33 @@ TEST(CudaConvolution, StrictF32InNchwMatchesTheReference) {
   EXPECT_GE(nchw, 8) << "too few convolutions took the NCHW path";
 }
 
+TEST(CudaConvolution, StemOverThreeColoursPaddedToFourMatchesTheReference) {
+  REQUIRE_GPU();
+  // A network's first layer: its source padded to 4 channels (chosen by autotuning when
+  // faster; forced here) must still give the convolution over the 3.
+  setenv("CNNGRAPH_CUDA_STEM_PADDING", "always", 1);
+  std::mt19937 rng(43);
+  ConvolutionDescriptor d(7, 7, 3, 32);
+  d.stride_x = d.stride_y = 2;
+  d.neuron = NeuronDescriptor::make(NeuronType::relu);
+  auto src = std::make_shared<ImageNode>();
+  auto result = conv(src, random_source(d, rng));
+  const Image x = random_image({3, 37, 41, 3}, rng);
+  const Image expected = run_on(Device::cpu_reference(), result, {x});
+  for (Precision precision :
+       {Precision::f16, Precision::bf16, Precision::tf32_allowed, Precision::f32}) {
+    Graph gpu(Device::cuda(), result, true, options_for(precision));
+    const Image actual = gpu.run({x})[0].converted_to(DataType::f32);
+    const double tolerance = precision == Precision::f16    ? 2e-2
+                             : precision == Precision::bf16 ? 8e-2
+                             : precision == Precision::f32  ? 1e-4
+                                                            : 2e-2;
+    EXPECT_LE(max_relative_error(actual, expected), tolerance) << gpu.describe();
+    EXPECT_NE(gpu.describe().find("channels 3->4"), std::string::npos) << gpu.describe();
+  }
+  unsetenv("CNNGRAPH_CUDA_STEM_PADDING");
+}
+
 TEST(CudaConvolution, FusedBatchNormReluAndResidualMatchTheReference) {
   REQUIRE_GPU();
   std::mt19937 rng(7);

@@ -268,8 +268,8 @@ double pass_ms(std::size_t elements, DataType type, double extra_reads = 0) {
   return double(elements) * size_of(type) * (2.0 + extra_reads) / 2.5e9 + 0.003;
 }
 
-// The NHWC cuDNN kernel: the most fused plan, or (autotuning) the bare convolution plus our
-// epilogue kernel when that measures faster.
+}  // namespace
+
 std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
                                          Context& context) {
   const auto make = [&](std::shared_ptr<Plan> plan, bool bias_fused, int post_ops) {
@@ -316,13 +316,13 @@ std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOpt
   return make(bare, false, 0);
 }
 
-}  // namespace
-
 std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOptions& options,
                                                Context& context) {
   const auto& op = static_cast<const ConvolutionOp&>(base);
-  // Strict fp32 also tries NCHW (convolution_nchw.cpp).
-  return strict_f32_layout(op, options, context, nhwc_convolution(op, options, context));
+  // A stem over 3 colours also tries 4 channels (convolution_padded.cpp), strict fp32 also
+  // NCHW (convolution_nchw.cpp).
+  auto nhwc = few_channels_padded(op, options, context, nhwc_convolution(op, options, context));
+  return strict_f32_layout(op, options, context, std::move(nhwc));
 }
 
 }  // namespace cnngraph::detail::cuda

@@ -13,7 +13,7 @@ namespace {
 
 // Strict fp32 (no TF32) in NCHW: cuDNN's fp32 kernels without tensor cores are faster in
 // NCHW than in NHWC, which can pay for transposing the source in and the result out. The
-// result's transpose is followed by our epilogue kernel (bias, post-ops).
+// result's transpose also applies the bias and post-ops.
 class NchwConvolution : public Kernel {
  public:
   NchwConvolution(const ConvolutionOp& op, Context& context, std::shared_ptr<Plan> plan,
@@ -34,13 +34,11 @@ class NchwConvolution : public Kernel {
                       in.channels, context_.stream);
     pointers_ = {x_.get(), weights_.get(), y_.get()};
     plan_->execute(context_.cudnn, {1, 2, 3}, pointers_, context_.workspace.get());
+    // The result's transpose back to NHWC applies the bias and post-ops on the way.
+    epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
     transpose_batched(context_.storage, y_.get(), args.dst, out.batch, out.channels,
-                      out.height * out.width, context_.stream);
-    if (has_epilogue_) {
-      epilogue_.residual = args.srcs.size() > 1 ? args.srcs[1] : nullptr;
-      epilogue(context_.storage, epilogue_, args.dst, out.elements(), out.channels,
-               context_.stream);
-    }
+                      out.height * out.width, context_.stream,
+                      has_epilogue_ ? &epilogue_ : nullptr);
   }
   std::string implementation() const override {
     return "cudnn:nchw:" + plan_->engine + (has_epilogue_ ? " +epilogue" : "");
@@ -101,48 +99,6 @@ std::unique_ptr<Kernel> nchw_convolution(const ConvolutionOp& op, const GraphOpt
   if (!plan) return nullptr;
   plan->keep.insert(plan->keep.end(), {x, w, y, conv});
   return std::make_unique<NchwConvolution>(op, context, plan, weights);
-}
-
-// Milliseconds per run of a convolution kernel on scratch images (bytes 0x3C): one
-// warm-up run, then the mean of three; -1 when it fails.
-double time_kernel(Kernel& kernel, const ConvolutionOp& op, Context& context) {
-  const std::size_t element = size_of(context.storage);
-  std::vector<std::shared_ptr<std::byte[]>> blocks;
-  for (std::size_t elements :
-       {op.src_shapes[0].elements(), op.dst_shape.elements(), op.dst_shape.elements()}) {
-    blocks.push_back(context.memory->allocate(elements * element, "autotuning"));
-    check(cudaMemsetAsync(blocks.back().get(), 0x3C, elements * element, context.stream),
-          "cudaMemsetAsync");
-  }
-  KernelArgs args;
-  args.srcs = {reinterpret_cast<const float*>(blocks[0].get())};
-  for (const PostOp& post : op.post_ops) {
-    if (post.kind == PostOp::Kind::sum) {
-      args.srcs.push_back(reinterpret_cast<const float*>(blocks[2].get()));
-      break;
-    }
-  }
-  args.dst = reinterpret_cast<float*>(blocks[1].get());
-  cudaEvent_t start = nullptr, stop = nullptr;
-  double ms = -1;
-  try {
-    check(cudaEventCreate(&start), "cudaEventCreate");
-    check(cudaEventCreate(&stop), "cudaEventCreate");
-    kernel.run(args);
-    check(cudaEventRecord(start, context.stream), "cudaEventRecord");
-    for (int i = 0; i < 3; ++i) kernel.run(args);
-    check(cudaEventRecord(stop, context.stream), "cudaEventRecord");
-    check(cudaEventSynchronize(stop), "timing a convolution kernel");
-    float elapsed = 0;
-    check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
-    ms = elapsed / 3;
-  } catch (const DeviceError&) {
-    cudaStreamSynchronize(context.stream);
-    cudaGetLastError();
-  }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  return ms;
 }
 
 }  // namespace

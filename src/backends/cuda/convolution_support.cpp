@@ -1,6 +1,7 @@
 // What every CUDA convolution kernel shares: the device copies of the weights, the
 // epilogue of bias and post-ops for our kernel, and the cuDNN convolution descriptor and
-// plan-cache name of a planned convolution.
+// plan-cache name of a planned convolution, and the timing of whole convolution kernels
+// that autotuning compares.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
@@ -102,6 +103,46 @@ std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, C
     slot = w;
   }
   return std::static_pointer_cast<DeviceWeights>(slot);
+}
+
+double time_kernel(Kernel& kernel, const ConvolutionOp& op, Context& context) {
+  const std::size_t element = size_of(context.storage);
+  std::vector<std::shared_ptr<std::byte[]>> blocks;
+  for (std::size_t elements :
+       {op.src_shapes[0].elements(), op.dst_shape.elements(), op.dst_shape.elements()}) {
+    blocks.push_back(context.memory->allocate(elements * element, "autotuning"));
+    check(cudaMemsetAsync(blocks.back().get(), 0x3C, elements * element, context.stream),
+          "cudaMemsetAsync");
+  }
+  KernelArgs args;
+  args.srcs = {reinterpret_cast<const float*>(blocks[0].get())};
+  for (const PostOp& post : op.post_ops) {
+    if (post.kind == PostOp::Kind::sum) {
+      args.srcs.push_back(reinterpret_cast<const float*>(blocks[2].get()));
+      break;
+    }
+  }
+  args.dst = reinterpret_cast<float*>(blocks[1].get());
+  cudaEvent_t start = nullptr, stop = nullptr;
+  double ms = -1;
+  try {
+    check(cudaEventCreate(&start), "cudaEventCreate");
+    check(cudaEventCreate(&stop), "cudaEventCreate");
+    kernel.run(args);
+    check(cudaEventRecord(start, context.stream), "cudaEventRecord");
+    for (int i = 0; i < 3; ++i) kernel.run(args);
+    check(cudaEventRecord(stop, context.stream), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "timing a convolution kernel");
+    float elapsed = 0;
+    check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
+    ms = elapsed / 3;
+  } catch (const DeviceError&) {
+    cudaStreamSynchronize(context.stream);
+    cudaGetLastError();
+  }
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  return ms;
 }
 
 }  // namespace cnngraph::detail::cuda

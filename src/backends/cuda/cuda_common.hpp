@@ -76,9 +76,14 @@ void add(DataType type, const void* a, const void* b, void* dst, std::size_t cou
 // dst = src * scale[c] + shift[c], scale and shift f32 on the device.
 void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
             std::size_t count, int channels, cudaStream_t stream);
-// dst[n][j][i] = src[n][i][j] for `batch` matrices of rows x cols (NHWC <-> NCHW).
+// dst[n][j][i] = src[n][i][j] for `batch` matrices of rows x cols (NHWC <-> NCHW). With
+// `epilogue`, each result element also goes through it, its channel being its source row
+// (NCHW -> NHWC: the convolution's bias and post-ops in the same pass).
 void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,
-                       cudaStream_t stream);
+                       cudaStream_t stream, const DeviceEpilogue* epilogue = nullptr);
+// dst (pixels x to_channels) = src (pixels x from_channels) followed by zero channels.
+void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
+                  std::size_t pixels, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        void* dst, cudaStream_t stream);
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);

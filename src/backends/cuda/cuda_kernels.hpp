@@ -13,6 +13,20 @@ std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, 
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
+// The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
+// convolution plus our epilogue kernel when that measures clearly faster. Null when no
+// cuDNN engine takes it.
+std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
+                                         Context& context);
+// With autotuning in fp16, a convolution over fewer than 4 channels (a network's stem: 3
+// colours) also tries its source padded with zero channels to 4, where cuDNN has dedicated
+// first-layer kernels; the faster of that and `as_is` (timed whole, padding pass
+// included) is returned. CNNGRAPH_CUDA_STEM_PADDING=always|never forces the choice.
+std::unique_ptr<Kernel> few_channels_padded(const ConvolutionOp& op, const GraphOptions& options,
+                                            Context& context, std::unique_ptr<Kernel> as_is);
+// Milliseconds per run of a whole convolution kernel on scratch images (bytes 0x3C): one
+// warm-up run, then the mean of three; -1 when it fails.
+double time_kernel(Kernel& kernel, const ConvolutionOp& op, Context& context);
 // Strict fp32 (no TF32) only, with autotuning or CNNGRAPH_CUDA_F32_LAYOUT=nchw: the NCHW
 // variant of the convolution when it times faster than `nhwc` (or is forced); else `nhwc`.
 std::unique_ptr<Kernel> strict_f32_layout(const ConvolutionOp& op, const GraphOptions& options,

@@ -2,6 +2,7 @@
 #include "backends/cuda/cudnn_graph.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 
 #include "backends/cuda/cuda_common.hpp"
@@ -341,6 +342,15 @@ std::shared_ptr<Plan> make_result(const Candidate& c, std::vector<DescriptorPtr>
 
 }  // namespace
 
+int autotune_candidates() {
+  static const int count = [] {
+    const char* env = std::getenv("CNNGRAPH_CUDA_AUTOTUNE_CANDIDATES");
+    const int wanted = env ? std::atoi(env) : 8;
+    return wanted >= 1 && wanted <= 64 ? wanted : 8;
+  }();
+  return count;
+}
+
 std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr> operations,
                                 bool float_data, const GraphOptions& options,
                                 const std::string& problem, const PlanTimer* timer) {
@@ -362,7 +372,7 @@ std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr>
                          record->autotuned ? " (autotuned, cached)" : " (cached)");
   }
 
-  const std::size_t limit = autotune ? kAutotuneCandidates : 1;
+  const std::size_t limit = autotune ? static_cast<std::size_t>(autotune_candidates()) : 1;
   std::vector<Candidate> candidates;
   int compiled_candidates = 0;
   for (int mode = 0; mode < 2; ++mode) {

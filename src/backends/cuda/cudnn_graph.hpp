@@ -69,8 +69,9 @@ class Plan {
 // it fails to run). `best_ms` is the best time so far (negative: none yet).
 using PlanTimer = std::function<double(const Plan&, double best_ms)>;
 
-// How many of cuDNN's candidates GraphOptions::autotune times per problem.
-constexpr int kAutotuneCandidates = 8;
+// How many of cuDNN's candidates GraphOptions::autotune times per problem: 8, or
+// CNNGRAPH_CUDA_AUTOTUNE_CANDIDATES (1 to 64) from the environment, for experiments.
+int autotune_candidates();
 // Of which at most this many runtime-compiled ones (each costs a kernel compilation).
 constexpr int kMaxCompiledCandidates = 2;
 
@@ -79,7 +80,7 @@ constexpr int kMaxCompiledCandidates = 2;
 // candidates are cuDNN's heuristics in order, keeping only engines the options allow (TF32
 // only with tf32_allowed, no down-converting engines, no non-deterministic ones in
 // deterministic mode, workspace within the limit) that finalize: the first one, or with
-// `timer` (autotuning) the fastest of the first kAutotuneCandidates. Null when none does.
+// `timer` (autotuning) the fastest of the first autotune_candidates(). Null when none does.
 std::shared_ptr<Plan> find_plan(cudnnHandle_t handle, std::vector<DescriptorPtr> operations,
                                 bool float_data, const GraphOptions& options,
                                 const std::string& problem, const PlanTimer* timer);

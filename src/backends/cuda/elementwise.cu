@@ -1,6 +1,6 @@
 // Our element-wise CUDA kernels: type conversion, neurons (the shared formulas of
-// neuron_math.hpp), the convolution epilogue, addition, per-channel affine, and the
-// sub-pixel shuffle. Grid-stride loops, math in float.
+// neuron_math.hpp), the convolution epilogue, addition, per-channel affine, transposes,
+// channel padding and the sub-pixel shuffle. Grid-stride loops, math in float.
 #include "backends/cuda/device_math.cuh"
 #include "cnngraph/errors.hpp"
 #include "ops/neuron_math.hpp"
@@ -59,12 +59,11 @@ __global__ void affine_kernel(const T* src, const float* scale, const float* shi
   }
 }
 
-// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
-// channel (c*s + i)*s + j of convolution pixel (y, x).
 // 32x32 tiles through shared memory (one column of padding against bank conflicts), so
 // that both the reads and the writes are coalesced.
 template <typename T>
-__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols) {
+__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols, DeviceEpilogue e,
+                                 bool with_epilogue) {
   __shared__ T tile[32][33];
   const std::size_t matrix = std::size_t(blockIdx.z) * rows * cols;
   const int col = blockIdx.x * 32 + threadIdx.x;
@@ -77,11 +76,40 @@ __global__ void transpose_kernel(const T* src, T* dst, int rows, int cols) {
   const int out_col = blockIdx.y * 32 + threadIdx.x;  // a source row
   for (int k = threadIdx.y; k < 32; k += blockDim.y) {
     const int out_row = blockIdx.x * 32 + k;  // a source column
-    if (out_row < cols && out_col < rows)
-      dst[matrix + std::size_t(out_row) * rows + out_col] = tile[threadIdx.x][k];
+    if (out_row < cols && out_col < rows) {
+      const std::size_t at = matrix + std::size_t(out_row) * rows + out_col;
+      const T v = tile[threadIdx.x][k];
+      dst[at] = with_epilogue ? from_float<T>(apply_epilogue<T>(e, to_float(v), out_col, at)) : v;
+    }
   }
 }
 
+// Few source columns (NHWC -> NCHW of 3 colours): one thread per result element, reading
+// the source directly; a 32-wide tile would leave most of its threads idle.
+template <typename T>
+__global__ void narrow_transpose_kernel(const T* src, T* dst, int batch, int rows, int cols) {
+  const std::size_t count = std::size_t(batch) * rows * cols;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const std::size_t matrix = i / (std::size_t(rows) * cols);
+    const std::size_t within = i - matrix * rows * cols;
+    const int j = int(within / rows), r = int(within % rows);  // dst is cols x rows
+    dst[i] = src[(matrix * rows + r) * cols + j];
+  }
+}
+
+template <typename T>
+__global__ void pad_channels_kernel(const T* src, int from, T* dst, int to, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const std::size_t pixel = i / to;
+    const int c = int(i % to);
+    dst[i] = c < from ? src[pixel * from + c] : from_float<T>(0.0f);
+  }
+}
+
+// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
+// channel (c*s + i)*s + j of convolution pixel (y, x).
 template <typename T>
 __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s, T* dst) {
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
@@ -152,15 +180,33 @@ void affine(DataType type, const void* src, const float* scale, const float* shi
 }
 
 void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,
-                       cudaStream_t stream) {
-  const dim3 blocks((cols + 31) / 32, (rows + 31) / 32, batch);
-  const dim3 threads(32, 8);
+                       cudaStream_t stream, const DeviceEpilogue* epilogue) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    transpose_kernel<<<blocks, threads, 0, stream>>>(static_cast<const T*>(src),
-                                                     static_cast<T*>(dst), rows, cols);
+    if (cols < 8 && !epilogue) {
+      const std::size_t count = std::size_t(batch) * rows * cols;
+      narrow_transpose_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+          static_cast<const T*>(src), static_cast<T*>(dst), batch, rows, cols);
+      return;
+    }
+    const dim3 blocks((cols + 31) / 32, (rows + 31) / 32, batch);
+    const dim3 threads(32, 8);
+    transpose_kernel<<<blocks, threads, 0, stream>>>(
+        static_cast<const T*>(src), static_cast<T*>(dst), rows, cols,
+        epilogue ? *epilogue : DeviceEpilogue{}, epilogue != nullptr);
   });
   check_launch("transpose");
+}
+
+void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
+                  std::size_t pixels, cudaStream_t stream) {
+  const std::size_t count = pixels * to_channels;
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    pad_channels_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(src), from_channels, static_cast<T*>(dst), to_channels, count);
+  });
+  check_launch("pad_channels");
 }
 
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
