@@ -338,22 +338,45 @@ TEST(CudaOps, NeuronsPoolingSoftmaxConcatenationAndNormalizationMatchTheReferenc
 TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {
   REQUIRE_GPU();
   std::mt19937 rng(13);
-  auto src = std::make_shared<ImageNode>();
-  BinaryConvolutionTerms terms;
-  terms.output_scale = random_floats(24, rng, 0.5f, 1.5f);
-  terms.input_bias = random_floats(70, rng, -0.1f, 0.1f);
-  const Image x = random_image({2, 8, 9, 70}, rng);
-  for (auto type : {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
-                    BinaryConvolutionType::binary_weights}) {
-    for (bool beta : {false, true}) {
-      ConvolutionDescriptor d(3, 3, 70, 24);
-      auto node = std::make_shared<BinaryConvolutionNode>(src, random_source(d, rng), 0.25f, type,
-                                                          BinaryConvolutionFlags{beta}, terms);
-      node->padding_policy = PaddingPolicy::same();
-      const Image expected = run_on(Device::cpu_reference(), node->result_image(), {x});
-      const Image actual = run_on(Device::cuda(), node->result_image(), {x});
-      EXPECT_LE(max_relative_error(actual, expected), 1e-4)
-          << static_cast<int>(type) << " beta " << beta;
+  // Channels per group that fill whole words (64: packed by warp ballots) and that do not
+  // (70, 40); output channels that are and are not a multiple of a thread's eight; groups
+  // and a stride.
+  struct Shape {
+    int channels, outputs, groups, stride;
+  };
+  for (const Shape shape :
+       {Shape{70, 24, 1, 1}, Shape{64, 20, 1, 2}, Shape{128, 18, 2, 1}, Shape{80, 12, 2, 2}}) {
+    auto src = std::make_shared<ImageNode>();
+    BinaryConvolutionTerms terms;
+    terms.output_scale = random_floats(shape.outputs, rng, 0.5f, 1.5f);
+    terms.input_bias = random_floats(shape.channels, rng, -0.1f, 0.1f);
+    const Image x = random_image({2, 8, 9, shape.channels}, rng);
+    for (auto type : {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
+                      BinaryConvolutionType::binary_weights}) {
+      for (bool beta : {false, true}) {
+        ConvolutionDescriptor d(3, 3, shape.channels, shape.outputs);
+        d.groups = shape.groups;
+        d.stride_x = d.stride_y = shape.stride;
+        auto node = std::make_shared<BinaryConvolutionNode>(src, random_source(d, rng), 0.25f, type,
+                                                            BinaryConvolutionFlags{beta}, terms);
+        node->padding_policy = PaddingPolicy::same();
+        const Image expected = run_on(Device::cpu_reference(), node->result_image(), {x});
+        const Image actual = run_on(Device::cuda(), node->result_image(), {x});
+        EXPECT_LE(max_relative_error(actual, expected), 1e-4)
+            << shape.channels << "->" << shape.outputs << " groups " << shape.groups << " type "
+            << static_cast<int>(type) << " beta " << beta;
+        // In fp16 storage the signs come from rounded sources: compare with the reference
+        // on the same rounded values.
+        const Image rounded = x.converted_to(DataType::f16).converted_to(DataType::f32);
+        const Image half =
+            run_on(Device::cuda(), node->result_image(), {rounded}, options_for(Precision::f16));
+        EXPECT_LE(
+            max_relative_error(half.converted_to(DataType::f32),
+                               run_on(Device::cpu_reference(), node->result_image(), {rounded})),
+            2e-2)
+            << "f16 " << shape.channels << "->" << shape.outputs << " type "
+            << static_cast<int>(type);
+      }
     }
   }
 }

@@ -104,7 +104,7 @@ void depthwise_convolution(DataType type, const ConvolutionOp& op, const void* s
 
 // Binary convolution's weights on the device (binary_convolution.cu).
 struct BinaryWeights {
-  const unsigned* bits = nullptr;     // [output][tap][words]: bit set where the weight is >= 0
+  const unsigned* bits = nullptr;     // [tap][word][output]: bit set where the weight is >= 0
   int words = 0;                      // 32-bit words per tap (group channels / 32, rounded up)
   const float* bias = nullptr;        // f32 per output channel
   const float* input_bias = nullptr;  // the terms, f32 on the device, or null

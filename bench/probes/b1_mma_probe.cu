@@ -1,0 +1,78 @@
+// Throughput probe: the 1-bit tensor-core mma (xor + popc) against the int8 one, on this
+// GPU (bench/binary_cuda's target depends on it; see docs/cuda.md). Each warp runs a chain of
+// independent mmas on register operands; prints tera-operations per second (one multiply-add = 2
+// operations, one bit = one multiply-add). Standalone: nvcc -arch=sm_90 -O3 b1_mma_probe.cu -o
+// probe && ./probe
+#include <cstdio>
+
+#include <cuda_runtime.h>
+
+constexpr int kChains = 4;
+constexpr int kIterations = 4096;
+
+__global__ void b1_xor(int* out) {
+  unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
+  unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
+  int c[kChains][4] = {};
+  for (int i = 0; i < kIterations; ++i) {
+#pragma unroll
+    for (int k = 0; k < kChains; ++k) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, "
+          "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+          : "+r"(c[k][0]), "+r"(c[k][1]), "+r"(c[k][2]), "+r"(c[k][3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+  }
+  int sum = 0;
+  for (int k = 0; k < kChains; ++k) sum += c[k][0] + c[k][1] + c[k][2] + c[k][3];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
+}
+
+__global__ void s8(int* out) {
+  unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
+  unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
+  int c[kChains][4] = {};
+  for (int i = 0; i < kIterations; ++i) {
+#pragma unroll
+    for (int k = 0; k < kChains; ++k) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, "
+          "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+          : "+r"(c[k][0]), "+r"(c[k][1]), "+r"(c[k][2]), "+r"(c[k][3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+  }
+  int sum = 0;
+  for (int k = 0; k < kChains; ++k) sum += c[k][0] + c[k][1] + c[k][2] + c[k][3];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
+}
+
+template <typename K>
+void measure(const char* name, K kernel, double k_depth) {
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  const int blocks = sms * 8, threads = 128;
+  int* out = nullptr;
+  cudaMalloc(&out, sizeof(int) * blocks * threads);
+  kernel<<<blocks, threads>>>(out);
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  kernel<<<blocks, threads>>>(out);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  const double mmas = double(blocks) * (threads / 32) * kIterations * kChains;
+  const double ops = mmas * 16 * 8 * k_depth * 2;
+  std::printf("{\"probe\": \"%s\", \"ms\": %.3f, \"tops\": %.1f, \"error\": \"%s\"}\n", name, ms,
+              ops / ms / 1e9, cudaGetErrorString(cudaGetLastError()));
+  cudaFree(out);
+}
+
+int main() {
+  measure("b1_xor_popc_m16n8k256", b1_xor, 256);
+  measure("s8_m16n8k32", s8, 32);
+}
