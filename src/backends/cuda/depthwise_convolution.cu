@@ -72,15 +72,12 @@ __global__ void depthwise_kernel(Geometry g, const T* src, const T* weights, Dev
 
 // The common 3x3, stride 1, undilated case: a thread computes kRows consecutive result
 // rows of one column, so that each source pixel it loads serves up to three of them (4.5
-// loads per result instead of 9) and the nine weight vectors stay in registers. 16-bit
-// types are held to 128 registers (4 blocks per SM): bf16 took 152 uncapped, and ran 12%
-// slower than fp16 for it (MobileNetV2's 3x3 at 144 channels, H100).
+// loads per result instead of 9) and the nine weight vectors stay in registers.
 constexpr int kRows = 4;
 
 template <typename T, int V>
-__global__ void __launch_bounds__(128, sizeof(T) == 2 ? 4 : 1)
-    depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* weights, DeviceEpilogue e,
-                              T* dst) {
+__global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* weights,
+                                          DeviceEpilogue e, T* dst) {
   using P = Pack<T, V>;
   const int vectors = g.C / V;
   const int row_blocks = (g.P + kRows - 1) / kRows;
