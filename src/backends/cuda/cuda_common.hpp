@@ -54,6 +54,10 @@ struct DeviceNeuron {
 };
 
 // A post-op chain for the epilogue kernel: up to kMaxPostOps neurons and sums, in order.
+// Kernels take it as `const __grid_constant__ DeviceEpilogue`: as a plain parameter, the
+// run-time indexing of its post-ops made every thread copy its 120 bytes to local memory
+// first (ncu on the H100: a transpose moved 391 MB for 102, a bf16 bias pass 1.06 GB for
+// 51 MB).
 constexpr int kMaxPostOps = 4;
 struct DeviceEpilogue {
   const void* bias = nullptr;  // storage type, one per channel; null: none

@@ -36,8 +36,8 @@ __device__ __forceinline__ void store(const DeviceEpilogue& e, const float (&sum
 // common 3x3 case unrolls into independent loads in flight together. Index math is 32-bit
 // (the launcher checks the sizes).
 template <typename T, int V, int R, int S>
-__global__ void depthwise_kernel(Geometry g, const T* src, const T* weights, DeviceEpilogue e,
-                                 T* dst) {
+__global__ void depthwise_kernel(Geometry g, const T* src, const T* weights,
+                                 const __grid_constant__ DeviceEpilogue e, T* dst) {
   using P = Pack<T, V>;
   const int taps_y = R ? R : g.R, taps_x = S ? S : g.S;
   const int vectors = g.C / V;
@@ -77,7 +77,7 @@ constexpr int kRows = 4;
 
 template <typename T, int V>
 __global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* weights,
-                                          DeviceEpilogue e, T* dst) {
+                                          const __grid_constant__ DeviceEpilogue e, T* dst) {
   using P = Pack<T, V>;
   const int vectors = g.C / V;
   const int row_blocks = (g.P + kRows - 1) / kRows;

@@ -13,8 +13,8 @@ struct Geometry {
 };
 
 template <typename T>
-__global__ void direct_kernel(Geometry g, const T* src, const T* weights, DeviceEpilogue e,
-                              T* dst) {
+__global__ void direct_kernel(Geometry g, const T* src, const T* weights,
+                              const __grid_constant__ DeviceEpilogue e, T* dst) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.K;
   const int Cg = g.C / g.groups, Kg = g.K / g.groups;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;

@@ -33,7 +33,8 @@ __global__ void neuron_kernel(DeviceNeuron n, const T* src, T* dst, std::size_t 
 }
 
 template <typename T>
-__global__ void epilogue_kernel(DeviceEpilogue e, T* dst, std::size_t count, int channels) {
+__global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst, std::size_t count,
+                                int channels) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     const int c = int(i % channels);
@@ -62,8 +63,8 @@ __global__ void affine_kernel(const T* src, const float* scale, const float* shi
 // 32x32 tiles through shared memory (one column of padding against bank conflicts), so
 // that both the reads and the writes are coalesced.
 template <typename T>
-__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols, DeviceEpilogue e,
-                                 bool with_epilogue) {
+__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols,
+                                 const __grid_constant__ DeviceEpilogue e, bool with_epilogue) {
   __shared__ T tile[32][33];
   const std::size_t matrix = std::size_t(blockIdx.z) * rows * cols;
   const int col = blockIdx.x * 32 + threadIdx.x;
