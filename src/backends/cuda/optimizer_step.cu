@@ -1,0 +1,196 @@
+// The fused optimizer step (see optimizer_step.hpp): one thread per parameter element over
+// all tensors at once; each finds its tensor by a binary search of the running offsets
+// (a ResNet-50 has 161 tensors: 8 probes, served from L1).
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "backends/cuda/device_math.cuh"
+#include "backends/cuda/optimizer_step.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+using Kind = DeviceStepRule::Kind;
+
+// S: the storage type of the values' copy (float: none is written).
+template <typename S>
+__global__ void optimizer_step_kernel(const DeviceParameter* parameters, const std::size_t* offsets,
+                                      int tensors, std::size_t total,
+                                      const __grid_constant__ DeviceStepRule r) {
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < total;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    int lo = 0, hi = tensors - 1;  // the last tensor whose offset is <= e
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (offsets[mid] <= e) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const DeviceParameter& p = parameters[lo];
+    const std::size_t i = e - offsets[lo];
+    float g = p.gradients[i];
+    float w = p.values[i];
+    // Pre-processing, as Optimizer::step: clip, rescale, then the regularization term.
+    if (r.clip) g = fminf(fmaxf(g, r.clip_min), r.clip_max);
+    g *= r.rescale;
+    if (r.regularization == RegularizationType::l1) {
+      g += r.regularization_scale * float((w > 0.0f) - (w < 0.0f));
+    } else if (r.regularization == RegularizationType::l2) {
+      g += r.regularization_scale * w;
+    }
+    switch (r.kind) {
+      case Kind::sgd:
+        w -= r.learning_rate * g;
+        break;
+      case Kind::sgd_momentum: {
+        const float m = r.momentum * p.momentum[i] + r.learning_rate * g;
+        p.momentum[i] = m;
+        w -= m;
+        break;
+      }
+      case Kind::sgd_nesterov: {
+        const float m = r.momentum * p.momentum[i] + g;
+        p.momentum[i] = m;
+        w -= r.learning_rate * (g + r.momentum * m);
+        break;
+      }
+      case Kind::adam: {
+        const float m = r.beta1 * p.momentum[i] + (1.0f - r.beta1) * g;
+        const float v = r.beta2 * p.velocity[i] + (1.0f - r.beta2) * g * g;
+        p.momentum[i] = m;
+        p.velocity[i] = v;
+        float u = v;
+        if (r.amsgrad) u = p.maximum_velocity[i] = fmaxf(p.maximum_velocity[i], v);
+        w -= r.learning_rate * m / (sqrtf(u) + r.epsilon);
+        break;
+      }
+      case Kind::rmsprop: {
+        const float s = r.decay * p.velocity[i] + (1.0f - r.decay) * g * g;
+        p.velocity[i] = s;
+        w -= r.learning_rate * g / (sqrtf(s) + r.epsilon);
+        break;
+      }
+    }
+    p.values[i] = w;
+    if constexpr (!std::is_same_v<S, float>) static_cast<S*>(p.storage_copy)[i] = from_float<S>(w);
+  }
+}
+
+void check_cuda(cudaError_t status, const std::string& what) {
+  if (status != cudaSuccess)
+    throw DeviceError("optimizer step: " + what + ": " + cudaGetErrorString(status));
+}
+
+}  // namespace
+
+DeviceStepRule device_step_rule(const Optimizer& optimizer, std::uint64_t time_step) {
+  DeviceStepRule r;
+  const OptimizerDescriptor& d = optimizer.descriptor();
+  r.learning_rate = d.learning_rate;
+  r.clip = d.apply_gradient_clipping;
+  r.clip_min = d.gradient_clip_min;
+  r.clip_max = d.gradient_clip_max;
+  r.rescale = d.gradient_rescale;
+  r.regularization = d.regularization_type;
+  r.regularization_scale = d.regularization_scale;
+  if (const auto* sgd = dynamic_cast<const SgdOptimizer*>(&optimizer)) {
+    r.momentum = sgd->momentum();
+    r.kind = sgd->nesterov()           ? Kind::sgd_nesterov
+             : sgd->momentum() == 0.0f ? Kind::sgd
+                                       : Kind::sgd_momentum;
+  } else if (const auto* adam = dynamic_cast<const AdamOptimizer*>(&optimizer)) {
+    r.kind = Kind::adam;
+    r.amsgrad = adam->amsgrad();
+    r.beta1 = static_cast<float>(adam->beta1());
+    r.beta2 = static_cast<float>(adam->beta2());
+    r.epsilon = adam->epsilon();
+    // The step's bias-corrected rate, in double as on the host.
+    const double t = static_cast<double>(time_step);
+    r.learning_rate =
+        static_cast<float>(d.learning_rate * std::sqrt(1.0 - std::pow(adam->beta2(), t)) /
+                           (1.0 - std::pow(adam->beta1(), t)));
+  } else if (const auto* rms = dynamic_cast<const RmsPropOptimizer*>(&optimizer)) {
+    r.kind = Kind::rmsprop;
+    r.decay = static_cast<float>(rms->decay());
+    r.epsilon = rms->epsilon();
+  } else {
+    throw Unsupported("optimizer '" + optimizer.name() +
+                      "' has no GPU step (only sgd, adam, amsgrad and rmsprop do); its apply() "
+                      "runs on the host");
+  }
+  return r;
+}
+
+bool has_moments(const DeviceParameter& p, const DeviceStepRule& r) {
+  switch (r.kind) {
+    case Kind::sgd:
+      return true;
+    case Kind::sgd_momentum:
+    case Kind::sgd_nesterov:
+      return p.momentum != nullptr;
+    case Kind::adam:
+      return p.momentum && p.velocity && (!r.amsgrad || p.maximum_velocity != nullptr);
+    case Kind::rmsprop:
+      return p.velocity != nullptr;
+  }
+  return false;
+}
+
+DeviceOptimizerTable::DeviceOptimizerTable(std::vector<DeviceParameter> parameters,
+                                           DataType storage)
+    : parameters_(std::move(parameters)), storage_(storage) {
+  std::vector<std::size_t> offsets{0};
+  for (std::size_t t = 0; t < parameters_.size(); ++t) {
+    const DeviceParameter& p = parameters_[t];
+    if (!p.values || !p.gradients || (storage != DataType::f32 && !p.storage_copy)) {
+      throw InvalidArgument("optimizer step: tensor " + std::to_string(t) +
+                            " lacks its values, gradients or " + to_string(storage) + " copy");
+    }
+    offsets.push_back(offsets.back() + p.count);
+  }
+  total_ = offsets.back();
+  if (parameters_.empty()) return;
+  check_cuda(cudaMalloc(&device_parameters_, parameters_.size() * sizeof(DeviceParameter)),
+             "cudaMalloc");
+  check_cuda(cudaMalloc(&device_offsets_, offsets.size() * sizeof(std::size_t)), "cudaMalloc");
+  check_cuda(cudaMemcpy(device_parameters_, parameters_.data(),
+                        parameters_.size() * sizeof(DeviceParameter), cudaMemcpyHostToDevice),
+             "uploading the tensor table");
+  check_cuda(cudaMemcpy(device_offsets_, offsets.data(), offsets.size() * sizeof(std::size_t),
+                        cudaMemcpyHostToDevice),
+             "uploading the tensor table");
+}
+
+DeviceOptimizerTable::~DeviceOptimizerTable() {
+  cudaFree(device_parameters_);
+  cudaFree(device_offsets_);
+}
+
+void DeviceOptimizerTable::step(const DeviceStepRule& rule, cudaStream_t stream) const {
+  for (std::size_t t = 0; t < parameters_.size(); ++t) {
+    if (!has_moments(parameters_[t], rule)) {
+      throw InvalidArgument("optimizer step: tensor " + std::to_string(t) +
+                            " lacks the moment buffers its rule needs");
+    }
+  }
+  if (total_ == 0) return;
+  const int tensors = static_cast<int>(parameters_.size());
+  const unsigned blocks = blocks_for(total_, 256);
+  dispatch(storage_, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, unsigned char>) {
+      throw InvalidArgument("optimizer step: u8 storage has no trainable copy");
+    } else {
+      optimizer_step_kernel<T>
+          <<<blocks, 256, 0, stream>>>(device_parameters_, device_offsets_, tensors, total_, rule);
+    }
+  });
+  check_launch("optimizer_step");
+}
+
+}  // namespace cnngraph::detail::cuda
