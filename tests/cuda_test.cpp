@@ -7,6 +7,7 @@
 #include <future>
 #include <sstream>
 
+#include "gradient_support.hpp"
 #include "support.hpp"
 
 using namespace cnngraph;
@@ -378,6 +379,100 @@ TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {
             << static_cast<int>(type);
       }
     }
+  }
+}
+
+namespace {
+
+// The gradient of `forward`'s source `index` on CUDA against the reference, in every
+// precision; the sources are named x0, x1, ... and dy. `scale` widens the tolerances.
+void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& forward,
+                                            const std::map<std::string, Image>& inputs,
+                                            std::size_t index, const std::string& what,
+                                            double scale = 1.0) {
+  auto dy_node = std::make_shared<ImageNode>("dy");
+  const auto gradient = forward->gradient_filter_for(index, dy_node)->result_image();
+  Graph reference(Device::cpu_reference(), gradient);
+  for (const PrecisionCase& p : kPrecisions) {
+    // In 16-bit storage the sources are rounded first; the reference gets the same values.
+    std::map<std::string, Image> rounded = inputs;
+    if (p.precision == Precision::f16 || p.precision == Precision::bf16) {
+      const DataType type = p.precision == Precision::f16 ? DataType::f16 : DataType::bf16;
+      for (auto& [name, image] : rounded)
+        image = image.converted_to(type).converted_to(DataType::f32);
+    }
+    const Image want = run_named(reference, rounded);
+    Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
+    const Image actual = run_named(gpu, rounded).converted_to(DataType::f32);
+    EXPECT_LE(max_relative_error(actual, want), p.tolerance * scale)
+        << what << " " << p.name << "\n"
+        << gpu.describe();
+  }
+}
+
+}  // namespace
+
+TEST(CudaGradients, NeuronPoolingSoftMaxAndConcatenationMatchTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(71);
+  using Sources = std::vector<std::shared_ptr<ImageNode>>;
+  const auto inputs_for = [&](const std::vector<ImageShape>& shapes, const ImageShape& dy,
+                              bool integers) {
+    std::map<std::string, Image> inputs;
+    std::uniform_int_distribution<int> level(-3, 3);
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      if (!integers) {
+        inputs["x" + std::to_string(i)] = random_image(shapes[i], rng);
+        continue;
+      }
+      // Small integers make ties, which must go to the reference's (first) maximum.
+      std::vector<float> values(shapes[i].elements());
+      for (float& v : values) v = static_cast<float>(level(rng));
+      inputs["x" + std::to_string(i)] = Image::from_floats(shapes[i], values);
+    }
+    inputs["dy"] = random_image(dy, rng);
+    return inputs;
+  };
+  const auto x = [](int i) { return std::make_shared<ImageNode>("x" + std::to_string(i)); };
+  for (const NeuronDescriptor& neuron :
+       {NeuronDescriptor::make(NeuronType::relu), NeuronDescriptor::make(NeuronType::relu, 0.1f),
+        NeuronDescriptor::make(NeuronType::tanh, 1.5f, 0.5f),
+        NeuronDescriptor::make(NeuronType::sigmoid),
+        NeuronDescriptor::make_prelu({0.1f, 0.2f, 0.3f})}) {
+    const ImageShape shape{3, 9, 11, 3};
+    expect_cuda_gradient_matches_reference(std::make_shared<NeuronNode>(x(0), neuron),
+                                           inputs_for({shape}, shape, false), 0,
+                                           "neuron " + to_string(neuron.type));
+  }
+  std::uniform_int_distribution<int> size(1, 13), channels(1, 20), kernel(1, 4), stride(1, 3);
+  for (int trial = 0; trial < 12; ++trial) {
+    const PoolingType type = trial % 2 ? PoolingType::max : PoolingType::average;
+    const int kw = kernel(rng), kh = kernel(rng), sx = stride(rng), sy = stride(rng);
+    const ImageShape shape{2, std::max(size(rng), kh), std::max(size(rng), kw), channels(rng)};
+    auto node = std::make_shared<PoolingNode>(x(0), type, kw, kh, sx, sy);
+    if (trial % 3 == 0) node->padding_policy = PaddingPolicy::valid();
+    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(),
+                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
+                               .shape();
+    expect_cuda_gradient_matches_reference(node, inputs_for({shape}, out, true), 0,
+                                           "pooling trial " + std::to_string(trial));
+  }
+  const ImageShape pixels{2, 3, 4, 10};
+  expect_cuda_gradient_matches_reference(std::make_shared<GlobalAveragePoolingNode>(x(0)),
+                                         inputs_for({pixels}, {2, 1, 1, 10}, false), 0,
+                                         "global average pooling");
+  for (const int C : {10, 70}) {
+    const ImageShape shape{2, 3, 4, C};
+    expect_cuda_gradient_matches_reference(std::make_shared<SoftMaxNode>(x(0)),
+                                           inputs_for({shape}, shape, false), 0, "softmax");
+    expect_cuda_gradient_matches_reference(std::make_shared<LogSoftMaxNode>(x(0)),
+                                           inputs_for({shape}, shape, false), 0, "log softmax");
+  }
+  const std::vector<ImageShape> parts = {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}};
+  auto concat = std::make_shared<ConcatenationNode>(Sources{x(0), x(1), x(2)});
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    expect_cuda_gradient_matches_reference(concat, inputs_for(parts, {2, 3, 2, 8}, false), i,
+                                           "concatenation part " + std::to_string(i));
   }
 }
 

@@ -125,6 +125,10 @@ const Candidate cuda_kernels[] = {
     {OpKind::cross_channel_normalization, "cuda:local_response_normalization",
      make_local_response_normalization},
     {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},
+    {OpKind::neuron_gradient, "cuda:neuron_gradient", make_neuron_gradient},
+    {OpKind::pooling_gradient, "cuda:pooling_gradient", make_pooling_gradient},
+    {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
+    {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
 };
 
 // A program's launches recorded as a CUDA graph; `failed` when recording did not work
@@ -177,7 +181,8 @@ class CudaBackend : public Backend, public DeviceExecution {
       }
     }
     throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
-                      "] (training on CUDA is not built yet; the CPU devices run it)");
+                      "] (training on CUDA is partly built: neuron, pooling, soft-max and "
+                      "concatenation gradients run, the others on the CPU devices only)");
   }
 
   DataType storage_type() const override { return context_.storage; }

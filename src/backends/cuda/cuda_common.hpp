@@ -88,6 +88,15 @@ void transpose_batched(DataType type, const void* src, void* dst, int batch, int
 // dst (pixels x to_channels) = src (pixels x from_channels) followed by zero channels.
 void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
                   std::size_t pixels, cudaStream_t stream);
+// Gradients (training_ops.cu). diff_src = diff_dst * neuron'(src), channel = index % channels.
+void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst, const void* src,
+                     void* diff_src, std::size_t count, int channels, cudaStream_t stream);
+// diff_src (op.dst_shape) from diff_dst (op.src_shapes[0]) and the forward src.
+void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
+                      const void* src, void* diff_src, cudaStream_t stream);
+// From diff_dst and the forward dst (the soft-max or log-soft-max itself).
+void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
+                      void* diff_src, std::size_t pixels, int channels, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        void* dst, cudaStream_t stream);
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);

@@ -13,6 +13,11 @@ std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, 
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
+// Gradients (training_kernels.cpp).
+std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
 // convolution plus our epilogue kernel when that measures clearly faster. Null when no
 // cuDNN engine takes it.

@@ -1,0 +1,57 @@
+// The CUDA backend's gradient kernels that are one launch or one copy: neuron, pooling and
+// soft-max gradients (training_ops.cu) and the channel slice of a concatenation's gradient.
+#include "backends/cuda/cuda_kernels.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+std::unique_ptr<Kernel> make_neuron_gradient(const Op& base, const GraphOptions&,
+                                             Context& context) {
+  const auto& op = static_cast<const NeuronGradientOp&>(base);
+  DeviceNeuron n{op.neuron.type, op.neuron.a, op.neuron.b, op.neuron.c, nullptr};
+  std::shared_ptr<std::byte[]> slopes;
+  if (!op.neuron.prelu_slopes.empty()) {
+    slopes = context.upload(op.neuron.prelu_slopes.data(),
+                            op.neuron.prelu_slopes.size() * sizeof(float), op.name);
+    n.slopes = reinterpret_cast<const float*>(slopes.get());
+  }
+  return function_kernel<NeuronGradientOp>(
+      op, "cuda:neuron_gradient",
+      [&context, n, slopes](const NeuronGradientOp& o, const KernelArgs& a) {
+        neuron_gradient(context.storage, n, a.srcs[0], a.srcs[1], a.dst, o.dst_shape.elements(),
+                        o.dst_shape.channels, context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_pooling_gradient(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<PoolingGradientOp>(
+      op, "cuda:pooling_gradient", [&context](const PoolingGradientOp& o, const KernelArgs& a) {
+        pooling_gradient(context.storage, o, a.srcs[0], a.srcs[1], a.dst, context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_softmax_gradient(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<SoftMaxGradientOp>(
+      op, "cuda:softmax_gradient", [&context](const SoftMaxGradientOp& o, const KernelArgs& a) {
+        softmax_gradient(context.storage, o.logarithmic, a.srcs[0], a.srcs[1], a.dst,
+                         o.dst_shape.elements() / o.dst_shape.channels, o.dst_shape.channels,
+                         context.stream);
+      });
+}
+
+std::unique_ptr<Kernel> make_channel_slice(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<ChannelSliceOp>(
+      op, "cuda:channel_slice", [&context](const ChannelSliceOp& o, const KernelArgs& a) {
+        const std::size_t element = size_of(context.storage);
+        const std::size_t pixels = o.dst_shape.elements() / o.dst_shape.channels;
+        const std::size_t width = o.dst_shape.channels * element;
+        check(cudaMemcpy2DAsync(a.dst, width,
+                                reinterpret_cast<const std::byte*>(a.srcs[0]) +
+                                    std::size_t(o.first_channel) * element,
+                                o.src_shapes[0].channels * element, width, pixels,
+                                cudaMemcpyDeviceToDevice, context.stream),
+              o.name + ": channel slice");
+      });
+}
+
+}  // namespace cnngraph::detail::cuda

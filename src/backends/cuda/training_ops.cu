@@ -1,0 +1,172 @@
+// Gradient kernels of ours for the ops no library covers as one call: neurons (the shared
+// derivative formulas of neuron_math.hpp), pooling and soft-max. Math in float; the rules
+// are the reference backend's (src/backends/reference/training_ops.cpp).
+#include <cfloat>
+
+#include "backends/cuda/device_math.cuh"
+#include "ops/neuron_math.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+constexpr unsigned kThreads = 256;
+
+template <typename T>
+__global__ void neuron_gradient_kernel(const __grid_constant__ DeviceNeuron n, const T* diff_dst,
+                                       const T* src, T* diff_src, std::size_t count, int channels) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int channel = int(i % channels);
+    diff_src[i] = from_float<T>(to_float(diff_dst[i]) *
+                                neuron_derivative<float>(n, to_float(src[i]), channel));
+  }
+}
+
+struct PoolingGeometry {
+  int N, H, W, C, P, Q;
+  int kernel_y, kernel_x, stride_y, stride_x, pad_y, pad_x;
+  bool max;
+};
+
+// The first in-image tap of result (p, q)'s window holding the window's maximum, in the
+// reference's scan order (rows, then columns); its flat source index.
+template <typename T>
+__device__ std::size_t window_maximum(const PoolingGeometry& g, const T* src, int n, int p, int q,
+                                      int c) {
+  std::size_t best = 0;
+  float best_value = 0.0f;
+  bool any = false;
+  for (int r = 0; r < g.kernel_y; ++r) {
+    const int iy = p * g.stride_y - g.pad_y + r;
+    if (iy < 0 || iy >= g.H) continue;
+    for (int s = 0; s < g.kernel_x; ++s) {
+      const int ix = q * g.stride_x - g.pad_x + s;
+      if (ix < 0 || ix >= g.W) continue;
+      const std::size_t i = ((std::size_t(n) * g.H + iy) * g.W + ix) * g.C + c;
+      const float v = to_float(src[i]);
+      if (!any || v > best_value) {
+        best = i;
+        best_value = v;
+        any = true;
+      }
+    }
+  }
+  return best;
+}
+
+// In-image taps of result (p, q)'s window (the average's divisor).
+__device__ int window_taps(const PoolingGeometry& g, int p, int q) {
+  const int y0 = max(p * g.stride_y - g.pad_y, 0),
+            y1 = min(p * g.stride_y - g.pad_y + g.kernel_y, g.H);
+  const int x0 = max(q * g.stride_x - g.pad_x, 0),
+            x1 = min(q * g.stride_x - g.pad_x + g.kernel_x, g.W);
+  return max(y1 - y0, 0) * max(x1 - x0, 0);
+}
+
+// One thread per source element: it gathers the gradients of every result whose window
+// covers it (max: only where it is that window's first maximum), so no atomics are needed
+// and the sum runs in a fixed order.
+template <typename T>
+__global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const T* src,
+                                        T* diff_src) {
+  const std::size_t count = std::size_t(g.N) * g.H * g.W * g.C;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(e, g.H, g.W, g.C);
+    const int n = at.n, iy = at.y, ix = at.x, c = at.c;
+    // Results p with p * stride - pad <= iy < p * stride - pad + kernel.
+    const int p0 = max(0, (iy + g.pad_y - g.kernel_y + g.stride_y) / g.stride_y);
+    const int p1 = min(g.P - 1, (iy + g.pad_y) / g.stride_y);
+    const int q0 = max(0, (ix + g.pad_x - g.kernel_x + g.stride_x) / g.stride_x);
+    const int q1 = min(g.Q - 1, (ix + g.pad_x) / g.stride_x);
+    float sum = 0.0f;
+    for (int p = p0; p <= p1; ++p) {
+      const int top = p * g.stride_y - g.pad_y;
+      if (iy < top || iy >= top + g.kernel_y) continue;  // (negative padding)
+      for (int q = q0; q <= q1; ++q) {
+        const int left = q * g.stride_x - g.pad_x;
+        if (ix < left || ix >= left + g.kernel_x) continue;
+        const float dy = to_float(diff_dst[((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c]);
+        if (g.max) {
+          if (window_maximum(g, src, n, p, q, c) == e) sum += dy;
+        } else {
+          sum += dy / float(window_taps(g, p, q));
+        }
+      }
+    }
+    diff_src[e] = from_float<T>(sum);
+  }
+}
+
+// One warp per pixel: the sum over channels, then each channel's gradient.
+template <typename T>
+__global__ void softmax_gradient_kernel(const T* diff_dst, const T* dst, T* diff_src,
+                                        std::size_t pixels, int C, bool logarithmic) {
+  const std::size_t warp = (blockIdx.x * std::size_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (warp >= pixels) return;
+  const T* dy = diff_dst + warp * C;
+  const T* y = dst + warp * C;
+  T* dx = diff_src + warp * C;
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += 32)
+    sum += logarithmic ? to_float(dy[c]) : to_float(dy[c]) * to_float(y[c]);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  for (int c = lane; c < C; c += 32) {
+    const float g = to_float(dy[c]), v = to_float(y[c]);
+    dx[c] = from_float<T>(logarithmic ? g - expf(v) * sum : v * (g - sum));
+  }
+}
+
+}  // namespace
+
+void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst, const void* src,
+                     void* diff_src, std::size_t count, int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    neuron_gradient_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        n, static_cast<const T*>(diff_dst), static_cast<const T*>(src), static_cast<T*>(diff_src),
+        count, channels);
+  });
+  check_launch("neuron_gradient");
+}
+
+void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
+                      const void* src, void* diff_src, cudaStream_t stream) {
+  const ImageShape& in = op.dst_shape;
+  const ImageShape& out = op.src_shapes[0];
+  const PoolingGeometry g{in.batch,
+                          in.height,
+                          in.width,
+                          in.channels,
+                          out.height,
+                          out.width,
+                          op.y.kernel_size,
+                          op.x.kernel_size,
+                          op.y.stride,
+                          op.x.stride,
+                          op.y.pad_before,
+                          op.x.pad_before,
+                          op.type == PoolingType::max};
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    pooling_gradient_kernel<<<blocks_for(in.elements(), kThreads), kThreads, 0, stream>>>(
+        g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), static_cast<T*>(diff_src));
+  });
+  check_launch("pooling_gradient");
+}
+
+void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
+                      void* diff_src, std::size_t pixels, int channels, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((pixels * 32 + kThreads - 1) / kThreads);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    softmax_gradient_kernel<<<blocks, kThreads, 0, stream>>>(
+        static_cast<const T*>(diff_dst), static_cast<const T*>(dst), static_cast<T*>(diff_src),
+        pixels, channels, logarithmic);
+  });
+  check_launch("softmax_gradient");
+}
+
+}  // namespace cnngraph::detail::cuda
