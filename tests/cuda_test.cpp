@@ -412,7 +412,7 @@ void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& f
 
 }  // namespace
 
-TEST(CudaGradients, NeuronPoolingSoftMaxAndConcatenationMatchTheReference) {
+TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheReference) {
   REQUIRE_GPU();
   std::mt19937 rng(71);
   using Sources = std::vector<std::shared_ptr<ImageNode>>;
@@ -467,6 +467,19 @@ TEST(CudaGradients, NeuronPoolingSoftMaxAndConcatenationMatchTheReference) {
                                            inputs_for({shape}, shape, false), 0, "softmax");
     expect_cuda_gradient_matches_reference(std::make_shared<LogSoftMaxNode>(x(0)),
                                            inputs_for({shape}, shape, false), 0, "log softmax");
+  }
+  // Convolutions' input gradients (backward data); weight gradients are not built on CUDA,
+  // so these nodes train nowhere.
+  for (const ConvCase& c : random_convolution_cases(16, 77)) {
+    auto node = std::make_shared<ConvolutionNode>(x(0), random_source(c.descriptor(), rng));
+    node->padding_policy = c.padding;
+    node->training_style = TrainingStyle::none;
+    const ImageShape shape{c.batch, c.height, c.width, c.in_channels};
+    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(),
+                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
+                               .shape();
+    expect_cuda_gradient_matches_reference(node, inputs_for({shape}, out, false), 0,
+                                           "convolution " + c.name());
   }
   const std::vector<ImageShape> parts = {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}};
   auto concat = std::make_shared<ConcatenationNode>(Sources{x(0), x(1), x(2)});

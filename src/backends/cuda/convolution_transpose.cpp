@@ -1,7 +1,7 @@
-// Transposed convolution on CUDA: the data gradient of its adjoint convolution through
-// cuDNN's backward-data operation (graph API), then the transpose's own bias in our
-// epilogue kernel. The adjoint's weights are the transpose's, rearranged once on the host
-// (ops/convolution_transpose.cpp) and uploaded like any convolution's.
+// cuDNN's backward-data operation (graph API) for two ops: the transposed convolution (the
+// data gradient of its adjoint convolution, then the transpose's own bias in our epilogue
+// kernel) and a convolution's input gradient. The adjoint's weights are the transpose's, rearranged
+// once on the host (ops/convolution_transpose.cpp) and uploaded like any convolution's.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 
@@ -11,12 +11,18 @@ namespace {
 
 enum Uid : std::int64_t { kDx = 1, kW = 2, kDy = 3 };
 
+// cuDNN's backward-data operation for `forward` (dx from dy and the forward's weights),
+// autotuned and cached like the forward; null when no engine takes it.
+std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
+                                         Context& context, const DeviceWeights& weights);
+void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
+                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers);
+
 class CudnnConvolutionTranspose : public Kernel {
  public:
   CudnnConvolutionTranspose(const ConvolutionTransposeOp& op, Context& context,
                             std::shared_ptr<Plan> plan, std::shared_ptr<DeviceWeights> weights)
       : op_(op), context_(context), plan_(std::move(plan)), weights_(std::move(weights)) {
-    context.reserve_workspace(static_cast<std::size_t>(plan_->workspace_bytes));
     const PreparedWeights& own = *op.weights->source;
     if (own.has_bias) {
       bias_ = context.upload_as_storage(own.bias, own.source_label + " bias");
@@ -25,9 +31,7 @@ class CudnnConvolutionTranspose : public Kernel {
   }
 
   void run(const KernelArgs& args) override {
-    pointers_ = {static_cast<void*>(args.dst), weights_->weights.get(),
-                 const_cast<float*>(args.srcs[0])};
-    plan_->execute(context_.cudnn, {kDx, kW, kDy}, pointers_, context_.workspace.get());
+    run_backward_data(*plan_, context_, *weights_, args.srcs[0], args.dst, pointers_);
     if (bias_) {
       epilogue(context_.storage, epilogue_, args.dst, op_.dst_shape.elements(),
                op_.dst_shape.channels, context_.stream);
@@ -48,23 +52,18 @@ class CudnnConvolutionTranspose : public Kernel {
   std::vector<void*> pointers_;
 };
 
-}  // namespace
-
-std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
-                                                         const GraphOptions& options,
-                                                         Context& context) {
-  const auto& op = static_cast<const ConvolutionTransposeOp&>(base);
-  const ConvolutionOp& adjoint = op.inner.forward;
-  const ImageShape& dx = adjoint.src_shapes[0];       // the transpose's result
-  const ImageShape dy = adjoint.convolution_shape();  // the transpose's source
+std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
+                                         Context& context, const DeviceWeights& weights) {
+  const ImageShape& dx = forward.src_shapes[0];
+  const ImageShape dy = forward.convolution_shape();
   const cudnnDataType_t io = cudnn_type(context.storage);
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
-  auto conv = convolution_descriptor(adjoint, compute);
+  auto conv = convolution_descriptor(forward, compute);
   if (!conv) return nullptr;
   auto dx_tensor = make_tensor(kDx, io, dx.batch, dx.channels, dx.height, dx.width);
   auto w_tensor =
-      make_tensor(kW, io, adjoint.output_channels, adjoint.input_channels / adjoint.groups,
-                  adjoint.kernel_height, adjoint.kernel_width);
+      make_tensor(kW, io, forward.output_channels, forward.input_channels / forward.groups,
+                  forward.kernel_height, forward.kernel_width);
   auto dy_tensor = make_tensor(kDy, io, dy.batch, dy.channels, dy.height, dy.width);
   auto data =
       std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR);
@@ -79,7 +78,6 @@ std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
       .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, &beta);
   if (!data->try_finalize()) return nullptr;
 
-  auto weights = device_weights(*adjoint.weights, context);
   // Autotuning runs the candidates on scratch images (bytes 0x3C, as for the forward
   // convolution) and the real weights.
   PlanTimer timer;
@@ -92,18 +90,71 @@ std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
       check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * element, context.stream),
             "cudaMemsetAsync");
     }
-    pointers = {scratch[0].get(), weights->weights.get(), scratch[1].get()};
+    pointers = {scratch[0].get(), weights.weights.get(), scratch[1].get()};
     timer = [&](const Plan& candidate, double best_ms) {
       return time_plan(candidate, context.cudnn, context.stream, *context.memory, {kDx, kW, kDy},
                        pointers, best_ms);
     };
   }
   auto plan = find_plan(context.cudnn, {data}, io == CUDNN_DATA_FLOAT, options,
-                        "conv_bwd_data " + convolution_problem(adjoint, io, compute),
+                        "conv_bwd_data " + convolution_problem(forward, io, compute),
                         options.autotune ? &timer : nullptr);
   if (!plan) return nullptr;
   plan->keep.insert(plan->keep.end(), {dx_tensor, w_tensor, dy_tensor, conv});
+  context.reserve_workspace(static_cast<std::size_t>(plan->workspace_bytes));
+  return plan;
+}
+
+void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
+                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers) {
+  pointers = {diff_src, weights.weights.get(), const_cast<void*>(diff_dst)};
+  plan.execute(context.cudnn, {kDx, kW, kDy}, pointers, context.workspace.get());
+}
+
+// The data gradient of a convolution (its input gradient only: weight gradients on CUDA
+// are not built yet, and a trained convolution's gradient op is left to no kernel).
+class CudnnConvolutionGradient : public Kernel {
+ public:
+  CudnnConvolutionGradient(std::shared_ptr<Plan> plan, Context& context,
+                           std::shared_ptr<DeviceWeights> weights)
+      : plan_(std::move(plan)), context_(context), weights_(std::move(weights)) {}
+  void run(const KernelArgs& args) override {
+    run_backward_data(*plan_, context_, *weights_, args.srcs[0], args.dst, pointers_);
+  }
+  std::string implementation() const override { return "cudnn:backward_data:" + plan_->engine; }
+
+ private:
+  std::shared_ptr<Plan> plan_;
+  Context& context_;
+  std::shared_ptr<DeviceWeights> weights_;
+  std::vector<void*> pointers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
+                                                         const GraphOptions& options,
+                                                         Context& context) {
+  const auto& op = static_cast<const ConvolutionTransposeOp&>(base);
+  const ConvolutionOp& adjoint = op.inner.forward;
+  auto weights = device_weights(*adjoint.weights, context);
+  auto plan = backward_data_plan(adjoint, options, context, *weights);
+  if (!plan) return nullptr;
   return std::make_unique<CudnnConvolutionTranspose>(op, context, plan, weights);
+}
+
+std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const GraphOptions& options,
+                                                        Context& context) {
+  const auto& op = static_cast<const ConvolutionGradientOp&>(base);
+  const ConvolutionOp& forward = op.forward;
+  // A fused neuron or sub-pixel shuffle needs more than backward data; weight gradients
+  // are not built on CUDA yet.
+  if (op.parameters || !op.input_gradient || !forward.post_ops.empty() || forward.sub_pixel != 1)
+    return nullptr;
+  auto weights = device_weights(*forward.weights, context);
+  auto plan = backward_data_plan(forward, options, context, *weights);
+  if (!plan) return nullptr;
+  return std::make_unique<CudnnConvolutionGradient>(plan, context, weights);
 }
 
 }  // namespace cnngraph::detail::cuda

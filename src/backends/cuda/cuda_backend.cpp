@@ -125,6 +125,7 @@ const Candidate cuda_kernels[] = {
     {OpKind::cross_channel_normalization, "cuda:local_response_normalization",
      make_local_response_normalization},
     {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},
+    {OpKind::convolution_gradient, "cudnn:convolution_gradient", make_cudnn_convolution_gradient},
     {OpKind::neuron_gradient, "cuda:neuron_gradient", make_neuron_gradient},
     {OpKind::pooling_gradient, "cuda:pooling_gradient", make_pooling_gradient},
     {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
@@ -181,8 +182,10 @@ class CudaBackend : public Backend, public DeviceExecution {
       }
     }
     throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
-                      "] (training on CUDA is partly built: neuron, pooling, soft-max and "
-                      "concatenation gradients run, the others on the CPU devices only)");
+                      "] (training on CUDA is partly built: input gradients of convolutions "
+                      "without a fused neuron, and neuron, pooling, soft-max and concatenation "
+                      "gradients run; weight gradients, losses and the rest run on the CPU "
+                      "devices only)");
   }
 
   DataType storage_type() const override { return context_.storage; }
