@@ -361,3 +361,25 @@ TEST(TrainingOps, OnednnDropoutMatchesReference) {
     EXPECT_LE(onednn_against_reference(dropout, input, rng), 1e-6);
   }
 }
+
+TEST(ConvolutionGradient, InputGradientOfAConvolutionTrainedNowhereRunsWithoutItsForwardNode) {
+  // The gradient node alone in a graph, its convolution untrained: the graph must still load
+  // the convolution's weights (it once failed with a bare map::at).
+  std::mt19937 rng(91);
+  const ConvolutionDescriptor d(3, 3, 4, 6);
+  auto source = RecordingSource::random(d, rng);
+  const Image x = random_image({2, 7, 5, 4}, rng);
+  const Image dy = random_image({2, 7, 5, 6}, rng);
+  const auto dx_with = [&](TrainingStyle style, Device device) {
+    auto x_node = std::make_shared<ImageNode>("x");
+    auto conv = plain_convolution(x_node, source);
+    conv->training_style = style;
+    auto dy_node = std::make_shared<ImageNode>("dy");
+    Graph graph(device, conv->gradient_filter(dy_node)->result_image());
+    return run_named(graph, {{"x", x}, {"dy", dy}});
+  };
+  const Image trained = dx_with(TrainingStyle::cpu, Device::cpu_reference());
+  EXPECT_LE(max_relative_error(dx_with(TrainingStyle::none, Device::cpu_reference()), trained),
+            1e-6);
+  EXPECT_LE(max_relative_error(dx_with(TrainingStyle::none, Device::cpu()), trained), 1e-5);
+}

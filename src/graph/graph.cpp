@@ -48,13 +48,19 @@ struct Graph::Impl {
     for (const auto& filter : structure.order) {
       const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
       if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
-      // Binary and transposed convolutions' weights, also where only their gradient node is in
-      // the graph (trained ones were loaded above, as float shadow weights for binary ones).
+      // Convolutions', binary and transposed convolutions' weights, also where only their
+      // gradient node is in the graph (trained ones were loaded above, as float shadow
+      // weights for binary ones).
       const FilterNode* node = filter.get();
       if (const auto* gradient = dynamic_cast<const GradientNode*>(node))
         node = &gradient->forward();
+      if (const auto* gradient = dynamic_cast<const ConvolutionGradientNode*>(node))
+        node = &gradient->forward();
       if (loaded.count(node)) continue;
-      if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(node)) {
+      if (const auto* forward = dynamic_cast<const ConvolutionNode*>(node)) {
+        // A convolution's gradient without its forward node, training nowhere.
+        loaded[forward] = detail::prepare_weights(*forward);
+      } else if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(node)) {
         loaded[binary] = detail::prepare_binary_weights(*binary);
       } else if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(node)) {
         loaded[transpose] = detail::prepare_source_weights(
