@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/cuda/optimizer_step.hpp"
+#include "backends/device_memory.hpp"
 #include "cnngraph/device.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -118,7 +119,7 @@ TEST(CudaOptimizerStep, EveryRuleMatchesTheHostOptimizerOverThreeSteps) {
         device_gradients.push_back(keep.back().get());
         parameters.push_back(p);
       }
-      DeviceOptimizerTable table(parameters, DataType::f32);
+      DeviceOptimizerTable table(parameters, DataType::f32, *detail::device_memory(Device::cuda()));
       OptimizerState state;
       for (int step = 1; step <= 3; ++step) {
         std::vector<std::vector<float>> gradients;
@@ -169,7 +170,7 @@ TEST(CudaOptimizerStep, SixteenBitCopiesFollowTheMasterValues) {
     p.momentum = momentum.data;
     p.storage_copy = copy;
     p.count = n;
-    DeviceOptimizerTable table({p}, storage);
+    DeviceOptimizerTable table({p}, storage, *detail::device_memory(Device::cuda()));
     OptimizerDescriptor d;
     d.learning_rate = 0.1f;
     const SgdOptimizer sgd(d, 0.9f);
@@ -210,5 +211,13 @@ TEST(CudaOptimizerStep, MissingMomentsAndOwnOptimizersAreClearErrors) {
   const AdamOptimizer adam;
   EXPECT_FALSE(has_moments(p, device_step_rule(adam, 1)));
   EXPECT_TRUE(has_moments(p, device_step_rule(SgdOptimizer{}, 1)));
-  EXPECT_THROW(DeviceOptimizerTable({p}, DataType::f32), InvalidArgument);  // no values
+  // A tensor without values is refused before any device memory is touched.
+  struct NoMemory : detail::DeviceMemory {
+    std::shared_ptr<std::byte[]> allocate(std::size_t, const std::string&) override {
+      throw std::logic_error("allocated");
+    }
+    void copy_to_device(void*, const void*, std::size_t) override {}
+    void copy_to_host(void*, const void*, std::size_t) override {}
+  } no_memory;
+  EXPECT_THROW(DeviceOptimizerTable({p}, DataType::f32, no_memory), InvalidArgument);
 }

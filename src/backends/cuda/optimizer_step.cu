@@ -81,11 +81,6 @@ __global__ void optimizer_step_kernel(const DeviceParameter* parameters, const s
   }
 }
 
-void check_cuda(cudaError_t status, const std::string& what) {
-  if (status != cudaSuccess)
-    throw DeviceError("optimizer step: " + what + ": " + cudaGetErrorString(status));
-}
-
 }  // namespace
 
 DeviceStepRule device_step_rule(const Optimizer& optimizer, std::uint64_t time_step) {
@@ -142,7 +137,7 @@ bool has_moments(const DeviceParameter& p, const DeviceStepRule& r) {
 }
 
 DeviceOptimizerTable::DeviceOptimizerTable(std::vector<DeviceParameter> parameters,
-                                           DataType storage)
+                                           DataType storage, DeviceMemory& memory)
     : parameters_(std::move(parameters)), storage_(storage) {
   std::vector<std::size_t> offsets{0};
   for (std::size_t t = 0; t < parameters_.size(); ++t) {
@@ -155,20 +150,12 @@ DeviceOptimizerTable::DeviceOptimizerTable(std::vector<DeviceParameter> paramete
   }
   total_ = offsets.back();
   if (parameters_.empty()) return;
-  check_cuda(cudaMalloc(&device_parameters_, parameters_.size() * sizeof(DeviceParameter)),
-             "cudaMalloc");
-  check_cuda(cudaMalloc(&device_offsets_, offsets.size() * sizeof(std::size_t)), "cudaMalloc");
-  check_cuda(cudaMemcpy(device_parameters_, parameters_.data(),
-                        parameters_.size() * sizeof(DeviceParameter), cudaMemcpyHostToDevice),
-             "uploading the tensor table");
-  check_cuda(cudaMemcpy(device_offsets_, offsets.data(), offsets.size() * sizeof(std::size_t),
-                        cudaMemcpyHostToDevice),
-             "uploading the tensor table");
-}
-
-DeviceOptimizerTable::~DeviceOptimizerTable() {
-  cudaFree(device_parameters_);
-  cudaFree(device_offsets_);
+  const std::size_t table_bytes = parameters_.size() * sizeof(DeviceParameter);
+  const std::size_t offset_bytes = offsets.size() * sizeof(std::size_t);
+  device_parameters_ = memory.allocate(table_bytes, "the optimizer step's tensor table");
+  device_offsets_ = memory.allocate(offset_bytes, "the optimizer step's tensor table");
+  memory.copy_to_device(device_parameters_.get(), parameters_.data(), table_bytes);
+  memory.copy_to_device(device_offsets_.get(), offsets.data(), offset_bytes);
 }
 
 void DeviceOptimizerTable::step(const DeviceStepRule& rule, cudaStream_t stream) const {
@@ -186,8 +173,9 @@ void DeviceOptimizerTable::step(const DeviceStepRule& rule, cudaStream_t stream)
     if constexpr (std::is_same_v<T, unsigned char>) {
       throw InvalidArgument("optimizer step: u8 storage has no trainable copy");
     } else {
-      optimizer_step_kernel<T>
-          <<<blocks, 256, 0, stream>>>(device_parameters_, device_offsets_, tensors, total_, rule);
+      optimizer_step_kernel<T><<<blocks, 256, 0, stream>>>(
+          reinterpret_cast<const DeviceParameter*>(device_parameters_.get()),
+          reinterpret_cast<const std::size_t*>(device_offsets_.get()), tensors, total_, rule);
     }
   });
   check_launch("optimizer_step");

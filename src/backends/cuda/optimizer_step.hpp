@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "backends/device_memory.hpp"
 #include "cnngraph/image.hpp"
 #include "cnngraph/optimizer.hpp"
 
@@ -53,11 +54,10 @@ bool has_moments(const DeviceParameter& parameter, const DeviceStepRule& rule);
 // graph.
 class DeviceOptimizerTable {
  public:
-  // Throws InvalidArgument when a tensor lacks a pointer the storage type needs.
-  DeviceOptimizerTable(std::vector<DeviceParameter> parameters, DataType storage);
-  ~DeviceOptimizerTable();
-  DeviceOptimizerTable(const DeviceOptimizerTable&) = delete;
-  DeviceOptimizerTable& operator=(const DeviceOptimizerTable&) = delete;
+  // Throws InvalidArgument when a tensor lacks a pointer the storage type needs; the table
+  // lives in `memory` (the GPU's).
+  DeviceOptimizerTable(std::vector<DeviceParameter> parameters, DataType storage,
+                       DeviceMemory& memory);
 
   // Enqueues one step of `rule` over every tensor on `stream`. Throws InvalidArgument
   // when a tensor lacks the moments the rule needs.
@@ -67,8 +67,8 @@ class DeviceOptimizerTable {
  private:
   std::vector<DeviceParameter> parameters_;
   DataType storage_;
-  DeviceParameter* device_parameters_ = nullptr;
-  std::size_t* device_offsets_ = nullptr;  // tensors + 1 running sums of count
+  std::shared_ptr<std::byte[]> device_parameters_;
+  std::shared_ptr<std::byte[]> device_offsets_;  // tensors + 1 running sums of count
   std::size_t total_ = 0;
 };
 
