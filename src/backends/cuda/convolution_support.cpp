@@ -1,7 +1,7 @@
 // What every CUDA convolution kernel shares: the device copies of the weights, the
-// epilogue of bias and post-ops for our kernel, and the cuDNN convolution descriptor and
-// plan-cache name of a planned convolution, and the timing of whole convolution kernels
-// that autotuning compares.
+// epilogue of bias and post-ops for our kernel (and its neurons, which other kernels use too), and
+// the cuDNN convolution descriptor and plan-cache name of a planned convolution, and the timing of
+// whole convolution kernels that autotuning compares.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
@@ -80,15 +80,20 @@ bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeight
     const int k = e.count++;
     e.is_sum[k] = post.kind == PostOp::Kind::sum;
     if (e.is_sum[k]) continue;
-    const NeuronDescriptor& n = post.neuron;
-    e.neuron[k] = {n.type, n.a, n.b, n.c, nullptr};
-    if (!n.prelu_slopes.empty()) {
-      keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
-                                    op.name + " prelu slopes"));
-      e.neuron[k].slopes = reinterpret_cast<const float*>(keep.back().get());
-    }
+    e.neuron[k] = device_neuron(post.neuron, context, op.name, keep);
   }
   return e.bias || e.count > 0;
+}
+
+DeviceNeuron device_neuron(const NeuronDescriptor& n, Context& context, const std::string& what,
+                           std::vector<std::shared_ptr<std::byte[]>>& keep) {
+  DeviceNeuron device{n.type, n.a, n.b, n.c, nullptr};
+  if (!n.prelu_slopes.empty()) {
+    keep.push_back(context.upload(n.prelu_slopes.data(), n.prelu_slopes.size() * sizeof(float),
+                                  what + " prelu slopes"));
+    device.slopes = reinterpret_cast<const float*>(keep.back().get());
+  }
+  return device;
 }
 
 std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context) {

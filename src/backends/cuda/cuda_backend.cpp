@@ -16,13 +16,8 @@ namespace {
 
 std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context& context) {
   const auto& op = static_cast<const NeuronOp&>(base);
-  DeviceNeuron n{op.neuron.type, op.neuron.a, op.neuron.b, op.neuron.c, nullptr};
-  std::shared_ptr<std::byte[]> slopes;
-  if (!op.neuron.prelu_slopes.empty()) {
-    slopes = context.upload(op.neuron.prelu_slopes.data(),
-                            op.neuron.prelu_slopes.size() * sizeof(float), op.name);
-    n.slopes = reinterpret_cast<const float*>(slopes.get());
-  }
+  std::vector<std::shared_ptr<std::byte[]>> slopes;
+  const DeviceNeuron n = device_neuron(op.neuron, context, op.name, slopes);
   return function_kernel<NeuronOp>(
       op, "cuda:neuron", [&context, n, slopes](const NeuronOp& o, const KernelArgs& a) {
         neuron(context.storage, n, a.srcs[0], a.dst, o.dst_shape.elements(), o.dst_shape.channels,

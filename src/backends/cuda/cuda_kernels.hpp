@@ -44,6 +44,9 @@ struct DeviceWeights {
   std::shared_ptr<std::byte[]> weights, bias;
 };
 std::shared_ptr<DeviceWeights> device_weights(const PreparedWeights& prepared, Context& context);
+// A neuron for device code; its prelu slopes (if any) are uploaded and kept in `keep`.
+DeviceNeuron device_neuron(const NeuronDescriptor& n, Context& context, const std::string& what,
+                           std::vector<std::shared_ptr<std::byte[]>>& keep);
 // The epilogue kernel's work for a convolution or fully connected op: its post-ops from
 // `first` on and, when `with_bias`, the bias. Keeps the prelu slopes it uploads in `keep`.
 // Returns whether there is any work.

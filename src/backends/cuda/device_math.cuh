@@ -71,6 +71,30 @@ void dispatch(DataType type, F&& f) {
   }
 }
 
+// A pooling window's geometry for device code: the source is H x W, the result P x Q.
+struct PoolingGeometry {
+  int N, H, W, C, P, Q;
+  int kernel_y, kernel_x, stride_y, stride_x, pad_y, pad_x;
+  bool max;
+};
+inline PoolingGeometry pooling_geometry(const ImageShape& source, const ImageShape& result,
+                                        const AxisGeometry& x, const AxisGeometry& y,
+                                        PoolingType type) {
+  return {source.batch,
+          source.height,
+          source.width,
+          source.channels,
+          result.height,
+          result.width,
+          y.kernel_size,
+          x.kernel_size,
+          y.stride,
+          x.stride,
+          y.pad_before,
+          x.pad_before,
+          type == PoolingType::max};
+}
+
 // The position of flat NHWC index i in an image of height x width x channels.
 struct Pixel {
   int n, y, x, c;

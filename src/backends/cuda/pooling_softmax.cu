@@ -7,12 +7,6 @@ namespace cnngraph::detail::cuda {
 
 namespace {
 
-struct PoolingGeometry {
-  int N, H, W, C, P, Q;
-  int kernel_y, kernel_x, stride_y, stride_x, pad_y, pad_x;
-  bool max;
-};
-
 template <typename T>
 __global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.C;
@@ -63,19 +57,7 @@ __global__ void softmax_kernel(const T* src, T* dst, std::size_t pixels, int C, 
 
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream) {
   const ImageShape& in = op.src_shapes[0];
-  const PoolingGeometry g{in.batch,
-                          in.height,
-                          in.width,
-                          in.channels,
-                          op.dst_shape.height,
-                          op.dst_shape.width,
-                          op.y.kernel_size,
-                          op.x.kernel_size,
-                          op.y.stride,
-                          op.x.stride,
-                          op.y.pad_before,
-                          op.x.pad_before,
-                          op.type == PoolingType::max};
+  const PoolingGeometry g = pooling_geometry(in, op.dst_shape, op.x, op.y, op.type);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     pooling_kernel<<<blocks_for(op.dst_shape.elements(), 256), 256, 0, stream>>>(

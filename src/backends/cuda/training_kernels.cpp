@@ -8,13 +8,8 @@ namespace cnngraph::detail::cuda {
 std::unique_ptr<Kernel> make_neuron_gradient(const Op& base, const GraphOptions&,
                                              Context& context) {
   const auto& op = static_cast<const NeuronGradientOp&>(base);
-  DeviceNeuron n{op.neuron.type, op.neuron.a, op.neuron.b, op.neuron.c, nullptr};
-  std::shared_ptr<std::byte[]> slopes;
-  if (!op.neuron.prelu_slopes.empty()) {
-    slopes = context.upload(op.neuron.prelu_slopes.data(),
-                            op.neuron.prelu_slopes.size() * sizeof(float), op.name);
-    n.slopes = reinterpret_cast<const float*>(slopes.get());
-  }
+  std::vector<std::shared_ptr<std::byte[]>> slopes;
+  const DeviceNeuron n = device_neuron(op.neuron, context, op.name, slopes);
   return function_kernel<NeuronGradientOp>(
       op, "cuda:neuron_gradient",
       [&context, n, slopes](const NeuronGradientOp& o, const KernelArgs& a) {

@@ -23,12 +23,6 @@ __global__ void neuron_gradient_kernel(const __grid_constant__ DeviceNeuron n, c
   }
 }
 
-struct PoolingGeometry {
-  int N, H, W, C, P, Q;
-  int kernel_y, kernel_x, stride_y, stride_x, pad_y, pad_x;
-  bool max;
-};
-
 // The first in-image tap of result (p, q)'s window holding the window's maximum, in the
 // reference's scan order (rows, then columns); its flat source index.
 template <typename T>
@@ -134,21 +128,8 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
 
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, cudaStream_t stream) {
-  const ImageShape& in = op.dst_shape;
-  const ImageShape& out = op.src_shapes[0];
-  const PoolingGeometry g{in.batch,
-                          in.height,
-                          in.width,
-                          in.channels,
-                          out.height,
-                          out.width,
-                          op.y.kernel_size,
-                          op.x.kernel_size,
-                          op.y.stride,
-                          op.x.stride,
-                          op.y.pad_before,
-                          op.x.pad_before,
-                          op.type == PoolingType::max};
+  const ImageShape& in = op.dst_shape;  // the forward's source
+  const PoolingGeometry g = pooling_geometry(in, op.src_shapes[0], op.x, op.y, op.type);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     pooling_gradient_kernel<<<blocks_for(in.elements(), kThreads), kThreads, 0, stream>>>(
