@@ -50,6 +50,7 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/normalization.cu
     src/backends/cuda/optimizer_step.cu
     src/backends/cuda/training_ops.cu
+    src/backends/cuda/loss.cu
     src/backends/cuda/direct_convolution.cu
     src/backends/cuda/depthwise_convolution.cu
     src/backends/cuda/binary_convolution.cu)

@@ -489,6 +489,66 @@ TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheRefer
   }
 }
 
+TEST(CudaLoss, EveryTypeAndReductionMatchesTheReferenceOnEveryRun) {
+  REQUIRE_GPU();
+  struct Case {
+    LossType type;
+    float lo, hi;        // prediction range
+    bool binary_labels;  // labels 0 / 1, otherwise in (0.1, 1)
+  };
+  const Case cases[] = {
+      {LossType::mean_absolute_error, -1, 1, false},
+      {LossType::mean_squared_error, -1, 1, false},
+      {LossType::softmax_cross_entropy, -2, 2, false},
+      {LossType::sigmoid_cross_entropy, -2, 2, true},
+      {LossType::categorical_cross_entropy, 0.1f, 1, false},
+      {LossType::hinge, -0.5f, 0.5f, true},
+      {LossType::huber, -3, 3, false},
+      {LossType::cosine_distance, -1, 1, false},
+      {LossType::log, 0.1f, 0.9f, true},
+      {LossType::kullback_leibler_divergence, -2, 0, false},
+  };
+  std::mt19937 rng(83);
+  for (const Case& c : cases) {
+    for (const ReductionType reduction :
+         {ReductionType::none, ReductionType::sum, ReductionType::mean,
+          ReductionType::sum_by_non_zero_weights}) {
+      const bool sum_only = c.type == LossType::cosine_distance;  // sum or none only
+      if (sum_only && reduction != ReductionType::sum && reduction != ReductionType::none) continue;
+      for (const ImageShape shape : {ImageShape{3, 2, 1, 4}, ImageShape{16, 1, 1, 70}}) {
+        SCOPED_TRACE(to_string(c.type) + " reduction " +
+                     std::to_string(static_cast<int>(reduction)) + " channels " +
+                     std::to_string(shape.channels));
+        auto predictions = std::make_shared<ImageNode>("y");
+        LossDescriptor descriptor(c.type, reduction);
+        descriptor.weight = 0.5f;
+        descriptor.label_smoothing = c.type == LossType::softmax_cross_entropy ? 0.1f : 0.0f;
+        auto loss = std::make_shared<LossNode>(predictions, descriptor);
+        std::vector<float> labels = random_floats(shape.elements(), rng, 0.1f, 1.0f);
+        if (c.binary_labels) {
+          for (float& l : labels) l = l > 0.55f ? 1.0f : 0.0f;
+        }
+        std::vector<float> weights = random_floats(shape.elements(), rng, 0.0f, 2.0f);
+        weights[3] = 0.0f;
+        const LossLabels loss_labels(Image::from_floats(shape, labels),
+                                     Image::from_floats(shape, weights));
+        Graph reference(Device::cpu_reference(), loss->result_image());
+        Graph gpu(Device::cuda(), loss->result_image());
+        // Three runs: the third replays a recorded CUDA graph, which must report its own loss.
+        for (int run = 0; run < 3; ++run) {
+          const Image y =
+              Image::from_floats(shape, random_floats(shape.elements(), rng, c.lo, c.hi));
+          const auto expected = reference.run({y}, {loss_labels});
+          const auto actual = gpu.run({y}, {loss_labels});
+          EXPECT_LE(max_relative_error(actual[0], expected[0]), 1e-4) << "run " << run;
+          EXPECT_NEAR(actual.loss(), expected.loss(), 1e-4 * (1 + std::fabs(expected.loss())))
+              << "run " << run;
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaGraph, RecordedRunsFollowNewInputsAndDeviceImagesAreAccepted) {
   REQUIRE_GPU();
   std::mt19937 rng(17);

@@ -125,6 +125,7 @@ const Candidate cuda_kernels[] = {
     {OpKind::pooling_gradient, "cuda:pooling_gradient", make_pooling_gradient},
     {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
     {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
+    {OpKind::loss, "cuda:loss", make_loss},
 };
 
 // A program's launches recorded as a CUDA graph; `failed` when recording did not work
@@ -178,9 +179,9 @@ class CudaBackend : public Backend, public DeviceExecution {
     }
     throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
                       "] (training on CUDA is partly built: input gradients of convolutions "
-                      "without a fused neuron, and neuron, pooling, soft-max and concatenation "
-                      "gradients run; weight gradients, losses and the rest run on the CPU "
-                      "devices only)");
+                      "without a fused neuron, losses, and neuron, pooling, soft-max and "
+                      "concatenation gradients run; weight gradients and the rest run on the "
+                      "CPU devices only)");
   }
 
   DataType storage_type() const override { return context_.storage; }

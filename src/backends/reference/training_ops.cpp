@@ -6,6 +6,7 @@
 
 #include "backends/reference/reference_backend.hpp"
 #include "kernels/dropout_mask.hpp"
+#include "ops/loss_math.hpp"
 #include "ops/neuron_math.hpp"
 
 namespace cnngraph::detail {
@@ -171,47 +172,6 @@ void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const 
   }
 }
 
-// Loss and gradient of one element (the per-element types).
-struct Element {
-  double loss, gradient;
-};
-
-Element element_loss(const LossDescriptor& d, double y, double t) {
-  switch (d.type) {
-    case LossType::mean_absolute_error:
-      return {std::fabs(y - t), static_cast<double>((y > t) - (y < t))};
-    case LossType::mean_squared_error:
-      return {(y - t) * (y - t), 2.0 * (y - t)};
-    case LossType::sigmoid_cross_entropy: {
-      const double s = t * (1.0 - d.label_smoothing) + 0.5 * d.label_smoothing;
-      return {std::max(y, 0.0) - y * s + std::log1p(std::exp(-std::fabs(y))),
-              1.0 / (1.0 + std::exp(-y)) - s};
-    }
-    case LossType::categorical_cross_entropy:
-      return {t == 0.0 ? 0.0 : -t * std::log(y), t == 0.0 ? 0.0 : -t / y};
-    case LossType::hinge: {
-      const double sign = 2.0 * t - 1.0;
-      return {std::max(1.0 - sign * y, 0.0), 1.0 - sign * y > 0.0 ? -sign : 0.0};
-    }
-    case LossType::huber: {
-      const double e = y - t, delta = d.delta;
-      if (std::fabs(e) <= delta) return {0.5 * e * e, e};
-      return {delta * (std::fabs(e) - 0.5 * delta), e > 0 ? delta : -delta};
-    }
-    case LossType::log: {
-      const double eps = d.epsilon;
-      return {-t * std::log(y + eps) - (1.0 - t) * std::log(1.0 - y + eps),
-              -t / (y + eps) + (1.0 - t) / (1.0 - y + eps)};
-    }
-    case LossType::kullback_leibler_divergence:
-      return {t > 0.0 ? t * (std::log(t) - y) : 0.0, -t};
-    case LossType::softmax_cross_entropy:
-    case LossType::cosine_distance:
-      break;  // per pixel, below
-  }
-  return {0.0, 0.0};
-}
-
 void loss(const LossOp& op, const KernelArgs& args) {
   const LossDescriptor& d = op.descriptor;
   const float* y = args.srcs[0];
@@ -219,8 +179,7 @@ void loss(const LossOp& op, const KernelArgs& args) {
   const float* w = args.srcs[2];
   const std::size_t C = op.dst_shape.channels;
   const std::size_t count = op.dst_shape.elements();
-  const bool per_pixel =
-      d.type == LossType::softmax_cross_entropy || d.type == LossType::cosine_distance;
+  const bool per_pixel = per_pixel_loss(d.type);
   double total = 0.0;
   std::vector<double> gradient(count);
   if (per_pixel) {
@@ -252,20 +211,14 @@ void loss(const LossOp& op, const KernelArgs& args) {
     }
   } else {
     for (std::size_t i = 0; i < count; ++i) {
-      const Element e = element_loss(d, y[i], t[i]);
+      const LossElement<double> e = element_loss<double>(d, y[i], t[i]);
       total += w[i] * e.loss;
       gradient[i] = w[i] * e.gradient;
     }
   }
-  double divisor = 1.0;
-  if (d.reduction == ReductionType::mean) {
-    divisor = static_cast<double>(per_pixel ? count / C : count);
-  } else if (d.reduction == ReductionType::sum_by_non_zero_weights) {
-    std::size_t non_zero = 0;
-    for (std::size_t i = 0; i < count; ++i) non_zero += w[i] != 0.0f;
-    if (per_pixel) non_zero = (non_zero + C - 1) / C;
-    divisor = non_zero == 0 ? std::numeric_limits<double>::infinity() : double(non_zero);
-  }
+  std::size_t non_zero = 0;
+  for (std::size_t i = 0; i < count; ++i) non_zero += w[i] != 0.0f;
+  const double divisor = loss_divisor(d.reduction, per_pixel, count, C, non_zero);
   const double scale = d.weight / divisor;
   op.value = total * scale;
   for (std::size_t i = 0; i < count; ++i) args.dst[i] = static_cast<float>(gradient[i] * scale);
