@@ -1,8 +1,10 @@
 // Running a compiled program on a device backend (see run_program_on_device).
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 #include "backends/device_memory.hpp"
+#include "cnngraph/errors.hpp"
 #include "graph/program.hpp"
 
 namespace cnngraph::detail {
@@ -31,7 +33,7 @@ Program::OutputSet& free_output_set(Program& program, DeviceMemory& memory, std:
 
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
-                              std::uint64_t batch, bool recording,
+                              const std::vector<Image>& labels, std::uint64_t batch, bool recording,
                               const std::function<DataType(const ImageNode&)>& type_of) {
   const DataType storage = execution.storage_type();
   const std::size_t element = size_of(storage);
@@ -39,14 +41,22 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   Program::OutputSet for_this_run;
   Program::OutputSet& set = free_output_set(program, memory, element, for_this_run);
   std::byte* base = program.device_arena.get();
+  // The images that go to source places: the sources (values 0..), then each loss's labels
+  // and label weights (their values follow one another).
+  std::vector<std::pair<int, const Image*>> inputs;
+  for (std::size_t s = 0; s < sources.size(); ++s) inputs.emplace_back(int(s), &sources[s]);
+  for (std::size_t k = 0; k < program.label_values.size(); ++k) {
+    inputs.emplace_back(program.label_values[k], &labels[2 * k]);
+    inputs.emplace_back(program.label_values[k] + 1, &labels[2 * k + 1]);
+  }
   // Device images of the storage type are read where they are (no copy); the others are
   // uploaded or converted into their place in the arena.
-  std::vector<std::byte*> source_at(sources.size());
-  for (std::size_t s = 0; s < sources.size(); ++s) {
-    const Image& image = sources[s];
-    source_at[s] = !image.is_on_host() && image.data_type() == storage
-                       ? const_cast<std::byte*>(image.data())
-                       : base + program.values[s].offset * element;  // sources come first
+  std::vector<std::byte*> source_at(program.values.size(), nullptr);
+  for (const auto& [v, image] : inputs) {
+    source_at[static_cast<std::size_t>(v)] =
+        !image->is_on_host() && image->data_type() == storage
+            ? const_cast<std::byte*>(image->data())
+            : base + program.values[static_cast<std::size_t>(v)].offset * element;
   }
   const auto at = [&](int v) {
     const Value& value = program.values[v];
@@ -57,9 +67,8 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
 
   // Staging buffers for host images of another type live until the device is done.
   std::vector<std::shared_ptr<std::byte[]>> staging;
-  for (std::size_t s = 0; s < sources.size(); ++s) {
-    const Image& image = sources[s];
-    const int v = static_cast<int>(s);
+  for (const auto& [v, image_pointer] : inputs) {
+    const Image& image = *image_pointer;
     const std::size_t count = image.shape().elements();
     const void* from = image.data();
     if (at(v) == from) continue;  // read in place
@@ -134,6 +143,14 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   execution.synchronize();
   ++set.runs;
   ++program.runs;
+  for (const LossOp* loss : program.loss_ops) {
+    results.losses.emplace_back(loss->name, static_cast<float>(loss->value));
+    if (!std::isfinite(loss->value)) {
+      throw NumericalError(loss->name + ": the loss of batch " + std::to_string(batch) + " is " +
+                           std::to_string(loss->value) +
+                           "; no weights were updated (check the learning rate and inputs)");
+    }
+  }
   return results;
 }
 

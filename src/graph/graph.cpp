@@ -200,11 +200,19 @@ struct Graph::Impl {
     std::lock_guard lock(mutex);
     Program& program = program_for(check_sources(sources));
     if (DeviceExecution* execution = backend->device_execution()) {
-      // The same label checks as on the host (device graphs have no loss nodes yet, so
-      // labels given to one are an error, not silently ignored).
-      label_pointers(program, labels);
-      return run_program_on_device(program, *execution, device, structure, sources, batches++,
-                                   options.cuda_graphs,
+      label_pointers(program, labels);  // the same checks as on the host
+      std::vector<Image> label_images;  // labels and weights per loss node (ones where none)
+      for (std::size_t k = 0; k < labels.size(); ++k) {
+        const Image& given = labels[k].labels();
+        label_images.push_back(given);
+        label_images.push_back(
+            labels[k].weights().empty()
+                ? Image::from_floats(given.shape(),
+                                     std::vector<float>(given.shape().elements(), 1.0f))
+                : labels[k].weights());
+      }
+      return run_program_on_device(program, *execution, device, structure, sources, label_images,
+                                   batches++, options.cuda_graphs,
                                    [&](const ImageNode& node) { return output_type(node); });
     }
     // Sources that are not f32 are converted once at the boundary.

@@ -84,11 +84,12 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
 // their places in the device arena, the steps launched on the backend's stream into a free
 // output set (recorded on the set's second run and replayed after, when `recording`), and
 // the results returned as images of that set on `device` (converted copies where a result's
-// type is not the storage type). The images of `sources` are already checked. Returns
-// after the device has finished.
+// type is not the storage type). The images of `sources` are already checked; `labels`
+// holds each loss node's labels and label weights (checked too), which go to their places
+// like sources. Returns after the device has finished, with the losses reported.
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
-                              std::uint64_t batch, bool recording,
+                              const std::vector<Image>& labels, std::uint64_t batch, bool recording,
                               const std::function<DataType(const ImageNode&)>& type_of);
 
 }  // namespace cnngraph::detail
