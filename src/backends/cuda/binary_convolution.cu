@@ -2,8 +2,8 @@
 // bits, 32 group channels a word, with each word's sum of |x'| (for beta); a thread then
 // counts matching bits with popc over its window for eight output channels of one pixel
 // (xnor: 2 * matches - valid; and: ones in x & w). binary_weights (float inputs, +/-1
-// weights) sums floats directly. Index math is 32-bit where the sizes allow (64-bit
-// division is many instructions, and it dominated the first version of these kernels).
+// weights) sums floats directly. Index math is 32-bit where the sizes allow (a 64-bit
+// division is many instructions).
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/device_math.cuh"
 #include "cnngraph/errors.hpp"
