@@ -549,6 +549,35 @@ TEST(CudaLoss, EveryTypeAndReductionMatchesTheReferenceOnEveryRun) {
   }
 }
 
+TEST(CudaDropout, ForwardAndGradientFollowTheBatchCounterOnEveryRun) {
+  REQUIRE_GPU();
+  // The mask depends on the graph's batch counter; the third run replays a recorded CUDA
+  // graph and must still use its own batch's mask, as the reference does.
+  std::mt19937 rng(97);
+  const ImageShape shape{4, 6, 5, 7};
+  auto x = std::make_shared<ImageNode>("x");
+  auto dropout = std::make_shared<DropoutNode>(x, 0.7f, 5);
+  auto dy = std::make_shared<ImageNode>("dy");
+  const auto gradient = dropout->gradient_filter(dy)->result_image();
+  for (const auto& result : {dropout->result_image(), gradient}) {
+    for (Precision precision : {Precision::f32, Precision::f16}) {
+      Graph fresh_reference(Device::cpu_reference(), result);
+      Graph gpu(Device::cuda(), result, true, options_for(precision));
+      for (int run = 0; run < 4; ++run) {
+        // Values that f16 holds exactly, so both precisions compare tightly.
+        std::vector<float> values(shape.elements());
+        for (float& v : values) v = float(int(rng() % 17) - 8) / 8.0f;
+        const Image image = Image::from_floats(shape, values);
+        const std::map<std::string, Image> inputs{{"x", image}, {"dy", image}};
+        const Image expected = run_named(fresh_reference, inputs);
+        const Image actual = run_named(gpu, inputs).converted_to(DataType::f32);
+        EXPECT_LE(max_relative_error(actual, expected), precision == Precision::f32 ? 1e-6 : 1e-3)
+            << "run " << run;
+      }
+    }
+  }
+}
+
 TEST(CudaGraph, RecordedRunsFollowNewInputsAndDeviceImagesAreAccepted) {
   REQUIRE_GPU();
   std::mt19937 rng(17);

@@ -46,6 +46,9 @@ class DeviceExecution {
   // Converts `count` elements (u8 is normalized, as in Image).
   virtual void convert_async(const void* src, DataType from, void* dst, DataType to,
                              std::size_t count) = 0;
+  // The graph's batch counter for the run about to launch. Kernels that read it (dropout
+  // masks) copy it on the device, so that a replayed recording sees each run's value.
+  virtual void set_batch(std::uint64_t) {}
   // Runs `launch_steps`, which enqueues every step of one program. `captured` is that
   // program's slot: the backend may record the launches once (a CUDA graph) and replay the
   // recording on later runs, when `replayable` (the same buffers every run).

@@ -101,6 +101,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     // No preload: device kernels read a fused residual from its source, not from dst.
     step.kernel->run(args);
   };
+  execution.set_batch(batch);
   // CNNGRAPH_PROFILE=1 times every step on its own (no recording) and logs it to stderr.
   static const bool profile = std::getenv("CNNGRAPH_PROFILE") != nullptr;
   if (profile) {

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 
+#include "ops/host_device.hpp"
+
 namespace cnngraph::detail {
 
-inline std::uint64_t splitmix64(std::uint64_t x) {
+CNNGRAPH_HOST_DEVICE inline std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -14,8 +16,8 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
 }
 
 // Whether element `index` of batch `batch` is kept.
-inline bool dropout_keeps(std::uint64_t seed, std::uint64_t batch, std::uint64_t index,
-                          float keep_probability) {
+CNNGRAPH_HOST_DEVICE inline bool dropout_keeps(std::uint64_t seed, std::uint64_t batch,
+                                               std::uint64_t index, float keep_probability) {
   const std::uint64_t bits = splitmix64(splitmix64(seed ^ (batch * 0xd1b54a32d192ed03ull)) + index);
   const float uniform = static_cast<float>(bits >> 40) * (1.0f / 16777216.0f);  // [0, 1)
   return uniform < keep_probability;

@@ -7,7 +7,7 @@
 #include <cstddef>
 
 #include "cnngraph/loss.hpp"
-#include "ops/neuron_math.hpp"  // CNNGRAPH_HOST_DEVICE
+#include "ops/host_device.hpp"
 
 namespace cnngraph::detail {
 

@@ -7,12 +7,7 @@
 #include <cstddef>
 
 #include "cnngraph/descriptor.hpp"
-
-#if defined(__CUDACC__)
-#define CNNGRAPH_HOST_DEVICE __host__ __device__
-#else
-#define CNNGRAPH_HOST_DEVICE
-#endif
+#include "ops/host_device.hpp"
 
 namespace cnngraph::detail {
 

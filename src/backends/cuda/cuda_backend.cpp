@@ -126,6 +126,7 @@ const Candidate cuda_kernels[] = {
     {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
     {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
     {OpKind::loss, "cuda:loss", make_loss},
+    {OpKind::dropout, "cuda:dropout", make_dropout},
 };
 
 // A program's launches recorded as a CUDA graph; `failed` when recording did not work
@@ -152,6 +153,7 @@ class CudaBackend : public Backend, public DeviceExecution {
     check(cudnnCreate(&context_.cudnn), "cudnnCreate");
     check(cudnnSetStream(context_.cudnn, context_.stream), "cudnnSetStream");
     check(cublasLtCreate(&context_.cublas), "cublasLtCreate");
+    check(cudaMallocHost(&context_.batch, sizeof(std::uint64_t)), "cudaMallocHost");
     if (!plan_cache_file_.empty()) load_plan_cache(plan_cache_file_);
   }
   ~CudaBackend() override {
@@ -160,6 +162,7 @@ class CudaBackend : public Backend, public DeviceExecution {
     if (context_.cublas) cublasLtDestroy(context_.cublas);
     if (context_.cudnn) cudnnDestroy(context_.cudnn);
     if (context_.stream) cudaStreamDestroy(context_.stream);
+    if (context_.batch) cudaFreeHost(context_.batch);
   }
 
   std::string name() const override { return "cuda"; }
@@ -200,6 +203,8 @@ class CudaBackend : public Backend, public DeviceExecution {
                      std::size_t count) override {
     convert(src, from, dst, to, count, context_.stream);
   }
+
+  void set_batch(std::uint64_t batch) override { *context_.batch = batch; }
 
   void launch(std::shared_ptr<void>& captured, bool replayable,
               const std::function<void()>& launch_steps) override {

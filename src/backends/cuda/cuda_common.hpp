@@ -36,6 +36,9 @@ struct Context {
   DataType storage = DataType::f32;
   std::shared_ptr<std::byte[]> workspace;
   std::size_t workspace_bytes = 0;
+  // The run's batch counter in pinned host memory (DeviceExecution::set_batch writes it);
+  // kernels copy it to the device on their stream, which a recording replays.
+  std::uint64_t* batch = nullptr;
 
   // Makes the workspace at least `bytes` (at compile time, never while running).
   void reserve_workspace(std::size_t bytes);
@@ -95,6 +98,9 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, cudaStream_t stream);
 // From diff_dst and the forward dst (the soft-max or log-soft-max itself).
+// dst = src * mask / keep, the mask of kernels/dropout_mask.hpp for the batch at *batch.
+void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
+             const void* src, void* dst, std::size_t count, cudaStream_t stream);
 void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
                       void* diff_src, std::size_t pixels, int channels, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,

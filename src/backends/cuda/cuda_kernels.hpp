@@ -19,6 +19,7 @@ std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Con
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  // loss.cu
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
 // convolution plus our epilogue kernel when that measures clearly faster. Null when no

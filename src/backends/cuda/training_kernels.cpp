@@ -1,5 +1,6 @@
 // The CUDA backend's gradient kernels that are one launch or one copy: neuron, pooling and
-// soft-max gradients (training_ops.cu) and the channel slice of a concatenation's gradient.
+// soft-max gradients and dropout (training_ops.cu), and the channel slice of a
+// concatenation's gradient.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -46,6 +47,21 @@ std::unique_ptr<Kernel> make_channel_slice(const Op& op, const GraphOptions&, Co
                                 o.src_shapes[0].channels * element, width, pixels,
                                 cudaMemcpyDeviceToDevice, context.stream),
               o.name + ": channel slice");
+      });
+}
+
+std::unique_ptr<Kernel> make_dropout(const Op& op, const GraphOptions&, Context& context) {
+  // The batch counter is copied to the device on the stream, so that a replayed recording
+  // reads each run's (the forward and the gradient of one batch share the mask).
+  auto batch = context.memory->allocate(sizeof(std::uint64_t), op.name + " batch");
+  return function_kernel<DropoutOp>(
+      op, "cuda:dropout", [&context, batch](const DropoutOp& o, const KernelArgs& a) {
+        check(cudaMemcpyAsync(batch.get(), context.batch, sizeof(std::uint64_t),
+                              cudaMemcpyHostToDevice, context.stream),
+              o.name + ": the batch counter");
+        dropout(context.storage, o.keep_probability, o.seed,
+                reinterpret_cast<const std::uint64_t*>(batch.get()), a.srcs[0], a.dst,
+                o.dst_shape.elements(), context.stream);
       });
 }
 

@@ -1,9 +1,11 @@
 // Gradient kernels of ours for the ops no library covers as one call: neurons (the shared
-// derivative formulas of neuron_math.hpp), pooling and soft-max. Math in float; the rules
+// derivative formulas of neuron_math.hpp), pooling and soft-max; and dropout, forward and
+// gradient alike. Math in float; the rules
 // are the reference backend's (src/backends/reference/training_ops.cpp).
 #include <cfloat>
 
 #include "backends/cuda/device_math.cuh"
+#include "kernels/dropout_mask.hpp"
 #include "ops/neuron_math.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -93,6 +95,17 @@ __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, co
   }
 }
 
+template <typename T>
+__global__ void dropout_kernel(float keep, std::uint64_t seed, const std::uint64_t* batch,
+                               const T* src, T* dst, std::size_t count) {
+  const std::uint64_t b = *batch;
+  const float scale = 1.0f / keep;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<T>(dropout_keeps(seed, b, i, keep) ? to_float(src[i]) * scale : 0.0f);
+  }
+}
+
 // One warp per pixel: the sum over channels, then each channel's gradient.
 template <typename T>
 __global__ void softmax_gradient_kernel(const T* diff_dst, const T* dst, T* diff_src,
@@ -136,6 +149,16 @@ void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* di
         g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), static_cast<T*>(diff_src));
   });
   check_launch("pooling_gradient");
+}
+
+void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
+             const void* src, void* dst, std::size_t count, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    dropout_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        keep_probability, seed, batch, static_cast<const T*>(src), static_cast<T*>(dst), count);
+  });
+  check_launch("dropout");
 }
 
 void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
