@@ -385,11 +385,10 @@ TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {
 namespace {
 
 // The gradient of `forward`'s source `index` on CUDA against the reference, in every
-// precision; the sources are named x0, x1, ... and dy. `scale` widens the tolerances.
+// precision; the sources are named x0, x1, ... and dy.
 void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& forward,
                                             const std::map<std::string, Image>& inputs,
-                                            std::size_t index, const std::string& what,
-                                            double scale = 1.0) {
+                                            std::size_t index, const std::string& what) {
   auto dy_node = std::make_shared<ImageNode>("dy");
   const auto gradient = forward->gradient_filter_for(index, dy_node)->result_image();
   Graph reference(Device::cpu_reference(), gradient);
@@ -404,9 +403,8 @@ void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& f
     const Image want = run_named(reference, rounded);
     Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
     const Image actual = run_named(gpu, rounded).converted_to(DataType::f32);
-    EXPECT_LE(max_relative_error(actual, want), p.tolerance * scale)
-        << what << " " << p.name << "\n"
-        << gpu.describe();
+    EXPECT_LE(max_relative_error(actual, want), p.tolerance) << what << " " << p.name << "\n"
+                                                             << gpu.describe();
   }
 }
 
@@ -491,25 +489,8 @@ TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheRefer
 
 TEST(CudaLoss, EveryTypeAndReductionMatchesTheReferenceOnEveryRun) {
   REQUIRE_GPU();
-  struct Case {
-    LossType type;
-    float lo, hi;        // prediction range
-    bool binary_labels;  // labels 0 / 1, otherwise in (0.1, 1)
-  };
-  const Case cases[] = {
-      {LossType::mean_absolute_error, -1, 1, false},
-      {LossType::mean_squared_error, -1, 1, false},
-      {LossType::softmax_cross_entropy, -2, 2, false},
-      {LossType::sigmoid_cross_entropy, -2, 2, true},
-      {LossType::categorical_cross_entropy, 0.1f, 1, false},
-      {LossType::hinge, -0.5f, 0.5f, true},
-      {LossType::huber, -3, 3, false},
-      {LossType::cosine_distance, -1, 1, false},
-      {LossType::log, 0.1f, 0.9f, true},
-      {LossType::kullback_leibler_divergence, -2, 0, false},
-  };
   std::mt19937 rng(83);
-  for (const Case& c : cases) {
+  for (const LossCase& c : loss_cases()) {
     for (const ReductionType reduction :
          {ReductionType::none, ReductionType::sum, ReductionType::mean,
           ReductionType::sum_by_non_zero_weights}) {
@@ -520,18 +501,8 @@ TEST(CudaLoss, EveryTypeAndReductionMatchesTheReferenceOnEveryRun) {
                      std::to_string(static_cast<int>(reduction)) + " channels " +
                      std::to_string(shape.channels));
         auto predictions = std::make_shared<ImageNode>("y");
-        LossDescriptor descriptor(c.type, reduction);
-        descriptor.weight = 0.5f;
-        descriptor.label_smoothing = c.type == LossType::softmax_cross_entropy ? 0.1f : 0.0f;
-        auto loss = std::make_shared<LossNode>(predictions, descriptor);
-        std::vector<float> labels = random_floats(shape.elements(), rng, 0.1f, 1.0f);
-        if (c.binary_labels) {
-          for (float& l : labels) l = l > 0.55f ? 1.0f : 0.0f;
-        }
-        std::vector<float> weights = random_floats(shape.elements(), rng, 0.0f, 2.0f);
-        weights[3] = 0.0f;
-        const LossLabels loss_labels(Image::from_floats(shape, labels),
-                                     Image::from_floats(shape, weights));
+        auto loss = std::make_shared<LossNode>(predictions, loss_descriptor_for(c, reduction));
+        const LossLabels loss_labels = loss_labels_for(c, shape, rng).loss_labels;
         Graph reference(Device::cpu_reference(), loss->result_image());
         Graph gpu(Device::cuda(), loss->result_image());
         // Three runs: the third replays a recorded CUDA graph, which must report its own loss.

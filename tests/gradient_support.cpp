@@ -70,4 +70,38 @@ void check_input_gradients(
   }
 }
 
+const std::vector<LossCase>& loss_cases() {
+  static const std::vector<LossCase> cases = {
+      {LossType::mean_absolute_error, -1, 1, false},
+      {LossType::mean_squared_error, -1, 1, false},
+      {LossType::softmax_cross_entropy, -2, 2, false},
+      {LossType::sigmoid_cross_entropy, -2, 2, true},
+      {LossType::categorical_cross_entropy, 0.1f, 1, false},
+      {LossType::hinge, -0.5f, 0.5f, true},
+      {LossType::huber, -3, 3, false},
+      {LossType::cosine_distance, -1, 1, false},
+      {LossType::log, 0.1f, 0.9f, true},
+      {LossType::kullback_leibler_divergence, -2, 0, false},
+  };
+  return cases;
+}
+
+LossDescriptor loss_descriptor_for(const LossCase& c, ReductionType reduction) {
+  LossDescriptor descriptor(c.type, reduction);
+  descriptor.weight = 0.5f;
+  descriptor.label_smoothing = c.type == LossType::softmax_cross_entropy ? 0.1f : 0.0f;
+  return descriptor;
+}
+
+LossCaseLabels loss_labels_for(const LossCase& c, const ImageShape& shape, std::mt19937& rng) {
+  std::vector<float> labels = random_floats(shape.elements(), rng, 0.1f, 1.0f);
+  if (c.binary_labels) {
+    for (float& l : labels) l = l > 0.55f ? 1.0f : 0.0f;
+  }
+  std::vector<float> weights = random_floats(shape.elements(), rng, 0.0f, 2.0f);
+  weights[3] = 0.0f;
+  LossLabels loss_labels(Image::from_floats(shape, labels), Image::from_floats(shape, weights));
+  return {std::move(labels), std::move(weights), std::move(loss_labels)};
+}
+
 }  // namespace cnngraph::testing

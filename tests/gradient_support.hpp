@@ -65,4 +65,21 @@ void check_input_gradients(
     const std::vector<ImageShape>& shapes, unsigned seed, float lo = -1.0f, float hi = 1.0f,
     double tolerance = 5e-3, int samples = 24);
 
+// The loss types of the loss tests of every backend: a prediction range where each is smooth
+// and whether it takes 0/1 labels (otherwise labels in (0.1, 1)).
+struct LossCase {
+  LossType type;
+  float lo, hi;
+  bool binary_labels;
+};
+const std::vector<LossCase>& loss_cases();
+// The tests' descriptor: weight 0.5, label smoothing 0.1 for soft-max cross entropy.
+LossDescriptor loss_descriptor_for(const LossCase& c, ReductionType reduction);
+// Random labels for `c` and label weights in [0, 2), with element 3 weighing 0.
+struct LossCaseLabels {
+  std::vector<float> labels, weights;
+  LossLabels loss_labels;
+};
+LossCaseLabels loss_labels_for(const LossCase& c, const ImageShape& shape, std::mt19937& rng);
+
 }  // namespace cnngraph::testing

@@ -237,24 +237,7 @@ TEST(DropoutGradient, AppliesTheForwardMaskOfTheSameBatch) {
 }
 
 TEST(LossGradient, EveryTypeAndReductionMatchesFiniteDifferences) {
-  struct Case {
-    LossType type;
-    float lo, hi;        // prediction range
-    bool binary_labels;  // labels 0 / 1, otherwise in (0.1, 1)
-  };
-  const Case cases[] = {
-      {LossType::mean_absolute_error, -1, 1, false},
-      {LossType::mean_squared_error, -1, 1, false},
-      {LossType::softmax_cross_entropy, -2, 2, false},
-      {LossType::sigmoid_cross_entropy, -2, 2, true},
-      {LossType::categorical_cross_entropy, 0.1f, 1, false},
-      {LossType::hinge, -0.5f, 0.5f, true},
-      {LossType::huber, -3, 3, false},
-      {LossType::cosine_distance, -1, 1, false},
-      {LossType::log, 0.1f, 0.9f, true},
-      {LossType::kullback_leibler_divergence, -2, 0, false},
-  };
-  for (const Case& c : cases) {
+  for (const LossCase& c : loss_cases()) {
     for (const ReductionType reduction :
          {ReductionType::sum, ReductionType::mean, ReductionType::sum_by_non_zero_weights}) {
       if (c.type == LossType::cosine_distance && reduction != ReductionType::sum) continue;
@@ -262,19 +245,11 @@ TEST(LossGradient, EveryTypeAndReductionMatchesFiniteDifferences) {
       std::mt19937 rng(static_cast<unsigned>(c.type) * 10 + static_cast<unsigned>(reduction));
       const ImageShape shape{3, 2, 1, 4};
       auto predictions = std::make_shared<ImageNode>("y");
-      LossDescriptor descriptor(c.type, reduction);
-      descriptor.weight = 0.5f;
-      descriptor.label_smoothing = c.type == LossType::softmax_cross_entropy ? 0.1f : 0.0f;
-      auto loss = std::make_shared<LossNode>(predictions, descriptor);
+      auto loss = std::make_shared<LossNode>(predictions, loss_descriptor_for(c, reduction));
       Graph graph(Device::cpu_reference(), loss->result_image());
-      std::vector<float> labels = random_floats(shape.elements(), rng, 0.1f, 1.0f);
-      if (c.binary_labels) {
-        for (float& l : labels) l = l > 0.55f ? 1.0f : 0.0f;
-      }
-      std::vector<float> weights = random_floats(shape.elements(), rng, 0.0f, 2.0f);
-      weights[3] = 0.0f;
-      const LossLabels loss_labels(Image::from_floats(shape, labels),
-                                   Image::from_floats(shape, weights));
+      const LossCaseLabels case_labels = loss_labels_for(c, shape, rng);
+      const std::vector<float>& labels = case_labels.labels;
+      const LossLabels& loss_labels = case_labels.loss_labels;
       std::vector<float> y = random_floats(shape.elements(), rng, c.lo, c.hi);
       const auto value = [&] {
         return graph.run({Image::from_floats(shape, y)}, {loss_labels}).loss();
