@@ -45,12 +45,16 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/convolution_transpose.cpp
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/training_kernels.cpp
+    src/backends/cuda/convolution_gradient.cpp
+    src/backends/cuda/device_training.cpp
+    src/backends/cuda/normalization_training.cpp
     src/backends/cuda/elementwise.cu
     src/backends/cuda/pooling_softmax.cu
     src/backends/cuda/normalization.cu
     src/backends/cuda/optimizer_step.cu
     src/backends/cuda/training_ops.cu
     src/backends/cuda/loss.cu
+    src/backends/cuda/channel_reduction.cu
     src/backends/cuda/direct_convolution.cu
     src/backends/cuda/depthwise_convolution.cu
     src/backends/cuda/binary_convolution.cu)

@@ -42,6 +42,7 @@ std::string Device::name() const {
 #ifndef CNNGRAPH_HAS_CUDA
 namespace detail {
 int cuda_device_count() { return 0; }
+std::uint64_t parameter_downloads() { return 0; }
 DeviceMemory* device_memory(const Device& device) {
   if (device.kind() != DeviceKind::cuda) return nullptr;
   throw DeviceError(device.name() + ": this build of cnngraph has no CUDA backend");

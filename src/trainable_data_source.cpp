@@ -3,7 +3,9 @@
 
 #include <random>
 
+#include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
+#include "graph/trainable_access.hpp"
 
 namespace cnngraph {
 
@@ -50,6 +52,10 @@ std::shared_ptr<TrainableDataSource> TrainableDataSource::uniform(
 }
 
 void TrainableDataSource::synchronize() const {
+  if (residence_) {
+    residence_->fetch(weights_, bias_, state_);
+    return;
+  }
   if (!device_state_) return;
   weights_ = device_state_->weights();
   if (!bias_.empty()) bias_ = device_state_->biases();
@@ -86,6 +92,7 @@ bool TrainableDataSource::update(const ConvolutionGradientState& gradient,
   weights_ = source_state.weights();
   if (!bias_.empty()) bias_ = source_state.biases();
   device_state_.reset();  // the host copy is now the newest
+  residence_.reset();
   optimizer_->step(tensors_of(weights_, bias_, gradient), state_);
   return true;
 }
@@ -124,7 +131,30 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
   weights_ = std::move(weights);
   bias_ = std::move(bias);
   device_state_.reset();
+  residence_.reset();
 }
+
+OptimizerState TrainableDataSource::optimizer_state() const {
+  std::lock_guard lock(mutex_);
+  synchronize();
+  return state_;
+}
+
+namespace detail {
+
+OptimizerState TrainableSourceAccess::state(const TrainableDataSource& source) {
+  return source.optimizer_state();
+}
+
+void TrainableSourceAccess::reside(TrainableDataSource& source,
+                                   std::shared_ptr<const ParameterResidence> residence) {
+  std::lock_guard lock(source.mutex_);
+  source.synchronize();  // whatever another graph trained, before this one takes over
+  source.device_state_.reset();
+  source.residence_ = std::move(residence);
+}
+
+}  // namespace detail
 
 void TrainableDataSource::set_optimizer(std::shared_ptr<const Optimizer> optimizer) {
   if (!optimizer) throw InvalidArgument("TrainableDataSource '" + label_ + "': optimizer is null");

@@ -14,6 +14,11 @@
 
 namespace cnngraph {
 
+namespace detail {
+class ParameterResidence;
+struct TrainableSourceAccess;
+}  // namespace detail
+
 class TrainableDataSource : public ConvolutionDataSource {
  public:
   // `weights` OHWI, `bias` output_feature_channels floats or empty for none (then biases are
@@ -56,9 +61,10 @@ class TrainableDataSource : public ConvolutionDataSource {
 
   const std::shared_ptr<const Optimizer>& optimizer() const { return optimizer_; }
   void set_optimizer(std::shared_ptr<const Optimizer> optimizer);
-  const OptimizerState& optimizer_state() const { return state_; }
+  // A copy of the moments and time step (synchronised with the last device-style update).
+  OptimizerState optimizer_state() const;
   // How many updates this source has applied.
-  std::uint64_t update_count() const { return state_.time_step; }
+  std::uint64_t update_count() const { return optimizer_state().time_step; }
 
  private:
   void synchronize() const;
@@ -68,9 +74,13 @@ class TrainableDataSource : public ConvolutionDataSource {
   mutable std::mutex mutex_;  // guards the fields below against user calls during training
   mutable std::vector<float> weights_, bias_;
   std::shared_ptr<const Optimizer> optimizer_;
-  OptimizerState state_;
+  mutable OptimizerState state_;
   // The graph's weights after the last device-style update (host memory on CPU devices).
   mutable std::shared_ptr<WeightsAndBiasesState> device_state_;
+  // Where a GPU graph trains this source on the device itself (weights, moments and time
+  // step stay there); synchronize() reads them back.
+  friend struct detail::TrainableSourceAccess;
+  std::shared_ptr<const detail::ParameterResidence> residence_;
 };
 
 }  // namespace cnngraph

@@ -10,6 +10,7 @@
 
 #include "cnngraph/device.hpp"
 #include "cnngraph/graph.hpp"
+#include "cnngraph/optimizer.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph::detail {
@@ -32,6 +33,42 @@ class Kernel {
 };
 
 class DeviceMemory;
+
+// Where a device graph keeps the values it trains for a data source (TrainableDataSource
+// holds one, so that reading its weights sees the device's): reads them back.
+class ParameterResidence {
+ public:
+  virtual ~ParameterResidence() = default;
+  // The current weights, biases (left alone when `bias` is empty: the source has none) and
+  // optimizer state (time step and moments), copied from the device.
+  virtual void fetch(std::vector<float>& weights, std::vector<float>& bias,
+                     OptimizerState& state) const = 0;
+};
+
+// One trained convolution whose optimizer step runs on the device.
+struct DeviceOptimizerEntry {
+  TrainableParameters* parameters = nullptr;
+  bool with_bias = false;  // the data source has biases (they are trained too)
+  std::shared_ptr<const Optimizer> optimizer;
+  OptimizerState state;  // to start from: time step and moments (empty moments: zeros)
+};
+
+// The fused optimizer step of a device graph's trained convolutions (TrainingStyle::device
+// with the library's optimizers): moments and f32 master values stay on the device.
+class DeviceOptimizer {
+ public:
+  virtual ~DeviceOptimizer() = default;
+  // Before a run: this step's rules (learning rates may change between runs), with the
+  // gradients multiplied by `unscale` first (the inverse loss scale).
+  virtual void prepare(float unscale) = 0;
+  // Inside the run's launch, after its steps: the check that every gradient is finite, then
+  // the step of every entry, which the device skips when one is not.
+  virtual void enqueue() = 0;
+  // After the run finished: whether the step was taken (the time steps then advance).
+  virtual bool finish() = 0;
+  // Entry i's values on the device, for its data source.
+  virtual std::shared_ptr<ParameterResidence> residence(std::size_t i) const = 0;
+};
 
 // How a backend whose images live in device memory runs a program: everything is enqueued
 // on its stream, and the graph waits once at the end of a run.
@@ -61,6 +98,18 @@ class DeviceExecution {
   // Called once every kernel of a program is compiled (the CUDA backend saves its plan
   // cache then).
   virtual void program_compiled() {}
+
+  // Training. The weight and bias gradients the kernels of a trained convolution left on
+  // the device, into parameters.gradient (f32, host). Waits for them.
+  virtual void download_gradients(TrainableParameters& parameters) = 0;
+  // parameters.prepared's values, just changed on the host, into its device copies.
+  virtual void upload_weights(const TrainableParameters& parameters) = 0;
+  // The device's (master) values of a trained convolution, into host vectors.
+  virtual void download_weights(const TrainableParameters& parameters, std::vector<float>& weights,
+                                std::vector<float>& bias) = 0;
+  // The fused step of these entries; throws Unsupported for an optimizer it has no rule for.
+  virtual std::unique_ptr<DeviceOptimizer> make_optimizer(
+      std::vector<DeviceOptimizerEntry> entries) = 0;
 };
 
 class Backend {

@@ -27,6 +27,9 @@ class DeviceMemory {
 DeviceMemory* device_memory(const Device& device);
 // 0 when this build has no CUDA backend or the machine no GPU.
 int cuda_device_count();
+// Device-to-host copies of training values (gradients, weights, moments) that device
+// graphs of this process have made: tests check that device-style training makes none.
+std::uint64_t parameter_downloads();
 
 // Makes images whose storage the library allocated (on a device, or on the host).
 struct ImageAccess {

@@ -34,7 +34,8 @@ Program::OutputSet& free_output_set(Program& program, DeviceMemory& memory, std:
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
                               const std::vector<Image>& labels, std::uint64_t batch, bool recording,
-                              const std::function<DataType(const ImageNode&)>& type_of) {
+                              const std::function<DataType(const ImageNode&)>& type_of,
+                              const std::function<void()>& after_steps) {
   const DataType storage = execution.storage_type();
   const std::size_t element = size_of(storage);
   DeviceMemory& memory = execution.memory();
@@ -110,9 +111,12 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
       std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms  %s [%s]\n", step.op->name.c_str(),
                    ms, step.kernel->implementation().c_str(), step.op->attributes().c_str());
     }
+    const double ms = execution.time_ms(after_steps);
+    std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms\n", "(optimizer step)", ms);
   } else {
     execution.launch(set.captured, replay, [&] {
       for (Step& step : program.steps) run_step(step);
+      after_steps();
     });
   }
 

@@ -9,6 +9,7 @@
 #include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
 #include "graph/describe.hpp"
+#include "graph/device_training.hpp"
 #include "graph/program.hpp"
 #include "graph/structure.hpp"
 #include "graph/trainables.hpp"
@@ -31,6 +32,7 @@ struct Graph::Impl {
   std::map<const FilterNode*, FusedChain> chains;
   std::vector<Trainable> trainables;
   std::vector<NormalizationTrainable> normalizations;
+  std::unique_ptr<DeviceTraining> device_training;  // device graphs that train
   std::map<std::vector<ImageShape>, std::unique_ptr<Program>> programs;
   const Program* last_program = nullptr;
   std::uint64_t batches = 0;
@@ -98,6 +100,7 @@ struct Graph::Impl {
   // Drops the loaded weights and the programs (their kernels hold the old weights): the next
   // run loads the data sources again.
   void forget_weights() {
+    device_training.reset();
     programs.clear();
     last_program = nullptr;
     weights.clear();
@@ -211,9 +214,22 @@ struct Graph::Impl {
                                      std::vector<float>(given.shape().elements(), 1.0f))
                 : labels[k].weights());
       }
-      return run_program_on_device(program, *execution, device, structure, sources, label_images,
-                                   batches++, options.cuda_graphs,
-                                   [&](const ImageNode& node) { return output_type(node); });
+      const bool training = !trainables.empty() || !normalizations.empty();
+      if (training && !device_training)
+        device_training = std::make_unique<DeviceTraining>(trainables, *execution);
+      if (device_training) device_training->prepare();
+      const std::uint64_t batch = batches++;
+      Results results = run_program_on_device(
+          program, *execution, device, structure, sources, label_images, batch,
+          options.cuda_graphs, [&](const ImageNode& node) { return output_type(node); },
+          [&] {
+            if (device_training) device_training->enqueue();
+          });
+      if (device_training) {
+        device_training->apply(trainables, normalizations, device, batch,
+                               sources[0].shape().batch);
+      }
+      return results;
     }
     // Sources that are not f32 are converted once at the boundary.
     std::vector<Image> converted(sources.size());
@@ -367,6 +383,7 @@ std::uint64_t Graph::batch_count() const {
 
 void Graph::save_checkpoint(const std::filesystem::path& path) const {
   std::lock_guard lock(impl_->mutex);
+  if (impl_->device_training) impl_->device_training->synchronize_states(impl_->trainables);
   detail::save_checkpoint(impl_->structure, impl_->trainables, path);
 }
 

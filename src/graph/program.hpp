@@ -86,10 +86,13 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
 // the results returned as images of that set on `device` (converted copies where a result's
 // type is not the storage type). The images of `sources` are already checked; `labels`
 // holds each loss node's labels and label weights (checked too), which go to their places
-// like sources. Returns after the device has finished, with the losses reported.
+// like sources. `after_steps` enqueues more work into the same launch (a training graph's
+// optimizer step), so that a recording holds the whole training step. Returns after the
+// device has finished, with the losses reported.
 Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
                               const GraphStructure& structure, const std::vector<Image>& sources,
                               const std::vector<Image>& labels, std::uint64_t batch, bool recording,
-                              const std::function<DataType(const ImageNode&)>& type_of);
+                              const std::function<DataType(const ImageNode&)>& type_of,
+                              const std::function<void()>& after_steps);
 
 }  // namespace cnngraph::detail

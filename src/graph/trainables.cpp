@@ -39,6 +39,7 @@ Trainable load_trainable(const FilterNode& node) {
   t.state = std::make_shared<WeightsAndBiasesState>(
       raw->weights, raw->has_bias ? raw->bias : std::vector<float>{});
   t.parameters = std::make_unique<TrainableParameters>();
+  raw->trained = true;
   t.parameters->prepared = raw;
   t.parameters->fold_scale = t.fold.scale;
   refresh_prepared_weights(*raw, *t.state, t.fold);
@@ -135,10 +136,16 @@ bool all_finite(const std::vector<float>& values) {
 
 void apply_updates(std::vector<Trainable>& trainables,
                    std::vector<NormalizationTrainable>& normalizations, const Device& device,
-                   std::uint64_t batch, int batch_size) {
+                   std::uint64_t batch, int batch_size,
+                   const std::vector<bool>& updated_elsewhere) {
+  const auto here = [&](const Trainable& t) {
+    const auto i = static_cast<std::size_t>(&t - trainables.data());
+    return i >= updated_elsewhere.size() || !updated_elsewhere[i];
+  };
   // A non-finite gradient (e.g. from a NaN input that max-pooling hid from the loss) would
   // silently poison the weights: refuse the whole batch's updates instead.
   for (Trainable& t : trainables) {
+    if (!here(t)) continue;
     ConvolutionGradientState& g = t.parameters->gradient;
     g.batch_size = batch_size;
     if (!all_finite(g.weights_gradient) || !all_finite(g.bias_gradient))
@@ -152,7 +159,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   }
   std::vector<Trainable*> reloads;
   for (Trainable& t : trainables) {
-    if (training_style_of(*t.node) != TrainingStyle::cpu) continue;
+    if (training_style_of(*t.node) != TrainingStyle::cpu || !here(t)) continue;
     const bool changed = call_source(t, "update()", [&](ConvolutionDataSource& source) {
       return source.update(t.parameters->gradient, *t.state);
     });
@@ -161,7 +168,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   for (Trainable* t : reloads) reload(*t);
   const UpdateContext context{device, batch};
   for (Trainable& t : trainables) {
-    if (training_style_of(*t.node) != TrainingStyle::device) continue;
+    if (training_style_of(*t.node) != TrainingStyle::device || !here(t)) continue;
     auto updated = call_source(t, "update_on_device()", [&](ConvolutionDataSource& source) {
       return source.update_on_device(context, t.parameters->gradient, t.state);
     });

@@ -43,10 +43,12 @@ std::vector<Trainable> prepare_trainables(
 
 // After a batch's backward pass: every gradient checked to be finite, every cpu-style update
 // (a throw leaves the graph's weights as they were), the reloads they asked for, the
-// device-style updates, then the batch-normalization data sources.
+// device-style updates, then the batch-normalization data sources. Trainables marked in
+// `updated_elsewhere` (a device graph's own optimizer step) are left alone.
 void apply_updates(std::vector<Trainable>& trainables,
                    std::vector<NormalizationTrainable>& normalizations, const Device& device,
-                   std::uint64_t batch, int batch_size);
+                   std::uint64_t batch, int batch_size,
+                   const std::vector<bool>& updated_elsewhere = {});
 
 // Checkpoints (docs/weights-format.md). Saving takes trained nodes' live weights and loads
 // the others' from their sources; loading assigns TrainableDataSources.

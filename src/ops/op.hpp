@@ -60,6 +60,9 @@ struct PreparedWeights {
   // Bumped (under cache_mutex) whenever training changes the values; backends refresh their
   // reordered copies when it differs from the one they made them from.
   std::uint64_t version = 0;
+  // A training graph changes the values between runs, possibly on the device itself: device
+  // kernels then read only the shared device copy, never a rearranged one of their own.
+  bool trained = false;
 };
 
 // A convolution being trained by a graph: the weights its kernels read and where its
@@ -205,6 +208,9 @@ struct ReshapeOp : Op {
 struct TrainableNormalization {
   BatchNormalizationParameters parameters;
   BatchNormalizationGradientState gradient;  // batch statistics and gamma/beta gradients
+  // A device backend's buffers for it, shared by its forward and gradient kernels.
+  std::mutex cache_mutex;
+  std::map<std::string, std::shared_ptr<void>> backend_cache;
 };
 
 // Training-mode batch normalization: normalizes with the batch's statistics (biased

@@ -320,7 +320,8 @@ std::unique_ptr<Kernel> make_cudnn_convolution(const Op& base, const GraphOption
                                                Context& context) {
   const auto& op = static_cast<const ConvolutionOp&>(base);
   // A stem over 3 colours also tries 4 channels (convolution_padded.cpp), strict fp32 also
-  // NCHW (convolution_nchw.cpp).
+  // NCHW (convolution_nchw.cpp); both rearrange the weights, so not for trained ones.
+  if (op.weights->trained) return nhwc_convolution(op, options, context);
   auto nhwc = few_channels_padded(op, options, context, nhwc_convolution(op, options, context));
   return strict_f32_layout(op, options, context, std::move(nhwc));
 }

@@ -1,7 +1,8 @@
-// cuDNN's backward-data operation (graph API) for two ops: the transposed convolution (the
-// data gradient of its adjoint convolution, then the transpose's own bias in our epilogue
-// kernel) and a convolution's input gradient. The adjoint's weights are the transpose's, rearranged
-// once on the host (ops/convolution_transpose.cpp) and uploaded like any convolution's.
+// cuDNN's backward-data operation (graph API), shared by two ops: the transposed convolution
+// (the data gradient of its adjoint convolution, then the transpose's own bias in our
+// epilogue kernel; here) and a convolution's input gradient (convolution_gradient.cpp). The
+// adjoint's weights are the transpose's, rearranged once on the host
+// (ops/convolution_transpose.cpp) and uploaded like any convolution's.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 
@@ -10,13 +11,6 @@ namespace cnngraph::detail::cuda {
 namespace {
 
 enum Uid : std::int64_t { kDx = 1, kW = 2, kDy = 3 };
-
-// cuDNN's backward-data operation for `forward` (dx from dy and the forward's weights),
-// autotuned and cached like the forward; null when no engine takes it.
-std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
-                                         Context& context, const DeviceWeights& weights);
-void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
-                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers);
 
 class CudnnConvolutionTranspose : public Kernel {
  public:
@@ -51,6 +45,8 @@ class CudnnConvolutionTranspose : public Kernel {
   DeviceEpilogue epilogue_;
   std::vector<void*> pointers_;
 };
+
+}  // namespace
 
 std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
                                          Context& context, const DeviceWeights& weights) {
@@ -111,27 +107,6 @@ void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& 
   plan.execute(context.cudnn, {kDx, kW, kDy}, pointers, context.workspace.get());
 }
 
-// The data gradient of a convolution (its input gradient only: weight gradients on CUDA
-// are not built yet, and a trained convolution's gradient op is left to no kernel).
-class CudnnConvolutionGradient : public Kernel {
- public:
-  CudnnConvolutionGradient(std::shared_ptr<Plan> plan, Context& context,
-                           std::shared_ptr<DeviceWeights> weights)
-      : plan_(std::move(plan)), context_(context), weights_(std::move(weights)) {}
-  void run(const KernelArgs& args) override {
-    run_backward_data(*plan_, context_, *weights_, args.srcs[0], args.dst, pointers_);
-  }
-  std::string implementation() const override { return "cudnn:backward_data:" + plan_->engine; }
-
- private:
-  std::shared_ptr<Plan> plan_;
-  Context& context_;
-  std::shared_ptr<DeviceWeights> weights_;
-  std::vector<void*> pointers_;
-};
-
-}  // namespace
-
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
                                                          const GraphOptions& options,
                                                          Context& context) {
@@ -141,20 +116,6 @@ std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
   auto plan = backward_data_plan(adjoint, options, context, *weights);
   if (!plan) return nullptr;
   return std::make_unique<CudnnConvolutionTranspose>(op, context, plan, weights);
-}
-
-std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const GraphOptions& options,
-                                                        Context& context) {
-  const auto& op = static_cast<const ConvolutionGradientOp&>(base);
-  const ConvolutionOp& forward = op.forward;
-  // A fused neuron or sub-pixel shuffle needs more than backward data; weight gradients
-  // are not built on CUDA yet.
-  if (op.parameters || !op.input_gradient || !forward.post_ops.empty() || forward.sub_pixel != 1)
-    return nullptr;
-  auto weights = device_weights(*forward.weights, context);
-  auto plan = backward_data_plan(forward, options, context, *weights);
-  if (!plan) return nullptr;
-  return std::make_unique<CudnnConvolutionGradient>(plan, context, weights);
 }
 
 }  // namespace cnngraph::detail::cuda

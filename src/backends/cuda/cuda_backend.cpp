@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/cuda_training.hpp"
 #include "backends/cuda/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -127,6 +128,10 @@ const Candidate cuda_kernels[] = {
     {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
     {OpKind::loss, "cuda:loss", make_loss},
     {OpKind::dropout, "cuda:dropout", make_dropout},
+    {OpKind::batch_normalization_training, "cuda:batch_normalization_training",
+     make_batch_normalization_training},
+    {OpKind::batch_normalization_gradient, "cuda:batch_normalization_gradient",
+     make_batch_normalization_gradient},
 };
 
 // A program's launches recorded as a CUDA graph; `failed` when recording did not work
@@ -181,10 +186,8 @@ class CudaBackend : public Backend, public DeviceExecution {
       }
     }
     throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
-                      "] (training on CUDA is partly built: input gradients of convolutions "
-                      "without a fused neuron, losses, and neuron, pooling, soft-max and "
-                      "concatenation gradients run; weight gradients and the rest run on the "
-                      "CPU devices only)");
+                      "] (docs/cuda.md lists what trains on CUDA; the rest runs on the CPU "
+                      "devices)");
   }
 
   DataType storage_type() const override { return context_.storage; }
@@ -250,6 +253,25 @@ class CudaBackend : public Backend, public DeviceExecution {
 
   void program_compiled() override {
     if (!plan_cache_file_.empty()) save_plan_cache(plan_cache_file_);
+  }
+
+  void download_gradients(TrainableParameters& parameters) override {
+    bind();
+    cuda::download_gradients(parameters, context_);
+  }
+  void upload_weights(const TrainableParameters& parameters) override {
+    bind();
+    cuda::upload_weights(parameters, context_);
+  }
+  void download_weights(const TrainableParameters& parameters, std::vector<float>& weights,
+                        std::vector<float>& bias) override {
+    bind();
+    cuda::download_weights(parameters, context_, weights, bias);
+  }
+  std::unique_ptr<DeviceOptimizer> make_optimizer(
+      std::vector<DeviceOptimizerEntry> entries) override {
+    bind();
+    return make_device_optimizer(std::move(entries), context_);
   }
 
  private:

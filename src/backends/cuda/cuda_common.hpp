@@ -103,6 +103,25 @@ void dropout(DataType type, float keep_probability, std::uint64_t seed, const st
              const void* src, void* dst, std::size_t count, cudaStream_t stream);
 void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
                       void* diff_src, std::size_t pixels, int channels, cudaStream_t stream);
+// Per-channel sums over NHWC pixels in a fixed order (channel_reduction.cu); `scratch`
+// holds channel_reduction_scratch_bytes(pixels, channels). sums[c] = scale * sum of src.
+std::size_t channel_reduction_scratch_bytes(std::size_t pixels, int channels);
+void channel_sums(DataType type, const void* src, std::size_t pixels, int channels, float scale,
+                  float* sums, float* scratch, cudaStream_t stream);
+// Batch normalization in training mode, statistics and parameters f32 on the device: the
+// batch's mean and biased variance; dst = (src - mean) / sqrt(variance + epsilon) * gamma
+// + beta; and the gradient (diff_src, and the sums of dy and dy * xhat as beta's and
+// gamma's gradients).
+void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels,
+                      float* mean, float* variance, float* scratch, cudaStream_t stream);
+void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
+                     const float* gamma, const float* beta, float epsilon, void* dst,
+                     std::size_t pixels, int channels, cudaStream_t stream);
+void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
+                                  const float* mean, const float* variance, const float* gamma,
+                                  float epsilon, void* diff_src, float* gamma_gradient,
+                                  float* beta_gradient, std::size_t pixels, int channels,
+                                  float* scratch, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        void* dst, cudaStream_t stream);
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);

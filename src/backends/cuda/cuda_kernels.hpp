@@ -21,6 +21,9 @@ std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Co
 std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  // loss.cu
+// normalization_training.cpp
+std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&, Context&);
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
 // convolution plus our epilogue kernel when that measures clearly faster. Null when no
 // cuDNN engine takes it.
@@ -55,5 +58,31 @@ DeviceNeuron device_neuron(const NeuronDescriptor& n, Context& context, const st
 bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
                    bool with_bias, std::size_t first, DeviceEpilogue& e,
                    std::vector<std::shared_ptr<std::byte[]>>& keep);
+
+
+class Plan;
+// cuDNN's backward-data operation for `forward` (dx from dy and the forward's weights),
+// autotuned and cached like the forward; null when no engine takes it
+// (convolution_transpose.cpp).
+std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
+                                         Context& context, const DeviceWeights& weights);
+void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
+                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers);
+
+// A trained convolution's buffers on the device beside its DeviceWeights (the storage-type
+// copy its kernels read): the f32 gradients its weight-gradient kernel leaves, and the f32
+// master values an optimizer updates, which in f32 graphs are the DeviceWeights
+// themselves. Made once per graph device and type, cached on the prepared weights like
+// DeviceWeights (device_training.cpp).
+struct DeviceTrainedWeights {
+  std::shared_ptr<DeviceWeights> kernel_copy;
+  std::shared_ptr<std::byte[]> weights_gradient, bias_gradient;
+  std::shared_ptr<std::byte[]> master_weights, master_bias;
+  std::size_t weight_count = 0, bias_count = 0;
+  float* weights_gradient_f32() const { return reinterpret_cast<float*>(weights_gradient.get()); }
+  float* bias_gradient_f32() const { return reinterpret_cast<float*>(bias_gradient.get()); }
+};
+std::shared_ptr<DeviceTrainedWeights> device_trained_weights(const PreparedWeights& prepared,
+                                                             Context& context);
 
 }  // namespace cnngraph::detail::cuda

@@ -16,24 +16,46 @@ namespace {
 using Kind = DeviceStepRule::Kind;
 
 // S: the storage type of the values' copy (float: none is written).
-template <typename S>
-__global__ void optimizer_step_kernel(const DeviceParameter* parameters, const std::size_t* offsets,
-                                      int tensors, std::size_t total,
-                                      const __grid_constant__ DeviceStepRule r) {
+// The tensor holding element e: the last one whose offset is <= e.
+__device__ int tensor_of(const std::size_t* offsets, int tensors, std::size_t e) {
+  int lo = 0, hi = tensors - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (offsets[mid] <= e) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// *flag = 1 when any gradient is NaN or infinite.
+__global__ void finite_check_kernel(const DeviceParameter* parameters, const std::size_t* offsets,
+                                    int tensors, std::size_t total, unsigned* flag) {
+  bool bad = false;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < total;
        e += std::size_t(gridDim.x) * blockDim.x) {
-    int lo = 0, hi = tensors - 1;  // the last tensor whose offset is <= e
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (offsets[mid] <= e) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
+    const int t = tensor_of(offsets, tensors, e);
+    bad |= !isfinite(parameters[t].gradients[e - offsets[t]]);
+  }
+  if (__syncthreads_or(bad) && threadIdx.x == 0) *flag = 1u;
+}
+
+// The rule is read from device memory, so that a recorded CUDA graph uses each run's (the
+// host writes it before the run); nothing changes when *skip is set.
+template <typename S>
+__global__ void optimizer_step_kernel(const DeviceParameter* parameters, const std::size_t* offsets,
+                                      int tensors, std::size_t total, const DeviceStepRule* rule,
+                                      const unsigned* skip) {
+  if (skip && *skip) return;
+  const DeviceStepRule r = *rule;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < total;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const int lo = tensor_of(offsets, tensors, e);
     const DeviceParameter& p = parameters[lo];
     const std::size_t i = e - offsets[lo];
-    float g = p.gradients[i];
+    float g = p.gradients[i] * r.unscale;
     float w = p.values[i];
     // Pre-processing, as Optimizer::step: clip, rescale, then the regularization term.
     if (r.clip) g = fminf(fmaxf(g, r.clip_min), r.clip_max);
@@ -138,7 +160,7 @@ bool has_moments(const DeviceParameter& p, const DeviceStepRule& r) {
 
 DeviceOptimizerTable::DeviceOptimizerTable(std::vector<DeviceParameter> parameters,
                                            DataType storage, DeviceMemory& memory)
-    : parameters_(std::move(parameters)), storage_(storage) {
+    : parameters_(std::move(parameters)), storage_(storage), memory_(memory) {
   std::vector<std::size_t> offsets{0};
   for (std::size_t t = 0; t < parameters_.size(); ++t) {
     const DeviceParameter& p = parameters_[t];
@@ -159,8 +181,27 @@ DeviceOptimizerTable::DeviceOptimizerTable(std::vector<DeviceParameter> paramete
 }
 
 void DeviceOptimizerTable::step(const DeviceStepRule& rule, cudaStream_t stream) const {
+  if (!rule_) rule_ = memory_.allocate(sizeof(DeviceStepRule), "an optimizer step's rule");
+  check(cudaMemcpyAsync(rule_.get(), &rule, sizeof rule, cudaMemcpyHostToDevice, stream),
+        "copying an optimizer step's rule");
+  step(rule, reinterpret_cast<const DeviceStepRule*>(rule_.get()), nullptr, stream);
+  // The rule's host copy must outlive the copy.
+  check(cudaStreamSynchronize(stream), "an optimizer step");
+}
+
+void DeviceOptimizerTable::check_finite(unsigned* flag, cudaStream_t stream) const {
+  if (total_ == 0) return;
+  finite_check_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(
+      reinterpret_cast<const DeviceParameter*>(device_parameters_.get()),
+      reinterpret_cast<const std::size_t*>(device_offsets_.get()),
+      static_cast<int>(parameters_.size()), total_, flag);
+  check_launch("finite_check");
+}
+
+void DeviceOptimizerTable::step(const DeviceStepRule& kind, const DeviceStepRule* rule,
+                                const unsigned* skip, cudaStream_t stream) const {
   for (std::size_t t = 0; t < parameters_.size(); ++t) {
-    if (!has_moments(parameters_[t], rule)) {
+    if (!has_moments(parameters_[t], kind)) {
       throw InvalidArgument("optimizer step: tensor " + std::to_string(t) +
                             " lacks the moment buffers its rule needs");
     }
@@ -175,7 +216,7 @@ void DeviceOptimizerTable::step(const DeviceStepRule& rule, cudaStream_t stream)
     } else {
       optimizer_step_kernel<T><<<blocks, 256, 0, stream>>>(
           reinterpret_cast<const DeviceParameter*>(device_parameters_.get()),
-          reinterpret_cast<const std::size_t*>(device_offsets_.get()), tensors, total_, rule);
+          reinterpret_cast<const std::size_t*>(device_offsets_.get()), tensors, total_, rule, skip);
     }
   });
   check_launch("optimizer_step");

@@ -40,6 +40,7 @@ struct DeviceStepRule {
   float clip_min = 0, clip_max = 0, rescale = 1;
   RegularizationType regularization = RegularizationType::none;
   float regularization_scale = 0;
+  float unscale = 1;  // applied to the gradients first (the inverse loss scale)
 };
 
 // The rule of `optimizer` for its step number `time_step` (counting from 1). Throws
@@ -59,14 +60,23 @@ class DeviceOptimizerTable {
   DeviceOptimizerTable(std::vector<DeviceParameter> parameters, DataType storage,
                        DeviceMemory& memory);
 
-  // Enqueues one step of `rule` over every tensor on `stream`. Throws InvalidArgument
+  // One step of `rule` over every tensor on `stream`, waited for. Throws InvalidArgument
   // when a tensor lacks the moments the rule needs.
   void step(const DeviceStepRule& rule, cudaStream_t stream) const;
+  // Enqueues a step whose rule is read on the device from `rule` when it runs (`kind` is
+  // its host copy, for the checks), so that a recording replays with each run's numbers;
+  // the device skips it when `skip` (device memory, may be null) holds non-zero.
+  void step(const DeviceStepRule& kind, const DeviceStepRule* rule, const unsigned* skip,
+            cudaStream_t stream) const;
+  // Enqueues a check that sets *flag (device memory) to 1 when a gradient is not finite.
+  void check_finite(unsigned* flag, cudaStream_t stream) const;
   std::size_t elements() const { return total_; }
 
  private:
   std::vector<DeviceParameter> parameters_;
   DataType storage_;
+  DeviceMemory& memory_;
+  mutable std::shared_ptr<std::byte[]> rule_;  // for the first step()
   std::shared_ptr<std::byte[]> device_parameters_;
   std::shared_ptr<std::byte[]> device_offsets_;  // tensors + 1 running sums of count
   std::size_t total_ = 0;

@@ -70,7 +70,8 @@ std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOp
   // The kernel's index math is 32-bit; larger images go to cuDNN.
   const bool fits =
       op.src_shapes[0].elements() < (1u << 31) && op.convolution_shape().elements() < (1u << 31);
-  if (!depthwise || !fits) return nullptr;
+  // Its weights are a rearranged copy, which training on the device would not update.
+  if (!depthwise || !fits || op.weights->trained) return nullptr;
   return std::make_unique<OwnConvolution>(op, context, true);
 }
 

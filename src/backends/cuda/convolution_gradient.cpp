@@ -1,0 +1,193 @@
+// The gradient of a convolution (or fully connected) node on CUDA, through cuDNN's graph
+// API: the input gradient by the backward-data operation, the weight gradient by the
+// backward-filter operation (both autotuned and cached like the forward), and the bias
+// gradient by our per-channel sums. The f32 weight and bias gradients land in the node's
+// DeviceTrainedWeights, where an optimizer step or the host (TrainingStyle::cpu) reads them.
+// A fused neuron (the descriptor's) is differentiated first: the forward convolution is run
+// again without it to recover the neuron's input.
+#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/cudnn_graph.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+enum Uid : std::int64_t { kX = 1, kDw = 2, kDy = 3 };
+
+// cuDNN's backward-filter operation (dw from x and dy), dw in the storage type; null when
+// no engine takes it.
+std::shared_ptr<Plan> backward_filter_plan(const ConvolutionOp& forward,
+                                           const GraphOptions& options, Context& context) {
+  const ImageShape& x = forward.src_shapes[0];
+  const ImageShape dy = forward.convolution_shape();
+  const cudnnDataType_t io = cudnn_type(context.storage);
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  auto conv = convolution_descriptor(forward, compute);
+  if (!conv) return nullptr;
+  auto x_tensor = make_tensor(kX, io, x.batch, x.channels, x.height, x.width);
+  auto dw_tensor =
+      make_tensor(kDw, io, forward.output_channels, forward.input_channels / forward.groups,
+                  forward.kernel_height, forward.kernel_width);
+  auto dy_tensor = make_tensor(kDy, io, dy.batch, dy.channels, dy.height, dy.width);
+  auto filter =
+      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR);
+  cudnnBackendDescriptor_t xh = x_tensor->get(), dwh = dw_tensor->get(), dyh = dy_tensor->get(),
+                           ch = conv->get();
+  const float alpha = 1.0f, beta = 0.0f;
+  filter->set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dwh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dyh)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+           &ch)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
+      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, CUDNN_TYPE_FLOAT, &beta);
+  if (!filter->try_finalize()) return nullptr;
+
+  PlanTimer timer;
+  std::vector<std::shared_ptr<std::byte[]>> scratch;
+  std::vector<void*> pointers;
+  if (options.autotune) {
+    const std::size_t element = size_of(context.storage);
+    const std::size_t weights = std::size_t(forward.output_channels) *
+                                (forward.input_channels / forward.groups) * forward.kernel_height *
+                                forward.kernel_width;
+    for (std::size_t elements : {x.elements(), weights, dy.elements()}) {
+      scratch.push_back(context.memory->allocate(elements * element, "autotuning"));
+      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * element, context.stream),
+            "cudaMemsetAsync");
+    }
+    pointers = {scratch[0].get(), scratch[1].get(), scratch[2].get()};
+    timer = [&](const Plan& candidate, double best_ms) {
+      return time_plan(candidate, context.cudnn, context.stream, *context.memory, {kX, kDw, kDy},
+                       pointers, best_ms);
+    };
+  }
+  auto plan = find_plan(context.cudnn, {filter}, io == CUDNN_DATA_FLOAT, options,
+                        "conv_bwd_filter " + convolution_problem(forward, io, compute),
+                        options.autotune ? &timer : nullptr);
+  if (!plan) return nullptr;
+  plan->keep.insert(plan->keep.end(), {x_tensor, dw_tensor, dy_tensor, conv});
+  context.reserve_workspace(static_cast<std::size_t>(plan->workspace_bytes));
+  return plan;
+}
+
+class CudnnConvolutionGradient : public Kernel {
+ public:
+  CudnnConvolutionGradient(const ConvolutionGradientOp& op, Context& context)
+      : op_(op), context_(context), weights_(device_weights(*op.forward.weights, context)) {}
+
+  // Builds the parts; false when one has no cuDNN engine.
+  bool build(const GraphOptions& options) {
+    const ConvolutionOp& forward = op_.forward;
+    const std::size_t element = size_of(context_.storage);
+    const std::size_t dy_elements = forward.dst_shape.elements();
+    if (!forward.post_ops.empty()) {
+      bare_ = std::make_unique<ConvolutionOp>(forward);
+      bare_->post_ops.clear();
+      bare_->name = forward.name + " (without its neuron, for the gradient)";
+      pre_activation_kernel_ = nhwc_convolution(*bare_, options, context_);
+      if (!pre_activation_kernel_) return false;
+      neuron_ = device_neuron(forward.post_ops[0].neuron, context_, op_.name, keep_);
+      pre_activation_ = context_.memory->allocate(dy_elements * element, op_.name + " scratch");
+      scaled_dy_ = context_.memory->allocate(dy_elements * element, op_.name + " scratch");
+    }
+    if (op_.input_gradient) {
+      data_plan_ = backward_data_plan(forward, options, context_, *weights_);
+      if (!data_plan_) return false;
+    }
+    if (op_.parameters) {
+      filter_plan_ = backward_filter_plan(forward, options, context_);
+      if (!filter_plan_) return false;
+      trained_ = device_trained_weights(*forward.weights, context_);
+      if (context_.storage != DataType::f32) {
+        storage_dw_ = context_.memory->allocate(trained_->weight_count * element,
+                                                op_.name + " weight gradient");
+      }
+      const std::size_t pixels = dy_elements / forward.output_channels;
+      reduction_scratch_ = context_.memory->allocate(
+          channel_reduction_scratch_bytes(pixels, forward.output_channels),
+          op_.name + " bias gradient");
+    }
+    return true;
+  }
+
+  void run(const KernelArgs& args) override {
+    const ConvolutionOp& forward = op_.forward;
+    const void* dy = args.srcs[0];
+    const void* x = args.srcs[1];
+    const std::size_t dy_elements = forward.dst_shape.elements();
+    if (pre_activation_kernel_) {
+      KernelArgs again;
+      again.srcs = {args.srcs[1]};
+      again.dst = reinterpret_cast<float*>(pre_activation_.get());
+      pre_activation_kernel_->run(again);
+      neuron_gradient(context_.storage, neuron_, dy, pre_activation_.get(), scaled_dy_.get(),
+                      dy_elements, forward.output_channels, context_.stream);
+      dy = scaled_dy_.get();
+    }
+    if (data_plan_)
+      run_backward_data(*data_plan_, context_, *weights_, dy, args.dst, data_pointers_);
+    if (filter_plan_) {
+      void* dw = storage_dw_ ? storage_dw_.get() : trained_->weights_gradient.get();
+      filter_pointers_ = {const_cast<void*>(x), dw, const_cast<void*>(dy)};
+      filter_plan_->execute(context_.cudnn, {kX, kDw, kDy}, filter_pointers_,
+                            context_.workspace.get());
+      if (storage_dw_) {
+        convert(storage_dw_.get(), context_.storage, trained_->weights_gradient.get(),
+                DataType::f32, trained_->weight_count, context_.stream);
+      }
+      channel_sums(context_.storage, dy, dy_elements / forward.output_channels,
+                   forward.output_channels, 1.0f, trained_->bias_gradient_f32(),
+                   reinterpret_cast<float*>(reduction_scratch_.get()), context_.stream);
+    }
+  }
+
+  std::string implementation() const override {
+    std::string name;
+    if (pre_activation_kernel_) name += "recompute:" + pre_activation_kernel_->implementation();
+    if (data_plan_) name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
+    if (filter_plan_) {
+      name += (name.empty() ? "" : " + ") + ("cudnn:backward_filter:" + filter_plan_->engine) +
+              " + cuda:channel_sums";
+    }
+    return name;
+  }
+
+ private:
+  const ConvolutionGradientOp& op_;
+  Context& context_;
+  std::shared_ptr<DeviceWeights> weights_;
+  std::unique_ptr<ConvolutionOp> bare_;
+  std::unique_ptr<Kernel> pre_activation_kernel_;
+  DeviceNeuron neuron_;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<std::byte[]> pre_activation_, scaled_dy_;
+  std::shared_ptr<Plan> data_plan_, filter_plan_;
+  std::shared_ptr<DeviceTrainedWeights> trained_;
+  std::shared_ptr<std::byte[]> storage_dw_, reduction_scratch_;
+  std::vector<void*> data_pointers_, filter_pointers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const GraphOptions& options,
+                                                        Context& context) {
+  const auto& op = static_cast<const ConvolutionGradientOp&>(base);
+  const ConvolutionOp& forward = op.forward;
+  if (forward.sub_pixel != 1) {
+    throw Unsupported(op.name +
+                      ": the gradient of a sub-pixel convolution is not built on CUDA (it runs "
+                      "on the CPU devices)");
+  }
+  // The descriptor's neuron is the only post-op a gradient's forward carries.
+  if (forward.post_ops.size() > 1 ||
+      (!forward.post_ops.empty() && forward.post_ops[0].kind != PostOp::Kind::neuron)) {
+    return nullptr;
+  }
+  auto kernel = std::make_unique<CudnnConvolutionGradient>(op, context);
+  if (!kernel->build(options)) return nullptr;
+  return kernel;
+}
+
+}  // namespace cnngraph::detail::cuda

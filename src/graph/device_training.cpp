@@ -1,0 +1,96 @@
+// Training in a device graph: see device_training.hpp.
+#include "graph/device_training.hpp"
+
+#include <typeinfo>
+
+#include "cnngraph/errors.hpp"
+#include "graph/trainable_access.hpp"
+
+namespace cnngraph::detail {
+
+namespace {
+
+// The library's own optimizer classes have a device rule; a subclass of the user's may
+// override apply(), which only the host can run.
+bool has_device_rule(const Optimizer& optimizer) {
+  const std::type_info& type = typeid(optimizer);
+  return type == typeid(SgdOptimizer) || type == typeid(AdamOptimizer) ||
+         type == typeid(RmsPropOptimizer);
+}
+
+}  // namespace
+
+DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution)
+    : execution_(execution), stepped_on_device_(trainables.size(), false) {
+  std::vector<DeviceOptimizerEntry> entries;
+  std::vector<TrainableDataSource*> sources;
+  for (std::size_t i = 0; i < trainables.size(); ++i) {
+    Trainable& t = trainables[i];
+    if (training_style_of(*t.node) != TrainingStyle::device || !t.fold.scale.empty()) continue;
+    auto* source = dynamic_cast<TrainableDataSource*>(weights_of(*t.node)->get());
+    if (!source || !has_device_rule(*source->optimizer())) continue;
+    DeviceOptimizerEntry entry;
+    entry.parameters = t.parameters.get();
+    entry.with_bias = !t.state->biases().empty();
+    entry.optimizer = source->optimizer();
+    entry.state = TrainableSourceAccess::state(*source);
+    entries.push_back(std::move(entry));
+    sources.push_back(source);
+    stepped_on_device_[i] = true;
+  }
+  if (entries.empty()) return;
+  optimizer_ = execution.make_optimizer(std::move(entries));
+  for (std::size_t k = 0; k < sources.size(); ++k)
+    TrainableSourceAccess::reside(*sources[k], optimizer_->residence(k));
+}
+
+void DeviceTraining::prepare() {
+  if (optimizer_) optimizer_->prepare(1.0f);
+}
+
+void DeviceTraining::enqueue() {
+  if (optimizer_) optimizer_->enqueue();
+}
+
+void DeviceTraining::apply(std::vector<Trainable>& trainables,
+                           std::vector<NormalizationTrainable>& normalizations,
+                           const Device& device, std::uint64_t batch, int batch_size) {
+  if (optimizer_ && !optimizer_->finish()) {
+    throw NumericalError("the gradients of batch " + std::to_string(batch) +
+                         " are not finite; no weights were updated (check the inputs)");
+  }
+  std::vector<Trainable*> on_host;
+  std::vector<std::uint64_t> versions;
+  for (std::size_t i = 0; i < trainables.size(); ++i) {
+    if (stepped_on_device_[i]) continue;
+    Trainable& t = trainables[i];
+    execution_.download_gradients(*t.parameters);
+    // The device computed them for the prepared (folded) weights; the data source's own
+    // weights get them times the fold's scale, as on the CPU devices.
+    ConvolutionGradientState& g = t.parameters->gradient;
+    const std::vector<float>& scale = t.parameters->fold_scale;
+    if (!scale.empty()) {
+      const std::size_t per_output = g.weights_gradient.size() / scale.size();
+      for (std::size_t e = 0; e < g.weights_gradient.size(); ++e)
+        g.weights_gradient[e] *= scale[e / per_output];
+      for (std::size_t k = 0; k < scale.size(); ++k) g.bias_gradient[k] *= scale[k];
+    }
+    on_host.push_back(&t);
+    versions.push_back(t.parameters->prepared->version);
+  }
+  apply_updates(trainables, normalizations, device, batch, batch_size, stepped_on_device_);
+  for (std::size_t k = 0; k < on_host.size(); ++k) {
+    if (on_host[k]->parameters->prepared->version != versions[k])
+      execution_.upload_weights(*on_host[k]->parameters);
+  }
+}
+
+void DeviceTraining::synchronize_states(std::vector<Trainable>& trainables) {
+  for (std::size_t i = 0; i < trainables.size(); ++i) {
+    if (!stepped_on_device_[i]) continue;
+    Trainable& t = trainables[i];
+    execution_.download_weights(*t.parameters, t.state->weights(), t.state->biases());
+  }
+}
+
+}  // namespace cnngraph::detail

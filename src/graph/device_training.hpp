@@ -1,0 +1,41 @@
+// Training in a device graph (the CUDA backend): the trained convolutions whose optimizer
+// runs on the device itself, and, after each run, the host-side updates of the others.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "graph/trainables.hpp"
+
+namespace cnngraph::detail {
+
+class DeviceTraining {
+ public:
+  // Takes every TrainingStyle::device convolution whose data source is a
+  // TrainableDataSource with one of the library's optimizers and no folded batch norm:
+  // the device steps those, and the data sources read their values from there. The other
+  // trained convolutions are updated on the host after each run (their gradients copied
+  // there; TrainingStyle::cpu always is).
+  DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution);
+
+  // Before a run: the optimizer's rules for this step.
+  void prepare();
+  // Inside the run's launch, after its steps: the device's optimizer step.
+  void enqueue();
+  // After the run: the device step's outcome (NumericalError when it found a gradient not
+  // finite), then the host-side updates (apply_updates) of the other convolutions and of
+  // the batch normalizations, uploading the weights they changed.
+  void apply(std::vector<Trainable>& trainables, std::vector<NormalizationTrainable>& normalizations,
+             const Device& device, std::uint64_t batch, int batch_size);
+  // Copies the device-stepped convolutions' values into their Trainable::state (for a
+  // checkpoint).
+  void synchronize_states(std::vector<Trainable>& trainables);
+
+ private:
+  DeviceExecution& execution_;
+  std::unique_ptr<DeviceOptimizer> optimizer_;
+  std::vector<bool> stepped_on_device_;  // per trainable
+};
+
+}  // namespace cnngraph::detail
