@@ -7,6 +7,7 @@
 #include <future>
 #include <sstream>
 
+#include "cuda_support.hpp"
 #include "gradient_support.hpp"
 #include "support.hpp"
 
@@ -14,30 +15,6 @@ using namespace cnngraph;
 using namespace cnngraph::testing;
 
 namespace {
-
-#define REQUIRE_GPU()                                \
-  if (Device::cuda_device_count() == 0)              \
-  GTEST_SKIP() << "no CUDA GPU on this machine (or " \
-                  "this build has no CUDA backend)"
-
-struct PrecisionCase {
-  Precision precision;
-  const char* name;
-  // Max |a - b| / (1 + |b|) against the double reference for sums of a few hundred terms
-  // of values in [-1, 1]: f32 differs in summation order only; TF32 keeps 10 mantissa bits
-  // of each product's inputs, fp16 10 bits with fp16 images between steps, bf16 7 bits.
-  double tolerance;
-};
-const PrecisionCase kPrecisions[] = {{Precision::f32, "f32", 1e-4},
-                                     {Precision::tf32_allowed, "tf32", 2e-2},
-                                     {Precision::f16, "f16", 2e-2},
-                                     {Precision::bf16, "bf16", 8e-2}};
-
-GraphOptions options_for(Precision precision) {
-  GraphOptions options;
-  options.precision = precision;
-  return options;
-}
 
 // Runs `result` on the reference and on CUDA in every precision; checks they agree.
 void expect_cuda_matches_reference(const std::shared_ptr<ImageNode>& result,
@@ -395,11 +372,7 @@ void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& f
   for (const PrecisionCase& p : kPrecisions) {
     // In 16-bit storage the sources are rounded first; the reference gets the same values.
     std::map<std::string, Image> rounded = inputs;
-    if (p.precision == Precision::f16 || p.precision == Precision::bf16) {
-      const DataType type = p.precision == Precision::f16 ? DataType::f16 : DataType::bf16;
-      for (auto& [name, image] : rounded)
-        image = image.converted_to(type).converted_to(DataType::f32);
-    }
+    for (auto& [name, image] : rounded) image = rounded_for(image, p.precision);
     const Image want = run_named(reference, rounded);
     Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
     const Image actual = run_named(gpu, rounded).converted_to(DataType::f32);

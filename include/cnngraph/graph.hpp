@@ -46,6 +46,21 @@ struct GraphOptions {
   // become 0. Training drives gradients and optimizer moments there, and each denormal
   // costs a slow microcode assist.
   bool flush_denormals = true;
+  // Training in Precision::f16 on CUDA: dynamic loss scaling, as PyTorch's GradScaler. The
+  // loss's gradient is multiplied by the scale and the weight, bias and gamma/beta
+  // gradients divided by it before any update. A step whose gradients overflow (not
+  // finite) is skipped -- no weights, moments or running averages change -- and the scale
+  // halved; after loss_scale_growth_interval good steps in a row it doubles. 0: no scaling
+  // (a non-finite gradient then throws NumericalError, as in the other precisions).
+  float initial_loss_scale = 65536.0f;
+  int loss_scale_growth_interval = 2000;
+};
+
+// Where a training graph's dynamic loss scaling stands (GraphOptions::initial_loss_scale).
+struct LossScaleStatus {
+  bool active = false;  // a Precision::f16 training graph on CUDA with a scale
+  float scale = 1.0f;   // the scale the next step uses
+  std::uint64_t skipped_steps = 0;  // steps skipped for overflowing gradients
 };
 
 // What a run returns.
@@ -101,6 +116,9 @@ class Graph {
   std::vector<std::shared_ptr<ImageNode>> label_handles() const;
   // How many batches have run (the dropout masks and UpdateContext::batch count them).
   std::uint64_t batch_count() const;
+  // Dynamic loss scaling's state (inactive until the first training run of an f16 CUDA
+  // graph).
+  LossScaleStatus loss_scale() const;
 
   // Checkpoints: every trainable node's current weights and biases in one safetensors file
   // (docs/weights-format.md: tensors "<label>.weight" OHWI and "<label>.bias", label = the

@@ -86,6 +86,9 @@ class DeviceExecution {
   // The graph's batch counter for the run about to launch. Kernels that read it (dropout
   // masks) copy it on the device, so that a replayed recording sees each run's value.
   virtual void set_batch(std::uint64_t) {}
+  // The factor loss gradients are multiplied by in the runs about to launch (dynamic loss
+  // scaling; read on the device like the batch counter).
+  virtual void set_loss_scale(float) {}
   // Runs `launch_steps`, which enqueues every step of one program. `captured` is that
   // program's slot: the backend may record the launches once (a CUDA graph) and replay the
   // recording on later runs, when `replayable` (the same buffers every run).

@@ -1,6 +1,8 @@
 // Training in a device graph: see device_training.hpp.
 #include "graph/device_training.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <typeinfo>
 
 #include "cnngraph/errors.hpp"
@@ -12,6 +14,15 @@ namespace {
 
 // The library's own optimizer classes have a device rule; a subclass of the user's may
 // override apply(), which only the host can run.
+bool all_finite(const std::vector<float>& a, const std::vector<float>& b) {
+  for (const std::vector<float>* values : {&a, &b}) {
+    for (float v : *values) {
+      if (!std::isfinite(v)) return false;
+    }
+  }
+  return true;
+}
+
 bool has_device_rule(const Optimizer& optimizer) {
   const std::type_info& type = typeid(optimizer);
   return type == typeid(SgdOptimizer) || type == typeid(AdamOptimizer) ||
@@ -20,8 +31,19 @@ bool has_device_rule(const Optimizer& optimizer) {
 
 }  // namespace
 
-DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution)
+DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution,
+                               const GraphOptions& options, bool has_loss)
     : execution_(execution), stepped_on_device_(trainables.size(), false) {
+  if (has_loss && options.precision == Precision::f16 && options.initial_loss_scale > 0.0f) {
+    if (!std::isfinite(options.initial_loss_scale) || options.loss_scale_growth_interval < 1) {
+      throw InvalidArgument(
+          "GraphOptions: initial_loss_scale must be finite and loss_scale_growth_interval at "
+          "least 1");
+    }
+    scale_.active = true;
+    scale_.scale = options.initial_loss_scale;
+    growth_interval_ = options.loss_scale_growth_interval;
+  }
   std::vector<DeviceOptimizerEntry> entries;
   std::vector<TrainableDataSource*> sources;
   for (std::size_t i = 0; i < trainables.size(); ++i) {
@@ -45,7 +67,18 @@ DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecuti
 }
 
 void DeviceTraining::prepare() {
-  if (optimizer_) optimizer_->prepare(1.0f);
+  execution_.set_loss_scale(scale_.scale);
+  if (optimizer_) optimizer_->prepare(1.0f / scale_.scale);
+}
+
+void DeviceTraining::skip_step(std::uint64_t batch) {
+  if (!scale_.active) {
+    throw NumericalError("the gradients of batch " + std::to_string(batch) +
+                         " are not finite; no weights were updated (check the inputs)");
+  }
+  ++scale_.skipped_steps;
+  scale_.scale = std::max(scale_.scale * 0.5f, 1.0f / 65536.0f);
+  good_steps_ = 0;
 }
 
 void DeviceTraining::enqueue() {
@@ -55,10 +88,8 @@ void DeviceTraining::enqueue() {
 void DeviceTraining::apply(std::vector<Trainable>& trainables,
                            std::vector<NormalizationTrainable>& normalizations,
                            const Device& device, std::uint64_t batch, int batch_size) {
-  if (optimizer_ && !optimizer_->finish()) {
-    throw NumericalError("the gradients of batch " + std::to_string(batch) +
-                         " are not finite; no weights were updated (check the inputs)");
-  }
+  if (optimizer_ && !optimizer_->finish()) return skip_step(batch);
+  const float unscale = 1.0f / scale_.scale;
   std::vector<Trainable*> on_host;
   std::vector<std::uint64_t> versions;
   for (std::size_t i = 0; i < trainables.size(); ++i) {
@@ -68,15 +99,25 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     // The device computed them for the prepared (folded) weights; the data source's own
     // weights get them times the fold's scale, as on the CPU devices.
     ConvolutionGradientState& g = t.parameters->gradient;
-    const std::vector<float>& scale = t.parameters->fold_scale;
-    if (!scale.empty()) {
-      const std::size_t per_output = g.weights_gradient.size() / scale.size();
-      for (std::size_t e = 0; e < g.weights_gradient.size(); ++e)
-        g.weights_gradient[e] *= scale[e / per_output];
-      for (std::size_t k = 0; k < scale.size(); ++k) g.bias_gradient[k] *= scale[k];
-    }
+    const std::vector<float>& fold = t.parameters->fold_scale;
+    const std::size_t per_output = fold.empty() ? 1 : g.weights_gradient.size() / fold.size();
+    for (std::size_t e = 0; e < g.weights_gradient.size(); ++e)
+      g.weights_gradient[e] *= unscale * (fold.empty() ? 1.0f : fold[e / per_output]);
+    for (std::size_t k = 0; k < g.bias_gradient.size(); ++k)
+      g.bias_gradient[k] *= unscale * (fold.empty() ? 1.0f : fold[k]);
+    if (scale_.active && !all_finite(g.weights_gradient, g.bias_gradient)) return skip_step(batch);
     on_host.push_back(&t);
     versions.push_back(t.parameters->prepared->version);
+  }
+  for (NormalizationTrainable& t : normalizations) {
+    BatchNormalizationGradientState& g = t.state->gradient;
+    for (float& v : g.gamma_gradient) v *= unscale;
+    for (float& v : g.beta_gradient) v *= unscale;
+    if (scale_.active && !all_finite(g.gamma_gradient, g.beta_gradient)) return skip_step(batch);
+  }
+  if (scale_.active && ++good_steps_ >= growth_interval_) {
+    scale_.scale = std::min(scale_.scale * 2.0f, 65536.0f * 65536.0f);
+    good_steps_ = 0;
   }
   apply_updates(trainables, normalizations, device, batch, batch_size, stepped_on_device_);
   for (std::size_t k = 0; k < on_host.size(); ++k) {

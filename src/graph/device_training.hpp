@@ -17,23 +17,35 @@ class DeviceTraining {
   // the device steps those, and the data sources read their values from there. The other
   // trained convolutions are updated on the host after each run (their gradients copied
   // there; TrainingStyle::cpu always is).
-  DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution);
+  // In f16 graphs with a loss node it scales the loss dynamically
+  // (GraphOptions::initial_loss_scale).
+  DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution,
+                 const GraphOptions& options, bool has_loss);
 
-  // Before a run: the optimizer's rules for this step.
+  // Before a run: the loss scale and the optimizer's rules for this step.
   void prepare();
   // Inside the run's launch, after its steps: the device's optimizer step.
   void enqueue();
-  // After the run: the device step's outcome (NumericalError when it found a gradient not
-  // finite), then the host-side updates (apply_updates) of the other convolutions and of
-  // the batch normalizations, uploading the weights they changed.
+  // After the run: the device step's outcome, then the host-side updates (apply_updates)
+  // of the other convolutions and of the batch normalizations, uploading the weights they
+  // changed. Gradients that are not finite skip the whole step: with loss scaling the
+  // scale is lowered, else NumericalError is thrown.
   void apply(std::vector<Trainable>& trainables, std::vector<NormalizationTrainable>& normalizations,
              const Device& device, std::uint64_t batch, int batch_size);
   // Copies the device-stepped convolutions' values into their Trainable::state (for a
   // checkpoint).
   void synchronize_states(std::vector<Trainable>& trainables);
 
+  LossScaleStatus loss_scale() const { return scale_; }
+
  private:
+  // A step whose gradients are not finite: lowers the scale, or throws without scaling.
+  void skip_step(std::uint64_t batch);
+
   DeviceExecution& execution_;
+  LossScaleStatus scale_;
+  int growth_interval_ = 0;
+  int good_steps_ = 0;
   std::unique_ptr<DeviceOptimizer> optimizer_;
   std::vector<bool> stepped_on_device_;  // per trainable
 };

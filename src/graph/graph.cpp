@@ -216,7 +216,8 @@ struct Graph::Impl {
       }
       const bool training = !trainables.empty() || !normalizations.empty();
       if (training && !device_training)
-        device_training = std::make_unique<DeviceTraining>(trainables, *execution);
+        device_training = std::make_unique<DeviceTraining>(trainables, *execution, options,
+                                                           !structure.loss_nodes.empty());
       if (device_training) device_training->prepare();
       const std::uint64_t batch = batches++;
       Results results = run_program_on_device(
@@ -379,6 +380,11 @@ std::vector<std::shared_ptr<ImageNode>> Graph::label_handles() const {
 std::uint64_t Graph::batch_count() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->batches;
+}
+
+LossScaleStatus Graph::loss_scale() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->device_training ? impl_->device_training->loss_scale() : LossScaleStatus{};
 }
 
 void Graph::save_checkpoint(const std::filesystem::path& path) const {

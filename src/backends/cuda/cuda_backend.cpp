@@ -159,6 +159,8 @@ class CudaBackend : public Backend, public DeviceExecution {
     check(cudnnSetStream(context_.cudnn, context_.stream), "cudnnSetStream");
     check(cublasLtCreate(&context_.cublas), "cublasLtCreate");
     check(cudaMallocHost(&context_.batch, sizeof(std::uint64_t)), "cudaMallocHost");
+    check(cudaMallocHost(&context_.loss_scale, sizeof(float)), "cudaMallocHost");
+    *context_.loss_scale = 1.0f;
     if (!plan_cache_file_.empty()) load_plan_cache(plan_cache_file_);
   }
   ~CudaBackend() override {
@@ -168,6 +170,7 @@ class CudaBackend : public Backend, public DeviceExecution {
     if (context_.cudnn) cudnnDestroy(context_.cudnn);
     if (context_.stream) cudaStreamDestroy(context_.stream);
     if (context_.batch) cudaFreeHost(context_.batch);
+    if (context_.loss_scale) cudaFreeHost(context_.loss_scale);
   }
 
   std::string name() const override { return "cuda"; }
@@ -208,6 +211,7 @@ class CudaBackend : public Backend, public DeviceExecution {
   }
 
   void set_batch(std::uint64_t batch) override { *context_.batch = batch; }
+  void set_loss_scale(float scale) override { *context_.loss_scale = scale; }
 
   void launch(std::shared_ptr<void>& captured, bool replayable,
               const std::function<void()>& launch_steps) override {

@@ -39,6 +39,8 @@ struct Context {
   // The run's batch counter in pinned host memory (DeviceExecution::set_batch writes it);
   // kernels copy it to the device on their stream, which a recording replays.
   std::uint64_t* batch = nullptr;
+  // The loss scale likewise (DeviceExecution::set_loss_scale; 1 unless training scales).
+  float* loss_scale = nullptr;
 
   // Makes the workspace at least `bytes` (at compile time, never while running).
   void reserve_workspace(std::size_t bytes);

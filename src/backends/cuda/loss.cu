@@ -109,14 +109,14 @@ __global__ void pixel_loss_kernel(DeviceLoss d, const T* y, const T* t, const T*
   add_totals(totals, loss, non_zero);
 }
 
-// dst = gradient * weight / divisor.
+// dst = gradient * weight / divisor * the loss scale.
 template <typename T>
 __global__ void scale_gradient_kernel(const float* gradient, T* dst, std::size_t count, int C,
                                       ReductionType reduction, bool per_pixel, float weight,
-                                      const Totals* totals) {
+                                      const Totals* totals, const float* loss_scale) {
   const double divisor =
       loss_divisor(reduction, per_pixel, count, std::size_t(C), totals->non_zero_weights);
-  const float scale = float(weight / divisor);
+  const float scale = float(weight / divisor) * *loss_scale;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     dst[i] = from_float<T>(gradient[i] * scale);
@@ -131,6 +131,7 @@ class CudaLoss : public Kernel {
     gradient_ =
         context.memory->allocate(op.dst_shape.elements() * sizeof(float), op.name + " gradient");
     totals_ = context.memory->allocate(sizeof(Totals), op.name + " sums");
+    loss_scale_ = context.memory->allocate(sizeof(float), op.name + " loss scale");
     check(cudaMallocHost(&host_totals_, sizeof(Totals)), op.name + ": pinned memory");
   }
   ~CudaLoss() override { cudaFreeHost(host_totals_); }
@@ -142,6 +143,10 @@ class CudaLoss : public Kernel {
     auto* gradient = reinterpret_cast<float*>(gradient_.get());
     const bool per_pixel = per_pixel_loss(op_.descriptor.type);
     check(cudaMemsetAsync(totals, 0, sizeof(Totals), context_.stream), op_.name + ": loss");
+    // Copied on the stream, so that a replayed recording uses each run's scale.
+    check(cudaMemcpyAsync(loss_scale_.get(), context_.loss_scale, sizeof(float),
+                          cudaMemcpyHostToDevice, context_.stream),
+          op_.name + ": the loss scale");
     dispatch(context_.storage, [&](auto tag) {
       using T = decltype(tag);
       const T* y = reinterpret_cast<const T*>(args.srcs[0]);
@@ -158,7 +163,7 @@ class CudaLoss : public Kernel {
       }
       scale_gradient_kernel<<<blocks_for(count, kThreads), kThreads, 0, context_.stream>>>(
           gradient, reinterpret_cast<T*>(args.dst), count, C, op_.descriptor.reduction, per_pixel,
-          op_.descriptor.weight, totals);
+          op_.descriptor.weight, totals, reinterpret_cast<const float*>(loss_scale_.get()));
     });
     check_launch("loss");
     check(cudaMemcpyAsync(host_totals_, totals, sizeof(Totals), cudaMemcpyDeviceToHost,
@@ -184,7 +189,7 @@ class CudaLoss : public Kernel {
   const LossOp& op_;
   Context& context_;
   DeviceLoss device_{};
-  std::shared_ptr<std::byte[]> gradient_, totals_;
+  std::shared_ptr<std::byte[]> gradient_, totals_, loss_scale_;
   Totals* host_totals_ = nullptr;
 };
 

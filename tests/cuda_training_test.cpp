@@ -1,0 +1,273 @@
+// Training on CUDA against the reference backend: weight and bias gradients on random
+// convolutions, whole training steps (batch norm, every optimizer, both update styles,
+// recorded and replayed), that device-style updates copy nothing to the host, non-finite
+// gradients, and fp16 with dynamic loss scaling. On a machine without a GPU every test
+// skips, saying so.
+#include <cmath>
+
+#include "backends/device_memory.hpp"
+#include "cuda_support.hpp"
+#include "gradient_support.hpp"
+#include "support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+// Max |a - b| over max(1, max |b|): gradients are sums over a batch, so their size varies.
+double gradient_error(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0, largest = 1;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+    largest = std::max(largest, double(std::fabs(b[i])));
+  }
+  return worst / largest;
+}
+
+// conv 3x3 (2 -> 4) -> batch norm -> relu -> max-pool 2 -> fully connected (-> 3) -> loss.
+struct NormalizedNet {
+  std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
+  std::shared_ptr<TrainableDataSource> conv_source, fc_source;
+  std::shared_ptr<BatchNormalizationDataSource> bn_source;
+  std::shared_ptr<ConvolutionNode> conv;
+  std::shared_ptr<FullyConnectedNode> fc;
+  std::shared_ptr<LossNode> loss;
+
+  NormalizedNet(std::shared_ptr<const Optimizer> optimizer, TrainingStyle style) {
+    conv_source = TrainableDataSource::uniform("conv", ConvolutionDescriptor(3, 3, 2, 4), 0.3f,
+                                               0.05f, 21, optimizer);
+    fc_source = TrainableDataSource::uniform("fc", ConvolutionDescriptor(3, 3, 4, 3), 0.3f, 0.05f,
+                                             22, optimizer);
+    BatchNormalizationParameters p;
+    p.gamma = {1.0f, 0.8f, 1.2f, 0.9f};
+    p.beta = {0.0f, 0.1f, -0.1f, 0.05f};
+    p.mean = {0, 0, 0, 0};
+    p.variance = {1, 1, 1, 1};
+    bn_source = std::make_shared<BatchNormalizationDataSource>("bn", p, optimizer);
+    conv = std::make_shared<ConvolutionNode>(input, conv_source);
+    auto bn = std::make_shared<BatchNormalizationNode>(conv->result_image(), bn_source);
+    auto relu =
+        std::make_shared<NeuronNode>(bn->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    fc = std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source);
+    conv->training_style = fc->training_style = style;
+    loss = std::make_shared<LossNode>(
+        fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+
+  Graph graph(Device device, GraphOptions options = {}) const {
+    const auto terminals = loss->training_graph();
+    return Graph(device, terminals, std::vector<bool>(terminals.size(), false), options);
+  }
+};
+
+// Synthetic data: the class is the quadrant with the brightest channel-0 pixel.
+std::pair<Image, LossLabels> synthetic_batch(int n, std::mt19937& rng) {
+  std::vector<float> pixels = random_floats(static_cast<std::size_t>(n) * 6 * 6 * 2, rng, 0, 0.3f);
+  std::vector<int> classes(n);
+  for (int i = 0; i < n; ++i) {
+    classes[i] = static_cast<int>(rng() % 3);
+    const int y = classes[i] == 1 ? 4 : 1, x = classes[i] == 2 ? 4 : 1;
+    pixels[((static_cast<std::size_t>(i) * 6 + y) * 6 + x) * 2] = 1.0f;
+  }
+  return {Image::from_floats({n, 6, 6, 2}, pixels), LossLabels::from_classes(classes, 3)};
+}
+
+// What a few training steps leave: the losses and every parameter.
+struct Trained {
+  std::vector<float> losses, conv, conv_bias, fc;
+  BatchNormalizationParameters bn;
+};
+
+Trained train(const NormalizedNet& net, Device device, GraphOptions options, int steps) {
+  Graph graph = net.graph(device, options);
+  std::mt19937 rng(31);
+  Trained t;
+  for (int step = 0; step < steps; ++step) {
+    const auto [images, labels] = synthetic_batch(8, rng);
+    t.losses.push_back(graph.run({images}, {labels}).loss());
+  }
+  t.conv = net.conv_source->current_weights();
+  t.conv_bias = net.conv_source->current_bias();
+  t.fc = net.fc_source->current_weights();
+  t.bn = net.bn_source->parameters();
+  return t;
+}
+
+void expect_same_training(const Trained& gpu, const Trained& want, double tolerance,
+                          const std::string& what) {
+  EXPECT_LE(gradient_error(gpu.losses, want.losses), tolerance) << what << " losses";
+  EXPECT_LE(gradient_error(gpu.conv, want.conv), tolerance) << what << " conv weights";
+  EXPECT_LE(gradient_error(gpu.conv_bias, want.conv_bias), tolerance) << what << " conv bias";
+  EXPECT_LE(gradient_error(gpu.fc, want.fc), tolerance) << what << " fc weights";
+  EXPECT_LE(gradient_error(gpu.bn.gamma, want.bn.gamma), tolerance) << what << " gamma";
+  EXPECT_LE(gradient_error(gpu.bn.beta, want.bn.beta), tolerance) << what << " beta";
+  EXPECT_LE(gradient_error(gpu.bn.mean, want.bn.mean), tolerance) << what << " running mean";
+  EXPECT_LE(gradient_error(gpu.bn.variance, want.bn.variance), tolerance)
+      << what << " running variance";
+}
+
+}  // namespace
+
+TEST(CudaWeightGradients, RandomConvolutionsMatchTheReferenceInEveryPrecision) {
+  REQUIRE_GPU();
+  std::mt19937 rng(91);
+  std::vector<ConvCase> cases = random_convolution_cases(14, 93);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const ConvCase& c = cases[i];
+    ConvolutionDescriptor d = c.descriptor();
+    // Every third with the descriptor's neuron, which the gradient recomputes. A smooth one:
+    // a relu's kink would flip where 16-bit rounding moves a value across zero.
+    if (i % 3 == 1) d.neuron = NeuronDescriptor::make(NeuronType::sigmoid);
+    auto source = RecordingSource::random(d, rng);
+    auto x = std::make_shared<ImageNode>("x0");
+    auto node = std::make_shared<ConvolutionNode>(x, source);
+    node->padding_policy = c.padding;
+    node->training_style = TrainingStyle::cpu;
+    const ImageShape shape{c.batch, c.height, c.width, c.in_channels};
+    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(),
+                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
+                               .shape();
+    auto dy = std::make_shared<ImageNode>("dy");
+    const auto gradient = node->gradient_filter_for(0, dy)->result_image();
+    const std::map<std::string, Image> inputs = {{"x0", random_image(shape, rng)},
+                                                 {"dy", random_image(out, rng)}};
+    for (const PrecisionCase& p : kPrecisions) {
+      std::map<std::string, Image> rounded = inputs;
+      for (auto& [name, image] : rounded) image = rounded_for(image, p.precision);
+      Graph reference(Device::cpu_reference(), gradient);
+      const Image want = run_named(reference, rounded);
+      const ConvolutionGradientState expected = source->last_gradient;
+      Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
+      const Image got = run_named(gpu, rounded).converted_to(DataType::f32);
+      const ConvolutionGradientState& actual = source->last_gradient;
+      const std::string what = c.name() + (i % 3 == 1 ? " sigmoid " : " ") + p.name;
+      EXPECT_LE(max_relative_error(got, want), p.tolerance) << what << " input gradient";
+      EXPECT_LE(gradient_error(actual.weights_gradient, expected.weights_gradient), p.tolerance)
+          << what << " weight gradient\n"
+          << gpu.describe();
+      EXPECT_LE(gradient_error(actual.bias_gradient, expected.bias_gradient), p.tolerance)
+          << what << " bias gradient";
+      EXPECT_EQ(actual.batch_size, c.batch);
+    }
+  }
+}
+
+TEST(CudaTraining, StepsMatchTheReferenceForEveryOptimizerAndStyle) {
+  REQUIRE_GPU();
+  OptimizerDescriptor clipped;
+  clipped.learning_rate = 0.01f;
+  clipped.apply_gradient_clipping = true;
+  clipped.gradient_clip_min = -0.05f;
+  clipped.gradient_clip_max = 0.05f;
+  clipped.regularization_type = RegularizationType::l2;
+  clipped.regularization_scale = 1e-3f;
+  struct Case {
+    const char* name;
+    std::shared_ptr<const Optimizer> optimizer;
+    TrainingStyle style;
+  };
+  const Case cases[] = {
+      // Epsilons of 1e-3: with the default 1e-8 a gradient near zero steps by +-lr, its sign
+      // decided by rounding.
+      {"adam, device",
+       std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f}, 0.9, 0.999, 1e-3f),
+       TrainingStyle::device},
+      {"sgd nesterov, device",
+       std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f}, 0.9f, true),
+       TrainingStyle::device},
+      {"amsgrad clipped l2, device",
+       std::make_shared<AdamOptimizer>(clipped, 0.9, 0.999, 1e-3f, true), TrainingStyle::device},
+      {"rmsprop, cpu", std::make_shared<RmsPropOptimizer>(OptimizerDescriptor{0.01f}, 0.9, 1e-3f),
+       TrainingStyle::cpu},
+  };
+  for (const Case& c : cases) {
+    // Five steps: the third and later replay the recorded CUDA graph.
+    const Trained want = train(NormalizedNet(c.optimizer, c.style), Device::cpu_reference(), {}, 5);
+    const Trained gpu = train(NormalizedNet(c.optimizer, c.style), Device::cuda(), {}, 5);
+    expect_same_training(gpu, want, 1e-4, c.name);
+    GraphOptions unrecorded;
+    unrecorded.cuda_graphs = false;
+    const Trained launched = train(NormalizedNet(c.optimizer, c.style), Device::cuda(), unrecorded, 5);
+    expect_same_training(launched, want, 1e-4, std::string(c.name) + " (not recorded)");
+  }
+}
+
+TEST(CudaTraining, DeviceStyleCopiesNoParametersToTheHostUntilTheyAreRead) {
+  REQUIRE_GPU();
+  auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f});
+  for (const TrainingStyle style : {TrainingStyle::device, TrainingStyle::cpu}) {
+    NormalizedNet net(adam, style);
+    Graph graph = net.graph(Device::cuda());
+    std::mt19937 rng(5);
+    const std::uint64_t before = detail::parameter_downloads();
+    for (int step = 0; step < 4; ++step) {
+      const auto [images, labels] = synthetic_batch(8, rng);
+      graph.run({images}, {labels});
+    }
+    const std::uint64_t during = detail::parameter_downloads() - before;
+    if (style == TrainingStyle::device) {
+      EXPECT_EQ(during, 0u) << "device style copied training values to the host";
+      // Reading the weights fetches them, with the optimizer's state.
+      EXPECT_EQ(net.conv_source->update_count(), 4u);
+      EXPECT_GT(detail::parameter_downloads(), before);
+    } else {
+      EXPECT_EQ(during, 4u * 2 * 2) << "cpu style: weight and bias gradients of two layers";
+      EXPECT_EQ(net.conv_source->update_count(), 4u);
+    }
+  }
+}
+
+TEST(CudaTraining, NonFiniteGradientsUpdateNothingAndLossScalingSkipsOverflowingSteps) {
+  REQUIRE_GPU();
+  auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f}, 0.9f);
+  std::mt19937 rng(8);
+  {
+    NormalizedNet net(sgd, TrainingStyle::device);
+    Graph graph = net.graph(Device::cuda());
+    auto [images, labels] = synthetic_batch(8, rng);
+    graph.run({images}, {labels});
+    const std::vector<float> weights = net.conv_source->current_weights();
+    std::vector<float> pixels = images.to_floats();
+    pixels[5] = std::nanf("");
+    EXPECT_THROW(graph.run({Image::from_floats(images.shape(), pixels)}, {labels}), NumericalError);
+    EXPECT_EQ(net.conv_source->current_weights(), weights);
+    EXPECT_EQ(net.conv_source->update_count(), 1u);
+  }
+  // fp16: a scale so large that the gradients overflow halves until they fit; the skipped
+  // steps change nothing; then training goes on with finite losses.
+  for (const Precision precision : {Precision::f16, Precision::bf16}) {
+    NormalizedNet net(sgd, TrainingStyle::device);
+    GraphOptions options = options_for(precision);
+    options.initial_loss_scale = std::ldexp(1.0f, 24);
+    Graph graph = net.graph(Device::cuda(), options);
+    const std::vector<float> initial = net.conv_source->current_weights();
+    const auto [images, labels] = synthetic_batch(8, rng);
+    graph.run({images}, {labels});
+    const LossScaleStatus status = graph.loss_scale();
+    if (precision == Precision::f16) {
+      EXPECT_TRUE(status.active);
+      EXPECT_EQ(status.skipped_steps, 1u);
+      EXPECT_EQ(status.scale, std::ldexp(1.0f, 23));
+      EXPECT_EQ(net.conv_source->current_weights(), initial);
+      EXPECT_EQ(net.conv_source->update_count(), 0u);
+    } else {
+      EXPECT_FALSE(status.active) << "bf16 needs no loss scaling";
+    }
+    float first = 0, last = 0;
+    for (int step = 0; step < 120; ++step) {
+      const auto [x, y] = synthetic_batch(16, rng);
+      const float loss = graph.run({x}, {y}).loss();
+      ASSERT_TRUE(std::isfinite(loss));
+      if (step < 10) first += loss / 10;
+      if (step >= 110) last += loss / 10;
+    }
+    EXPECT_LT(last * 2, first) << "precision " << static_cast<int>(precision);
+    if (precision == Precision::f16) {
+      EXPECT_GT(graph.loss_scale().skipped_steps, 1u);
+      EXPECT_LT(graph.loss_scale().scale, std::ldexp(1.0f, 23));
+    }
+  }
+}
