@@ -1,5 +1,5 @@
 // Building blocks of the networks in models.hpp: a convolution with its batch norm (folded
-// into the convolution when the graph is compiled) and activation.
+// into the convolution when an inference graph is compiled) and activation.
 #pragma once
 
 #include "models.hpp"
@@ -11,13 +11,13 @@ struct ConvSpec {
 };
 
 // conv `<name>` (no bias) -> batch norm `<bn>` -> optional neuron, torchvision's placement.
-std::shared_ptr<ImageNode> conv_bn(const TensorProvider& tensors, std::shared_ptr<ImageNode> src,
+std::shared_ptr<ImageNode> conv_bn(const Parameters& parameters, std::shared_ptr<ImageNode> src,
                                    const std::string& conv, const std::string& bn, ConvSpec spec,
                                    NeuronDescriptor neuron);
 
 // Global average pooling over a size x size map, then the fully connected classifier
 // `<name>.weight` / `<name>.bias`.
-std::shared_ptr<ImageNode> classifier(const TensorProvider& tensors, std::shared_ptr<ImageNode> src,
+std::shared_ptr<ImageNode> classifier(const Parameters& parameters, std::shared_ptr<ImageNode> src,
                                       int size, int features, int classes, const std::string& name);
 
 }  // namespace cnngraph::models::detail

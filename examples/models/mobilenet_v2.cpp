@@ -13,7 +13,7 @@ namespace {
 const NeuronDescriptor kRelu6 = NeuronDescriptor::make(NeuronType::relu_n, 0.0f, 6.0f);
 const NeuronDescriptor kNone{};
 
-std::shared_ptr<ImageNode> inverted_residual(const TensorProvider& t, std::shared_ptr<ImageNode> x,
+std::shared_ptr<ImageNode> inverted_residual(const Parameters& t, std::shared_ptr<ImageNode> x,
                                              const std::string& name, int in, int out, int stride,
                                              int expansion) {
   const int hidden = in * expansion;
@@ -36,6 +36,10 @@ std::shared_ptr<ImageNode> inverted_residual(const TensorProvider& t, std::share
 }  // namespace
 
 Network mobilenet_v2(const TensorProvider& t, int image_size, int classes) {
+  return mobilenet_v2(Parameters{t, nullptr}, image_size, classes);
+}
+
+Network mobilenet_v2(const Parameters& t, int image_size, int classes) {
   Network net;
   net.input = std::make_shared<ImageNode>("image");
   auto x = detail::conv_bn(t, net.input, "features.0.0", "features.0.1", {3, 32, 3, 2, 1}, kRelu6);

@@ -26,6 +26,16 @@ TensorProvider tensors_from(std::map<std::string, Tensor> tensors);
 // network that runs with realistic value ranges and no file.
 TensorProvider random_tensors(unsigned seed);
 
+// How a network's layers get their parameters. Without an optimizer they are fixed (an
+// inference graph: batch norm folds into the convolution). With one, each convolution gets
+// a TrainableDataSource and each batch norm a BatchNormalizationDataSource, all sharing
+// it, and the convolutions train with `style`: a network for training graphs.
+struct Parameters {
+  TensorProvider tensors;
+  std::shared_ptr<const Optimizer> optimizer;
+  TrainingStyle style = TrainingStyle::device;
+};
+
 struct Network {
   std::shared_ptr<ImageNode> input;   // NHWC, 3 channels, normalized as torchvision's are
   std::shared_ptr<ImageNode> logits;  // 1 x 1 x classes
@@ -34,8 +44,12 @@ struct Network {
 // torchvision's resnet50 (v1.5: the stride in the 3x3 convolution) for square inputs of
 // `image_size` pixels (224 for ImageNet).
 Network resnet50(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
+Network resnet50(const Parameters& parameters, int image_size = 224, int classes = 1000);
+// torchvision's resnet18 (basic blocks 2, 2, 2, 2).
+Network resnet18(const Parameters& parameters, int image_size = 224, int classes = 1000);
 // torchvision's mobilenet_v2 (width 1.0); dropout is left out (inference).
 Network mobilenet_v2(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
+Network mobilenet_v2(const Parameters& parameters, int image_size = 224, int classes = 1000);
 
 // Symmetric zero padding of `pad` pixels on every side, as torch.nn.Conv2d and MaxPool2d
 // place their windows (result = (in + 2 pad - window) / stride + 1).

@@ -1,0 +1,166 @@
+// Training steps on CUDA against PyTorch in the same run (bench/torch_train_cuda.py): a
+// ResNet-50 step (forward, softmax cross-entropy loss, backward, SGD with momentum 0.9) at
+// batch 128 in fp16 (f32 master weights) and in fp32 with TF32 allowed (PyTorch's default
+// for convolutions), and the LeNet-style step of ../shared/bench/METHOD.md at batch 64.
+//
+// cnngraph trains with TrainingStyle::device: the whole step, optimizer included, is one
+// recorded CUDA graph; the batch and its labels stay on the device. A step is timed
+// through Graph::run (which waits for the step and reads the loss back). The cold start is
+// the time from the Graph's construction (with autotuning) to the end of the first step.
+// Usage: train_cuda [--model resnet50|lenet|all] [--seconds S] [--no-torch]
+//                   [--torch-ways eager,compile]
+#include <chrono>
+#include <cnngraph/cnngraph.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+
+#include "models.hpp"
+#include "reference_network.hpp"
+#include "timing.hpp"
+
+using namespace cnngraph;
+
+namespace {
+
+struct Setup {
+  std::string model;
+  Precision precision;
+  int batch;
+};
+
+const char* label(Precision p) { return p == Precision::f16 ? "f16" : "fp32_tf32"; }
+
+DataType storage(Precision p) { return p == Precision::f16 ? DataType::f16 : DataType::f32; }
+
+// A batch of random images and random classes, on the device in the graph's storage type.
+struct DeviceBatch {
+  Image images;
+  LossLabels labels;
+};
+DeviceBatch device_batch(const Setup& s, int size, int channels, int classes) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  std::vector<float> values(static_cast<std::size_t>(s.batch) * size * size * channels);
+  for (float& v : values) v = normal(rng);
+  std::vector<int> picked(s.batch);
+  for (int& c : picked) c = static_cast<int>(rng() % classes);
+  const LossLabels host = LossLabels::from_classes(picked, classes);
+  const ImageShape shape = host.labels().shape();
+  const Image ones = Image::from_floats(shape, std::vector<float>(shape.elements(), 1.0f));
+  const DataType type = storage(s.precision);
+  return {Image::from_floats({s.batch, size, size, channels}, values, type).to(Device::cuda()),
+          LossLabels(host.labels().converted_to(type).to(Device::cuda()),
+                     ones.converted_to(type).to(Device::cuda()))};
+}
+
+struct Measured {
+  double ms = 0, cold_ms = 0;
+  float first_loss = 0, last_loss = 0;
+};
+
+Measured measure(const Setup& s, double seconds) {
+  auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.01f}, 0.9f);
+  const bool lenet = s.model == "lenet";
+  const std::shared_ptr<ImageNode> logits =
+      lenet ? examples::build_reference_network(examples::make_trainable_sources(1, sgd)).logits
+            : models::resnet50(models::Parameters{models::random_tensors(0), sgd}).logits;
+  const DeviceBatch batch = lenet ? device_batch(s, 28, 1, 10) : device_batch(s, 224, 3, 1000);
+  auto loss = std::make_shared<LossNode>(
+      logits, LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  const auto terminals = loss->training_graph();
+  GraphOptions options;
+  options.precision = s.precision;
+  options.autotune = true;
+  Measured m;
+  const auto start = std::chrono::steady_clock::now();
+  Graph graph(Device::cuda(), terminals, std::vector<bool>(terminals.size(), false), options);
+  m.first_loss = graph.run({batch.images}, {batch.labels}).loss();
+  m.cold_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  m.ms = bench::median_ms(
+      [&] { m.last_loss = graph.run({batch.images}, {batch.labels}).loss(); }, seconds);
+  return m;
+}
+
+// (model/precision/way) -> (ms per step, cold seconds)
+std::map<std::string, std::pair<double, double>> run_torch(const std::string& models,
+                                                           double seconds,
+                                                           const std::string& ways) {
+  std::map<std::string, std::pair<double, double>> out;
+  const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
+                              "/torch_train_cuda.py " + models + " " + std::to_string(seconds) +
+                              " " + ways;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return out;
+  char line[512];
+  while (std::fgets(line, sizeof line, pipe)) {
+    std::fputs(line, stderr);  // the peer's own lines, as they come
+    char model[32], precision[16], way[16];
+    int batch = 0;
+    double ms = 0, img_s = 0, cold = 0;
+    if (std::sscanf(line,
+                    "{\"model\": \"%31[^\"]\", \"precision\": \"%15[^\"]\", \"batch\": %d, "
+                    "\"way\": \"%15[^\"]\", \"torch_ms\": %lf, \"img_s\": %lf, \"cold_s\": %lf}",
+                    model, precision, &batch, way, &ms, &img_s, &cold) == 7) {
+      out[std::string(model) + "/" + precision + "/" + way] = {ms, cold};
+    }
+  }
+  pclose(pipe);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model = "all", ways = "eager,compile";
+  double seconds = 2.0;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--model" && i + 1 < argc)
+      model = argv[++i];
+    else if (a == "--seconds" && i + 1 < argc)
+      seconds = std::stod(argv[++i]);
+    else if (a == "--no-torch")
+      torch = false;
+    else if (a == "--torch-ways" && i + 1 < argc)
+      ways = argv[++i];
+  }
+  if (Device::cuda_device_count() == 0) {
+    std::printf("{\"skipped\": \"no CUDA GPU on this machine\"}\n");
+    return 0;
+  }
+  const std::string models = model == "all" ? "lenet,resnet50" : model;
+  const auto peer = torch ? run_torch(models, seconds, ways)
+                          : std::map<std::string, std::pair<double, double>>{};
+  std::vector<Setup> setups;
+  if (model != "resnet50") setups.push_back({"lenet", Precision::tf32_allowed, 64});
+  if (model != "lenet") {
+    setups.push_back({"resnet50", Precision::f16, 128});
+    setups.push_back({"resnet50", Precision::tf32_allowed, 128});
+  }
+  for (const Setup& s : setups) {
+    const Measured m = measure(s, seconds);
+    std::printf(
+        "{\"summary\": \"train_cuda\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
+        "\"cnngraph_ms\": %.3f, \"cnngraph_img_s\": %.0f, \"cold_ms\": %.0f, \"first_loss\": "
+        "%.4f, \"last_loss\": %.4f",
+        s.model.c_str(), label(s.precision), s.batch, m.ms, s.batch * 1000.0 / m.ms, m.cold_ms,
+        m.first_loss, m.last_loss);
+    double best = 0;
+    for (const char* way : {"eager", "compile"}) {
+      auto it = peer.find(s.model + "/" + label(s.precision) + "/" + way);
+      if (it == peer.end()) continue;
+      best = best == 0 ? it->second.first : std::min(best, it->second.first);
+      std::printf(", \"torch_%s_ms\": %.3f, \"torch_%s_img_s\": %.0f, \"torch_%s_cold_s\": %.1f",
+                  way, it->second.first, way, s.batch * 1000.0 / it->second.first, way,
+                  it->second.second);
+    }
+    if (best > 0) std::printf(", \"ratio_vs_best_torch\": %.3f", best / m.ms);
+    std::printf("}\n");
+    std::fflush(stdout);
+  }
+}
