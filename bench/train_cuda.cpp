@@ -7,8 +7,9 @@
 // recorded CUDA graph; the batch and its labels stay on the device. A step is timed
 // through Graph::run (which waits for the step and reads the loss back). The cold start is
 // the time from the Graph's construction (with autotuning) to the end of the first step.
-// Usage: train_cuda [--model resnet50|lenet|all] [--seconds S] [--no-torch]
-//                   [--torch-ways eager,compile]
+// Usage: train_cuda [--model resnet50|lenet|all] [--precision f16|fp32_tf32|all]
+//                   [--seconds S] [--no-torch] [--torch-ways eager,compile]
+//        CNNGRAPH_PROFILE=1 train_cuda --no-torch --seconds 0 ... (per-step times, stderr)
 #include <chrono>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -115,7 +116,7 @@ std::map<std::string, std::pair<double, double>> run_torch(const std::string& mo
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model = "all", ways = "eager,compile";
+  std::string model = "all", ways = "eager,compile", precision = "all";
   double seconds = 2.0;
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
@@ -124,6 +125,8 @@ int main(int argc, char** argv) {
       model = argv[++i];
     else if (a == "--seconds" && i + 1 < argc)
       seconds = std::stod(argv[++i]);
+    else if (a == "--precision" && i + 1 < argc)
+      precision = argv[++i];
     else if (a == "--no-torch")
       torch = false;
     else if (a == "--torch-ways" && i + 1 < argc)
@@ -139,8 +142,8 @@ int main(int argc, char** argv) {
   std::vector<Setup> setups;
   if (model != "resnet50") setups.push_back({"lenet", Precision::tf32_allowed, 64});
   if (model != "lenet") {
-    setups.push_back({"resnet50", Precision::f16, 128});
-    setups.push_back({"resnet50", Precision::tf32_allowed, 128});
+    if (precision != "fp32_tf32") setups.push_back({"resnet50", Precision::f16, 128});
+    if (precision != "f16") setups.push_back({"resnet50", Precision::tf32_allowed, 128});
   }
   for (const Setup& s : setups) {
     const Measured m = measure(s, seconds);

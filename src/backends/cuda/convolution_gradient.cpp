@@ -104,10 +104,12 @@ class CudnnConvolutionGradient : public Kernel {
         storage_dw_ = context_.memory->allocate(trained_->weight_count * element,
                                                 op_.name + " weight gradient");
       }
-      const std::size_t pixels = dy_elements / forward.output_channels;
-      reduction_scratch_ = context_.memory->allocate(
-          channel_reduction_scratch_bytes(pixels, forward.output_channels),
-          op_.name + " bias gradient");
+      if (forward.weights->has_bias) {  // no bias, no bias gradient (a pass over dy less)
+        const std::size_t pixels = dy_elements / forward.output_channels;
+        reduction_scratch_ = context_.memory->allocate(
+            channel_reduction_scratch_bytes(pixels, forward.output_channels),
+            op_.name + " bias gradient");
+      }
     }
     return true;
   }
@@ -137,9 +139,11 @@ class CudnnConvolutionGradient : public Kernel {
         convert(storage_dw_.get(), context_.storage, trained_->weights_gradient.get(),
                 DataType::f32, trained_->weight_count, context_.stream);
       }
-      channel_sums(context_.storage, dy, dy_elements / forward.output_channels,
-                   forward.output_channels, 1.0f, trained_->bias_gradient_f32(),
-                   reinterpret_cast<float*>(reduction_scratch_.get()), context_.stream);
+      if (reduction_scratch_) {
+        channel_sums(context_.storage, dy, dy_elements / forward.output_channels,
+                     forward.output_channels, 1.0f, trained_->bias_gradient_f32(),
+                     reinterpret_cast<float*>(reduction_scratch_.get()), context_.stream);
+      }
     }
   }
 
@@ -148,8 +152,8 @@ class CudnnConvolutionGradient : public Kernel {
     if (pre_activation_kernel_) name += "recompute:" + pre_activation_kernel_->implementation();
     if (data_plan_) name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
     if (filter_plan_) {
-      name += (name.empty() ? "" : " + ") + ("cudnn:backward_filter:" + filter_plan_->engine) +
-              " + cuda:channel_sums";
+      name += (name.empty() ? "" : " + ") + ("cudnn:backward_filter:" + filter_plan_->engine);
+      if (reduction_scratch_) name += " + cuda:channel_sums";
     }
     return name;
   }
@@ -184,6 +188,18 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
   if (forward.post_ops.size() > 1 ||
       (!forward.post_ops.empty() && forward.post_ops[0].kind != PostOp::Kind::neuron)) {
     return nullptr;
+  }
+  // cuDNN's backward-filter engines were seen wrong (f32, H100, cuDNN 9) where a window
+  // lies wholly in the padding (padding past the kernel's extent): refused, not guessed.
+  const auto beyond = [](const AxisGeometry& axis, int dilation) {
+    const int extent = (axis.kernel_size - 1) * dilation + 1;
+    return axis.pad_before >= extent || axis.pad_after >= extent;
+  };
+  if (op.parameters && (beyond(forward.y, forward.dilation_y) || beyond(forward.x, forward.dilation_x))) {
+    throw Unsupported(op.name +
+                      ": its weight gradient on CUDA: the padding reaches past the kernel's "
+                      "extent (a window wholly in the padding), which cuDNN's engines get wrong; "
+                      "train this node on a CPU device or with less padding");
   }
   auto kernel = std::make_unique<CudnnConvolutionGradient>(op, context);
   if (!kernel->build(options)) return nullptr;
