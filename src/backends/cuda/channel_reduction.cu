@@ -1,8 +1,11 @@
 // Per-channel sums over the pixels of NHWC images, in a fixed order (no atomics, so runs
 // repeat bit for bit): a convolution's bias gradient, and batch normalization in training
-// mode (statistics, gamma/beta gradients). Each block sums 32 channels over one chunk of
-// pixels into a partial row; a second kernel adds the rows in order. Math in float; the
-// formulas are the reference backend's (src/backends/reference/training_ops.cpp).
+// mode (statistics, gamma/beta gradients). Each thread reads 16 bytes of one pixel's
+// channels at a time, a block a contiguous run of pixels, and the block's rows are added
+// into one partial row per chunk of pixels; a second kernel adds the partial rows in order
+// and finishes each channel (mean and variance, or the gradient's per-channel
+// coefficients). The element-wise passes are map_elements (device_math.cuh). Math in
+// float; the formulas are the reference backend's (src/backends/reference/training_ops.cpp).
 #include <algorithm>
 #include <string>
 #include <type_traits>
@@ -14,50 +17,65 @@ namespace cnngraph::detail::cuda {
 
 namespace {
 
-constexpr int kChannels = 32;  // channels per block (threadIdx.x), one 128-byte f32 row
-constexpr int kRows = 8;       // pixels a block reads at once (threadIdx.y)
-constexpr int kTargetBlocks = 1024;
+constexpr int kThreads = 256;
+constexpr int kMaxVector = 8;
+constexpr unsigned kTargetBlocks = 2048;
 
-struct Chunks {
-  unsigned count;
-  std::size_t per_chunk;
+// How a reduction is laid out: V channels a thread, `lanes` threads across a pixel's
+// channels in a block (the block's other threads take the next pixels, `rows` at once).
+struct Layout {
+  int vector = 1, lanes = 1, rows = 1;
+  unsigned channel_blocks = 1, chunks = 1;
+  std::size_t per_chunk = 1;
 };
 
-Chunks chunks_for(std::size_t pixels, int channels) {
-  const unsigned channel_blocks = unsigned((channels + kChannels - 1) / kChannels);
-  std::size_t count = std::max<std::size_t>(1, kTargetBlocks / channel_blocks);
-  count = std::min(count, std::max<std::size_t>(1, pixels / 64));
-  const std::size_t per_chunk = (pixels + count - 1) / count;
-  return {unsigned((pixels + per_chunk - 1) / per_chunk), per_chunk};
+Layout layout_for(std::size_t pixels, int channels, int vector) {
+  Layout l;
+  l.vector = vector;
+  const int lane_total = channels / vector;
+  l.lanes = std::min(lane_total, kThreads);
+  l.rows = kThreads / l.lanes;
+  l.channel_blocks = unsigned((lane_total + l.lanes - 1) / l.lanes);
+  std::size_t chunks = std::max<std::size_t>(1, kTargetBlocks / l.channel_blocks);
+  chunks = std::min(chunks, std::max<std::size_t>(1, pixels / (4 * std::size_t(l.rows))));
+  l.per_chunk = (pixels + chunks - 1) / chunks;
+  l.chunks = unsigned((pixels + l.per_chunk - 1) / l.per_chunk);
+  return l;
 }
 
-// partial[chunk][c] = sum over the chunk's pixels p of f(p, c), for up to two sums at once
-// (f returns a float2; .y is ignored where one sum is wanted).
-template <typename F>
-__global__ void partial_sums_kernel(F f, std::size_t pixels, int channels, std::size_t per_chunk,
-                                    float2* partial) {
-  const int c = blockIdx.x * kChannels + threadIdx.x;
+// The scratch layout: 4 coefficients per channel, then the partial rows.
+std::size_t coefficient_floats(int channels) { return (4 * std::size_t(channels) + 3) / 4 * 4; }
+
+// partial[chunk][c] = sums over the chunk's pixels p of load(p, c) (two sums at once).
+template <int V, typename L>
+__global__ void partial_sums_kernel(L load, std::size_t pixels, int channels, int lanes, int rows,
+                                    std::size_t per_chunk, float2* partial) {
+  const int lane = threadIdx.x % lanes, row = threadIdx.x / lanes;
+  const int c0 = (blockIdx.x * lanes + lane) * V;
+  const bool active = row < rows && c0 < channels;
   const std::size_t begin = blockIdx.y * per_chunk;
   const std::size_t end = min(pixels, begin + per_chunk);
-  float2 sum = {0.0f, 0.0f};
-  if (c < channels) {
-    for (std::size_t p = begin + threadIdx.y; p < end; p += kRows) {
-      const float2 v = f(p, c);
-      sum.x += v.x;
-      sum.y += v.y;
-    }
+  float2 sum[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) sum[k] = {0.0f, 0.0f};
+  if (active) {
+    for (std::size_t p = begin + row; p < end; p += rows) load.template add<V>(p, c0, sum);
   }
-  __shared__ float2 rows[kRows][kChannels];
-  rows[threadIdx.y][threadIdx.x] = sum;
+  __shared__ float2 shared[kThreads * kMaxVector];
+#pragma unroll
+  for (int k = 0; k < V; ++k) shared[threadIdx.x * V + k] = sum[k];
   __syncthreads();
-  if (threadIdx.y == 0 && c < channels) {
-    float2 total = rows[0][threadIdx.x];
-    for (int r = 1; r < kRows; ++r) {
-      total.x += rows[r][threadIdx.x].x;
-      total.y += rows[r][threadIdx.x].y;
+  if (row != 0 || !active) return;
+  for (int r = 1; r < rows; ++r) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float2 v = shared[(r * lanes + lane) * V + k];
+      sum[k].x += v.x;
+      sum[k].y += v.y;
     }
-    partial[std::size_t(blockIdx.y) * channels + c] = total;
   }
+#pragma unroll
+  for (int k = 0; k < V; ++k) partial[std::size_t(blockIdx.y) * channels + c0 + k] = sum[k];
 }
 
 // Adds the partial rows in order and hands each channel's totals to `finish(c, x, y)`.
@@ -73,55 +91,64 @@ __global__ void finish_sums_kernel(const float2* partial, unsigned chunks, int c
   finish(c, x, y);
 }
 
-template <typename F, typename G>
-void channel_reduce(F f, G finish, std::size_t pixels, int channels, float* scratch,
-                    cudaStream_t stream, const char* name) {
-  const Chunks chunks = chunks_for(pixels, channels);
-  auto* partial = reinterpret_cast<float2*>(scratch);
-  const dim3 grid(unsigned((channels + kChannels - 1) / kChannels), chunks.count);
-  partial_sums_kernel<<<grid, dim3(kChannels, kRows), 0, stream>>>(f, pixels, channels,
-                                                                   chunks.per_chunk, partial);
-  check_launch(name);
-  finish_sums_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(partial, chunks.count,
-                                                                          channels, finish);
-  check_launch(name);
-}
-
+// Loads: the values (and their squares), or dy (and dy * x).
 template <typename T>
 struct Values {
   const T* src;
   int channels;
-  __device__ float2 operator()(std::size_t p, int c) const {
-    return {to_float(src[p * channels + c]), 0.0f};
+  bool squares;
+  template <int V>
+  __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
+    const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + p * channels + c0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float v = to_float(x.v[k]);
+      sum[k].x += v;
+      if (squares) sum[k].y += v * v;
+    }
   }
 };
 
-// Values and their squares.
-template <typename T>
-struct ValuesAndSquares {
-  const T* src;
-  int channels;
-  __device__ float2 operator()(std::size_t p, int c) const {
-    const float v = to_float(src[p * channels + c]);
-    return {v, v * v};
-  }
-};
-
-// dy and dy * xhat.
 template <typename T>
 struct GradientTerms {
   const T* diff_dst;
   const T* src;
   int channels;
-  const float* mean;
-  const float* variance;
-  float epsilon;
-  __device__ float2 operator()(std::size_t p, int c) const {
-    const float dy = to_float(diff_dst[p * channels + c]);
-    const float xhat = (to_float(src[p * channels + c]) - mean[c]) * rsqrtf(variance[c] + epsilon);
-    return {dy, dy * xhat};
+  template <int V>
+  __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
+    const std::size_t at = p * channels + c0;
+    const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + at);
+    const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + at);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float g = to_float(dy.v[k]);
+      sum[k].x += g;
+      sum[k].y += g * to_float(x.v[k]);
+    }
   }
 };
+
+template <typename T, typename L, typename G>
+void channel_reduce(const L& load, G finish, const void* a, const void* b, std::size_t pixels,
+                    int channels, float* scratch, cudaStream_t stream, const char* name) {
+  constexpr int kVector = 16 / sizeof(T);
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  const bool wide = channels % kVector == 0 && aligned(a) && aligned(b);
+  const Layout l = layout_for(pixels, channels, wide ? kVector : 1);
+  auto* partial = reinterpret_cast<float2*>(scratch + coefficient_floats(channels));
+  const dim3 grid(l.channel_blocks, l.chunks);
+  if (wide) {
+    partial_sums_kernel<kVector><<<grid, kThreads, 0, stream>>>(load, pixels, channels, l.lanes,
+                                                                l.rows, l.per_chunk, partial);
+  } else {
+    partial_sums_kernel<1><<<grid, kThreads, 0, stream>>>(load, pixels, channels, l.lanes, l.rows,
+                                                          l.per_chunk, partial);
+  }
+  check_launch(name);
+  finish_sums_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(partial, l.chunks,
+                                                                          channels, finish);
+  check_launch(name);
+}
 
 struct StoreScaled {
   float* out;
@@ -129,7 +156,7 @@ struct StoreScaled {
   __device__ void operator()(int c, float x, float) const { out[c] = x * scale; }
 };
 
-// Mean and biased variance from the sums of values and squares over `count`.
+// Mean and biased variance from the sums of values and squares.
 struct StoreMoments {
   float* mean;
   float* variance;
@@ -141,45 +168,55 @@ struct StoreMoments {
   }
 };
 
-struct StorePair {
-  float* first;
-  float* second;
-  __device__ void operator()(int c, float x, float y) const {
-    first[c] = x;
-    second[c] = y;
+// The gradients of gamma and beta from the sums of dy and dy * x, and the coefficients of
+// diff_src = a dy + b x + c:
+//   diff_src = gamma / s (dy - dbeta / M - xhat dgamma / M), xhat = (x - mean) / s.
+struct StoreGradients {
+  const float* mean;
+  const float* variance;
+  const float* gamma;
+  float epsilon, inverse_count;
+  float* gamma_gradient;
+  float* beta_gradient;
+  float* coefficients;  // a, b, c per channel
+  int channels;
+  __device__ void operator()(int c, float dy, float dyx) const {
+    const float inv_std = rsqrtf(variance[c] + epsilon);
+    const float dgamma = (dyx - mean[c] * dy) * inv_std;
+    gamma_gradient[c] = dgamma;
+    beta_gradient[c] = dy;
+    const float a = gamma[c] * inv_std;
+    const float b = -a * inv_std * dgamma * inverse_count;
+    coefficients[c] = a;
+    coefficients[channels + c] = b;
+    coefficients[2 * channels + c] = -a * dy * inverse_count - b * mean[c];
   }
 };
 
-template <typename T>
-__global__ void normalize_kernel(const T* src, const float* mean, const float* variance,
-                                 const float* gamma, const float* beta, float epsilon, T* dst,
-                                 std::size_t count, int channels) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(i % channels);
-    const float scale = gamma[c] * rsqrtf(variance[c] + epsilon);
-    dst[i] = from_float<T>((to_float(src[i]) - mean[c]) * scale + beta[c]);
-  }
+__global__ void normalization_coefficients_kernel(const float* mean, const float* variance,
+                                                  const float* gamma, const float* beta,
+                                                  float epsilon, float* coefficients,
+                                                  int channels) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  const float scale = gamma[c] * rsqrtf(variance[c] + epsilon);
+  coefficients[c] = scale;
+  coefficients[channels + c] = beta[c] - mean[c] * scale;
 }
 
-template <typename T>
-__global__ void normalization_gradient_kernel(const T* diff_dst, const T* src, const float* mean,
-                                              const float* variance, const float* gamma,
-                                              const float* gamma_gradient,
-                                              const float* beta_gradient, float epsilon,
-                                              float inverse_count, T* diff_src, std::size_t count,
-                                              int channels) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(i % channels);
-    const float inv_std = rsqrtf(variance[c] + epsilon);
-    const float xhat = (to_float(src[i]) - mean[c]) * inv_std;
-    const float dy = to_float(diff_dst[i]);
-    diff_src[i] = from_float<T>(gamma[c] * inv_std *
-                                (dy - beta_gradient[c] * inverse_count -
-                                 xhat * gamma_gradient[c] * inverse_count));
+// The element-wise passes (map_elements).
+struct Affine {
+  const float* scale;
+  const float* shift;
+  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
+};
+struct NormalizationGradient {
+  const float* coefficients;
+  int channels;
+  __device__ float operator()(int c, float dy, float x) const {
+    return coefficients[c] * dy + coefficients[channels + c] * x + coefficients[2 * channels + c];
   }
-}
+};
 
 template <typename F>
 void for_storage(DataType type, const char* name, F&& f) {
@@ -196,15 +233,20 @@ void for_storage(DataType type, const char* name, F&& f) {
 }  // namespace
 
 std::size_t channel_reduction_scratch_bytes(std::size_t pixels, int channels) {
-  return std::size_t(chunks_for(pixels, channels).count) * channels * sizeof(float2);
+  unsigned chunks = 1;  // the most that any vector width makes
+  for (int vector : {1, 4, 8}) {
+    if (channels % vector == 0) chunks = std::max(chunks, layout_for(pixels, channels, vector).chunks);
+  }
+  return (coefficient_floats(channels) + 2 * std::size_t(chunks) * channels) * sizeof(float);
 }
 
 void channel_sums(DataType type, const void* src, std::size_t pixels, int channels, float scale,
                   float* sums, float* scratch, cudaStream_t stream) {
   for_storage(type, "channel_sums", [&](auto tag) {
     using T = decltype(tag);
-    channel_reduce(Values<T>{static_cast<const T*>(src), channels}, StoreScaled{sums, scale},
-                   pixels, channels, scratch, stream, "channel_sums");
+    channel_reduce<T>(Values<T>{static_cast<const T*>(src), channels, false},
+                      StoreScaled{sums, scale}, src, src, pixels, channels, scratch, stream,
+                      "channel_sums");
   });
 }
 
@@ -212,25 +254,26 @@ void batch_statistics(DataType type, const void* src, std::size_t pixels, int ch
                       float* mean, float* variance, float* scratch, cudaStream_t stream) {
   for_storage(type, "batch_statistics", [&](auto tag) {
     using T = decltype(tag);
-    // One pass over the images (sums of values and of squares, f32 per thread, per chunk
-    // and per channel): a network's activations have means of the order of their spread,
-    // where E[x^2] - E[x]^2 loses little.
-    channel_reduce(ValuesAndSquares<T>{static_cast<const T*>(src), channels},
-                   StoreMoments{mean, variance, 1.0f / float(pixels)}, pixels, channels, scratch,
-                   stream, "batch_statistics");
+    // One pass (sums of values and of squares, f32 per thread, chunk and channel): a
+    // network's activations have means of the order of their spread, where
+    // E[x^2] - E[x]^2 loses little.
+    channel_reduce<T>(Values<T>{static_cast<const T*>(src), channels, true},
+                      StoreMoments{mean, variance, 1.0f / float(pixels)}, src, src, pixels,
+                      channels, scratch, stream, "batch_statistics");
   });
 }
 
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
-                     std::size_t pixels, int channels, cudaStream_t stream) {
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream) {
   for_storage(type, "batch_normalize", [&](auto tag) {
     using T = decltype(tag);
-    const std::size_t count = pixels * channels;
-    normalize_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(
-        static_cast<const T*>(src), mean, variance, gamma, beta, epsilon, static_cast<T*>(dst),
-        count, channels);
+    normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
+        mean, variance, gamma, beta, epsilon, scratch, channels);
     check_launch("batch_normalize");
+    map_elements(Affine{scratch, scratch + channels}, static_cast<const T*>(src),
+                 static_cast<const T*>(nullptr), static_cast<T*>(dst), pixels * channels, channels,
+                 stream, "batch_normalize");
   });
 }
 
@@ -243,14 +286,13 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
     using T = decltype(tag);
     const auto* dy = static_cast<const T*>(diff_dst);
     const auto* x = static_cast<const T*>(src);
-    channel_reduce(GradientTerms<T>{dy, x, channels, mean, variance, epsilon},
-                   StorePair{beta_gradient, gamma_gradient}, pixels, channels, scratch, stream,
-                   "batch_normalization_gradient");
-    const std::size_t count = pixels * channels;
-    normalization_gradient_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(
-        dy, x, mean, variance, gamma, gamma_gradient, beta_gradient, epsilon, 1.0f / float(pixels),
-        static_cast<T*>(diff_src), count, channels);
-    check_launch("batch_normalization_gradient");
+    const StoreGradients finish{mean,           variance,      gamma,   epsilon,
+                                1.0f / float(pixels), gamma_gradient, beta_gradient, scratch,
+                                channels};
+    channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
+                      stream, "batch_normalization_gradient");
+    map_elements(NormalizationGradient{scratch, channels}, dy, x, static_cast<T*>(diff_src),
+                 pixels * channels, channels, stream, "batch_normalization_gradient");
   });
 }
 

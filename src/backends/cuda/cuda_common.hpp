@@ -96,9 +96,12 @@ void pad_channels(DataType type, const void* src, int from_channels, void* dst, 
 // Gradients (training_ops.cu). diff_src = diff_dst * neuron'(src), channel = index % channels.
 void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst, const void* src,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream);
-// diff_src (op.dst_shape) from diff_dst (op.src_shapes[0]) and the forward src.
+// diff_src (op.dst_shape) from diff_dst (op.src_shapes[0]) and the forward src. Max
+// pooling first records each window's maximum in `argmax` (pooling_argmax_bytes of device
+// memory; null where that is 0, and then each source element scans its windows itself).
+std::size_t pooling_argmax_bytes(const PoolingGradientOp& op);
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
-                      const void* src, void* diff_src, cudaStream_t stream);
+                      const void* src, void* diff_src, void* argmax, cudaStream_t stream);
 // From diff_dst and the forward dst (the soft-max or log-soft-max itself).
 // dst = src * mask / keep, the mask of kernels/dropout_mask.hpp for the batch at *batch.
 void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
@@ -118,7 +121,7 @@ void batch_statistics(DataType type, const void* src, std::size_t pixels, int ch
                       float* mean, float* variance, float* scratch, cudaStream_t stream);
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
-                     std::size_t pixels, int channels, cudaStream_t stream);
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream);
 void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
                                   const float* mean, const float* variance, const float* gamma,
                                   float epsilon, void* diff_src, float* gamma_gradient,

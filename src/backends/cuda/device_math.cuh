@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "backends/cuda/cuda_common.hpp"
 #include "ops/neuron_math.hpp"
@@ -117,5 +118,47 @@ inline unsigned blocks_for(std::size_t count, unsigned threads) {
 
 // Launch errors surface at once, naming the kernel.
 void check_launch(const char* kernel);
+
+// V consecutive elements, loaded or stored in one access.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// dst[i] = f(channel of i, a[i], b[i]) (b may be null: 0 is passed), V elements a thread
+// with V-wide loads and stores; the channel is found once per group.
+template <int V, typename T, typename F>
+__global__ void map_kernel(F f, const T* a, const T* b, T* dst, std::size_t groups, int channels) {
+  for (std::size_t g = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; g < groups;
+       g += std::size_t(gridDim.x) * blockDim.x) {
+    const Pack<T, V> x = reinterpret_cast<const Pack<T, V>*>(a)[g];
+    Pack<T, V> y{};
+    if (b) y = reinterpret_cast<const Pack<T, V>*>(b)[g];
+    Pack<T, V> out;
+    int c = int((g * V) % std::size_t(channels));
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      out.v[k] = from_float<T>(f(c, to_float(x.v[k]), b ? to_float(y.v[k]) : 0.0f));
+      if (++c == channels) c = 0;
+    }
+    reinterpret_cast<Pack<T, V>*>(dst)[g] = out;
+  }
+}
+
+// Launches map_kernel 16 bytes a thread where the count and the pointers allow (the
+// memory planner aligns images to 256 bytes), else one element a thread.
+template <typename T, typename F>
+void map_elements(F f, const T* a, const T* b, T* dst, std::size_t count, int channels,
+                  cudaStream_t stream, const char* name) {
+  constexpr int V = 16 / sizeof(T);
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  if (count % V == 0 && aligned(a) && aligned(b) && aligned(dst)) {
+    map_kernel<V><<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, dst, count / V,
+                                                                   channels);
+  } else {
+    map_kernel<1><<<blocks_for(count, 256), 256, 0, stream>>>(f, a, b, dst, count, channels);
+  }
+  check_launch(name);
+}
 
 }  // namespace cnngraph::detail::cuda

@@ -15,6 +15,20 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
+// The functors of map_elements.
+struct NeuronOf {
+  DeviceNeuron n;
+  __device__ float operator()(int c, float x, float) const { return apply_neuron<float>(n, x, c); }
+};
+struct Sum {
+  __device__ float operator()(int, float x, float y) const { return x + y; }
+};
+struct AffineOf {
+  const float* scale;
+  const float* shift;
+  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
+};
+
 template <typename From, typename To>
 __global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
@@ -23,14 +37,6 @@ __global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
   }
 }
 
-template <typename T>
-__global__ void neuron_kernel(DeviceNeuron n, const T* src, T* dst, std::size_t count,
-                              int channels) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    dst[i] = from_float<T>(apply_neuron<float>(n, to_float(src[i]), int(i % channels)));
-  }
-}
 
 template <typename T>
 __global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst, std::size_t count,
@@ -42,23 +48,7 @@ __global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst
   }
 }
 
-template <typename T>
-__global__ void add_kernel(const T* a, const T* b, T* dst, std::size_t count) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    dst[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
-  }
-}
 
-template <typename T>
-__global__ void affine_kernel(const T* src, const float* scale, const float* shift, T* dst,
-                              std::size_t count, int channels) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const int c = int(i % channels);
-    dst[i] = from_float<T>(to_float(src[i]) * scale[c] + shift[c]);
-  }
-}
 
 // 32x32 tiles through shared memory (one column of padding against bank conflicts), so
 // that both the reads and the writes are coalesced.
@@ -144,10 +134,9 @@ void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, st
             int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    neuron_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
-        n, static_cast<const T*>(src), static_cast<T*>(dst), count, channels);
+    map_elements(NeuronOf{n}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
+                 static_cast<T*>(dst), count, channels, stream, "neuron");
   });
-  check_launch("neuron");
 }
 
 void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t count, int channels,
@@ -164,20 +153,19 @@ void add(DataType type, const void* a, const void* b, void* dst, std::size_t cou
          cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    add_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst), count);
+    map_elements(Sum{}, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst),
+                 count, 1, stream, "add");
   });
-  check_launch("add");
 }
 
 void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
             std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    affine_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
-        static_cast<const T*>(src), scale, shift, static_cast<T*>(dst), count, channels);
+    map_elements(AffineOf{scale, shift}, static_cast<const T*>(src),
+                 static_cast<const T*>(nullptr), static_cast<T*>(dst), count, channels, stream,
+                 "affine");
   });
-  check_launch("affine");
 }
 
 void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,

@@ -115,7 +115,7 @@ class NormalizationKernel : public Kernel {
     if (!gradient_) {
       batch_normalize(context_.storage, x, b.on_device(kMean), b.on_device(kVariance),
                       b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
-                      context_.stream);
+                      scratch, context_.stream);
     } else {
       batch_normalization_gradient(context_.storage, args.srcs[0], x, b.on_device(kMean),
                                    b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,

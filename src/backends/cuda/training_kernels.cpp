@@ -19,10 +19,17 @@ std::unique_ptr<Kernel> make_neuron_gradient(const Op& base, const GraphOptions&
       });
 }
 
-std::unique_ptr<Kernel> make_pooling_gradient(const Op& op, const GraphOptions&, Context& context) {
+std::unique_ptr<Kernel> make_pooling_gradient(const Op& base, const GraphOptions&,
+                                              Context& context) {
+  const auto& op = static_cast<const PoolingGradientOp&>(base);
+  std::shared_ptr<std::byte[]> argmax;
+  if (const std::size_t bytes = pooling_argmax_bytes(op))
+    argmax = context.memory->allocate(bytes, op.name + " window maxima");
   return function_kernel<PoolingGradientOp>(
-      op, "cuda:pooling_gradient", [&context](const PoolingGradientOp& o, const KernelArgs& a) {
-        pooling_gradient(context.storage, o, a.srcs[0], a.srcs[1], a.dst, context.stream);
+      op, "cuda:pooling_gradient",
+      [&context, argmax](const PoolingGradientOp& o, const KernelArgs& a) {
+        pooling_gradient(context.storage, o, a.srcs[0], a.srcs[1], a.dst, argmax.get(),
+                         context.stream);
       });
 }
 

@@ -14,16 +14,13 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
-template <typename T>
-__global__ void neuron_gradient_kernel(const __grid_constant__ DeviceNeuron n, const T* diff_dst,
-                                       const T* src, T* diff_src, std::size_t count, int channels) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
-       i += std::size_t(gridDim.x) * blockDim.x) {
-    const int channel = int(i % channels);
-    diff_src[i] = from_float<T>(to_float(diff_dst[i]) *
-                                neuron_derivative<float>(n, to_float(src[i]), channel));
+// diff_src = diff_dst * neuron'(src), for map_elements.
+struct NeuronDerivative {
+  DeviceNeuron n;
+  __device__ float operator()(int c, float dy, float x) const {
+    return dy * neuron_derivative<float>(n, x, c);
   }
-}
+};
 
 // The first in-image tap of result (p, q)'s window holding the window's maximum, in the
 // reference's scan order (rows, then columns); its flat source index.
@@ -60,17 +57,52 @@ __device__ int window_taps(const PoolingGeometry& g, int p, int q) {
   return max(y1 - y0, 0) * max(x1 - x0, 0);
 }
 
+// Max pooling, first pass: per result element, the tap of its window's first maximum
+// (row-major in the window; 255 where the window holds no image pixel).
+template <typename T, typename I>
+__global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned char* argmax) {
+  const I count = I(g.N) * g.P * g.Q * g.C;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
+    const int c = int(e % g.C);
+    I rest = e / g.C;
+    const int q = int(rest % g.Q);
+    rest /= g.Q;
+    const int p = int(rest % g.P);
+    const int n = int(rest / g.P);
+    int best = 255;
+    float best_value = 0.0f;
+    for (int r = 0; r < g.kernel_y; ++r) {
+      const int iy = p * g.stride_y - g.pad_y + r;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int s = 0; s < g.kernel_x; ++s) {
+        const int ix = q * g.stride_x - g.pad_x + s;
+        if (ix < 0 || ix >= g.W) continue;
+        const float v = to_float(src[((I(n) * g.H + iy) * g.W + ix) * g.C + c]);
+        if (best == 255 || v > best_value) {
+          best = r * g.kernel_x + s;
+          best_value = v;
+        }
+      }
+    }
+    argmax[e] = static_cast<unsigned char>(best);
+  }
+}
+
 // One thread per source element: it gathers the gradients of every result whose window
-// covers it (max: only where it is that window's first maximum), so no atomics are needed
-// and the sum runs in a fixed order.
-template <typename T>
+// covers it (max: only where it is that window's first maximum, from `argmax` when given),
+// so no atomics are needed and the sum runs in a fixed order. I: the index type (32 bits
+// where the images allow: 64-bit division is slow).
+template <typename T, typename I>
 __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const T* src,
-                                        T* diff_src) {
-  const std::size_t count = std::size_t(g.N) * g.H * g.W * g.C;
-  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
-       e += std::size_t(gridDim.x) * blockDim.x) {
-    const Pixel at = unravel(e, g.H, g.W, g.C);
-    const int n = at.n, iy = at.y, ix = at.x, c = at.c;
+                                        const unsigned char* argmax, T* diff_src) {
+  const I count = I(g.N) * g.H * g.W * g.C;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
+    const int c = int(e % g.C);
+    I rest = e / g.C;
+    const int ix = int(rest % g.W);
+    rest /= g.W;
+    const int iy = int(rest % g.H);
+    const int n = int(rest / g.H);
     // Results p with p * stride - pad <= iy < p * stride - pad + kernel.
     const int p0 = max(0, (iy + g.pad_y - g.kernel_y + g.stride_y) / g.stride_y);
     const int p1 = min(g.P - 1, (iy + g.pad_y) / g.stride_y);
@@ -83,8 +115,11 @@ __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, co
       for (int q = q0; q <= q1; ++q) {
         const int left = q * g.stride_x - g.pad_x;
         if (ix < left || ix >= left + g.kernel_x) continue;
-        const float dy = to_float(diff_dst[((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c]);
-        if (g.max) {
+        const I out = ((I(n) * g.P + p) * g.Q + q) * g.C + c;
+        const float dy = to_float(diff_dst[out]);
+        if (argmax) {
+          if (argmax[out] == (iy - top) * g.kernel_x + (ix - left)) sum += dy;
+        } else if (g.max) {
           if (window_maximum(g, src, n, p, q, c) == e) sum += dy;
         } else {
           sum += dy / float(window_taps(g, p, q));
@@ -132,21 +167,41 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    neuron_gradient_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
-        n, static_cast<const T*>(diff_dst), static_cast<const T*>(src), static_cast<T*>(diff_src),
-        count, channels);
+    map_elements(NeuronDerivative{n}, static_cast<const T*>(diff_dst),
+                 static_cast<const T*>(src), static_cast<T*>(diff_src), count, channels, stream,
+                 "neuron_gradient");
   });
-  check_launch("neuron_gradient");
+}
+
+std::size_t pooling_argmax_bytes(const PoolingGradientOp& op) {
+  const bool max = op.type == PoolingType::max;
+  return max && op.x.kernel_size * op.y.kernel_size < 255 ? op.src_shapes[0].elements() : 0;
 }
 
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
-                      const void* src, void* diff_src, cudaStream_t stream) {
+                      const void* src, void* diff_src, void* argmax, cudaStream_t stream) {
   const ImageShape& in = op.dst_shape;  // the forward's source
   const PoolingGeometry g = pooling_geometry(in, op.src_shapes[0], op.x, op.y, op.type);
+  const bool small = in.elements() < (1u << 31) && op.src_shapes[0].elements() < (1u << 31);
+  auto* taps = static_cast<unsigned char*>(argmax);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    pooling_gradient_kernel<<<blocks_for(in.elements(), kThreads), kThreads, 0, stream>>>(
-        g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), static_cast<T*>(diff_src));
+    const auto run = [&](auto index) {
+      using I = decltype(index);
+      if (taps) {
+        pooling_argmax_kernel<T, I>
+            <<<blocks_for(op.src_shapes[0].elements(), kThreads), kThreads, 0, stream>>>(
+                g, static_cast<const T*>(src), taps);
+      }
+      pooling_gradient_kernel<T, I><<<blocks_for(in.elements(), kThreads), kThreads, 0, stream>>>(
+          g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), taps,
+          static_cast<T*>(diff_src));
+    };
+    if (small) {
+      run(0u);
+    } else {
+      run(std::size_t{0});
+    }
   });
   check_launch("pooling_gradient");
 }
