@@ -30,6 +30,11 @@ class Kernel {
   virtual void run(const KernelArgs& args) = 0;
   // Which implementation this is, for describe() and verbose logs.
   virtual std::string implementation() const = 0;
+  // Device kernels: host work around each run of the program, outside the stream and any
+  // recording of it: before the launch (values staged in pinned memory, which the
+  // recording copies) and after the device has finished (values read back from there).
+  virtual void before_run() {}
+  virtual void after_run() {}
 };
 
 class DeviceMemory;

@@ -103,6 +103,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     step.kernel->run(args);
   };
   execution.set_batch(batch);
+  for (Step& step : program.steps) step.kernel->before_run();
   // CNNGRAPH_PROFILE=1 times every step on its own (no recording) and logs it to stderr.
   static const bool profile = std::getenv("CNNGRAPH_PROFILE") != nullptr;
   if (profile) {
@@ -146,6 +147,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   for (const auto& [node, v] : program.exported_values)
     results.exported.emplace_back(node, copy_out(v));
   execution.synchronize();
+  for (Step& step : program.steps) step.kernel->after_run();
   ++set.runs;
   ++program.runs;
   for (const LossOp* loss : program.loss_ops) {
