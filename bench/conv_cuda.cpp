@@ -4,8 +4,12 @@
 // arena, the recorded CUDA graph, the result image and the final synchronization all
 // count); the first run (plan choice, weight upload) is reported apart.
 // Plans are autotuned (GraphOptions::autotune), as the peer's are by cudnn.benchmark.
+// --backward times the convolution's gradient instead: the input, weight and bias
+// gradients of a convolution trained on the device (TrainableDataSource, SGD with learning
+// rate 0, so its fused step is one small launch more) from a device-resident dy, against
+// PyTorch's autograd.grad for the same three.
 // Usage: conv_cuda [--cases FILE] [--seconds S] [--no-torch] [--no-autotune] [--verbose]
-//                  [--no-cuda-graphs]
+//                  [--no-cuda-graphs] [--backward]
 #include <cmath>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -47,10 +51,12 @@ std::vector<Case> read_cases(const std::string& path) {
   return cases;
 }
 
-std::map<std::string, double> run_torch(const std::string& cases, double seconds) {
+std::map<std::string, double> run_torch(const std::string& cases, double seconds,
+                                        bool backward) {
   std::map<std::string, double> ms;
   const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
-                              "/torch_conv_cuda.py " + cases + " " + std::to_string(seconds);
+                              "/torch_conv_cuda.py " + cases + " " + std::to_string(seconds) +
+                              (backward ? " backward" : "");
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return ms;
   char line[512];
@@ -76,6 +82,7 @@ int main(int argc, char** argv) {
   bool autotune = true;  // as the peer's cudnn.benchmark
   bool verbose = false;
   bool cuda_graphs = true;
+  bool backward = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--cases" && i + 1 < argc)
@@ -90,12 +97,15 @@ int main(int argc, char** argv) {
       verbose = true;
     else if (a == "--no-cuda-graphs")
       cuda_graphs = false;
+    else if (a == "--backward")
+      backward = true;
   }
   if (Device::cuda_device_count() == 0) {
     std::cout << "{\"skipped\": \"conv_cuda: no CUDA GPU on this machine\"}\n";
     return 0;
   }
-  const auto torch_ms = torch ? run_torch(cases_path, seconds) : std::map<std::string, double>{};
+  const auto torch_ms =
+      torch ? run_torch(cases_path, seconds, backward) : std::map<std::string, double>{};
   const std::pair<const char*, Precision> precisions[] = {{"f16", Precision::f16},
                                                           {"bf16", Precision::bf16},
                                                           {"tf32", Precision::tf32_allowed},
@@ -112,14 +122,28 @@ int main(int argc, char** argv) {
     std::vector<float> weights(static_cast<std::size_t>(c.k) * c.r * c.r * (c.c / c.groups));
     for (float& v : weights) v = uniform(rng) * 0.1f;
     std::vector<float> bias(c.k, 0.01f);
-    auto source = std::make_shared<ArrayDataSource>(c.name, d, weights, bias);
-    auto x = std::make_shared<ImageNode>();
+    std::shared_ptr<ConvolutionDataSource> source;
+    if (backward) {
+      source = std::make_shared<TrainableDataSource>(
+          c.name, d, weights, bias, std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.0f}));
+    } else {
+      source = std::make_shared<ArrayDataSource>(c.name, d, weights, bias);
+    }
+    auto x = std::make_shared<ImageNode>("x");
     auto conv = std::make_shared<ConvolutionNode>(x, source);
     // MPS's default (same, centred, odd pixel top-left) equals PyTorch's symmetric padding
     // for every case of the suite.
     conv->padding_policy = PaddingPolicy::same();
+    conv->training_style = TrainingStyle::device;
+    auto dy = std::make_shared<ImageNode>("dy");
+    const std::shared_ptr<ImageNode> result =
+        backward ? conv->gradient_filter_for(0, dy)->result_image() : conv->result_image();
     std::vector<float> input(static_cast<std::size_t>(c.n) * c.h * c.w * c.c);
     for (float& v : input) v = uniform(rng);
+    const int p = (c.h + 2 * c.pad - c.dilation * (c.r - 1) - 1) / c.stride + 1;
+    const int q = (c.w + 2 * c.pad - c.dilation * (c.r - 1) - 1) / c.stride + 1;
+    std::vector<float> gradient(static_cast<std::size_t>(c.n) * p * q * c.k);
+    for (float& v : gradient) v = uniform(rng);
     for (const auto& [label, precision] : precisions) {
       GraphOptions options;
       options.precision = precision;
@@ -130,14 +154,20 @@ int main(int argc, char** argv) {
                             : precision == Precision::bf16 ? DataType::bf16
                                                            : DataType::f32;
       const Image image = Image::from_floats({c.n, c.h, c.w, c.c}, input, type).to(Device::cuda());
-      Graph graph(Device::cuda(), conv->result_image(), true, options);
+      const Image dy_image =
+          Image::from_floats({c.n, p, q, c.k}, gradient, type).to(Device::cuda());
+      Graph graph(Device::cuda(), result, true, options);
+      std::vector<Image> sources;
+      for (const auto& handle : graph.source_image_handles())
+        sources.push_back(handle == dy ? dy_image : image);
       const auto cold_start = std::chrono::steady_clock::now();
-      graph.run({image});
+      graph.run(sources);
       const double first_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - cold_start)
               .count();
-      const double ms = bench::median_ms([&] { graph.run({image}); }, seconds);
-      const double tflops = c.flops() / ms / 1e9;
+      const double ms = bench::median_ms([&] { graph.run(sources); }, seconds);
+      // The backward pass is two convolutions' work (data and weight gradients).
+      const double tflops = c.flops() * (backward ? 2 : 1) / ms / 1e9;
       std::printf(
           "{\"case\": \"%s\", \"precision\": \"%s\", \"cnngraph_ms\": %.4f, "
           "\"cnngraph_tflops\": %.1f, \"first_run_ms\": %.1f",
@@ -146,7 +176,7 @@ int main(int argc, char** argv) {
       if (peer != torch_ms.end()) {
         const double ratio = peer->second / ms;
         std::printf(", \"torch_ms\": %.4f, \"torch_tflops\": %.1f, \"ratio\": %.3f", peer->second,
-                    c.flops() / peer->second / 1e9, ratio);
+                    c.flops() * (backward ? 2 : 1) / peer->second / 1e9, ratio);
         log_ratio[label].first += std::log(ratio);
         log_ratio[label].second += 1;
         auto [slot, added] = min_ratio.emplace(label, ratio);
@@ -158,9 +188,10 @@ int main(int argc, char** argv) {
   }
   for (const auto& [label, sum] : log_ratio) {
     std::printf(
-        "{\"summary\": \"conv_cuda\", \"precision\": \"%s\", \"cases\": %d, "
+        "{\"summary\": \"%s\", \"precision\": \"%s\", \"cases\": %d, "
         "\"geomean_ratio_vs_torch\": %.3f, \"min_ratio\": %.3f, \"autotune\": %s}\n",
-        label.c_str(), sum.second, std::exp(sum.first / sum.second), min_ratio[label],
+        backward ? "conv_cuda_backward" : "conv_cuda", label.c_str(), sum.second,
+        std::exp(sum.first / sum.second), min_ratio[label],
         autotune ? "true" : "false");
   }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/conv_cuda: forward convolution with bias, cudnn.benchmark on,
 fp16/bf16 channels-last, TF32/fp32 NCHW. Prints one JSON line per case and precision.
-Usage: torch_conv_cuda.py CASES_FILE SECONDS"""
+With "backward": the input, weight and bias gradients of the same convolution
+(torch.autograd.grad from a fixed dy, the forward's graph kept).
+Usage: torch_conv_cuda.py CASES_FILE SECONDS [backward]"""
 import json
 import sys
 import time
@@ -10,6 +12,7 @@ import torch
 
 torch.backends.cudnn.benchmark = True
 cases_path, seconds = sys.argv[1], float(sys.argv[2])
+backward = len(sys.argv) > 3 and sys.argv[3] == "backward"
 precisions = {"f16": torch.float16, "bf16": torch.bfloat16, "tf32": torch.float32, "f32": torch.float32}
 for line in open(cases_path):
     if not line.strip() or line.startswith("#"):
@@ -23,9 +26,17 @@ for line in open(cases_path):
         conv = torch.nn.Conv2d(c, k, r, stride, pad, dil, groups, bias=True).cuda().to(dtype)
         conv = conv.to(memory_format=fmt)
         x = torch.randn(n, c, h, w, device="cuda", dtype=dtype).to(memory_format=fmt)
-        with torch.no_grad():
+        if backward:
+            x.requires_grad_(True)
+            y = conv(x)
+            dy = torch.randn_like(y)
+            params = [x, conv.weight, conv.bias]
+            step = lambda: torch.autograd.grad(y, params, dy, retain_graph=True)
+        else:
+            step = lambda: conv(x)
+        with torch.set_grad_enabled(backward):
             for _ in range(3):
-                conv(x)
+                step()
             torch.cuda.synchronize()
             times = []
             start = time.time()
@@ -33,7 +44,7 @@ for line in open(cases_path):
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 begin.record()
                 for _ in range(10):
-                    conv(x)
+                    step()
                 end.record()
                 end.synchronize()
                 times.append(begin.elapsed_time(end) / 10)

@@ -1,13 +1,18 @@
 // Training on CUDA against the reference backend: weight and bias gradients on random
 // convolutions, whole training steps (batch norm, every optimizer, both update styles,
 // recorded and replayed), that device-style updates copy nothing to the host, non-finite
-// gradients, and fp16 with dynamic loss scaling. On a machine without a GPU every test
-// skips, saying so.
+// gradients, and fp16 with dynamic loss scaling; and a ResNet-18's loss curve against
+// PyTorch's (bench/torch_resnet18_curve.py). On a machine without a GPU every test skips,
+// saying so.
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "backends/device_memory.hpp"
 #include "cuda_support.hpp"
 #include "gradient_support.hpp"
+#include "models.hpp"
 #include "support.hpp"
 
 using namespace cnngraph;
@@ -328,5 +333,58 @@ TEST(CudaBatchNormalization, TrainingStepsMatchTheReferenceForManyChannelCounts)
       EXPECT_LE(gradient_error(trained[1].mean, trained[0].mean), tolerance) << what;
       EXPECT_LE(gradient_error(trained[1].variance, trained[0].variance), tolerance) << what;
     }
+  }
+}
+
+TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
+  REQUIRE_GPU();
+  const char* dir = std::getenv("CNNGRAPH_RESNET18_CURVE_DIR");
+  if (!dir) {
+    GTEST_SKIP() << "CNNGRAPH_RESNET18_CURVE_DIR is not set (bench/torch_resnet18_curve.py "
+                    "writes PyTorch's initial weights, batches and losses there)";
+  }
+  const auto weights = read_weights_file(std::filesystem::path(dir) / "resnet18_curve.safetensors");
+  const auto data = read_weights_file(std::filesystem::path(dir) / "resnet18_curve_data.safetensors");
+  const std::vector<float> images = data.at("images").to_floats();
+  const std::vector<float> labels = data.at("labels").to_floats();
+  const std::vector<float> torch_losses = data.at("losses").to_floats();
+  const int steps = static_cast<int>(torch_losses.size()), batch = 16, size = 64, classes = 10;
+  ASSERT_EQ(images.size(), std::size_t(steps) * batch * size * size * 3);
+  for (const Precision precision : {Precision::f32, Precision::f16}) {
+    auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.01f}, 0.9f);
+    const models::Network net =
+        models::resnet18(models::Parameters{models::tensors_from(weights), sgd}, size, classes);
+    auto loss = std::make_shared<LossNode>(
+        net.logits, LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+    const auto terminals = loss->training_graph();
+    Graph graph(Device::cuda(), terminals, std::vector<bool>(terminals.size(), false),
+                options_for(precision));
+    const std::size_t per_batch = std::size_t(batch) * size * size * 3;
+    const std::size_t labels_per_batch = std::size_t(batch) * classes;
+    double worst = 0;
+    std::string curve;
+    for (int step = 0; step < steps; ++step) {
+      const Image x = Image::from_floats(
+          {batch, size, size, 3}, std::vector<float>(images.begin() + step * per_batch,
+                                                     images.begin() + (step + 1) * per_batch));
+      const Image y = Image::from_floats(
+          {batch, 1, 1, classes},
+          std::vector<float>(labels.begin() + step * labels_per_batch,
+                             labels.begin() + (step + 1) * labels_per_batch));
+      const float ours = graph.run({x}, {LossLabels(y)}).loss();
+      ASSERT_TRUE(std::isfinite(ours)) << "step " << step;
+      const double deviation = std::fabs(ours - torch_losses[step]) / torch_losses[step];
+      worst = std::max(worst, deviation);
+      curve += " " + std::to_string(ours) + "/" + std::to_string(torch_losses[step]);
+      if (precision == Precision::f32 && step == 0) {
+        EXPECT_LE(deviation, 1e-4) << "the first loss (no update yet)";
+      }
+    }
+    std::printf("resnet18 %s losses (cnngraph/torch):%s\nworst relative deviation %.2e\n",
+                precision == Precision::f32 ? "f32" : "f16", curve.c_str(), worst);
+    // fp32: cuDNN's and PyTorch's summation orders differ, and 20 steps of momentum carry
+    // the differences along; fp16 (with loss scaling) only has to follow the curve.
+    EXPECT_LE(worst, precision == Precision::f32 ? 1e-2 : 1e-1) << "precision "
+                                                                << static_cast<int>(precision);
   }
 }
