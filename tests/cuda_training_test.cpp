@@ -351,7 +351,8 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
   const int steps = static_cast<int>(torch_losses.size()), batch = 16, size = 64, classes = 10;
   ASSERT_EQ(images.size(), std::size_t(steps) * batch * size * size * 3);
   for (const Precision precision : {Precision::f32, Precision::f16}) {
-    auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.01f}, 0.9f);
+    const float learning_rate = data.at("learning_rate").to_floats().at(0);
+    auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{learning_rate}, 0.9f);
     const models::Network net =
         models::resnet18(models::Parameters{models::tensors_from(weights), sgd}, size, classes);
     auto loss = std::make_shared<LossNode>(
@@ -376,15 +377,15 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
       const double deviation = std::fabs(ours - torch_losses[step]) / torch_losses[step];
       worst = std::max(worst, deviation);
       curve += " " + std::to_string(ours) + "/" + std::to_string(torch_losses[step]);
-      if (precision == Precision::f32 && step == 0) {
-        EXPECT_LE(deviation, 1e-4) << "the first loss (no update yet)";
+      if (precision == Precision::f32 && step < 2) {
+        EXPECT_LE(deviation, 1e-5) << "step " << step << " (the first update included)";
       }
     }
     std::printf("resnet18 %s losses (cnngraph/torch):%s\nworst relative deviation %.2e\n",
                 precision == Precision::f32 ? "f32" : "f16", curve.c_str(), worst);
-    // fp32: cuDNN's and PyTorch's summation orders differ, and 20 steps of momentum carry
-    // the differences along; fp16 (with loss scaling) only has to follow the curve.
-    EXPECT_LE(worst, precision == Precision::f32 ? 1e-2 : 1e-1) << "precision "
+    // fp32: cuDNN's and PyTorch's summation orders differ (by 1e-7 at first), and the steps
+    // carry the differences along; fp16 (with loss scaling) only has to follow the curve.
+    EXPECT_LE(worst, precision == Precision::f32 ? 1e-2 : 5e-2) << "precision "
                                                                 << static_cast<int>(precision);
   }
 }

@@ -64,7 +64,11 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
     }
     out << " -> " << to_string(dst.shape) << " (" << storage_name(dst.storage);
     if (dst.storage == Value::Storage::arena) out << " @" << dst.offset * sizeof(float);
-    out << ") via " << step.kernel->implementation() << "\n";
+    if (step.kernel) {
+      out << ") via " << step.kernel->implementation() << "\n";
+    } else {
+      out << ", its source's place: nothing moves)\n";
+    }
   }
   std::size_t total_intermediate = 0;
   for (const Value& v : program->values) {

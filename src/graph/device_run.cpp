@@ -95,6 +95,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   if (recording && set.runs > 0 && !set.captured) set.recorded_sources = bound;
   const bool replay = recording && set.runs > 0 && set.recorded_sources == bound;
   const auto run_step = [&](Step& step) {
+    if (!step.kernel) return;  // an alias: nothing moves
     KernelArgs args;
     args.batch = batch;
     for (int v : step.srcs) args.srcs.push_back(reinterpret_cast<const float*>(at(v)));
@@ -103,11 +104,14 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     step.kernel->run(args);
   };
   execution.set_batch(batch);
-  for (Step& step : program.steps) step.kernel->before_run();
+  for (Step& step : program.steps) {
+    if (step.kernel) step.kernel->before_run();
+  }
   // CNNGRAPH_PROFILE=1 times every step on its own (no recording) and logs it to stderr.
   static const bool profile = std::getenv("CNNGRAPH_PROFILE") != nullptr;
   if (profile) {
     for (Step& step : program.steps) {
+      if (!step.kernel) continue;
       const double ms = execution.time_ms([&] { run_step(step); });
       std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms  %s [%s]\n", step.op->name.c_str(),
                    ms, step.kernel->implementation().c_str(), step.op->attributes().c_str());
@@ -147,7 +151,9 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   for (const auto& [node, v] : program.exported_values)
     results.exported.emplace_back(node, copy_out(v));
   execution.synchronize();
-  for (Step& step : program.steps) step.kernel->after_run();
+  for (Step& step : program.steps) {
+    if (step.kernel) step.kernel->after_run();
+  }
   ++set.runs;
   ++program.runs;
   for (const LossOp* loss : program.loss_ops) {

@@ -266,6 +266,7 @@ struct Graph::Impl {
     KernelArgs args;
     args.batch = batches++;
     for (Step& step : program.steps) {
+      if (!step.kernel) continue;  // an alias: nothing moves
       args.srcs.clear();
       for (int v : step.srcs) args.srcs.push_back(pointer(v));
       args.dst = pointer(step.dst);

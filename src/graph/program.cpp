@@ -21,7 +21,9 @@ void plan_memory(Program& program) {
   std::vector<Block> blocks;
   std::vector<int> order;
   for (std::size_t v = 0; v < program.values.size(); ++v) {
-    if (program.values[v].storage == Value::Storage::arena) order.push_back(static_cast<int>(v));
+    const Value& value = program.values[v];
+    if (value.storage == Value::Storage::arena && value.alias_of < 0)
+      order.push_back(static_cast<int>(v));
   }
   std::sort(order.begin(), order.end(), [&](int a, int b) {
     return program.values[a].first_step < program.values[b].first_step;
@@ -56,6 +58,32 @@ void plan_memory(Program& program) {
     }
   }
   program.arena_floats = end;
+  for (Value& value : program.values) {
+    if (value.alias_of >= 0) value.offset = program.values[value.alias_of].offset;
+  }
+}
+
+// A reshape of an arena value into an arena value copies nothing: the result shares its
+// source's place (aliases of aliases share the first one's), which then lives until the
+// result's last reader. (On CUDA these copies were 2 ms of a ResNet-50 training step: the
+// identity gradients of its residual additions.)
+void alias_reshapes(Program& program) {
+  for (Step& step : program.steps) {
+    if (step.op->kind != OpKind::reshape || step.srcs.size() != 1 || step.preload >= 0) continue;
+    Value& dst = program.values[step.dst];
+    const int root = program.values[step.srcs[0]].alias_of >= 0
+                         ? program.values[step.srcs[0]].alias_of
+                         : step.srcs[0];
+    if (dst.storage != Value::Storage::arena ||
+        program.values[root].storage != Value::Storage::arena)
+      continue;
+    dst.alias_of = root;
+  }
+  for (Value& value : program.values) {
+    if (value.alias_of < 0) continue;
+    Value& root = program.values[value.alias_of];
+    root.last_step = std::max(root.last_step, std::max(value.last_step, value.first_step));
+  }
 }
 
 }  // namespace
@@ -175,6 +203,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       program->values[v].last_step = std::max(program->values[v].last_step, static_cast<int>(i));
     }
   }
+  alias_reshapes(*program);
   plan_memory(*program);
   for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));
   for (std::size_t v = 0; v < program->values.size(); ++v) {
@@ -187,6 +216,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   }
   // Kernels last: every op now has its final post-ops and sources.
   for (Step& step : program->steps) {
+    if (step.dst >= 0 && program->values[step.dst].alias_of >= 0) continue;
     step.kernel = in.backend.compile(*step.op, in.options);
     if (step.op->kind == OpKind::loss)
       program->loss_ops.push_back(static_cast<LossOp*>(step.op.get()));

@@ -21,11 +21,14 @@ struct Value {
   std::size_t offset = 0;  // in floats, for arena values; source index for sources
   int first_step = -1;     // the step that writes it (-1 for sources)
   int last_step = -1;      // the last step that reads it
+  // The value whose place this one shares (-1: none): a reshape's result, or an addition's
+  // identity gradient, is its source's elements as they are.
+  int alias_of = -1;
 };
 
 struct Step {
   std::unique_ptr<Op> op;
-  std::unique_ptr<Kernel> kernel;
+  std::unique_ptr<Kernel> kernel;  // null where the step moves nothing (its dst is an alias)
   std::vector<int> srcs;  // value indices
   int dst = -1;
   std::vector<std::string> fused;  // names of the nodes folded into this step
