@@ -452,6 +452,36 @@ TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheRefer
     expect_cuda_gradient_matches_reference(node, inputs_for({shape}, out, false), 0,
                                            "convolution " + c.name());
   }
+  // Transposed convolutions' input gradients (the adjoint convolution on dz).
+  for (const int stride : {1, 2}) {
+    ConvolutionDescriptor td(3, 3, 6, 4);
+    td.stride_x = td.stride_y = stride;
+    td.groups = 2;
+    auto source = std::make_shared<ArrayDataSource>("t", td, random_floats(td.weight_count(), rng),
+                                                    random_floats(4, rng));
+    auto transpose = std::make_shared<ConvolutionTransposeNode>(x(0), nullptr, source);
+    transpose->training_style = TrainingStyle::none;
+    const ImageShape shape{2, 5, 4, 6};
+    const ImageShape out = run_on(Device::cpu_reference(), transpose->result_image(),
+                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
+                               .shape();
+    expect_cuda_gradient_matches_reference(transpose, inputs_for({shape}, out, false), 0,
+                                           "transposed convolution stride " +
+                                               std::to_string(stride));
+  }
+  // Local response normalization, across channels (windows of 5, and of 4: uneven) and
+  // over space.
+  for (const int window : {5, 4}) {
+    const ImageShape shape{2, 4, 5, 11};
+    expect_cuda_gradient_matches_reference(
+        std::make_shared<CrossChannelNormalizationNode>(x(0), window),
+        inputs_for({shape}, shape, false), 0, "lrn across " + std::to_string(window));
+  }
+  {
+    const ImageShape shape{2, 6, 7, 3};
+    expect_cuda_gradient_matches_reference(std::make_shared<SpatialNormalizationNode>(x(0), 3, 2),
+                                           inputs_for({shape}, shape, false), 0, "lrn spatial");
+  }
   const std::vector<ImageShape> parts = {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}};
   auto concat = std::make_shared<ConcatenationNode>(Sources{x(0), x(1), x(2)});
   for (std::size_t i = 0; i < parts.size(); ++i) {

@@ -206,4 +206,18 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
   return kernel;
 }
 
+std::unique_ptr<Kernel> make_cudnn_convolution_transpose_gradient(const Op& base,
+                                                                  const GraphOptions& options,
+                                                                  Context& context) {
+  const auto& op = static_cast<const ConvolutionTransposeGradientOp&>(base);
+  if (op.parameters) {
+    throw Unsupported(op.name +
+                      ": training a transposed convolution's weights is not built on CUDA (its "
+                      "input gradient is; train it on a CPU device, or set training_style none)");
+  }
+  // The input gradient of a transposed convolution is its adjoint convolution on dz
+  // (srcs[0]); the forward convolution's kernels run it.
+  return nhwc_convolution(op.input_gradient, options, context);
+}
+
 }  // namespace cnngraph::detail::cuda

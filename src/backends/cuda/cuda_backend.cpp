@@ -98,6 +98,20 @@ std::unique_ptr<Kernel> make_local_response_normalization(const Op& op, const Gr
       });
 }
 
+std::unique_ptr<Kernel> make_local_response_normalization_gradient(const Op& op,
+                                                                   const GraphOptions&,
+                                                                   Context& context) {
+  auto scratch = context.memory->allocate(2 * op.dst_shape.elements() * sizeof(float),
+                                          op.name + " scratch");
+  return function_kernel<CrossChannelNormalizationOp>(
+      op, "cuda:local_response_normalization_gradient",
+      [&context, scratch](const CrossChannelNormalizationOp& o, const KernelArgs& a) {
+        local_response_normalization_gradient(context.storage, o, a.srcs[0], a.srcs[1], a.dst,
+                                              reinterpret_cast<float*>(scratch.get()),
+                                              context.stream);
+      });
+}
+
 struct Candidate {
   OpKind kind;
   const char* name;
@@ -122,12 +136,16 @@ const Candidate cuda_kernels[] = {
      make_local_response_normalization},
     {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},
     {OpKind::convolution_gradient, "cudnn:convolution_gradient", make_cudnn_convolution_gradient},
+    {OpKind::convolution_transpose_gradient, "cudnn:convolution_transpose_gradient",
+     make_cudnn_convolution_transpose_gradient},
     {OpKind::neuron_gradient, "cuda:neuron_gradient", make_neuron_gradient},
     {OpKind::pooling_gradient, "cuda:pooling_gradient", make_pooling_gradient},
     {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
     {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
     {OpKind::loss, "cuda:loss", make_loss},
     {OpKind::dropout, "cuda:dropout", make_dropout},
+    {OpKind::cross_channel_normalization_gradient, "cuda:local_response_normalization_gradient",
+     make_local_response_normalization_gradient},
     {OpKind::batch_normalization_training, "cuda:batch_normalization_training",
      make_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "cuda:batch_normalization_gradient",

@@ -134,6 +134,10 @@ void softmax(DataType type, bool logarithmic, const void* src, void* dst, std::s
              int channels, cudaStream_t stream);
 void local_response_normalization(DataType type, const CrossChannelNormalizationOp& op,
                                   const void* src, void* dst, cudaStream_t stream);
+// Its gradient from diff_dst and the forward src; `scratch` holds 2 f32 per element.
+void local_response_normalization_gradient(DataType type, const CrossChannelNormalizationOp& op,
+                                           const void* diff_dst, const void* src, void* diff_src,
+                                           float* scratch, cudaStream_t stream);
 // The direct convolution for what cuDNN does not take: f32 accumulation, then the epilogue.
 void direct_convolution(DataType type, const ConvolutionOp& op, const void* src,
                         const void* weights, const DeviceEpilogue& e, void* dst,
