@@ -3,6 +3,8 @@
 // gradient alike. Math in float; the rules
 // are the reference backend's (src/backends/reference/training_ops.cpp).
 #include <cfloat>
+#include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/device_math.cuh"
 #include "kernels/dropout_mask.hpp"
@@ -58,57 +60,71 @@ __device__ int window_taps(const PoolingGeometry& g, int p, int q) {
 }
 
 // Max pooling, first pass: per result element, the tap of its window's first maximum
-// (row-major in the window; 255 where the window holds no image pixel).
-template <typename T, typename I>
+// (row-major in the window; 255 where the window holds no image pixel). Each thread takes
+// V neighbouring channels of one result pixel (16-byte loads where the channels allow).
+template <int V, typename T, typename I>
 __global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned char* argmax) {
-  const I count = I(g.N) * g.P * g.Q * g.C;
+  const int groups = g.C / V;
+  const I count = I(g.N) * g.P * g.Q * groups;
   for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
-    const int c = int(e % g.C);
-    I rest = e / g.C;
+    const int c = int(e % groups) * V;
+    I rest = e / groups;
     const int q = int(rest % g.Q);
     rest /= g.Q;
     const int p = int(rest % g.P);
     const int n = int(rest / g.P);
-    int best = 255;
-    float best_value = 0.0f;
+    int best[V];
+    float best_value[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) best[k] = 255, best_value[k] = 0.0f;
     for (int r = 0; r < g.kernel_y; ++r) {
       const int iy = p * g.stride_y - g.pad_y + r;
       if (iy < 0 || iy >= g.H) continue;
       for (int s = 0; s < g.kernel_x; ++s) {
         const int ix = q * g.stride_x - g.pad_x + s;
         if (ix < 0 || ix >= g.W) continue;
-        const float v = to_float(src[((I(n) * g.H + iy) * g.W + ix) * g.C + c]);
-        if (best == 255 || v > best_value) {
-          best = r * g.kernel_x + s;
-          best_value = v;
+        const Pack<T, V> x =
+            *reinterpret_cast<const Pack<T, V>*>(src + ((I(n) * g.H + iy) * g.W + ix) * g.C + c);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float v = to_float(x.v[k]);
+          if (best[k] == 255 || v > best_value[k]) best[k] = r * g.kernel_x + s, best_value[k] = v;
         }
       }
     }
-    argmax[e] = static_cast<unsigned char>(best);
+    Pack<unsigned char, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = static_cast<unsigned char>(best[k]);
+    *reinterpret_cast<Pack<unsigned char, V>*>(argmax + e * V) = out;
   }
 }
 
-// One thread per source element: it gathers the gradients of every result whose window
-// covers it (max: only where it is that window's first maximum, from `argmax` when given),
-// so no atomics are needed and the sum runs in a fixed order. I: the index type (32 bits
-// where the images allow: 64-bit division is slow).
-template <typename T, typename I>
+// One thread per V neighbouring channels of a source pixel: it gathers the gradients of
+// every result whose window covers it (max: only where it is that window's first maximum,
+// from `argmax` when given, else found here), so no atomics are needed and the sum runs in
+// a fixed order. I: the index type (32 bits where the images allow: 64-bit division is
+// slow, and this kernel was bound by its index math).
+template <int V, typename T, typename I>
 __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const T* src,
                                         const unsigned char* argmax, T* diff_src) {
-  const I count = I(g.N) * g.H * g.W * g.C;
+  const int groups = g.C / V;
+  const I count = I(g.N) * g.H * g.W * groups;
   for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
-    const int c = int(e % g.C);
-    I rest = e / g.C;
+    const int c = int(e % groups) * V;
+    I rest = e / groups;
     const int ix = int(rest % g.W);
     rest /= g.W;
     const int iy = int(rest % g.H);
     const int n = int(rest / g.H);
+    const I at = ((I(n) * g.H + iy) * g.W + ix) * g.C + c;
     // Results p with p * stride - pad <= iy < p * stride - pad + kernel.
     const int p0 = max(0, (iy + g.pad_y - g.kernel_y + g.stride_y) / g.stride_y);
     const int p1 = min(g.P - 1, (iy + g.pad_y) / g.stride_y);
     const int q0 = max(0, (ix + g.pad_x - g.kernel_x + g.stride_x) / g.stride_x);
     const int q1 = min(g.Q - 1, (ix + g.pad_x) / g.stride_x);
-    float sum = 0.0f;
+    float sum[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) sum[k] = 0.0f;
     for (int p = p0; p <= p1; ++p) {
       const int top = p * g.stride_y - g.pad_y;
       if (iy < top || iy >= top + g.kernel_y) continue;  // (negative padding)
@@ -116,17 +132,28 @@ __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, co
         const int left = q * g.stride_x - g.pad_x;
         if (ix < left || ix >= left + g.kernel_x) continue;
         const I out = ((I(n) * g.P + p) * g.Q + q) * g.C + c;
-        const float dy = to_float(diff_dst[out]);
-        if (argmax) {
-          if (argmax[out] == (iy - top) * g.kernel_x + (ix - left)) sum += dy;
-        } else if (g.max) {
-          if (window_maximum(g, src, n, p, q, c) == e) sum += dy;
-        } else {
-          sum += dy / float(window_taps(g, p, q));
+        const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + out);
+        const int tap = (iy - top) * g.kernel_x + (ix - left);
+        Pack<unsigned char, V> taps{};
+        if (argmax) taps = *reinterpret_cast<const Pack<unsigned char, V>*>(argmax + out);
+        const float divisor = g.max ? 1.0f : float(window_taps(g, p, q));
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float d = to_float(dy.v[k]);
+          if (argmax) {
+            if (taps.v[k] == tap) sum[k] += d;
+          } else if (g.max) {
+            if (window_maximum(g, src, n, p, q, c + k) == std::size_t(at) + k) sum[k] += d;
+          } else {
+            sum[k] += d / divisor;
+          }
         }
       }
     }
-    diff_src[e] = from_float<T>(sum);
+    Pack<T, V> result;
+#pragma unroll
+    for (int k = 0; k < V; ++k) result.v[k] = from_float<T>(sum[k]);
+    *reinterpret_cast<Pack<T, V>*>(diff_src + at) = result;
   }
 }
 
@@ -188,14 +215,31 @@ void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* di
     using T = decltype(tag);
     const auto run = [&](auto index) {
       using I = decltype(index);
-      if (taps) {
-        pooling_argmax_kernel<T, I>
-            <<<blocks_for(op.src_shapes[0].elements(), kThreads), kThreads, 0, stream>>>(
-                g, static_cast<const T*>(src), taps);
+      // Vectors of channels where the channel count and pointers allow (every 16-byte
+      // load then stays within one pixel).
+      constexpr int kWide = 16 / sizeof(T) < 8 ? 16 / sizeof(T) : 8;
+      const auto aligned = [](const void* p) {
+        return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+      };
+      const bool wide = in.channels % kWide == 0 && aligned(diff_dst) && aligned(src) &&
+                        aligned(diff_src) && (!taps || aligned(taps));
+      const auto launch = [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        if (taps) {
+          pooling_argmax_kernel<V, T, I>
+              <<<blocks_for(op.src_shapes[0].elements() / V, kThreads), kThreads, 0, stream>>>(
+                  g, static_cast<const T*>(src), taps);
+        }
+        pooling_gradient_kernel<V, T, I>
+            <<<blocks_for(in.elements() / V, kThreads), kThreads, 0, stream>>>(
+                g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), taps,
+                static_cast<T*>(diff_src));
+      };
+      if (wide) {
+        launch(std::integral_constant<int, kWide>{});
+      } else {
+        launch(std::integral_constant<int, 1>{});
       }
-      pooling_gradient_kernel<T, I><<<blocks_for(in.elements(), kThreads), kThreads, 0, stream>>>(
-          g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), taps,
-          static_cast<T*>(diff_src));
     };
     if (small) {
       run(0u);
