@@ -168,6 +168,38 @@ TEST(CudaWeightGradients, RandomConvolutionsMatchTheReferenceInEveryPrecision) {
     }
   }
   EXPECT_LE(refused, 4 * 4) << "most cases must run (refusals count per precision)";
+  // Fully connected nodes (cuBLASLt's products), with and without a bias.
+  for (const bool bias : {true, false}) {
+    const ConvolutionDescriptor d(3, 2, 5, 7);
+    auto source = std::make_shared<RecordingSource>(
+        d, random_floats(d.weight_count(), rng), bias ? random_floats(7, rng) : std::vector<float>{});
+    auto node = std::make_shared<FullyConnectedNode>(std::make_shared<ImageNode>("x0"), source);
+    node->training_style = TrainingStyle::cpu;
+    auto dy = std::make_shared<ImageNode>("dy");
+    const auto gradient = node->gradient_filter_for(0, dy)->result_image();
+    const std::map<std::string, Image> inputs = {{"x0", random_image({6, 2, 3, 5}, rng)},
+                                                 {"dy", random_image({6, 1, 1, 7}, rng)}};
+    for (const PrecisionCase& p : kPrecisions) {
+      std::map<std::string, Image> rounded = inputs;
+      for (auto& [name, image] : rounded) image = rounded_for(image, p.precision);
+      Graph reference(Device::cpu_reference(), gradient);
+      const Image want = run_named(reference, rounded);
+      const ConvolutionGradientState expected = source->last_gradient;
+      Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
+      const Image got = run_named(gpu, rounded).converted_to(DataType::f32);
+      EXPECT_NE(gpu.describe().find("cublaslt:fully_connected_gradient"), std::string::npos);
+      const std::string what = std::string("fully connected ") + p.name;
+      EXPECT_LE(max_relative_error(got, want), p.tolerance) << what << " input gradient";
+      EXPECT_LE(gradient_error(source->last_gradient.weights_gradient, expected.weights_gradient),
+                p.tolerance)
+          << what << " weight gradient";
+      if (bias) {
+        EXPECT_LE(gradient_error(source->last_gradient.bias_gradient, expected.bias_gradient),
+                  p.tolerance)
+            << what << " bias gradient";
+      }
+    }
+  }
 }
 
 TEST(CudaTraining, StepsMatchTheReferenceForEveryOptimizerAndStyle) {

@@ -135,6 +135,8 @@ const Candidate cuda_kernels[] = {
     {OpKind::cross_channel_normalization, "cuda:local_response_normalization",
      make_local_response_normalization},
     {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},
+    {OpKind::convolution_gradient, "cublaslt:fully_connected_gradient",
+     make_cublaslt_fully_connected_gradient},
     {OpKind::convolution_gradient, "cudnn:convolution_gradient", make_cudnn_convolution_gradient},
     {OpKind::convolution_transpose_gradient, "cudnn:convolution_transpose_gradient",
      make_cudnn_convolution_transpose_gradient},

@@ -12,6 +12,8 @@ std::unique_ptr<Kernel> make_depthwise_convolution(const Op&, const GraphOptions
 std::unique_ptr<Kernel> make_direct_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_cublaslt_fully_connected_gradient(const Op&, const GraphOptions&,
+                                                               Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose_gradient(const Op&, const GraphOptions&,
                                                                   Context&);

@@ -1,7 +1,13 @@
 // Fully connected layers on CUDA through cuBLASLt: one matrix product per batch with the
 // bias (and a relu) in its epilogue. In cuBLASLt's column-major terms the result
-// dst^T[O x N] = W[K x O]^T * src^T[K x N], where K = the source's H * W * C.
+// dst^T[O x N] = W[K x O]^T * src^T[K x N], where K = the source's H * W * C. Their
+// gradients are two more products, dx^T[K x N] = W[K x O] * dy^T[O x N] and the weight
+// gradient dW^T[K x O] = x^T[K x N] * dy[N x O] (written in f32 directly), and the bias
+// gradient our per-channel sums; cuDNN's convolution kernels took a 7x7 "convolution" over
+// a 7x7 image for what is a matrix product.
 #include <cublasLt.h>
+
+#include <optional>
 
 #include "backends/cuda/cuda_kernels.hpp"
 #include "cnngraph/errors.hpp"
@@ -134,7 +140,130 @@ class CublasLtFullyConnected : public Kernel {
   std::vector<std::shared_ptr<std::byte[]>> slopes_;
 };
 
+// One matrix product D = op(A) * op(B) in column-major terms, its algorithm chosen once by
+// cuBLASLt's heuristic. A and B are in `in` type, D in `out` type.
+class Matmul {
+ public:
+  Matmul(Context& context, const GraphOptions& options, const std::string& what, bool transpose_b,
+         std::uint64_t m, std::uint64_t n, std::uint64_t k, cudaDataType_t in, cudaDataType_t out)
+      : context_(context), what_(what) {
+    const cublasComputeType_t compute = options.precision == Precision::tf32_allowed
+                                            ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                        : in == CUDA_R_32F ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                                           : CUBLAS_COMPUTE_32F;
+    check(cublasLtMatmulDescCreate(&matmul_.handle, compute, CUDA_R_32F),
+          "cublasLtMatmulDescCreate");
+    const cublasOperation_t none = CUBLAS_OP_N, b_op = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSA, &none, sizeof none);
+    cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSB, &b_op, sizeof b_op);
+    check(cublasLtMatrixLayoutCreate(&a_.handle, in, m, k, m), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&b_.handle, in, transpose_b ? n : k, transpose_b ? k : n,
+                                     transpose_b ? n : k),
+          "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatrixLayoutCreate(&d_.handle, out, m, n, m), "cublasLtMatrixLayoutCreate");
+    check(cublasLtMatmulPreferenceCreate(&preference_.handle), "cublasLtMatmulPreferenceCreate");
+    workspace_ = options.workspace_limit_bytes
+                     ? std::min<std::size_t>(options.workspace_limit_bytes, 32u << 20)
+                     : 32u << 20;
+    cublasLtMatmulPreferenceSetAttribute(preference_.handle,
+                                         CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_,
+                                         sizeof workspace_);
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(context.cublas, matmul_.handle, a_.handle, b_.handle,
+                                       d_.handle, d_.handle, preference_.handle, 1, &heuristic_,
+                                       &found) != CUBLAS_STATUS_SUCCESS ||
+        found == 0) {
+      throw Unsupported(what + ": cuBLASLt has no algorithm for this product");
+    }
+    context.reserve_workspace(workspace_);
+  }
+
+  void run(const void* a, const void* b, void* d) const {
+    const float one = 1.0f, zero = 0.0f;
+    check(cublasLtMatmul(context_.cublas, matmul_.handle, &one, a, a_.handle, b, b_.handle, &zero,
+                         d, d_.handle, d, d_.handle, &heuristic_.algo, context_.workspace.get(),
+                         workspace_, context_.stream),
+          what_ + ": cublasLtMatmul");
+  }
+
+ private:
+  Context& context_;
+  std::string what_;
+  Owned<cublasLtMatmulDesc_t, decltype(&cublasLtMatmulDescDestroy)> matmul_{
+      nullptr, cublasLtMatmulDescDestroy};
+  Owned<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)> a_{
+      nullptr, cublasLtMatrixLayoutDestroy},
+      b_{nullptr, cublasLtMatrixLayoutDestroy}, d_{nullptr, cublasLtMatrixLayoutDestroy};
+  Owned<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)> preference_{
+      nullptr, cublasLtMatmulPreferenceDestroy};
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  std::size_t workspace_ = 0;
+};
+
+// srcs: dy [N x O], x [N x K]; dst: dx [N x K]. Weight and bias gradients into the
+// node's DeviceTrainedWeights when it is trained.
+class CublasLtFullyConnectedGradient : public Kernel {
+ public:
+  CublasLtFullyConnectedGradient(const ConvolutionGradientOp& op, const GraphOptions& options,
+                                 Context& context)
+      : op_(op), context_(context) {
+    const ConvolutionOp& f = op.forward;
+    const int N = f.dst_shape.batch, O = f.output_channels;
+    const std::uint64_t K = f.src_shapes[0].elements_per_image();
+    const cudaDataType_t type = cuda_type(context.storage);
+    weights_ = device_weights(*f.weights, context);
+    if (op.input_gradient)
+      data_.emplace(context, options, op.name + " (input gradient)", false, K, N, O, type, type);
+    if (op.parameters) {
+      trained_ = device_trained_weights(*f.weights, context);
+      filter_.emplace(context, options, op.name + " (weight gradient)", true, K, O, N, type,
+                      CUDA_R_32F);
+      if (f.weights->has_bias) {
+        scratch_ = context.memory->allocate(channel_reduction_scratch_bytes(N, O),
+                                            op.name + " bias gradient");
+      }
+    }
+  }
+
+  void run(const KernelArgs& args) override {
+    const void* dy = args.srcs[0];
+    const void* x = args.srcs[1];
+    if (data_) data_->run(weights_->weights.get(), dy, args.dst);
+    if (filter_) {
+      filter_->run(x, dy, trained_->weights_gradient.get());
+      if (scratch_) {
+        channel_sums(context_.storage, dy, op_.forward.dst_shape.batch,
+                     op_.forward.output_channels, 1.0f, trained_->bias_gradient_f32(),
+                     reinterpret_cast<float*>(scratch_.get()), context_.stream);
+      }
+    }
+  }
+  std::string implementation() const override {
+    return std::string("cublaslt:fully_connected_gradient") + (data_ ? " diff_src" : "") +
+           (filter_ ? " diff_weights" : "");
+  }
+
+ private:
+  const ConvolutionGradientOp& op_;
+  Context& context_;
+  std::shared_ptr<DeviceWeights> weights_;
+  std::shared_ptr<DeviceTrainedWeights> trained_;
+  std::optional<Matmul> data_, filter_;
+  std::shared_ptr<std::byte[]> scratch_;
+};
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_cublaslt_fully_connected_gradient(const Op& base,
+                                                               const GraphOptions& options,
+                                                               Context& context) {
+  const auto& op = static_cast<const ConvolutionGradientOp&>(base);
+  const ConvolutionOp& f = op.forward;
+  // A fused neuron needs the recomputed forward (convolution_gradient.cpp does that).
+  if (!f.fully_connected || f.groups != 1 || f.sub_pixel != 1 || !f.post_ops.empty())
+    return nullptr;
+  return std::make_unique<CublasLtFullyConnectedGradient>(op, options, context);
+}
 
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op& base, const GraphOptions& options,
                                                       Context& context) {
