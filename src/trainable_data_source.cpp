@@ -134,6 +134,11 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
   residence_.reset();
 }
 
+std::uint64_t TrainableDataSource::update_count() const {
+  std::lock_guard lock(mutex_);
+  return residence_ ? residence_->time_step() : state_.time_step;
+}
+
 OptimizerState TrainableDataSource::optimizer_state() const {
   std::lock_guard lock(mutex_);
   synchronize();

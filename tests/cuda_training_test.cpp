@@ -257,8 +257,10 @@ TEST(CudaTraining, DeviceStyleCopiesNoParametersToTheHostUntilTheyAreRead) {
     const std::uint64_t during = detail::parameter_downloads() - before;
     if (style == TrainingStyle::device) {
       EXPECT_EQ(during, 0u) << "device style copied training values to the host";
-      // Reading the weights fetches them, with the optimizer's state.
+      // The count of updates is kept on the host; reading the weights fetches them.
       EXPECT_EQ(net.conv_source->update_count(), 4u);
+      EXPECT_EQ(detail::parameter_downloads(), before);
+      EXPECT_EQ(net.conv_source->current_weights().size(), 72u);
       EXPECT_GT(detail::parameter_downloads(), before);
     } else {
       EXPECT_EQ(during, 4u * 2 * 2) << "cpu style: weight and bias gradients of two layers";

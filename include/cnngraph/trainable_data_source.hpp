@@ -64,7 +64,7 @@ class TrainableDataSource : public ConvolutionDataSource {
   // A copy of the moments and time step (synchronised with the last device-style update).
   OptimizerState optimizer_state() const;
   // How many updates this source has applied.
-  std::uint64_t update_count() const { return optimizer_state().time_step; }
+  std::uint64_t update_count() const;
 
  private:
   void synchronize() const;

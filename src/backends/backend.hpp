@@ -48,6 +48,8 @@ class ParameterResidence {
   // optimizer state (time step and moments), copied from the device.
   virtual void fetch(std::vector<float>& weights, std::vector<float>& bias,
                      OptimizerState& state) const = 0;
+  // The optimizer's time step alone (no copy from the device).
+  virtual std::uint64_t time_step() const = 0;
 };
 
 // One trained convolution whose optimizer step runs on the device.

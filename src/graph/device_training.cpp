@@ -14,15 +14,6 @@ namespace {
 
 // The library's own optimizer classes have a device rule; a subclass of the user's may
 // override apply(), which only the host can run.
-bool all_finite(const std::vector<float>& a, const std::vector<float>& b) {
-  for (const std::vector<float>* values : {&a, &b}) {
-    for (float v : *values) {
-      if (!std::isfinite(v)) return false;
-    }
-  }
-  return true;
-}
-
 bool has_device_rule(const Optimizer& optimizer) {
   const std::type_info& type = typeid(optimizer);
   return type == typeid(SgdOptimizer) || type == typeid(AdamOptimizer) ||
@@ -105,7 +96,8 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
       g.weights_gradient[e] *= unscale * (fold.empty() ? 1.0f : fold[e / per_output]);
     for (std::size_t k = 0; k < g.bias_gradient.size(); ++k)
       g.bias_gradient[k] *= unscale * (fold.empty() ? 1.0f : fold[k]);
-    if (scale_.active && !all_finite(g.weights_gradient, g.bias_gradient)) return skip_step(batch);
+    if (scale_.active && !(all_finite(g.weights_gradient) && all_finite(g.bias_gradient)))
+      return skip_step(batch);
     on_host.push_back(&t);
     versions.push_back(t.parameters->prepared->version);
   }
@@ -113,7 +105,8 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     BatchNormalizationGradientState& g = t.state->gradient;
     for (float& v : g.gamma_gradient) v *= unscale;
     for (float& v : g.beta_gradient) v *= unscale;
-    if (scale_.active && !all_finite(g.gamma_gradient, g.beta_gradient)) return skip_step(batch);
+    if (scale_.active && !(all_finite(g.gamma_gradient) && all_finite(g.beta_gradient)))
+      return skip_step(batch);
   }
   if (scale_.active && ++good_steps_ >= growth_interval_) {
     scale_.scale = std::min(scale_.scale * 2.0f, 65536.0f * 65536.0f);

@@ -118,7 +118,6 @@ std::vector<NormalizationTrainable> prepare_normalizations(const GraphStructure&
   return normalizations;
 }
 
-namespace {
 bool all_finite(const std::vector<float>& values) {
   const float* v = values.data();
   const auto count = static_cast<std::ptrdiff_t>(values.size());
@@ -128,6 +127,7 @@ bool all_finite(const std::vector<float>& values) {
   return sum == 0.0f;
 }
 
+namespace {
 [[noreturn]] void throw_not_finite(const std::string& node, std::uint64_t batch) {
   throw NumericalError(node + ": the gradients of batch " + std::to_string(batch) +
                        " are not finite; no weights were updated (check the inputs)");

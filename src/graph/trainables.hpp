@@ -41,6 +41,9 @@ std::vector<Trainable> prepare_trainables(
     const GraphStructure& structure,
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights);
 
+// Whether every value is finite (no NaN or infinity).
+bool all_finite(const std::vector<float>& values);
+
 // After a batch's backward pass: every gradient checked to be finite, every cpu-style update
 // (a throw leaves the graph's weights as they were), the reloads they asked for, the
 // device-style updates, then the batch-normalization data sources. Trainables marked in

@@ -121,14 +121,16 @@ class CudaResidence : public ParameterResidence {
   std::shared_ptr<DeviceTrainedWeights> weights;
   bool with_bias = false;
   std::vector<DeviceMoments> moments;  // weights, then bias
-  std::shared_ptr<std::uint64_t> time_step;
+  std::shared_ptr<std::uint64_t> steps;  // the group's time step
+
+  std::uint64_t time_step() const override { return *steps; }
 
   void fetch(std::vector<float>& w, std::vector<float>& b, OptimizerState& state) const override {
     check(cudaSetDevice(device), "cudaSetDevice");
     w = download_floats(weights->master_weights, weights->weight_count, "trained weights");
     if (with_bias && !b.empty())
       b = download_floats(weights->master_bias, weights->bias_count, "trained biases");
-    state.time_step = *time_step;
+    state.time_step = *steps;
     state.tensors.resize(moments.size());
     for (std::size_t k = 0; k < moments.size(); ++k) {
       const std::size_t count = k == 0 ? weights->weight_count : weights->bias_count;
@@ -163,7 +165,7 @@ class CudaOptimizer : public DeviceOptimizer {
       residence->device = context.device;
       residence->weights = device_trained_weights(*entry.parameters->prepared, context);
       residence->with_bias = entry.with_bias;
-      residence->time_step = groups_[g].time_step;
+      residence->steps = groups_[g].time_step;
       const DeviceTrainedWeights& w = *residence->weights;
       for (int k = 0; k < (entry.with_bias ? 2 : 1); ++k) {
         const std::size_t count = k == 0 ? w.weight_count : w.bias_count;
