@@ -51,8 +51,7 @@ std::vector<Case> read_cases(const std::string& path) {
   return cases;
 }
 
-std::map<std::string, double> run_torch(const std::string& cases, double seconds,
-                                        bool backward) {
+std::map<std::string, double> run_torch(const std::string& cases, double seconds, bool backward) {
   std::map<std::string, double> ms;
   const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
                               "/torch_conv_cuda.py " + cases + " " + std::to_string(seconds) +
@@ -191,7 +190,6 @@ int main(int argc, char** argv) {
         "{\"summary\": \"%s\", \"precision\": \"%s\", \"cases\": %d, "
         "\"geomean_ratio_vs_torch\": %.3f, \"min_ratio\": %.3f, \"autotune\": %s}\n",
         backward ? "conv_cuda_backward" : "conv_cuda", label.c_str(), sum.second,
-        std::exp(sum.first / sum.second), min_ratio[label],
-        autotune ? "true" : "false");
+        std::exp(sum.first / sum.second), min_ratio[label], autotune ? "true" : "false");
   }
 }

@@ -81,8 +81,8 @@ Measured measure(const Setup& s, double seconds) {
   m.first_loss = graph.run({batch.images}, {batch.labels}).loss();
   m.cold_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  m.ms = bench::median_ms(
-      [&] { m.last_loss = graph.run({batch.images}, {batch.labels}).loss(); }, seconds);
+  m.ms = bench::median_ms([&] { m.last_loss = graph.run({batch.images}, {batch.labels}).loss(); },
+                          seconds);
   return m;
 }
 
@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string models = model == "all" ? "lenet,resnet50" : model;
-  const auto peer = torch ? run_torch(models, seconds, ways)
-                          : std::map<std::string, std::pair<double, double>>{};
+  const auto peer =
+      torch ? run_torch(models, seconds, ways) : std::map<std::string, std::pair<double, double>>{};
   std::vector<Setup> setups;
   if (model != "resnet50") setups.push_back({"lenet", Precision::tf32_allowed, 64});
   if (model != "lenet") {

@@ -35,7 +35,8 @@ inline GraphOptions options_for(Precision precision) {
 // In 16-bit precisions, the images rounded to that type (and back to f32), so that the
 // reference computes with the values the device sees.
 inline Image rounded_for(const Image& image, Precision precision) {
-  if (precision == Precision::f16) return image.converted_to(DataType::f16).converted_to(DataType::f32);
+  if (precision == Precision::f16)
+    return image.converted_to(DataType::f16).converted_to(DataType::f32);
   if (precision == Precision::bf16)
     return image.converted_to(DataType::bf16).converted_to(DataType::f32);
   return image;

@@ -465,9 +465,9 @@ TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheRefer
     const ImageShape out = run_on(Device::cpu_reference(), transpose->result_image(),
                                   {Image::from_floats(shape, std::vector<float>(shape.elements()))})
                                .shape();
-    expect_cuda_gradient_matches_reference(transpose, inputs_for({shape}, out, false), 0,
-                                           "transposed convolution stride " +
-                                               std::to_string(stride));
+    expect_cuda_gradient_matches_reference(
+        transpose, inputs_for({shape}, out, false), 0,
+        "transposed convolution stride " + std::to_string(stride));
   }
   // Local response normalization, across channels (windows of 5, and of 4: uneven) and
   // over space.

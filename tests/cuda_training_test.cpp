@@ -68,18 +68,6 @@ struct NormalizedNet {
   }
 };
 
-// Synthetic data: the class is the quadrant with the brightest channel-0 pixel.
-std::pair<Image, LossLabels> synthetic_batch(int n, std::mt19937& rng) {
-  std::vector<float> pixels = random_floats(static_cast<std::size_t>(n) * 6 * 6 * 2, rng, 0, 0.3f);
-  std::vector<int> classes(n);
-  for (int i = 0; i < n; ++i) {
-    classes[i] = static_cast<int>(rng() % 3);
-    const int y = classes[i] == 1 ? 4 : 1, x = classes[i] == 2 ? 4 : 1;
-    pixels[((static_cast<std::size_t>(i) * 6 + y) * 6 + x) * 2] = 1.0f;
-  }
-  return {Image::from_floats({n, 6, 6, 2}, pixels), LossLabels::from_classes(classes, 3)};
-}
-
 // What a few training steps leave: the losses and every parameter.
 struct Trained {
   std::vector<float> losses, conv, conv_bias, fc;
@@ -171,8 +159,9 @@ TEST(CudaWeightGradients, RandomConvolutionsMatchTheReferenceInEveryPrecision) {
   // Fully connected nodes (cuBLASLt's products), with and without a bias.
   for (const bool bias : {true, false}) {
     const ConvolutionDescriptor d(3, 2, 5, 7);
-    auto source = std::make_shared<RecordingSource>(
-        d, random_floats(d.weight_count(), rng), bias ? random_floats(7, rng) : std::vector<float>{});
+    auto source =
+        std::make_shared<RecordingSource>(d, random_floats(d.weight_count(), rng),
+                                          bias ? random_floats(7, rng) : std::vector<float>{});
     auto node = std::make_shared<FullyConnectedNode>(std::make_shared<ImageNode>("x0"), source);
     node->training_style = TrainingStyle::cpu;
     auto dy = std::make_shared<ImageNode>("dy");
@@ -237,7 +226,8 @@ TEST(CudaTraining, StepsMatchTheReferenceForEveryOptimizerAndStyle) {
     expect_same_training(gpu, want, 1e-4, c.name);
     GraphOptions unrecorded;
     unrecorded.cuda_graphs = false;
-    const Trained launched = train(NormalizedNet(c.optimizer, c.style), Device::cuda(), unrecorded, 5);
+    const Trained launched =
+        train(NormalizedNet(c.optimizer, c.style), Device::cuda(), unrecorded, 5);
     expect_same_training(launched, want, 1e-4, std::string(c.name) + " (not recorded)");
   }
 }
@@ -378,7 +368,8 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
                     "writes PyTorch's initial weights, batches and losses there)";
   }
   const auto weights = read_weights_file(std::filesystem::path(dir) / "resnet18_curve.safetensors");
-  const auto data = read_weights_file(std::filesystem::path(dir) / "resnet18_curve_data.safetensors");
+  const auto data =
+      read_weights_file(std::filesystem::path(dir) / "resnet18_curve_data.safetensors");
   const std::vector<float> images = data.at("images").to_floats();
   const std::vector<float> labels = data.at("labels").to_floats();
   const std::vector<float> torch_losses = data.at("losses").to_floats();
@@ -402,10 +393,10 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
       const Image x = Image::from_floats(
           {batch, size, size, 3}, std::vector<float>(images.begin() + step * per_batch,
                                                      images.begin() + (step + 1) * per_batch));
-      const Image y = Image::from_floats(
-          {batch, 1, 1, classes},
-          std::vector<float>(labels.begin() + step * labels_per_batch,
-                             labels.begin() + (step + 1) * labels_per_batch));
+      const Image y =
+          Image::from_floats({batch, 1, 1, classes},
+                             std::vector<float>(labels.begin() + step * labels_per_batch,
+                                                labels.begin() + (step + 1) * labels_per_batch));
       const float ours = graph.run({x}, {LossLabels(y)}).loss();
       ASSERT_TRUE(std::isfinite(ours)) << "step " << step;
       const double deviation = std::fabs(ours - torch_losses[step]) / torch_losses[step];

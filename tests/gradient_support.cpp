@@ -104,4 +104,15 @@ LossCaseLabels loss_labels_for(const LossCase& c, const ImageShape& shape, std::
   return {std::move(labels), std::move(weights), std::move(loss_labels)};
 }
 
+Batch synthetic_batch(int n, std::mt19937& rng) {
+  std::vector<float> pixels = random_floats(static_cast<std::size_t>(n) * 6 * 6 * 2, rng, 0, 0.3f);
+  std::vector<int> classes(n);
+  for (int i = 0; i < n; ++i) {
+    classes[i] = static_cast<int>(rng() % 3);
+    const int y = classes[i] == 1 ? 4 : 1, x = classes[i] == 2 ? 4 : 1;
+    pixels[((static_cast<std::size_t>(i) * 6 + y) * 6 + x) * 2] = 1.0f;
+  }
+  return {Image::from_floats({n, 6, 6, 2}, pixels), LossLabels::from_classes(classes, 3)};
+}
+
 }  // namespace cnngraph::testing

@@ -82,4 +82,12 @@ struct LossCaseLabels {
 };
 LossCaseLabels loss_labels_for(const LossCase& c, const ImageShape& shape, std::mt19937& rng);
 
+// Synthetic training data for small classifiers: n images of 6x6x2, the class (of 3) being
+// the quadrant with the brightest channel-0 pixel.
+struct Batch {
+  Image images;
+  LossLabels labels;
+};
+Batch synthetic_batch(int n, std::mt19937& rng);
+
 }  // namespace cnngraph::testing

@@ -14,8 +14,8 @@ std::shared_ptr<ImageNode> conv_bn(const Parameters& parameters, std::shared_ptr
       tensors(conv + ".weight", {spec.out, spec.kernel, spec.kernel, spec.in / spec.groups});
   std::shared_ptr<ConvolutionDataSource> source;
   if (parameters.optimizer) {
-    source = std::make_shared<TrainableDataSource>(conv, d, weight.to_floats(), std::vector<float>{},
-                                                   parameters.optimizer);
+    source = std::make_shared<TrainableDataSource>(conv, d, weight.to_floats(),
+                                                   std::vector<float>{}, parameters.optimizer);
   } else {
     source = std::make_shared<ArrayDataSource>(conv, d, weight.to_floats());
   }
@@ -28,12 +28,11 @@ std::shared_ptr<ImageNode> conv_bn(const Parameters& parameters, std::shared_ptr
   p.gamma = tensors(bn + ".weight", {spec.out}).to_floats();
   p.beta = tensors(bn + ".bias", {spec.out}).to_floats();
   p.epsilon = 1e-5f;
-  auto normalized =
-      parameters.optimizer
-          ? std::make_shared<BatchNormalizationNode>(
-                node->result_image(),
-                std::make_shared<BatchNormalizationDataSource>(bn, p, parameters.optimizer))
-          : std::make_shared<BatchNormalizationNode>(node->result_image(), p);
+  auto normalized = parameters.optimizer
+                        ? std::make_shared<BatchNormalizationNode>(
+                              node->result_image(), std::make_shared<BatchNormalizationDataSource>(
+                                                        bn, p, parameters.optimizer))
+                        : std::make_shared<BatchNormalizationNode>(node->result_image(), p);
   if (neuron.type == NeuronType::none) return normalized->result_image();
   return std::make_shared<NeuronNode>(normalized->result_image(), neuron)->result_image();
 }

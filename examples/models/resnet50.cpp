@@ -13,12 +13,11 @@ namespace {
 const NeuronDescriptor kRelu = NeuronDescriptor::make(NeuronType::relu);
 const NeuronDescriptor kNone{};
 
-std::shared_ptr<ImageNode> bottleneck(const Parameters& t, std::shared_ptr<ImageNode> x,
-                                      const std::string& name, int in, int width, int stride) {
-  const int out = width * 4;
-  auto y = detail::conv_bn(t, x, name + ".conv1", name + ".bn1", {in, width, 1, 1, 1}, kRelu);
-  y = detail::conv_bn(t, y, name + ".conv2", name + ".bn2", {width, width, 3, stride, 1}, kRelu);
-  y = detail::conv_bn(t, y, name + ".conv3", name + ".bn3", {width, out, 1, 1, 1}, kNone);
+// A block's end: relu(y + the shortcut), the shortcut being x, or torchvision's
+// "downsample" (conv 1x1 + batch norm) where the block changes the size or the channels.
+std::shared_ptr<ImageNode> join_residual(const Parameters& t, const std::shared_ptr<ImageNode>& x,
+                                         const std::shared_ptr<ImageNode>& y,
+                                         const std::string& name, int in, int out, int stride) {
   auto shortcut = x;
   if (stride != 1 || in != out) {
     shortcut = detail::conv_bn(t, x, name + ".downsample.0", name + ".downsample.1",
@@ -28,18 +27,21 @@ std::shared_ptr<ImageNode> bottleneck(const Parameters& t, std::shared_ptr<Image
   return std::make_shared<NeuronNode>(sum->result_image(), kRelu)->result_image();
 }
 
+std::shared_ptr<ImageNode> bottleneck(const Parameters& t, std::shared_ptr<ImageNode> x,
+                                      const std::string& name, int in, int width, int stride) {
+  const int out = width * 4;
+  auto y = detail::conv_bn(t, x, name + ".conv1", name + ".bn1", {in, width, 1, 1, 1}, kRelu);
+  y = detail::conv_bn(t, y, name + ".conv2", name + ".bn2", {width, width, 3, stride, 1}, kRelu);
+  y = detail::conv_bn(t, y, name + ".conv3", name + ".bn3", {width, out, 1, 1, 1}, kNone);
+  return join_residual(t, x, y, name, in, out, stride);
+}
+
 // torchvision's BasicBlock (ResNet-18 and -34).
 std::shared_ptr<ImageNode> basic_block(const Parameters& t, std::shared_ptr<ImageNode> x,
                                        const std::string& name, int in, int out, int stride) {
   auto y = detail::conv_bn(t, x, name + ".conv1", name + ".bn1", {in, out, 3, stride, 1}, kRelu);
   y = detail::conv_bn(t, y, name + ".conv2", name + ".bn2", {out, out, 3, 1, 1}, kNone);
-  auto shortcut = x;
-  if (stride != 1 || in != out) {
-    shortcut = detail::conv_bn(t, x, name + ".downsample.0", name + ".downsample.1",
-                               {in, out, 1, stride, 1}, kNone);
-  }
-  auto sum = std::make_shared<AdditionNode>(y, shortcut);
-  return std::make_shared<NeuronNode>(sum->result_image(), kRelu)->result_image();
+  return join_residual(t, x, y, name, in, out, stride);
 }
 
 // The stem shared by the ResNets: conv 7x7 stride 2, batch norm, relu, max-pool 3x3 stride

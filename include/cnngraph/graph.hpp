@@ -58,8 +58,8 @@ struct GraphOptions {
 
 // Where a training graph's dynamic loss scaling stands (GraphOptions::initial_loss_scale).
 struct LossScaleStatus {
-  bool active = false;  // a Precision::f16 training graph on CUDA with a scale
-  float scale = 1.0f;   // the scale the next step uses
+  bool active = false;              // a Precision::f16 training graph on CUDA with a scale
+  float scale = 1.0f;               // the scale the next step uses
   std::uint64_t skipped_steps = 0;  // steps skipped for overflowing gradients
 };
 

@@ -30,8 +30,9 @@ class DeviceTraining {
   // of the other convolutions and of the batch normalizations, uploading the weights they
   // changed. Gradients that are not finite skip the whole step: with loss scaling the
   // scale is lowered, else NumericalError is thrown.
-  void apply(std::vector<Trainable>& trainables, std::vector<NormalizationTrainable>& normalizations,
-             const Device& device, std::uint64_t batch, int batch_size);
+  void apply(std::vector<Trainable>& trainables,
+             std::vector<NormalizationTrainable>& normalizations, const Device& device,
+             std::uint64_t batch, int batch_size);
   // Copies the device-stepped convolutions' values into their Trainable::state (for a
   // checkpoint).
   void synchronize_states(std::vector<Trainable>& trainables);

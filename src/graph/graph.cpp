@@ -221,14 +221,13 @@ struct Graph::Impl {
       if (device_training) device_training->prepare();
       const std::uint64_t batch = batches++;
       Results results = run_program_on_device(
-          program, *execution, device, structure, sources, label_images, batch,
-          options.cuda_graphs, [&](const ImageNode& node) { return output_type(node); },
+          program, *execution, device, structure, sources, label_images, batch, options.cuda_graphs,
+          [&](const ImageNode& node) { return output_type(node); },
           [&] {
             if (device_training) device_training->enqueue();
           });
       if (device_training) {
-        device_training->apply(trainables, normalizations, device, batch,
-                               sources[0].shape().batch);
+        device_training->apply(trainables, normalizations, device, batch, sources[0].shape().batch);
       }
       return results;
     }

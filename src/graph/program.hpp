@@ -29,7 +29,7 @@ struct Value {
 struct Step {
   std::unique_ptr<Op> op;
   std::unique_ptr<Kernel> kernel;  // null where the step moves nothing (its dst is an alias)
-  std::vector<int> srcs;  // value indices
+  std::vector<int> srcs;           // value indices
   int dst = -1;
   std::vector<std::string> fused;  // names of the nodes folded into this step
   // Copy this value into dst before running (the residual of a fused sum post-op).

@@ -249,7 +249,8 @@ void for_storage(DataType type, const char* name, F&& f) {
 std::size_t channel_reduction_scratch_bytes(std::size_t pixels, int channels) {
   unsigned chunks = 1;  // the most that any vector width makes
   for (int vector : {1, 4, 8}) {
-    if (channels % vector == 0) chunks = std::max(chunks, layout_for(pixels, channels, vector).chunks);
+    if (channels % vector == 0)
+      chunks = std::max(chunks, layout_for(pixels, channels, vector).chunks);
   }
   return (coefficient_floats(channels) + 2 * std::size_t(chunks) * channels) * sizeof(float);
 }
@@ -264,8 +265,8 @@ void channel_sums(DataType type, const void* src, std::size_t pixels, int channe
   });
 }
 
-void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels,
-                      float* mean, float* variance, float* scratch, cudaStream_t stream) {
+void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels, float* mean,
+                      float* variance, float* scratch, cudaStream_t stream) {
   for_storage(type, "batch_statistics", [&](auto tag) {
     using T = decltype(tag);
     // One pass (sums of values and of squares, f32 per thread, chunk and channel): a
@@ -300,9 +301,9 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
     using T = decltype(tag);
     const auto* dy = static_cast<const T*>(diff_dst);
     const auto* x = static_cast<const T*>(src);
-    const StoreGradients finish{mean,           variance,      gamma,   epsilon,
-                                1.0f / float(pixels), gamma_gradient, beta_gradient, scratch,
-                                channels};
+    const StoreGradients finish{
+        mean,           variance,      gamma,   epsilon, 1.0f / float(pixels),
+        gamma_gradient, beta_gradient, scratch, channels};
     channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
                       stream, "batch_normalization_gradient");
     map_elements(NormalizationGradient{scratch, channels}, dy, x, static_cast<T*>(diff_src),

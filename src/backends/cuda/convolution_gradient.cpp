@@ -13,65 +13,6 @@ namespace cnngraph::detail::cuda {
 
 namespace {
 
-enum Uid : std::int64_t { kX = 1, kDw = 2, kDy = 3 };
-
-// cuDNN's backward-filter operation (dw from x and dy), dw in the storage type; null when
-// no engine takes it.
-std::shared_ptr<Plan> backward_filter_plan(const ConvolutionOp& forward,
-                                           const GraphOptions& options, Context& context) {
-  const ImageShape& x = forward.src_shapes[0];
-  const ImageShape dy = forward.convolution_shape();
-  const cudnnDataType_t io = cudnn_type(context.storage);
-  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
-  auto conv = convolution_descriptor(forward, compute);
-  if (!conv) return nullptr;
-  auto x_tensor = make_tensor(kX, io, x.batch, x.channels, x.height, x.width);
-  auto dw_tensor =
-      make_tensor(kDw, io, forward.output_channels, forward.input_channels / forward.groups,
-                  forward.kernel_height, forward.kernel_width);
-  auto dy_tensor = make_tensor(kDy, io, dy.batch, dy.channels, dy.height, dy.width);
-  auto filter =
-      std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR);
-  cudnnBackendDescriptor_t xh = x_tensor->get(), dwh = dw_tensor->get(), dyh = dy_tensor->get(),
-                           ch = conv->get();
-  const float alpha = 1.0f, beta = 0.0f;
-  filter->set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, &xh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dwh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, CUDNN_TYPE_BACKEND_DESCRIPTOR, &dyh)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-           &ch)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_TYPE_FLOAT, &alpha)
-      .set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, CUDNN_TYPE_FLOAT, &beta);
-  if (!filter->try_finalize()) return nullptr;
-
-  PlanTimer timer;
-  std::vector<std::shared_ptr<std::byte[]>> scratch;
-  std::vector<void*> pointers;
-  if (options.autotune) {
-    const std::size_t element = size_of(context.storage);
-    const std::size_t weights = std::size_t(forward.output_channels) *
-                                (forward.input_channels / forward.groups) * forward.kernel_height *
-                                forward.kernel_width;
-    for (std::size_t elements : {x.elements(), weights, dy.elements()}) {
-      scratch.push_back(context.memory->allocate(elements * element, "autotuning"));
-      check(cudaMemsetAsync(scratch.back().get(), 0x3C, elements * element, context.stream),
-            "cudaMemsetAsync");
-    }
-    pointers = {scratch[0].get(), scratch[1].get(), scratch[2].get()};
-    timer = [&](const Plan& candidate, double best_ms) {
-      return time_plan(candidate, context.cudnn, context.stream, *context.memory, {kX, kDw, kDy},
-                       pointers, best_ms);
-    };
-  }
-  auto plan = find_plan(context.cudnn, {filter}, io == CUDNN_DATA_FLOAT, options,
-                        "conv_bwd_filter " + convolution_problem(forward, io, compute),
-                        options.autotune ? &timer : nullptr);
-  if (!plan) return nullptr;
-  plan->keep.insert(plan->keep.end(), {x_tensor, dw_tensor, dy_tensor, conv});
-  context.reserve_workspace(static_cast<std::size_t>(plan->workspace_bytes));
-  return plan;
-}
-
 class CudnnConvolutionGradient : public Kernel {
  public:
   CudnnConvolutionGradient(const ConvolutionGradientOp& op, Context& context)
@@ -132,9 +73,7 @@ class CudnnConvolutionGradient : public Kernel {
       run_backward_data(*data_plan_, context_, *weights_, dy, args.dst, data_pointers_);
     if (filter_plan_) {
       void* dw = storage_dw_ ? storage_dw_.get() : trained_->weights_gradient.get();
-      filter_pointers_ = {const_cast<void*>(x), dw, const_cast<void*>(dy)};
-      filter_plan_->execute(context_.cudnn, {kX, kDw, kDy}, filter_pointers_,
-                            context_.workspace.get());
+      run_backward_filter(*filter_plan_, context_, x, dw, dy, filter_pointers_);
       if (storage_dw_) {
         convert(storage_dw_.get(), context_.storage, trained_->weights_gradient.get(),
                 DataType::f32, trained_->weight_count, context_.stream);
@@ -150,7 +89,8 @@ class CudnnConvolutionGradient : public Kernel {
   std::string implementation() const override {
     std::string name;
     if (pre_activation_kernel_) name += "recompute:" + pre_activation_kernel_->implementation();
-    if (data_plan_) name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
+    if (data_plan_)
+      name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
     if (filter_plan_) {
       name += (name.empty() ? "" : " + ") + ("cudnn:backward_filter:" + filter_plan_->engine);
       if (reduction_scratch_) name += " + cuda:channel_sums";
@@ -195,7 +135,8 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
     const int extent = (axis.kernel_size - 1) * dilation + 1;
     return axis.pad_before >= extent || axis.pad_after >= extent;
   };
-  if (op.parameters && (beyond(forward.y, forward.dilation_y) || beyond(forward.x, forward.dilation_x))) {
+  if (op.parameters &&
+      (beyond(forward.y, forward.dilation_y) || beyond(forward.x, forward.dilation_x))) {
     throw Unsupported(op.name +
                       ": its weight gradient on CUDA: the padding reaches past the kernel's "
                       "extent (a window wholly in the padding), which cuDNN's engines get wrong; "

@@ -101,8 +101,8 @@ std::unique_ptr<Kernel> make_local_response_normalization(const Op& op, const Gr
 std::unique_ptr<Kernel> make_local_response_normalization_gradient(const Op& op,
                                                                    const GraphOptions&,
                                                                    Context& context) {
-  auto scratch = context.memory->allocate(2 * op.dst_shape.elements() * sizeof(float),
-                                          op.name + " scratch");
+  auto scratch =
+      context.memory->allocate(2 * op.dst_shape.elements() * sizeof(float), op.name + " scratch");
   return function_kernel<CrossChannelNormalizationOp>(
       op, "cuda:local_response_normalization_gradient",
       [&context, scratch](const CrossChannelNormalizationOp& o, const KernelArgs& a) {

@@ -117,8 +117,8 @@ void channel_sums(DataType type, const void* src, std::size_t pixels, int channe
 // batch's mean and biased variance; dst = (src - mean) / sqrt(variance + epsilon) * gamma
 // + beta; and the gradient (diff_src, and the sums of dy and dy * xhat as beta's and
 // gamma's gradients).
-void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels,
-                      float* mean, float* variance, float* scratch, cudaStream_t stream);
+void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels, float* mean,
+                      float* variance, float* scratch, cudaStream_t stream);
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
                      std::size_t pixels, int channels, float* scratch, cudaStream_t stream);

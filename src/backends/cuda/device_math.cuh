@@ -153,8 +153,8 @@ void map_elements(F f, const T* a, const T* b, T* dst, std::size_t count, int ch
   constexpr int V = 16 / sizeof(T);
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   if (count % V == 0 && aligned(a) && aligned(b) && aligned(dst)) {
-    map_kernel<V><<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, dst, count / V,
-                                                                   channels);
+    map_kernel<V>
+        <<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, dst, count / V, channels);
   } else {
     map_kernel<1><<<blocks_for(count, 256), 256, 0, stream>>>(f, a, b, dst, count, channels);
   }

@@ -25,7 +25,8 @@ namespace {
 void download(void* host, const void* device, std::size_t bytes, const std::string& what) {
   if (bytes == 0) return;
   ++downloads;
-  check(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost), "copying " + what + " to the host");
+  check(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost),
+        "copying " + what + " to the host");
 }
 
 std::vector<float> download_floats(const std::shared_ptr<std::byte[]>& device, std::size_t count,
@@ -58,8 +59,8 @@ std::shared_ptr<DeviceTrainedWeights> device_trained_weights(const PreparedWeigh
       t->master_weights = kernel_copy->weights;
       t->master_bias = kernel_copy->bias;
     } else {
-      t->master_weights = context.upload(prepared.weights.data(),
-                                         t->weight_count * sizeof(float), label + " f32 weights");
+      t->master_weights = context.upload(prepared.weights.data(), t->weight_count * sizeof(float),
+                                         label + " f32 weights");
       t->master_bias =
           context.upload(prepared.bias.data(), t->bias_count * sizeof(float), label + " f32 bias");
     }
@@ -85,9 +86,9 @@ void upload_weights(const TrainableParameters& parameters, Context& context) {
   auto t = device_trained_weights(prepared, context);
   check(cudaStreamSynchronize(context.stream), "waiting before a weights upload");
   const auto put = [&](void* device, const std::vector<float>& values, DataType type) {
-    const Image image = Image::from_floats(
-        {1, 1, 1, static_cast<int>(std::max<std::size_t>(values.size(), 1))},
-        values.empty() ? std::vector<float>{0.0f} : values, type);
+    const Image image =
+        Image::from_floats({1, 1, 1, static_cast<int>(std::max<std::size_t>(values.size(), 1))},
+                           values.empty() ? std::vector<float>{0.0f} : values, type);
     context.memory->copy_to_device(device, image.data(), values.size() * size_of(type));
   };
   put(t->kernel_copy->weights.get(), prepared.weights, context.storage);
@@ -120,7 +121,7 @@ class CudaResidence : public ParameterResidence {
   int device = 0;
   std::shared_ptr<DeviceTrainedWeights> weights;
   bool with_bias = false;
-  std::vector<DeviceMoments> moments;  // weights, then bias
+  std::vector<DeviceMoments> moments;    // weights, then bias
   std::shared_ptr<std::uint64_t> steps;  // the group's time step
 
   std::uint64_t time_step() const override { return *steps; }
@@ -240,7 +241,9 @@ class CudaOptimizer : public DeviceOptimizer {
     unsigned flag;
     unsigned padding[15];
   };
-  static DeviceStepRule* rules(Pinned* block) { return reinterpret_cast<DeviceStepRule*>(block + 1); }
+  static DeviceStepRule* rules(Pinned* block) {
+    return reinterpret_cast<DeviceStepRule*>(block + 1);
+  }
 
   // The data sources that share an optimizer object and a time step take one step together.
   struct Group {
@@ -253,8 +256,8 @@ class CudaOptimizer : public DeviceOptimizer {
   DeviceMoments moments_for(const DeviceStepRule& kind, std::size_t count,
                             const OptimizerState::Tensor* start) {
     using Kind = DeviceStepRule::Kind;
-    const bool momentum =
-        kind.kind == Kind::sgd_momentum || kind.kind == Kind::sgd_nesterov || kind.kind == Kind::adam;
+    const bool momentum = kind.kind == Kind::sgd_momentum || kind.kind == Kind::sgd_nesterov ||
+                          kind.kind == Kind::adam;
     const bool velocity = kind.kind == Kind::adam || kind.kind == Kind::rmsprop;
     const bool maximum = kind.kind == Kind::adam && kind.amsgrad;
     const auto make = [&](bool needed, const std::vector<float>* from) {

@@ -37,7 +37,6 @@ __global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
   }
 }
 
-
 template <typename T>
 __global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst, std::size_t count,
                                 int channels) {
@@ -47,8 +46,6 @@ __global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst
     dst[i] = from_float<T>(apply_epilogue<T>(e, to_float(dst[i]), c, i));
   }
 }
-
-
 
 // 32x32 tiles through shared memory (one column of padding against bank conflicts), so
 // that both the reads and the writes are coalesced.
@@ -162,9 +159,8 @@ void affine(DataType type, const void* src, const float* scale, const float* shi
             std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(AffineOf{scale, shift}, static_cast<const T*>(src),
-                 static_cast<const T*>(nullptr), static_cast<T*>(dst), count, channels, stream,
-                 "affine");
+    map_elements(AffineOf{scale, shift}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
+                 static_cast<T*>(dst), count, channels, stream, "affine");
   });
 }
 

@@ -36,6 +36,33 @@ struct Owned {
   }
 };
 
+// cuBLASLt's first algorithm for a product whose D has C's layout, its workspace bounded by
+// the options (at most 32 MB, reserved in the context); Unsupported naming `what` when
+// there is none.
+cublasLtMatmulHeuristicResult_t choose_algorithm(Context& context, const GraphOptions& options,
+                                                 cublasLtMatmulDesc_t matmul,
+                                                 cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                                 cublasLtMatrixLayout_t c, std::size_t& workspace,
+                                                 const std::string& what) {
+  Owned<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)> preference{
+      nullptr, cublasLtMatmulPreferenceDestroy};
+  check(cublasLtMatmulPreferenceCreate(&preference.handle), "cublasLtMatmulPreferenceCreate");
+  workspace = options.workspace_limit_bytes
+                  ? std::min<std::size_t>(options.workspace_limit_bytes, 32u << 20)
+                  : 32u << 20;
+  cublasLtMatmulPreferenceSetAttribute(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                       &workspace, sizeof workspace);
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  if (cublasLtMatmulAlgoGetHeuristic(context.cublas, matmul, a, b, c, c, preference.handle, 1,
+                                     &heuristic, &found) != CUBLAS_STATUS_SUCCESS ||
+      found == 0) {
+    throw Unsupported(what + ": cuBLASLt has no algorithm for this product");
+  }
+  context.reserve_workspace(workspace);
+  return heuristic;
+}
+
 class CublasLtFullyConnected : public Kernel {
  public:
   CublasLtFullyConnected(const ConvolutionOp& op, const GraphOptions& options, Context& context)
@@ -73,21 +100,8 @@ class CublasLtFullyConnected : public Kernel {
     check(cublasLtMatrixLayoutCreate(&a_.handle, type, K, O, K), "cublasLtMatrixLayoutCreate");
     check(cublasLtMatrixLayoutCreate(&b_.handle, type, K, N, K), "cublasLtMatrixLayoutCreate");
     check(cublasLtMatrixLayoutCreate(&c_.handle, type, O, N, O), "cublasLtMatrixLayoutCreate");
-    check(cublasLtMatmulPreferenceCreate(&preference_.handle), "cublasLtMatmulPreferenceCreate");
-    workspace_ = options.workspace_limit_bytes
-                     ? std::min<std::size_t>(options.workspace_limit_bytes, 32u << 20)
-                     : 32u << 20;
-    cublasLtMatmulPreferenceSetAttribute(preference_.handle,
-                                         CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_,
-                                         sizeof workspace_);
-    int found = 0;
-    if (cublasLtMatmulAlgoGetHeuristic(context.cublas, matmul_.handle, a_.handle, b_.handle,
-                                       c_.handle, c_.handle, preference_.handle, 1, &heuristic_,
-                                       &found) != CUBLAS_STATUS_SUCCESS ||
-        found == 0) {
-      throw Unsupported(op.name + ": cuBLASLt has no algorithm for this fully connected layer");
-    }
-    context.reserve_workspace(workspace_);
+    heuristic_ = choose_algorithm(context, options, matmul_.handle, a_.handle, b_.handle, c_.handle,
+                                  workspace_, op.name + " (fully connected)");
     weights_pointer_ = weights_->weights.get();
     bias_ = weights_->bias.get();
     if (op.weights->has_bias) {
@@ -130,8 +144,6 @@ class CublasLtFullyConnected : public Kernel {
   Owned<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)> a_{
       nullptr, cublasLtMatrixLayoutDestroy},
       b_{nullptr, cublasLtMatrixLayoutDestroy}, c_{nullptr, cublasLtMatrixLayoutDestroy};
-  Owned<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)> preference_{
-      nullptr, cublasLtMatmulPreferenceDestroy};
   cublasLtMatmulHeuristicResult_t heuristic_{};
   std::size_t workspace_ = 0;
   bool fused_ = false;
@@ -161,21 +173,8 @@ class Matmul {
                                      transpose_b ? n : k),
           "cublasLtMatrixLayoutCreate");
     check(cublasLtMatrixLayoutCreate(&d_.handle, out, m, n, m), "cublasLtMatrixLayoutCreate");
-    check(cublasLtMatmulPreferenceCreate(&preference_.handle), "cublasLtMatmulPreferenceCreate");
-    workspace_ = options.workspace_limit_bytes
-                     ? std::min<std::size_t>(options.workspace_limit_bytes, 32u << 20)
-                     : 32u << 20;
-    cublasLtMatmulPreferenceSetAttribute(preference_.handle,
-                                         CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_,
-                                         sizeof workspace_);
-    int found = 0;
-    if (cublasLtMatmulAlgoGetHeuristic(context.cublas, matmul_.handle, a_.handle, b_.handle,
-                                       d_.handle, d_.handle, preference_.handle, 1, &heuristic_,
-                                       &found) != CUBLAS_STATUS_SUCCESS ||
-        found == 0) {
-      throw Unsupported(what + ": cuBLASLt has no algorithm for this product");
-    }
-    context.reserve_workspace(workspace_);
+    heuristic_ = choose_algorithm(context, options, matmul_.handle, a_.handle, b_.handle, d_.handle,
+                                  workspace_, what);
   }
 
   void run(const void* a, const void* b, void* d) const {
@@ -194,8 +193,6 @@ class Matmul {
   Owned<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)> a_{
       nullptr, cublasLtMatrixLayoutDestroy},
       b_{nullptr, cublasLtMatrixLayoutDestroy}, d_{nullptr, cublasLtMatrixLayoutDestroy};
-  Owned<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)> preference_{
-      nullptr, cublasLtMatmulPreferenceDestroy};
   cublasLtMatmulHeuristicResult_t heuristic_{};
   std::size_t workspace_ = 0;
 };
@@ -232,9 +229,9 @@ class CublasLtFullyConnectedGradient : public Kernel {
     if (filter_) {
       filter_->run(x, dy, trained_->weights_gradient.get());
       if (scratch_) {
-        channel_sums(context_.storage, dy, op_.forward.dst_shape.batch,
-                     op_.forward.output_channels, 1.0f, trained_->bias_gradient_f32(),
-                     reinterpret_cast<float*>(scratch_.get()), context_.stream);
+        channel_sums(context_.storage, dy, op_.forward.dst_shape.batch, op_.forward.output_channels,
+                     1.0f, trained_->bias_gradient_f32(), reinterpret_cast<float*>(scratch_.get()),
+                     context_.stream);
       }
     }
   }

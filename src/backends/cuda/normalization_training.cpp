@@ -62,8 +62,8 @@ class NormalizationKernel : public Kernel {
     if (!gradient) buffers_->forward_runs = true;
     pixels_ = op.dst_shape.elements() / C;
     trainable_ = trainable;
-    scratch_ = context.memory->allocate(channel_reduction_scratch_bytes(pixels_, C),
-                                        op.name + " scratch");
+    scratch_ =
+        context.memory->allocate(channel_reduction_scratch_bytes(pixels_, C), op.name + " scratch");
   }
 
   void run(const KernelArgs& args) override {
@@ -88,8 +88,8 @@ class NormalizationKernel : public Kernel {
     } else {
       batch_normalization_gradient(context_.storage, args.srcs[0], x, b.on_device(kMean),
                                    b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,
-                                   b.on_device(kGammaGradient), b.on_device(kBetaGradient),
-                                   pixels_, C, scratch, context_.stream);
+                                   b.on_device(kGammaGradient), b.on_device(kBetaGradient), pixels_,
+                                   C, scratch, context_.stream);
     }
     // Statistics from whichever kernel computed them; gradients from the gradient kernel.
     check(cudaMemcpyAsync(b.on_host(first_slot()), b.on_device(first_slot()),

@@ -194,9 +194,8 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(NeuronDerivative{n}, static_cast<const T*>(diff_dst),
-                 static_cast<const T*>(src), static_cast<T*>(diff_src), count, channels, stream,
-                 "neuron_gradient");
+    map_elements(NeuronDerivative{n}, static_cast<const T*>(diff_dst), static_cast<const T*>(src),
+                 static_cast<T*>(diff_src), count, channels, stream, "neuron_gradient");
   });
 }
 
