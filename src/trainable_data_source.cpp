@@ -61,14 +61,16 @@ void TrainableDataSource::synchronize() const {
   if (!bias_.empty()) bias_ = device_state_->biases();
 }
 
+// The library calls load(), weights(), bias_terms(), update() and update_on_device() with
+// library_mutex() held; every other member takes it, so that nothing rewrites the host copy
+// while another graph reads it, and no device copy is read while a graph trains it.
 bool TrainableDataSource::load() {
-  std::lock_guard lock(mutex_);
   synchronize();
   return true;
 }
 
 std::shared_ptr<ConvolutionDataSource> TrainableDataSource::copy() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   synchronize();
   auto copied =
       std::make_shared<TrainableDataSource>(label_, descriptor_, weights_, bias_, optimizer_);
@@ -88,7 +90,6 @@ std::vector<ParameterTensor> tensors_of(std::vector<float>& weights, std::vector
 
 bool TrainableDataSource::update(const ConvolutionGradientState& gradient,
                                  const WeightsAndBiasesState& source_state) {
-  std::lock_guard lock(mutex_);
   weights_ = source_state.weights();
   if (!bias_.empty()) bias_ = source_state.biases();
   device_state_.reset();  // the host copy is now the newest
@@ -100,7 +101,6 @@ bool TrainableDataSource::update(const ConvolutionGradientState& gradient,
 std::shared_ptr<WeightsAndBiasesState> TrainableDataSource::update_on_device(
     const UpdateContext&, const ConvolutionGradientState& gradient,
     const std::shared_ptr<WeightsAndBiasesState>& source_state) {
-  std::lock_guard lock(mutex_);
   std::vector<float> none;
   optimizer_->step(
       tensors_of(source_state->weights(), bias_.empty() ? none : source_state->biases(), gradient),
@@ -110,19 +110,19 @@ std::shared_ptr<WeightsAndBiasesState> TrainableDataSource::update_on_device(
 }
 
 std::vector<float> TrainableDataSource::current_weights() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   synchronize();
   return weights_;
 }
 
 std::vector<float> TrainableDataSource::current_bias() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   synchronize();
   return bias_;
 }
 
 void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> bias) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   check_lengths("TrainableDataSource '" + label_ + "'", descriptor_, weights, bias);
   if (bias.empty() != bias_.empty()) {
     throw InvalidArgument("TrainableDataSource '" + label_ +
@@ -135,12 +135,12 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
 }
 
 std::uint64_t TrainableDataSource::update_count() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   return residence_ ? residence_->time_step() : state_.time_step;
 }
 
 OptimizerState TrainableDataSource::optimizer_state() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   synchronize();
   return state_;
 }
@@ -153,7 +153,7 @@ OptimizerState TrainableSourceAccess::state(const TrainableDataSource& source) {
 
 void TrainableSourceAccess::reside(TrainableDataSource& source,
                                    std::shared_ptr<const ParameterResidence> residence) {
-  std::lock_guard lock(source.mutex_);
+  std::lock_guard lock(source.library_mutex());
   source.synchronize();  // whatever another graph trained, before this one takes over
   source.device_state_.reset();
   source.residence_ = std::move(residence);
@@ -163,7 +163,7 @@ void TrainableSourceAccess::reside(TrainableDataSource& source,
 
 void TrainableDataSource::set_optimizer(std::shared_ptr<const Optimizer> optimizer) {
   if (!optimizer) throw InvalidArgument("TrainableDataSource '" + label_ + "': optimizer is null");
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(library_mutex());
   optimizer_ = std::move(optimizer);
 }
 

@@ -1,11 +1,13 @@
 // The CUDA backend against the reference backend, per precision, plus its device-specific
 // behaviour (images on the device, recorded CUDA graphs, errors). On a machine without a GPU
 // every test but the first skips, saying so.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <thread>
 
 #include "cuda_support.hpp"
 #include "gradient_support.hpp"
@@ -633,4 +635,39 @@ TEST(CudaErrors, WrongDeviceImageAndOutOfMemoryAreClearErrors) {
   const Image x = random_image({1, 4, 4, 2}, rng);
   EXPECT_LE(max_relative_error(gpu.run({x})[0], run_on(Device::cpu_reference(), result, {x})),
             1e-4);
+}
+
+// Graphs made, run (their second run records a CUDA graph) and destroyed on eight threads at
+// once, on shared data sources: destroying one graph must never disturb another thread's
+// recording (library handles are pooled, never destroyed while others capture).
+TEST(CudaConcurrency, GraphsMadeRunAndDestroyedOnEightThreadsStayRight) {
+  REQUIRE_GPU();
+  std::mt19937 rng(41);
+  auto src = std::make_shared<ImageNode>();
+  auto c1 = conv(src, random_source(ConvolutionDescriptor(3, 3, 4, 8), rng));
+  auto relu = std::make_shared<NeuronNode>(c1, NeuronDescriptor::make(NeuronType::relu));
+  auto fc = std::make_shared<FullyConnectedNode>(
+      relu->result_image(), random_source(ConvolutionDescriptor(6, 6, 8, 5), rng));
+  const Image x = random_image({2, 6, 6, 4}, rng);
+  const Image want = run_on(Device::cpu_reference(), fc->result_image(), {x});
+  std::atomic<int> wrong{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      try {
+        for (int cycle = 0; cycle < 30; ++cycle) {
+          Graph gpu(Device::cuda(), fc->result_image());
+          for (int run = 0; run < 8; ++run) {
+            if (max_relative_error(gpu.run({x})[0], want) > 1e-4) ++wrong;
+          }
+        }
+      } catch (const std::exception& e) {
+        ++failed;
+        ADD_FAILURE() << e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(failed.load(), 0);
 }

@@ -415,3 +415,45 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
     EXPECT_LE(worst, 0.1) << "precision " << static_cast<int>(precision);
   }
 }
+
+// A batch whose cpu-style update() throws changes no weight, also those the device's own
+// optimizer steps (it waits for the host-side updates), and the graph goes on training.
+TEST(CudaTraining, ThrowingCpuStyleUpdateLeavesTheDeviceStyleWeightsUnchanged) {
+  REQUIRE_GPU();
+  std::mt19937 rng(12);
+  auto conv_source = RecordingSource::random(ConvolutionDescriptor(3, 3, 2, 4), rng);
+  auto fc_source = TrainableDataSource::uniform("fc", ConvolutionDescriptor(3, 3, 4, 3), 0.3f,
+                                                0.05f, 9, std::make_shared<AdamOptimizer>());
+  auto input = std::make_shared<ImageNode>("image");
+  auto conv = std::make_shared<ConvolutionNode>(input, conv_source);
+  auto relu =
+      std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+  auto fc = std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source);
+  auto loss = std::make_shared<LossNode>(
+      fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  conv->training_style = TrainingStyle::cpu;
+  fc->training_style = TrainingStyle::device;
+  const auto terminals = loss->training_graph();
+  Graph graph(Device::cuda(), terminals, std::vector<bool>(terminals.size(), false));
+  const Batch batch = synthetic_batch(4, rng);
+  graph.run({batch.images}, {batch.labels});  // one good step first (and its recording)
+  const auto before = fc_source->current_weights();
+  const auto steps = fc_source->update_count();
+  conv_source->throw_on_update = true;
+  for (int attempt = 0; attempt < 2; ++attempt) {  // recorded and replayed
+    try {
+      graph.run({batch.images}, {batch.labels});
+      FAIL() << "expected a DataSourceError";
+    } catch (const DataSourceError& e) {
+      EXPECT_NE(std::string(e.what()).find("update() failed"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(fc_source->current_weights(), before) << "attempt " << attempt;
+    EXPECT_EQ(fc_source->update_count(), steps) << "attempt " << attempt;
+  }
+  conv_source->throw_on_update = false;
+  graph.run({batch.images}, {batch.labels});
+  EXPECT_NE(fc_source->current_weights(), before);
+  EXPECT_EQ(fc_source->update_count(), steps + 1);
+  EXPECT_EQ(conv_source->updates, 2);
+}

@@ -193,3 +193,71 @@ TEST(Graph, DescribeBeforeCompilationListsNodes) {
   Graph graph(Device::cpu(), node->result_image());
   EXPECT_NE(graph.describe().find("softmax 'probabilities'"), std::string::npos);
 }
+
+TEST(Graph, KeepsAtMostMaxCompiledSizesProgramsEvictingTheLeastRecentlyRun) {
+  std::mt19937 rng(31);
+  auto src = std::make_shared<ImageNode>();
+  auto conv =
+      std::make_shared<ConvolutionNode>(src, random_source(ConvolutionDescriptor(3, 3, 2, 3), rng));
+  GraphOptions options;
+  options.max_compiled_sizes = 4;
+  Graph graph(Device::cpu(), conv->result_image(), true, options);
+  Graph reference(Device::cpu_reference(), conv->result_image());
+  const Image kept = random_image({1, 5, 5, 2}, rng);
+  for (int batch = 1; batch <= 40; ++batch) {
+    const Image x = random_image({batch, 5, 5, 2}, rng);
+    EXPECT_LE(max_relative_error(graph.run({x})[0], reference.run({x})[0]), 1e-5);
+    graph.run({kept});  // the most recently run sizes are never the ones evicted
+    EXPECT_LE(graph.compiled_size_count(), 4u);
+  }
+  EXPECT_EQ(graph.compiled_size_count(), 4u);
+  EXPECT_NE(graph.describe().find("n1h5w5c2"), std::string::npos);
+  // Sizes evicted long ago compile again and stay right.
+  const Image again = random_image({3, 5, 5, 2}, rng);
+  EXPECT_LE(max_relative_error(graph.run({again})[0], reference.run({again})[0]), 1e-5);
+}
+
+TEST(Graph, MovedFromGraphAndMissingResultsAreClearErrors) {
+  std::mt19937 rng(32);
+  auto src = std::make_shared<ImageNode>();
+  auto conv =
+      std::make_shared<ConvolutionNode>(src, random_source(ConvolutionDescriptor(1, 1, 2, 2), rng));
+  Graph graph(Device::cpu(), conv->result_image());
+  Graph moved = std::move(graph);
+  const Image x = random_image({1, 2, 2, 2}, rng);
+  EXPECT_THROW(graph.run({x}), InvalidArgument);  // NOLINT(bugprone-use-after-move)
+  EXPECT_THROW(graph.describe(), InvalidArgument);
+  EXPECT_THROW(graph.compile({x.shape()}), InvalidArgument);
+  EXPECT_THROW(graph.run_async({x}), InvalidArgument);
+  const Results results = moved.run({x});
+  EXPECT_EQ(results[0].shape(), x.shape());
+  try {
+    (void)results[1];
+    FAIL() << "no error for result 1 of 1";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("result 1"), std::string::npos) << e.what();
+  }
+  graph = std::move(moved);  // assignment brings it back
+  EXPECT_EQ(graph.run({x})[0].shape(), x.shape());
+}
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+TEST(Graph, HostOutOfMemoryIsADeviceError) {
+  std::mt19937 rng(33);
+  auto src = std::make_shared<ImageNode>();
+  auto conv = std::make_shared<ConvolutionNode>(
+      src, random_source(ConvolutionDescriptor(1, 1, 64, 64), rng));
+  auto softmax = std::make_shared<SoftMaxNode>(conv->result_image());  // conv's result: arena
+  for (Device device : {Device::cpu(), Device::cpu_reference()}) {
+    Graph graph(device, softmax->result_image());
+    try {
+      graph.compile({{1 << 14, 1 << 14, 1 << 12, 64}});  // 2^48 bytes of intermediates
+      ADD_FAILURE() << device.name() << ": no error";
+    } catch (const DeviceError& e) {
+      EXPECT_NE(std::string(e.what()).find("out of host memory"), std::string::npos) << e.what();
+    }
+    const Image x = random_image({1, 2, 2, 64}, rng);
+    EXPECT_EQ(graph.run({x})[0].shape(), x.shape());  // still usable
+  }
+}
+#endif

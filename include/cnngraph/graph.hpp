@@ -54,6 +54,11 @@ struct GraphOptions {
   // (a non-finite gradient then throws NumericalError, as in the other precisions).
   float initial_loss_scale = 65536.0f;
   int loss_scale_growth_interval = 2000;
+  // How many sets of source sizes keep their compiled program (kernels, arena, result
+  // buffers, CUDA graphs) at once. Compiling one more evicts the least recently run, which
+  // is compiled again if its sizes come back. A server that sees many batch sizes holds at
+  // most this many programs; 0 counts as 1.
+  std::size_t max_compiled_sizes = 16;
 };
 
 // Where a training graph's dynamic loss scaling stands (GraphOptions::initial_loss_scale).
@@ -73,7 +78,8 @@ struct Results {
   // The value of each loss node of the graph for this batch (reduced per its descriptor).
   std::vector<std::pair<std::string, float>> losses;
 
-  const Image& operator[](std::size_t i) const { return images.at(i); }
+  // Throws InvalidArgument when i is not below images.size().
+  const Image& operator[](std::size_t i) const;
   // Throws InvalidArgument when `node` was not exported.
   const Image& exported_image(const ImageNode& node) const;
   // The sum of `losses`; throws InvalidArgument when the graph has no loss node.
@@ -87,6 +93,8 @@ class Graph {
   Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_images,
         std::vector<bool> results_are_needed, GraphOptions options = {});
   ~Graph();
+  // A moved-from Graph throws InvalidArgument from every member but assignment and
+  // destruction.
   Graph(Graph&&) noexcept;
   Graph& operator=(Graph&&) noexcept;
 
@@ -116,6 +124,9 @@ class Graph {
   std::vector<std::shared_ptr<ImageNode>> label_handles() const;
   // How many batches have run (the dropout masks and UpdateContext::batch count them).
   std::uint64_t batch_count() const;
+  // How many sets of source sizes have a compiled program now (at most
+  // GraphOptions::max_compiled_sizes).
+  std::size_t compiled_size_count() const;
   // Dynamic loss scaling's state (inactive until the first training run of an f16 CUDA
   // graph).
   LossScaleStatus loss_scale() const;
@@ -138,6 +149,7 @@ class Graph {
 
  private:
   struct Impl;
+  Impl& impl() const;
   std::unique_ptr<Impl> impl_;
 };
 

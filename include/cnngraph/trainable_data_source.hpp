@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -71,7 +70,9 @@ class TrainableDataSource : public ConvolutionDataSource {
 
   std::string label_;
   ConvolutionDescriptor descriptor_;
-  mutable std::mutex mutex_;  // guards the fields below against user calls during training
+  // The fields below are guarded by library_mutex(): the library holds it around its calls
+  // of the protocol (and around a device graph's run that trains this source there), the
+  // other members take it themselves.
   mutable std::vector<float> weights_, bias_;
   std::shared_ptr<const Optimizer> optimizer_;
   mutable OptimizerState state_;

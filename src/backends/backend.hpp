@@ -68,11 +68,15 @@ class DeviceOptimizer {
   // Before a run: this step's rules (learning rates may change between runs), with the
   // gradients multiplied by `unscale` first (the inverse loss scale).
   virtual void prepare(float unscale) = 0;
-  // Inside the run's launch, after its steps: the check that every gradient is finite, then
-  // the step of every entry, which the device skips when one is not.
-  virtual void enqueue() = 0;
-  // After the run finished: whether the step was taken (the time steps then advance).
-  virtual bool finish() = 0;
+  // Inside the run's launch, after its steps: the check that every gradient is finite, then,
+  // with `step`, the step of every entry, which the device skips when one is not.
+  virtual void enqueue(bool step) = 0;
+  // After the run finished: whether every gradient was finite.
+  virtual bool gradients_finite() const = 0;
+  // The step that enqueue(false) left out, enqueued on its own after the run.
+  virtual void enqueue_step() = 0;
+  // After a step was taken: the time steps advance.
+  virtual void advance() = 0;
   // Entry i's values on the device, for its data source.
   virtual std::shared_ptr<ParameterResidence> residence(std::size_t i) const = 0;
 };

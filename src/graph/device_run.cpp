@@ -16,11 +16,12 @@ namespace {
 Program::OutputSet& free_output_set(Program& program, DeviceMemory& memory, std::size_t element,
                                     Program::OutputSet& for_this_run) {
   for (Program::OutputSet& set : program.output_sets) {
-    if (set.block.use_count() == 1) return set;
+    if (set.block.is_free()) return set;
   }
   Program::OutputSet fresh;
-  fresh.block = memory.allocate(std::max<std::size_t>(program.output_set_elements, 1) * element,
-                                "the result images of a graph");
+  fresh.block =
+      LentBlock(memory.allocate(std::max<std::size_t>(program.output_set_elements, 1) * element,
+                                "the result images of a graph"));
   if (program.output_sets.size() < Program::kMaxOutputSets) {
     program.output_sets.push_back(std::move(fresh));
     return program.output_sets.back();
@@ -132,8 +133,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     if (type == storage && value.storage == Value::Storage::output) {
       // Zero-copy: the image shares the set's block, which stays out of use until the caller
       // lets go of it.
-      return ImageAccess::make(value.shape, type, device,
-                               std::shared_ptr<std::byte[]>(set.block, at(v)));
+      return ImageAccess::make(value.shape, type, device, set.block.lend(at(v)));
     }
     auto storage_block = memory.allocate(count * size_of(type), "a result image");
     if (type == storage) {

@@ -52,9 +52,20 @@ DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecuti
     stepped_on_device_[i] = true;
   }
   if (entries.empty()) return;
+  step_in_launch_ = std::find(stepped_on_device_.begin(), stepped_on_device_.end(), false) ==
+                    stepped_on_device_.end();
   optimizer_ = execution.make_optimizer(std::move(entries));
   for (std::size_t k = 0; k < sources.size(); ++k)
     TrainableSourceAccess::reside(*sources[k], optimizer_->residence(k));
+  resident_ = sources;
+  std::sort(resident_.begin(), resident_.end(), std::less<>());
+}
+
+std::vector<std::unique_lock<std::mutex>> DeviceTraining::hold_resident_sources() const {
+  std::vector<std::unique_lock<std::mutex>> held;
+  held.reserve(resident_.size());
+  for (TrainableDataSource* source : resident_) held.emplace_back(source->library_mutex());
+  return held;
 }
 
 void DeviceTraining::prepare() {
@@ -73,13 +84,13 @@ void DeviceTraining::skip_step(std::uint64_t batch) {
 }
 
 void DeviceTraining::enqueue() {
-  if (optimizer_) optimizer_->enqueue();
+  if (optimizer_) optimizer_->enqueue(step_in_launch_);
 }
 
 void DeviceTraining::apply(std::vector<Trainable>& trainables,
                            std::vector<NormalizationTrainable>& normalizations,
                            const Device& device, std::uint64_t batch, int batch_size) {
-  if (optimizer_ && !optimizer_->finish()) return skip_step(batch);
+  if (optimizer_ && !optimizer_->gradients_finite()) return skip_step(batch);
   const float unscale = 1.0f / scale_.scale;
   std::vector<Trainable*> on_host;
   std::vector<std::uint64_t> versions;
@@ -113,6 +124,13 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     good_steps_ = 0;
   }
   apply_updates(trainables, normalizations, device, batch, batch_size, stepped_on_device_);
+  if (optimizer_) {
+    if (!step_in_launch_) {
+      optimizer_->enqueue_step();
+      execution_.synchronize();
+    }
+    optimizer_->advance();
+  }
   for (std::size_t k = 0; k < on_host.size(); ++k) {
     if (on_host[k]->parameters->prepared->version != versions[k])
       execution_.upload_weights(*on_host[k]->parameters);

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "cnngraph/trainable_data_source.hpp"
 #include "graph/trainables.hpp"
 
 namespace cnngraph::detail {
@@ -24,7 +26,8 @@ class DeviceTraining {
 
   // Before a run: the loss scale and the optimizer's rules for this step.
   void prepare();
-  // Inside the run's launch, after its steps: the device's optimizer step.
+  // Inside the run's launch, after its steps: the device's optimizer step (or, where it
+  // waits for host-side updates, its check that every gradient is finite).
   void enqueue();
   // After the run: the device step's outcome, then the host-side updates (apply_updates)
   // of the other convolutions and of the batch normalizations, uploading the weights they
@@ -39,6 +42,11 @@ class DeviceTraining {
 
   LossScaleStatus loss_scale() const { return scale_; }
 
+  // The library mutex of every data source this graph trains on the device, locked in one
+  // order (by address) for the length of a run, so that whoever reads such a source
+  // (another graph's compile, current_weights()) never meets a step half done.
+  std::vector<std::unique_lock<std::mutex>> hold_resident_sources() const;
+
  private:
   // A step whose gradients are not finite: lowers the scale, or throws without scaling.
   void skip_step(std::uint64_t batch);
@@ -48,7 +56,12 @@ class DeviceTraining {
   int growth_interval_ = 0;
   int good_steps_ = 0;
   std::unique_ptr<DeviceOptimizer> optimizer_;
-  std::vector<bool> stepped_on_device_;  // per trainable
+  std::vector<bool> stepped_on_device_;         // per trainable
+  std::vector<TrainableDataSource*> resident_;  // their sources, by address
+  // Whether the device's step is part of the run's launch. Where other convolutions are
+  // updated on the host, whose update() may throw, it waits until those succeeded, so that a
+  // failed batch changes no weight.
+  bool step_in_launch_ = true;
 };
 
 }  // namespace cnngraph::detail

@@ -1,12 +1,15 @@
 // Graph: owns the analysis, the prepared weights and the compiled programs, and runs them.
 #include "cnngraph/graph.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <optional>
 
 #include "backends/backend.hpp"
+#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 #include "graph/describe.hpp"
 #include "graph/device_training.hpp"
@@ -33,7 +36,14 @@ struct Graph::Impl {
   std::vector<Trainable> trainables;
   std::vector<NormalizationTrainable> normalizations;
   std::unique_ptr<DeviceTraining> device_training;  // device graphs that train
-  std::map<std::vector<ImageShape>, std::unique_ptr<Program>> programs;
+  // The compiled programs by source sizes, with the use counter of their last run: at most
+  // options.max_compiled_sizes of them; compiling one more evicts the least recently used.
+  struct CachedProgram {
+    std::unique_ptr<Program> program;
+    std::uint64_t last_use = 0;
+  };
+  std::map<std::vector<ImageShape>, CachedProgram> programs;
+  std::uint64_t program_uses = 0;
   const Program* last_program = nullptr;
   std::uint64_t batches = 0;
 
@@ -115,10 +125,20 @@ struct Graph::Impl {
     if (it == programs.end()) {
       CompileInputs inputs{structure,      chains,   weights, trainables,
                            normalizations, *backend, options};
-      it = programs.emplace(shapes, compile_program(inputs, shapes)).first;
+      std::unique_ptr<Program> compiled = compile_program(inputs, shapes);
+      const std::size_t limit = std::max<std::size_t>(options.max_compiled_sizes, 1);
+      while (programs.size() >= limit) {
+        auto oldest = programs.begin();
+        for (auto p = programs.begin(); p != programs.end(); ++p) {
+          if (p->second.last_use < oldest->second.last_use) oldest = p;
+        }
+        programs.erase(oldest);
+      }
+      it = programs.emplace(shapes, CachedProgram{std::move(compiled), 0}).first;
     }
-    last_program = it->second.get();
-    return *it->second;
+    it->second.last_use = ++program_uses;
+    last_program = it->second.program.get();
+    return *it->second.program;
   }
 
   DataType output_type(const ImageNode& node) const {
@@ -218,7 +238,11 @@ struct Graph::Impl {
       if (training && !device_training)
         device_training = std::make_unique<DeviceTraining>(trainables, *execution, options,
                                                            !structure.loss_nodes.empty());
-      if (device_training) device_training->prepare();
+      std::vector<std::unique_lock<std::mutex>> held;
+      if (device_training) {
+        held = device_training->hold_resident_sources();
+        device_training->prepare();
+      }
       const std::uint64_t batch = batches++;
       Results results = run_program_on_device(
           program, *execution, device, structure, sources, label_images, batch, options.cuda_graphs,
@@ -241,12 +265,15 @@ struct Graph::Impl {
       source_data[i] = reinterpret_cast<const float*>(s.data());
     }
     for (const float* p : label_pointers(program, labels)) source_data.push_back(p);
-    std::vector<Image>& outputs = program.output_storage;
+    std::vector<LentBlock>& outputs = program.output_storage;
     outputs.resize(program.values.size());
     for (std::size_t v = 0; v < outputs.size(); ++v) {
       const Value& value = program.values[v];
       if (value.storage != Value::Storage::output) continue;
-      if (!outputs[v].storage_is_unique()) outputs[v] = Image(value.shape, DataType::f32);
+      if (!outputs[v] || !outputs[v].is_free()) {
+        outputs[v] = LentBlock(
+            std::shared_ptr<std::byte[]>(new std::byte[value.shape.elements() * sizeof(float)]));
+      }
     }
     const auto pointer = [&](int v) -> float* {
       const Value& value = program.values[v];
@@ -256,7 +283,7 @@ struct Graph::Impl {
         case Value::Storage::arena:
           return program.arena.data() + value.offset;
         case Value::Storage::output:
-          return reinterpret_cast<float*>(outputs[v].data());
+          return reinterpret_cast<float*>(outputs[v].get());
       }
       return nullptr;
     };
@@ -286,20 +313,36 @@ struct Graph::Impl {
     }
     if (!trainables.empty() || !normalizations.empty())
       apply_updates(trainables, normalizations, device, args.batch, sources[0].shape().batch);
+    // f32 results are the output blocks themselves, lent to the caller; others are converted
+    // copies.
+    const auto result_image = [&](int v, const ImageNode& node) {
+      const Value& value = program.values[v];
+      Image image = ImageAccess::make(value.shape, DataType::f32, Device::cpu(),
+                                      outputs[v].lend(outputs[v].get()));
+      const DataType type = output_type(node);
+      return type == DataType::f32 ? image : image.converted_to(type);
+    };
     for (std::size_t r = 0; r < program.result_values.size(); ++r) {
       const int v = program.result_values[r];
       if (!structure.results_needed[r]) {
         results.images.emplace_back();
         continue;
       }
-      results.images.push_back(outputs[v].converted_to(output_type(*program.values[v].node)));
+      results.images.push_back(result_image(v, *program.values[v].node));
     }
-    for (const auto& [node, v] : program.exported_values) {
-      results.exported.emplace_back(node, outputs[v].converted_to(output_type(*node)));
-    }
+    for (const auto& [node, v] : program.exported_values)
+      results.exported.emplace_back(node, result_image(v, *node));
     return results;
   }
 };
+
+const Image& Results::operator[](std::size_t i) const {
+  if (i >= images.size()) {
+    throw InvalidArgument("Results: result " + std::to_string(i) + " asked for, the run has " +
+                          std::to_string(images.size()));
+  }
+  return images[i];
+}
 
 float Results::loss() const {
   if (losses.empty()) throw InvalidArgument("Results::loss: the graph has no loss node");
@@ -329,34 +372,58 @@ Graph::Graph(Device device, std::vector<std::shared_ptr<ImageNode>> result_image
           analyze_graph(std::move(result_images), std::move(results_are_needed)))) {}
 
 Graph::~Graph() = default;
+
+Graph::Impl& Graph::impl() const {
+  if (!impl_) {
+    throw InvalidArgument(
+        "Graph: this graph was moved from; use the Graph it was moved to, or build a new one");
+  }
+  return *impl_;
+}
+
+namespace {
+// Host allocations that fail become DeviceError, as the CUDA backend's do.
+template <typename Call>
+decltype(auto) translating_out_of_memory(const char* what, Call call) {
+  try {
+    return call();
+  } catch (const std::bad_alloc&) {
+    throw DeviceError(std::string(what) +
+                      ": out of host memory (the images, the arena of intermediates or the "
+                      "compiled kernels did not fit)");
+  }
+}
+}  // namespace
+
 Graph::Graph(Graph&&) noexcept = default;
 Graph& Graph::operator=(Graph&&) noexcept = default;
 
-const Device& Graph::device() const { return impl_->device; }
-const GraphOptions& Graph::options() const { return impl_->options; }
+const Device& Graph::device() const { return impl().device; }
+const GraphOptions& Graph::options() const { return impl().options; }
 const std::vector<std::shared_ptr<ImageNode>>& Graph::source_image_handles() const {
-  return impl_->structure.sources;
+  return impl().structure.sources;
 }
 
 void Graph::compile(const std::vector<ImageShape>& source_shapes) {
-  std::lock_guard lock(impl_->mutex);
-  if (source_shapes.size() != impl_->structure.sources.size()) {
-    throw InvalidArgument("Graph::compile: expected " +
-                          std::to_string(impl_->structure.sources.size()) + " source shapes, got " +
-                          std::to_string(source_shapes.size()));
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  if (source_shapes.size() != g.structure.sources.size()) {
+    throw InvalidArgument("Graph::compile: expected " + std::to_string(g.structure.sources.size()) +
+                          " source shapes, got " + std::to_string(source_shapes.size()));
   }
   for (const ImageShape& s : source_shapes) {
     if (s.batch <= 0 || s.height <= 0 || s.width <= 0 || s.channels <= 0) {
       throw InvalidArgument("Graph::compile: every size must be positive, got " + to_string(s));
     }
   }
-  impl_->program_for(source_shapes);
+  translating_out_of_memory("Graph::compile", [&] { g.program_for(source_shapes); });
 }
 
-Results Graph::run(const std::vector<Image>& sources) { return impl_->run(sources, {}); }
+Results Graph::run(const std::vector<Image>& sources) { return run(sources, {}); }
 
 Results Graph::run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels) {
-  return impl_->run(sources, labels);
+  Impl& g = impl();
+  return translating_out_of_memory("Graph::run", [&] { return g.run(sources, labels); });
 }
 
 std::future<Results> Graph::run_async(std::vector<Image> sources) {
@@ -364,54 +431,67 @@ std::future<Results> Graph::run_async(std::vector<Image> sources) {
 }
 
 std::future<Results> Graph::run_async(std::vector<Image> sources, std::vector<LossLabels> labels) {
-  Impl* impl = impl_.get();
-  return std::async(std::launch::async,
-                    [impl, sources = std::move(sources), labels = std::move(labels)] {
-                      return impl->run(sources, labels);
-                    });
+  Impl* g = &impl();
+  return std::async(std::launch::async, [g, sources = std::move(sources),
+                                         labels = std::move(labels)] {
+    return translating_out_of_memory("Graph::run_async", [&] { return g->run(sources, labels); });
+  });
 }
 
 std::vector<std::shared_ptr<ImageNode>> Graph::label_handles() const {
   std::vector<std::shared_ptr<ImageNode>> handles;
-  for (const LossNode* loss : impl_->structure.loss_nodes) handles.push_back(loss->labels());
+  for (const LossNode* loss : impl().structure.loss_nodes) handles.push_back(loss->labels());
   return handles;
 }
 
 std::uint64_t Graph::batch_count() const {
-  std::lock_guard lock(impl_->mutex);
-  return impl_->batches;
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  return g.batches;
+}
+
+std::size_t Graph::compiled_size_count() const {
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  return g.programs.size();
 }
 
 LossScaleStatus Graph::loss_scale() const {
-  std::lock_guard lock(impl_->mutex);
-  return impl_->device_training ? impl_->device_training->loss_scale() : LossScaleStatus{};
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  return g.device_training ? g.device_training->loss_scale() : LossScaleStatus{};
 }
 
 void Graph::save_checkpoint(const std::filesystem::path& path) const {
-  std::lock_guard lock(impl_->mutex);
-  if (impl_->device_training) impl_->device_training->synchronize_states(impl_->trainables);
-  detail::save_checkpoint(impl_->structure, impl_->trainables, path);
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  if (g.device_training) g.device_training->synchronize_states(g.trainables);
+  detail::save_checkpoint(g.structure, g.trainables, path);
 }
 
 void Graph::load_checkpoint(const std::filesystem::path& path) {
-  std::lock_guard lock(impl_->mutex);
-  detail::load_checkpoint(impl_->structure, path);
-  impl_->forget_weights();
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  detail::load_checkpoint(g.structure, path);
+  g.forget_weights();
 }
 
 void Graph::reload_from_data_sources() {
-  std::lock_guard lock(impl_->mutex);
-  impl_->forget_weights();
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  g.forget_weights();
 }
 
 std::string Graph::describe() const {
-  std::lock_guard lock(impl_->mutex);
-  return describe_graph(impl_->structure, impl_->device, impl_->options, impl_->last_program);
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  return describe_graph(g.structure, g.device, g.options, g.last_program);
 }
 
 std::string Graph::to_dot() const {
-  std::lock_guard lock(impl_->mutex);
-  return graph_to_dot(impl_->structure, impl_->chains);
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  return graph_to_dot(g.structure, g.chains);
 }
 
 }  // namespace cnngraph

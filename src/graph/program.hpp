@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "graph/lent_block.hpp"
 #include "graph/structure.hpp"
 #include "graph/trainables.hpp"
 
@@ -49,7 +50,7 @@ struct Program {
   // the steps (the backend's CUDA graph), which replays only with the same buffers.
   // Offsets count storage-type elements; output values' offsets are within a set.
   struct OutputSet {
-    std::shared_ptr<std::byte[]> block;
+    LentBlock block;
     std::shared_ptr<void> captured;
     std::vector<std::byte*> recorded_sources;  // the source buffers `captured` reads
     std::size_t runs = 0;
@@ -59,9 +60,9 @@ struct Program {
   std::vector<OutputSet> output_sets;  // at most kMaxOutputSets
   static constexpr std::size_t kMaxOutputSets = 4;
   std::size_t runs = 0;
-  // The f32 storage of each output value from the last run; reused when the caller has let
-  // go of it, so steady-state runs neither allocate nor page-fault.
-  std::vector<Image> output_storage;
+  // Host backends: the f32 storage of each output value from the last run; reused when the
+  // caller has let go of it, so steady-state runs neither allocate nor page-fault.
+  std::vector<LentBlock> output_storage;
   std::vector<int> result_values;
   // Per loss node (in structure.loss_nodes order) the value of its labels; the label weights
   // value follows it in the source list. Sources come first, then labels and weights.

@@ -174,23 +174,26 @@ class CudaBackend : public Backend, public DeviceExecution {
     context_.memory = device_memory(device);
     context_.storage = storage_type_for(options.precision);
     bind();
-    check(cudaStreamCreateWithFlags(&context_.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cudnnCreate(&context_.cudnn), "cudnnCreate");
-    check(cudnnSetStream(context_.cudnn, context_.stream), "cudnnSetStream");
-    check(cublasLtCreate(&context_.cublas), "cublasLtCreate");
-    check(cudaMallocHost(&context_.batch, sizeof(std::uint64_t)), "cudaMallocHost");
-    check(cudaMallocHost(&context_.loss_scale, sizeof(float)), "cudaMallocHost");
+    const StreamHandles handles = acquire_stream_handles(context_.device);
+    context_.stream = handles.stream;
+    context_.cudnn = handles.cudnn;
+    context_.cublas = handles.cublas;
+    context_.pinned = allocate_pinned(2 * sizeof(std::uint64_t), "the batch counter");
+    context_.batch = reinterpret_cast<std::uint64_t*>(context_.pinned.get());
+    context_.loss_scale = reinterpret_cast<float*>(context_.batch + 1);
+    *context_.batch = 0;
     *context_.loss_scale = 1.0f;
     if (!plan_cache_file_.empty()) load_plan_cache(plan_cache_file_);
   }
+  // The handles go back to the process's pool once the stream is idle; destroying them
+  // would synchronize the device under other threads' captures (StreamHandles).
   ~CudaBackend() override {
     cudaSetDevice(context_.device);
-    if (context_.stream) cudaStreamSynchronize(context_.stream);
-    if (context_.cublas) cublasLtDestroy(context_.cublas);
-    if (context_.cudnn) cudnnDestroy(context_.cudnn);
-    if (context_.stream) cudaStreamDestroy(context_.stream);
-    if (context_.batch) cudaFreeHost(context_.batch);
-    if (context_.loss_scale) cudaFreeHost(context_.loss_scale);
+    if (cudaStreamSynchronize(context_.stream) != cudaSuccess) {
+      cudaGetLastError();
+      return;  // a broken stream is not handed to another graph (its handles leak)
+    }
+    release_stream_handles(context_.device, {context_.stream, context_.cudnn, context_.cublas});
   }
 
   std::string name() const override { return "cuda"; }
@@ -303,6 +306,7 @@ class CudaBackend : public Backend, public DeviceExecution {
   std::string device_name() const { return "cuda:" + std::to_string(context_.device); }
 
   void record(Recording& recording, const std::function<void()>& launch_steps) {
+    const CaptureScope scope;
     check(cudaStreamBeginCapture(context_.stream, cudaStreamCaptureModeThreadLocal),
           "cudaStreamBeginCapture");
     try {

@@ -25,6 +25,32 @@ void check(cublasStatus_t status, const std::string& what);
 // The element type of images between steps for a precision option.
 DataType storage_type_for(Precision precision);
 
+// Process-wide resources. Destroying a cuDNN or cuBLASLt handle and freeing pinned host
+// memory synchronize the whole device; done while another thread of the process captures a
+// CUDA graph, that crashed the process. So a graph takes its stream and handles from a
+// pool and gives them back when it is destroyed, pinned blocks are cached likewise, and
+// neither is ever destroyed while the process runs.
+struct StreamHandles {
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn = nullptr;  // bound to `stream`
+  cublasLtHandle_t cublas = nullptr;
+};
+StreamHandles acquire_stream_handles(int device);
+// Once nothing is pending on handles.stream.
+void release_stream_handles(int device, StreamHandles handles);
+// Page-locked host memory (kept for reuse when let go of).
+std::shared_ptr<std::byte[]> allocate_pinned(std::size_t bytes, const std::string& what);
+
+// Held (shared) around each capture of a CUDA graph; what must never overlap one (making
+// library handles, freeing device memory) holds it exclusively.
+class CaptureScope {
+ public:
+  CaptureScope();
+  ~CaptureScope();
+  CaptureScope(const CaptureScope&) = delete;
+  CaptureScope& operator=(const CaptureScope&) = delete;
+};
+
 // One per graph: kernels enqueue on `stream`. Compilation may grow the shared workspace;
 // kernels read `workspace` when they run, never keep it.
 struct Context {
@@ -38,6 +64,7 @@ struct Context {
   std::size_t workspace_bytes = 0;
   // The run's batch counter in pinned host memory (DeviceExecution::set_batch writes it);
   // kernels copy it to the device on their stream, which a recording replays.
+  std::shared_ptr<std::byte[]> pinned;  // holds `batch` and `loss_scale`
   std::uint64_t* batch = nullptr;
   // The loss scale likewise (DeviceExecution::set_loss_scale; 1 unless training scales).
   float* loss_scale = nullptr;

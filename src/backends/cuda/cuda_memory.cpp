@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include "backends/cuda/cuda_common.hpp"
@@ -48,6 +49,91 @@ DataType storage_type_for(Precision precision) {
 
 namespace {
 
+std::shared_mutex& capture_mutex() {
+  static auto& mutex = *new std::shared_mutex;  // never destroyed: see StreamHandles
+  return mutex;
+}
+thread_local bool capturing = false;
+
+}  // namespace
+
+CaptureScope::CaptureScope() {
+  capture_mutex().lock_shared();
+  capturing = true;
+}
+CaptureScope::~CaptureScope() {
+  capturing = false;
+  capture_mutex().unlock_shared();
+}
+
+namespace {
+
+struct HandlePool {
+  std::mutex mutex;
+  std::map<int, std::vector<StreamHandles>> free;
+};
+HandlePool& handle_pool() {
+  static auto& pool = *new HandlePool;
+  return pool;
+}
+
+}  // namespace
+
+StreamHandles acquire_stream_handles(int device) {
+  HandlePool& pool = handle_pool();
+  {
+    std::lock_guard lock(pool.mutex);
+    auto& free = pool.free[device];
+    if (!free.empty()) {
+      StreamHandles handles = free.back();
+      free.pop_back();
+      return handles;
+    }
+  }
+  std::unique_lock exclusive(capture_mutex());
+  check(cudaSetDevice(device), "cudaSetDevice");
+  StreamHandles h;
+  check(cudaStreamCreateWithFlags(&h.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudnnCreate(&h.cudnn), "cudnnCreate");
+  check(cudnnSetStream(h.cudnn, h.stream), "cudnnSetStream");
+  check(cublasLtCreate(&h.cublas), "cublasLtCreate");
+  return h;
+}
+
+void release_stream_handles(int device, StreamHandles handles) {
+  HandlePool& pool = handle_pool();
+  std::lock_guard lock(pool.mutex);
+  pool.free[device].push_back(handles);
+}
+
+std::shared_ptr<std::byte[]> allocate_pinned(std::size_t bytes, const std::string& what) {
+  struct PinnedCache {
+    std::mutex mutex;
+    std::map<std::size_t, std::vector<void*>> free;
+  };
+  static auto& cache = *new PinnedCache;
+  const std::size_t size = (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256;
+  void* block = nullptr;
+  {
+    std::lock_guard lock(cache.mutex);
+    auto& free = cache.free[size];
+    if (!free.empty()) {
+      block = free.back();
+      free.pop_back();
+    }
+  }
+  if (!block) {
+    std::unique_lock exclusive(capture_mutex());
+    check(cudaMallocHost(&block, size), what + ": pinned memory");
+  }
+  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(block), [size](std::byte* p) {
+    std::lock_guard lock(cache.mutex);
+    cache.free[size].push_back(p);
+  });
+}
+
+namespace {
+
 class CachingDeviceMemory : public DeviceMemory {
  public:
   explicit CachingDeviceMemory(int index) : index_(index) {}
@@ -59,7 +145,9 @@ class CachingDeviceMemory : public DeviceMemory {
       check(cudaSetDevice(index_), "cudaSetDevice");
       if (cudaMalloc(&block, size) != cudaSuccess) {
         cudaGetLastError();
-        release_cache();
+        // cudaFree synchronizes the device: never within a capture of this thread, and
+        // never while another thread captures.
+        if (!capturing) release_cache();
         if (cudaMalloc(&block, size) != cudaSuccess) {
           cudaGetLastError();
           std::size_t free = 0, total = 0;
@@ -97,6 +185,7 @@ class CachingDeviceMemory : public DeviceMemory {
     free_[size].push_back(p);
   }
   void release_cache() {
+    std::unique_lock exclusive(capture_mutex());
     std::lock_guard lock(mutex_);
     for (auto& [size, blocks] : free_)
       for (void* block : blocks) cudaFree(block);

@@ -191,14 +191,12 @@ class CudaOptimizer : public DeviceOptimizer {
       groups_[g].table = std::make_unique<DeviceOptimizerTable>(std::move(tensors[g]),
                                                                 context.storage, *context.memory);
     }
-    check(cudaMallocHost(&pinned_, sizeof(Pinned) + groups_.size() * sizeof(DeviceStepRule)),
-          "cudaMallocHost");
+    pinned_block_ = allocate_pinned(sizeof(Pinned) + groups_.size() * sizeof(DeviceStepRule),
+                                    "the optimizer step's rules");
+    pinned_ = reinterpret_cast<Pinned*>(pinned_block_.get());
     pinned_->flag = 0;
     device_ = context.memory->allocate(sizeof(Pinned) + groups_.size() * sizeof(DeviceStepRule),
                                        "the optimizer step's rules");
-  }
-  ~CudaOptimizer() override {
-    if (pinned_) cudaFreeHost(pinned_);
   }
 
   void prepare(float unscale) override {
@@ -210,24 +208,29 @@ class CudaOptimizer : public DeviceOptimizer {
     pinned_->flag = 0;
   }
 
-  void enqueue() override {
+  void enqueue(bool step) override {
     auto* device = reinterpret_cast<Pinned*>(device_.get());
     check(cudaMemcpyAsync(device, pinned_, sizeof(Pinned) + groups_.size() * sizeof(DeviceStepRule),
                           cudaMemcpyHostToDevice, context_.stream),
           "copying the optimizer step's rules");
     for (const Group& group : groups_) group.table->check_finite(&device->flag, context_.stream);
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      groups_[g].table->step(groups_[g].kind, rules(device) + g, &device->flag, context_.stream);
-    }
+    if (step) enqueue_step();
     check(cudaMemcpyAsync(&pinned_->flag, &device->flag, sizeof(unsigned), cudaMemcpyDeviceToHost,
                           context_.stream),
           "copying the optimizer step's status");
   }
 
-  bool finish() override {
-    if (pinned_->flag != 0) return false;
+  void enqueue_step() override {
+    auto* device = reinterpret_cast<Pinned*>(device_.get());
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      groups_[g].table->step(groups_[g].kind, rules(device) + g, &device->flag, context_.stream);
+    }
+  }
+
+  bool gradients_finite() const override { return pinned_->flag == 0; }
+
+  void advance() override {
     for (Group& group : groups_) ++*group.time_step;
-    return true;
   }
 
   std::shared_ptr<ParameterResidence> residence(std::size_t i) const override {
@@ -277,6 +280,7 @@ class CudaOptimizer : public DeviceOptimizer {
   Context& context_;
   std::vector<Group> groups_;
   std::vector<std::shared_ptr<CudaResidence>> residences_;
+  std::shared_ptr<std::byte[]> pinned_block_;
   Pinned* pinned_ = nullptr;
   std::shared_ptr<std::byte[]> device_;
 };

@@ -132,9 +132,9 @@ class CudaLoss : public Kernel {
         context.memory->allocate(op.dst_shape.elements() * sizeof(float), op.name + " gradient");
     totals_ = context.memory->allocate(sizeof(Totals), op.name + " sums");
     loss_scale_ = context.memory->allocate(sizeof(float), op.name + " loss scale");
-    check(cudaMallocHost(&host_totals_, sizeof(Totals)), op.name + ": pinned memory");
+    host_block_ = allocate_pinned(sizeof(Totals), op.name);
+    host_totals_ = reinterpret_cast<Totals*>(host_block_.get());
   }
-  ~CudaLoss() override { cudaFreeHost(host_totals_); }
 
   void run(const KernelArgs& args) override {
     const std::size_t count = op_.dst_shape.elements();
@@ -189,6 +189,7 @@ class CudaLoss : public Kernel {
   DeviceLoss device_{};
   std::shared_ptr<std::byte[]> gradient_, totals_, loss_scale_;
   Totals* host_totals_ = nullptr;
+  std::shared_ptr<std::byte[]> host_block_;  // pinned
 };
 
 }  // namespace

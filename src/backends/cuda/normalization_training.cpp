@@ -21,10 +21,8 @@ struct DeviceNormalization {
   int channels = 0;
   bool forward_runs = false;  // a forward kernel records the statistics the gradient reads
   std::shared_ptr<std::byte[]> device;
+  std::shared_ptr<std::byte[]> pinned_block;
   float* pinned = nullptr;
-  ~DeviceNormalization() {
-    if (pinned) cudaFreeHost(pinned);
-  }
   float* on_device(int k) const { return reinterpret_cast<float*>(device.get()) + k * channels; }
   float* on_host(int k) const { return pinned + k * channels; }
 };
@@ -41,7 +39,8 @@ std::shared_ptr<DeviceNormalization> device_normalization(TrainableNormalization
     d->channels = channels;
     const std::size_t bytes = std::size_t(kSlots) * channels * sizeof(float);
     d->device = context.memory->allocate(bytes, name + " parameters");
-    check(cudaMallocHost(&d->pinned, bytes), name + ": pinned memory");
+    d->pinned_block = allocate_pinned(bytes, name);
+    d->pinned = reinterpret_cast<float*>(d->pinned_block.get());
     slot = d;
   }
   return std::static_pointer_cast<DeviceNormalization>(slot);
