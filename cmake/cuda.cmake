@@ -43,9 +43,11 @@ endif()
 # considered: nothing runs before main() (no self-registration, whose objects a static
 # archive would drop), the link order of the two archives does not matter, and unlike a
 # dlopen()ed backend it needs no second copy of the core inside a shared object and no
-# search path at run time.
+# search path at run time. It is a static library whatever BUILD_SHARED_LIBS says: a shared
+# one would hold no symbol the program references, and linkers that default to --as-needed
+# would drop it.
 function(cnngraph_add_cuda_backend core)
-  add_library(cnngraph_cuda
+  add_library(cnngraph_cuda STATIC
     src/backends/cuda/hooks.cpp
     src/backends/cuda/cuda_backend.cpp
     src/backends/cuda/cuda_memory.cpp
