@@ -31,8 +31,24 @@ if(CNNGRAPH_WITH_CUDA)
   endif()
 endif()
 
-function(cnngraph_add_cuda_backend target)
-  target_sources(${target} PRIVATE
+# The CUDA backend is a library of its own, cnngraph_cuda (cnngraph::cuda), so that the core
+# library's link interface holds no CUDA: a program that does not link cnngraph::cuda needs
+# neither the CUDA toolkit to build nor libcudart, libcublasLt and libcudnn to start.
+#
+# The core reaches the backend through one table of functions (src/backends/cuda_hooks.hpp)
+# that it references weakly. Linking cnngraph::cuda fills that reference: the target's link
+# interface carries `--undefined=cnngraph_cuda_backend_hooks`, which makes the linker take
+# the object defining the table (and everything it calls) out of the static archive,
+# wherever the archive appears on the link line. This is the most robust of the shapes we
+# considered: nothing runs before main() (no self-registration, whose objects a static
+# archive would drop), the link order of the two archives does not matter, and unlike a
+# dlopen()ed backend it needs no second copy of the core inside a shared object and no
+# search path at run time. It is a static library whatever BUILD_SHARED_LIBS says: a shared
+# one would hold no symbol the program references, and linkers that default to --as-needed
+# would drop it.
+function(cnngraph_add_cuda_backend core)
+  add_library(cnngraph_cuda STATIC
+    src/backends/cuda/hooks.cpp
     src/backends/cuda/cuda_backend.cpp
     src/backends/cuda/cuda_memory.cpp
     src/backends/cuda/cudnn_graph.cpp
@@ -58,8 +74,22 @@ function(cnngraph_add_cuda_backend target)
     src/backends/cuda/direct_convolution.cu
     src/backends/cuda/depthwise_convolution.cu
     src/backends/cuda/binary_convolution.cu)
-  target_include_directories(${target} PRIVATE ${CNNGRAPH_CUDNN_INCLUDE_DIR})
-  target_link_libraries(${target} PRIVATE CUDA::cudart CUDA::cublasLt ${CNNGRAPH_CUDNN_LIBRARY})
-  target_compile_definitions(${target} PRIVATE CNNGRAPH_HAS_CUDA)
-  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+  add_library(cnngraph::cuda ALIAS cnngraph_cuda)
+  # cuDNN has no CMake package of its own; the installed package's config makes the same
+  # target from the library it finds on the user's machine (cmake/cnngraphConfig.cmake.in).
+  if(NOT TARGET CUDNN::cudnn)
+    add_library(CUDNN::cudnn UNKNOWN IMPORTED)
+    set_target_properties(CUDNN::cudnn PROPERTIES IMPORTED_LOCATION ${CNNGRAPH_CUDNN_LIBRARY}
+      INTERFACE_INCLUDE_DIRECTORIES ${CNNGRAPH_CUDNN_INCLUDE_DIR})
+  endif()
+  target_include_directories(cnngraph_cuda PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(cnngraph_cuda PUBLIC ${core}
+    PRIVATE CUDA::cudart CUDA::cublasLt CUDNN::cudnn nlohmann_json::nlohmann_json
+            $<BUILD_INTERFACE:cnngraph_warnings>)
+  target_link_options(cnngraph_cuda INTERFACE "LINKER:--undefined=cnngraph_cuda_backend_hooks")
+  target_compile_options(cnngraph_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>
+    $<$<COMPILE_LANGUAGE:CXX>:-fno-math-errno>)
+  set_target_properties(cnngraph_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  # Only for the message of Device::cuda() in a program without cnngraph::cuda.
+  target_compile_definitions(${core} PRIVATE CNNGRAPH_CUDA_COMPONENT_BUILT)
 endfunction()

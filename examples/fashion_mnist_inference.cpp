@@ -1,7 +1,7 @@
 // Runs the reference network over Fashion-MNIST's 10,000 test images with weights read from
 // a safetensors file, and reports images per second and accuracy. Without --weights it
 // writes the spec's untrained initial weights first, so accuracy is at chance level (about
-// 10%) until the trainer (issue 4) produces a trained file.
+// 10%) until the trainer (fashion_mnist_train) produces a trained file.
 #include <cxxopts.hpp>
 #include <iostream>
 
@@ -10,6 +10,18 @@
 #include "reference_network.hpp"
 
 using namespace cnngraph;
+
+namespace {
+
+// The trainer's --device names; an unknown one is an error, never a silent CPU run.
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  if (name == "cpu_reference") return Device::cpu_reference();
+  if (name == "cuda") return Device::cuda(0);
+  throw InvalidArgument("--device must be cpu, cpu_reference or cuda, got '" + name + "'");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   cxxopts::Options options("fashion_mnist_inference",
@@ -20,7 +32,7 @@ int main(int argc, char** argv) {
       "weights", "safetensors weights file (conv1/conv2/fc1/fc2 .weight and .bias)",
       cxxopts::value<std::string>()->default_value(""))(
       "batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))(
-      "device", "cpu or cpu_reference", cxxopts::value<std::string>()->default_value("cpu"))(
+      "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))(
       "h,help", "show this help");
   try {
@@ -37,8 +49,7 @@ int main(int argc, char** argv) {
       std::cerr << "no --weights given: using untrained initial weights written to " << weights
                 << " (expect chance-level accuracy)\n";
     }
-    const std::string device_name = args["device"].as<std::string>();
-    const Device device = device_name == "cpu_reference" ? Device::cpu_reference() : Device::cpu();
+    const Device device = parse_device(args["device"].as<std::string>());
     const int batch = std::max(1, args["batch-size"].as<int>());
 
     const auto net = examples::build_reference_network(weights);

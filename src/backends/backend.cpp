@@ -3,9 +3,7 @@
 
 #include <iostream>
 
-#ifdef CNNGRAPH_HAS_CUDA
-#include "backends/cuda/cuda_backend.hpp"
-#endif
+#include "backends/cuda_hooks.hpp"
 #include "backends/onednn/onednn_backend.hpp"
 #include "backends/reference/reference_backend.hpp"
 #include "cnngraph/errors.hpp"
@@ -122,11 +120,7 @@ std::unique_ptr<Backend> make_backend(const Device& device, const GraphOptions& 
           "(libdnnl-dev was not found); use Device::cpu_reference()");
 #endif
     case DeviceKind::cuda:
-#ifdef CNNGRAPH_HAS_CUDA
-      return make_cuda_backend(device, options);
-#else
-      break;
-#endif
+      return require_cuda_backend(device.name()).make_backend(device, options);
   }
   throw DeviceError("device " + device.name() + " has no backend in this build");
 }

@@ -4,9 +4,15 @@
 #include <memory>
 
 #include "backends/backend.hpp"
+#include "backends/device_memory.hpp"
 
 namespace cnngraph::detail {
 
 std::unique_ptr<Backend> make_cuda_backend(const Device& device, const GraphOptions& options);
+// What the core's cuda_device_count(), device_memory() and parameter_downloads() return for
+// CUDA devices when the program links this backend (backends/cuda_hooks.hpp).
+int cuda_runtime_device_count();
+DeviceMemory* cuda_device_memory(const Device& device);
+std::uint64_t cuda_parameter_downloads();
 
 }  // namespace cnngraph::detail

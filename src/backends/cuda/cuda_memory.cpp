@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "backends/cuda/cuda_backend.hpp"
 #include "backends/cuda/cuda_common.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -222,7 +223,7 @@ std::shared_ptr<std::byte[]> Context::upload_as_storage(const std::vector<float>
 
 }  // namespace cuda
 
-int cuda_device_count() {
+int cuda_runtime_device_count() {
   static const int count = [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -234,13 +235,13 @@ int cuda_device_count() {
   return count;
 }
 
-DeviceMemory* device_memory(const Device& device) {
+DeviceMemory* cuda_device_memory(const Device& device) {
   if (device.kind() != DeviceKind::cuda) return nullptr;
   static std::mutex mutex;
   // Never destroyed: images may outlive static destruction and still return their blocks.
   static auto& registry = *new std::map<int, std::unique_ptr<cuda::CachingDeviceMemory>>;
   std::lock_guard lock(mutex);
-  if (device.index() < 0 || device.index() >= cuda_device_count())
+  if (device.index() < 0 || device.index() >= cuda_runtime_device_count())
     throw DeviceError(device.name() + ": no such CUDA device");
   auto& memory = registry[device.index()];
   if (!memory) memory = std::make_unique<cuda::CachingDeviceMemory>(device.index());

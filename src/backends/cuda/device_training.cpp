@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 
+#include "backends/cuda/cuda_backend.hpp"
 #include "backends/cuda/cuda_training.hpp"
 #include "backends/cuda/optimizer_step.hpp"
 #include "cnngraph/errors.hpp"
@@ -15,7 +16,7 @@ namespace {
 std::atomic<std::uint64_t> downloads{0};
 }  // namespace
 
-std::uint64_t parameter_downloads() { return downloads.load(); }
+std::uint64_t cuda_parameter_downloads() { return downloads.load(); }
 
 namespace cuda {
 
