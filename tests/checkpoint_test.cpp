@@ -20,7 +20,7 @@ namespace {
 fs::path test_folder() {
   const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path folder = fs::path(dir ? dir : "/tmp") / "checkpoint_test" /
+  const fs::path folder = fs::path(dir ? dir : "/tmp") / "checkpoint_test.tmp" /
                           (std::string(info->test_suite_name()) + "." + info->name());
   fs::remove_all(folder);
   fs::create_directories(folder);
