@@ -17,20 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path test_folder() {
-  const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path folder = fs::path(dir ? dir : "/tmp") / "checkpoint_test.tmp" /
-                          (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(folder);
-  fs::create_directories(folder);
-  return folder;
-}
-
-std::string contents(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+fs::path test_folder() { return fresh_test_folder("checkpoint_test"); }
 
 // conv (with bias) -> batch normalization -> fully connected (with bias), untrained.
 struct Net {
@@ -159,7 +146,7 @@ TEST(CheckpointDurability, ASaveKilledAtAnyMomentLeavesTheOldOrTheNewFile) {
   };
   save_all(1, folder / "a.ref");
   save_all(2, folder / "b.ref");
-  const std::string a = contents(folder / "a.ref"), b = contents(folder / "b.ref");
+  const std::string a = file_contents(folder / "a.ref"), b = file_contents(folder / "b.ref");
   ASSERT_NE(a, b);
   save_all(1, target);
 
@@ -199,7 +186,7 @@ TEST(CheckpointDurability, ASaveKilledAtAnyMomentLeavesTheOldOrTheNewFile) {
     ASSERT_TRUE(started_saving) << "the child did not start saving";
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "trial " << trial;
 
-    const std::string now = contents(target);
+    const std::string now = file_contents(target);
     ASSERT_TRUE(now == a || now == b) << "trial " << trial << ": the checkpoint is neither the "
                                       << "old nor the new one (" << now.size() << " bytes)";
     EXPECT_NO_THROW(read_weights_file(target));
@@ -216,5 +203,5 @@ TEST(CheckpointDurability, ASaveKilledAtAnyMomentLeavesTheOldOrTheNewFile) {
     EXPECT_EQ(entry.path().filename().string().find(".partial-"), std::string::npos)
         << entry.path() << " was not removed by the next save";
   }
-  EXPECT_EQ(contents(target), a);
+  EXPECT_EQ(file_contents(target), a);
 }

@@ -1,6 +1,5 @@
 // The weights file: the reader holds files to the safetensors rules, the writer replaces a
 // file atomically and reports every failed write, Tensor checks its own fields.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -13,29 +12,15 @@
 #include <fstream>
 #include <string>
 
-#include "cnngraph/errors.hpp"
-#include "cnngraph/weights_file.hpp"
+#include "support.hpp"
 
 using namespace cnngraph;
+using namespace cnngraph::testing;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder for the running test (ctest runs the tests of this file in parallel).
-fs::path test_folder() {
-  const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path folder = fs::path(dir ? dir : "/tmp") / "weights_file_test.tmp" /
-                          (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(folder);
-  fs::create_directories(folder);
-  return folder;
-}
-
-std::string contents(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+fs::path test_folder() { return fresh_test_folder("weights_file_test"); }
 
 // A file of the given header text followed by `data_size` zero bytes.
 void write_raw(const fs::path& path, const std::string& header, std::size_t data_size) {
@@ -262,7 +247,7 @@ TEST(WeightsFileWriting, AFullFileSystemIsADataSourceErrorAndKeepsTheOldFile) {
   const fs::path folder = test_folder();
   const fs::path path = folder / "w.safetensors";
   write_weights_file(path, some_tensors(1.0f));
-  const std::string before = contents(path);
+  const std::string before = file_contents(path);
   for (const std::size_t limit : {std::size_t{0}, std::size_t{100}, std::size_t{1000}}) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
@@ -284,7 +269,7 @@ TEST(WeightsFileWriting, AFullFileSystemIsADataSourceErrorAndKeepsTheOldFile) {
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0) << "limit " << limit << ": the write did not fail";
-    EXPECT_EQ(contents(path), before);
+    EXPECT_EQ(file_contents(path), before);
     EXPECT_TRUE(temporaries(folder).empty());
   }
 }
