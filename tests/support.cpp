@@ -1,6 +1,9 @@
 #include "support.hpp"
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 namespace cnngraph::testing {
 
@@ -100,6 +103,22 @@ std::vector<ConvCase> random_convolution_cases(int count, unsigned seed) {
     cases.push_back(c);
   }
   return cases;
+}
+
+std::filesystem::path fresh_test_folder(const std::string& group) {
+  const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::filesystem::path folder = std::filesystem::path(dir ? dir : "/tmp") /
+                                       (group + ".tmp") /
+                                       (std::string(info->test_suite_name()) + "." + info->name());
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  return folder;
+}
+
+std::string file_contents(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace cnngraph::testing

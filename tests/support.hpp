@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cnngraph/cnngraph.hpp>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -59,5 +60,11 @@ struct ConvCase {
 // Random convolution problems: batch 1-3, sizes 5-13, kernels 1-5, strides 1-3, dilation
 // 1-2, dense / grouped / depthwise, six padding policies.
 std::vector<ConvCase> random_convolution_cases(int count, unsigned seed);
+
+// An empty folder for the running test under $CNNGRAPH_TEST_TMP (or /tmp), named by
+// `group` and the test: ctest runs tests in parallel, each in its own process.
+std::filesystem::path fresh_test_folder(const std::string& group);
+// A file's bytes (empty if it cannot be read).
+std::string file_contents(const std::filesystem::path& path);
 
 }  // namespace cnngraph::testing

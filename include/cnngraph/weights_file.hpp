@@ -18,13 +18,21 @@ struct Tensor {
   std::vector<std::int64_t> shape;
   std::vector<std::byte> bytes;  // little-endian elements, row-major
 
+  // The product of the shape; InvalidArgument for a negative dimension or on overflow.
   std::size_t elements() const;
+  // InvalidArgument when the shape does not hold values.size() elements.
   static Tensor from_floats(std::vector<std::int64_t> shape, const std::vector<float>& values);
+  // InvalidArgument when `bytes` does not hold exactly the shape's elements of `type`.
   std::vector<float> to_floats() const;
 };
 
-// Throws DataSourceError naming the file on any I/O or format problem.
+// Reads a regular file that follows the safetensors rules exactly; throws DataSourceError
+// naming the file, the tensor and the problem otherwise.
 std::map<std::string, Tensor> read_weights_file(const std::filesystem::path& path);
+// Replaces `path` atomically (a temporary file beside it, fsync, rename, fsync of the
+// folder): the file is always the old or the complete new one. Throws DataSourceError
+// naming the file when any write, fsync, close or the rename fails, and InvalidArgument for
+// an inconsistent tensor (then nothing is written).
 void write_weights_file(const std::filesystem::path& path,
                         const std::map<std::string, Tensor>& tensors);
 

@@ -236,6 +236,18 @@ void save_normalizations(const GraphStructure& structure, std::map<std::string, 
   }
 }
 
+// A checkpoint tensor's values; a NaN or infinity would make every later run fail, so it is
+// refused like a missing tensor.
+std::vector<float> checkpoint_values(const Tensor& tensor, const std::string& name,
+                                     const std::filesystem::path& path, const std::string& node) {
+  std::vector<float> values = tensor.to_floats();
+  if (!all_finite(values)) {
+    throw DataSourceError("load_checkpoint: tensor '" + name + "' in " + path.string() +
+                          " holds a NaN or infinite value, for " + node);
+  }
+  return values;
+}
+
 // Checks the file's tensors for every batch-normalization source of the graph and returns
 // the parameters to assign.
 std::vector<std::pair<BatchNormalizationDataSource*, BatchNormalizationParameters>>
@@ -256,7 +268,7 @@ read_normalizations(const GraphStructure& structure, const std::map<std::string,
                               "' of " + std::to_string(member.size()) + " values for " +
                               node->display_name());
       }
-      member = found->second.to_floats();
+      member = checkpoint_values(found->second, name, path, node->display_name());
     }
     detail::validate_batch_normalization(p, "load_checkpoint: " + node->display_name());
     result.emplace_back(node->data_source().get(), std::move(p));
@@ -326,16 +338,27 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
       throw DataSourceError("load_checkpoint: tensor '" + label + ".weight' in " + path.string() +
                             " does not match the descriptor of " + node->display_name());
     }
-    std::vector<float> bias;
-    if (const auto b = tensors.find(label + ".bias"); b != tensors.end())
-      bias = b->second.to_floats();
-    if (bias.empty() != source->current_bias().empty()) {
-      throw DataSourceError("load_checkpoint: " + path.string() +
-                            (bias.empty() ? " lacks" : " has") + " tensor '" + label +
-                            ".bias' but " + node->display_name() +
-                            (bias.empty() ? " has a bias" : " has none"));
+    const auto b = tensors.find(label + ".bias");
+    const bool has_bias = !source->current_bias().empty();
+    if ((b != tensors.end()) != has_bias) {
+      throw DataSourceError("load_checkpoint: " + path.string() + (has_bias ? " lacks" : " has") +
+                            " tensor '" + label + ".bias' but " + node->display_name() +
+                            (has_bias ? " has a bias" : " has none"));
     }
-    assignments.push_back({source, {weight->second.to_floats(), std::move(bias)}});
+    std::vector<float> bias;
+    if (has_bias) {
+      const std::vector<std::int64_t> bias_shape = {source->descriptor().output_feature_channels};
+      if (b->second.shape != bias_shape) {
+        throw DataSourceError("load_checkpoint: tensor '" + label + ".bias' in " + path.string() +
+                              " has " + std::to_string(b->second.elements()) + " values, " +
+                              node->display_name() + " needs " + std::to_string(bias_shape[0]));
+      }
+      bias = checkpoint_values(b->second, label + ".bias", path, node->display_name());
+    }
+    assignments.push_back(
+        {source,
+         {checkpoint_values(weight->second, label + ".weight", path, node->display_name()),
+          std::move(bias)}});
   }
   auto normalizations = read_normalizations(structure, tensors, path);
   for (auto& [source, values] : assignments) {
