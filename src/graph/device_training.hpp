@@ -29,10 +29,11 @@ class DeviceTraining {
   // Inside the run's launch, after its steps: the device's optimizer step (or, where it
   // waits for host-side updates, its check that every gradient is finite).
   void enqueue();
-  // After the run: the device step's outcome, then the host-side updates (apply_updates)
-  // of the other convolutions and of the batch normalizations, uploading the weights they
-  // changed. Gradients that are not finite skip the whole step: with loss scaling the
-  // scale is lowered, else NumericalError is thrown.
+  // After the run: the device's finiteness check, then the host-side updates
+  // (apply_updates) of the other convolutions and of the batch normalizations, uploading
+  // the weights they changed, then the device step where it waited for them. Gradients
+  // that are not finite skip the whole step: with loss scaling the scale is lowered, else
+  // NumericalError is thrown.
   void apply(std::vector<Trainable>& trainables,
              std::vector<NormalizationTrainable>& normalizations, const Device& device,
              std::uint64_t batch, int batch_size);
