@@ -117,6 +117,8 @@ int ConvolutionDescriptor::channel_multiplier() const {
   return is_depthwise() ? output_feature_channels / input_feature_channels : 0;
 }
 
+void ConvolutionDescriptor::set_neuron(NeuronType type) { neuron = NeuronDescriptor::make(type); }
+
 void ConvolutionDescriptor::set_neuron(NeuronType type, float a, float b, float c) {
   neuron = NeuronDescriptor::make(type, a, b, c);
 }

@@ -91,7 +91,10 @@ struct ConvolutionDescriptor {
   int channel_multiplier() const;
   bool is_depthwise() const;
 
-  void set_neuron(NeuronType type, float a = 0.0f, float b = 0.0f, float c = 0.0f);
+  // The fused neuron with NeuronDescriptor::make(type)'s defaults (tanh: a = b = 1...).
+  void set_neuron(NeuronType type);
+  // The fused neuron with explicit parameters, as NeuronDescriptor::make(type, a, b, c).
+  void set_neuron(NeuronType type, float a, float b = 0.0f, float c = 0.0f);
   void set_batch_normalization(std::vector<float> mean, std::vector<float> variance,
                                std::vector<float> gamma, std::vector<float> beta, float epsilon);
 
