@@ -154,6 +154,16 @@ TEST(CudaConvolution, DepthwiseSubPixelDilatedAndHalfAccumulation) {
   auto s = conv(d, random_source(sub_pixel, rng));
   const Image x = random_image({2, 7, 5, 8}, rng);
   expect_cuda_matches_reference(s, {x}, 2.0);
+  // Both channel orders of the sub-pixel shuffle kernel (MPS's is the default).
+  sub_pixel.set_sub_pixel(2, SubPixelOrder::pixel_shuffle);
+  expect_cuda_matches_reference(conv(d, random_source(sub_pixel, rng)), {x}, 2.0,
+                                "pixel_shuffle order");
+  ConvolutionDescriptor sub_pixel3(3, 3, 8, 18);
+  for (const SubPixelOrder order : {SubPixelOrder::depth_to_space, SubPixelOrder::pixel_shuffle}) {
+    sub_pixel3.set_sub_pixel(3, order);
+    expect_cuda_matches_reference(conv(src, random_source(sub_pixel3, rng)), {x}, 2.0,
+                                  to_string(order) + " s=3");
+  }
   auto half =
       std::make_shared<ConvolutionNode>(src, random_source(ConvolutionDescriptor(3, 3, 8, 8), rng));
   half->accumulator_precision = AccumulatorPrecision::half;

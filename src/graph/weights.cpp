@@ -188,6 +188,11 @@ std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& s
   const ConvolutionDescriptor& d = prepared->descriptor;
   d.validate(where);
   const std::size_t count = d.weight_count();
+  // The library's f32 copy (and a backend's reordered one) must be addressable.
+  if (count > ImageShape::max_elements) {
+    throw InvalidArgument(where + ": weight_count " + std::to_string(count) +
+                          " is more than any buffer can hold");
+  }
   const bool bit_packed = source.weights_quantization_type() == QuantizationType::binary;
   if (form != WeightsForm::floats) check_binary_descriptor(d, where);
   if (form == WeightsForm::binary_shadow && bit_packed) {
