@@ -2,8 +2,10 @@
 #include "cnngraph/data_source.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 #include "cnngraph/weights_file.hpp"
 
@@ -50,7 +52,7 @@ ArrayDataSource::ArrayDataSource(std::string label, ConvolutionDescriptor descri
                             " ([output][kernel_height][kernel_width][ceil(input per group / 32)])");
     }
   } else if (const std::size_t expected = descriptor_.weight_count();
-             bytes_.size() != expected * size_of(type_)) {
+             bytes_.size() % size_of(type_) != 0 || bytes_.size() / size_of(type_) != expected) {
     throw InvalidArgument(context + ": weights count " +
                           counts(expected, bytes_.size() / size_of(type_)));
   }
@@ -107,9 +109,16 @@ std::shared_ptr<ArrayDataSource> ArrayDataSource::bit_packed(std::string label,
 }
 
 std::size_t bit_packed_word_count(const ConvolutionDescriptor& d) {
-  const std::size_t per_group = d.input_feature_channels / std::max(1, d.groups);
-  return static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height * d.kernel_width *
-         ((per_group + 31) / 32);
+  const std::int64_t per_group = d.input_feature_channels / std::max(1, d.groups);
+  const auto words = detail::checked_size_product(
+      {d.output_feature_channels, d.kernel_height, d.kernel_width, (per_group + 31) / 32});
+  if (!words) {
+    throw InvalidArgument("bit_packed_word_count: output_feature_channels " +
+                          std::to_string(d.output_feature_channels) + " * kernel " +
+                          std::to_string(d.kernel_height) + "x" + std::to_string(d.kernel_width) +
+                          " * words per tap overflows or is negative");
+  }
+  return *words;
 }
 
 bool ConvolutionDataSource::update(const ConvolutionGradientState& gradient,

@@ -2,7 +2,9 @@
 #include "cnngraph/descriptor.hpp"
 
 #include <cmath>
+#include <cstdint>
 
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph {
@@ -41,6 +43,16 @@ std::string to_string(NeuronType type) {
       return "logarithm";
     case NeuronType::gelu:
       return "gelu";
+  }
+  return "?";
+}
+
+std::string to_string(SubPixelOrder order) {
+  switch (order) {
+    case SubPixelOrder::depth_to_space:
+      return "depth_to_space";
+    case SubPixelOrder::pixel_shuffle:
+      return "pixel_shuffle";
   }
   return "?";
 }
@@ -103,8 +115,14 @@ void NeuronDescriptor::validate(const std::string& context) const {
 ConvolutionDescriptor ConvolutionDescriptor::depthwise(int kernel_width, int kernel_height,
                                                        int input_feature_channels,
                                                        int channel_multiplier) {
-  ConvolutionDescriptor d(kernel_width, kernel_height, input_feature_channels,
-                          input_feature_channels * channel_multiplier);
+  const auto output =
+      detail::fits_int(static_cast<std::int64_t>(input_feature_channels) * channel_multiplier);
+  if (!output) {
+    throw InvalidArgument("ConvolutionDescriptor::depthwise: input_feature_channels " +
+                          std::to_string(input_feature_channels) + " * channel_multiplier " +
+                          std::to_string(channel_multiplier) + " does not fit an int");
+  }
+  ConvolutionDescriptor d(kernel_width, kernel_height, input_feature_channels, *output);
   d.groups = input_feature_channels;
   return d;
 }
@@ -117,8 +135,15 @@ int ConvolutionDescriptor::channel_multiplier() const {
   return is_depthwise() ? output_feature_channels / input_feature_channels : 0;
 }
 
+void ConvolutionDescriptor::set_neuron(NeuronType type) { neuron = NeuronDescriptor::make(type); }
+
 void ConvolutionDescriptor::set_neuron(NeuronType type, float a, float b, float c) {
   neuron = NeuronDescriptor::make(type, a, b, c);
+}
+
+void ConvolutionDescriptor::set_sub_pixel(int scale_factor, SubPixelOrder order) {
+  sub_pixel_scale_factor = scale_factor;
+  sub_pixel_order = order;
 }
 
 void ConvolutionDescriptor::set_batch_normalization(std::vector<float> mean,
@@ -134,6 +159,35 @@ void require_positive(const std::string& context, const char* field, int value) 
   if (value <= 0) {
     throw InvalidArgument(context + ": " + field + " must be positive, got " +
                           std::to_string(value));
+  }
+}
+}  // namespace
+
+std::size_t ConvolutionDescriptor::weight_count() const {
+  const auto count =
+      detail::checked_size_product({output_feature_channels, kernel_height, kernel_width,
+                                    groups > 0 ? input_feature_channels / groups : -1});
+  if (!count || groups <= 0) {
+    throw InvalidArgument("ConvolutionDescriptor: weight_count output_feature_channels " +
+                          std::to_string(output_feature_channels) + " * kernel_height " +
+                          std::to_string(kernel_height) + " * kernel_width " +
+                          std::to_string(kernel_width) + " * (input_feature_channels " +
+                          std::to_string(input_feature_channels) + " / groups " +
+                          std::to_string(groups) + ") overflows or is negative");
+  }
+  return *count;
+}
+
+namespace {
+// The window a kernel of `kernel` taps `dilation` apart spans, when an int holds it.
+void require_kernel_extent(const std::string& context, const char* kernel_field, int kernel,
+                           const char* dilation_field, int dilation) {
+  if (!detail::fits_int((static_cast<std::int64_t>(kernel) - 1) * dilation + 1)) {
+    throw InvalidArgument(context + ": " + kernel_field + " " + std::to_string(kernel) + " with " +
+                          dilation_field + " " + std::to_string(dilation) +
+                          " spans (kernel - 1) * dilation + 1 = " +
+                          std::to_string((static_cast<std::int64_t>(kernel) - 1) * dilation + 1) +
+                          " pixels, more than an int holds");
   }
 }
 }  // namespace
@@ -155,11 +209,25 @@ void ConvolutionDescriptor::validate(const std::string& context) const {
         " must divide input_feature_channels = " + std::to_string(input_feature_channels) +
         " and output_feature_channels = " + std::to_string(output_feature_channels));
   }
-  const int s2 = sub_pixel_scale_factor * sub_pixel_scale_factor;
+  require_kernel_extent(context, "kernel_width", kernel_width, "dilation_x", dilation_x);
+  require_kernel_extent(context, "kernel_height", kernel_height, "dilation_y", dilation_y);
+  const auto square =
+      detail::fits_int(static_cast<std::int64_t>(sub_pixel_scale_factor) * sub_pixel_scale_factor);
+  if (!square || *square > output_feature_channels) {
+    throw InvalidArgument(context + ": sub_pixel_scale_factor " +
+                          std::to_string(sub_pixel_scale_factor) + " squared exceeds " +
+                          "output_feature_channels " + std::to_string(output_feature_channels));
+  }
+  const int s2 = *square;
   if (output_feature_channels % s2 != 0) {
     throw InvalidArgument(
         context + ": output_feature_channels = " + std::to_string(output_feature_channels) +
         " must be a multiple of sub_pixel_scale_factor^2 = " + std::to_string(s2));
+  }
+  try {
+    (void)weight_count();
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(context + ": " + e.what());
   }
   neuron.validate(context);
   if (neuron.type == NeuronType::prelu &&

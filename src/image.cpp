@@ -4,11 +4,20 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph {
+
+namespace detail {
+void throw_bad_element_count(const ImageShape& shape) {
+  throw InvalidArgument("image shape " + to_string(shape) +
+                        ": sizes must not be negative and the element count must not exceed " +
+                        std::to_string(ImageShape::max_elements));
+}
+}  // namespace detail
 
 std::size_t size_of(DataType type) {
   switch (type) {
@@ -89,6 +98,7 @@ void check_shape(const ImageShape& shape) {
   if (shape.batch <= 0 || shape.height <= 0 || shape.width <= 0 || shape.channels <= 0) {
     throw InvalidArgument("Image: every size must be positive, got " + to_string(shape));
   }
+  (void)shape.elements();  // throws for a count that does not fit
 }
 
 void store(DataType type, std::byte* dst, std::size_t i, float v) {
@@ -137,8 +147,14 @@ float load(DataType type, const std::byte* src, std::size_t i) {
 
 Image::Image(ImageShape shape, DataType type) : shape_(shape), type_(type) {
   check_shape(shape);
+  // max_elements keeps this product inside size_t.
   const std::size_t bytes = shape.elements() * size_of(type);
-  storage_ = std::shared_ptr<std::byte[]>(new std::byte[bytes]());
+  try {
+    storage_ = std::shared_ptr<std::byte[]>(new std::byte[bytes]());
+  } catch (const std::bad_alloc&) {
+    throw DeviceError("Image " + to_string(shape) + " " + to_string(type) + ": cannot allocate " +
+                      std::to_string(bytes) + " bytes of host memory");
+  }
 }
 
 Image Image::from_floats(ImageShape shape, std::span<const float> nhwc, DataType type) {

@@ -2,14 +2,27 @@
 #include "cnngraph/padding.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph {
 
 namespace {
-int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+// Geometry is computed in 64 bits, so that a stride or dilation near INT_MAX cannot wrap.
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+int as_int(std::int64_t value, const std::string& what) {
+  const auto v = detail::fits_int(value);
+  if (!v) {
+    throw InvalidArgument(what + " = " + std::to_string(value) + " does not fit an int");
+  }
+  return *v;
+}
 }  // namespace
 
 AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int dilation,
@@ -17,38 +30,46 @@ AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int 
                                    PaddingRemainder remainder) {
   AxisGeometry g;
   g.source_size = source_size;
-  g.kernel_size = (kernel - 1) * dilation + 1;
+  const std::int64_t K = (static_cast<std::int64_t>(kernel) - 1) * dilation + 1;
+  g.kernel_size = as_int(K, "the dilated window (kernel " + std::to_string(kernel) +
+                                " - 1) * dilation " + std::to_string(dilation) + " + 1");
   g.stride = stride;
-  const int K = g.kernel_size;
+  std::int64_t result = 0;
   switch (size) {
     case PaddingSize::valid:
-      g.result_size = ceil_div(source_size - K + 1, stride);
+      result = ceil_div(source_size - K + 1, stride);
       break;
     case PaddingSize::full:
-      g.result_size = ceil_div(source_size + K - 1, stride);
+      result = ceil_div(source_size + K - 1, stride);
       break;
     case PaddingSize::same:
     case PaddingSize::custom:
-      g.result_size = ceil_div(source_size, stride);
+      result = ceil_div(source_size, stride);
       break;
   }
-  if (g.result_size <= 0) {
+  if (result <= 0) {
     throw ShapeError("source size " + std::to_string(source_size) + " is smaller than the " +
                      std::to_string(K) + "-pixel window: the valid result would be empty");
   }
-  const int extra = (g.result_size - 1) * stride + K - source_size;
+  g.result_size = as_int(result, "the result size");
+  // Every tap index p * stride - pad_before + r * dilation of the kernels then fits an int.
+  const std::int64_t span = (result - 1) * stride + K;
+  as_int(span, "the span (result size - 1) * stride + window of the windows");
+  const std::int64_t extra = span - source_size;
   // A negative extra means the last window stops short of the end: the windows start at
   // the first pixel and the unused pixels are all at the end.
+  std::int64_t before = 0;
   if (extra <= 0) {
-    g.pad_before = 0;
+    before = 0;
   } else if (alignment == PaddingAlignment::top_left) {
-    g.pad_before = extra;
+    before = extra;
   } else if (alignment == PaddingAlignment::bottom_right) {
-    g.pad_before = 0;
+    before = 0;
   } else {
-    g.pad_before = (extra + (remainder == PaddingRemainder::top_left ? 1 : 0)) / 2;
+    before = (extra + (remainder == PaddingRemainder::top_left ? 1 : 0)) / 2;
   }
-  g.pad_after = extra - g.pad_before;
+  g.pad_before = static_cast<int>(before);
+  g.pad_after = static_cast<int>(extra - before);
   return g;
 }
 

@@ -146,7 +146,7 @@ TEST(ConvolutionNode, HalfAccumulationIsEmulatedByTheReference) {
 TEST(ConvolutionNode, SubPixelConvolutionShufflesDepthToSpace) {
   std::mt19937 rng(9);
   ConvolutionDescriptor d(3, 3, 2, 8);
-  d.sub_pixel_scale_factor = 2;
+  d.set_sub_pixel(2, SubPixelOrder::pixel_shuffle);  // the order checked below
   d.set_neuron(NeuronType::relu);
   auto result = conv_of(std::make_shared<ImageNode>(), random_source(d, rng));
   const Image input = random_image({2, 5, 4, 2}, rng);

@@ -11,6 +11,7 @@
 
 #include "cuda_support.hpp"
 #include "gradient_support.hpp"
+#include "neuron_cases.hpp"
 #include "support.hpp"
 
 using namespace cnngraph;
@@ -155,6 +156,16 @@ TEST(CudaConvolution, DepthwiseSubPixelDilatedAndHalfAccumulation) {
   auto s = conv(d, random_source(sub_pixel, rng));
   const Image x = random_image({2, 7, 5, 8}, rng);
   expect_cuda_matches_reference(s, {x}, 2.0);
+  // Both channel orders of the sub-pixel shuffle kernel (MPS's is the default).
+  sub_pixel.set_sub_pixel(2, SubPixelOrder::pixel_shuffle);
+  expect_cuda_matches_reference(conv(d, random_source(sub_pixel, rng)), {x}, 2.0,
+                                "pixel_shuffle order");
+  ConvolutionDescriptor sub_pixel3(3, 3, 8, 18);
+  for (const SubPixelOrder order : {SubPixelOrder::depth_to_space, SubPixelOrder::pixel_shuffle}) {
+    sub_pixel3.set_sub_pixel(3, order);
+    expect_cuda_matches_reference(conv(src, random_source(sub_pixel3, rng)), {x}, 2.0,
+                                  to_string(order) + " s=3");
+  }
   auto half =
       std::make_shared<ConvolutionNode>(src, random_source(ConvolutionDescriptor(3, 3, 8, 8), rng));
   half->accumulator_precision = AccumulatorPrecision::half;
@@ -313,6 +324,39 @@ TEST(CudaOps, NeuronsPoolingSoftmaxConcatenationAndNormalizationMatchTheReferenc
   expect_cuda_matches_reference(lrn->result_image(), {x}, 1.0, "lrn");
   auto spatial = std::make_shared<SpatialNormalizationNode>(src, 3, 3);
   expect_cuda_matches_reference(spatial->result_image(), {x}, 1.0, "spatial");
+}
+
+TEST(CudaNeurons, EveryTypeMatchesTheFormulaAtExtremeInputsStandaloneFusedAndDifferentiated) {
+  REQUIRE_GPU();
+  const std::vector<float> inputs = extreme_neuron_inputs();
+  const int count = static_cast<int>(inputs.size());
+  const Image x_image = Image::from_floats({1, 1, count, 1}, inputs);
+  const Image ones = Image::from_floats({1, 1, count, 1}, std::vector<float>(inputs.size(), 1));
+  const GraphOptions f32 = options_for(Precision::f32);
+  for (const NeuronDescriptor& neuron : extreme_neuron_cases()) {
+    const std::string what = neuron_case_name(neuron);
+    const auto value = [&](long double v) { return expected_neuron_value(neuron, v); };
+    const auto derivative = [&](long double v) { return expected_neuron_derivative(neuron, v); };
+    auto x = std::make_shared<ImageNode>("x");
+    auto dy = std::make_shared<ImageNode>("dy");
+    auto standalone = std::make_shared<NeuronNode>(x, neuron);
+    ConvolutionDescriptor d(1, 1, 1, 1);  // weight 1, no bias: the fused neuron sees x
+    d.neuron = neuron;
+    auto fused = std::make_shared<ConvolutionNode>(
+        x, std::make_shared<ArrayDataSource>("identity", d, std::vector<float>{1.0f}));
+    fused->training_style = TrainingStyle::none;
+    for (const std::shared_ptr<FilterNode>& node :
+         {std::static_pointer_cast<FilterNode>(standalone),
+          std::static_pointer_cast<FilterNode>(fused)}) {
+      const std::string how = what + " " + node->kind();
+      expect_matches_formula(
+          run_on(Device::cuda(), node->result_image(), {x_image}, f32).to_floats(), inputs, value,
+          2e-5, how);
+      Graph gradient(Device::cuda(), node->gradient_filter(dy)->result_image(), true, f32);
+      expect_matches_formula(run_named(gradient, {{"x", x_image}, {"dy", ones}}).to_floats(),
+                             inputs, derivative, 2e-5, how + " gradient");
+    }
+  }
 }
 
 TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {

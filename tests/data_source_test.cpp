@@ -45,6 +45,61 @@ class CountingSource : public ConvolutionDataSource {
   std::vector<float> data;
 };
 
+// Buffers as long as the test says, each declared through the protocol's size methods.
+class SizedSource : public ConvolutionDataSource {
+ public:
+  SizedSource(DataType type, QuantizationType quantization, std::size_t weight_bytes,
+              std::size_t bias, std::size_t table)
+      : type(type),
+        quantization(quantization),
+        bytes(weight_bytes, std::byte{0}),
+        bias(bias, 0.0f),
+        table(table, 0.0f) {}
+  DataType data_type() const override { return type; }
+  ConvolutionDescriptor descriptor() const override { return ConvolutionDescriptor(3, 3, 2, 4); }
+  const void* weights() const override { return bytes.data(); }
+  const float* bias_terms() const override { return bias.empty() ? nullptr : bias.data(); }
+  bool load() override { return true; }
+  void purge() override {}
+  std::string label() const override { return "sized"; }
+  std::shared_ptr<ConvolutionDataSource> copy() const override {
+    return std::make_shared<SizedSource>(*this);
+  }
+  QuantizationType weights_quantization_type() const override { return quantization; }
+  const float* ranges_for_u8_kernel() const override { return table.data(); }
+  const float* lookup_table_for_u8_kernel() const override { return table.data(); }
+  std::optional<std::size_t> weights_size_in_bytes() const override { return bytes.size(); }
+  std::optional<std::size_t> bias_terms_count() const override { return bias.size(); }
+  std::optional<std::size_t> ranges_for_u8_kernel_count() const override { return table.size(); }
+  std::optional<std::size_t> lookup_table_for_u8_kernel_count() const override {
+    return table.size();
+  }
+  SizedSource(const SizedSource& other)
+      : ConvolutionDataSource(),
+        type(other.type),
+        quantization(other.quantization),
+        bytes(other.bytes),
+        bias(other.bias),
+        table(other.table) {}
+
+  DataType type;
+  QuantizationType quantization;
+  std::vector<std::byte> bytes;
+  std::vector<float> bias, table;
+};
+
+// The message of the DataSourceError that compiling a graph of `node` throws ("" if none).
+std::string compile_error(const std::shared_ptr<FilterNode>& node) {
+  try {
+    Graph graph(Device::cpu_reference(), node->result_image());
+    std::mt19937 rng(3);
+    graph.run({random_image({1, 5, 5, 2}, rng)});
+  } catch (const DataSourceError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::filesystem::path temp_path(const std::string& name) {
   const char* dir = std::getenv("CNNGRAPH_TEST_TMP");
   return std::filesystem::path(dir ? dir : "/tmp") / name;
@@ -200,4 +255,70 @@ TEST(WeightsFile, RoundTripsEveryType) {
   EXPECT_EQ(read.at("f").to_floats(), (std::vector<float>{1, 2, 3, 4}));
   EXPECT_EQ(read.at("f").shape, (std::vector<std::int64_t>{2, 2}));
   EXPECT_EQ(read.at("h").to_floats(), (std::vector<float>{1.5f, -2.0f}));
+}
+
+TEST(DataSource, BuffersShorterThanTheirDeclaredNeedAreADataSourceErrorNamingBothSizes) {
+  // 4 outputs x 3 x 3 x 2 inputs = 72 weights.
+  struct Case {
+    DataType type;
+    QuantizationType quantization;
+    std::size_t weight_bytes, bias, table;
+    std::string expected;  // the message names the buffer and both sizes
+  };
+  const std::vector<Case> cases = {
+      {DataType::f32, QuantizationType::none, 72 * 4 - 4, 4, 0,
+       "weights() holds 284 bytes (weights_size_in_bytes()), the descriptor needs 288"},
+      {DataType::f16, QuantizationType::none, 72, 0, 0,
+       "weights() holds 72 bytes (weights_size_in_bytes()), the descriptor needs 144"},
+      {DataType::f32, QuantizationType::none, 72 * 4, 3, 0,
+       "bias_terms() holds 3 floats (bias_terms_count()), the descriptor needs 4"},
+      {DataType::u8, QuantizationType::linear, 72, 0, 7,
+       "ranges_for_u8_kernel() holds 7 floats (ranges_for_u8_kernel_count()), the descriptor "
+       "needs 8"},
+      {DataType::u8, QuantizationType::lookup_table, 72, 0, 255,
+       "lookup_table_for_u8_kernel() holds 255 floats (lookup_table_for_u8_kernel_count()), the "
+       "descriptor needs 256"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.expected);
+    auto source =
+        std::make_shared<SizedSource>(c.type, c.quantization, c.weight_bytes, c.bias, c.table);
+    auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(), source);
+    conv->label = "stem";
+    const std::string message = compile_error(conv);
+    EXPECT_NE(message.find("stem"), std::string::npos) << message;
+    EXPECT_NE(message.find("'sized'"), std::string::npos) << message;
+    EXPECT_NE(message.find(c.expected), std::string::npos) << message;
+  }
+  // Bit-packed binary weights: one 32-bit word per output and tap.
+  auto binary = std::make_shared<BinaryConvolutionNode>(
+      std::make_shared<ImageNode>(),
+      std::make_shared<SizedSource>(DataType::u8, QuantizationType::binary, 35 * 4, 0, 0), 1.0f,
+      BinaryConvolutionType::xnor);
+  binary->training_style = TrainingStyle::none;
+  EXPECT_NE(compile_error(binary).find("weights() holds 140 bytes (weights_size_in_bytes()), the "
+                                       "descriptor needs 144"),
+            std::string::npos);
+  // Exactly the needed sizes (and longer ones) compile and run.
+  for (std::size_t extra : {0, 16}) {
+    auto fine = std::make_shared<ConvolutionNode>(
+        std::make_shared<ImageNode>(),
+        std::make_shared<SizedSource>(DataType::f32, QuantizationType::none, 288 + extra, 4, 0));
+    EXPECT_EQ(compile_error(fine), "");
+  }
+}
+
+TEST(DataSource, TheLibrarySourcesDeclareTheirBufferSizes) {
+  const ConvolutionDescriptor d(3, 3, 2, 4);
+  ArrayDataSource array("a", d, std::vector<float>(72, 0.5f), std::vector<float>(4, 0.0f));
+  EXPECT_EQ(array.weights_size_in_bytes(), 288u);
+  EXPECT_EQ(array.bias_terms_count(), 4u);
+  auto quantized = ArrayDataSource::quantized_linear("q", d, std::vector<std::uint8_t>(72),
+                                                     std::vector<float>(8, 0.0f));
+  EXPECT_EQ(quantized->weights_size_in_bytes(), 72u);
+  EXPECT_EQ(quantized->ranges_for_u8_kernel_count(), 8u);
+  TrainableDataSource trainable("t", d, std::vector<float>(72, 0.5f), {},
+                                std::make_shared<SgdOptimizer>());
+  EXPECT_EQ(trainable.weights_size_in_bytes(), 288u);
+  EXPECT_EQ(trainable.bias_terms_count(), 0u);
 }

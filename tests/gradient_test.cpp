@@ -113,6 +113,8 @@ TEST(ConvolutionGradient, FusedNeuronSubPixelAndBatchNormAreDifferentiated) {
   ConvolutionDescriptor sub(3, 3, 2, 8);
   sub.sub_pixel_scale_factor = 2;
   check_convolution(sub, {1, 4, 5, 2}, plain_convolution, 2);
+  sub.sub_pixel_order = SubPixelOrder::pixel_shuffle;
+  check_convolution(sub, {1, 4, 5, 2}, plain_convolution, 5);
   ConvolutionDescriptor bn(3, 3, 2, 4);
   bn.set_batch_normalization({0.1f, -0.2f, 0.3f, 0.0f}, {1.0f, 2.0f, 0.5f, 1.5f},
                              {1.5f, 0.5f, -1.0f, 2.0f}, {0.0f, 0.1f, 0.2f, 0.3f}, 1e-5f);

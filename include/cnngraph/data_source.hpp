@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,19 @@ class ConvolutionDataSource {
   virtual const float* ranges_for_u8_kernel() const { return nullptr; }
   // For QuantizationType::lookup_table: 256 floats.
   virtual const float* lookup_table_for_u8_kernel() const { return nullptr; }
+
+  // The lengths of the buffers above as load() made them, when the source knows them. The
+  // library checks each one given against what the descriptor needs before reading, and
+  // throws DataSourceError naming the node, the source and both sizes; nullopt (the
+  // default) leaves that buffer unchecked, read as the descriptor says.
+  virtual std::optional<std::size_t> weights_size_in_bytes() const { return std::nullopt; }
+  // Floats at bias_terms() (when it is not null).
+  virtual std::optional<std::size_t> bias_terms_count() const { return std::nullopt; }
+  // Floats at ranges_for_u8_kernel() and lookup_table_for_u8_kernel().
+  virtual std::optional<std::size_t> ranges_for_u8_kernel_count() const { return std::nullopt; }
+  virtual std::optional<std::size_t> lookup_table_for_u8_kernel_count() const {
+    return std::nullopt;
+  }
 
   // A new, independent source with the same contents.
   virtual std::shared_ptr<ConvolutionDataSource> copy() const = 0;
@@ -129,6 +143,14 @@ class ArrayDataSource : public ConvolutionDataSource {
   const float* lookup_table_for_u8_kernel() const override {
     return quantization_ == QuantizationType::lookup_table ? quantization_data_.data() : nullptr;
   }
+  std::optional<std::size_t> weights_size_in_bytes() const override { return bytes_.size(); }
+  std::optional<std::size_t> bias_terms_count() const override { return bias_.size(); }
+  std::optional<std::size_t> ranges_for_u8_kernel_count() const override {
+    return quantization_data_.size();
+  }
+  std::optional<std::size_t> lookup_table_for_u8_kernel_count() const override {
+    return quantization_data_.size();
+  }
   std::shared_ptr<ConvolutionDataSource> copy() const override;
 
  private:
@@ -171,6 +193,14 @@ class FileDataSource : public ConvolutionDataSource {
   }
   const float* lookup_table_for_u8_kernel() const override {
     return quantization_ == QuantizationType::lookup_table ? quantization_data_.data() : nullptr;
+  }
+  std::optional<std::size_t> weights_size_in_bytes() const override { return weights_.size(); }
+  std::optional<std::size_t> bias_terms_count() const override { return bias_.size(); }
+  std::optional<std::size_t> ranges_for_u8_kernel_count() const override {
+    return quantization_data_.size();
+  }
+  std::optional<std::size_t> lookup_table_for_u8_kernel_count() const override {
+    return quantization_data_.size();
   }
   std::shared_ptr<ConvolutionDataSource> copy() const override;
 

@@ -55,6 +55,18 @@ struct BatchNormalizationParameters {
   float epsilon = 1e-5f;
 };
 
+// Which convolution channel feeds which pixel of a sub-pixel convolution's s-times larger
+// result. Result channel c (of C = output_feature_channels / s^2) at offset (i, j) of its
+// s x s block (i the row, j the column) reads convolution channel:
+enum class SubPixelOrder {
+  // (i * s + j) * C + c: MPS's order, TensorFlow's depth_to_space, ONNX DepthToSpace "DCR".
+  depth_to_space,
+  // (c * s + i) * s + j: PyTorch's pixel_shuffle, ONNX DepthToSpace "CRD".
+  pixel_shuffle,
+};
+
+std::string to_string(SubPixelOrder order);
+
 // Apple: MPSCNNConvolutionDescriptor (plus MPSCNNDepthWiseConvolutionDescriptor and
 // MPSCNNSubPixelConvolutionDescriptor).
 struct ConvolutionDescriptor {
@@ -68,9 +80,10 @@ struct ConvolutionDescriptor {
   int dilation_y = 1;
   int groups = 1;
   // Sub-pixel convolution: the convolution computes output_feature_channels channels, which
-  // are rearranged depth-to-space into output_feature_channels / (s*s) channels and an
-  // image s times larger (PyTorch's pixel_shuffle order). 1 means off.
+  // are rearranged into output_feature_channels / (s*s) channels and an image s times
+  // larger, in sub_pixel_order (MPS's by default). 1 means off.
   int sub_pixel_scale_factor = 1;
+  SubPixelOrder sub_pixel_order = SubPixelOrder::depth_to_space;
   // The fused neuron, applied after bias and batch normalization.
   NeuronDescriptor neuron;
   std::optional<BatchNormalizationParameters> batch_normalization;
@@ -91,19 +104,24 @@ struct ConvolutionDescriptor {
   int channel_multiplier() const;
   bool is_depthwise() const;
 
-  void set_neuron(NeuronType type, float a = 0.0f, float b = 0.0f, float c = 0.0f);
+  // The fused neuron with NeuronDescriptor::make(type)'s defaults (tanh: a = b = 1...).
+  void set_neuron(NeuronType type);
+  // The fused neuron with explicit parameters, as NeuronDescriptor::make(type, a, b, c).
+  void set_neuron(NeuronType type, float a, float b = 0.0f, float c = 0.0f);
+  // MPSCNNSubPixelConvolutionDescriptor's subPixelScaleFactor, with the channel order
+  // (pixel_shuffle for weights made for PyTorch's nn.PixelShuffle).
+  void set_sub_pixel(int scale_factor, SubPixelOrder order = SubPixelOrder::depth_to_space);
   void set_batch_normalization(std::vector<float> mean, std::vector<float> variance,
                                std::vector<float> gamma, std::vector<float> beta, float epsilon);
 
   // How many weights the data source supplies: output * kernel_height * kernel_width *
-  // (input / groups).
-  std::size_t weight_count() const {
-    return static_cast<std::size_t>(output_feature_channels) * kernel_height * kernel_width *
-           (input_feature_channels / groups);
-  }
+  // (input / groups). Throws InvalidArgument when a size is not positive or the count
+  // overflows.
+  std::size_t weight_count() const;
   // Every size and stride positive, channels divisible by groups, batch-norm arrays of
-  // output_feature_channels entries... Throws InvalidArgument naming `context`, the field
-  // and the value.
+  // output_feature_channels entries, the weight count, the dilated kernel extent
+  // (kernel - 1) * dilation + 1 and sub_pixel_scale_factor^2 representable... Throws
+  // InvalidArgument naming `context`, the field and the value.
   void validate(const std::string& context) const;
 };
 

@@ -3,18 +3,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/device.hpp"
 
 namespace cnngraph {
 
+struct ImageShape;
+
 namespace detail {
 struct ImageAccess;
-}
+// Throws InvalidArgument naming `shape`: a negative size, or more than max_elements.
+[[noreturn]] void throw_bad_element_count(const ImageShape& shape);
+}  // namespace detail
 
 // Element type of an image or of weights. u8 is normalized: the byte v means v / 255
 // (Apple's unorm8).
@@ -30,11 +36,22 @@ struct ImageShape {
   int width = 0;
   int channels = 0;
 
+  // The most elements a shape may have, so that its size in bytes in any element type (and
+  // a double-precision copy) fits in memory addresses.
+  static constexpr std::size_t max_elements =
+      static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / 8;
+
+  // Both throw InvalidArgument for a negative size or a count above max_elements (instead
+  // of a product that wraps around).
   std::size_t elements() const {
-    return static_cast<std::size_t>(batch) * height * width * channels;
+    const auto n = detail::checked_size_product({batch, height, width, channels});
+    if (!n || *n > max_elements) detail::throw_bad_element_count(*this);
+    return *n;
   }
   std::size_t elements_per_image() const {
-    return static_cast<std::size_t>(height) * width * channels;
+    const auto n = detail::checked_size_product({height, width, channels});
+    if (!n || *n > max_elements) detail::throw_bad_element_count(*this);
+    return *n;
   }
   bool operator==(const ImageShape&) const = default;
   auto operator<=>(const ImageShape&) const = default;
@@ -56,7 +73,8 @@ float bfloat16_to_float(std::uint16_t bits);
 class Image {
  public:
   Image() = default;
-  // A zero-filled batch. Throws InvalidArgument for non-positive sizes.
+  // A zero-filled batch. Throws InvalidArgument for non-positive sizes or more than
+  // ImageShape::max_elements, DeviceError when the host memory cannot be had.
   Image(ImageShape shape, DataType type = DataType::f32);
 
   // NHWC floats, converted to `type`.

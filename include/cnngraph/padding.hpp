@@ -63,7 +63,8 @@ struct PaddingPolicy {
 };
 
 // The standard geometry of one axis for a forward filter (MPS's DestSize and Offset).
-// Throws ShapeError when the result would be empty.
+// Throws ShapeError when the result would be empty, InvalidArgument when the dilated window
+// or the windows' span do not fit an int.
 AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int dilation,
                                    PaddingSize size, PaddingAlignment alignment,
                                    PaddingRemainder remainder);

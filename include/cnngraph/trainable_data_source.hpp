@@ -35,6 +35,10 @@ class TrainableDataSource : public ConvolutionDataSource {
   ConvolutionDescriptor descriptor() const override { return descriptor_; }
   const void* weights() const override { return weights_.data(); }
   const float* bias_terms() const override { return bias_.empty() ? nullptr : bias_.data(); }
+  std::optional<std::size_t> weights_size_in_bytes() const override {
+    return weights_.size() * sizeof(float);
+  }
+  std::optional<std::size_t> bias_terms_count() const override { return bias_.size(); }
   // Brings the host copy up to date with the weights of the last device-style update.
   bool load() override;
   void purge() override {}

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "cnngraph/errors.hpp"
 #include "ops/batch_normalization.hpp"
@@ -12,11 +13,24 @@ namespace cnngraph::detail {
 
 namespace {
 
+// A buffer the source gives its length for must hold at least what the descriptor needs:
+// the library reads that much from it.
+void check_buffer_size(std::optional<std::size_t> given, std::size_t needed,
+                       const std::string& where, const char* buffer, const char* size_method,
+                       const char* unit) {
+  if (given && *given < needed) {
+    throw DataSourceError(where + ": " + buffer + " holds " + std::to_string(*given) + " " + unit +
+                          " (" + size_method + "), the descriptor needs " + std::to_string(needed));
+  }
+}
+
 std::vector<float> convert_weights(const ConvolutionDataSource& source, std::size_t count,
                                    const ConvolutionDescriptor& d, const std::string& where) {
   std::vector<float> out(count);
   const void* raw = source.weights();
   if (!raw) throw DataSourceError(where + ": weights() returned null after load()");
+  check_buffer_size(source.weights_size_in_bytes(), count * size_of(source.data_type()), where,
+                    "weights()", "weights_size_in_bytes()", "bytes");
   switch (source.data_type()) {
     case DataType::f32:
       std::memcpy(out.data(), raw, count * sizeof(float));
@@ -37,6 +51,9 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
           const float* ranges = source.ranges_for_u8_kernel();
           if (!ranges)
             throw DataSourceError(where + ": linear u8 weights without ranges_for_u8_kernel()");
+          check_buffer_size(source.ranges_for_u8_kernel_count(),
+                            2 * static_cast<std::size_t>(d.output_feature_channels), where,
+                            "ranges_for_u8_kernel()", "ranges_for_u8_kernel_count()", "floats");
           const std::size_t per_output = count / d.output_feature_channels;
           for (std::size_t i = 0; i < count; ++i) {
             const float lo = ranges[2 * (i / per_output)], hi = ranges[2 * (i / per_output) + 1];
@@ -49,6 +66,9 @@ std::vector<float> convert_weights(const ConvolutionDataSource& source, std::siz
           if (!table)
             throw DataSourceError(where +
                                   ": table u8 weights without lookup_table_for_u8_kernel()");
+          check_buffer_size(source.lookup_table_for_u8_kernel_count(), 256, where,
+                            "lookup_table_for_u8_kernel()", "lookup_table_for_u8_kernel_count()",
+                            "floats");
           for (std::size_t i = 0; i < count; ++i) out[i] = table[q[i]];
           break;
         }
@@ -93,6 +113,9 @@ std::vector<float> unpack_binary_weights(const ConvolutionDataSource& source,
                                          const ConvolutionDescriptor& d, const std::string& where) {
   const auto* words = static_cast<const std::uint32_t*>(source.weights());
   if (!words) throw DataSourceError(where + ": weights() returned null after load()");
+  check_buffer_size(source.weights_size_in_bytes(),
+                    bit_packed_word_count(d) * sizeof(std::uint32_t), where, "weights()",
+                    "weights_size_in_bytes()", "bytes");
   const std::size_t per_group = d.input_feature_channels / d.groups;
   const std::size_t words_per_tap = (per_group + 31) / 32;
   const std::size_t taps =
@@ -164,8 +187,12 @@ std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& s
   prepared->source_label = source.label();
   const ConvolutionDescriptor& d = prepared->descriptor;
   d.validate(where);
-  const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *
-                            d.kernel_width * (d.input_feature_channels / d.groups);
+  const std::size_t count = d.weight_count();
+  // The library's f32 copy (and a backend's reordered one) must be addressable.
+  if (count > ImageShape::max_elements) {
+    throw InvalidArgument(where + ": weight_count " + std::to_string(count) +
+                          " is more than any buffer can hold");
+  }
   const bool bit_packed = source.weights_quantization_type() == QuantizationType::binary;
   if (form != WeightsForm::floats) check_binary_descriptor(d, where);
   if (form == WeightsForm::binary_shadow && bit_packed) {
@@ -180,6 +207,8 @@ std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& s
   if (form == WeightsForm::binary_signs) binarize(*prepared, source, where);
   prepared->bias.assign(d.output_feature_channels, 0.0f);
   if (const float* bias = source.bias_terms()) {
+    check_buffer_size(source.bias_terms_count(), prepared->bias.size(), where, "bias_terms()",
+                      "bias_terms_count()", "floats");
     std::memcpy(prepared->bias.data(), bias, prepared->bias.size() * sizeof(float));
     reject_non_finite(prepared->bias, where, "bias_terms");
     prepared->has_bias = true;

@@ -1,4 +1,6 @@
 // Addition (residual) and channel concatenation: shape rules and gradients.
+#include <cstdint>
+
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -30,15 +32,16 @@ ConcatenationNode::ConcatenationNode(std::vector<std::shared_ptr<ImageNode>> sou
 std::unique_ptr<detail::Op> ConcatenationNode::lower(detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, source_images().size());
   ImageShape dst = context.src_shapes[0];
-  dst.channels = 0;
+  std::int64_t channels = 0;
   for (const ImageShape& s : context.src_shapes) {
     if (s.batch != dst.batch || s.height != dst.height || s.width != dst.width) {
       detail::throw_shape_error(
           *this, "sources must share batch, height and width: " + to_string(context.src_shapes[0]) +
                      " and " + to_string(s));
     }
-    dst.channels += s.channels;
+    channels += s.channels;
   }
+  dst = detail::result_shape(*this, dst.batch, dst.height, dst.width, channels);
   auto op = std::make_unique<detail::ConcatenationOp>();
   op->name = display_name();
   op->src_shapes = context.src_shapes;

@@ -39,6 +39,7 @@ std::unique_ptr<ConvolutionOp> lower_convolution(const ConvolutionNode& node,
   op->set_weights(node, context.src_shapes, context.weights_for(node));
   const ConvolutionDescriptor& d = op->weights->descriptor;
   op->sub_pixel = d.sub_pixel_scale_factor;
+  op->sub_pixel_order = d.sub_pixel_order;
   op->accumulator = node.accumulator_precision;
   if (d.neuron.type != NeuronType::none) {
     op->post_ops.push_back({detail::PostOp::Kind::neuron, d.neuron});
@@ -53,9 +54,9 @@ std::unique_ptr<detail::Op> ConvolutionNode::lower(detail::LoweringContext& cont
   const ConvolutionDescriptor& d = op->weights->descriptor;
   detail::resolve_padding(*this, context.src_shapes[0], d.kernel_width, d.kernel_height, d.stride_x,
                           d.stride_y, d.dilation_x, d.dilation_y, op->x, op->y);
-  const int s = op->sub_pixel;
-  op->dst_shape = {context.src_shapes[0].batch, op->y.result_size * s, op->x.result_size * s,
-                   op->output_channels / (s * s)};
+  const std::int64_t s = op->sub_pixel;
+  op->dst_shape = detail::result_shape(*this, context.src_shapes[0].batch, op->y.result_size * s,
+                                       op->x.result_size * s, op->output_channels / (s * s));
   return op;
 }
 
@@ -169,7 +170,8 @@ std::string ConvolutionOp::attributes() const {
                   std::to_string(dilation_y) + " g" + std::to_string(groups) + " pad " +
                   std::to_string(y.pad_before) + "," + std::to_string(x.pad_before) + "," +
                   std::to_string(y.pad_after) + "," + std::to_string(x.pad_after);
-  if (sub_pixel > 1) s += " subpixel" + std::to_string(sub_pixel);
+  if (sub_pixel > 1)
+    s += " subpixel" + std::to_string(sub_pixel) + " " + to_string(sub_pixel_order);
   if (accumulator == AccumulatorPrecision::half) s += " acc=half";
   for (const PostOp& p : post_ops) {
     s += p.kind == PostOp::Kind::sum ? " +sum" : " +" + to_string(p.neuron.type);

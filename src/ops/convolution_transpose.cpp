@@ -1,6 +1,8 @@
 // ConvolutionTransposeNode: the adjoint of a convolution. Sizing (from a forward
 // convolution's gradient state, or the reverse-filter rule), the adjoint convolution's
 // weights and geometry, and the input gradient (which is that convolution itself).
+#include <cstdint>
+
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -71,12 +73,22 @@ AxisGeometry reverse_axis(const ConvolutionTransposeNode& node, const char* axis
       throw Unsupported(node.display_name() +
                         ": a custom padding policy is not supported without a gradient state");
   }
-  const int out = (in - 1) * stride + 1 + style * (kernel - 1);
+  // In 64 bits: a large stride must not wrap. The span of the adjoint's windows must fit an
+  // int for its kernels' index arithmetic.
+  const std::int64_t span = (static_cast<std::int64_t>(in) - 1) * stride + kernel;
+  const std::int64_t out64 = span - kernel + 1 + static_cast<std::int64_t>(style) * (kernel - 1);
+  if (!detail::fits_int(span) || !detail::fits_int(out64)) {
+    throw InvalidArgument(node.display_name() + ": axis " + axis + ": a source of " +
+                          std::to_string(in) + " at stride " + std::to_string(stride) +
+                          " gives a result of " + std::to_string(out64) +
+                          " pixels, more than an int holds");
+  }
+  const int out = static_cast<int>(out64);
   if (out < 1) {
     detail::throw_shape_error(node, std::string("axis ") + axis + ": a source of " +
                                         std::to_string(in) + " gives an empty result");
   }
-  const int total = (in - 1) * stride + kernel - out;  // padding of the adjoint convolution
+  const int total = static_cast<int>(span - out);  // padding of the adjoint convolution
   int before = 0;
   switch (policy.alignment) {
     case PaddingAlignment::centered:
@@ -180,8 +192,8 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
     adjoint.x = reverse_axis(*this, "x", src.width, kw, d.stride_x);
     adjoint.y = reverse_axis(*this, "y", src.height, kh, d.stride_y);
   }
-  const ImageShape result{src.batch, adjoint.y.source_size, adjoint.x.source_size,
-                          d.output_feature_channels};
+  const ImageShape result = detail::result_shape(*this, src.batch, adjoint.y.source_size,
+                                                 adjoint.x.source_size, d.output_feature_channels);
   adjoint.name = display_name();
   adjoint.src_shapes = {result};
   adjoint.dst_shape = src;

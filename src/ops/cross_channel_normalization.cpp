@@ -73,9 +73,11 @@ SpatialNormalizationNode::SpatialNormalizationNode(std::shared_ptr<ImageNode> so
     : LocalResponseNormalizationNode(std::move(source)),
       kernel_width_(kernel_width),
       kernel_height_(kernel_height) {
-  if (kernel_width < 1 || kernel_height < 1) {
-    throw InvalidArgument(kind() + ": kernel sizes must be at least 1, got " +
-                          std::to_string(kernel_width) + "x" + std::to_string(kernel_height));
+  if (kernel_width < 1 || kernel_height < 1 ||
+      !detail::fits_int(static_cast<std::int64_t>(kernel_width) * kernel_height)) {
+    throw InvalidArgument(kind() + ": kernel sizes must be at least 1 and their product fit an " +
+                          "int, got " + std::to_string(kernel_width) + "x" +
+                          std::to_string(kernel_height));
   }
 }
 

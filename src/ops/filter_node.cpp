@@ -1,6 +1,8 @@
 // FilterNode's shared behaviour and the helpers every op file uses for errors and padding.
 #include <cmath>
+#include <cstdint>
 
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 #include "ops/op.hpp"
 
@@ -35,6 +37,18 @@ void require_source_count(const FilterNode& node, const LoweringContext& context
     throw_shape_error(node, "expects " + std::to_string(count) + " source images, got " +
                                 std::to_string(context.src_shapes.size()));
   }
+  // Every op's lowering passes here: a source shape no buffer could hold (given to
+  // Graph::compile, say) is refused before anything is planned or allocated.
+  for (std::size_t i = 0; i < context.src_shapes.size(); ++i) {
+    const ImageShape& s = context.src_shapes[i];
+    const auto elements = checked_size_product({s.batch, s.height, s.width, s.channels});
+    if (!elements || *elements > ImageShape::max_elements) {
+      throw InvalidArgument(node.display_name() + ": source " + std::to_string(i) + " is " +
+                            to_string(s) + ", more than " +
+                            std::to_string(ImageShape::max_elements) +
+                            " elements (its size in bytes would not fit)");
+    }
+  }
 }
 
 namespace {
@@ -46,6 +60,8 @@ AxisGeometry standard_axis(const FilterNode& node, const char* axis, int source,
                                  p.remainder);
   } catch (const ShapeError& e) {
     throw ShapeError(node.display_name() + ": " + axis + " axis: " + e.what());
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(node.display_name() + ": " + axis + " axis: " + e.what());
   }
 }
 
@@ -56,9 +72,29 @@ void check_custom_axis(const FilterNode& node, const char* axis, AxisGeometry& g
         std::to_string(g.result_size) + " and pad_before " + std::to_string(g.pad_before) +
         " (needs result_size > 0 and 0 <= pad_before < " + std::to_string(g.kernel_size) + ")");
   }
-  g.pad_after = (g.result_size - 1) * g.stride + g.kernel_size - g.source_size - g.pad_before;
+  const auto pad_after = fits_int((static_cast<std::int64_t>(g.result_size) - 1) * g.stride +
+                                  g.kernel_size - g.source_size - g.pad_before);
+  if (!pad_after) {
+    throw InvalidArgument(node.display_name() + ": the custom padding policy's " + axis +
+                          " result_size " + std::to_string(g.result_size) +
+                          " makes the windows span more pixels than an int holds");
+  }
+  g.pad_after = *pad_after;
 }
 }  // namespace
+
+ImageShape result_shape(const FilterNode& node, std::int64_t batch, std::int64_t height,
+                        std::int64_t width, std::int64_t channels) {
+  const auto b = fits_int(batch), h = fits_int(height), w = fits_int(width), c = fits_int(channels);
+  const auto count = checked_size_product({batch, height, width, channels});
+  if (!b || !h || !w || !c || !count || *count > ImageShape::max_elements) {
+    throw InvalidArgument(node.display_name() + ": the result size n" + std::to_string(batch) +
+                          "h" + std::to_string(height) + "w" + std::to_string(width) + "c" +
+                          std::to_string(channels) + " does not fit (each size an int, at most " +
+                          std::to_string(ImageShape::max_elements) + " elements)");
+  }
+  return {*b, *h, *w, *c};
+}
 
 void resolve_padding(const FilterNode& node, const ImageShape& source, int kernel_width,
                      int kernel_height, int stride_x, int stride_y, int dilation_x, int dilation_y,

@@ -15,6 +15,24 @@ inline float prelu_slope(const NeuronDescriptor& n, int channel) {
   return n.prelu_slopes[static_cast<std::size_t>(channel)];
 }
 
+// The formulas below avoid exp of a large positive argument: in float exp overflows once
+// its argument passes about 88.7 (in double about 709), which would turn finite results
+// such as soft_plus(100) = 100 into inf.
+
+// 1 / (1 + exp(-x)), exact in both tails.
+template <typename T>
+CNNGRAPH_HOST_DEVICE T stable_sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)).
+template <typename T>
+CNNGRAPH_HOST_DEVICE T stable_soft_plus(T x) {
+  return std::fmax(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
+}
+
 // Neuron is NeuronDescriptor or any type with type, a, b, c and a prelu_slope() overload.
 template <typename T, typename Neuron>
 CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
@@ -27,7 +45,7 @@ CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
     case NeuronType::linear:
       return a * x + b;
     case NeuronType::sigmoid:
-      return T(1) / (T(1) + std::exp(-x));
+      return stable_sigmoid(x);
     case NeuronType::hard_sigmoid:
       return std::fmin(std::fmax(a * x + b, T(0)), T(1));
     case NeuronType::tanh:
@@ -35,7 +53,7 @@ CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
     case NeuronType::absolute:
       return std::fabs(x);
     case NeuronType::soft_plus:
-      return a * std::log1p(std::exp(b * x));
+      return a * stable_soft_plus(b * x);
     case NeuronType::soft_sign:
       return x / (T(1) + std::fabs(x));
     case NeuronType::elu:
@@ -50,8 +68,9 @@ CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
       return c > T(0) ? std::pow(c, a * x + b) : std::exp(a * x + b);
     case NeuronType::logarithm:
       return c > T(0) ? std::log(a * x + b) / std::log(c) : std::log(a * x + b);
+    // erfc keeps the small negative tail that 1 + erf(x) would cancel to zero.
     case NeuronType::gelu:
-      return T(0.5) * x * (T(1) + std::erf(x / std::sqrt(T(2))));
+      return T(0.5) * x * std::erfc(-x / std::sqrt(T(2)));
   }
   return x;
 }
@@ -69,8 +88,9 @@ CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
     case NeuronType::linear:
       return a;
     case NeuronType::sigmoid: {
-      const T s = T(1) / (T(1) + std::exp(-x));
-      return s * (T(1) - s);
+      // s (1 - s) = e / (1 + e)^2 with e = exp(-|x|): no overflow, no cancellation.
+      const T e = std::exp(-std::fabs(x));
+      return e / ((T(1) + e) * (T(1) + e));
     }
     case NeuronType::hard_sigmoid: {
       const T v = a * x + b;
@@ -83,7 +103,7 @@ CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
     case NeuronType::absolute:
       return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
     case NeuronType::soft_plus:
-      return a * b / (T(1) + std::exp(-b * x));
+      return a * b * stable_sigmoid(b * x);
     case NeuronType::soft_sign: {
       const T d = T(1) + std::fabs(x);
       return T(1) / (d * d);
@@ -104,7 +124,7 @@ CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
       return c > T(0) ? a / ((a * x + b) * std::log(c)) : a / (a * x + b);
     case NeuronType::gelu: {
       const T pi = T(3.14159265358979323846);
-      return T(0.5) * (T(1) + std::erf(x / std::sqrt(T(2)))) +
+      return T(0.5) * std::erfc(-x / std::sqrt(T(2))) +
              x * std::exp(-x * x / T(2)) / std::sqrt(T(2) * pi);
     }
   }

@@ -2,6 +2,7 @@
 // per operation family, holding its attributes and the sizes fixed by shape inference.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -105,6 +106,7 @@ struct ConvolutionOp : Op {
   int input_channels = 0;
   int output_channels = 0;  // of the convolution itself, before any sub-pixel shuffle
   int sub_pixel = 1;
+  SubPixelOrder sub_pixel_order = SubPixelOrder::depth_to_space;
   AxisGeometry x, y;
   AccumulatorPrecision accumulator = AccumulatorPrecision::single;
   bool fully_connected = false;
@@ -342,6 +344,10 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
 [[noreturn]] void throw_shape_error(const FilterNode& node, const std::string& problem);
 void require_source_count(const FilterNode& node, const LoweringContext& context,
                           std::size_t count);
+// A result size computed from the sources', checked: InvalidArgument naming `node` when a
+// size does not fit an int or the element count exceeds ImageShape::max_elements.
+ImageShape result_shape(const FilterNode& node, std::int64_t batch, std::int64_t height,
+                        std::int64_t width, std::int64_t channels);
 // The padding policy of `node` applied to both axes (custom callbacks included).
 void resolve_padding(const FilterNode& node, const ImageShape& source, int kernel_width,
                      int kernel_height, int stride_x, int stride_y, int dilation_x, int dilation_y,

@@ -232,7 +232,8 @@ class CudnnConvolution : public Kernel {
       epilogue(context_.storage, epilogue_, out, conv.elements(), conv.channels, context_.stream);
     }
     if (scratch_)
-      sub_pixel_shuffle(context_.storage, out, conv, op_.sub_pixel, args.dst, context_.stream);
+      sub_pixel_shuffle(context_.storage, out, conv, op_.sub_pixel, op_.sub_pixel_order, args.dst,
+                        context_.stream);
   }
 
   std::string implementation() const override {

@@ -155,7 +155,7 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   float* beta_gradient, std::size_t pixels, int channels,
                                   float* scratch, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
-                       void* dst, cudaStream_t stream);
+                       SubPixelOrder order, void* dst, cudaStream_t stream);
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);
 void softmax(DataType type, bool logarithmic, const void* src, void* dst, std::size_t pixels,
              int channels, cudaStream_t stream);

@@ -4,6 +4,7 @@
 #include "backends/cuda/device_math.cuh"
 #include "cnngraph/errors.hpp"
 #include "ops/neuron_math.hpp"
+#include "ops/sub_pixel.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -97,9 +98,10 @@ __global__ void pad_channels_kernel(const T* src, int from, T* dst, int to, std:
 }
 
 // One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
-// channel (c*s + i)*s + j of convolution pixel (y, x).
+// channel sub_pixel_source_channel(order, c, i, j, s, C) of convolution pixel (y, x).
 template <typename T>
-__global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s, T* dst) {
+__global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s,
+                                 SubPixelOrder order, T* dst) {
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
@@ -107,7 +109,7 @@ __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int 
     const int n = at.n, Y = at.y, X = at.x, c = at.c;
     const int y = Y / s, i = Y % s, x = X / s, j = X % s;
     dst[e] = conv[((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
-                  (std::size_t(c) * s + i) * s + j];
+                  sub_pixel_source_channel(order, c, i, j, s, C)];
   }
 }
 
@@ -195,13 +197,13 @@ void pad_channels(DataType type, const void* src, int from_channels, void* dst, 
 }
 
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
-                       void* dst, cudaStream_t stream) {
+                       SubPixelOrder order, void* dst, cudaStream_t stream) {
   const int C = conv_shape.channels / (factor * factor);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     sub_pixel_kernel<<<blocks_for(conv_shape.elements(), kThreads), kThreads, 0, stream>>>(
         static_cast<const T*>(conv), conv_shape.batch, conv_shape.height, conv_shape.width, C,
-        factor, static_cast<T*>(dst));
+        factor, order, static_cast<T*>(dst));
   });
   check_launch("sub_pixel_shuffle");
 }

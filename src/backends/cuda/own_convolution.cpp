@@ -41,8 +41,8 @@ class OwnConvolution : public Kernel {
                          out, context_.stream);
     }
     if (scratch_) {
-      sub_pixel_shuffle(context_.storage, out, op_.convolution_shape(), op_.sub_pixel, args.dst,
-                        context_.stream);
+      sub_pixel_shuffle(context_.storage, out, op_.convolution_shape(), op_.sub_pixel,
+                        op_.sub_pixel_order, args.dst, context_.stream);
     }
   }
   std::string implementation() const override {

@@ -108,7 +108,8 @@ class OnednnConvolution : public Kernel {
                                       {DNNL_ARG_DST, dst_}});
     cpu_stream().wait();
     if (loop_post_ops_) apply_post_ops_in_loop(out, args, conv);
-    if (op_.sub_pixel > 1) sub_pixel_shuffle(out, conv, op_.sub_pixel, args.dst);
+    if (op_.sub_pixel > 1)
+      sub_pixel_shuffle(out, conv, op_.sub_pixel, op_.sub_pixel_order, args.dst);
   }
 
  private:

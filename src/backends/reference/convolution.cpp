@@ -6,6 +6,7 @@
 
 #include "backends/reference/reference_backend.hpp"
 #include "ops/neuron_math.hpp"
+#include "ops/sub_pixel.hpp"
 
 namespace cnngraph::detail {
 
@@ -71,7 +72,8 @@ class ReferenceConvolution : public Kernel {
             }
             out[index] = static_cast<float>(value);
           }
-    if (op_.sub_pixel > 1) sub_pixel_shuffle(out, conv, op_.sub_pixel, args.dst);
+    if (op_.sub_pixel > 1)
+      sub_pixel_shuffle(out, conv, op_.sub_pixel, op_.sub_pixel_order, args.dst);
   }
 
  private:
@@ -99,7 +101,7 @@ class ReferenceConvolutionGradient : public Kernel {
     // The gradient at the convolution's own output: unshuffled, through the neuron.
     std::vector<float> diff(conv.elements());
     if (f.sub_pixel > 1) {
-      sub_pixel_unshuffle(args.srcs[0], conv, f.sub_pixel, diff.data());
+      sub_pixel_unshuffle(args.srcs[0], conv, f.sub_pixel, f.sub_pixel_order, diff.data());
     } else {
       std::copy(args.srcs[0], args.srcs[0] + diff.size(), diff.begin());
     }
@@ -177,7 +179,8 @@ void store_weight_gradients(TrainableParameters& parameters,
   }
 }
 
-void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, float* conv) {
+void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, SubPixelOrder order,
+                         float* conv) {
   const int C = conv_shape.channels / (s * s);
   const int H = conv_shape.height, W = conv_shape.width;
   for (int n = 0; n < conv_shape.batch; ++n)
@@ -188,14 +191,15 @@ void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, 
             for (int j = 0; j < s; ++j) {
               const std::size_t to =
                   ((static_cast<std::size_t>(n) * H + y) * W + x) * conv_shape.channels +
-                  (static_cast<std::size_t>(c) * s + i) * s + j;
+                  sub_pixel_source_channel(order, c, i, j, s, C);
               const std::size_t from =
                   ((static_cast<std::size_t>(n) * H * s + y * s + i) * W * s + x * s + j) * C + c;
               conv[to] = dst[from];
             }
 }
 
-void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, float* dst) {
+void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, SubPixelOrder order,
+                       float* dst) {
   const int C = conv_shape.channels / (s * s);
   const int H = conv_shape.height, W = conv_shape.width;
   for (int n = 0; n < conv_shape.batch; ++n)
@@ -206,7 +210,7 @@ void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, f
             for (int j = 0; j < s; ++j) {
               const std::size_t from =
                   ((static_cast<std::size_t>(n) * H + y) * W + x) * conv_shape.channels +
-                  (static_cast<std::size_t>(c) * s + i) * s + j;
+                  sub_pixel_source_channel(order, c, i, j, s, C);
               const std::size_t to =
                   ((static_cast<std::size_t>(n) * H * s + y * s + i) * W * s + x * s + j) * C + c;
               dst[to] = conv[from];

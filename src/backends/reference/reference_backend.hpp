@@ -50,10 +50,12 @@ void store_weight_gradients(TrainableParameters& parameters,
                             const std::vector<double>& diff_bias);
 
 // The inverse of sub_pixel_shuffle: `dst` (n, h*s, w*s, c) back into `conv` (n, h, w, c*s*s).
-void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, float* conv);
+void sub_pixel_unshuffle(const float* dst, const ImageShape& conv_shape, int s, SubPixelOrder order,
+                         float* conv);
 
-// Rearranges `conv` (n, h, w, c*s*s) depth-to-space into `dst` (n, h*s, w*s, c) in
-// PyTorch's pixel_shuffle order: dst[y*s+i][x*s+j][c] = conv[y][x][c*s*s + i*s + j].
-void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, float* dst);
+// Rearranges `conv` (n, h, w, c*s*s) into `dst` (n, h*s, w*s, c):
+// dst[y*s+i][x*s+j][c] = conv[y][x][sub_pixel_source_channel(order, c, i, j, s, c)].
+void sub_pixel_shuffle(const float* conv, const ImageShape& conv_shape, int s, SubPixelOrder order,
+                       float* dst);
 
 }  // namespace cnngraph::detail
