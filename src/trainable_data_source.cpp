@@ -161,6 +161,11 @@ void TrainableSourceAccess::reside(TrainableDataSource& source,
 
 }  // namespace detail
 
+std::shared_ptr<const Optimizer> TrainableDataSource::optimizer() const {
+  std::lock_guard lock(library_mutex());
+  return optimizer_;
+}
+
 void TrainableDataSource::set_optimizer(std::shared_ptr<const Optimizer> optimizer) {
   if (!optimizer) throw InvalidArgument("TrainableDataSource '" + label_ + "': optimizer is null");
   std::lock_guard lock(library_mutex());

@@ -240,6 +240,10 @@ TEST(WeightsFileWriting, AFullDeviceIsADataSourceError) {
   EXPECT_THROW(write_weights_file(test_folder(), some_tensors(1.0f)), DataSourceError);
   EXPECT_THROW(write_weights_file("/nonexistent-folder/w.safetensors", some_tensors(1.0f)),
                DataSourceError);
+  // A FIFO that nobody reads is an error at once, not a write that waits for a reader.
+  const fs::path fifo = test_folder() / "unread-fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(write_weights_file(fifo, some_tensors(1.0f)), DataSourceError);
 }
 
 // RLIMIT_FSIZE stands for a full file system: writes past it fail with EFBIG.

@@ -92,7 +92,9 @@ class ConvolutionDataSource {
       const UpdateContext& context, const ConvolutionGradientState& gradient,
       const std::shared_ptr<WeightsAndBiasesState>& source_state);
 
-  // Held by the library around each load / read / purge sequence.
+  // Held by the library around each load / read / purge sequence, around each update() and
+  // update_on_device(), and by a CUDA graph for each run that trains a TrainableDataSource
+  // on the device.
   std::mutex& library_mutex() const { return library_mutex_; }
 
  private:

@@ -124,9 +124,9 @@ class Graph {
   std::vector<std::shared_ptr<ImageNode>> label_handles() const;
   // How many batches have run (the dropout masks and UpdateContext::batch count them).
   std::uint64_t batch_count() const;
-  // How many sets of source sizes have a compiled program now (at most
-  // GraphOptions::max_compiled_sizes).
-  std::size_t compiled_size_count() const;
+  // The sets of source sizes that have a compiled program now, the most recently run
+  // first (at most GraphOptions::max_compiled_sizes).
+  std::vector<std::vector<ImageShape>> compiled_sizes() const;
   // Dynamic loss scaling's state (inactive until the first training run of an f16 CUDA
   // graph).
   LossScaleStatus loss_scale() const;

@@ -31,6 +31,9 @@ class TrainableDataSource : public ConvolutionDataSource {
                                                       float bias_value, std::uint64_t seed,
                                                       std::shared_ptr<const Optimizer> optimizer);
 
+  // The protocol (load, weights, bias_terms, purge, update, update_on_device): the library
+  // calls these with library_mutex() held; a caller of its own must hold it too. Every
+  // other member takes it itself.
   DataType data_type() const override { return DataType::f32; }
   ConvolutionDescriptor descriptor() const override { return descriptor_; }
   const void* weights() const override { return weights_.data(); }
@@ -62,7 +65,7 @@ class TrainableDataSource : public ConvolutionDataSource {
   // reload_from_data_sources(). Lengths are checked.
   void assign(std::vector<float> weights, std::vector<float> bias);
 
-  const std::shared_ptr<const Optimizer>& optimizer() const { return optimizer_; }
+  std::shared_ptr<const Optimizer> optimizer() const;
   void set_optimizer(std::shared_ptr<const Optimizer> optimizer);
   // A copy of the moments and time step (synchronised with the last device-style update).
   OptimizerState optimizer_state() const;

@@ -22,8 +22,9 @@ bool has_device_rule(const Optimizer& optimizer) {
 
 }  // namespace
 
-DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution,
-                               const GraphOptions& options, bool has_loss)
+DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, bool has_normalizations,
+                               DeviceExecution& execution, const GraphOptions& options,
+                               bool has_loss)
     : execution_(execution), stepped_on_device_(trainables.size(), false) {
   if (has_loss && options.precision == Precision::f16 && options.initial_loss_scale > 0.0f) {
     if (!std::isfinite(options.initial_loss_scale) || options.loss_scale_growth_interval < 1) {
@@ -52,8 +53,9 @@ DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, DeviceExecuti
     stepped_on_device_[i] = true;
   }
   if (entries.empty()) return;
-  step_in_launch_ = std::find(stepped_on_device_.begin(), stepped_on_device_.end(), false) ==
-                    stepped_on_device_.end();
+  step_in_launch_ = !has_normalizations &&
+                    std::find(stepped_on_device_.begin(), stepped_on_device_.end(), false) ==
+                        stepped_on_device_.end();
   optimizer_ = execution.make_optimizer(std::move(entries));
   for (std::size_t k = 0; k < sources.size(); ++k)
     TrainableSourceAccess::reside(*sources[k], optimizer_->residence(k));
@@ -85,6 +87,10 @@ void DeviceTraining::skip_step(std::uint64_t batch) {
 
 void DeviceTraining::enqueue() {
   if (optimizer_) optimizer_->enqueue(step_in_launch_);
+}
+
+void DeviceTraining::launched() {
+  if (optimizer_ && step_in_launch_ && optimizer_->gradients_finite()) optimizer_->advance();
 }
 
 void DeviceTraining::apply(std::vector<Trainable>& trainables,
@@ -124,11 +130,10 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     good_steps_ = 0;
   }
   apply_updates(trainables, normalizations, device, batch, batch_size, stepped_on_device_);
-  if (optimizer_) {
-    if (!step_in_launch_) {
-      optimizer_->enqueue_step();
-      execution_.synchronize();
-    }
+  if (optimizer_ && !step_in_launch_) {
+    const auto held = hold_resident_sources();
+    optimizer_->enqueue_step();
+    execution_.synchronize();
     optimizer_->advance();
   }
   for (std::size_t k = 0; k < on_host.size(); ++k) {

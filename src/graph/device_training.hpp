@@ -21,17 +21,20 @@ class DeviceTraining {
   // there; TrainingStyle::cpu always is).
   // In f16 graphs with a loss node it scales the loss dynamically
   // (GraphOptions::initial_loss_scale).
-  DeviceTraining(std::vector<Trainable>& trainables, DeviceExecution& execution,
-                 const GraphOptions& options, bool has_loss);
+  DeviceTraining(std::vector<Trainable>& trainables, bool has_normalizations,
+                 DeviceExecution& execution, const GraphOptions& options, bool has_loss);
 
   // Before a run: the loss scale and the optimizer's rules for this step.
   void prepare();
   // Inside the run's launch, after its steps: the device's optimizer step (or, where it
   // waits for host-side updates, its check that every gradient is finite).
   void enqueue();
+  // After the launch, still under hold_resident_sources(): a step taken inside it counts.
+  void launched();
   // After the run: the device's finiteness check, then the host-side updates
   // (apply_updates) of the other convolutions and of the batch normalizations, uploading
-  // the weights they changed, then the device step where it waited for them. Gradients
+  // the weights they changed, then the device step where it waited for them (under
+  // hold_resident_sources(), taken after the host-side updates let go of theirs). Gradients
   // that are not finite skip the whole step: with loss scaling the scale is lowered, else
   // NumericalError is thrown.
   void apply(std::vector<Trainable>& trainables,
@@ -59,9 +62,10 @@ class DeviceTraining {
   std::unique_ptr<DeviceOptimizer> optimizer_;
   std::vector<bool> stepped_on_device_;         // per trainable
   std::vector<TrainableDataSource*> resident_;  // their sources, by address
-  // Whether the device's step is part of the run's launch. Where other convolutions are
-  // updated on the host, whose update() may throw, it waits until those succeeded, so that a
-  // failed batch changes no weight.
+  // Whether the device's step is part of the run's launch. Where other convolutions or
+  // batch normalizations are updated on the host (whose update() may throw, or whose
+  // gradients may not be finite), it waits until those succeeded, so that a failed batch
+  // changes no weight the device steps.
   bool step_in_launch_ = true;
 };
 

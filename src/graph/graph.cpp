@@ -236,20 +236,27 @@ struct Graph::Impl {
       }
       const bool training = !trainables.empty() || !normalizations.empty();
       if (training && !device_training)
-        device_training = std::make_unique<DeviceTraining>(trainables, *execution, options,
-                                                           !structure.loss_nodes.empty());
-      std::vector<std::unique_lock<std::mutex>> held;
-      if (device_training) {
-        held = device_training->hold_resident_sources();
-        device_training->prepare();
-      }
+        device_training =
+            std::make_unique<DeviceTraining>(trainables, !normalizations.empty(), *execution,
+                                             options, !structure.loss_nodes.empty());
       const std::uint64_t batch = batches++;
-      Results results = run_program_on_device(
-          program, *execution, device, structure, sources, label_images, batch, options.cuda_graphs,
-          [&](const ImageNode& node) { return output_type(node); },
-          [&] {
-            if (device_training) device_training->enqueue();
-          });
+      Results results;
+      {
+        // No reader of a source trained here sees the launch half done (and this graph takes
+        // no other source's lock meanwhile).
+        std::vector<std::unique_lock<std::mutex>> held;
+        if (device_training) {
+          held = device_training->hold_resident_sources();
+          device_training->prepare();
+        }
+        results = run_program_on_device(
+            program, *execution, device, structure, sources, label_images, batch,
+            options.cuda_graphs, [&](const ImageNode& node) { return output_type(node); },
+            [&] {
+              if (device_training) device_training->enqueue();
+            });
+        if (device_training) device_training->launched();
+      }
       if (device_training) {
         device_training->apply(trainables, normalizations, device, batch, sources[0].shape().batch);
       }
@@ -450,10 +457,16 @@ std::uint64_t Graph::batch_count() const {
   return g.batches;
 }
 
-std::size_t Graph::compiled_size_count() const {
+std::vector<std::vector<ImageShape>> Graph::compiled_sizes() const {
   Impl& g = impl();
   std::lock_guard lock(g.mutex);
-  return g.programs.size();
+  std::vector<std::pair<std::uint64_t, std::vector<ImageShape>>> by_use;
+  for (const auto& [shapes, cached] : g.programs) by_use.emplace_back(cached.last_use, shapes);
+  std::sort(by_use.begin(), by_use.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::vector<ImageShape>> sizes;
+  for (auto& [use, shapes] : by_use) sizes.push_back(std::move(shapes));
+  return sizes;
 }
 
 LossScaleStatus Graph::loss_scale() const {

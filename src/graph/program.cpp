@@ -5,11 +5,28 @@
 #include <algorithm>
 
 #include "backends/device_memory.hpp"
+#include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail {
 
 namespace {
+
+// offset + size for the planner's places; throws when the sum does not fit (sizes are
+// checked one by one, a sum over many of them could still wrap).
+std::size_t place_end(std::size_t offset, std::size_t size) {
+  const auto end = checked_add(offset, size);
+  if (!end || *end > ImageShape::max_elements) {
+    throw InvalidArgument("the images of the graph together exceed " +
+                          std::to_string(ImageShape::max_elements) + " elements");
+  }
+  return *end;
+}
+
+// An image's place: its element count rounded up to 64 (256 bytes for f32).
+std::size_t padded_elements(const ImageShape& shape) {
+  return place_end(shape.elements(), 63) / 64 * 64;
+}
 
 // First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
 // reader is reused by values written later.
@@ -33,7 +50,7 @@ void plan_memory(Program& program) {
     Value& value = program.values[v];
     // Every block starts on a 256-byte boundary (64 elements): vector loads and the GPU
     // libraries' fast paths need aligned images.
-    const std::size_t size = (value.shape.elements() + 63) / 64 * 64;
+    const std::size_t size = padded_elements(value.shape);
     const int last = std::max(value.last_step, value.first_step);
     Block* best = nullptr;
     for (Block& block : blocks) {
@@ -54,7 +71,7 @@ void plan_memory(Program& program) {
     } else {
       value.offset = end;
       blocks.push_back({end, size, last});
-      end += size;
+      end = place_end(end, size);
     }
   }
   program.arena_floats = end;
@@ -225,13 +242,13 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     // Sources get their own places after the intermediates; outputs go to output sets.
     std::size_t end = program->arena_floats;
     for (Value& value : program->values) {
-      const std::size_t padded = (value.shape.elements() + 63) / 64 * 64;
+      const std::size_t padded = padded_elements(value.shape);
       if (value.storage == Value::Storage::source) {
         value.offset = end;
-        end += padded;
+        end = place_end(end, padded);
       } else if (value.storage == Value::Storage::output) {
         value.offset = program->output_set_elements;
-        program->output_set_elements += padded;
+        program->output_set_elements = place_end(program->output_set_elements, padded);
       }
     }
     program->arena_floats = end;

@@ -532,8 +532,14 @@ void write_weights_file(const std::filesystem::path& path,
   }
   if (exists && !S_ISREG(st.st_mode)) {
     // A device or a FIFO: there is no file to replace; write into it, checking every step.
-    Descriptor fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    // Opened without blocking (a FIFO nobody reads is an error, not a hang), then written
+    // blocking.
+    Descriptor fd(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
     if (fd.get() < 0) fail(where, "cannot open for writing", errno);
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      fail(where, "cannot open for writing", errno);
+    }
     write_contents(fd.get(), prefix, tensors, where);
     if (const int error = fd.close()) fail(where, "write failed", error);
     return;

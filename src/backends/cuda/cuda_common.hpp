@@ -37,7 +37,7 @@ struct StreamHandles {
 };
 StreamHandles acquire_stream_handles(int device);
 // Once nothing is pending on handles.stream.
-void release_stream_handles(int device, StreamHandles handles);
+void release_stream_handles(int device, StreamHandles handles) noexcept;
 // Page-locked host memory (kept for reuse when let go of).
 std::shared_ptr<std::byte[]> allocate_pinned(std::size_t bytes, const std::string& what);
 

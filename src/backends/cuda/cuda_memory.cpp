@@ -101,10 +101,13 @@ StreamHandles acquire_stream_handles(int device) {
   return h;
 }
 
-void release_stream_handles(int device, StreamHandles handles) {
+void release_stream_handles(int device, StreamHandles handles) noexcept {
   HandlePool& pool = handle_pool();
   std::lock_guard lock(pool.mutex);
-  pool.free[device].push_back(handles);
+  try {
+    pool.free[device].push_back(handles);
+  } catch (const std::bad_alloc&) {  // out of host memory: the handles leak
+  }
 }
 
 std::shared_ptr<std::byte[]> allocate_pinned(std::size_t bytes, const std::string& what) {
@@ -129,7 +132,10 @@ std::shared_ptr<std::byte[]> allocate_pinned(std::size_t bytes, const std::strin
   }
   return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(block), [size](std::byte* p) {
     std::lock_guard lock(cache.mutex);
-    cache.free[size].push_back(p);
+    try {
+      cache.free[size].push_back(p);
+    } catch (const std::bad_alloc&) {  // out of host memory: the block leaks
+    }
   });
 }
 
