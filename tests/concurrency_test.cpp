@@ -55,28 +55,21 @@ TEST(Concurrency, GraphsOnSharedSourcesBuiltRunAndDestroyedOnEightThreads) {
 // compile inference graphs from the same sources, reload them, and read the source's
 // weights and optimizer state, all at once.
 TEST(Concurrency, TrainingWhileOtherGraphsReloadAndUsersReadTheSameSources) {
-  const ConvolutionDescriptor conv_descriptor(3, 3, 2, 4), fc_descriptor(3, 3, 4, 3);
   auto adam = std::make_shared<AdamOptimizer>();
-  auto conv_source = TrainableDataSource::uniform("conv", conv_descriptor, 0.3f, 0.05f, 1, adam);
-  auto fc_source = TrainableDataSource::uniform("fc", fc_descriptor, 0.3f, 0.05f, 2, adam);
-  auto input = std::make_shared<ImageNode>("image");
-  auto conv = std::make_shared<ConvolutionNode>(input, conv_source);
-  auto relu =
-      std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::relu));
-  auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
-  auto fc = std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source);
-  auto loss = std::make_shared<LossNode>(
-      fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
-  conv->training_style = TrainingStyle::device;
-  fc->training_style = TrainingStyle::cpu;
-  const auto terminals = loss->training_graph();
+  auto conv_source =
+      TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.3f, 0.05f, 1, adam);
+  auto fc_source =
+      TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.3f, 0.05f, 2, adam);
+  SmallNet net(conv_source, fc_source);
+  net.conv->training_style = TrainingStyle::device;
+  net.fc->training_style = TrainingStyle::cpu;
   std::atomic<bool> training{true};
   std::atomic<int> bad{0};
   std::mt19937 rng(3);
   const Image probe = random_image({1, 6, 6, 2}, rng);
   on_threads(4, [&](int t) {
     if (t == 0) {
-      Graph graph(Device::cpu(), terminals, std::vector<bool>(terminals.size(), false));
+      Graph graph = net.training_graph(Device::cpu());
       std::mt19937 batches(4);
       for (int step = 0; step < 6 * kRepeats; ++step) {
         const Batch batch = synthetic_batch(8, batches);
@@ -85,12 +78,14 @@ TEST(Concurrency, TrainingWhileOtherGraphsReloadAndUsersReadTheSameSources) {
       training = false;
       return;
     }
-    Graph inference(t == 1 ? Device::cpu() : Device::cpu_reference(), fc->result_image());
+    Graph inference(t == 1 ? Device::cpu() : Device::cpu_reference(), net.fc->result_image());
     while (training) {
       if (t == 3) {
         const auto weights = conv_source->current_weights();
         const auto state = conv_source->optimizer_state();
-        if (weights.size() != conv_descriptor.weight_count() || state.tensors.size() > 2) ++bad;
+        if (weights.size() != SmallNet::conv_descriptor().weight_count() ||
+            state.tensors.size() > 2)
+          ++bad;
         continue;
       }
       inference.reload_from_data_sources();

@@ -421,21 +421,13 @@ TEST(CudaTraining, ResNet18LossCurveFollowsPyTorch) {
 TEST(CudaTraining, ThrowingCpuStyleUpdateLeavesTheDeviceStyleWeightsUnchanged) {
   REQUIRE_GPU();
   std::mt19937 rng(12);
-  auto conv_source = RecordingSource::random(ConvolutionDescriptor(3, 3, 2, 4), rng);
-  auto fc_source = TrainableDataSource::uniform("fc", ConvolutionDescriptor(3, 3, 4, 3), 0.3f,
-                                                0.05f, 9, std::make_shared<AdamOptimizer>());
-  auto input = std::make_shared<ImageNode>("image");
-  auto conv = std::make_shared<ConvolutionNode>(input, conv_source);
-  auto relu =
-      std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::relu));
-  auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
-  auto fc = std::make_shared<FullyConnectedNode>(pool->result_image(), fc_source);
-  auto loss = std::make_shared<LossNode>(
-      fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
-  conv->training_style = TrainingStyle::cpu;
-  fc->training_style = TrainingStyle::device;
-  const auto terminals = loss->training_graph();
-  Graph graph(Device::cuda(), terminals, std::vector<bool>(terminals.size(), false));
+  auto conv_source = RecordingSource::random(SmallNet::conv_descriptor(), rng);
+  auto fc_source = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.3f, 0.05f, 9,
+                                                std::make_shared<AdamOptimizer>());
+  SmallNet net(conv_source, fc_source);
+  net.conv->training_style = TrainingStyle::cpu;
+  net.fc->training_style = TrainingStyle::device;
+  Graph graph = net.training_graph(Device::cuda());
   const Batch batch = synthetic_batch(4, rng);
   graph.run({batch.images}, {batch.labels});  // one good step first (and its recording)
   const auto before = fc_source->current_weights();

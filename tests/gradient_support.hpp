@@ -90,4 +90,33 @@ struct Batch {
 };
 Batch synthetic_batch(int n, std::mt19937& rng);
 
+// A small classifier for synthetic_batch: conv 3x3 (2 -> 4) -> relu -> max-pool 2 ->
+// fully connected (-> 3) -> soft-max cross-entropy.
+struct SmallNet {
+  static ConvolutionDescriptor conv_descriptor() { return ConvolutionDescriptor(3, 3, 2, 4); }
+  static ConvolutionDescriptor fc_descriptor() { return ConvolutionDescriptor(3, 3, 4, 3); }
+
+  std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
+  std::shared_ptr<ConvolutionNode> conv;
+  std::shared_ptr<FullyConnectedNode> fc;
+  std::shared_ptr<LossNode> loss;
+
+  SmallNet(std::shared_ptr<ConvolutionDataSource> conv_source,
+           std::shared_ptr<ConvolutionDataSource> fc_source) {
+    conv = std::make_shared<ConvolutionNode>(input, std::move(conv_source));
+    auto relu = std::make_shared<NeuronNode>(conv->result_image(),
+                                             NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    fc = std::make_shared<FullyConnectedNode>(pool->result_image(), std::move(fc_source));
+    loss = std::make_shared<LossNode>(
+        fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+
+  // The training graph on `device`, no result image needed.
+  Graph training_graph(Device device, GraphOptions options = {}) const {
+    const auto terminals = loss->training_graph();
+    return Graph(device, terminals, std::vector<bool>(terminals.size(), false), options);
+  }
+};
+
 }  // namespace cnngraph::testing

@@ -16,27 +16,8 @@ std::filesystem::path temp_path(const std::string& name) {
   return std::filesystem::path(dir ? dir : "/tmp") / name;
 }
 
-// A small classifier: conv 3x3 (2 -> 4) -> relu -> max-pool 2 -> fc -> loss.
-struct SmallNet {
-  std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
-  std::shared_ptr<ConvolutionNode> conv;
-  std::shared_ptr<FullyConnectedNode> fc;
-  std::shared_ptr<LossNode> loss;
-
-  SmallNet(std::shared_ptr<ConvolutionDataSource> conv_source,
-           std::shared_ptr<ConvolutionDataSource> fc_source) {
-    conv = std::make_shared<ConvolutionNode>(input, std::move(conv_source));
-    auto relu = std::make_shared<NeuronNode>(conv->result_image(),
-                                             NeuronDescriptor::make(NeuronType::relu));
-    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
-    fc = std::make_shared<FullyConnectedNode>(pool->result_image(), std::move(fc_source));
-    loss = std::make_shared<LossNode>(
-        fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
-  }
-};
-
-const ConvolutionDescriptor kConv(3, 3, 2, 4);
-const ConvolutionDescriptor kFc(3, 3, 4, 3);
+const ConvolutionDescriptor kConv = SmallNet::conv_descriptor();
+const ConvolutionDescriptor kFc = SmallNet::fc_descriptor();
 
 std::shared_ptr<TrainableDataSource> trainable(const ConvolutionDescriptor& d, std::uint64_t seed,
                                                std::shared_ptr<const Optimizer> optimizer) {
@@ -57,11 +38,6 @@ LossTrend train_synthetic(Graph& graph, std::mt19937& rng) {
     if (step >= 140) trend.last += loss / 10;
   }
   return trend;
-}
-
-Graph training_graph(const SmallNet& net, Device device = Device::cpu()) {
-  auto terminals = net.loss->training_graph();
-  return Graph(device, terminals, std::vector<bool>(terminals.size(), false));
 }
 
 }  // namespace
@@ -125,7 +101,7 @@ TEST(TrainingStyle, NoneComputesNoWeightGradientAndKeepsWeightsBitIdentical) {
   SmallNet net(conv_source, fc_source);
   net.conv->training_style = TrainingStyle::none;
   net.fc->training_style = TrainingStyle::cpu;
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   const auto weights_before = conv_source->mutable_weights();
   const Batch batch = synthetic_batch(4, rng);
   graph.run({batch.images}, {batch.labels});
@@ -145,10 +121,10 @@ TEST(TrainingStyle, CpuCallsUpdateOncePerBatchWithTheReferenceGradients) {
   net.conv->training_style = TrainingStyle::cpu;
   net.fc->training_style = TrainingStyle::cpu;
   const Batch batch = synthetic_batch(5, rng);
-  Graph reference = training_graph(net, Device::cpu_reference());
+  Graph reference = net.training_graph(Device::cpu_reference());
   reference.run({batch.images}, {batch.labels});
   const auto expected = conv_source->last_gradient;
-  Graph fast = training_graph(net);
+  Graph fast = net.training_graph(Device::cpu());
   for (int i = 0; i < 3; ++i) fast.run({batch.images}, {batch.labels});
   EXPECT_EQ(conv_source->updates, 4);
   EXPECT_EQ(fc_source->updates, 4);
@@ -167,7 +143,7 @@ TEST(TrainingStyle, DeviceMatchesCpuAndTheInferenceGraphSeesTheTrainedWeights) {
     SmallNet net(sources[style][0], sources[style][1]);
     net.conv->training_style = net.fc->training_style =
         style ? TrainingStyle::device : TrainingStyle::cpu;
-    Graph graph = training_graph(net);
+    Graph graph = net.training_graph(Device::cpu());
     std::mt19937 rng(6);
     for (int step = 0; step < 4; ++step) {
       const Batch batch = synthetic_batch(8, rng);
@@ -270,7 +246,7 @@ TEST(Optimizers, StepsMatchHandComputedUpdates) {
 TEST(Training, SeededRunReducesTheLossFivefold) {
   auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.02f});
   SmallNet net(trainable(kConv, 3, adam), trainable(kFc, 4, adam));
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   std::mt19937 rng(8);
   const LossTrend trend = train_synthetic(graph, rng);
   EXPECT_LT(trend.last * 5, trend.first)
@@ -281,7 +257,7 @@ TEST(Checkpoint, RoundTripsBitExactlyIntoANewGraph) {
   auto adam = std::make_shared<AdamOptimizer>();
   auto conv_source = trainable(kConv, 5, adam), fc_source = trainable(kFc, 6, adam);
   SmallNet net(conv_source, fc_source);
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   std::mt19937 rng(9);
   for (int step = 0; step < 3; ++step) {
     const Batch batch = synthetic_batch(4, rng);
@@ -293,7 +269,7 @@ TEST(Checkpoint, RoundTripsBitExactlyIntoANewGraph) {
   auto conv_copy = TrainableDataSource::uniform(conv_source->label(), kConv, 0.3f, 0.0f, 77, adam);
   auto fc_copy = TrainableDataSource::uniform(fc_source->label(), kFc, 0.3f, 0.0f, 78, adam);
   SmallNet other(conv_copy, fc_copy);
-  Graph restored = training_graph(other);
+  Graph restored = other.training_graph(Device::cpu());
   restored.load_checkpoint(path);
   EXPECT_EQ(conv_copy->current_weights(), conv_source->current_weights());
   EXPECT_EQ(fc_copy->current_bias(), fc_source->current_bias());
@@ -310,7 +286,7 @@ TEST(TrainingErrors, LabelsOutOfRangeOrOfTheWrongBatchAreRejected) {
   EXPECT_THROW(LossLabels::from_classes(classes, 3), InvalidArgument);
   std::mt19937 rng(10);
   SmallNet net(RecordingSource::random(kConv, rng), RecordingSource::random(kFc, rng));
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   const Batch batch = synthetic_batch(4, rng);
   const Batch other = synthetic_batch(3, rng);
   try {
@@ -326,7 +302,7 @@ TEST(TrainingErrors, NanLossThrowsAndUpdatesNothing) {
   auto adam = std::make_shared<AdamOptimizer>();
   auto conv_source = trainable(kConv, 7, adam), fc_source = trainable(kFc, 8, adam);
   SmallNet net(conv_source, fc_source);
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   std::mt19937 rng(11);
   Batch batch = synthetic_batch(4, rng);
   std::vector<float> pixels = batch.images.to_floats();
@@ -346,7 +322,7 @@ TEST(TrainingErrors, ThrowingUpdateFailsTheBatchAndKeepsTheWeights) {
   SmallNet net(conv_source, fc_source);
   net.conv->training_style = TrainingStyle::cpu;
   conv_source->throw_on_update = true;
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   const Batch batch = synthetic_batch(4, rng);
   const auto before = fc_source->current_weights();
   try {
@@ -366,7 +342,7 @@ TEST(TrainingErrors, SourceWithoutUpdateIsAClearError) {
   auto conv_source = random_source(kConv, rng, true, "plain");
   SmallNet net(conv_source, RecordingSource::random(kFc, rng));
   net.fc->training_style = TrainingStyle::cpu;
-  Graph graph = training_graph(net);
+  Graph graph = net.training_graph(Device::cpu());
   const Batch batch = synthetic_batch(2, rng);
   try {
     graph.run({batch.images}, {batch.labels});
