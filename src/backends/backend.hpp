@@ -4,7 +4,6 @@
 
 #include <functional>
 #include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -136,14 +135,6 @@ class Backend {
   virtual std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const = 0;
 };
 
-// One row of a backend's ordered kernel table: the first candidate whose factory accepts the
-// op (returns non-null) wins.
-struct KernelCandidate {
-  OpKind kind;
-  const char* name;
-  std::unique_ptr<Kernel> (*make)(const Op& op, const GraphOptions& options);
-};
-
 // A kernel whose body is a function of the op and the run's buffers (plain loops).
 template <typename OpType, typename Body>
 class FunctionKernel : public Kernel {
@@ -165,9 +156,7 @@ std::unique_ptr<Kernel> function_kernel(const Op& op, std::string name, Body bod
                                                         std::move(name), std::move(body));
 }
 
-std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, const Op& op,
-                                    const GraphOptions& options, const std::string& backend);
-
+// The backend of a device (backends/registry.cpp, the one place that knows every backend).
 std::unique_ptr<Backend> make_backend(const Device& device, const GraphOptions& options);
 
 }  // namespace cnngraph::detail

@@ -12,11 +12,14 @@
 
 namespace cnngraph::detail {
 
+struct DispatchTable;
+
 struct CudaBackendHooks {
   int (*device_count)();
   DeviceMemory* (*device_memory)(const Device& device);
   std::uint64_t (*parameter_downloads)();
   std::unique_ptr<Backend> (*make_backend)(const Device& device, const GraphOptions& options);
+  DispatchTable (*dispatch_table)();  // what the backend's kernel table covers
 };
 
 // The table, or null when this program does not link the CUDA backend.

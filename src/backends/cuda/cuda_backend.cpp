@@ -2,8 +2,7 @@
 // simple kernels that are one launch of ours, and CUDA-graph recording of whole programs.
 #include "backends/cuda/cuda_backend.hpp"
 
-#include <iostream>
-
+#include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cuda_training.hpp"
 #include "backends/cuda/plan_cache.hpp"
@@ -112,13 +111,7 @@ std::unique_ptr<Kernel> make_local_response_normalization_gradient(const Op& op,
       });
 }
 
-struct Candidate {
-  OpKind kind;
-  const char* name;
-  Factory make;
-};
-
-const Candidate cuda_kernels[] = {
+const KernelCandidate<Context> cuda_kernels[] = {
     {OpKind::convolution, "cublaslt:fully_connected", make_cublaslt_fully_connected},
     {OpKind::convolution, "cuda:depthwise_convolution", make_depthwise_convolution},
     {OpKind::convolution, "cudnn:convolution", make_cudnn_convolution},
@@ -153,6 +146,15 @@ const Candidate cuda_kernels[] = {
     {OpKind::batch_normalization_gradient, "cuda:batch_normalization_gradient",
      make_batch_normalization_gradient},
 };
+
+// Op kinds with no CUDA kernel: a graph with one runs on the CPU devices.
+const UnsupportedOpKind cuda_unsupported[] = {
+    {OpKind::binary_convolution_gradient,
+     "binary convolutions are inference-only on CUDA (no binary_convolution_gradient kernel)"},
+};
+
+constexpr const char* cuda_hint =
+    "docs/cuda.md lists what trains on CUDA; the rest runs on the CPU devices";
 
 // A program's launches recorded as a CUDA graph; `failed` when recording did not work
 // (the program then runs launch by launch).
@@ -201,19 +203,7 @@ class CudaBackend : public Backend, public DeviceExecution {
 
   std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
     bind();
-    for (const Candidate& candidate : cuda_kernels) {
-      if (candidate.kind != op.kind) continue;
-      if (auto kernel = candidate.make(op, options, context_)) {
-        if (options.verbose) {
-          std::cerr << "cnngraph: cuda: " << op.name << " [" << op.attributes() << "] -> "
-                    << kernel->implementation() << "\n";
-        }
-        return kernel;
-      }
-    }
-    throw Unsupported(op.name + ": no cuda kernel accepts [" + op.attributes() +
-                      "] (docs/cuda.md lists what trains on CUDA; the rest runs on the CPU "
-                      "devices)");
+    return pick_kernel(cuda_kernels, cuda_unsupported, op, options, name(), cuda_hint, context_);
   }
 
   DataType storage_type() const override { return context_.storage; }
@@ -336,6 +326,10 @@ class CudaBackend : public Backend, public DeviceExecution {
 
 std::unique_ptr<Backend> make_cuda_backend(const Device& device, const GraphOptions& options) {
   return std::make_unique<cuda::CudaBackend>(device, options);
+}
+
+DispatchTable cuda_dispatch_table() {
+  return describe_table<cuda::Context>("cuda", cuda::cuda_kernels, cuda::cuda_unsupported);
 }
 
 }  // namespace cnngraph::detail

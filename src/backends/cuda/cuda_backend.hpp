@@ -9,6 +9,9 @@
 namespace cnngraph::detail {
 
 std::unique_ptr<Backend> make_cuda_backend(const Device& device, const GraphOptions& options);
+// What the backend's kernel table covers (backends/candidates.hpp).
+struct DispatchTable;
+DispatchTable cuda_dispatch_table();
 // What the core's cuda_device_count(), device_memory() and parameter_downloads() return for
 // CUDA devices when the program links this backend (backends/cuda_hooks.hpp).
 int cuda_runtime_device_count();

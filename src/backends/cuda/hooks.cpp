@@ -5,8 +5,7 @@
 #include "backends/cuda/cuda_backend.hpp"
 
 extern "C" const cnngraph::detail::CudaBackendHooks cnngraph_cuda_backend_hooks{
-    &cnngraph::detail::cuda_runtime_device_count,
-    &cnngraph::detail::cuda_device_memory,
-    &cnngraph::detail::cuda_parameter_downloads,
-    &cnngraph::detail::make_cuda_backend,
+    &cnngraph::detail::cuda_runtime_device_count, &cnngraph::detail::cuda_device_memory,
+    &cnngraph::detail::cuda_parameter_downloads,  &cnngraph::detail::make_cuda_backend,
+    &cnngraph::detail::cuda_dispatch_table,
 };

@@ -1,5 +1,6 @@
 // The oneDNN backend's kernel table: per op, candidates in order of preference, the
 // reference kernels last for what oneDNN cannot take (e.g. unusual custom padding).
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_backend.hpp"
 #include "backends/reference/reference_backend.hpp"
 
@@ -29,7 +30,19 @@ std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op&, con
 
 namespace {
 
-const KernelCandidate onednn_kernels[] = {
+std::unique_ptr<Kernel> compile_onednn(const Op& op, const GraphOptions& options);
+
+// oneDNN has no transposed convolution of the library's form: a composite of this table's
+// convolution kernels.
+std::unique_ptr<Kernel> make_convolution_transpose(const Op& op, const GraphOptions& options) {
+  return make_composite_convolution_transpose(op, options, compile_onednn);
+}
+std::unique_ptr<Kernel> make_convolution_transpose_gradient(const Op& op,
+                                                            const GraphOptions& options) {
+  return make_composite_convolution_transpose_gradient(op, options, compile_onednn);
+}
+
+const KernelCandidate<> onednn_kernels[] = {
     {OpKind::convolution, "onednn:convolution_bf16", onednn::make_convolution_bf16},
     {OpKind::convolution, "onednn:convolution", onednn::make_convolution},
     {OpKind::convolution, "reference:direct", make_reference_convolution},
@@ -69,17 +82,32 @@ const KernelCandidate onednn_kernels[] = {
      onednn::make_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "onednn:batch_normalization_gradient",
      onednn::make_batch_normalization_gradient},
+    {OpKind::convolution_transpose, "composite:convolution_transpose", make_convolution_transpose},
+    {OpKind::convolution_transpose_gradient, "composite:convolution_transpose_gradient",
+     make_convolution_transpose_gradient},
 };
+
+// Every op kind has a row (the reference kernels stand in where oneDNN has no primitive).
+const UnsupportedOpKind onednn_unsupported[1] = {};
+constexpr std::span<const UnsupportedOpKind> no_gaps(onednn_unsupported, 0);
+
+std::unique_ptr<Kernel> compile_onednn(const Op& op, const GraphOptions& options) {
+  return pick_kernel<>(onednn_kernels, no_gaps, op, options, "onednn", {});
+}
 
 class OnednnBackend : public Backend {
  public:
   std::string name() const override { return "onednn"; }
   std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
-    return pick_kernel(onednn_kernels, op, options, name());
+    return compile_onednn(op, options);
   }
 };
 
 }  // namespace
+
+DispatchTable onednn_dispatch_table() {
+  return describe_table<>("onednn", onednn_kernels, no_gaps);
+}
 
 std::unique_ptr<Backend> make_onednn_backend() { return std::make_unique<OnednnBackend>(); }
 

@@ -9,4 +9,8 @@ namespace cnngraph::detail {
 
 std::unique_ptr<Backend> make_onednn_backend();
 
+// The oneDNN backend's table, for the dispatch test.
+struct DispatchTable;
+DispatchTable onednn_dispatch_table();
+
 }  // namespace cnngraph::detail

@@ -1,11 +1,23 @@
 // The reference backend's kernel table: one plain implementation per op.
 #include "backends/reference/reference_backend.hpp"
 
+#include "backends/candidates.hpp"
+
 namespace cnngraph::detail {
 
 namespace {
 
-const KernelCandidate reference_kernels[] = {
+std::unique_ptr<Kernel> compile_reference(const Op& op, const GraphOptions& options);
+
+std::unique_ptr<Kernel> make_convolution_transpose(const Op& op, const GraphOptions& options) {
+  return make_composite_convolution_transpose(op, options, compile_reference);
+}
+std::unique_ptr<Kernel> make_convolution_transpose_gradient(const Op& op,
+                                                            const GraphOptions& options) {
+  return make_composite_convolution_transpose_gradient(op, options, compile_reference);
+}
+
+const KernelCandidate<> reference_kernels[] = {
     {OpKind::convolution, "reference:direct", make_reference_convolution},
     {OpKind::neuron, "reference:neuron", make_reference_neuron},
     {OpKind::pooling, "reference:pooling", make_reference_pooling},
@@ -33,17 +45,32 @@ const KernelCandidate reference_kernels[] = {
      make_reference_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "reference:batch_normalization_gradient",
      make_reference_batch_normalization_gradient},
+    {OpKind::convolution_transpose, "reference:convolution_transpose", make_convolution_transpose},
+    {OpKind::convolution_transpose_gradient, "reference:convolution_transpose_gradient",
+     make_convolution_transpose_gradient},
 };
+
+// The reference backend takes every op kind.
+const UnsupportedOpKind reference_unsupported[1] = {};
+constexpr std::span<const UnsupportedOpKind> no_gaps(reference_unsupported, 0);
+
+std::unique_ptr<Kernel> compile_reference(const Op& op, const GraphOptions& options) {
+  return pick_kernel<>(reference_kernels, no_gaps, op, options, "reference", {});
+}
 
 class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
   std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
-    return pick_kernel(reference_kernels, op, options, name());
+    return compile_reference(op, options);
   }
 };
 
 }  // namespace
+
+DispatchTable reference_dispatch_table() {
+  return describe_table<>("reference", reference_kernels, no_gaps);
+}
 
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
 

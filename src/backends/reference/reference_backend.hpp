@@ -43,6 +43,20 @@ std::unique_ptr<Kernel> make_reference_batch_normalization_training(const Op& op
 std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op,
                                                                     const GraphOptions& options);
 
+// A transposed convolution (and its gradient) on a backend without a kernel of its own for
+// it: composites of the kernels `compile` picks for the adjoint convolution ops.
+using CompileFunction = std::unique_ptr<Kernel> (*)(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_composite_convolution_transpose(const Op& op,
+                                                             const GraphOptions& options,
+                                                             CompileFunction compile);
+std::unique_ptr<Kernel> make_composite_convolution_transpose_gradient(const Op& op,
+                                                                      const GraphOptions& options,
+                                                                      CompileFunction compile);
+
+// The reference backend's table, for the dispatch test.
+struct DispatchTable;
+DispatchTable reference_dispatch_table();
+
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.
 void store_weight_gradients(TrainableParameters& parameters,

@@ -1,12 +1,9 @@
-// Kernel selection from a backend's table, and the device -> backend mapping.
-#include "backends/backend.hpp"
+// A transposed convolution on a backend without a kernel of its own for it, as a composite
+// of that backend's convolution kernels (the adjoint convolution, then the bias).
+#include <memory>
+#include <vector>
 
-#include <iostream>
-
-#include "backends/cuda_hooks.hpp"
-#include "backends/onednn/onednn_backend.hpp"
 #include "backends/reference/reference_backend.hpp"
-#include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail {
 
@@ -80,49 +77,20 @@ class ConvolutionTransposeGradientKernel : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> pick_kernel(std::span<const KernelCandidate> table, const Op& op,
-                                    const GraphOptions& options, const std::string& backend) {
-  if (op.kind == OpKind::convolution_transpose) {
-    const auto& transpose = static_cast<const ConvolutionTransposeOp&>(op);
-    return std::make_unique<ConvolutionTransposeKernel>(
-        transpose, pick_kernel(table, transpose.inner, options, backend));
-  }
-  if (op.kind == OpKind::convolution_transpose_gradient) {
-    const auto& gradient = static_cast<const ConvolutionTransposeGradientOp&>(op);
-    return std::make_unique<ConvolutionTransposeGradientKernel>(
-        gradient, pick_kernel(table, gradient.input_gradient, options, backend),
-        gradient.parameters ? pick_kernel(table, gradient.weights_gradient, options, backend)
-                            : nullptr);
-  }
-  for (const KernelCandidate& candidate : table) {
-    if (candidate.kind != op.kind) continue;
-    if (auto kernel = candidate.make(op, options)) {
-      if (options.verbose) {
-        std::cerr << "cnngraph: " << backend << ": " << op.name << " [" << op.attributes()
-                  << "] -> " << kernel->implementation() << "\n";
-      }
-      return kernel;
-    }
-  }
-  throw Unsupported(op.name + ": no " + backend + " kernel accepts [" + op.attributes() + "]");
+std::unique_ptr<Kernel> make_composite_convolution_transpose(const Op& op,
+                                                             const GraphOptions& options,
+                                                             CompileFunction compile) {
+  const auto& transpose = static_cast<const ConvolutionTransposeOp&>(op);
+  return std::make_unique<ConvolutionTransposeKernel>(transpose, compile(transpose.inner, options));
 }
 
-std::unique_ptr<Backend> make_backend(const Device& device, const GraphOptions& options) {
-  switch (device.kind()) {
-    case DeviceKind::cpu_reference:
-      return make_reference_backend();
-    case DeviceKind::cpu:
-#ifdef CNNGRAPH_HAS_ONEDNN
-      return make_onednn_backend();
-#else
-      throw DeviceError(
-          "Device::cpu(): this build of cnngraph has no oneDNN backend "
-          "(libdnnl-dev was not found); use Device::cpu_reference()");
-#endif
-    case DeviceKind::cuda:
-      return require_cuda_backend(device.name()).make_backend(device, options);
-  }
-  throw DeviceError("device " + device.name() + " has no backend in this build");
+std::unique_ptr<Kernel> make_composite_convolution_transpose_gradient(const Op& op,
+                                                                      const GraphOptions& options,
+                                                                      CompileFunction compile) {
+  const auto& gradient = static_cast<const ConvolutionTransposeGradientOp&>(op);
+  return std::make_unique<ConvolutionTransposeGradientKernel>(
+      gradient, compile(gradient.input_gradient, options),
+      gradient.parameters ? compile(gradient.weights_gradient, options) : nullptr);
 }
 
 }  // namespace cnngraph::detail
