@@ -5,6 +5,7 @@
 
 #include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 #include "graph/program.hpp"
 
 namespace cnngraph::detail {
@@ -109,7 +110,7 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     if (step.kernel) step.kernel->before_run();
   }
   // CNNGRAPH_PROFILE=1 times every step on its own (no recording) and logs it to stderr.
-  static const bool profile = std::getenv("CNNGRAPH_PROFILE") != nullptr;
+  static const bool profile = knobs::read(knobs::profile) != nullptr;
   if (profile) {
     for (Step& step : program.steps) {
       if (!step.kernel) continue;

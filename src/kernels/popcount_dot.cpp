@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -105,7 +106,7 @@ bool has(const char* feature) {
 
 PopcountKernel select_popcount_kernel() {
   std::string wanted;
-  if (const char* env = std::getenv("CNNGRAPH_POPCOUNT")) wanted = env;
+  if (const char* env = knobs::read(knobs::popcount)) wanted = env;
   if (!wanted.empty() && wanted != "avx512" && wanted != "popcnt" && wanted != "portable") {
     throw InvalidArgument("CNNGRAPH_POPCOUNT must be avx512, popcnt or portable, got '" + wanted +
                           "'");

@@ -6,6 +6,7 @@
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -106,7 +107,7 @@ std::unique_ptr<Kernel> nchw_convolution(const ConvolutionOp& op, const GraphOpt
 std::unique_ptr<Kernel> strict_f32_layout(const ConvolutionOp& op, const GraphOptions& options,
                                           Context& context, std::unique_ptr<Kernel> nhwc) {
   // CNNGRAPH_CUDA_F32_LAYOUT=nchw or nhwc forces one, for tests and experiments.
-  const char* forced = std::getenv("CNNGRAPH_CUDA_F32_LAYOUT");
+  const char* forced = knobs::read(knobs::cuda_f32_layout);
   const std::string layout = forced ? forced : "";
   const bool strict_f32 = options.precision == Precision::f32 && context.storage == DataType::f32 &&
                           op.sub_pixel == 1 && !op.fully_connected;

@@ -8,6 +8,7 @@
 
 #include "backends/cuda/cuda_kernels.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -77,7 +78,7 @@ std::unique_ptr<ConvolutionOp> padded_op(const ConvolutionOp& op, int channels) 
 std::unique_ptr<Kernel> few_channels_padded(const ConvolutionOp& op, const GraphOptions& options,
                                             Context& context, std::unique_ptr<Kernel> as_is) {
   // CNNGRAPH_CUDA_STEM_PADDING=always or never forces the choice, for tests and experiments.
-  const char* forced = std::getenv("CNNGRAPH_CUDA_STEM_PADDING");
+  const char* forced = knobs::read(knobs::cuda_stem_padding);
   const std::string force = forced ? forced : "";
   // Only fp16 has the first-layer kernel that pays for the padding pass: bf16, TF32 and
   // fp32 measured slower padded (H100, cuDNN 9.14), and each try costs cold-start time.

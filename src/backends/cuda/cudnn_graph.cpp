@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_common.hpp"
 #include "backends/cuda/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -344,7 +345,7 @@ std::shared_ptr<Plan> make_result(const Candidate& c, std::vector<DescriptorPtr>
 
 int autotune_candidates() {
   static const int count = [] {
-    const char* env = std::getenv("CNNGRAPH_CUDA_AUTOTUNE_CANDIDATES");
+    const char* env = knobs::read(knobs::cuda_autotune_candidates);
     const int wanted = env ? std::atoi(env) : 8;
     return wanted >= 1 && wanted <= 64 ? wanted : 8;
   }();

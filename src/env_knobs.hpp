@@ -1,0 +1,38 @@
+// Every CNNGRAPH_* environment variable the library reads, in one list (docs/design.md has
+// the same table). They are for measurements, tests and experiments; GraphOptions is the
+// interface. Code reads a knob only through read(), so a grep for a knob's name finds it here.
+#pragma once
+
+#include <cstdlib>
+
+namespace cnngraph::detail::knobs {
+
+struct Knob {
+  const char* name;
+  const char* values;
+  const char* effect;
+};
+
+inline constexpr Knob profile{"CNNGRAPH_PROFILE", "set (any value)",
+                              "device graphs time every step on its own (no CUDA-graph "
+                              "recording) and log it to stderr"};
+inline constexpr Knob popcount{"CNNGRAPH_POPCOUNT", "avx512, popcnt, portable",
+                               "forces the CPU binary-convolution popcount kernel (refused when "
+                               "the CPU lacks it)"};
+inline constexpr Knob cuda_f32_layout{"CNNGRAPH_CUDA_F32_LAYOUT", "nchw, nhwc",
+                                      "forces the layout of strict-f32 CUDA convolutions (else "
+                                      "autotune times both)"};
+inline constexpr Knob cuda_stem_padding{"CNNGRAPH_CUDA_STEM_PADDING", "always, never",
+                                        "forces or forbids padding a CUDA convolution of fewer "
+                                        "than 4 input channels to 4 (the stem4 kernel)"};
+inline constexpr Knob cuda_autotune_candidates{"CNNGRAPH_CUDA_AUTOTUNE_CANDIDATES", "1..64 (8)",
+                                               "how many cuDNN engine configurations autotune "
+                                               "times per convolution"};
+
+inline constexpr const Knob* all[] = {&profile, &popcount, &cuda_f32_layout, &cuda_stem_padding,
+                                      &cuda_autotune_candidates};
+
+// The knob's value, or null when it is not set.
+inline const char* read(const Knob& knob) { return std::getenv(knob.name); }
+
+}  // namespace cnngraph::detail::knobs
