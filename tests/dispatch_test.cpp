@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "backends/candidates.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 using namespace cnngraph;
 using namespace cnngraph::detail;
@@ -83,6 +86,17 @@ TEST(Dispatch, AnOpKindInTheGapListIsRefusedWithTheBackendsReason) {
     EXPECT_NE(message.find("loss1: no test kernel accepts"), std::string::npos) << message;
     EXPECT_NE(message.find("no loss in this test table"), std::string::npos) << message;
     EXPECT_NE(message.find("see the docs"), std::string::npos) << message;
+  }
+}
+
+TEST(Dispatch, EveryEnvironmentKnobIsInTheDesignNotesTable) {
+  std::ifstream file(std::string(CNNGRAPH_SOURCE_DIR) + "/docs/design.md");
+  ASSERT_TRUE(file) << "docs/design.md";
+  std::stringstream text;
+  text << file.rdbuf();
+  for (const knobs::Knob* knob : knobs::all) {
+    EXPECT_NE(text.str().find("| `" + std::string(knob->name) + "` |"), std::string::npos)
+        << knob->name;
   }
 }
 
