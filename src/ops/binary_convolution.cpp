@@ -34,13 +34,12 @@ BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
                                              BinaryConvolutionFlags flags,
                                              BinaryConvolutionTerms terms,
                                              PaddingPolicy default_padding)
-    : FilterNode({std::move(source)}, std::move(default_padding)),
-      weights_(std::move(weights)),
+    : WeightedNode({std::move(source)}, std::move(weights), std::move(default_padding)),
       scale_value_(scale_value),
       type_(type),
       flags_(flags),
       terms_(std::move(terms)) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
   if (!std::isfinite(scale_value_)) {
     throw InvalidArgument(kind() + ": scale_value must be finite, got " +
                           std::to_string(scale_value));
@@ -51,11 +50,6 @@ BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
       if (!std::isfinite(v)) throw InvalidArgument(kind() + ": a bias or scale term is not finite");
     }
   }
-}
-
-std::string BinaryConvolutionNode::display_name() const {
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
 }
 
 namespace {

@@ -13,21 +13,14 @@ ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
 ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
                                  std::shared_ptr<ConvolutionDataSource> weights,
                                  PaddingPolicy default_padding)
-    : FilterNode({std::move(source)}, std::move(default_padding)),
-      weights_(std::move(weights)),
+    : WeightedNode({std::move(source)}, std::move(weights), std::move(default_padding)),
       gradient_state_(std::make_unique<ConvolutionGradientStateNode>()) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
   adopt_state(*gradient_state_);
 }
 
 std::shared_ptr<ConvolutionGradientStateNode> ConvolutionNode::convolution_gradient_state() const {
   return share_member(gradient_state_.get());
-}
-
-std::string ConvolutionNode::display_name() const {
-  // A node label overrides the data source's label, as in MPS.
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
 }
 
 namespace {
@@ -80,7 +73,7 @@ std::shared_ptr<FilterNode> ConvolutionNode::gradient_filter_for(
   if (index != 0)
     throw InvalidArgument(display_name() + ": has one source, not " + std::to_string(index + 1));
   return std::make_shared<ConvolutionGradientNode>(std::move(source_gradient), source_images()[0],
-                                                   convolution_gradient_state(), weights_);
+                                                   convolution_gradient_state(), weights());
 }
 
 ConvolutionGradientNode::ConvolutionGradientNode(
@@ -104,6 +97,11 @@ ConvolutionGradientNode::ConvolutionGradientNode(
   }
 }
 
+const WeightedNode* ConvolutionGradientNode::trains() const {
+  return gradient_option != GradientOption::input && forward_->is_trainable() ? forward_.get()
+                                                                              : nullptr;
+}
+
 std::string ConvolutionGradientNode::display_name() const {
   if (!label.empty()) return kind() + " '" + label + "'";
   return "gradient of " + forward_->display_name();
@@ -118,7 +116,7 @@ std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(detail::LoweringConte
   op->forward = static_cast<const ConvolutionOp&>(*forward);
   op->dst_shape = context.src_shapes[1];
   op->input_gradient = gradient_option != GradientOption::weights_and_bias;
-  if (gradient_option != GradientOption::input && forward_->training_style != TrainingStyle::none) {
+  if (trains()) {
     op->parameters = context.parameters_for ? context.parameters_for(*forward_) : nullptr;
   }
   return op;

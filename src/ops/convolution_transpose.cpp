@@ -37,17 +37,11 @@ ConvolutionTransposeNode::ConvolutionTransposeNode(
     std::shared_ptr<ImageNode> source,
     std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
     std::shared_ptr<ConvolutionDataSource> weights)
-    : FilterNode(transpose_sources(std::move(source), convolution_gradient_state),
-                 PaddingPolicy::same()),
-      weights_(std::move(weights)),
+    : WeightedNode(transpose_sources(std::move(source), convolution_gradient_state),
+                   std::move(weights), PaddingPolicy::same()),
       state_(std::move(convolution_gradient_state)),
       sized_by_(forward_of(state_)) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
-}
-
-std::string ConvolutionTransposeNode::display_name() const {
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
 }
 
 namespace {

@@ -25,6 +25,16 @@ std::string FilterNode::display_name() const {
   return label.empty() ? kind() : kind() + " '" + label + "'";
 }
 
+WeightedNode::WeightedNode(std::vector<std::shared_ptr<ImageNode>> sources,
+                           std::shared_ptr<ConvolutionDataSource> weights,
+                           PaddingPolicy default_padding)
+    : FilterNode(std::move(sources), std::move(default_padding)), weights_(std::move(weights)) {}
+
+std::string WeightedNode::display_name() const {
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return kind() + " '" + weights_->label() + "'";
+}
+
 namespace detail {
 
 void throw_shape_error(const FilterNode& node, const std::string& problem) {

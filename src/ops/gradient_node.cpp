@@ -39,6 +39,11 @@ GradientNode::GradientNode(std::shared_ptr<const FilterNode> forward, std::size_
   }
 }
 
+const WeightedNode* GradientNode::trains() const {
+  const WeightedNode* weighted = forward_->weighted();
+  return weighted && weighted->is_trainable() ? weighted : nullptr;
+}
+
 std::string GradientNode::display_name() const {
   if (!label.empty()) return kind() + " '" + label + "'";
   return "gradient of " + forward_->display_name() +
