@@ -80,8 +80,6 @@ std::unique_ptr<detail::Op> BatchNormalizationNode::lower(detail::LoweringContex
     detail::fold_batch_normalization(parameters(), inference->scale, inference->shift);
     op = std::move(inference);
   }
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = src;
   return op;
 }

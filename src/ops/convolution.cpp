@@ -111,8 +111,6 @@ std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(detail::LoweringConte
   detail::require_source_count(*this, context, 2);
   auto forward = detail::lower_forward_for_gradient(*forward_, context, 1, 1);
   auto op = std::make_unique<detail::ConvolutionGradientOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->forward = static_cast<const ConvolutionOp&>(*forward);
   op->dst_shape = context.src_shapes[1];
   op->input_gradient = gradient_option != GradientOption::weights_and_bias;

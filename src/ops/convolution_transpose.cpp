@@ -202,8 +202,6 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
   adjoint.output_channels = d.input_feature_channels;
 
   auto op = std::make_unique<detail::ConvolutionTransposeOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = result;
   op->inner.name = display_name();
   op->inner.forward = std::move(adjoint);
@@ -231,7 +229,6 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
   auto& transpose = static_cast<detail::ConvolutionTransposeOp&>(*forward);
   const ImageShape& y = context.src_shapes[1];
   auto op = std::make_unique<detail::ConvolutionTransposeGradientOp>();
-  op->name = gradient.display_name();
   op->dst_shape = y;
   op->weights = transpose.weights;
   op->input_gradient = transpose.inner.forward;

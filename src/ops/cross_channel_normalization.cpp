@@ -37,8 +37,6 @@ std::unique_ptr<detail::Op> LocalResponseNormalizationNode::lower(
   detail::require_source_count(*this, context, 1);
   auto op = lower_normalization(*this, context.src_shapes[0], false);
   set_window(*op);
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   return op;
 }
 

@@ -21,8 +21,6 @@ namespace {
 std::unique_ptr<detail::Op> lower_dropout(const DropoutNode& node,
                                           const detail::LoweringContext& context) {
   auto op = std::make_unique<detail::DropoutOp>();
-  op->name = node.display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = context.src_shapes[0];
   op->keep_probability = node.keep_probability();
   op->seed = node.seed();

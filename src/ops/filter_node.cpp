@@ -4,6 +4,7 @@
 
 #include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
+#include "ops/lower_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -36,6 +37,14 @@ std::string WeightedNode::display_name() const {
 }
 
 namespace detail {
+
+std::unique_ptr<Op> lower_node(const FilterNode& node, LoweringContext& context) {
+  std::vector<ImageShape> sources = context.src_shapes;
+  std::unique_ptr<Op> op = node.lower(context);
+  op->name = node.display_name();
+  op->src_shapes = std::move(sources);
+  return op;
+}
 
 void throw_shape_error(const FilterNode& node, const std::string& problem) {
   throw ShapeError(node.display_name() + ": " + problem);

@@ -1,5 +1,6 @@
 // GradientNode and FilterNode's gradient entry points; the helpers every gradient recipe uses.
 #include "cnngraph/errors.hpp"
+#include "ops/lower_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -52,10 +53,7 @@ std::string GradientNode::display_name() const {
 }
 
 std::unique_ptr<detail::Op> GradientNode::lower(detail::LoweringContext& context) const {
-  auto op = forward_->lower_gradient(context, *this);
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
-  return op;
+  return forward_->lower_gradient(context, *this);
 }
 
 namespace detail {
@@ -73,7 +71,7 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
   LoweringContext forward_context = context;
   forward_context.src_shapes.assign(context.src_shapes.begin() + first,
                                     context.src_shapes.begin() + first + count);
-  auto op = forward.lower(forward_context);
+  auto op = lower_node(forward, forward_context);
   if (context.src_shapes[0] != op->dst_shape) {
     throw_shape_error(forward, "its gradient is " + to_string(context.src_shapes[0]) +
                                    " but its result is " + to_string(op->dst_shape));

@@ -97,8 +97,6 @@ std::shared_ptr<ImageNode> LossNode::label_weights() const { return source_image
 std::unique_ptr<detail::Op> LossNode::lower(detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, 3);
   auto op = std::make_unique<detail::LossOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = context.src_shapes[0];
   op->descriptor = descriptor_;
   return op;

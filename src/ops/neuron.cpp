@@ -19,8 +19,6 @@ std::unique_ptr<detail::Op> NeuronNode::lower(detail::LoweringContext& context) 
                                          " channels");
   }
   auto op = std::make_unique<detail::NeuronOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = src;
   op->neuron = neuron_;
   return op;

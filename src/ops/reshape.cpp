@@ -25,8 +25,6 @@ std::unique_ptr<detail::Op> ReshapeNode::lower(detail::LoweringContext& context)
                                          ": element counts differ");
   }
   auto op = std::make_unique<detail::ReshapeOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = dst;
   return op;
 }
