@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cnngraph/attributes.hpp"
 #include "cnngraph/batch_normalization_source.hpp"
 #include "cnngraph/data_source.hpp"
 #include "cnngraph/descriptor.hpp"
@@ -153,7 +154,14 @@ class FilterNode : public std::enable_shared_from_this<FilterNode> {
   virtual std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                                      const GradientNode& gradient) const;
 
+  // Lists this node to `visitor`: node(kind(), label), input() per source image, the padding
+  // policy and the result image's format and flags, then list_attributes().
+  void visit_attributes(AttributeVisitor& visitor) const;
+
  protected:
+  // The node's own attributes, in one place per node (a subclass lists its parent's first).
+  virtual void list_attributes(AttributeVisitor& visitor) const;
+
   FilterNode(std::vector<std::shared_ptr<ImageNode>> sources, PaddingPolicy default_padding);
   // Aliases a member of this node so that holding it keeps the node alive.
   template <typename T>
@@ -187,6 +195,7 @@ class WeightedNode : public FilterNode {
   std::string display_name() const override;
   bool is_trainable() const override { return training_style != TrainingStyle::none; }
   const WeightedNode* weighted() const override { return this; }
+  void list_attributes(AttributeVisitor& visitor) const override;
 
  protected:
   // Each subclass refuses a null `weights` (its message names its kind).
@@ -208,6 +217,7 @@ class ConvolutionNode : public WeightedNode {
   std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state() const;
 
   std::string kind() const override { return "convolution"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -236,6 +246,7 @@ class NeuronNode : public FilterNode {
   NeuronNode(std::shared_ptr<ImageNode> source, NeuronDescriptor neuron);
   const NeuronDescriptor& neuron() const { return neuron_; }
   std::string kind() const override { return "neuron_" + to_string(neuron_.type); }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -256,6 +267,7 @@ class PoolingNode : public FilterNode {
   PoolingNode(std::shared_ptr<ImageNode> source, PoolingType type, int kernel_width,
               int kernel_height, int stride_x, int stride_y);
   PoolingType type() const { return type_; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   int kernel_width() const { return kernel_width_; }
   int kernel_height() const { return kernel_height_; }
   int stride_x() const { return stride_x_; }
@@ -377,6 +389,7 @@ class BatchNormalizationNode : public FilterNode {
   // The data source's current parameters.
   BatchNormalizationParameters parameters() const;
   std::string kind() const override { return "batch_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -412,6 +425,7 @@ class ConvolutionTransposeNode : public WeightedNode {
   // The forward convolution whose source size the result takes, or null.
   const ConvolutionNode* sized_by() const { return sized_by_; }
   std::string kind() const override { return "convolution_transpose"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -469,6 +483,7 @@ class BinaryConvolutionNode : public WeightedNode {
   const BinaryConvolutionFlags& flags() const { return flags_; }
   const BinaryConvolutionTerms& terms() const { return terms_; }
   std::string kind() const override { return "binary_convolution"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
  protected:
@@ -506,6 +521,7 @@ class LocalResponseNormalizationNode : public FilterNode {
   float alpha = 1.0f;
   float beta = 5.0f;
   float delta = 1.0f;
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -530,6 +546,7 @@ class CrossChannelNormalizationNode : public LocalResponseNormalizationNode {
   CrossChannelNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_size);
   int kernel_size() const { return kernel_size_; }
   std::string kind() const override { return "cross_channel_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
 
  protected:
   void set_window(detail::CrossChannelNormalizationOp& op) const override;
@@ -549,6 +566,7 @@ class SpatialNormalizationNode : public LocalResponseNormalizationNode {
   int kernel_width() const { return kernel_width_; }
   int kernel_height() const { return kernel_height_; }
   std::string kind() const override { return "spatial_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
 
  protected:
   void set_window(detail::CrossChannelNormalizationOp& op) const override;
@@ -565,6 +583,7 @@ class ReshapeNode : public FilterNode {
   int width() const { return width_; }
   int channels() const { return channels_; }
   std::string kind() const override { return "reshape"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -597,6 +616,7 @@ class ConvolutionGradientNode : public FilterNode {
   // The forward convolution, unless gradient_option is input or its training_style none.
   const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
@@ -620,6 +640,7 @@ class GradientNode : public FilterNode {
   // trains: its gradient recipe also fills the weight gradients.
   const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
@@ -638,6 +659,7 @@ class DropoutNode : public FilterNode {
   float keep_probability() const { return keep_probability_; }
   std::uint64_t seed() const { return seed_; }
   std::string kind() const override { return "dropout"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;

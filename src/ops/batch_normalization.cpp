@@ -106,4 +106,9 @@ std::unique_ptr<detail::Op> BatchNormalizationNode::lower_gradient(
   return op;
 }
 
+void BatchNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("data_source", source_->label());
+  visitor.text("training_style", detail::training_style_name(training_style));
+}
+
 }  // namespace cnngraph

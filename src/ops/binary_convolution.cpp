@@ -130,4 +130,15 @@ std::string BinaryConvolutionOp::attributes() const {
 }
 }  // namespace detail
 
+void BinaryConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  visitor.number("scale_value", scale_value_);
+  visitor.text("binary_type", type_name(type_));
+  visitor.flag("use_beta_scaling", flags_.use_beta_scaling);
+  visitor.numbers("input_bias", terms_.input_bias);
+  visitor.numbers("input_scale", terms_.input_scale);
+  visitor.numbers("output_bias", terms_.output_bias);
+  visitor.numbers("output_scale", terms_.output_scale);
+}
+
 }  // namespace cnngraph

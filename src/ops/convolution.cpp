@@ -181,4 +181,17 @@ std::string ConvolutionGradientOp::attributes() const {
 }
 }  // namespace detail
 
+void ConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  visitor.text("accumulator_precision",
+               accumulator_precision == AccumulatorPrecision::half ? "half" : "single");
+}
+
+void ConvolutionGradientNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.link("forward", *forward_);
+  visitor.text("gradient_option", gradient_option == GradientOption::input ? "input"
+                                  : gradient_option == GradientOption::all ? "all"
+                                                                           : "weights_and_bias");
+}
+
 }  // namespace cnngraph

@@ -256,4 +256,9 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
   return op;
 }
 
+void ConvolutionTransposeNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  if (sized_by_) visitor.link("sized_by", *sized_by_);
+}
+
 }  // namespace cnngraph

@@ -85,4 +85,21 @@ void SpatialNormalizationNode::set_window(detail::CrossChannelNormalizationOp& o
   op.kernel_height = kernel_height_;
 }
 
+void LocalResponseNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.number("alpha", alpha);
+  visitor.number("beta", beta);
+  visitor.number("delta", delta);
+}
+
+void CrossChannelNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  LocalResponseNormalizationNode::list_attributes(visitor);
+  visitor.integer("kernel_size", kernel_size_);
+}
+
+void SpatialNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  LocalResponseNormalizationNode::list_attributes(visitor);
+  visitor.integer("kernel_width", kernel_width_);
+  visitor.integer("kernel_height", kernel_height_);
+}
+
 }  // namespace cnngraph

@@ -43,4 +43,9 @@ std::unique_ptr<detail::Op> DropoutNode::lower_gradient(detail::LoweringContext&
   return lower_dropout(*this, context);
 }
 
+void DropoutNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.number("keep_probability", keep_probability_);
+  visitor.integer("seed", static_cast<std::int64_t>(seed_));
+}
+
 }  // namespace cnngraph

@@ -80,4 +80,9 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
 }
 
 }  // namespace detail
+void GradientNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.link("forward", *forward_);
+  visitor.integer("source_index", static_cast<std::int64_t>(source_index_));
+}
+
 }  // namespace cnngraph

@@ -102,4 +102,14 @@ std::unique_ptr<detail::Op> LossNode::lower(detail::LoweringContext& context) co
   return op;
 }
 
+void LossNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("loss", to_string(descriptor_.type));
+  const char* reductions[] = {"none", "sum", "mean", "sum_by_non_zero_weights"};
+  visitor.text("reduction", reductions[static_cast<int>(descriptor_.reduction)]);
+  visitor.number("weight", descriptor_.weight);
+  visitor.number("label_smoothing", descriptor_.label_smoothing);
+  visitor.number("epsilon", descriptor_.epsilon);
+  visitor.number("delta", descriptor_.delta);
+}
+
 }  // namespace cnngraph

@@ -39,4 +39,12 @@ std::unique_ptr<detail::Op> NeuronNode::lower_gradient(detail::LoweringContext& 
   return op;
 }
 
+void NeuronNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("neuron", to_string(neuron_.type));
+  visitor.number("a", neuron_.a);
+  visitor.number("b", neuron_.b);
+  visitor.number("c", neuron_.c);
+  if (!neuron_.prelu_slopes.empty()) visitor.numbers("prelu_slopes", neuron_.prelu_slopes);
+}
+
 }  // namespace cnngraph

@@ -95,4 +95,12 @@ std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower_gradient(
   return lower_pooling_gradient(*this, context);
 }
 
+void PoolingNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("pooling", type_ == PoolingType::max ? "max" : "average");
+  visitor.integer("kernel_width", kernel_width_);
+  visitor.integer("kernel_height", kernel_height_);
+  visitor.integer("stride_x", stride_x_);
+  visitor.integer("stride_y", stride_y_);
+}
+
 }  // namespace cnngraph

@@ -43,4 +43,10 @@ std::unique_ptr<detail::Op> ReshapeNode::lower_gradient(detail::LoweringContext&
   return op;
 }
 
+void ReshapeNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.integer("height", height_);
+  visitor.integer("width", width_);
+  visitor.integer("channels", channels_);
+}
+
 }  // namespace cnngraph
