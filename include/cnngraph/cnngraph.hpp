@@ -1,6 +1,7 @@
 // cnngraph: MPS's convolutional neural-network graph for Linux. Umbrella header.
 #pragma once
 
+#include "cnngraph/attributes.hpp"
 #include "cnngraph/batch_normalization_source.hpp"
 #include "cnngraph/data_source.hpp"
 #include "cnngraph/descriptor.hpp"

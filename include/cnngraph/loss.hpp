@@ -95,6 +95,7 @@ class LossNode : public FilterNode {
   std::shared_ptr<ImageNode> label_weights() const;
 
   std::string kind() const override { return "loss_" + to_string(descriptor_.type); }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
  private:

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cnngraph/attributes.hpp"
 #include "cnngraph/batch_normalization_source.hpp"
 #include "cnngraph/data_source.hpp"
 #include "cnngraph/descriptor.hpp"
@@ -28,6 +29,7 @@ struct CrossChannelNormalizationOp;
 class FilterNode;
 class GradientNode;
 class LossNode;
+class WeightedNode;
 
 // Apple: MPSNNImageNode. A source (graph input) when no filter produces it.
 class ImageNode {
@@ -139,11 +141,27 @@ class FilterNode : public std::enable_shared_from_this<FilterNode> {
   // Whether this node has parameters that a training graph updates.
   virtual bool is_trainable() const { return false; }
 
+  // This node as a node with convolution weights, or null: what a graph loads, trains and
+  // checkpoints.
+  virtual const WeightedNode* weighted() const { return nullptr; }
+  // For a gradient node, the forward node it differentiates; null for a forward node.
+  virtual const FilterNode* gradient_of() const { return nullptr; }
+  // For a gradient node that computes the weight gradients a training graph updates its
+  // forward node's weights from: that forward node; null otherwise.
+  virtual const WeightedNode* trains() const { return nullptr; }
+
   // Library internal: lowers a GradientNode made by this node's gradient_filter_for.
   virtual std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                                      const GradientNode& gradient) const;
 
+  // Lists this node to `visitor`: node(kind(), label), input() per source image, the padding
+  // policy and the result image's format and flags, then list_attributes().
+  void visit_attributes(AttributeVisitor& visitor) const;
+
  protected:
+  // The node's own attributes, in one place per node (a subclass lists its parent's first).
+  virtual void list_attributes(AttributeVisitor& visitor) const;
+
   FilterNode(std::vector<std::shared_ptr<ImageNode>> sources, PaddingPolicy default_padding);
   // Aliases a member of this node so that holding it keeps the node alive.
   template <typename T>
@@ -157,32 +175,58 @@ class FilterNode : public std::enable_shared_from_this<FilterNode> {
   std::unique_ptr<ImageNode> result_;
 };
 
+// How a weighted node's kernels read its weights: as floats, or binarized by sign (a binary
+// convolution, which trains float shadow weights).
+enum class WeightsKind { floats, binary };
+
+// A node whose convolution weights come from a data source: ConvolutionNode (fully connected
+// included), BinaryConvolutionNode and ConvolutionTransposeNode. A graph loads, trains and
+// checkpoints weights through this interface only, so a new weighted node needs nothing of
+// the graph beyond it.
+class WeightedNode : public FilterNode {
+ public:
+  // Where a training graph updates the weights (section "Training" of the README).
+  TrainingStyle training_style = TrainingStyle::device;
+
+  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
+  virtual WeightsKind weights_kind() const { return WeightsKind::floats; }
+
+  // A node label overrides the data source's label, as in MPS.
+  std::string display_name() const override;
+  bool is_trainable() const override { return training_style != TrainingStyle::none; }
+  const WeightedNode* weighted() const override { return this; }
+  void list_attributes(AttributeVisitor& visitor) const override;
+
+ protected:
+  // Each subclass refuses a null `weights` (its message names its kind).
+  WeightedNode(std::vector<std::shared_ptr<ImageNode>> sources,
+               std::shared_ptr<ConvolutionDataSource> weights, PaddingPolicy default_padding);
+
+ private:
+  std::shared_ptr<ConvolutionDataSource> weights_;
+};
+
 // Apple: MPSCNNConvolutionNode.
-class ConvolutionNode : public FilterNode {
+class ConvolutionNode : public WeightedNode {
  public:
   ConvolutionNode(std::shared_ptr<ImageNode> source,
                   std::shared_ptr<ConvolutionDataSource> weights);
 
   AccumulatorPrecision accumulator_precision = AccumulatorPrecision::single;
-  // Where a training graph updates the weights (section "Training" of the README).
-  TrainingStyle training_style = TrainingStyle::device;
 
-  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
   std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state() const;
 
   std::string kind() const override { return "convolution"; }
-  std::string display_name() const override;
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
-  bool is_trainable() const override { return training_style != TrainingStyle::none; }
 
  protected:
   ConvolutionNode(std::shared_ptr<ImageNode> source, std::shared_ptr<ConvolutionDataSource> weights,
                   PaddingPolicy default_padding);
 
  private:
-  std::shared_ptr<ConvolutionDataSource> weights_;
   std::unique_ptr<ConvolutionGradientStateNode> gradient_state_;
 };
 
@@ -202,6 +246,7 @@ class NeuronNode : public FilterNode {
   NeuronNode(std::shared_ptr<ImageNode> source, NeuronDescriptor neuron);
   const NeuronDescriptor& neuron() const { return neuron_; }
   std::string kind() const override { return "neuron_" + to_string(neuron_.type); }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -222,6 +267,7 @@ class PoolingNode : public FilterNode {
   PoolingNode(std::shared_ptr<ImageNode> source, PoolingType type, int kernel_width,
               int kernel_height, int stride_x, int stride_y);
   PoolingType type() const { return type_; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   int kernel_width() const { return kernel_width_; }
   int kernel_height() const { return kernel_height_; }
   int stride_x() const { return stride_x_; }
@@ -343,6 +389,7 @@ class BatchNormalizationNode : public FilterNode {
   // The data source's current parameters.
   BatchNormalizationParameters parameters() const;
   std::string kind() const override { return "batch_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -370,18 +417,15 @@ class BatchNormalizationNode : public FilterNode {
 // gives the input gradient (gradient_filter_for(1, ...), the shape-only source of the state,
 // is null) and, unless training_style is none, the weight and bias gradients that update the
 // data source after each batch, as for a ConvolutionNode.
-class ConvolutionTransposeNode : public FilterNode {
+class ConvolutionTransposeNode : public WeightedNode {
  public:
   ConvolutionTransposeNode(std::shared_ptr<ImageNode> source,
                            std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
                            std::shared_ptr<ConvolutionDataSource> weights);
-  TrainingStyle training_style = TrainingStyle::device;
-  bool is_trainable() const override { return training_style != TrainingStyle::none; }
-  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
   // The forward convolution whose source size the result takes, or null.
   const ConvolutionNode* sized_by() const { return sized_by_; }
   std::string kind() const override { return "convolution_transpose"; }
-  std::string display_name() const override;
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -389,7 +433,6 @@ class ConvolutionTransposeNode : public FilterNode {
                                              const GradientNode& gradient) const override;
 
  private:
-  std::shared_ptr<ConvolutionDataSource> weights_;
   std::shared_ptr<ConvolutionGradientStateNode> state_;
   const ConvolutionNode* sized_by_ = nullptr;
 };
@@ -424,25 +467,23 @@ struct BinaryConvolutionTerms {
 // in MPS. Beyond MPS, it trains: the gradient node uses the straight-through estimator
 // (docs/family.md) and updates the data source's float shadow weights (a
 // TrainableDataSource, say), as training_style says; bit-packed weights cannot be trained.
-class BinaryConvolutionNode : public FilterNode {
+class BinaryConvolutionNode : public WeightedNode {
  public:
   BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
                         std::shared_ptr<ConvolutionDataSource> weights, float scale_value,
                         BinaryConvolutionType type, BinaryConvolutionFlags flags = {},
                         BinaryConvolutionTerms terms = {});
-  TrainingStyle training_style = TrainingStyle::device;
-  bool is_trainable() const override { return training_style != TrainingStyle::none; }
+  WeightsKind weights_kind() const override { return WeightsKind::binary; }
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
   std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                              const GradientNode& gradient) const override;
-  const std::shared_ptr<ConvolutionDataSource>& weights() const { return weights_; }
   float scale_value() const { return scale_value_; }
   BinaryConvolutionType type() const { return type_; }
   const BinaryConvolutionFlags& flags() const { return flags_; }
   const BinaryConvolutionTerms& terms() const { return terms_; }
   std::string kind() const override { return "binary_convolution"; }
-  std::string display_name() const override;
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
  protected:
@@ -452,7 +493,6 @@ class BinaryConvolutionNode : public FilterNode {
                         BinaryConvolutionTerms terms, PaddingPolicy default_padding);
 
  private:
-  std::shared_ptr<ConvolutionDataSource> weights_;
   float scale_value_;
   BinaryConvolutionType type_;
   BinaryConvolutionFlags flags_;
@@ -481,6 +521,7 @@ class LocalResponseNormalizationNode : public FilterNode {
   float alpha = 1.0f;
   float beta = 5.0f;
   float delta = 1.0f;
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -505,6 +546,7 @@ class CrossChannelNormalizationNode : public LocalResponseNormalizationNode {
   CrossChannelNormalizationNode(std::shared_ptr<ImageNode> source, int kernel_size);
   int kernel_size() const { return kernel_size_; }
   std::string kind() const override { return "cross_channel_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
 
  protected:
   void set_window(detail::CrossChannelNormalizationOp& op) const override;
@@ -524,6 +566,7 @@ class SpatialNormalizationNode : public LocalResponseNormalizationNode {
   int kernel_width() const { return kernel_width_; }
   int kernel_height() const { return kernel_height_; }
   std::string kind() const override { return "spatial_normalization"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
 
  protected:
   void set_window(detail::CrossChannelNormalizationOp& op) const override;
@@ -540,6 +583,7 @@ class ReshapeNode : public FilterNode {
   int width() const { return width_; }
   int channels() const { return channels_; }
   std::string kind() const override { return "reshape"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -568,7 +612,11 @@ class ConvolutionGradientNode : public FilterNode {
   GradientOption gradient_option = GradientOption::all;
 
   const ConvolutionNode& forward() const { return *forward_; }
+  const FilterNode* gradient_of() const override { return forward_.get(); }
+  // The forward convolution, unless gradient_option is input or its training_style none.
+  const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
@@ -587,7 +635,12 @@ class GradientNode : public FilterNode {
   const FilterNode& forward() const { return *forward_; }
   // Which source of the forward node this is the gradient of.
   std::size_t source_index() const { return source_index_; }
+  const FilterNode* gradient_of() const override { return forward_.get(); }
+  // A weighted forward node (a transposed or binary convolution) that a training graph
+  // trains: its gradient recipe also fills the weight gradients.
+  const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
 
@@ -606,6 +659,7 @@ class DropoutNode : public FilterNode {
   float keep_probability() const { return keep_probability_; }
   std::uint64_t seed() const { return seed_; }
   std::string kind() const override { return "dropout"; }
+  void list_attributes(AttributeVisitor& visitor) const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;

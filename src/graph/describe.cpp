@@ -28,6 +28,39 @@ const char* storage_name(Value::Storage s) {
   return "?";
 }
 
+// A node's attributes as "name value" pairs; its kind, label and sources are in the line
+// already, and default flags are left out.
+class AttributeText : public AttributeVisitor {
+ public:
+  void node(const std::string&, const std::string&) override {}
+  void input(const std::string&, const ImageNode&) override {}
+  void link(const std::string& name, const FilterNode& node) override {
+    add(name, node.display_name());
+  }
+  void integer(const std::string& name, std::int64_t value) override {
+    add(name, std::to_string(value));
+  }
+  void number(const std::string& name, double value) override {
+    std::ostringstream text;
+    text << value;
+    add(name, text.str());
+  }
+  void flag(const std::string& name, bool value) override {
+    if (value) add(name, "");
+  }
+  void text(const std::string& name, const std::string& value) override { add(name, value); }
+  void numbers(const std::string& name, const std::vector<float>& values) override {
+    if (!values.empty()) add(name, std::to_string(values.size()) + " values");
+  }
+  const std::string& str() const { return text_; }
+
+ private:
+  void add(const std::string& name, const std::string& value) {
+    text_ += (text_.empty() ? "" : ", ") + name + (value.empty() ? "" : " " + value);
+  }
+  std::string text_;
+};
+
 std::string escape(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -46,7 +79,11 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
       << precision[static_cast<int>(options.precision)] << "\n";
   if (!program) {
     out << "not compiled yet (sizes are fixed by the first run or compile()); nodes:\n";
-    for (const auto& f : g.order) out << "  " << f->display_name() << "\n";
+    for (const auto& f : g.order) {
+      AttributeText attributes;
+      f->visit_attributes(attributes);
+      out << "  " << f->display_name() << " [" << attributes.str() << "]\n";
+    }
     return out.str();
   }
   for (std::size_t i = 0; i < g.sources.size(); ++i) {

@@ -40,8 +40,8 @@ DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, bool has_norm
   std::vector<TrainableDataSource*> sources;
   for (std::size_t i = 0; i < trainables.size(); ++i) {
     Trainable& t = trainables[i];
-    if (training_style_of(*t.node) != TrainingStyle::device || !t.fold.scale.empty()) continue;
-    auto* source = dynamic_cast<TrainableDataSource*>(weights_of(*t.node)->get());
+    if (t.node->training_style != TrainingStyle::device || !t.fold.scale.empty()) continue;
+    auto* source = dynamic_cast<TrainableDataSource*>(t.node->weights().get());
     if (!source || !has_device_rule(*source->optimizer())) continue;
     DeviceOptimizerEntry entry;
     entry.parameters = t.parameters.get();

@@ -57,27 +57,13 @@ struct Graph::Impl {
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> loaded;
     std::vector<Trainable> trained = prepare_trainables(structure, loaded);
     std::vector<NormalizationTrainable> normalized = prepare_normalizations(structure);
+    // Every weighted node's weights, also where only its gradient node is in the graph
+    // (trained ones were loaded above, as float shadow weights for binary ones).
     for (const auto& filter : structure.order) {
-      const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
-      if (conv && !loaded.count(conv)) loaded[conv] = detail::prepare_weights(*conv);
-      // Convolutions', binary and transposed convolutions' weights, also where only their
-      // gradient node is in the graph (trained ones were loaded above, as float shadow
-      // weights for binary ones).
-      const FilterNode* node = filter.get();
-      if (const auto* gradient = dynamic_cast<const GradientNode*>(node))
-        node = &gradient->forward();
-      if (const auto* gradient = dynamic_cast<const ConvolutionGradientNode*>(node))
-        node = &gradient->forward();
-      if (loaded.count(node)) continue;
-      if (const auto* forward = dynamic_cast<const ConvolutionNode*>(node)) {
-        // A convolution's gradient without its forward node, training nowhere.
-        loaded[forward] = detail::prepare_weights(*forward);
-      } else if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(node)) {
-        loaded[binary] = detail::prepare_binary_weights(*binary);
-      } else if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(node)) {
-        loaded[transpose] = detail::prepare_source_weights(
-            *transpose->weights(), transpose->display_name(), nullptr, WeightsForm::floats);
-      }
+      const FilterNode* node = filter->gradient_of() ? filter->gradient_of() : filter.get();
+      const WeightedNode* weighted = node->weighted();
+      if (weighted && !loaded.count(weighted))
+        loaded[weighted] = detail::prepare_node_weights(*weighted, nullptr, false);
     }
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;

@@ -7,6 +7,7 @@
 #include "backends/device_memory.hpp"
 #include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
+#include "ops/lower_node.hpp"
 
 namespace cnngraph::detail {
 
@@ -174,7 +175,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     context.src_shapes.clear();
     for (const auto& source : filter->source_images())
       context.src_shapes.push_back(shape_of.at(source.get()));
-    std::unique_ptr<Op> op = filter->lower(context);
+    std::unique_ptr<Op> op = lower_node(*filter, context);
     const ImageNode* result = filter->result_image().get();
     shape_of[result] = op->dst_shape;
 

@@ -42,22 +42,10 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
     if (!visited.insert(filter).second) return;
     for (const auto& source : filter->source_images()) visit_image(source);
     if (const auto* loss = dynamic_cast<const LossNode*>(filter)) g.loss_nodes.push_back(loss);
-    if (const auto* gradient = dynamic_cast<const ConvolutionGradientNode*>(filter)) {
+    if (const FilterNode* forward = filter->gradient_of()) {
       g.has_gradients = true;
-      if (gradient->gradient_option != GradientOption::input &&
-          gradient->forward().training_style != TrainingStyle::none) {
-        g.weight_updates.push_back(&gradient->forward());
-      }
-    }
-    if (const auto* gradient = dynamic_cast<const GradientNode*>(filter)) {
-      g.has_gradients = true;
-      const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&gradient->forward());
-      if (transpose && transpose->training_style != TrainingStyle::none)
-        g.weight_updates.push_back(transpose);
-      const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&gradient->forward());
-      if (binary && binary->training_style != TrainingStyle::none)
-        g.weight_updates.push_back(binary);
-      const auto* bn = dynamic_cast<const BatchNormalizationNode*>(&gradient->forward());
+      if (const WeightedNode* trained = filter->trains()) g.weight_updates.push_back(trained);
+      const auto* bn = dynamic_cast<const BatchNormalizationNode*>(forward);
       if (bn && std::find(g.normalization_updates.begin(), g.normalization_updates.end(), bn) ==
                     g.normalization_updates.end()) {
         g.normalization_updates.push_back(bn);

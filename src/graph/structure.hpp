@@ -29,10 +29,10 @@ struct GraphStructure {
   std::vector<std::shared_ptr<ImageNode>> sources;
   // Loss nodes in order; each one's labels and label weights enter through run()'s labels.
   std::vector<const LossNode*> loss_nodes;
-  // The forward nodes whose weights this graph updates: convolutions whose gradient node
-  // computes weight gradients, and trained transposed convolutions with a gradient node.
-  // A node listed twice has two weight-gradient nodes (an error when the graph prepares).
-  std::vector<const FilterNode*> weight_updates;
+  // The forward nodes whose weights this graph updates: those a gradient node of the graph
+  // trains(). A node listed twice has two weight-gradient nodes (an error when the graph
+  // prepares).
+  std::vector<const WeightedNode*> weight_updates;
   // Batch-normalization nodes whose gradient node is in the graph: they run in training mode.
   std::vector<const BatchNormalizationNode*> normalization_updates;
   // Whether any gradient node is present (fusion is then off: backward needs the images).

@@ -10,32 +10,12 @@
 
 namespace cnngraph::detail {
 
-const std::shared_ptr<ConvolutionDataSource>* weights_of(const FilterNode& node) {
-  if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return &conv->weights();
-  if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
-    return &transpose->weights();
-  if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&node))
-    return &binary->weights();
-  return nullptr;
-}
-
-TrainingStyle training_style_of(const FilterNode& node) {
-  if (const auto* conv = dynamic_cast<const ConvolutionNode*>(&node)) return conv->training_style;
-  if (const auto* transpose = dynamic_cast<const ConvolutionTransposeNode*>(&node))
-    return transpose->training_style;
-  if (const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(&node))
-    return binary->training_style;
-  return TrainingStyle::none;
-}
-
 namespace {
 
-Trainable load_trainable(const FilterNode& node) {
+Trainable load_trainable(const WeightedNode& node) {
   Trainable t;
   t.node = &node;
-  const bool binary = dynamic_cast<const BinaryConvolutionNode*>(&node) != nullptr;
-  auto raw = prepare_source_weights(**weights_of(node), node.display_name(), &t.fold,
-                                    binary ? WeightsForm::binary_shadow : WeightsForm::floats);
+  auto raw = prepare_node_weights(node, &t.fold, true);
   t.state = std::make_shared<WeightsAndBiasesState>(
       raw->weights, raw->has_bias ? raw->bias : std::vector<float>{});
   t.parameters = std::make_unique<TrainableParameters>();
@@ -62,7 +42,7 @@ void reload(Trainable& t) {
 // Runs a user callback, turning what it throws into a clear error naming the node.
 template <typename Call>
 auto call_source(const Trainable& t, const char* what, Call call) {
-  ConvolutionDataSource& source = **weights_of(*t.node);
+  ConvolutionDataSource& source = *t.node->weights();
   std::lock_guard lock(source.library_mutex());
   try {
     return call(source);
@@ -82,13 +62,13 @@ std::vector<Trainable> prepare_trainables(
   std::vector<Trainable> trainables;
   std::set<const FilterNode*> nodes;
   std::set<const ConvolutionDataSource*> sources;
-  for (const FilterNode* node : structure.weight_updates) {
+  for (const WeightedNode* node : structure.weight_updates) {
     if (!nodes.insert(node).second) {
       throw InvalidArgument(node->display_name() +
                             ": has two weight-gradient nodes in one graph; its weights would be "
                             "updated twice per batch");
     }
-    const ConvolutionDataSource& source = **weights_of(*node);
+    const ConvolutionDataSource& source = *node->weights();
     if (!sources.insert(&source).second) {
       throw InvalidArgument(node->display_name() + ": its data source '" + source.label() +
                             "' is trained by another node of this graph too");
@@ -159,7 +139,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   }
   std::vector<Trainable*> reloads;
   for (Trainable& t : trainables) {
-    if (training_style_of(*t.node) != TrainingStyle::cpu || !here(t)) continue;
+    if (t.node->training_style != TrainingStyle::cpu || !here(t)) continue;
     const bool changed = call_source(t, "update()", [&](ConvolutionDataSource& source) {
       return source.update(t.parameters->gradient, *t.state);
     });
@@ -168,7 +148,7 @@ void apply_updates(std::vector<Trainable>& trainables,
   for (Trainable* t : reloads) reload(*t);
   const UpdateContext context{device, batch};
   for (Trainable& t : trainables) {
-    if (training_style_of(*t.node) != TrainingStyle::device || !here(t)) continue;
+    if (t.node->training_style != TrainingStyle::device || !here(t)) continue;
     auto updated = call_source(t, "update_on_device()", [&](ConvolutionDataSource& source) {
       return source.update_on_device(context, t.parameters->gradient, t.state);
     });
@@ -202,10 +182,10 @@ std::vector<const Node*> nodes_of(const GraphStructure& structure) {
 }
 
 // The nodes with convolution weights, in graph order.
-std::vector<const FilterNode*> weighted_nodes(const GraphStructure& structure) {
-  std::vector<const FilterNode*> nodes;
+std::vector<const WeightedNode*> weighted_nodes(const GraphStructure& structure) {
+  std::vector<const WeightedNode*> nodes;
   for (const auto& filter : structure.order) {
-    if (weights_of(*filter)) nodes.push_back(filter.get());
+    if (const WeightedNode* node = filter->weighted()) nodes.push_back(node);
   }
   return nodes;
 }
@@ -280,8 +260,8 @@ read_normalizations(const GraphStructure& structure, const std::map<std::string,
 void save_checkpoint(const GraphStructure& structure, const std::vector<Trainable>& trainables,
                      const std::filesystem::path& path) {
   std::map<std::string, Tensor> tensors;
-  for (const FilterNode* node : weighted_nodes(structure)) {
-    const std::string label = (*weights_of(*node))->label();
+  for (const WeightedNode* node : weighted_nodes(structure)) {
+    const std::string label = node->weights()->label();
     if (tensors.count(label + ".weight")) {
       throw InvalidArgument("save_checkpoint: two nodes have data sources labelled '" + label +
                             "'; checkpoint tensors are named by label, which must be unique");
@@ -296,9 +276,7 @@ void save_checkpoint(const GraphStructure& structure, const std::vector<Trainabl
       descriptor = trained->parameters->gradient.descriptor;
     } else {
       ChannelAffine fold;
-      const bool binary = dynamic_cast<const BinaryConvolutionNode*>(node) != nullptr;
-      auto raw = prepare_source_weights(**weights_of(*node), node->display_name(), &fold,
-                                        binary ? WeightsForm::binary_signs : WeightsForm::floats);
+      auto raw = prepare_node_weights(*node, &fold, false);
       weights = raw->weights;
       if (raw->has_bias) bias = raw->bias;
       descriptor = raw->descriptor;
@@ -318,9 +296,9 @@ void load_checkpoint(const GraphStructure& structure, const std::filesystem::pat
   // Check everything first, so that a bad file changes nothing.
   std::vector<std::pair<TrainableDataSource*, std::pair<std::vector<float>, std::vector<float>>>>
       assignments;
-  for (const FilterNode* node : weighted_nodes(structure)) {
-    auto* source = dynamic_cast<TrainableDataSource*>(weights_of(*node)->get());
-    const std::string label = (*weights_of(*node))->label();
+  for (const WeightedNode* node : weighted_nodes(structure)) {
+    auto* source = dynamic_cast<TrainableDataSource*>(node->weights().get());
+    const std::string label = node->weights()->label();
     if (!source) {
       throw Unsupported(node->display_name() +
                         ": load_checkpoint assigns TrainableDataSource "

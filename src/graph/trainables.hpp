@@ -13,13 +13,8 @@
 
 namespace cnngraph::detail {
 
-// The trainable convolution weights of a node: a ConvolutionNode (fully connected included)
-// or a ConvolutionTransposeNode; null / none for any other node.
-const std::shared_ptr<ConvolutionDataSource>* weights_of(const FilterNode& node);
-TrainingStyle training_style_of(const FilterNode& node);
-
 struct Trainable {
-  const FilterNode* node = nullptr;  // has weights_of()
+  const WeightedNode* node = nullptr;
   std::unique_ptr<TrainableParameters> parameters;
   std::shared_ptr<WeightsAndBiasesState> state;  // the data source's own (unfolded) weights
   ChannelAffine fold;

@@ -148,13 +148,12 @@ void binarize(PreparedWeights& prepared, const ConvolutionDataSource& source,
 
 }  // namespace
 
-std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node, ChannelAffine* fold) {
-  return prepare_source_weights(*node.weights(), node.display_name(), fold, WeightsForm::floats);
-}
-
-std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node) {
-  return prepare_source_weights(*node.weights(), node.display_name(), nullptr,
-                                WeightsForm::binary_signs);
+std::shared_ptr<PreparedWeights> prepare_node_weights(const WeightedNode& node, ChannelAffine* fold,
+                                                      bool trained) {
+  const WeightsForm form = node.weights_kind() == WeightsKind::floats ? WeightsForm::floats
+                           : trained                                  ? WeightsForm::binary_shadow
+                                                                      : WeightsForm::binary_signs;
+  return prepare_source_weights(*node.weights(), node.display_name(), fold, form);
 }
 
 std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,

@@ -17,12 +17,6 @@ struct ChannelAffine {
   std::vector<float> scale, shift;
 };
 
-// With `fold` non-null the descriptor's batch normalization is not folded in but returned
-// there (training keeps the data source's own weights and folds after every update).
-std::shared_ptr<PreparedWeights> prepare_weights(const ConvolutionNode& node,
-                                                 ChannelAffine* fold = nullptr);
-// A binary convolution's weights as +1/-1 floats (from floats by sign, or unpacked bits).
-std::shared_ptr<PreparedWeights> prepare_binary_weights(const BinaryConvolutionNode& node);
 // What a node needs of its weights: floats (convolutions), +1/-1 signs (binary convolution
 // inference: float weights by sign, or unpacked bits), or a binary convolution's float
 // shadow weights (training: bit-packed weights cannot be trained).
@@ -31,6 +25,12 @@ enum class WeightsForm { floats, binary_signs, binary_shadow };
 std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
                                                         const std::string& node_name,
                                                         ChannelAffine* fold, WeightsForm form);
+// A weighted node's weights in the form its weights_kind() and training call for: floats, or
+// for a binary node +1/-1 signs (inference) or float shadow weights (`trained`). With `fold`
+// non-null the descriptor's batch normalization is not folded in but returned there
+// (training keeps the data source's own weights and folds after every update).
+std::shared_ptr<PreparedWeights> prepare_node_weights(const WeightedNode& node, ChannelAffine* fold,
+                                                      bool trained);
 
 // Rewrites `prepared` from a training state (folding `fold` when set) and bumps its version.
 void refresh_prepared_weights(PreparedWeights& prepared, const WeightsAndBiasesState& state,

@@ -18,8 +18,6 @@ std::unique_ptr<detail::Op> AdditionNode::lower(detail::LoweringContext& context
         *this, "the two sources differ in size: " + to_string(a) + " and " + to_string(b));
   }
   auto op = std::make_unique<detail::AdditionOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = a;
   return op;
 }
@@ -43,8 +41,6 @@ std::unique_ptr<detail::Op> ConcatenationNode::lower(detail::LoweringContext& co
   }
   dst = detail::result_shape(*this, dst.batch, dst.height, dst.width, channels);
   auto op = std::make_unique<detail::ConcatenationOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = dst;
   return op;
 }

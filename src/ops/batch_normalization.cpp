@@ -80,8 +80,6 @@ std::unique_ptr<detail::Op> BatchNormalizationNode::lower(detail::LoweringContex
     detail::fold_batch_normalization(parameters(), inference->scale, inference->shift);
     op = std::move(inference);
   }
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = src;
   return op;
 }
@@ -106,6 +104,11 @@ std::unique_ptr<detail::Op> BatchNormalizationNode::lower_gradient(
   op->trainable = trainable;
   op->dst_shape = forward->src_shapes[0];
   return op;
+}
+
+void BatchNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("data_source", source_->label());
+  visitor.text("training_style", detail::training_style_name(training_style));
 }
 
 }  // namespace cnngraph

@@ -34,13 +34,12 @@ BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
                                              BinaryConvolutionFlags flags,
                                              BinaryConvolutionTerms terms,
                                              PaddingPolicy default_padding)
-    : FilterNode({std::move(source)}, std::move(default_padding)),
-      weights_(std::move(weights)),
+    : WeightedNode({std::move(source)}, std::move(weights), std::move(default_padding)),
       scale_value_(scale_value),
       type_(type),
       flags_(flags),
       terms_(std::move(terms)) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
   if (!std::isfinite(scale_value_)) {
     throw InvalidArgument(kind() + ": scale_value must be finite, got " +
                           std::to_string(scale_value));
@@ -51,11 +50,6 @@ BinaryConvolutionNode::BinaryConvolutionNode(std::shared_ptr<ImageNode> source,
       if (!std::isfinite(v)) throw InvalidArgument(kind() + ": a bias or scale term is not finite");
     }
   }
-}
-
-std::string BinaryConvolutionNode::display_name() const {
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
 }
 
 namespace {
@@ -135,5 +129,16 @@ std::string BinaryConvolutionOp::attributes() const {
          ConvolutionOp::attributes();
 }
 }  // namespace detail
+
+void BinaryConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  visitor.number("scale_value", scale_value_);
+  visitor.text("binary_type", type_name(type_));
+  visitor.flag("use_beta_scaling", flags_.use_beta_scaling);
+  visitor.numbers("input_bias", terms_.input_bias);
+  visitor.numbers("input_scale", terms_.input_scale);
+  visitor.numbers("output_bias", terms_.output_bias);
+  visitor.numbers("output_scale", terms_.output_scale);
+}
 
 }  // namespace cnngraph

@@ -13,21 +13,14 @@ ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
 ConvolutionNode::ConvolutionNode(std::shared_ptr<ImageNode> source,
                                  std::shared_ptr<ConvolutionDataSource> weights,
                                  PaddingPolicy default_padding)
-    : FilterNode({std::move(source)}, std::move(default_padding)),
-      weights_(std::move(weights)),
+    : WeightedNode({std::move(source)}, std::move(weights), std::move(default_padding)),
       gradient_state_(std::make_unique<ConvolutionGradientStateNode>()) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
   adopt_state(*gradient_state_);
 }
 
 std::shared_ptr<ConvolutionGradientStateNode> ConvolutionNode::convolution_gradient_state() const {
   return share_member(gradient_state_.get());
-}
-
-std::string ConvolutionNode::display_name() const {
-  // A node label overrides the data source's label, as in MPS.
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
 }
 
 namespace {
@@ -80,7 +73,7 @@ std::shared_ptr<FilterNode> ConvolutionNode::gradient_filter_for(
   if (index != 0)
     throw InvalidArgument(display_name() + ": has one source, not " + std::to_string(index + 1));
   return std::make_shared<ConvolutionGradientNode>(std::move(source_gradient), source_images()[0],
-                                                   convolution_gradient_state(), weights_);
+                                                   convolution_gradient_state(), weights());
 }
 
 ConvolutionGradientNode::ConvolutionGradientNode(
@@ -104,6 +97,11 @@ ConvolutionGradientNode::ConvolutionGradientNode(
   }
 }
 
+const WeightedNode* ConvolutionGradientNode::trains() const {
+  return gradient_option != GradientOption::input && forward_->is_trainable() ? forward_.get()
+                                                                              : nullptr;
+}
+
 std::string ConvolutionGradientNode::display_name() const {
   if (!label.empty()) return kind() + " '" + label + "'";
   return "gradient of " + forward_->display_name();
@@ -113,12 +111,10 @@ std::unique_ptr<detail::Op> ConvolutionGradientNode::lower(detail::LoweringConte
   detail::require_source_count(*this, context, 2);
   auto forward = detail::lower_forward_for_gradient(*forward_, context, 1, 1);
   auto op = std::make_unique<detail::ConvolutionGradientOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->forward = static_cast<const ConvolutionOp&>(*forward);
   op->dst_shape = context.src_shapes[1];
   op->input_gradient = gradient_option != GradientOption::weights_and_bias;
-  if (gradient_option != GradientOption::input && forward_->training_style != TrainingStyle::none) {
+  if (trains()) {
     op->parameters = context.parameters_for ? context.parameters_for(*forward_) : nullptr;
   }
   return op;
@@ -184,5 +180,18 @@ std::string ConvolutionGradientOp::attributes() const {
          (parameters ? " diff_weights" : "");
 }
 }  // namespace detail
+
+void ConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  visitor.text("accumulator_precision",
+               accumulator_precision == AccumulatorPrecision::half ? "half" : "single");
+}
+
+void ConvolutionGradientNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.link("forward", *forward_);
+  visitor.text("gradient_option", gradient_option == GradientOption::input ? "input"
+                                  : gradient_option == GradientOption::all ? "all"
+                                                                           : "weights_and_bias");
+}
 
 }  // namespace cnngraph

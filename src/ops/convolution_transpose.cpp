@@ -37,17 +37,11 @@ ConvolutionTransposeNode::ConvolutionTransposeNode(
     std::shared_ptr<ImageNode> source,
     std::shared_ptr<ConvolutionGradientStateNode> convolution_gradient_state,
     std::shared_ptr<ConvolutionDataSource> weights)
-    : FilterNode(transpose_sources(std::move(source), convolution_gradient_state),
-                 PaddingPolicy::same()),
-      weights_(std::move(weights)),
+    : WeightedNode(transpose_sources(std::move(source), convolution_gradient_state),
+                   std::move(weights), PaddingPolicy::same()),
       state_(std::move(convolution_gradient_state)),
       sized_by_(forward_of(state_)) {
-  if (!weights_) throw InvalidArgument(kind() + ": the weights data source is null");
-}
-
-std::string ConvolutionTransposeNode::display_name() const {
-  if (!label.empty()) return kind() + " '" + label + "'";
-  return kind() + " '" + weights_->label() + "'";
+  if (!this->weights()) throw InvalidArgument(kind() + ": the weights data source is null");
 }
 
 namespace {
@@ -208,8 +202,6 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower(
   adjoint.output_channels = d.input_feature_channels;
 
   auto op = std::make_unique<detail::ConvolutionTransposeOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = result;
   op->inner.name = display_name();
   op->inner.forward = std::move(adjoint);
@@ -237,7 +229,6 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
   auto& transpose = static_cast<detail::ConvolutionTransposeOp&>(*forward);
   const ImageShape& y = context.src_shapes[1];
   auto op = std::make_unique<detail::ConvolutionTransposeGradientOp>();
-  op->name = gradient.display_name();
   op->dst_shape = y;
   op->weights = transpose.weights;
   op->input_gradient = transpose.inner.forward;
@@ -263,6 +254,11 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
     w.parameters = op->adjoint_parameters.get();
   }
   return op;
+}
+
+void ConvolutionTransposeNode::list_attributes(AttributeVisitor& visitor) const {
+  WeightedNode::list_attributes(visitor);
+  if (sized_by_) visitor.link("sized_by", *sized_by_);
 }
 
 }  // namespace cnngraph

@@ -37,8 +37,6 @@ std::unique_ptr<detail::Op> LocalResponseNormalizationNode::lower(
   detail::require_source_count(*this, context, 1);
   auto op = lower_normalization(*this, context.src_shapes[0], false);
   set_window(*op);
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   return op;
 }
 
@@ -85,6 +83,23 @@ void SpatialNormalizationNode::set_window(detail::CrossChannelNormalizationOp& o
   op.spatial = true;
   op.kernel_width = kernel_width_;
   op.kernel_height = kernel_height_;
+}
+
+void LocalResponseNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.number("alpha", alpha);
+  visitor.number("beta", beta);
+  visitor.number("delta", delta);
+}
+
+void CrossChannelNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  LocalResponseNormalizationNode::list_attributes(visitor);
+  visitor.integer("kernel_size", kernel_size_);
+}
+
+void SpatialNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
+  LocalResponseNormalizationNode::list_attributes(visitor);
+  visitor.integer("kernel_width", kernel_width_);
+  visitor.integer("kernel_height", kernel_height_);
 }
 
 }  // namespace cnngraph

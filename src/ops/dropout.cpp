@@ -21,8 +21,6 @@ namespace {
 std::unique_ptr<detail::Op> lower_dropout(const DropoutNode& node,
                                           const detail::LoweringContext& context) {
   auto op = std::make_unique<detail::DropoutOp>();
-  op->name = node.display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = context.src_shapes[0];
   op->keep_probability = node.keep_probability();
   op->seed = node.seed();
@@ -43,6 +41,11 @@ std::shared_ptr<FilterNode> DropoutNode::gradient_filter_for(
 std::unique_ptr<detail::Op> DropoutNode::lower_gradient(detail::LoweringContext& context,
                                                         const GradientNode&) const {
   return lower_dropout(*this, context);
+}
+
+void DropoutNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.number("keep_probability", keep_probability_);
+  visitor.integer("seed", static_cast<std::int64_t>(seed_));
 }
 
 }  // namespace cnngraph

@@ -4,6 +4,7 @@
 
 #include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
+#include "ops/lower_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -25,7 +26,87 @@ std::string FilterNode::display_name() const {
   return label.empty() ? kind() : kind() + " '" + label + "'";
 }
 
+WeightedNode::WeightedNode(std::vector<std::shared_ptr<ImageNode>> sources,
+                           std::shared_ptr<ConvolutionDataSource> weights,
+                           PaddingPolicy default_padding)
+    : FilterNode(std::move(sources), std::move(default_padding)), weights_(std::move(weights)) {}
+
+namespace {
+const char* padding_size_name(PaddingSize size) {
+  switch (size) {
+    case PaddingSize::valid:
+      return "valid";
+    case PaddingSize::same:
+      return "same";
+    case PaddingSize::full:
+      return "full";
+    case PaddingSize::custom:
+      return "custom";
+  }
+  return "?";
+}
+const char* alignment_name(PaddingAlignment alignment) {
+  switch (alignment) {
+    case PaddingAlignment::centered:
+      return "centered";
+    case PaddingAlignment::top_left:
+      return "top_left";
+    case PaddingAlignment::bottom_right:
+      return "bottom_right";
+  }
+  return "?";
+}
+}  // namespace
+
+const char* detail::training_style_name(TrainingStyle style) {
+  switch (style) {
+    case TrainingStyle::none:
+      return "none";
+    case TrainingStyle::cpu:
+      return "cpu";
+    case TrainingStyle::device:
+      return "device";
+  }
+  return "?";
+}
+
+void FilterNode::visit_attributes(AttributeVisitor& visitor) const {
+  visitor.node(kind(), label);
+  for (std::size_t i = 0; i < sources_.size(); ++i)
+    visitor.input("source " + std::to_string(i), *sources_[i]);
+  visitor.text("padding", padding_size_name(padding_policy.size));
+  visitor.text("padding_alignment", alignment_name(padding_policy.alignment));
+  visitor.text("padding_remainder", padding_policy.remainder == PaddingRemainder::top_left
+                                        ? "top_left"
+                                        : "bottom_right");
+  if (result_->format) visitor.text("format", to_string(*result_->format));
+  visitor.flag("export_from_graph", result_->export_from_graph);
+  visitor.flag("stop_gradient", result_->stop_gradient);
+  list_attributes(visitor);
+}
+
+void FilterNode::list_attributes(AttributeVisitor&) const {}
+
+void WeightedNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("weights", weights_->label());
+  visitor.text("weights_kind", weights_kind() == WeightsKind::floats ? "floats" : "binary");
+  visitor.text("training_style", detail::training_style_name(training_style));
+}
+
+std::string WeightedNode::display_name() const {
+  if (!label.empty()) return kind() + " '" + label + "'";
+  return kind() + " '" + weights_->label() + "'";
+}
+
 namespace detail {
+
+std::unique_ptr<Op> lower_node(const FilterNode& node, LoweringContext& context) {
+  std::vector<ImageShape> sources = context.src_shapes;
+  std::unique_ptr<Op> op = node.lower(context);
+  op->name = node.display_name();
+  op->src_shapes = std::move(sources);
+  return op;
+}
 
 void throw_shape_error(const FilterNode& node, const std::string& problem) {
   throw ShapeError(node.display_name() + ": " + problem);

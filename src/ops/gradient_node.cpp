@@ -1,5 +1,6 @@
 // GradientNode and FilterNode's gradient entry points; the helpers every gradient recipe uses.
 #include "cnngraph/errors.hpp"
+#include "ops/lower_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -39,6 +40,11 @@ GradientNode::GradientNode(std::shared_ptr<const FilterNode> forward, std::size_
   }
 }
 
+const WeightedNode* GradientNode::trains() const {
+  const WeightedNode* weighted = forward_->weighted();
+  return weighted && weighted->is_trainable() ? weighted : nullptr;
+}
+
 std::string GradientNode::display_name() const {
   if (!label.empty()) return kind() + " '" + label + "'";
   return "gradient of " + forward_->display_name() +
@@ -47,10 +53,7 @@ std::string GradientNode::display_name() const {
 }
 
 std::unique_ptr<detail::Op> GradientNode::lower(detail::LoweringContext& context) const {
-  auto op = forward_->lower_gradient(context, *this);
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
-  return op;
+  return forward_->lower_gradient(context, *this);
 }
 
 namespace detail {
@@ -68,7 +71,7 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
   LoweringContext forward_context = context;
   forward_context.src_shapes.assign(context.src_shapes.begin() + first,
                                     context.src_shapes.begin() + first + count);
-  auto op = forward.lower(forward_context);
+  auto op = lower_node(forward, forward_context);
   if (context.src_shapes[0] != op->dst_shape) {
     throw_shape_error(forward, "its gradient is " + to_string(context.src_shapes[0]) +
                                    " but its result is " + to_string(op->dst_shape));
@@ -77,4 +80,9 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
 }
 
 }  // namespace detail
+void GradientNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.link("forward", *forward_);
+  visitor.integer("source_index", static_cast<std::int64_t>(source_index_));
+}
+
 }  // namespace cnngraph

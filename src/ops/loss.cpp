@@ -97,11 +97,19 @@ std::shared_ptr<ImageNode> LossNode::label_weights() const { return source_image
 std::unique_ptr<detail::Op> LossNode::lower(detail::LoweringContext& context) const {
   detail::require_source_count(*this, context, 3);
   auto op = std::make_unique<detail::LossOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = context.src_shapes[0];
   op->descriptor = descriptor_;
   return op;
+}
+
+void LossNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("loss", to_string(descriptor_.type));
+  const char* reductions[] = {"none", "sum", "mean", "sum_by_non_zero_weights"};
+  visitor.text("reduction", reductions[static_cast<int>(descriptor_.reduction)]);
+  visitor.number("weight", descriptor_.weight);
+  visitor.number("label_smoothing", descriptor_.label_smoothing);
+  visitor.number("epsilon", descriptor_.epsilon);
+  visitor.number("delta", descriptor_.delta);
 }
 
 }  // namespace cnngraph

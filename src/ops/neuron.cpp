@@ -19,8 +19,6 @@ std::unique_ptr<detail::Op> NeuronNode::lower(detail::LoweringContext& context) 
                                          " channels");
   }
   auto op = std::make_unique<detail::NeuronOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = src;
   op->neuron = neuron_;
   return op;
@@ -39,6 +37,14 @@ std::unique_ptr<detail::Op> NeuronNode::lower_gradient(detail::LoweringContext& 
   op->neuron = neuron_;
   op->dst_shape = forward->src_shapes[0];
   return op;
+}
+
+void NeuronNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("neuron", to_string(neuron_.type));
+  visitor.number("a", neuron_.a);
+  visitor.number("b", neuron_.b);
+  visitor.number("c", neuron_.c);
+  if (!neuron_.prelu_slopes.empty()) visitor.numbers("prelu_slopes", neuron_.prelu_slopes);
 }
 
 }  // namespace cnngraph

@@ -341,6 +341,8 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
                                                std::size_t count);
 
 // Shared helpers of the op files.
+// "none", "cpu" or "device", for the attribute lists.
+const char* training_style_name(TrainingStyle style);
 [[noreturn]] void throw_shape_error(const FilterNode& node, const std::string& problem);
 void require_source_count(const FilterNode& node, const LoweringContext& context,
                           std::size_t count);

@@ -27,8 +27,6 @@ std::unique_ptr<detail::Op> PoolingNode::lower(detail::LoweringContext& context)
   detail::require_source_count(*this, context, 1);
   const ImageShape& src = context.src_shapes[0];
   auto op = std::make_unique<detail::PoolingOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->type = type_;
   detail::resolve_padding(*this, src, kernel_width_, kernel_height_, stride_x_, stride_y_, 1, 1,
                           op->x, op->y);
@@ -44,8 +42,6 @@ std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower(
   detail::require_source_count(*this, context, 1);
   const ImageShape& src = context.src_shapes[0];
   auto op = std::make_unique<detail::PoolingOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->type = PoolingType::average;
   op->x = forward_axis_geometry(src.width, src.width, 1, 1, PaddingSize::valid,
                                 PaddingAlignment::centered, PaddingRemainder::top_left);
@@ -97,6 +93,14 @@ std::shared_ptr<FilterNode> GlobalAveragePoolingNode::gradient_filter_for(
 std::unique_ptr<detail::Op> GlobalAveragePoolingNode::lower_gradient(
     detail::LoweringContext& context, const GradientNode&) const {
   return lower_pooling_gradient(*this, context);
+}
+
+void PoolingNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.text("pooling", type_ == PoolingType::max ? "max" : "average");
+  visitor.integer("kernel_width", kernel_width_);
+  visitor.integer("kernel_height", kernel_height_);
+  visitor.integer("stride_x", stride_x_);
+  visitor.integer("stride_y", stride_y_);
 }
 
 }  // namespace cnngraph

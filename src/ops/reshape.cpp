@@ -25,8 +25,6 @@ std::unique_ptr<detail::Op> ReshapeNode::lower(detail::LoweringContext& context)
                                          ": element counts differ");
   }
   auto op = std::make_unique<detail::ReshapeOp>();
-  op->name = display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = dst;
   return op;
 }
@@ -43,6 +41,12 @@ std::unique_ptr<detail::Op> ReshapeNode::lower_gradient(detail::LoweringContext&
   auto op = std::make_unique<detail::ReshapeOp>();
   op->dst_shape = forward->src_shapes[0];
   return op;
+}
+
+void ReshapeNode::list_attributes(AttributeVisitor& visitor) const {
+  visitor.integer("height", height_);
+  visitor.integer("width", width_);
+  visitor.integer("channels", channels_);
 }
 
 }  // namespace cnngraph

@@ -8,8 +8,6 @@ std::unique_ptr<detail::Op> lower_softmax(const FilterNode& node, detail::Loweri
                                           bool logarithmic) {
   detail::require_source_count(node, context, 1);
   auto op = std::make_unique<detail::SoftMaxOp>();
-  op->name = node.display_name();
-  op->src_shapes = context.src_shapes;
   op->dst_shape = context.src_shapes[0];
   op->logarithmic = logarithmic;
   return op;
