@@ -121,13 +121,11 @@ void require_source_count(const FilterNode& node, const LoweringContext& context
   // Every op's lowering passes here: a source shape no buffer could hold (given to
   // Graph::compile, say) is refused before anything is planned or allocated.
   for (std::size_t i = 0; i < context.src_shapes.size(); ++i) {
-    const ImageShape& s = context.src_shapes[i];
-    const auto elements = checked_size_product({s.batch, s.height, s.width, s.channels});
-    if (!elements || *elements > ImageShape::max_elements) {
-      throw InvalidArgument(node.display_name() + ": source " + std::to_string(i) + " is " +
-                            to_string(s) + ", more than " +
-                            std::to_string(ImageShape::max_elements) +
-                            " elements (its size in bytes would not fit)");
+    try {
+      (void)context.src_shapes[i].elements();
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(node.display_name() + ": source " + std::to_string(i) + ": " +
+                            e.what());
     }
   }
 }
