@@ -62,7 +62,7 @@ function(cnngraph_add_cuda_backend core)
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/training_kernels.cpp
     src/backends/cuda/convolution_gradient.cpp
-    src/backends/cuda/device_training.cpp
+    src/backends/cuda/training_buffers.cpp
     src/backends/cuda/normalization_training.cpp
     src/backends/cuda/elementwise.cu
     src/backends/cuda/pooling_softmax.cu

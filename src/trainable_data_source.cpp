@@ -3,13 +3,30 @@
 
 #include <random>
 
-#include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
-#include "graph/trainable_access.hpp"
+#include "core/parameter_view.hpp"
 
 namespace cnngraph {
 
 namespace {
+
+// The weights a CPU graph trained with update_on_device(): the graph keeps rewriting them,
+// so they are read when asked for, not copied after every step.
+class GraphWeightsView : public detail::ParameterView {
+ public:
+  explicit GraphWeightsView(std::shared_ptr<WeightsAndBiasesState> weights)
+      : weights_(std::move(weights)) {}
+  void fetch(std::vector<float>& weights, std::vector<float>& bias,
+             OptimizerState&) const override {
+    weights = weights_->weights();
+    if (!bias.empty()) bias = weights_->biases();
+  }
+  std::optional<std::uint64_t> time_step() const override { return std::nullopt; }
+
+ private:
+  std::shared_ptr<WeightsAndBiasesState> weights_;
+};
+
 void check_lengths(const std::string& where, const ConvolutionDescriptor& d,
                    const std::vector<float>& weights, const std::vector<float>& bias) {
   if (weights.size() != d.weight_count()) {
@@ -52,13 +69,7 @@ std::shared_ptr<TrainableDataSource> TrainableDataSource::uniform(
 }
 
 void TrainableDataSource::synchronize() const {
-  if (residence_) {
-    residence_->fetch(weights_, bias_, state_);
-    return;
-  }
-  if (!device_state_) return;
-  weights_ = device_state_->weights();
-  if (!bias_.empty()) bias_ = device_state_->biases();
+  if (newer_) newer_->fetch(weights_, bias_, state_);
 }
 
 // The library calls load(), weights(), bias_terms(), update() and update_on_device() with
@@ -92,8 +103,7 @@ bool TrainableDataSource::update(const ConvolutionGradientState& gradient,
                                  const WeightsAndBiasesState& source_state) {
   weights_ = source_state.weights();
   if (!bias_.empty()) bias_ = source_state.biases();
-  device_state_.reset();  // the host copy is now the newest
-  residence_.reset();
+  newer_.reset();  // the host copy is now the newest
   optimizer_->step(tensors_of(weights_, bias_, gradient), state_);
   return true;
 }
@@ -105,7 +115,7 @@ std::shared_ptr<WeightsAndBiasesState> TrainableDataSource::update_on_device(
   optimizer_->step(
       tensors_of(source_state->weights(), bias_.empty() ? none : source_state->biases(), gradient),
       state_);
-  device_state_ = source_state;
+  newer_ = std::make_shared<GraphWeightsView>(source_state);
   return source_state;
 }
 
@@ -130,13 +140,13 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
   }
   weights_ = std::move(weights);
   bias_ = std::move(bias);
-  device_state_.reset();
-  residence_.reset();
+  newer_.reset();
 }
 
 std::uint64_t TrainableDataSource::update_count() const {
   std::lock_guard lock(library_mutex());
-  return residence_ ? residence_->time_step() : state_.time_step;
+  const std::optional<std::uint64_t> elsewhere = newer_ ? newer_->time_step() : std::nullopt;
+  return elsewhere.value_or(state_.time_step);
 }
 
 OptimizerState TrainableDataSource::optimizer_state() const {
@@ -151,12 +161,11 @@ OptimizerState TrainableSourceAccess::state(const TrainableDataSource& source) {
   return source.optimizer_state();
 }
 
-void TrainableSourceAccess::reside(TrainableDataSource& source,
-                                   std::shared_ptr<const ParameterResidence> residence) {
+void TrainableSourceAccess::read_from(TrainableDataSource& source,
+                                      std::shared_ptr<const ParameterView> view) {
   std::lock_guard lock(source.library_mutex());
   source.synchronize();  // whatever another graph trained, before this one takes over
-  source.device_state_.reset();
-  source.residence_ = std::move(residence);
+  source.newer_ = std::move(view);
 }
 
 }  // namespace detail

@@ -14,7 +14,7 @@
 namespace cnngraph {
 
 namespace detail {
-class ParameterResidence;
+class ParameterView;
 struct TrainableSourceAccess;
 }  // namespace detail
 
@@ -83,12 +83,11 @@ class TrainableDataSource : public ConvolutionDataSource {
   mutable std::vector<float> weights_, bias_;
   std::shared_ptr<const Optimizer> optimizer_;
   mutable OptimizerState state_;
-  // The graph's weights after the last device-style update (host memory on CPU devices).
-  mutable std::shared_ptr<WeightsAndBiasesState> device_state_;
-  // Where a GPU graph trains this source on the device itself (weights, moments and time
-  // step stay there); synchronize() reads them back.
+  // Where newer values than weights_ and bias_ live, if anywhere: the weights of the graph
+  // that last trained this source with update_on_device(), or a GPU graph that steps it on
+  // the device (weights, moments and time step stay there). synchronize() reads them.
   friend struct detail::TrainableSourceAccess;
-  std::shared_ptr<const detail::ParameterResidence> residence_;
+  mutable std::shared_ptr<const detail::ParameterView> newer_;
 };
 
 }  // namespace cnngraph

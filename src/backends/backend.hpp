@@ -10,6 +10,7 @@
 #include "cnngraph/device.hpp"
 #include "cnngraph/graph.hpp"
 #include "cnngraph/optimizer.hpp"
+#include "core/parameter_view.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph::detail {
@@ -38,22 +39,9 @@ class Kernel {
 
 class DeviceMemory;
 
-// Where a device graph keeps the values it trains for a data source (TrainableDataSource
-// holds one, so that reading its weights sees the device's): reads them back.
-class ParameterResidence {
- public:
-  virtual ~ParameterResidence() = default;
-  // The current weights, biases (left alone when `bias` is empty: the source has none) and
-  // optimizer state (time step and moments), copied from the device.
-  virtual void fetch(std::vector<float>& weights, std::vector<float>& bias,
-                     OptimizerState& state) const = 0;
-  // The optimizer's time step alone (no copy from the device).
-  virtual std::uint64_t time_step() const = 0;
-};
-
 // One trained convolution whose optimizer step runs on the device.
 struct DeviceOptimizerEntry {
-  TrainableParameters* parameters = nullptr;
+  TrainedWeights* parameters = nullptr;
   bool with_bias = false;  // the data source has biases (they are trained too)
   std::shared_ptr<const Optimizer> optimizer;
   OptimizerState state;  // to start from: time step and moments (empty moments: zeros)
@@ -77,7 +65,7 @@ class DeviceOptimizer {
   // After a step was taken: the time steps advance.
   virtual void advance() = 0;
   // Entry i's values on the device, for its data source.
-  virtual std::shared_ptr<ParameterResidence> residence(std::size_t i) const = 0;
+  virtual std::shared_ptr<ParameterView> view(std::size_t i) const = 0;
 };
 
 // How a backend whose images live in device memory runs a program: everything is enqueued
@@ -114,11 +102,11 @@ class DeviceExecution {
 
   // Training. The weight and bias gradients the kernels of a trained convolution left on
   // the device, into parameters.gradient (f32, host). Waits for them.
-  virtual void download_gradients(TrainableParameters& parameters) = 0;
+  virtual void download_gradients(TrainedWeights& parameters) = 0;
   // parameters.prepared's values, just changed on the host, into its device copies.
-  virtual void upload_weights(const TrainableParameters& parameters) = 0;
+  virtual void upload_weights(const TrainedWeights& parameters) = 0;
   // The device's (master) values of a trained convolution, into host vectors.
-  virtual void download_weights(const TrainableParameters& parameters, std::vector<float>& weights,
+  virtual void download_weights(const TrainedWeights& parameters, std::vector<float>& weights,
                                 std::vector<float>& bias) = 0;
   // The fused step of these entries; throws Unsupported for an optimizer it has no rule for.
   virtual std::unique_ptr<DeviceOptimizer> make_optimizer(

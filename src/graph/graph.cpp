@@ -11,11 +11,12 @@
 #include "backends/backend.hpp"
 #include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
+#include "graph/checkpoint.hpp"
 #include "graph/describe.hpp"
-#include "graph/device_training.hpp"
+#include "graph/device_updates.hpp"
+#include "graph/parameters.hpp"
 #include "graph/program.hpp"
 #include "graph/structure.hpp"
-#include "graph/trainables.hpp"
 #include "graph/weights.hpp"
 #include "kernels/flush_denormals.hpp"
 
@@ -33,9 +34,8 @@ struct Graph::Impl {
   bool weights_ready = false;
   std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> weights;
   std::map<const FilterNode*, FusedChain> chains;
-  std::vector<Trainable> trainables;
-  std::vector<NormalizationTrainable> normalizations;
-  std::unique_ptr<DeviceTraining> device_training;  // device graphs that train
+  ParameterStore parameters;
+  std::unique_ptr<DeviceUpdates> device_updates;  // device graphs that train
   // The compiled programs by source sizes, with the use counter of their last run: at most
   // options.max_compiled_sizes of them; compiling one more evicts the least recently used.
   struct CachedProgram {
@@ -55,8 +55,7 @@ struct Graph::Impl {
   void prepare_weights_and_fusion() {
     if (weights_ready) return;
     std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> loaded;
-    std::vector<Trainable> trained = prepare_trainables(structure, loaded);
-    std::vector<NormalizationTrainable> normalized = prepare_normalizations(structure);
+    ParameterStore trained(structure, loaded);
     // Every weighted node's weights, also where only its gradient node is in the graph
     // (trained ones were loaded above, as float shadow weights for binary ones).
     for (const auto& filter : structure.order) {
@@ -68,12 +67,7 @@ struct Graph::Impl {
     const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;
     };
-    const auto is_trained = [&](const ConvolutionNode& c) {
-      for (const Trainable& t : trained) {
-        if (t.node == &c) return true;
-      }
-      return false;
-    };
+    const auto is_trained = [&](const ConvolutionNode& c) { return trained.find(c) != nullptr; };
     // A trained convolution keeps its own weights object (updates rewrite it in place), so
     // nothing is folded into it.
     auto planned = plan_fusion(
@@ -88,20 +82,18 @@ struct Graph::Impl {
     }
     weights = std::move(loaded);
     chains = std::move(planned);
-    trainables = std::move(trained);
-    normalizations = std::move(normalized);
+    parameters = std::move(trained);
     weights_ready = true;
   }
 
   // Drops the loaded weights and the programs (their kernels hold the old weights): the next
   // run loads the data sources again.
   void forget_weights() {
-    device_training.reset();
+    device_updates.reset();
     programs.clear();
     last_program = nullptr;
     weights.clear();
-    trainables.clear();
-    normalizations.clear();
+    parameters = ParameterStore();
     weights_ready = false;
   }
 
@@ -109,8 +101,7 @@ struct Graph::Impl {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
     if (it == programs.end()) {
-      CompileInputs inputs{structure,      chains,   weights, trainables,
-                           normalizations, *backend, options};
+      CompileInputs inputs{structure, chains, weights, parameters, *backend, options};
       std::unique_ptr<Program> compiled = compile_program(inputs, shapes);
       const std::size_t limit = std::max<std::size_t>(options.max_compiled_sizes, 1);
       while (programs.size() >= limit) {
@@ -220,31 +211,29 @@ struct Graph::Impl {
                                      std::vector<float>(given.shape().elements(), 1.0f))
                 : labels[k].weights());
       }
-      const bool training = !trainables.empty() || !normalizations.empty();
-      if (training && !device_training)
-        device_training =
-            std::make_unique<DeviceTraining>(trainables, !normalizations.empty(), *execution,
-                                             options, !structure.loss_nodes.empty());
+      if (!parameters.empty() && !device_updates)
+        device_updates = std::make_unique<DeviceUpdates>(parameters, *execution, options,
+                                                         !structure.loss_nodes.empty());
       const std::uint64_t batch = batches++;
       Results results;
       {
         // No reader of a source trained here sees the launch half done (and this graph takes
         // no other source's lock meanwhile).
         std::vector<std::unique_lock<std::mutex>> held;
-        if (device_training) {
-          held = device_training->hold_resident_sources();
-          device_training->prepare();
+        if (device_updates) {
+          held = device_updates->hold_resident_sources();
+          device_updates->prepare();
         }
         results = run_program_on_device(
             program, *execution, device, structure, sources, label_images, batch,
             options.cuda_graphs, [&](const ImageNode& node) { return output_type(node); },
             [&] {
-              if (device_training) device_training->enqueue();
+              if (device_updates) device_updates->enqueue();
             });
-        if (device_training) device_training->launched();
+        if (device_updates) device_updates->launched();
       }
-      if (device_training) {
-        device_training->apply(trainables, normalizations, device, batch, sources[0].shape().batch);
+      if (device_updates) {
+        device_updates->apply(device, batch, sources[0].shape().batch);
       }
       return results;
     }
@@ -304,8 +293,7 @@ struct Graph::Impl {
                              "; no weights were updated (check the learning rate and inputs)");
       }
     }
-    if (!trainables.empty() || !normalizations.empty())
-      apply_updates(trainables, normalizations, device, args.batch, sources[0].shape().batch);
+    if (!parameters.empty()) parameters.apply_updates(device, args.batch, sources[0].shape().batch);
     // f32 results are the output blocks themselves, lent to the caller; others are converted
     // copies.
     const auto result_image = [&](int v, const ImageNode& node) {
@@ -458,14 +446,14 @@ std::vector<std::vector<ImageShape>> Graph::compiled_sizes() const {
 LossScaleStatus Graph::loss_scale() const {
   Impl& g = impl();
   std::lock_guard lock(g.mutex);
-  return g.device_training ? g.device_training->loss_scale() : LossScaleStatus{};
+  return g.device_updates ? g.device_updates->loss_scale() : LossScaleStatus{};
 }
 
 void Graph::save_checkpoint(const std::filesystem::path& path) const {
   Impl& g = impl();
   std::lock_guard lock(g.mutex);
-  if (g.device_training) g.device_training->synchronize_states(g.trainables);
-  detail::save_checkpoint(g.structure, g.trainables, path);
+  if (g.device_updates) g.device_updates->synchronize_states();
+  detail::save_checkpoint(g.structure, g.parameters, path);
 }
 
 void Graph::load_checkpoint(const std::filesystem::path& path) {

@@ -141,17 +141,9 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   std::map<const FilterNode*, std::size_t> step_of;
   LoweringContext context;
   context.weights_for = [&](const FilterNode& node) { return in.weights.at(&node); };
-  context.parameters_for = [&](const FilterNode& node) -> TrainableParameters* {
-    for (Trainable& t : in.trainables) {
-      if (t.node == &node) return t.parameters.get();
-    }
-    return nullptr;
-  };
-  context.normalization_for = [&](const BatchNormalizationNode& node) -> TrainableNormalization* {
-    for (NormalizationTrainable& t : in.normalizations) {
-      if (t.node == &node) return t.state.get();
-    }
-    return nullptr;
+  context.parameters_for = [&](const FilterNode& node) { return in.parameters.weights_for(node); };
+  context.normalization_for = [&](const BatchNormalizationNode& node) {
+    return in.parameters.normalization_for(node);
   };
   // Labels and label weights are sources that take the predictions' size.
   program->label_values.assign(g.loss_nodes.size(), -1);

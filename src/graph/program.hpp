@@ -9,8 +9,8 @@
 
 #include "backends/backend.hpp"
 #include "graph/lent_block.hpp"
+#include "graph/parameters.hpp"
 #include "graph/structure.hpp"
-#include "graph/trainables.hpp"
 
 namespace cnngraph::detail {
 
@@ -75,8 +75,7 @@ struct CompileInputs {
   const GraphStructure& structure;
   const std::map<const FilterNode*, FusedChain>& chains;
   const std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights;
-  std::vector<Trainable>& trainables;
-  std::vector<NormalizationTrainable>& normalizations;
+  ParameterStore& parameters;
   const Backend& backend;
   const GraphOptions& options;
 };

@@ -238,7 +238,7 @@ std::unique_ptr<detail::Op> ConvolutionTransposeNode::lower_gradient(
   if (training_style != TrainingStyle::none && context.parameters_for)
     op->parameters = context.parameters_for(*this);
   if (op->parameters) {
-    auto scratch = std::make_shared<detail::TrainableParameters>();
+    auto scratch = std::make_shared<detail::TrainedWeights>();
     scratch->prepared = op->weights->adjoint;
     scratch->gradient.descriptor = op->weights->adjoint->descriptor;
     scratch->gradient.node_label = display_name();

@@ -68,7 +68,7 @@ struct PreparedWeights {
 
 // A convolution being trained by a graph: the weights its kernels read and where its
 // gradient kernel leaves the gradients with respect to the data source's own weights.
-struct TrainableParameters {
+struct TrainedWeights {
   std::shared_ptr<PreparedWeights> prepared;
   ConvolutionGradientState gradient;
   // The descriptor's batch-norm scale per output channel, folded into `prepared`; empty
@@ -146,7 +146,7 @@ struct BinaryConvolutionGradientOp : Op {
     return forward.attributes() + (parameters ? " diff_weights" : "");
   }
   BinaryConvolutionOp forward;
-  TrainableParameters* parameters = nullptr;
+  TrainedWeights* parameters = nullptr;
 };
 
 struct NeuronOp : Op {
@@ -207,7 +207,7 @@ struct ReshapeOp : Op {
 
 // A batch-normalization node being trained by a graph: the gamma and beta the kernels read
 // (refreshed after each update), and what the kernels leave for the update.
-struct TrainableNormalization {
+struct TrainedNormalization {
   BatchNormalizationParameters parameters;
   BatchNormalizationGradientState gradient;  // batch statistics and gamma/beta gradients
   // A device backend's buffers for it, shared by its forward and gradient kernels.
@@ -219,14 +219,14 @@ struct TrainableNormalization {
 // variance) and records them in `trainable->gradient`.
 struct BatchNormalizationTrainingOp : Op {
   BatchNormalizationTrainingOp() : Op(OpKind::batch_normalization_training) {}
-  TrainableNormalization* trainable = nullptr;
+  TrainedNormalization* trainable = nullptr;
 };
 
 // srcs: diff_dst, the forward src. Recomputes the batch statistics from the src, writes
 // diff_src, and the gamma and beta gradients into `trainable->gradient`.
 struct BatchNormalizationGradientOp : Op {
   BatchNormalizationGradientOp() : Op(OpKind::batch_normalization_gradient) {}
-  TrainableNormalization* trainable = nullptr;
+  TrainedNormalization* trainable = nullptr;
 };
 
 // The gradient of a convolution (or fully connected) node. srcs: diff_dst, the forward src.
@@ -236,7 +236,7 @@ struct ConvolutionGradientOp : Op {
   ConvolutionOp forward;  // as lowered for the forward source (post-ops = the descriptor's)
   bool input_gradient = true;
   // Null when no weight gradient is computed (training_style none, or input only).
-  TrainableParameters* parameters = nullptr;
+  TrainedWeights* parameters = nullptr;
 };
 
 // The weights of a transposed convolution's adjoint convolution, conv_w[i][r][s][o] =
@@ -271,8 +271,8 @@ struct ConvolutionTransposeGradientOp : Op {
   }
   ConvolutionOp input_gradient;            // the adjoint convolution on dz
   ConvolutionGradientOp weights_gradient;  // its weight gradient into adjoint_parameters
-  std::shared_ptr<TrainableParameters> adjoint_parameters;
-  TrainableParameters* parameters = nullptr;  // the transpose's own; null: not trained
+  std::shared_ptr<TrainedWeights> adjoint_parameters;
+  TrainedWeights* parameters = nullptr;  // the transpose's own; null: not trained
   std::shared_ptr<AdjointWeights> weights;
 };
 
@@ -325,10 +325,10 @@ struct LoweringContext {
   // The prepared weights of a convolution node (loaded once when the graph was built).
   std::function<std::shared_ptr<const PreparedWeights>(const FilterNode&)> weights_for;
   // The parameters a training graph updates, or null when the node is not trained here.
-  std::function<TrainableParameters*(const FilterNode&)> parameters_for;
+  std::function<TrainedWeights*(const FilterNode&)> parameters_for;
   // The same for a batch-normalization node: non-null exactly in a graph that holds its
   // gradient, where it runs in training mode.
-  std::function<TrainableNormalization*(const BatchNormalizationNode&)> normalization_for;
+  std::function<TrainedNormalization*(const BatchNormalizationNode&)> normalization_for;
 };
 
 // Shared helpers of the gradient recipes.

@@ -2,7 +2,7 @@
 // API: the input gradient by the backward-data operation, the weight gradient by the
 // backward-filter operation (both autotuned and cached like the forward), and the bias
 // gradient by our per-channel sums. The f32 weight and bias gradients land in the node's
-// DeviceTrainedWeights, where an optimizer step or the host (TrainingStyle::cpu) reads them.
+// DeviceTrainingBuffers, where an optimizer step or the host (TrainingStyle::cpu) reads them.
 // A fused neuron (the descriptor's) is differentiated first: the forward convolution is run
 // again without it to recover the neuron's input.
 #include "backends/cuda/cuda_kernels.hpp"
@@ -40,7 +40,7 @@ class CudnnConvolutionGradient : public Kernel {
     if (op_.parameters) {
       filter_plan_ = backward_filter_plan(forward, options, context_);
       if (!filter_plan_) return false;
-      trained_ = device_trained_weights(*forward.weights, context_);
+      trained_ = device_training_buffers(*forward.weights, context_);
       if (context_.storage != DataType::f32) {
         storage_dw_ = context_.memory->allocate(trained_->weight_count * element,
                                                 op_.name + " weight gradient");
@@ -108,7 +108,7 @@ class CudnnConvolutionGradient : public Kernel {
   std::vector<std::shared_ptr<std::byte[]>> keep_;
   std::shared_ptr<std::byte[]> pre_activation_, scaled_dy_;
   std::shared_ptr<Plan> data_plan_, filter_plan_;
-  std::shared_ptr<DeviceTrainedWeights> trained_;
+  std::shared_ptr<DeviceTrainingBuffers> trained_;
   std::shared_ptr<std::byte[]> storage_dw_, reduction_scratch_;
   std::vector<void*> data_pointers_, filter_pointers_;
 };

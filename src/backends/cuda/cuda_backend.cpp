@@ -272,15 +272,15 @@ class CudaBackend : public Backend, public DeviceExecution {
     if (!plan_cache_file_.empty()) save_plan_cache(plan_cache_file_);
   }
 
-  void download_gradients(TrainableParameters& parameters) override {
+  void download_gradients(TrainedWeights& parameters) override {
     bind();
     cuda::download_gradients(parameters, context_);
   }
-  void upload_weights(const TrainableParameters& parameters) override {
+  void upload_weights(const TrainedWeights& parameters) override {
     bind();
     cuda::upload_weights(parameters, context_);
   }
-  void download_weights(const TrainableParameters& parameters, std::vector<float>& weights,
+  void download_weights(const TrainedWeights& parameters, std::vector<float>& weights,
                         std::vector<float>& bias) override {
     bind();
     cuda::download_weights(parameters, context_, weights, bias);

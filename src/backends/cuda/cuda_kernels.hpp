@@ -81,8 +81,8 @@ void run_backward_filter(const Plan& plan, Context& context, const void* x, void
 // copy its kernels read): the f32 gradients its weight-gradient kernel leaves, and the f32
 // master values an optimizer updates, which in f32 graphs are the DeviceWeights
 // themselves. Made once per graph device and type, cached on the prepared weights like
-// DeviceWeights (device_training.cpp).
-struct DeviceTrainedWeights {
+// DeviceWeights (training_buffers.cpp).
+struct DeviceTrainingBuffers {
   std::shared_ptr<DeviceWeights> kernel_copy;
   std::shared_ptr<std::byte[]> weights_gradient, bias_gradient;
   std::shared_ptr<std::byte[]> master_weights, master_bias;
@@ -90,7 +90,7 @@ struct DeviceTrainedWeights {
   float* weights_gradient_f32() const { return reinterpret_cast<float*>(weights_gradient.get()); }
   float* bias_gradient_f32() const { return reinterpret_cast<float*>(bias_gradient.get()); }
 };
-std::shared_ptr<DeviceTrainedWeights> device_trained_weights(const PreparedWeights& prepared,
+std::shared_ptr<DeviceTrainingBuffers> device_training_buffers(const PreparedWeights& prepared,
                                                              Context& context);
 
 }  // namespace cnngraph::detail::cuda

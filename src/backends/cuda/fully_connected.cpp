@@ -198,7 +198,7 @@ class Matmul {
 };
 
 // srcs: dy [N x O], x [N x K]; dst: dx [N x K]. Weight and bias gradients into the
-// node's DeviceTrainedWeights when it is trained.
+// node's DeviceTrainingBuffers when it is trained.
 class CublasLtFullyConnectedGradient : public Kernel {
  public:
   CublasLtFullyConnectedGradient(const ConvolutionGradientOp& op, const GraphOptions& options,
@@ -212,7 +212,7 @@ class CublasLtFullyConnectedGradient : public Kernel {
     if (op.input_gradient)
       data_.emplace(context, options, op.name + " (input gradient)", false, K, N, O, type, type);
     if (op.parameters) {
-      trained_ = device_trained_weights(*f.weights, context);
+      trained_ = device_training_buffers(*f.weights, context);
       filter_.emplace(context, options, op.name + " (weight gradient)", true, K, O, N, type,
                       CUDA_R_32F);
       if (f.weights->has_bias) {
@@ -244,7 +244,7 @@ class CublasLtFullyConnectedGradient : public Kernel {
   const ConvolutionGradientOp& op_;
   Context& context_;
   std::shared_ptr<DeviceWeights> weights_;
-  std::shared_ptr<DeviceTrainedWeights> trained_;
+  std::shared_ptr<DeviceTrainingBuffers> trained_;
   std::optional<Matmul> data_, filter_;
   std::shared_ptr<std::byte[]> scratch_;
 };

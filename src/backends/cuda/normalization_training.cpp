@@ -1,5 +1,5 @@
 // Batch normalization in training mode on CUDA, forward and gradient (channel_reduction.cu
-// has the kernels). Gamma and beta come from the host's TrainableNormalization before each
+// has the kernels). Gamma and beta come from the host's TrainedNormalization before each
 // run, and the batch statistics and gamma/beta gradients go back to it after, each through
 // pinned memory (Kernel::before_run and after_run stage and read it; the copies to and from
 // it are on the stream), so that a recorded CUDA graph moves each run's values; the data
@@ -28,7 +28,7 @@ struct DeviceNormalization {
 };
 enum Slot { kGamma = 0, kBeta, kMean, kVariance, kGammaGradient, kBetaGradient, kSlots };
 
-std::shared_ptr<DeviceNormalization> device_normalization(TrainableNormalization& t, int channels,
+std::shared_ptr<DeviceNormalization> device_normalization(TrainedNormalization& t, int channels,
                                                           Context& context,
                                                           const std::string& name) {
   const std::string key = "cuda" + std::to_string(context.device);
@@ -52,7 +52,7 @@ void copy_out(const DeviceNormalization& b, int slot, std::vector<float>& to) {
 
 class NormalizationKernel : public Kernel {
  public:
-  NormalizationKernel(const Op& op, TrainableNormalization* trainable, Context& context,
+  NormalizationKernel(const Op& op, TrainedNormalization* trainable, Context& context,
                       bool gradient)
       : op_(op), context_(context), gradient_(gradient) {
     if (!trainable) throw InvalidArgument(op.name + ": no training state");
@@ -134,7 +134,7 @@ class NormalizationKernel : public Kernel {
   bool gradient_;
   std::shared_ptr<DeviceNormalization> buffers_;
   std::size_t pixels_ = 0;
-  TrainableNormalization* trainable_ = nullptr;
+  TrainedNormalization* trainable_ = nullptr;
   std::shared_ptr<std::byte[]> scratch_;
 };
 

@@ -405,7 +405,7 @@ class BinaryConvolutionGradient : public Kernel {
     input_op_.input_gradient = true;
     weights_op_.input_gradient = false;
     if (op.parameters) {
-      scratch_ = std::make_unique<TrainableParameters>();
+      scratch_ = std::make_unique<TrainedWeights>();
       scratch_->prepared = signs_;
       scratch_->gradient.weights_gradient.assign(f.weights->weights.size(), 0.0f);
       scratch_->gradient.bias_gradient.assign(f.output_channels, 0.0f);
@@ -426,7 +426,7 @@ class BinaryConvolutionGradient : public Kernel {
 
   const BinaryConvolutionGradientOp& op_;
   std::shared_ptr<PreparedWeights> signs_;
-  std::unique_ptr<TrainableParameters> scratch_;
+  std::unique_ptr<TrainedWeights> scratch_;
   ConvolutionGradientOp input_op_, weights_op_;
   std::unique_ptr<Kernel> input_kernel_, weights_kernel_;
   std::vector<float> input_bias_, input_scale_, slope_;

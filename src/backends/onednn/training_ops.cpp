@@ -144,7 +144,7 @@ void batch_statistics(const float* x, std::ptrdiff_t pixels, int C, std::vector<
   for (double& v : variance) v /= static_cast<double>(pixels);
 }
 
-void record_statistics(TrainableNormalization& t, std::ptrdiff_t pixels,
+void record_statistics(TrainedNormalization& t, std::ptrdiff_t pixels,
                        const std::vector<double>& mean, const std::vector<double>& variance) {
   t.gradient.count = static_cast<std::int64_t>(pixels);
   t.gradient.batch_mean.assign(mean.begin(), mean.end());
@@ -154,7 +154,7 @@ void record_statistics(TrainableNormalization& t, std::ptrdiff_t pixels,
 void batch_normalization_training(const BatchNormalizationTrainingOp& op, const KernelArgs& args) {
   const int C = op.dst_shape.channels;
   const auto pixels = static_cast<std::ptrdiff_t>(op.dst_shape.elements() / C);
-  TrainableNormalization& t = *op.trainable;
+  TrainedNormalization& t = *op.trainable;
   const float* x = args.srcs[0];
   std::vector<double> mean, variance;
   batch_statistics(x, pixels, C, mean, variance);
@@ -176,7 +176,7 @@ void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const 
   const auto pixels = static_cast<std::ptrdiff_t>(op.dst_shape.elements() / C);
   const float* dy = args.srcs[0];
   const float* x = args.srcs[1];
-  TrainableNormalization& t = *op.trainable;
+  TrainedNormalization& t = *op.trainable;
   std::vector<double> mean, variance;
   batch_statistics(x, pixels, C, mean, variance);
   record_statistics(t, pixels, mean, variance);

@@ -163,7 +163,7 @@ class ReferenceConvolutionGradient : public Kernel {
 
 }  // namespace
 
-void store_weight_gradients(TrainableParameters& parameters,
+void store_weight_gradients(TrainedWeights& parameters,
                             const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias) {
   ConvolutionGradientState& g = parameters.gradient;

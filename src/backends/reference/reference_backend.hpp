@@ -59,7 +59,7 @@ DispatchTable reference_dispatch_table();
 
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.
-void store_weight_gradients(TrainableParameters& parameters,
+void store_weight_gradients(TrainedWeights& parameters,
                             const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias);
 

@@ -124,7 +124,7 @@ void batch_statistics(const float* x, std::size_t pixels, std::size_t C, std::ve
 void batch_normalization_training(const BatchNormalizationTrainingOp& op, const KernelArgs& args) {
   const std::size_t C = op.dst_shape.channels;
   const std::size_t pixels = op.dst_shape.elements() / C;
-  TrainableNormalization& t = *op.trainable;
+  TrainedNormalization& t = *op.trainable;
   std::vector<double> mean, variance;
   batch_statistics(args.srcs[0], pixels, C, mean, variance);
   t.gradient.count = static_cast<std::int64_t>(pixels);
@@ -144,7 +144,7 @@ void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const 
   const std::size_t pixels = op.dst_shape.elements() / C;
   const float* dy = args.srcs[0];
   const float* x = args.srcs[1];
-  TrainableNormalization& t = *op.trainable;
+  TrainedNormalization& t = *op.trainable;
   std::vector<double> mean, variance;
   batch_statistics(x, pixels, C, mean, variance);
   // Recorded here too, for a graph that holds the gradient without the forward node.

@@ -1,12 +1,12 @@
-// Training in a device graph: see device_training.hpp.
-#include "graph/device_training.hpp"
+// Training in a device graph: see device_updates.hpp.
+#include "graph/device_updates.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <typeinfo>
 
 #include "cnngraph/errors.hpp"
-#include "graph/trainable_access.hpp"
+#include "core/parameter_view.hpp"
 
 namespace cnngraph::detail {
 
@@ -22,10 +22,9 @@ bool has_device_rule(const Optimizer& optimizer) {
 
 }  // namespace
 
-DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, bool has_normalizations,
-                               DeviceExecution& execution, const GraphOptions& options,
-                               bool has_loss)
-    : execution_(execution), stepped_on_device_(trainables.size(), false) {
+DeviceUpdates::DeviceUpdates(ParameterStore& parameters, DeviceExecution& execution,
+                             const GraphOptions& options, bool has_loss)
+    : parameters_(parameters), execution_(execution) {
   if (has_loss && options.precision == Precision::f16 && options.initial_loss_scale > 0.0f) {
     if (!std::isfinite(options.initial_loss_scale) || options.loss_scale_growth_interval < 1) {
       throw InvalidArgument(
@@ -38,44 +37,48 @@ DeviceTraining::DeviceTraining(std::vector<Trainable>& trainables, bool has_norm
   }
   std::vector<DeviceOptimizerEntry> entries;
   std::vector<TrainableDataSource*> sources;
-  for (std::size_t i = 0; i < trainables.size(); ++i) {
-    Trainable& t = trainables[i];
-    if (t.node->training_style != TrainingStyle::device || !t.fold.scale.empty()) continue;
+  bool all_on_device = true;
+  for (ParameterStore::Convolution& t : parameters.convolutions) {
+    if (t.node->training_style != TrainingStyle::device || !t.fold.scale.empty()) {
+      all_on_device = false;
+      continue;
+    }
     auto* source = dynamic_cast<TrainableDataSource*>(t.node->weights().get());
-    if (!source || !has_device_rule(*source->optimizer())) continue;
+    if (!source || !has_device_rule(*source->optimizer())) {
+      all_on_device = false;
+      continue;
+    }
     DeviceOptimizerEntry entry;
-    entry.parameters = t.parameters.get();
-    entry.with_bias = !t.state->biases().empty();
+    entry.parameters = t.trained.get();
+    entry.with_bias = !t.source_state->biases().empty();
     entry.optimizer = source->optimizer();
     entry.state = TrainableSourceAccess::state(*source);
     entries.push_back(std::move(entry));
     sources.push_back(source);
-    stepped_on_device_[i] = true;
+    t.stepped_on_device = true;
   }
   if (entries.empty()) return;
-  step_in_launch_ = !has_normalizations &&
-                    std::find(stepped_on_device_.begin(), stepped_on_device_.end(), false) ==
-                        stepped_on_device_.end();
+  step_in_launch_ = parameters.normalizations.empty() && all_on_device;
   optimizer_ = execution.make_optimizer(std::move(entries));
   for (std::size_t k = 0; k < sources.size(); ++k)
-    TrainableSourceAccess::reside(*sources[k], optimizer_->residence(k));
+    TrainableSourceAccess::read_from(*sources[k], optimizer_->view(k));
   resident_ = sources;
   std::sort(resident_.begin(), resident_.end(), std::less<>());
 }
 
-std::vector<std::unique_lock<std::mutex>> DeviceTraining::hold_resident_sources() const {
+std::vector<std::unique_lock<std::mutex>> DeviceUpdates::hold_resident_sources() const {
   std::vector<std::unique_lock<std::mutex>> held;
   held.reserve(resident_.size());
   for (TrainableDataSource* source : resident_) held.emplace_back(source->library_mutex());
   return held;
 }
 
-void DeviceTraining::prepare() {
+void DeviceUpdates::prepare() {
   execution_.set_loss_scale(scale_.scale);
   if (optimizer_) optimizer_->prepare(1.0f / scale_.scale);
 }
 
-void DeviceTraining::skip_step(std::uint64_t batch) {
+void DeviceUpdates::skip_step(std::uint64_t batch) {
   if (!scale_.active) {
     throw NumericalError("the gradients of batch " + std::to_string(batch) +
                          " are not finite; no weights were updated (check the inputs)");
@@ -85,29 +88,26 @@ void DeviceTraining::skip_step(std::uint64_t batch) {
   good_steps_ = 0;
 }
 
-void DeviceTraining::enqueue() {
+void DeviceUpdates::enqueue() {
   if (optimizer_) optimizer_->enqueue(step_in_launch_);
 }
 
-void DeviceTraining::launched() {
+void DeviceUpdates::launched() {
   if (optimizer_ && step_in_launch_ && optimizer_->gradients_finite()) optimizer_->advance();
 }
 
-void DeviceTraining::apply(std::vector<Trainable>& trainables,
-                           std::vector<NormalizationTrainable>& normalizations,
-                           const Device& device, std::uint64_t batch, int batch_size) {
+void DeviceUpdates::apply(const Device& device, std::uint64_t batch, int batch_size) {
   if (optimizer_ && !optimizer_->gradients_finite()) return skip_step(batch);
   const float unscale = 1.0f / scale_.scale;
-  std::vector<Trainable*> on_host;
+  std::vector<ParameterStore::Convolution*> on_host;
   std::vector<std::uint64_t> versions;
-  for (std::size_t i = 0; i < trainables.size(); ++i) {
-    if (stepped_on_device_[i]) continue;
-    Trainable& t = trainables[i];
-    execution_.download_gradients(*t.parameters);
+  for (ParameterStore::Convolution& t : parameters_.convolutions) {
+    if (t.stepped_on_device) continue;
+    execution_.download_gradients(*t.trained);
     // The device computed them for the prepared (folded) weights; the data source's own
     // weights get them times the fold's scale, as on the CPU devices.
-    ConvolutionGradientState& g = t.parameters->gradient;
-    const std::vector<float>& fold = t.parameters->fold_scale;
+    ConvolutionGradientState& g = t.trained->gradient;
+    const std::vector<float>& fold = t.trained->fold_scale;
     const std::size_t per_output = fold.empty() ? 1 : g.weights_gradient.size() / fold.size();
     for (std::size_t e = 0; e < g.weights_gradient.size(); ++e)
       g.weights_gradient[e] *= unscale * (fold.empty() ? 1.0f : fold[e / per_output]);
@@ -116,10 +116,10 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     if (scale_.active && !(all_finite(g.weights_gradient) && all_finite(g.bias_gradient)))
       return skip_step(batch);
     on_host.push_back(&t);
-    versions.push_back(t.parameters->prepared->version);
+    versions.push_back(t.trained->prepared->version);
   }
-  for (NormalizationTrainable& t : normalizations) {
-    BatchNormalizationGradientState& g = t.state->gradient;
+  for (ParameterStore::Normalization& t : parameters_.normalizations) {
+    BatchNormalizationGradientState& g = t.trained->gradient;
     for (float& v : g.gamma_gradient) v *= unscale;
     for (float& v : g.beta_gradient) v *= unscale;
     if (scale_.active && !(all_finite(g.gamma_gradient) && all_finite(g.beta_gradient)))
@@ -129,7 +129,7 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     scale_.scale = std::min(scale_.scale * 2.0f, 65536.0f * 65536.0f);
     good_steps_ = 0;
   }
-  apply_updates(trainables, normalizations, device, batch, batch_size, stepped_on_device_);
+  parameters_.apply_updates(device, batch, batch_size);
   if (optimizer_ && !step_in_launch_) {
     const auto held = hold_resident_sources();
     optimizer_->enqueue_step();
@@ -137,16 +137,15 @@ void DeviceTraining::apply(std::vector<Trainable>& trainables,
     optimizer_->advance();
   }
   for (std::size_t k = 0; k < on_host.size(); ++k) {
-    if (on_host[k]->parameters->prepared->version != versions[k])
-      execution_.upload_weights(*on_host[k]->parameters);
+    if (on_host[k]->trained->prepared->version != versions[k])
+      execution_.upload_weights(*on_host[k]->trained);
   }
 }
 
-void DeviceTraining::synchronize_states(std::vector<Trainable>& trainables) {
-  for (std::size_t i = 0; i < trainables.size(); ++i) {
-    if (!stepped_on_device_[i]) continue;
-    Trainable& t = trainables[i];
-    execution_.download_weights(*t.parameters, t.state->weights(), t.state->biases());
+void DeviceUpdates::synchronize_states() {
+  for (ParameterStore::Convolution& t : parameters_.convolutions) {
+    if (!t.stepped_on_device) continue;
+    execution_.download_weights(*t.trained, t.source_state->weights(), t.source_state->biases());
   }
 }
 

@@ -1,170 +1,16 @@
-// Training state of a graph: preparing trained weights, the per-style update step, checkpoints.
-#include "graph/trainables.hpp"
+// Checkpoints (docs/weights-format.md): every weighted node's weights and biases and every
+// batch normalization's parameters and running statistics, named by data-source label.
+#include "graph/checkpoint.hpp"
 
 #include <set>
 
 #include "cnngraph/errors.hpp"
 #include "cnngraph/trainable_data_source.hpp"
 #include "cnngraph/weights_file.hpp"
+#include "graph/weights.hpp"
 #include "ops/batch_normalization.hpp"
 
 namespace cnngraph::detail {
-
-namespace {
-
-Trainable load_trainable(const WeightedNode& node) {
-  Trainable t;
-  t.node = &node;
-  auto raw = prepare_node_weights(node, &t.fold, true);
-  t.state = std::make_shared<WeightsAndBiasesState>(
-      raw->weights, raw->has_bias ? raw->bias : std::vector<float>{});
-  t.parameters = std::make_unique<TrainableParameters>();
-  raw->trained = true;
-  t.parameters->prepared = raw;
-  t.parameters->fold_scale = t.fold.scale;
-  refresh_prepared_weights(*raw, *t.state, t.fold);
-  if (!t.fold.scale.empty()) raw->has_bias = true;
-  ConvolutionGradientState& g = t.parameters->gradient;
-  g.descriptor = raw->descriptor;
-  g.node_label = node.display_name();
-  g.weights_gradient.assign(raw->weights.size(), 0.0f);
-  g.bias_gradient.assign(raw->bias.size(), 0.0f);
-  return t;
-}
-
-void reload(Trainable& t) {
-  Trainable fresh = load_trainable(*t.node);
-  t.state = fresh.state;
-  t.fold = fresh.fold;
-  refresh_prepared_weights(*t.parameters->prepared, *t.state, t.fold);
-}
-
-// Runs a user callback, turning what it throws into a clear error naming the node.
-template <typename Call>
-auto call_source(const Trainable& t, const char* what, Call call) {
-  ConvolutionDataSource& source = *t.node->weights();
-  std::lock_guard lock(source.library_mutex());
-  try {
-    return call(source);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DataSourceError(t.node->display_name() + ", data source '" + source.label() +
-                          "': " + what + " failed: " + e.what());
-  }
-}
-
-}  // namespace
-
-std::vector<Trainable> prepare_trainables(
-    const GraphStructure& structure,
-    std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights) {
-  std::vector<Trainable> trainables;
-  std::set<const FilterNode*> nodes;
-  std::set<const ConvolutionDataSource*> sources;
-  for (const WeightedNode* node : structure.weight_updates) {
-    if (!nodes.insert(node).second) {
-      throw InvalidArgument(node->display_name() +
-                            ": has two weight-gradient nodes in one graph; its weights would be "
-                            "updated twice per batch");
-    }
-    const ConvolutionDataSource& source = *node->weights();
-    if (!sources.insert(&source).second) {
-      throw InvalidArgument(node->display_name() + ": its data source '" + source.label() +
-                            "' is trained by another node of this graph too");
-    }
-    trainables.push_back(load_trainable(*node));
-    weights[node] = trainables.back().parameters->prepared;
-  }
-  return trainables;
-}
-
-std::vector<NormalizationTrainable> prepare_normalizations(const GraphStructure& structure) {
-  std::vector<NormalizationTrainable> normalizations;
-  std::set<const BatchNormalizationDataSource*> sources;
-  for (const BatchNormalizationNode* node : structure.normalization_updates) {
-    if (!sources.insert(node->data_source().get()).second) {
-      throw InvalidArgument(node->display_name() + ": its data source '" +
-                            node->data_source()->label() +
-                            "' is trained by another node of this graph too");
-    }
-    NormalizationTrainable t;
-    t.node = node;
-    t.state = std::make_unique<TrainableNormalization>();
-    t.state->parameters = node->parameters();
-    t.state->gradient.node_label = node->display_name();
-    normalizations.push_back(std::move(t));
-  }
-  return normalizations;
-}
-
-bool all_finite(const std::vector<float>& values) {
-  const float* v = values.data();
-  const auto count = static_cast<std::ptrdiff_t>(values.size());
-  float sum = 0.0f;
-#pragma omp parallel for simd reduction(+ : sum) if (count > (1 << 15))
-  for (std::ptrdiff_t i = 0; i < count; ++i) sum += v[i] * 0.0f;  // NaN or inf make it NaN
-  return sum == 0.0f;
-}
-
-namespace {
-[[noreturn]] void throw_not_finite(const std::string& node, std::uint64_t batch) {
-  throw NumericalError(node + ": the gradients of batch " + std::to_string(batch) +
-                       " are not finite; no weights were updated (check the inputs)");
-}
-}  // namespace
-
-void apply_updates(std::vector<Trainable>& trainables,
-                   std::vector<NormalizationTrainable>& normalizations, const Device& device,
-                   std::uint64_t batch, int batch_size,
-                   const std::vector<bool>& updated_elsewhere) {
-  const auto here = [&](const Trainable& t) {
-    const auto i = static_cast<std::size_t>(&t - trainables.data());
-    return i >= updated_elsewhere.size() || !updated_elsewhere[i];
-  };
-  // A non-finite gradient (e.g. from a NaN input that max-pooling hid from the loss) would
-  // silently poison the weights: refuse the whole batch's updates instead.
-  for (Trainable& t : trainables) {
-    if (!here(t)) continue;
-    ConvolutionGradientState& g = t.parameters->gradient;
-    g.batch_size = batch_size;
-    if (!all_finite(g.weights_gradient) || !all_finite(g.bias_gradient))
-      throw_not_finite(t.node->display_name(), batch);
-  }
-  for (NormalizationTrainable& t : normalizations) {
-    const BatchNormalizationGradientState& g = t.state->gradient;
-    if (!all_finite(g.gamma_gradient) || !all_finite(g.beta_gradient) ||
-        !all_finite(g.batch_mean) || !all_finite(g.batch_variance))
-      throw_not_finite(t.node->display_name(), batch);
-  }
-  std::vector<Trainable*> reloads;
-  for (Trainable& t : trainables) {
-    if (t.node->training_style != TrainingStyle::cpu || !here(t)) continue;
-    const bool changed = call_source(t, "update()", [&](ConvolutionDataSource& source) {
-      return source.update(t.parameters->gradient, *t.state);
-    });
-    if (changed) reloads.push_back(&t);
-  }
-  for (Trainable* t : reloads) reload(*t);
-  const UpdateContext context{device, batch};
-  for (Trainable& t : trainables) {
-    if (t.node->training_style != TrainingStyle::device || !here(t)) continue;
-    auto updated = call_source(t, "update_on_device()", [&](ConvolutionDataSource& source) {
-      return source.update_on_device(context, t.parameters->gradient, t.state);
-    });
-    if (!updated) continue;  // no change, as in MPS
-    if (updated->weights().size() != t.state->weights().size() ||
-        updated->biases().size() != t.state->biases().size()) {
-      throw DataSourceError(t.node->display_name() +
-                            ": update_on_device() returned a state of the wrong size");
-    }
-    t.state = std::move(updated);
-    refresh_prepared_weights(*t.parameters->prepared, *t.state, t.fold);
-  }
-  for (NormalizationTrainable& t : normalizations) {
-    t.state->parameters = t.node->data_source()->update(t.state->gradient, t.node->is_trainable());
-  }
-}
 
 namespace {
 std::vector<std::int64_t> weight_shape(const ConvolutionDescriptor& d) {
@@ -257,7 +103,7 @@ read_normalizations(const GraphStructure& structure, const std::map<std::string,
 }
 }  // namespace
 
-void save_checkpoint(const GraphStructure& structure, const std::vector<Trainable>& trainables,
+void save_checkpoint(const GraphStructure& structure, const ParameterStore& parameters,
                      const std::filesystem::path& path) {
   std::map<std::string, Tensor> tensors;
   for (const WeightedNode* node : weighted_nodes(structure)) {
@@ -268,12 +114,10 @@ void save_checkpoint(const GraphStructure& structure, const std::vector<Trainabl
     }
     std::vector<float> weights, bias;
     ConvolutionDescriptor descriptor;
-    const Trainable* trained = nullptr;
-    for (const Trainable& t : trainables) trained = t.node == node ? &t : trained;
-    if (trained) {
-      weights = trained->state->weights();
-      bias = trained->state->biases();
-      descriptor = trained->parameters->gradient.descriptor;
+    if (const ParameterStore::Convolution* trained = parameters.find(*node)) {
+      weights = trained->source_state->weights();
+      bias = trained->source_state->biases();
+      descriptor = trained->trained->gradient.descriptor;
     } else {
       ChannelAffine fold;
       auto raw = prepare_node_weights(*node, &fold, false);

@@ -1,5 +1,5 @@
 // Training state on the device: a trained convolution's gradients and f32 master values
-// (DeviceTrainedWeights), the copies between them and the host that TrainingStyle::cpu
+// (DeviceTrainingBuffers), the copies between them and the host that TrainingStyle::cpu
 // needs, and the fused optimizer step of TrainingStyle::device (CudaOptimizer), whose
 // moments and masters never leave the device unless a data source asks for them.
 #include <atomic>
@@ -39,15 +39,15 @@ std::vector<float> download_floats(const std::shared_ptr<std::byte[]>& device, s
 
 }  // namespace
 
-std::shared_ptr<DeviceTrainedWeights> device_trained_weights(const PreparedWeights& prepared,
-                                                             Context& context) {
+std::shared_ptr<DeviceTrainingBuffers> device_training_buffers(const PreparedWeights& prepared,
+                                                               Context& context) {
   auto kernel_copy = device_weights(prepared, context);
   const std::string key =
       "cuda" + std::to_string(context.device) + ":" + to_string(context.storage) + ":trained";
   std::lock_guard lock(prepared.cache_mutex);
   auto& slot = prepared.backend_cache[key];
   if (!slot) {
-    auto t = std::make_shared<DeviceTrainedWeights>();
+    auto t = std::make_shared<DeviceTrainingBuffers>();
     t->kernel_copy = kernel_copy;
     t->weight_count = prepared.weights.size();
     t->bias_count = prepared.bias.size();
@@ -67,11 +67,11 @@ std::shared_ptr<DeviceTrainedWeights> device_trained_weights(const PreparedWeigh
     }
     slot = t;
   }
-  return std::static_pointer_cast<DeviceTrainedWeights>(slot);
+  return std::static_pointer_cast<DeviceTrainingBuffers>(slot);
 }
 
-void download_gradients(TrainableParameters& parameters, Context& context) {
-  auto t = device_trained_weights(*parameters.prepared, context);
+void download_gradients(TrainedWeights& parameters, Context& context) {
+  auto t = device_training_buffers(*parameters.prepared, context);
   check(cudaStreamSynchronize(context.stream), "waiting for the gradients");
   ConvolutionGradientState& g = parameters.gradient;
   g.weights_gradient.resize(t->weight_count);
@@ -82,9 +82,9 @@ void download_gradients(TrainableParameters& parameters, Context& context) {
            g.node_label + "'s bias gradient");
 }
 
-void upload_weights(const TrainableParameters& parameters, Context& context) {
+void upload_weights(const TrainedWeights& parameters, Context& context) {
   const PreparedWeights& prepared = *parameters.prepared;
-  auto t = device_trained_weights(prepared, context);
+  auto t = device_training_buffers(prepared, context);
   check(cudaStreamSynchronize(context.stream), "waiting before a weights upload");
   const auto put = [&](void* device, const std::vector<float>& values, DataType type) {
     const Image image =
@@ -100,9 +100,9 @@ void upload_weights(const TrainableParameters& parameters, Context& context) {
   }
 }
 
-void download_weights(const TrainableParameters& parameters, Context& context,
+void download_weights(const TrainedWeights& parameters, Context& context,
                       std::vector<float>& weights, std::vector<float>& bias) {
-  auto t = device_trained_weights(*parameters.prepared, context);
+  auto t = device_training_buffers(*parameters.prepared, context);
   check(cudaStreamSynchronize(context.stream), "waiting for the weights");
   const std::string& label = parameters.prepared->source_label;
   weights = download_floats(t->master_weights, t->weight_count, label + " weights");
@@ -117,15 +117,15 @@ struct DeviceMoments {
 };
 
 // The device values of one data source: masters, moments, and its group's time step.
-class CudaResidence : public ParameterResidence {
+class CudaParameterView : public ParameterView {
  public:
   int device = 0;
-  std::shared_ptr<DeviceTrainedWeights> weights;
+  std::shared_ptr<DeviceTrainingBuffers> weights;
   bool with_bias = false;
   std::vector<DeviceMoments> moments;    // weights, then bias
   std::shared_ptr<std::uint64_t> steps;  // the group's time step
 
-  std::uint64_t time_step() const override { return *steps; }
+  std::optional<std::uint64_t> time_step() const override { return *steps; }
 
   void fetch(std::vector<float>& w, std::vector<float>& b, OptimizerState& state) const override {
     check(cudaSetDevice(device), "cudaSetDevice");
@@ -163,12 +163,12 @@ class CudaOptimizer : public DeviceOptimizer {
         tensors.emplace_back();
       }
       const std::size_t g = group_of[key];
-      auto residence = std::make_shared<CudaResidence>();
-      residence->device = context.device;
-      residence->weights = device_trained_weights(*entry.parameters->prepared, context);
-      residence->with_bias = entry.with_bias;
-      residence->steps = groups_[g].time_step;
-      const DeviceTrainedWeights& w = *residence->weights;
+      auto view = std::make_shared<CudaParameterView>();
+      view->device = context.device;
+      view->weights = device_training_buffers(*entry.parameters->prepared, context);
+      view->with_bias = entry.with_bias;
+      view->steps = groups_[g].time_step;
+      const DeviceTrainingBuffers& w = *view->weights;
       for (int k = 0; k < (entry.with_bias ? 2 : 1); ++k) {
         const std::size_t count = k == 0 ? w.weight_count : w.bias_count;
         const OptimizerState::Tensor* start =
@@ -184,9 +184,9 @@ class CudaOptimizer : public DeviceOptimizer {
           p.storage_copy = (k == 0 ? w.kernel_copy->weights : w.kernel_copy->bias).get();
         p.count = count;
         tensors[g].push_back(p);
-        residence->moments.push_back(std::move(m));
+        view->moments.push_back(std::move(m));
       }
-      residences_.push_back(std::move(residence));
+      views_.push_back(std::move(view));
     }
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       groups_[g].table = std::make_unique<DeviceOptimizerTable>(std::move(tensors[g]),
@@ -234,9 +234,7 @@ class CudaOptimizer : public DeviceOptimizer {
     for (Group& group : groups_) ++*group.time_step;
   }
 
-  std::shared_ptr<ParameterResidence> residence(std::size_t i) const override {
-    return residences_.at(i);
-  }
+  std::shared_ptr<ParameterView> view(std::size_t i) const override { return views_.at(i); }
 
  private:
   // The block copied to the device before each step: the status flag (the device sets it
@@ -280,7 +278,7 @@ class CudaOptimizer : public DeviceOptimizer {
 
   Context& context_;
   std::vector<Group> groups_;
-  std::vector<std::shared_ptr<CudaResidence>> residences_;
+  std::vector<std::shared_ptr<CudaParameterView>> views_;
   std::shared_ptr<std::byte[]> pinned_block_;
   Pinned* pinned_ = nullptr;
   std::shared_ptr<std::byte[]> device_;

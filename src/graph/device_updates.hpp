@@ -8,11 +8,11 @@
 
 #include "backends/backend.hpp"
 #include "cnngraph/trainable_data_source.hpp"
-#include "graph/trainables.hpp"
+#include "graph/parameters.hpp"
 
 namespace cnngraph::detail {
 
-class DeviceTraining {
+class DeviceUpdates {
  public:
   // Takes every TrainingStyle::device convolution whose data source is a
   // TrainableDataSource with one of the library's optimizers and no folded batch norm:
@@ -21,8 +21,9 @@ class DeviceTraining {
   // there; TrainingStyle::cpu always is).
   // In f16 graphs with a loss node it scales the loss dynamically
   // (GraphOptions::initial_loss_scale).
-  DeviceTraining(std::vector<Trainable>& trainables, bool has_normalizations,
-                 DeviceExecution& execution, const GraphOptions& options, bool has_loss);
+  // Marks those entries of `parameters` (kept by reference) stepped_on_device.
+  DeviceUpdates(ParameterStore& parameters, DeviceExecution& execution, const GraphOptions& options,
+                bool has_loss);
 
   // Before a run: the loss scale and the optimizer's rules for this step.
   void prepare();
@@ -32,17 +33,15 @@ class DeviceTraining {
   // After the launch, still under hold_resident_sources(): a step taken inside it counts.
   void launched();
   // After the run: the device's finiteness check, then the host-side updates
-  // (apply_updates) of the other convolutions and of the batch normalizations, uploading
-  // the weights they changed, then the device step where it waited for them (under
+  // (ParameterStore::apply_updates) of the other convolutions and of the batch normalizations,
+  // uploading the weights they changed, then the device step where it waited for them (under
   // hold_resident_sources(), taken after the host-side updates let go of theirs). Gradients
   // that are not finite skip the whole step: with loss scaling the scale is lowered, else
   // NumericalError is thrown.
-  void apply(std::vector<Trainable>& trainables,
-             std::vector<NormalizationTrainable>& normalizations, const Device& device,
-             std::uint64_t batch, int batch_size);
-  // Copies the device-stepped convolutions' values into their Trainable::state (for a
+  void apply(const Device& device, std::uint64_t batch, int batch_size);
+  // Copies the device-stepped convolutions' values into their entries' source_state (for a
   // checkpoint).
-  void synchronize_states(std::vector<Trainable>& trainables);
+  void synchronize_states();
 
   LossScaleStatus loss_scale() const { return scale_; }
 
@@ -55,13 +54,13 @@ class DeviceTraining {
   // A step whose gradients are not finite: lowers the scale, or throws without scaling.
   void skip_step(std::uint64_t batch);
 
+  ParameterStore& parameters_;
   DeviceExecution& execution_;
   LossScaleStatus scale_;
   int growth_interval_ = 0;
   int good_steps_ = 0;
   std::unique_ptr<DeviceOptimizer> optimizer_;
-  std::vector<bool> stepped_on_device_;         // per trainable
-  std::vector<TrainableDataSource*> resident_;  // their sources, by address
+  std::vector<TrainableDataSource*> resident_;  // the device-stepped sources, by address
   // Whether the device's step is part of the run's launch. Where other convolutions or
   // batch normalizations are updated on the host (whose update() may throw, or whose
   // gradients may not be finite), it waits until those succeeded, so that a failed batch
