@@ -22,7 +22,10 @@ class Recorder : public AttributeVisitor {
     this->label = label;
     in_order = in_order && names.empty() && inputs.empty();
   }
-  void input(const std::string&, const ImageNode& image) override { inputs.push_back(&image); }
+  void input(const std::string& name, const ImageNode& image) override {
+    inputs.push_back(&image);
+    input_names.push_back(name);
+  }
   void link(const std::string& name, const FilterNode& node) override {
     names.insert(name);
     links[name] = &node;
@@ -46,6 +49,7 @@ class Recorder : public AttributeVisitor {
   bool in_order = true;
   std::string kind, label;
   std::vector<const ImageNode*> inputs;
+  std::vector<std::string> input_names;
   std::set<std::string> names;
   std::map<std::string, const FilterNode*> links;
   std::map<std::string, std::int64_t> integers;
@@ -143,6 +147,46 @@ TEST(Attributes, ValuesAreTheNodesOwn) {
   auto gradient = conv->gradient_filter(conv->result_image());
   r = record(*gradient);
   EXPECT_EQ(r.links["forward"], conv.get());
+}
+
+TEST(Attributes, AWeightedNodeListsItsDataSourcesDescriptor) {
+  std::mt19937 rng(3);
+  ConvolutionDescriptor d(3, 5, 4, 6);
+  d.stride_x = 2;
+  d.dilation_y = 2;
+  d.groups = 2;
+  d.set_neuron(NeuronType::relu_n, 1.0f, 6.0f);
+  auto conv = std::make_shared<ConvolutionNode>(std::make_shared<ImageNode>(),
+                                                random_source(d, rng, true, "w"));
+  Recorder r = record(*conv);
+  EXPECT_EQ(r.integers["kernel_width"], 3);
+  EXPECT_EQ(r.integers["kernel_height"], 5);
+  EXPECT_EQ(r.integers["input_feature_channels"], 4);
+  EXPECT_EQ(r.integers["output_feature_channels"], 6);
+  EXPECT_EQ(r.integers["stride_x"], 2);
+  EXPECT_EQ(r.integers["stride_y"], 1);
+  EXPECT_EQ(r.integers["dilation_y"], 2);
+  EXPECT_EQ(r.integers["groups"], 2);
+  EXPECT_EQ(r.texts["neuron"], "relu_n");
+  EXPECT_EQ(r.numbers_["neuron_b"], 6.0);
+  EXPECT_FALSE(r.names.count("batch_normalization_mean"));
+}
+
+TEST(Attributes, InputsAreNamedByTheirRole) {
+  std::mt19937 rng(4);
+  auto x = std::make_shared<ImageNode>();
+  auto conv = std::make_shared<ConvolutionNode>(
+      x, random_source(ConvolutionDescriptor(3, 3, 4, 4), rng, true, "w"));
+  auto add = std::make_shared<AdditionNode>(x, conv->result_image());
+  auto neuron =
+      std::make_shared<NeuronNode>(add->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  EXPECT_EQ(record(*conv).input_names, std::vector<std::string>{"source"});
+  EXPECT_EQ(record(*add).input_names, (std::vector<std::string>{"primary", "secondary"}));
+  const Recorder conv_gradient = record(*conv->gradient_filter(conv->result_image()));
+  EXPECT_EQ(conv_gradient.input_names, (std::vector<std::string>{"gradient", "forward_source"}));
+  const Recorder neuron_gradient = record(*neuron->gradient_filter(neuron->result_image()));
+  ASSERT_FALSE(neuron_gradient.input_names.empty());
+  EXPECT_EQ(neuron_gradient.input_names[0], "gradient");
 }
 
 TEST(Attributes, DescribeBeforeCompilationListsEachNodesAttributes) {

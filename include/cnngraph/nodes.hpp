@@ -154,9 +154,14 @@ class FilterNode : public std::enable_shared_from_this<FilterNode> {
   virtual std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                                      const GradientNode& gradient) const;
 
-  // Lists this node to `visitor`: node(kind(), label), input() per source image, the padding
-  // policy and the result image's format and flags, then list_attributes().
+  // Lists this node to `visitor`: node(kind(), label), input() per source image (named by
+  // source_name()), the padding policy and the result image's format and flags, then
+  // list_attributes().
   void visit_attributes(AttributeVisitor& visitor) const;
+  // The role of source image `index`: "source" for a node of one source, "source <index>"
+  // unless the node names its sources (a gradient node's "gradient", an addition's
+  // "primary" and "secondary", ...).
+  virtual std::string source_name(std::size_t index) const;
 
  protected:
   // The node's own attributes, in one place per node (a subclass lists its parent's first).
@@ -324,6 +329,9 @@ class AdditionNode : public FilterNode {
  public:
   AdditionNode(std::shared_ptr<ImageNode> left, std::shared_ptr<ImageNode> right);
   std::string kind() const override { return "addition"; }
+  std::string source_name(std::size_t index) const override {
+    return index == 0 ? "primary" : "secondary";
+  }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
@@ -616,6 +624,8 @@ class ConvolutionGradientNode : public FilterNode {
   // The forward convolution, unless gradient_option is input or its training_style none.
   const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  // "gradient" (of the forward result), then "forward_source".
+  std::string source_name(std::size_t index) const override;
   void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
@@ -640,6 +650,9 @@ class GradientNode : public FilterNode {
   // trains: its gradient recipe also fills the weight gradients.
   const WeightedNode* trains() const override;
   std::string kind() const override { return forward_->kind() + "_gradient"; }
+  // "gradient" (of the forward result), then "recipe_source <k>": what the forward node's
+  // gradient recipe reads.
+  std::string source_name(std::size_t index) const override;
   void list_attributes(AttributeVisitor& visitor) const override;
   std::string display_name() const override;
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;

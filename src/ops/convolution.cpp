@@ -187,6 +187,10 @@ void ConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
                accumulator_precision == AccumulatorPrecision::half ? "half" : "single");
 }
 
+std::string ConvolutionGradientNode::source_name(std::size_t index) const {
+  return index == 0 ? "gradient" : "forward_source";
+}
+
 void ConvolutionGradientNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.link("forward", *forward_);
   visitor.text("gradient_option", gradient_option == GradientOption::input ? "input"

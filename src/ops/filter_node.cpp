@@ -72,8 +72,7 @@ const char* detail::training_style_name(TrainingStyle style) {
 
 void FilterNode::visit_attributes(AttributeVisitor& visitor) const {
   visitor.node(kind(), label);
-  for (std::size_t i = 0; i < sources_.size(); ++i)
-    visitor.input("source " + std::to_string(i), *sources_[i]);
+  for (std::size_t i = 0; i < sources_.size(); ++i) visitor.input(source_name(i), *sources_[i]);
   visitor.text("padding", padding_size_name(padding_policy.size));
   visitor.text("padding_alignment", alignment_name(padding_policy.alignment));
   visitor.text("padding_remainder", padding_policy.remainder == PaddingRemainder::top_left
@@ -87,10 +86,47 @@ void FilterNode::visit_attributes(AttributeVisitor& visitor) const {
 
 void FilterNode::list_attributes(AttributeVisitor&) const {}
 
+std::string FilterNode::source_name(std::size_t index) const {
+  return sources_.size() == 1 ? "source" : "source " + std::to_string(index);
+}
+
+namespace {
+void list_descriptor(AttributeVisitor& visitor, const ConvolutionDescriptor& d) {
+  visitor.integer("kernel_width", d.kernel_width);
+  visitor.integer("kernel_height", d.kernel_height);
+  visitor.integer("input_feature_channels", d.input_feature_channels);
+  visitor.integer("output_feature_channels", d.output_feature_channels);
+  visitor.integer("stride_x", d.stride_x);
+  visitor.integer("stride_y", d.stride_y);
+  visitor.integer("dilation_x", d.dilation_x);
+  visitor.integer("dilation_y", d.dilation_y);
+  visitor.integer("groups", d.groups);
+  visitor.integer("sub_pixel_scale_factor", d.sub_pixel_scale_factor);
+  if (d.sub_pixel_scale_factor != 1) visitor.text("sub_pixel_order", to_string(d.sub_pixel_order));
+  if (d.neuron.type != NeuronType::none) {
+    visitor.text("neuron", to_string(d.neuron.type));
+    visitor.number("neuron_a", d.neuron.a);
+    visitor.number("neuron_b", d.neuron.b);
+    visitor.number("neuron_c", d.neuron.c);
+    if (!d.neuron.prelu_slopes.empty()) visitor.numbers("prelu_slopes", d.neuron.prelu_slopes);
+  }
+  if (const auto& bn = d.batch_normalization) {
+    visitor.numbers("batch_normalization_mean", bn->mean);
+    visitor.numbers("batch_normalization_variance", bn->variance);
+    visitor.numbers("batch_normalization_gamma", bn->gamma);
+    visitor.numbers("batch_normalization_beta", bn->beta);
+    visitor.number("batch_normalization_epsilon", bn->epsilon);
+  }
+}
+}  // namespace
+
 void WeightedNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.text("weights", weights_->label());
   visitor.text("weights_kind", weights_kind() == WeightsKind::floats ? "floats" : "binary");
   visitor.text("training_style", detail::training_style_name(training_style));
+  // The data source's descriptor (cheap to ask: no load), so that the list says what the
+  // node computes.
+  list_descriptor(visitor, weights_->descriptor());
 }
 
 std::string WeightedNode::display_name() const {

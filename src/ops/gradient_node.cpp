@@ -80,6 +80,10 @@ std::unique_ptr<Op> lower_forward_for_gradient(const FilterNode& forward,
 }
 
 }  // namespace detail
+std::string GradientNode::source_name(std::size_t index) const {
+  return index == 0 ? "gradient" : "recipe_source " + std::to_string(index - 1);
+}
+
 void GradientNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.link("forward", *forward_);
   visitor.integer("source_index", static_cast<std::int64_t>(source_index_));
