@@ -15,9 +15,17 @@
 
 namespace cnngraph::detail {
 
-// Pointers to NHWC buffers of the shapes the op was planned for: host f32 on the CPU
-// backends; on a device backend, device pointers to elements of its storage type (the
+// The one contract between the executors (graph/run_program.hpp) and every backend's
+// kernels. Pointers to NHWC buffers of the shapes the op was planned for: host f32 on the
+// CPU backends; on a device backend, device pointers to elements of its storage type (the
 // float* type is then only a handle).
+// - srcs: the op's sources in the order of op.src_shapes. A fused residual (a sum post-op of
+//   a ConvolutionOp) is the last of them, srcs[1]: a kernel reads it from there.
+// - dst: the result; it holds nothing on entry (in particular not the residual: a kernel
+//   whose library adds to what dst holds, as oneDNN's sum post-op does, copies the residual
+//   there itself).
+// - dst never shares memory with any of srcs (the memory planner, graph/program.cpp,
+//   guarantees it), so a kernel may write dst before it has read all of its sources.
 struct KernelArgs {
   std::vector<const float*> srcs;
   float* dst = nullptr;

@@ -1,12 +1,16 @@
-// Running a compiled program on a device backend (see run_program_on_device).
-#include <cmath>
+// Running a compiled program on a device backend: the sources are copied (and converted)
+// into their places in the device arena, the steps launched on the backend's stream into a
+// free output set (recorded on the set's second run and replayed after, with
+// GraphOptions::cuda_graphs), and the results returned as images of that set on the device
+// (converted copies where a result's type is not the storage type). Returns after the device
+// has finished.
 #include <cstdio>
 #include <cstdlib>
 
 #include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 #include "env_knobs.hpp"
-#include "graph/program.hpp"
+#include "graph/run_program.hpp"
 
 namespace cnngraph::detail {
 
@@ -33,33 +37,23 @@ Program::OutputSet& free_output_set(Program& program, DeviceMemory& memory, std:
 
 }  // namespace
 
-Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
-                              const GraphStructure& structure, const std::vector<Image>& sources,
-                              const std::vector<Image>& labels, std::uint64_t batch, bool recording,
-                              const std::function<DataType(const ImageNode&)>& type_of,
-                              const std::function<void()>& after_steps) {
+Results run_on_device(Program& program, const RunContext& context, const RunInputs& inputs) {
+  DeviceExecution& execution = *context.execution;
   const DataType storage = execution.storage_type();
   const std::size_t element = size_of(storage);
   DeviceMemory& memory = execution.memory();
   Program::OutputSet for_this_run;
   Program::OutputSet& set = free_output_set(program, memory, element, for_this_run);
   std::byte* base = program.device_arena.get();
-  // The images that go to source places: the sources (values 0..), then each loss's labels
-  // and label weights (their values follow one another).
-  std::vector<std::pair<int, const Image*>> inputs;
-  for (std::size_t s = 0; s < sources.size(); ++s) inputs.emplace_back(int(s), &sources[s]);
-  for (std::size_t k = 0; k < program.label_values.size(); ++k) {
-    inputs.emplace_back(program.label_values[k], &labels[2 * k]);
-    inputs.emplace_back(program.label_values[k] + 1, &labels[2 * k + 1]);
-  }
   // Device images of the storage type are read where they are (no copy); the others are
   // uploaded or converted into their place in the arena.
   std::vector<std::byte*> source_at(program.values.size(), nullptr);
-  for (const auto& [v, image] : inputs) {
-    source_at[static_cast<std::size_t>(v)] =
-        !image->is_on_host() && image->data_type() == storage
-            ? const_cast<std::byte*>(image->data())
-            : base + program.values[static_cast<std::size_t>(v)].offset * element;
+  for (std::size_t i = 0; i < inputs.images.size(); ++i) {
+    const Image& image = *inputs.images[i];
+    const auto v = static_cast<std::size_t>(program.input_values[i]);
+    source_at[v] = !image.is_on_host() && image.data_type() == storage
+                       ? const_cast<std::byte*>(image.data())
+                       : base + program.values[v].offset * element;
   }
   const auto at = [&](int v) {
     const Value& value = program.values[v];
@@ -70,8 +64,9 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
 
   // Staging buffers for host images of another type live until the device is done.
   std::vector<std::shared_ptr<std::byte[]>> staging;
-  for (const auto& [v, image_pointer] : inputs) {
-    const Image& image = *image_pointer;
+  for (std::size_t i = 0; i < inputs.images.size(); ++i) {
+    const int v = program.input_values[i];
+    const Image& image = *inputs.images[i];
     const std::size_t count = image.shape().elements();
     const void* from = image.data();
     if (at(v) == from) continue;  // read in place
@@ -94,18 +89,18 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
   // A recording replays only with the source buffers it was made with; a run with other
   // device images launches its steps one by one (and keeps the recording for later).
   const std::vector<std::byte*>& bound = source_at;
+  const bool recording = context.options.cuda_graphs;
   if (recording && set.runs > 0 && !set.captured) set.recorded_sources = bound;
   const bool replay = recording && set.runs > 0 && set.recorded_sources == bound;
   const auto run_step = [&](Step& step) {
     if (!step.kernel) return;  // an alias: nothing moves
     KernelArgs args;
-    args.batch = batch;
+    args.batch = inputs.batch;
     for (int v : step.srcs) args.srcs.push_back(reinterpret_cast<const float*>(at(v)));
     args.dst = reinterpret_cast<float*>(at(step.dst));
-    // No preload: device kernels read a fused residual from its source, not from dst.
     step.kernel->run(args);
   };
-  execution.set_batch(batch);
+  execution.set_batch(inputs.batch);
   for (Step& step : program.steps) {
     if (step.kernel) step.kernel->before_run();
   }
@@ -118,23 +113,25 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
       std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms  %s [%s]\n", step.op->name.c_str(),
                    ms, step.kernel->implementation().c_str(), step.op->attributes().c_str());
     }
-    const double ms = execution.time_ms(after_steps);
-    std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms\n", "(optimizer step)", ms);
+    if (context.after_steps) {
+      const double ms = execution.time_ms(context.after_steps);
+      std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms\n", "(optimizer step)", ms);
+    }
   } else {
     execution.launch(set.captured, replay, [&] {
       for (Step& step : program.steps) run_step(step);
-      after_steps();
+      if (context.after_steps) context.after_steps();
     });
   }
 
   const auto copy_out = [&](int v) {
     const Value& value = program.values[v];
-    const DataType type = type_of(*value.node);
+    const DataType type = result_type(*value.node, context.options);
     const std::size_t count = value.shape.elements();
     if (type == storage && value.storage == Value::Storage::output) {
       // Zero-copy: the image shares the set's block, which stays out of use until the caller
       // lets go of it.
-      return ImageAccess::make(value.shape, type, device, set.block.lend(at(v)));
+      return ImageAccess::make(value.shape, type, context.device, set.block.lend(at(v)));
     }
     auto storage_block = memory.allocate(count * size_of(type), "a result image");
     if (type == storage) {
@@ -142,29 +139,16 @@ Results run_program_on_device(Program& program, DeviceExecution& execution, cons
     } else {
       execution.convert_async(at(v), storage, storage_block.get(), type, count);
     }
-    return ImageAccess::make(value.shape, type, device, std::move(storage_block));
+    return ImageAccess::make(value.shape, type, context.device, std::move(storage_block));
   };
-  Results results;
-  for (std::size_t r = 0; r < program.result_values.size(); ++r) {
-    results.images.push_back(structure.results_needed[r] ? copy_out(program.result_values[r])
-                                                         : Image());
-  }
-  for (const auto& [node, v] : program.exported_values)
-    results.exported.emplace_back(node, copy_out(v));
+  Results results = collect_results(program, context.structure, copy_out);
   execution.synchronize();
   for (Step& step : program.steps) {
     if (step.kernel) step.kernel->after_run();
   }
   ++set.runs;
   ++program.runs;
-  for (const LossOp* loss : program.loss_ops) {
-    results.losses.emplace_back(loss->name, static_cast<float>(loss->value));
-    if (!std::isfinite(loss->value)) {
-      throw NumericalError(loss->name + ": the loss of batch " + std::to_string(batch) + " is " +
-                           std::to_string(loss->value) +
-                           "; no weights were updated (check the learning rate and inputs)");
-    }
-  }
+  report_losses(program, inputs.batch, results);
   return results;
 }
 

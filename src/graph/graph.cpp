@@ -1,21 +1,20 @@
-// Graph: owns the analysis, the prepared weights and the compiled programs, and runs them.
+// Graph: owns the analysis, the prepared weights and the compiled programs (at most
+// GraphOptions::max_compiled_sizes), one run or compilation at a time; a run goes to the
+// executor of the graph's backend (graph/run_program.hpp).
 #include "cnngraph/graph.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <mutex>
 #include <new>
 #include <optional>
 
 #include "backends/backend.hpp"
-#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
 #include "graph/checkpoint.hpp"
 #include "graph/describe.hpp"
 #include "graph/device_updates.hpp"
 #include "graph/parameters.hpp"
-#include "graph/program.hpp"
+#include "graph/run_program.hpp"
 #include "graph/structure.hpp"
 #include "graph/weights.hpp"
 #include "kernels/flush_denormals.hpp"
@@ -118,201 +117,42 @@ struct Graph::Impl {
     return *it->second.program;
   }
 
-  DataType output_type(const ImageNode& node) const {
-    if (node.format) return *node.format;
-    switch (options.precision) {
-      case Precision::f16:
-        return DataType::f16;
-      case Precision::bf16:
-        return DataType::bf16;
-      default:
-        return DataType::f32;
-    }
-  }
-
-  std::vector<ImageShape> check_sources(const std::vector<Image>& sources) const {
-    const auto& handles = structure.sources;
-    if (sources.size() != handles.size()) {
-      std::string names;
-      for (const auto& h : handles)
-        names += (names.empty() ? "" : ", ") + (h->handle.empty() ? "<unnamed>" : h->handle);
-      throw InvalidArgument("Graph::run: expected " + std::to_string(handles.size()) +
-                            " source images (" + names + "), got " +
-                            std::to_string(sources.size()));
-    }
-    std::vector<ImageShape> shapes;
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      if (sources[i].empty()) {
-        throw InvalidArgument("Graph::run: source image " + std::to_string(i) + " ('" +
-                              handles[i]->handle + "') is empty");
-      }
-      const Device& where = sources[i].device();
-      const bool fits = device.kind() == DeviceKind::cuda
-                            ? sources[i].is_on_host() || where == device
-                            : sources[i].is_on_host();
-      if (!fits) {
-        throw InvalidArgument("Graph::run: source image " + std::to_string(i) + " ('" +
-                              handles[i]->handle + "') is on " + where.name() +
-                              " but the graph runs on " + device.name() +
-                              "; copy it there first with Image::to()");
-      }
-      shapes.push_back(sources[i].shape());
-      if (shapes[i].batch != shapes[0].batch) {
-        throw ShapeError("Graph::run: source images differ in batch size: " + to_string(shapes[0]) +
-                         " and " + to_string(shapes[i]));
-      }
-    }
-    return shapes;
-  }
-
-  // One-filled label weights for loss nodes whose labels come without weights.
-  std::vector<float> unit_weights;
-
-  std::vector<const float*> label_pointers(const Program& program,
-                                           const std::vector<LossLabels>& labels) {
-    const auto& losses = structure.loss_nodes;
-    if (labels.size() != losses.size()) {
-      throw InvalidArgument("Graph::run: the graph has " + std::to_string(losses.size()) +
-                            " loss node(s) and takes as many LossLabels; got " +
-                            std::to_string(labels.size()));
-    }
-    std::vector<const float*> pointers;
-    for (std::size_t k = 0; k < losses.size(); ++k) {
-      const ImageShape& expected = program.values[program.label_values[k]].shape;
-      if (labels[k].labels().shape() != expected) {
-        throw ShapeError(losses[k]->display_name() + ": the labels are " +
-                         to_string(labels[k].labels().shape()) + " but the predictions are " +
-                         to_string(expected));
-      }
-      pointers.push_back(reinterpret_cast<const float*>(labels[k].labels().data()));
-      if (labels[k].weights().empty()) {
-        if (unit_weights.size() < expected.elements())
-          unit_weights.assign(expected.elements(), 1.0f);
-        pointers.push_back(unit_weights.data());
-      } else {
-        pointers.push_back(reinterpret_cast<const float*>(labels[k].weights().data()));
-      }
-    }
-    return pointers;
-  }
-
+  // One run: the images checked, the program for their sizes run by its backend's executor,
+  // then a training graph's updates (on a device, its optimizer step goes into the same
+  // launch). Host runs, updates included, compute with denormals flushed
+  // (GraphOptions::flush_denormals).
   Results run(const std::vector<Image>& sources, const std::vector<LossLabels>& labels) {
     std::lock_guard lock(mutex);
-    Program& program = program_for(check_sources(sources));
-    if (DeviceExecution* execution = backend->device_execution()) {
-      label_pointers(program, labels);  // the same checks as on the host
-      std::vector<Image> label_images;  // labels and weights per loss node (ones where none)
-      for (std::size_t k = 0; k < labels.size(); ++k) {
-        const Image& given = labels[k].labels();
-        label_images.push_back(given);
-        label_images.push_back(
-            labels[k].weights().empty()
-                ? Image::from_floats(given.shape(),
-                                     std::vector<float>(given.shape().elements(), 1.0f))
-                : labels[k].weights());
-      }
-      if (!parameters.empty() && !device_updates)
-        device_updates = std::make_unique<DeviceUpdates>(parameters, *execution, options,
-                                                         !structure.loss_nodes.empty());
-      const std::uint64_t batch = batches++;
-      Results results;
-      {
-        // No reader of a source trained here sees the launch half done (and this graph takes
-        // no other source's lock meanwhile).
-        std::vector<std::unique_lock<std::mutex>> held;
-        if (device_updates) {
-          held = device_updates->hold_resident_sources();
-          device_updates->prepare();
-        }
-        results = run_program_on_device(
-            program, *execution, device, structure, sources, label_images, batch,
-            options.cuda_graphs, [&](const ImageNode& node) { return output_type(node); },
-            [&] {
-              if (device_updates) device_updates->enqueue();
-            });
-        if (device_updates) device_updates->launched();
-      }
-      if (device_updates) {
-        device_updates->apply(device, batch, sources[0].shape().batch);
-      }
-      return results;
-    }
-    // Sources that are not f32 are converted once at the boundary.
-    std::vector<Image> converted(sources.size());
-    std::vector<const float*> source_data(sources.size());
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      const Image& s = sources[i].data_type() == DataType::f32
-                           ? sources[i]
-                           : (converted[i] = sources[i].converted_to(DataType::f32));
-      source_data[i] = reinterpret_cast<const float*>(s.data());
-    }
-    for (const float* p : label_pointers(program, labels)) source_data.push_back(p);
-    std::vector<LentBlock>& outputs = program.output_storage;
-    outputs.resize(program.values.size());
-    for (std::size_t v = 0; v < outputs.size(); ++v) {
-      const Value& value = program.values[v];
-      if (value.storage != Value::Storage::output) continue;
-      if (!outputs[v] || !outputs[v].is_free()) {
-        outputs[v] = LentBlock(
-            std::shared_ptr<std::byte[]>(new std::byte[value.shape.elements() * sizeof(float)]));
-      }
-    }
-    const auto pointer = [&](int v) -> float* {
-      const Value& value = program.values[v];
-      switch (value.storage) {
-        case Value::Storage::source:
-          return const_cast<float*>(source_data[value.offset]);
-        case Value::Storage::arena:
-          return program.arena.data() + value.offset;
-        case Value::Storage::output:
-          return reinterpret_cast<float*>(outputs[v].get());
-      }
-      return nullptr;
-    };
+    Program& program = program_for(checked_source_shapes(structure, device, sources));
+    RunInputs inputs{checked_inputs(program, structure, device, sources, labels), 0};
+    DeviceExecution* execution = backend->device_execution();
+    if (execution && !parameters.empty() && !device_updates)
+      device_updates = std::make_unique<DeviceUpdates>(parameters, *execution, options,
+                                                       !structure.loss_nodes.empty());
     std::optional<FlushDenormalsOnAllThreads> flush;
-    if (options.flush_denormals) flush.emplace();
-    KernelArgs args;
-    args.batch = batches++;
-    for (Step& step : program.steps) {
-      if (!step.kernel) continue;  // an alias: nothing moves
-      args.srcs.clear();
-      for (int v : step.srcs) args.srcs.push_back(pointer(v));
-      args.dst = pointer(step.dst);
-      if (step.preload >= 0) {
-        std::memcpy(args.dst, pointer(step.preload),
-                    program.values[step.preload].shape.elements() * sizeof(float));
-      }
-      step.kernel->run(args);
-    }
+    if (!execution && options.flush_denormals) flush.emplace();
+    inputs.batch = batches++;
+    const RunContext context{structure, options, device, execution, [&] {
+                               if (device_updates) device_updates->enqueue();
+                             }};
     Results results;
-    for (const LossOp* loss : program.loss_ops) {
-      results.losses.emplace_back(loss->name, static_cast<float>(loss->value));
-      if (!std::isfinite(loss->value)) {
-        throw NumericalError(loss->name + ": the loss of batch " + std::to_string(args.batch) +
-                             " is " + std::to_string(loss->value) +
-                             "; no weights were updated (check the learning rate and inputs)");
+    {
+      // No reader of a source trained here sees the launch half done (and this graph takes
+      // no other source's lock meanwhile).
+      std::vector<std::unique_lock<std::mutex>> held;
+      if (device_updates) {
+        held = device_updates->hold_resident_sources();
+        device_updates->prepare();
       }
+      results = run_program(program, context, inputs);
+      if (device_updates) device_updates->launched();
     }
-    if (!parameters.empty()) parameters.apply_updates(device, args.batch, sources[0].shape().batch);
-    // f32 results are the output blocks themselves, lent to the caller; others are converted
-    // copies.
-    const auto result_image = [&](int v, const ImageNode& node) {
-      const Value& value = program.values[v];
-      Image image = ImageAccess::make(value.shape, DataType::f32, Device::cpu(),
-                                      outputs[v].lend(outputs[v].get()));
-      const DataType type = output_type(node);
-      return type == DataType::f32 ? image : image.converted_to(type);
-    };
-    for (std::size_t r = 0; r < program.result_values.size(); ++r) {
-      const int v = program.result_values[r];
-      if (!structure.results_needed[r]) {
-        results.images.emplace_back();
-        continue;
-      }
-      results.images.push_back(result_image(v, *program.values[v].node));
+    const int batch_size = sources[0].shape().batch;
+    if (device_updates) {
+      device_updates->apply(device, inputs.batch, batch_size);
+    } else if (!parameters.empty()) {
+      parameters.apply_updates(device, inputs.batch, batch_size);
     }
-    for (const auto& [node, v] : program.exported_values)
-      results.exported.emplace_back(node, result_image(v, *node));
     return results;
   }
 };

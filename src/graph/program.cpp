@@ -30,7 +30,9 @@ std::size_t padded_elements(const ImageShape& shape) {
 }
 
 // First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
-// reader is reused by values written later.
+// reader is reused by values written later. Strictly later: a step's dst never shares a
+// place with any of its sources (a fused residual included), which kernels rely on
+// (KernelArgs in backends/backend.hpp).
 void plan_memory(Program& program) {
   struct Block {
     std::size_t offset, size;
@@ -87,7 +89,7 @@ void plan_memory(Program& program) {
 // identity gradients of its residual additions.)
 void alias_reshapes(Program& program) {
   for (Step& step : program.steps) {
-    if (step.op->kind != OpKind::reshape || step.srcs.size() != 1 || step.preload >= 0) continue;
+    if (step.op->kind != OpKind::reshape || step.srcs.size() != 1) continue;
     Value& dst = program.values[step.dst];
     const int root = program.values[step.srcs[0]].alias_of >= 0
                          ? program.values[step.srcs[0]].alias_of
@@ -126,11 +128,14 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     value_of[node] = static_cast<int>(program->values.size());
     program->values.push_back(v);
   };
-  for (std::size_t s = 0; s < g.sources.size(); ++s) {
-    add_value(g.sources[s].get(), source_shapes[s], -1);
+  program->input_values.assign(g.sources.size() + 2 * g.loss_nodes.size(), -1);
+  const auto add_input = [&](const ImageNode* node, ImageShape shape, std::size_t input) {
+    add_value(node, shape, -1);
     program->values.back().storage = Value::Storage::source;
-    program->values.back().offset = s;
-  }
+    program->input_values[input] = static_cast<int>(program->values.size() - 1);
+  };
+  for (std::size_t s = 0; s < g.sources.size(); ++s)
+    add_input(g.sources[s].get(), source_shapes[s], s);
 
   // Nodes absorbed into a convolution are still lowered (their shape rules and checks apply)
   // but make no step of their own.
@@ -147,6 +152,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   };
   // Labels and label weights are sources that take the predictions' size.
   program->label_values.assign(g.loss_nodes.size(), -1);
+  program->unit_label_weights.resize(g.loss_nodes.size());
   std::map<const ImageNode*, ImageShape> shape_of;
   for (std::size_t s = 0; s < g.sources.size(); ++s)
     shape_of[g.sources[s].get()] = source_shapes[s];
@@ -158,9 +164,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       for (std::size_t i = 1; i <= 2; ++i) {
         const ImageNode* labels = filter->source_images()[i].get();
         shape_of[labels] = predictions;
-        add_value(labels, predictions, -1);
-        program->values.back().storage = Value::Storage::source;
-        program->values.back().offset = g.sources.size() + 2 * k + (i - 1);
+        add_input(labels, predictions, g.sources.size() + 2 * k + (i - 1));
       }
       program->label_values[k] = value_of.at(filter->source_images()[1].get());
     }
@@ -181,9 +185,10 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
         if (link.node != filter.get()) continue;
         if (link.residual) {
           conv.post_ops.push_back({PostOp::Kind::sum, {}});
+          // The residual is the step's last source, which kernels read it from
+          // (backends/backend.hpp, KernelArgs).
           conv.src_shapes.push_back(shape_of.at(link.residual));
-          step.preload = value_of.at(link.residual);
-          step.srcs.push_back(step.preload);
+          step.srcs.push_back(value_of.at(link.residual));
         } else {
           conv.post_ops.push_back(
               {PostOp::Kind::neuron, static_cast<const NeuronNode*>(filter.get())->neuron()});

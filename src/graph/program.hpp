@@ -19,9 +19,11 @@ struct Value {
   const ImageNode* node = nullptr;
   ImageShape shape;
   Storage storage = Storage::arena;
-  std::size_t offset = 0;  // in floats, for arena values; source index for sources
-  int first_step = -1;     // the step that writes it (-1 for sources)
-  int last_step = -1;      // the last step that reads it
+  // In elements: an arena value's place; an output value's place within an output set, and
+  // on device backends a source's place in the arena too.
+  std::size_t offset = 0;
+  int first_step = -1;  // the step that writes it (-1 for sources)
+  int last_step = -1;   // the last step that reads it
   // The value whose place this one shares (-1: none): a reshape's result, or an addition's
   // identity gradient, is its source's elements as they are.
   int alias_of = -1;
@@ -33,8 +35,6 @@ struct Step {
   std::vector<int> srcs;           // value indices
   int dst = -1;
   std::vector<std::string> fused;  // names of the nodes folded into this step
-  // Copy this value into dst before running (the residual of a fused sum post-op).
-  int preload = -1;
 };
 
 struct Program {
@@ -64,9 +64,14 @@ struct Program {
   // caller has let go of it, so steady-state runs neither allocate nor page-fault.
   std::vector<LentBlock> output_storage;
   std::vector<int> result_values;
-  // Per loss node (in structure.loss_nodes order) the value of its labels; the label weights
-  // value follows it in the source list. Sources come first, then labels and weights.
+  // The value each image of a run goes to: the sources in order, then each loss node's
+  // labels and label weights (in structure.loss_nodes order).
+  std::vector<int> input_values;
+  // Per loss node (in structure.loss_nodes order) the value of its labels.
   std::vector<int> label_values;
+  // Per loss node, label weights of ones for runs whose LossLabels have none (made on the
+  // first such run).
+  std::vector<Image> unit_label_weights;
   std::vector<const LossOp*> loss_ops;
   std::vector<std::pair<std::shared_ptr<ImageNode>, int>> exported_values;
 };
@@ -82,20 +87,5 @@ struct CompileInputs {
 
 std::unique_ptr<Program> compile_program(const CompileInputs& in,
                                          const std::vector<ImageShape>& source_shapes);
-
-// Runs a compiled program on a device backend: the sources are copied (and converted) into
-// their places in the device arena, the steps launched on the backend's stream into a free
-// output set (recorded on the set's second run and replayed after, when `recording`), and
-// the results returned as images of that set on `device` (converted copies where a result's
-// type is not the storage type). The images of `sources` are already checked; `labels`
-// holds each loss node's labels and label weights (checked too), which go to their places
-// like sources. `after_steps` enqueues more work into the same launch (a training graph's
-// optimizer step), so that a recording holds the whole training step. Returns after the
-// device has finished, with the losses reported.
-Results run_program_on_device(Program& program, DeviceExecution& execution, const Device& device,
-                              const GraphStructure& structure, const std::vector<Image>& sources,
-                              const std::vector<Image>& labels, std::uint64_t batch, bool recording,
-                              const std::function<DataType(const ImageNode&)>& type_of,
-                              const std::function<void()>& after_steps);
 
 }  // namespace cnngraph::detail

@@ -40,6 +40,8 @@ class OnednnConvolution : public Kernel {
     if (post_ops) attr.set_post_ops(*post_ops);
     auto kernel = std::unique_ptr<OnednnConvolution>(new OnednnConvolution(op));
     kernel->loop_post_ops_ = !post_ops;
+    for (const PostOp& p : op.post_ops)
+      kernel->sum_in_primitive_ |= post_ops && p.kind == PostOp::Kind::sum;
     const dt compute = bf16 ? dt::bf16 : dt::f32;
     const ImageShape& src = op.src_shapes[0];
     const ImageShape conv = op.convolution_shape();
@@ -100,6 +102,11 @@ class OnednnConvolution : public Kernel {
       src_.set_data_handle(const_cast<float*>(args.srcs[0]));
     }
     dst_.set_data_handle(out);
+    // oneDNN's sum post-op adds what dst holds; the residual comes in srcs[1] (the one
+    // contract of every kernel, KernelArgs), so it is copied there first. Here, not as a
+    // step of its own: only this kernel needs it, and the loop post-ops read srcs[1].
+    if (sum_in_primitive_ && out != args.srcs[1])
+      std::memcpy(out, args.srcs[1], conv.elements() * sizeof(float));
     // A training graph rewrites the weights between batches; the cache re-reorders them.
     weights_ = cached_weights(*op_.weights, user_weights_, wanted_weights_);
     primitive_.execute(cpu_stream(), {{DNNL_ARG_SRC, src_},
@@ -155,6 +162,7 @@ class OnednnConvolution : public Kernel {
   memory::desc user_weights_, wanted_weights_;
   std::optional<dnnl::reorder> src_reorder_;
   bool loop_post_ops_ = false;
+  bool sum_in_primitive_ = false;  // a sum post-op in oneDNN's post-ops: dst holds the residual
   std::vector<float> shuffle_buffer_;
   std::string name_;
 };
