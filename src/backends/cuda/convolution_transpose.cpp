@@ -4,6 +4,7 @@
 // (convolution_gradient.cpp) -- and backward filter, a convolution's weight gradient. The
 // adjoint's weights are the transpose's, rearranged once on the host
 // (ops/convolution_transpose.cpp) and uploaded like any convolution's.
+#include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 
@@ -167,7 +168,7 @@ std::unique_ptr<Kernel> make_cudnn_convolution_transpose(const Op& base,
   const ConvolutionOp& adjoint = op.inner.forward;
   auto weights = device_weights(*adjoint.weights, context);
   auto plan = backward_data_plan(adjoint, options, context, *weights);
-  if (!plan) return nullptr;
+  if (!plan) return decline("no cuDNN engine for backward data");
   return std::make_unique<CudnnConvolutionTranspose>(op, context, plan, weights);
 }
 

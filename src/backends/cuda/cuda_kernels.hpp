@@ -29,8 +29,8 @@ std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  //
 std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&, Context&);
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
-// convolution plus our epilogue kernel when that measures clearly faster. Null when no
-// cuDNN engine takes it.
+// convolution plus our epilogue kernel when that measures clearly faster. Declines (null,
+// with the reason) when no cuDNN engine takes it.
 std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
                                          Context& context);
 // With autotuning in fp16, a convolution over fewer than 4 channels (a network's stem: 3
