@@ -6,7 +6,7 @@
 // A fused neuron (the descriptor's) is differentiated first: the forward convolution is run
 // again without it to recover the neuron's input.
 #include "backends/candidates.hpp"
-#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/convolution_backward.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
 

@@ -63,20 +63,6 @@ bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeight
                    bool with_bias, std::size_t first, DeviceEpilogue& e,
                    std::vector<std::shared_ptr<std::byte[]>>& keep);
 
-class Plan;
-// cuDNN's backward-data operation for `forward` (dx from dy and the forward's weights),
-// autotuned and cached like the forward; null when no engine takes it
-// (convolution_transpose.cpp).
-std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
-                                         Context& context, const DeviceWeights& weights);
-void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
-                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers);
-// cuDNN's backward-filter operation (dw from x and dy, dw in the storage type), likewise.
-std::shared_ptr<Plan> backward_filter_plan(const ConvolutionOp& forward,
-                                           const GraphOptions& options, Context& context);
-void run_backward_filter(const Plan& plan, Context& context, const void* x, void* diff_weights,
-                         const void* diff_dst, std::vector<void*>& pointers);
-
 // A trained convolution's buffers on the device beside its DeviceWeights (the storage-type
 // copy its kernels read): the f32 gradients its weight-gradient kernel leaves, and the f32
 // master values an optimizer updates, which in f32 graphs are the DeviceWeights
