@@ -8,11 +8,25 @@
 #include <vector>
 
 #include "cnngraph/device.hpp"
-#include "cnngraph/graph.hpp"
+#include "cnngraph/graph_options.hpp"
+#include "cnngraph/image.hpp"
 #include "cnngraph/optimizer.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph::detail {
+
+// The element type of the images between steps that a precision option asks for (where a
+// node sets no format of its own).
+inline DataType storage_type_for(Precision precision) {
+  switch (precision) {
+    case Precision::f16:
+      return DataType::f16;
+    case Precision::bf16:
+      return DataType::bf16;
+    default:
+      return DataType::f32;
+  }
+}
 
 // Pointers to NHWC buffers of the shapes the op was planned for: host f32 on the CPU
 // backends; on a device backend, device pointers to elements of its storage type (the

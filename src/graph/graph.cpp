@@ -128,15 +128,7 @@ struct Graph::Impl {
   }
 
   DataType output_type(const ImageNode& node) const {
-    if (node.format) return *node.format;
-    switch (options.precision) {
-      case Precision::f16:
-        return DataType::f16;
-      case Precision::bf16:
-        return DataType::bf16;
-      default:
-        return DataType::f32;
-    }
+    return node.format ? *node.format : storage_type_for(options.precision);
   }
 
   std::vector<ImageShape> check_sources(const std::vector<Image>& sources) const {

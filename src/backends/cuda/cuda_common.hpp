@@ -22,9 +22,6 @@ void check(cudaError_t status, const std::string& what);
 void check(cudnnStatus_t status, const std::string& what);
 void check(cublasStatus_t status, const std::string& what);
 
-// The element type of images between steps for a precision option.
-DataType storage_type_for(Precision precision);
-
 // Process-wide resources. Destroying a cuDNN or cuBLASLt handle and freeing pinned host
 // memory synchronize the whole device; done while another thread of the process captures a
 // CUDA graph, that crashed the process. So a graph takes its stream and handles from a
