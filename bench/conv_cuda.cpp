@@ -1,5 +1,5 @@
 // Forward convolution (with bias) on CUDA against PyTorch + cuDNN (cudnn.benchmark on) for
-// the ten-case suite of ../shared/bench/METHOD.md, in fp16, bf16, TF32 and fp32. cnngraph
+// the ten cases of bench/conv_cuda_cases.txt, in fp16, bf16, TF32 and fp32. cnngraph
 // is timed through Graph::run on a device-resident source (the copy into the graph's
 // arena, the recorded CUDA graph, the result image and the final synchronization all
 // count); the first run (plan choice, weight upload) is reported apart.

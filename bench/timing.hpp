@@ -1,5 +1,5 @@
-// Timing shared by the benchmark programs (../shared/bench/METHOD.md: warm-up, then the
-// median of repeated runs).
+// Timing shared by the benchmark programs: a warm-up (the first call pays plan choice,
+// workspace and weight upload, reported apart), then the median of repeated runs.
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch CPU peer of bench/train_cpu: the reference network of the spec (section 11) with
-Adam, dropout 0.5 and softmax cross-entropy, 2 threads. Prints one JSON line with training
+"""PyTorch CPU peer of bench/train_cpu: the reference network (examples/reference_network.hpp)
+with Adam, dropout 0.5 and softmax cross-entropy, 2 threads. Prints one JSON line with training
 and inference images per second on random data of the Fashion-MNIST shape."""
 import json, sys, time
 import torch

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/train_cuda: one training step (forward, cross-entropy loss,
 backward, SGD with momentum 0.9) of torchvision's resnet50 at batch 128 and of the
-LeNet-style network of ../shared/bench/METHOD.md at batch 64, cudnn.benchmark on,
+LeNet-style network (examples/reference_network.hpp) at batch 64, cudnn.benchmark on,
 channels-last, on a fixed random batch resident on the GPU.
-Ways: "eager" (resnet50 fp16: the model in half precision, as METHOD.md's 3.9k img/s;
+Ways: "eager" (resnet50 fp16: the model in half precision, PyTorch's faster eager fp16 form;
 fp32 leaves TF32 on, PyTorch's default for convolutions) and "compile": torch.compile
-(ResNet-50 fp16: autocast with fp32 weights, default mode, METHOD.md's 3.65k img/s; LeNet:
+(ResNet-50 fp16: autocast with fp32 weights, default mode; LeNet:
 mode="reduce-overhead", CUDA graphs). ResNet-50 fp32 is measured eager only (its compile
 alone takes about a minute). Prints one JSON line per model, precision and way: the
 median milliseconds of a step, images per second, and the cold start in seconds (model

@@ -1,5 +1,5 @@
-// Training throughput on the CPU: the reference network of the spec (section 11: Adam,
-// dropout 0.5, softmax cross-entropy, batch 64) with cnngraph on Device::cpu() against
+// Training throughput on the CPU: the reference network (examples/reference_network.hpp;
+// Adam, dropout 0.5, softmax cross-entropy, batch 64) with cnngraph on Device::cpu() against
 // PyTorch CPU (2 threads, bench/torch_train_cpu.py run as a child process in the same run),
 // then inference at batch 1000. Random data of the Fashion-MNIST shape: throughput does not
 // depend on the pixel values. Usage: train_cpu [--steps N] [--no-torch]

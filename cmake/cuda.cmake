@@ -59,6 +59,7 @@ function(cnngraph_add_cuda_backend core)
     src/backends/cuda/convolution_padded.cpp
     src/backends/cuda/own_convolution.cpp
     src/backends/cuda/convolution_transpose.cpp
+    src/backends/cuda/convolution_backward.cpp
     src/backends/cuda/fully_connected.cpp
     src/backends/cuda/training_kernels.cpp
     src/backends/cuda/convolution_gradient.cpp

@@ -1,7 +1,7 @@
 // Runs the reference network over Fashion-MNIST's 10,000 test images with weights read from
 // a safetensors file, and reports images per second and accuracy. Without --weights it
-// writes the spec's untrained initial weights first, so accuracy is at chance level (about
-// 10%) until the trainer (fashion_mnist_train) produces a trained file.
+// writes the untrained initial weights (write_initial_weights) first, so accuracy is at
+// chance level (about 10%) until the trainer (fashion_mnist_train) produces a trained file.
 #include <cxxopts.hpp>
 #include <iostream>
 

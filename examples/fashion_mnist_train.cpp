@@ -1,6 +1,7 @@
-// The main job: trains the reference network (Apple's MPS training sample, spec section 11)
-// on Fashion-MNIST with cnngraph. One set of TrainableDataSources is shared by the training
-// graph and the inference graph, so evaluation sees the trained weights after a reload.
+// The main job: trains the reference network (Apple's MPS training sample,
+// reference_network.hpp) on Fashion-MNIST with cnngraph. One set of TrainableDataSources is
+// shared by the training graph and the inference graph, so evaluation sees the trained
+// weights after a reload.
 // Prints a progress bar with loss and images/s, the test accuracy after every epoch, saves a
 // checkpoint and a PNG plot of the loss and accuracy curves.
 #include <chrono>

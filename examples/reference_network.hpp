@@ -1,4 +1,4 @@
-// The reference network of the spec (Apple's MPS MNIST sample), built from cnngraph nodes:
+// The reference network (Apple's MPS MNIST sample), built from cnngraph nodes:
 // conv 5x5 1->32 -> ReLU -> max-pool 2 -> conv 5x5 32->64 -> ReLU -> max-pool 2 ->
 // fully connected 7x7x64->1024 -> ReLU -> fully connected 1024->10 -> soft-max.
 #pragma once
@@ -16,7 +16,7 @@ struct ReferenceNetwork {
   std::shared_ptr<cnngraph::ImageNode> probabilities;
 };
 
-// Writes the spec's initial weights (uniform in [-0.2, 0.2], biases 0.1) for every layer
+// Writes the initial weights (uniform in [-0.2, 0.2], biases 0.1) for every layer
 // to one safetensors file, tensors "<layer>.weight" (OHWI) and "<layer>.bias".
 void write_initial_weights(const std::filesystem::path& path, unsigned seed);
 
@@ -26,7 +26,7 @@ ReferenceNetwork build_reference_network(const std::filesystem::path& weights_fi
 // The four layers' data sources (conv1, conv2, fc1, fc2), in that order.
 using LayerSources = std::vector<std::shared_ptr<cnngraph::ConvolutionDataSource>>;
 
-// Trainable sources with the spec's initial weights and one shared optimizer.
+// Trainable sources with those initial weights and one shared optimizer.
 LayerSources make_trainable_sources(unsigned seed,
                                     std::shared_ptr<const cnngraph::Optimizer> optimizer);
 

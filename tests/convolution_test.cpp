@@ -72,7 +72,8 @@ TEST(ConvolutionNode, DefaultPaddingIsSameCenteredMatchingSymmetricPaddingForOdd
   EXPECT_EQ(out.to_floats()[12], 25.0f);
 }
 
-// The randomized sweep: every combination class the spec names, oneDNN against reference.
+// The randomized sweep (strides, dilation, groups, padding policies: random_convolution_cases),
+// oneDNN against reference.
 TEST(ConvolutionNode, OnednnMatchesReferenceOnRandomShapes) {
   std::mt19937 rng(42);
   for (const ConvCase& c : random_convolution_cases(60, 7)) {

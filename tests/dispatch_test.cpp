@@ -11,6 +11,7 @@
 #include "backends/candidates.hpp"
 #include "cnngraph/errors.hpp"
 #include "env_knobs.hpp"
+#include "support.hpp"
 
 using namespace cnngraph;
 using namespace cnngraph::detail;
@@ -66,13 +67,36 @@ TEST(Dispatch, VerbosePrintsEveryDecliningCandidateWithItsReason) {
   op.name = "relu1";
   GraphOptions options;
   options.verbose = true;
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_THROW(pick_kernel<>(declining_table, test_gaps, op, options, "test", "see the docs"),
                Unsupported);
-  const std::string log = testing::internal::GetCapturedStderr();
+  const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(log.find("relu1"), std::string::npos) << log;
   EXPECT_NE(log.find("test:fast declined: stride 3 is not implemented"), std::string::npos) << log;
   EXPECT_NE(log.find("test:other declined\n"), std::string::npos) << log;
+}
+
+// The real tables' factories give their reasons too: in f32, oneDNN's bf16 convolution
+// declines every convolution before its f32 one takes it.
+TEST(Dispatch, VerboseCompileOfARealGraphNamesWhyACandidateDeclined) {
+  const std::vector<DispatchTable> tables = dispatch_tables();
+  if (std::none_of(tables.begin(), tables.end(),
+                   [](const DispatchTable& t) { return t.backend == "onednn"; }))
+    GTEST_SKIP() << "built without oneDNN";
+  std::mt19937 rng(5);
+  auto conv = std::make_shared<ConvolutionNode>(
+      std::make_shared<ImageNode>(),
+      cnngraph::testing::random_source(ConvolutionDescriptor(3, 3, 2, 3), rng));
+  conv->label = "conv1";
+  GraphOptions options;
+  options.verbose = true;
+  Graph graph(Device::cpu(), conv->result_image(), true, options);
+  ::testing::internal::CaptureStderr();
+  graph.compile({{1, 5, 5, 2}});
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("conv1"), std::string::npos) << log;
+  EXPECT_NE(log.find("onednn:convolution_bf16 declined: precision is not bf16"), std::string::npos)
+      << log;
 }
 
 TEST(Dispatch, AnOpKindInTheGapListIsRefusedWithTheBackendsReason) {

@@ -10,7 +10,8 @@ using namespace cnngraph::testing;
 
 namespace {
 
-// The spec's formula, written out independently of the library's window helper.
+// MPS's formula, y = x / (delta + alpha / N * sum of x^2 over the channel window)^beta,
+// written out independently of the library's window helper.
 std::vector<float> normalization_by_formula(const Image& image, int N, float alpha, float beta,
                                             float delta) {
   const auto x = image.to_floats();

@@ -8,6 +8,7 @@
 #include "cnngraph/device.hpp"
 #include "cnngraph/errors.hpp"
 #include "cnngraph/graph.hpp"
+#include "cnngraph/graph_options.hpp"
 #include "cnngraph/image.hpp"
 #include "cnngraph/loss.hpp"
 #include "cnngraph/nodes.hpp"

@@ -8,12 +8,26 @@
 #include <vector>
 
 #include "cnngraph/device.hpp"
-#include "cnngraph/graph.hpp"
+#include "cnngraph/graph_options.hpp"
+#include "cnngraph/image.hpp"
 #include "cnngraph/optimizer.hpp"
 #include "core/parameter_view.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph::detail {
+
+// The element type of the images between steps that a precision option asks for (where a
+// node sets no format of its own).
+inline DataType storage_type_for(Precision precision) {
+  switch (precision) {
+    case Precision::f16:
+      return DataType::f16;
+    case Precision::bf16:
+      return DataType::bf16;
+    default:
+      return DataType::f32;
+  }
+}
 
 // The one contract between the executors (graph/run_program.hpp) and every backend's
 // kernels. Pointers to NHWC buffers of the shapes the op was planned for: host f32 on the

@@ -19,6 +19,10 @@ std::unique_ptr<Kernel> decline(std::string reason) {
   return nullptr;
 }
 
+std::unique_ptr<Kernel> decline_part(std::string_view part) {
+  return decline(std::string(part) + (last_decline.empty() ? " declined" : ": " + last_decline));
+}
+
 namespace dispatch {
 
 void begin_candidate() { last_decline.clear(); }

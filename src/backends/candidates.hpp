@@ -32,6 +32,9 @@ struct UnsupportedOpKind {
 
 // A factory's refusal: returns null and records `reason` for the verbose log of the loop.
 std::unique_ptr<Kernel> decline(std::string reason);
+// A factory whose part (another factory it called) declined: returns null and keeps that
+// part's reason, prefixed by `part` ("its input gradient: <reason>").
+std::unique_ptr<Kernel> decline_part(std::string_view part);
 
 // What a backend's table covers, for the test that every op kind has a row or a stated gap.
 struct DispatchTable {

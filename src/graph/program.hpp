@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "cnngraph/graph.hpp"
 #include "graph/lent_block.hpp"
 #include "graph/parameters.hpp"
 #include "graph/structure.hpp"

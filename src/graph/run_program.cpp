@@ -88,15 +88,7 @@ Results run_program(Program& program, const RunContext& context, const RunInputs
 }
 
 DataType result_type(const ImageNode& node, const GraphOptions& options) {
-  if (node.format) return *node.format;
-  switch (options.precision) {
-    case Precision::f16:
-      return DataType::f16;
-    case Precision::bf16:
-      return DataType::bf16;
-    default:
-      return DataType::f32;
-  }
+  return node.format ? *node.format : storage_type_for(options.precision);
 }
 
 Results collect_results(const Program& program, const GraphStructure& structure,

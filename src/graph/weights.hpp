@@ -8,10 +8,6 @@
 
 namespace cnngraph::detail {
 
-// Calls load(), copies (dequantizing, converting, folding the descriptor's batch norm),
-// then purge(), holding the source's library mutex throughout. Throws DataSourceError
-// naming the node and the source's label when load fails or the weights are unusable
-// (non-finite values are rejected: they would silently poison every result).
 // A per-output-channel y = x * scale + shift (the descriptor's batch normalization).
 struct ChannelAffine {
   std::vector<float> scale, shift;
@@ -21,7 +17,11 @@ struct ChannelAffine {
 // inference: float weights by sign, or unpacked bits), or a binary convolution's float
 // shadow weights (training: bit-packed weights cannot be trained).
 enum class WeightsForm { floats, binary_signs, binary_shadow };
-// All of the above: any data source, for the node named `node_name`.
+// The weights of any data source in `form`, for the node named `node_name`: calls load(),
+// copies (dequantizing, converting, folding the descriptor's batch norm unless `fold` takes
+// it), then purge(), holding the source's library mutex throughout. Throws DataSourceError
+// naming the node and the source's label when load fails or the weights are unusable
+// (non-finite values are rejected: they would silently poison every result).
 std::shared_ptr<PreparedWeights> prepare_source_weights(ConvolutionDataSource& source,
                                                         const std::string& node_name,
                                                         ChannelAffine* fold, WeightsForm form);

@@ -1,10 +1,11 @@
 // The optimizer steps: gradient pre-processing (clip, rescale, regularize) fused with each
-// rule in one pass over the tensor, as MPS documents the formulas.
+// rule in one pass over the tensor; the formulas are ops/optimizer_math.hpp's.
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
 #include "cnngraph/optimizer.hpp"
 #include "kernels/flush_denormals.hpp"
+#include "ops/optimizer_math.hpp"
 
 namespace cnngraph {
 
@@ -63,6 +64,7 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
   if (state.tensors.size() < tensors.size()) state.tensors.resize(tensors.size());
   ++state.time_step;
   const OptimizerDescriptor& d = descriptor_;
+  const detail::GradientPreprocessing pre = detail::gradient_preprocessing(d);
   const bool raw = !d.apply_gradient_clipping && d.gradient_rescale == 1.0f &&
                    d.regularization_type == RegularizationType::none;
   // Kept between steps: a fresh buffer per step would zero and fault in its pages each time.
@@ -79,17 +81,7 @@ void Optimizer::step(std::span<const ParameterTensor> tensors, OptimizerState& s
     const float* values = tensor.values.data();
     float* out = processed.data();
     for_each_element(count, [&](std::ptrdiff_t i) {
-      float g = gradients[i];
-      if (d.apply_gradient_clipping)
-        g = std::fmin(std::fmax(g, d.gradient_clip_min), d.gradient_clip_max);
-      g *= d.gradient_rescale;
-      const float w = values[i];
-      if (d.regularization_type == RegularizationType::l1) {
-        g += d.regularization_scale * static_cast<float>((w > 0.0f) - (w < 0.0f));
-      } else if (d.regularization_type == RegularizationType::l2) {
-        g += d.regularization_scale * w;
-      }
-      out[i] = g;
+      out[i] = detail::preprocessed_gradient(gradients[i], values[i], pre);
     });
     apply(tensor.values, std::span<const float>(out, tensor.gradients.size()), state.tensors[t],
           state.time_step);
@@ -117,20 +109,19 @@ void SgdOptimizer::apply(std::span<float> w, std::span<const float> g,
   float* values = w.data();
   const float* gradients = g.data();
   if (mu == 0.0f && !nesterov_) {
-    for_each_element(count, [&](std::ptrdiff_t i) { values[i] -= lr * gradients[i]; });
+    for_each_element(count,
+                     [&](std::ptrdiff_t i) { detail::sgd_step(values[i], gradients[i], lr); });
     return;
   }
   ensure_size(state.momentum, w.size());
   float* m = state.momentum.data();
   if (nesterov_) {
     for_each_element(count, [&](std::ptrdiff_t i) {
-      m[i] = mu * m[i] + gradients[i];
-      values[i] -= lr * (gradients[i] + mu * m[i]);
+      detail::sgd_nesterov_step(values[i], m[i], gradients[i], lr, mu);
     });
   } else {
     for_each_element(count, [&](std::ptrdiff_t i) {
-      m[i] = mu * m[i] + lr * gradients[i];
-      values[i] -= m[i];
+      detail::sgd_momentum_step(values[i], m[i], gradients[i], lr, mu);
     });
   }
 }
@@ -152,9 +143,7 @@ void AdamOptimizer::apply(std::span<float> w, std::span<const float> g,
   ensure_size(state.momentum, w.size());
   ensure_size(state.velocity, w.size());
   if (amsgrad_) ensure_size(state.maximum_velocity, w.size());
-  const double td = static_cast<double>(t);
-  const float lr_t = static_cast<float>(learning_rate() * std::sqrt(1.0 - std::pow(beta2_, td)) /
-                                        (1.0 - std::pow(beta1_, td)));
+  const float lr_t = detail::adam_step_rate(learning_rate(), beta1_, beta2_, t);
   const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
   const float eps = epsilon_;
   float* m = state.momentum.data();
@@ -164,11 +153,10 @@ void AdamOptimizer::apply(std::span<float> w, std::span<const float> g,
   const float* gradients = g.data();
   const auto count = static_cast<std::ptrdiff_t>(w.size());
   for_each_element(count, [&](std::ptrdiff_t i) {
-    m[i] = b1 * m[i] + (1.0f - b1) * gradients[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * gradients[i] * gradients[i];
+    detail::adam_moments(m[i], v[i], gradients[i], b1, b2);
     float u = v[i];
-    if (v_max) u = v_max[i] = std::fmax(v_max[i], v[i]);
-    values[i] -= lr_t * m[i] / (std::sqrt(u) + eps);
+    if (v_max) u = v_max[i] = detail::amsgrad_maximum(v_max[i], v[i]);
+    detail::adam_update(values[i], m[i], u, lr_t, eps);
   });
 }
 
@@ -193,8 +181,7 @@ void RmsPropOptimizer::apply(std::span<float> w, std::span<const float> g,
   const float* gradients = g.data();
   const auto count = static_cast<std::ptrdiff_t>(w.size());
   for_each_element(count, [&](std::ptrdiff_t i) {
-    s[i] = decay * s[i] + (1.0f - decay) * gradients[i] * gradients[i];
-    values[i] -= lr * gradients[i] / (std::sqrt(s[i]) + eps);
+    detail::rmsprop_step(values[i], s[i], gradients[i], lr, decay, eps);
   });
 }
 

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "cnngraph/descriptor.hpp"
-#include "cnngraph/graph.hpp"
 #include "cnngraph/image.hpp"
 #include "cnngraph/loss.hpp"
 #include "cnngraph/nodes.hpp"

@@ -5,6 +5,7 @@
 // (own_convolution.cpp).
 #include <cstdio>
 
+#include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
@@ -298,7 +299,10 @@ std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOpt
   // no engine, or, when autotuning, where it measures faster than the fused plan (a
   // fused graph only gets runtime-fusion engines, the bare one the precompiled kernels too).
   auto bare = planner.plan(false, 0);
-  if (!bare) return fused ? make(fused, bias, fused_post_ops) : nullptr;
+  if (!bare) {
+    if (fused) return make(fused, bias, fused_post_ops);
+    return decline("no cuDNN engine for the convolution");
+  }
   const bool epilogue = bias || !op.post_ops.empty();
   const double bare_rest_ms = epilogue ? pass_ms(out.elements(), context.storage, sums) : 0.0;
   if (!fused) return make(bare, false, 0);

@@ -5,7 +5,8 @@
 // DeviceTrainingBuffers, where an optimizer step or the host (TrainingStyle::cpu) reads them.
 // A fused neuron (the descriptor's) is differentiated first: the forward convolution is run
 // again without it to recover the neuron's input.
-#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/candidates.hpp"
+#include "backends/cuda/convolution_backward.hpp"
 #include "backends/cuda/cudnn_graph.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -18,8 +19,8 @@ class CudnnConvolutionGradient : public Kernel {
   CudnnConvolutionGradient(const ConvolutionGradientOp& op, Context& context)
       : op_(op), context_(context), weights_(device_weights(*op.forward.weights, context)) {}
 
-  // Builds the parts; false when one has no cuDNN engine.
-  bool build(const GraphOptions& options) {
+  // Builds the parts; returns which one has no cuDNN engine, empty when all were built.
+  std::string build(const GraphOptions& options) {
     const ConvolutionOp& forward = op_.forward;
     const std::size_t element = size_of(context_.storage);
     const std::size_t dy_elements = forward.dst_shape.elements();
@@ -28,18 +29,18 @@ class CudnnConvolutionGradient : public Kernel {
       bare_->post_ops.clear();
       bare_->name = forward.name + " (without its neuron, for the gradient)";
       pre_activation_kernel_ = nhwc_convolution(*bare_, options, context_);
-      if (!pre_activation_kernel_) return false;
+      if (!pre_activation_kernel_) return "the forward recomputed without its neuron";
       neuron_ = device_neuron(forward.post_ops[0].neuron, context_, op_.name, keep_);
       pre_activation_ = context_.memory->allocate(dy_elements * element, op_.name + " scratch");
       scaled_dy_ = context_.memory->allocate(dy_elements * element, op_.name + " scratch");
     }
     if (op_.input_gradient) {
       data_plan_ = backward_data_plan(forward, options, context_, *weights_);
-      if (!data_plan_) return false;
+      if (!data_plan_) return "no cuDNN engine for backward data";
     }
     if (op_.parameters) {
       filter_plan_ = backward_filter_plan(forward, options, context_);
-      if (!filter_plan_) return false;
+      if (!filter_plan_) return "no cuDNN engine for backward filter";
       trained_ = device_training_buffers(*forward.weights, context_);
       if (context_.storage != DataType::f32) {
         storage_dw_ = context_.memory->allocate(trained_->weight_count * element,
@@ -52,7 +53,7 @@ class CudnnConvolutionGradient : public Kernel {
             op_.name + " bias gradient");
       }
     }
-    return true;
+    return {};
   }
 
   void run(const KernelArgs& args) override {
@@ -127,7 +128,7 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
   // The descriptor's neuron is the only post-op a gradient's forward carries.
   if (forward.post_ops.size() > 1 ||
       (!forward.post_ops.empty() && forward.post_ops[0].kind != PostOp::Kind::neuron)) {
-    return nullptr;
+    return decline("post-ops besides the descriptor's neuron");
   }
   // cuDNN's backward-filter engines were seen wrong (f32, H100, cuDNN 9) where a window
   // lies wholly in the padding (padding past the kernel's extent): refused, not guessed.
@@ -143,7 +144,7 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
                       "train this node on a CPU device or with less padding");
   }
   auto kernel = std::make_unique<CudnnConvolutionGradient>(op, context);
-  if (!kernel->build(options)) return nullptr;
+  if (std::string missing = kernel->build(options); !missing.empty()) return decline(missing);
   return kernel;
 }
 

@@ -56,6 +56,8 @@ class NchwConvolution : public Kernel {
   std::vector<void*> pointers_;
 };
 
+// Null, without a reason, when no cuDNN engine takes the NCHW form: strict_f32_layout then
+// keeps the NHWC kernel (and its decline, if that declined too).
 std::unique_ptr<Kernel> nchw_convolution(const ConvolutionOp& op, const GraphOptions& options,
                                          Context& context) {
   const ImageShape& in = op.src_shapes[0];

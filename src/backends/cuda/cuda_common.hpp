@@ -22,9 +22,6 @@ void check(cudaError_t status, const std::string& what);
 void check(cudnnStatus_t status, const std::string& what);
 void check(cublasStatus_t status, const std::string& what);
 
-// The element type of images between steps for a precision option.
-DataType storage_type_for(Precision precision);
-
 // Process-wide resources. Destroying a cuDNN or cuBLASLt handle and freeing pinned host
 // memory synchronize the whole device; done while another thread of the process captures a
 // CUDA graph, that crashed the process. So a graph takes its stream and handles from a
@@ -129,10 +126,10 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
 std::size_t pooling_argmax_bytes(const PoolingGradientOp& op);
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, void* argmax, cudaStream_t stream);
-// From diff_dst and the forward dst (the soft-max or log-soft-max itself).
 // dst = src * mask / keep, the mask of kernels/dropout_mask.hpp for the batch at *batch.
 void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
              const void* src, void* dst, std::size_t count, cudaStream_t stream);
+// From diff_dst and the forward dst (the soft-max or log-soft-max itself).
 void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
                       void* diff_src, std::size_t pixels, int channels, cudaStream_t stream);
 // Per-channel sums over NHWC pixels in a fixed order (channel_reduction.cu); `scratch`

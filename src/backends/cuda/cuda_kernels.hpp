@@ -29,8 +29,8 @@ std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  //
 std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&, Context&);
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
-// convolution plus our epilogue kernel when that measures clearly faster. Null when no
-// cuDNN engine takes it.
+// convolution plus our epilogue kernel when that measures clearly faster. Declines (null,
+// with the reason) when no cuDNN engine takes it.
 std::unique_ptr<Kernel> nhwc_convolution(const ConvolutionOp& op, const GraphOptions& options,
                                          Context& context);
 // With autotuning in fp16, a convolution over fewer than 4 channels (a network's stem: 3
@@ -62,20 +62,6 @@ DeviceNeuron device_neuron(const NeuronDescriptor& n, Context& context, const st
 bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
                    bool with_bias, std::size_t first, DeviceEpilogue& e,
                    std::vector<std::shared_ptr<std::byte[]>>& keep);
-
-class Plan;
-// cuDNN's backward-data operation for `forward` (dx from dy and the forward's weights),
-// autotuned and cached like the forward; null when no engine takes it
-// (convolution_transpose.cpp).
-std::shared_ptr<Plan> backward_data_plan(const ConvolutionOp& forward, const GraphOptions& options,
-                                         Context& context, const DeviceWeights& weights);
-void run_backward_data(const Plan& plan, Context& context, const DeviceWeights& weights,
-                       const void* diff_dst, void* diff_src, std::vector<void*>& pointers);
-// cuDNN's backward-filter operation (dw from x and dy, dw in the storage type), likewise.
-std::shared_ptr<Plan> backward_filter_plan(const ConvolutionOp& forward,
-                                           const GraphOptions& options, Context& context);
-void run_backward_filter(const Plan& plan, Context& context, const void* x, void* diff_weights,
-                         const void* diff_dst, std::vector<void*>& pointers);
 
 // A trained convolution's buffers on the device beside its DeviceWeights (the storage-type
 // copy its kernels read): the f32 gradients its weight-gradient kernel leaves, and the f32

@@ -37,17 +37,6 @@ void check(cublasStatus_t status, const std::string& what) {
   throw DeviceError(what + ": cuBLAS status " + std::to_string(static_cast<int>(status)));
 }
 
-DataType storage_type_for(Precision precision) {
-  switch (precision) {
-    case Precision::f16:
-      return DataType::f16;
-    case Precision::bf16:
-      return DataType::bf16;
-    default:
-      return DataType::f32;
-  }
-}
-
 namespace {
 
 std::shared_mutex& capture_mutex() {

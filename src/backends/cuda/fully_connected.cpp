@@ -9,6 +9,7 @@
 
 #include <optional>
 
+#include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -256,16 +257,20 @@ std::unique_ptr<Kernel> make_cublaslt_fully_connected_gradient(const Op& base,
                                                                Context& context) {
   const auto& op = static_cast<const ConvolutionGradientOp&>(base);
   const ConvolutionOp& f = op.forward;
+  if (!f.fully_connected) return decline("not fully connected");
+  if (f.groups != 1) return decline("groups > 1");
+  if (f.sub_pixel != 1) return decline("sub-pixel output");
   // A fused neuron needs the recomputed forward (convolution_gradient.cpp does that).
-  if (!f.fully_connected || f.groups != 1 || f.sub_pixel != 1 || !f.post_ops.empty())
-    return nullptr;
+  if (!f.post_ops.empty()) return decline("a fused neuron");
   return std::make_unique<CublasLtFullyConnectedGradient>(op, options, context);
 }
 
 std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op& base, const GraphOptions& options,
                                                       Context& context) {
   const auto& op = static_cast<const ConvolutionOp&>(base);
-  if (!op.fully_connected || op.groups != 1 || op.sub_pixel != 1) return nullptr;
+  if (!op.fully_connected) return decline("not fully connected");
+  if (op.groups != 1) return decline("groups > 1");
+  if (op.sub_pixel != 1) return decline("sub-pixel output");
   return std::make_unique<CublasLtFullyConnected>(op, options, context);
 }
 

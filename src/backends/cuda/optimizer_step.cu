@@ -8,6 +8,7 @@
 #include "backends/cuda/device_math.cuh"
 #include "backends/cuda/optimizer_step.hpp"
 #include "cnngraph/errors.hpp"
+#include "ops/optimizer_math.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -55,46 +56,39 @@ __global__ void optimizer_step_kernel(const DeviceParameter* parameters, const s
     const int lo = tensor_of(offsets, tensors, e);
     const DeviceParameter& p = parameters[lo];
     const std::size_t i = e - offsets[lo];
-    float g = p.gradients[i] * r.unscale;
     float w = p.values[i];
-    // Pre-processing, as Optimizer::step: clip, rescale, then the regularization term.
-    if (r.clip) g = fminf(fmaxf(g, r.clip_min), r.clip_max);
-    g *= r.rescale;
-    if (r.regularization == RegularizationType::l1) {
-      g += r.regularization_scale * float((w > 0.0f) - (w < 0.0f));
-    } else if (r.regularization == RegularizationType::l2) {
-      g += r.regularization_scale * w;
-    }
+    // Pre-processing, as Optimizer::step (after the loss scale's inverse).
+    const float g = preprocessed_gradient(p.gradients[i] * r.unscale, w, r.preprocessing);
     switch (r.kind) {
       case Kind::sgd:
-        w -= r.learning_rate * g;
+        sgd_step(w, g, r.learning_rate);
         break;
       case Kind::sgd_momentum: {
-        const float m = r.momentum * p.momentum[i] + r.learning_rate * g;
+        float m = p.momentum[i];
+        sgd_momentum_step(w, m, g, r.learning_rate, r.momentum);
         p.momentum[i] = m;
-        w -= m;
         break;
       }
       case Kind::sgd_nesterov: {
-        const float m = r.momentum * p.momentum[i] + g;
+        float m = p.momentum[i];
+        sgd_nesterov_step(w, m, g, r.learning_rate, r.momentum);
         p.momentum[i] = m;
-        w -= r.learning_rate * (g + r.momentum * m);
         break;
       }
       case Kind::adam: {
-        const float m = r.beta1 * p.momentum[i] + (1.0f - r.beta1) * g;
-        const float v = r.beta2 * p.velocity[i] + (1.0f - r.beta2) * g * g;
+        float m = p.momentum[i], v = p.velocity[i];
+        adam_moments(m, v, g, r.beta1, r.beta2);
         p.momentum[i] = m;
         p.velocity[i] = v;
         float u = v;
-        if (r.amsgrad) u = p.maximum_velocity[i] = fmaxf(p.maximum_velocity[i], v);
-        w -= r.learning_rate * m / (sqrtf(u) + r.epsilon);
+        if (r.amsgrad) u = p.maximum_velocity[i] = amsgrad_maximum(p.maximum_velocity[i], v);
+        adam_update(w, m, u, r.learning_rate, r.epsilon);
         break;
       }
       case Kind::rmsprop: {
-        const float s = r.decay * p.velocity[i] + (1.0f - r.decay) * g * g;
+        float s = p.velocity[i];
+        rmsprop_step(w, s, g, r.learning_rate, r.decay, r.epsilon);
         p.velocity[i] = s;
-        w -= r.learning_rate * g / (sqrtf(s) + r.epsilon);
         break;
       }
     }
@@ -109,12 +103,7 @@ DeviceStepRule device_step_rule(const Optimizer& optimizer, std::uint64_t time_s
   DeviceStepRule r;
   const OptimizerDescriptor& d = optimizer.descriptor();
   r.learning_rate = d.learning_rate;
-  r.clip = d.apply_gradient_clipping;
-  r.clip_min = d.gradient_clip_min;
-  r.clip_max = d.gradient_clip_max;
-  r.rescale = d.gradient_rescale;
-  r.regularization = d.regularization_type;
-  r.regularization_scale = d.regularization_scale;
+  r.preprocessing = gradient_preprocessing(d);
   if (const auto* sgd = dynamic_cast<const SgdOptimizer*>(&optimizer)) {
     r.momentum = sgd->momentum();
     r.kind = sgd->nesterov()           ? Kind::sgd_nesterov
@@ -126,11 +115,7 @@ DeviceStepRule device_step_rule(const Optimizer& optimizer, std::uint64_t time_s
     r.beta1 = static_cast<float>(adam->beta1());
     r.beta2 = static_cast<float>(adam->beta2());
     r.epsilon = adam->epsilon();
-    // The step's bias-corrected rate, in double as on the host.
-    const double t = static_cast<double>(time_step);
-    r.learning_rate =
-        static_cast<float>(d.learning_rate * std::sqrt(1.0 - std::pow(adam->beta2(), t)) /
-                           (1.0 - std::pow(adam->beta1(), t)));
+    r.learning_rate = adam_step_rate(d.learning_rate, adam->beta1(), adam->beta2(), time_step);
   } else if (const auto* rms = dynamic_cast<const RmsPropOptimizer*>(&optimizer)) {
     r.kind = Kind::rmsprop;
     r.decay = static_cast<float>(rms->decay());

@@ -2,7 +2,7 @@
 // gradient pre-processing (clip, rescale, L1/L2) fused with the rule (SGD with momentum or
 // Nesterov, Adam or AMSGrad, RMSProp), fp32 master values and moments in device memory,
 // and, where the graph computes in 16 bits, the values' storage-type copy written in the
-// same pass. The formulas are those of src/kernels/optimizers.cpp, in the same order.
+// same pass. The formulas are ops/optimizer_math.hpp's, as for the host optimizers.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +15,7 @@
 #include "backends/device_memory.hpp"
 #include "cnngraph/image.hpp"
 #include "cnngraph/optimizer.hpp"
+#include "ops/optimizer_math.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -36,10 +37,7 @@ struct DeviceStepRule {
   bool amsgrad = false;
   float learning_rate = 0;  // Adam: lr_t, the step's bias-corrected rate
   float momentum = 0, beta1 = 0, beta2 = 0, decay = 0, epsilon = 0;
-  bool clip = false;
-  float clip_min = 0, clip_max = 0, rescale = 1;
-  RegularizationType regularization = RegularizationType::none;
-  float regularization_scale = 0;
+  GradientPreprocessing preprocessing;
   float unscale = 1;  // applied to the gradients first (the inverse loss scale)
 };
 

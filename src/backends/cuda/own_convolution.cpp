@@ -1,6 +1,7 @@
 // Our own convolution kernels (the .cu launchers): the depthwise kernel, where cuDNN's
 // grouped NHWC engines are slow, and the direct kernel for what no cuDNN engine takes
 // (e.g. padding cuDNN cannot express). The sub-pixel shuffle follows where the op has one.
+#include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -70,8 +71,10 @@ std::unique_ptr<Kernel> make_depthwise_convolution(const Op& base, const GraphOp
   // The kernel's index math is 32-bit; larger images go to cuDNN.
   const bool fits =
       op.src_shapes[0].elements() < (1u << 31) && op.convolution_shape().elements() < (1u << 31);
+  if (!depthwise) return decline("not depthwise");
+  if (!fits) return decline("2^31 elements or more (32-bit index math)");
   // Its weights are a rearranged copy, which training on the device would not update.
-  if (!depthwise || !fits || op.weights->trained) return nullptr;
+  if (op.weights->trained) return decline("trained weights");
   return std::make_unique<OwnConvolution>(op, context, true);
 }
 

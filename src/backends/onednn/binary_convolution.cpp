@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #endif
 
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_common.hpp"
 #include "backends/reference/reference_backend.hpp"
 #include "kernels/popcount_dot.hpp"
@@ -324,12 +325,15 @@ class BinaryConvolutionGradient : public Kernel {
  public:
   static std::unique_ptr<Kernel> make(const BinaryConvolutionGradientOp& op,
                                       const GraphOptions& options) {
-    if (op.forward.beta_scaling) return nullptr;  // the reference kernel takes it
+    if (op.forward.beta_scaling) return decline("beta scaling");
     auto kernel = std::unique_ptr<BinaryConvolutionGradient>(new BinaryConvolutionGradient(op));
     kernel->input_kernel_ = make_convolution_gradient(kernel->input_op_, options);
-    if (op.parameters)
+    if (!kernel->input_kernel_) return decline_part("its input gradient's convolution gradient");
+    if (op.parameters) {
       kernel->weights_kernel_ = make_convolution_gradient(kernel->weights_op_, options);
-    if (!kernel->input_kernel_ || (op.parameters && !kernel->weights_kernel_)) return nullptr;
+      if (!kernel->weights_kernel_)
+        return decline_part("its weight gradient's convolution gradient");
+    }
     return kernel;
   }
 
@@ -445,10 +449,11 @@ std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions
   const auto& binary = static_cast<const BinaryConvolutionOp&>(op);
   if (binary.type != BinaryConvolutionType::binary_weights)
     return std::make_unique<BitPackedBinaryConvolution>(binary);
-  if (binary.beta_scaling || !binary.terms.input_bias.empty() || !binary.terms.input_scale.empty())
-    return nullptr;  // the reference kernel takes it
+  if (binary.beta_scaling) return decline("beta scaling");
+  if (!binary.terms.input_bias.empty() || !binary.terms.input_scale.empty())
+    return decline("an input bias or input scale");
   auto folded = std::make_unique<FoldedBinaryWeights>(binary, options);
-  if (!folded->valid()) return nullptr;
+  if (!folded->valid()) return decline_part("its folded convolution");
   return folded;
 }
 

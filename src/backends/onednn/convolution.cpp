@@ -3,6 +3,7 @@
 // weights, so every plan of a graph (one per batch size) shares them.
 #include <cstring>
 
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_common.hpp"
 #include "backends/reference/reference_backend.hpp"
 #include "ops/neuron_math.hpp"
@@ -31,10 +32,11 @@ std::optional<dnnl::post_ops> make_post_ops(const ConvolutionOp& op) {
 
 class OnednnConvolution : public Kernel {
  public:
-  // Returns null when oneDNN cannot take this op as planned (the next candidate runs it).
+  // Declines when oneDNN cannot take this op as planned (the next candidate runs it).
   static std::unique_ptr<Kernel> make(const ConvolutionOp& op, bool bf16) {
     const int pad_limit = -std::min(op.x.stride, op.y.stride);
-    if (op.x.pad_after <= pad_limit || op.y.pad_after <= pad_limit) return nullptr;
+    if (op.x.pad_after <= pad_limit || op.y.pad_after <= pad_limit)
+      return decline("a crop (negative pad_after) of a whole stride or more");
     auto post_ops = make_post_ops(op);
     dnnl::primitive_attr attr;
     if (post_ops) attr.set_post_ops(*post_ops);
@@ -59,7 +61,7 @@ class OnednnConvolution : public Kernel {
         dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src_md,
                                                weights_any, bias_md, fc_dst);
         dnnl::inner_product_forward::primitive_desc pd(desc, attr, cpu_engine());
-        if (!kernel->accept(pd, bf16)) return nullptr;
+        if (!kernel->accept(pd, bf16)) return kernel->decline_reference();
         kernel->primitive_ = dnnl::inner_product_forward(pd);
         kernel->bind(pd.weights_desc(), user_weights_md, fc_dst, src, bf16);
       } else {
@@ -77,12 +79,12 @@ class OnednnConvolution : public Kernel {
             {op.dilation_y - 1, op.dilation_x - 1}, {op.y.pad_before, op.x.pad_before},
             {std::max(0, op.y.pad_after), std::max(0, op.x.pad_after)});
         dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
-        if (!kernel->accept(pd, bf16)) return nullptr;
+        if (!kernel->accept(pd, bf16)) return kernel->decline_reference();
         kernel->primitive_ = dnnl::convolution_forward(pd);
         kernel->bind(pd.weights_desc(), user_weights_md, dst_md, src, bf16);
       }
-    } catch (const dnnl::error&) {
-      return nullptr;  // oneDNN has no implementation for this case
+    } catch (const dnnl::error& e) {
+      return decline(std::string("no oneDNN primitive: ") + e.what());
     }
     kernel->bias_ = memory(bias_md, cpu_engine(), const_cast<float*>(op.weights->bias.data()));
     kernel->wanted_weights_ = kernel->weights_.get_desc();
@@ -127,6 +129,9 @@ class OnednnConvolution : public Kernel {
     name_ = implementation_name(pd) + (bf16 ? " bf16" : "");
     return !bf16 || name_.find("ref") == std::string::npos;
   }
+  std::unique_ptr<Kernel> decline_reference() const {
+    return decline("bf16 only through oneDNN's reference code (" + name_ + ")");
+  }
 
   void bind(const memory::desc& wanted_weights, const memory::desc& user_weights,
             const memory::desc& dst_md, const ImageShape& src, bool bf16) {
@@ -170,7 +175,7 @@ class OnednnConvolution : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> make_convolution_bf16(const Op& op, const GraphOptions& options) {
-  if (options.precision != Precision::bf16) return nullptr;
+  if (options.precision != Precision::bf16) return decline("precision is not bf16");
   return OnednnConvolution::make(static_cast<const ConvolutionOp&>(op), true);
 }
 

@@ -1,6 +1,7 @@
 // oneDNN convolution and inner-product gradients: backward data into diff_src, backward
 // weights into the trained node's gradient state. Variants oneDNN has no primitive for (a
 // descriptor's fused neuron, sub-pixel) fall through to the reference kernel.
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_common.hpp"
 #include "backends/reference/reference_backend.hpp"
 
@@ -15,14 +16,16 @@ class OnednnConvolutionGradient : public Kernel {
  public:
   static std::unique_ptr<Kernel> make(const ConvolutionGradientOp& op) {
     const ConvolutionOp& f = op.forward;
-    if (!f.post_ops.empty() || f.sub_pixel != 1) return nullptr;
+    if (!f.post_ops.empty()) return decline("a fused neuron");
+    if (f.sub_pixel != 1) return decline("sub-pixel output");
     const int pad_limit = -std::min(f.x.stride, f.y.stride);
-    if (f.x.pad_after <= pad_limit || f.y.pad_after <= pad_limit) return nullptr;
+    if (f.x.pad_after <= pad_limit || f.y.pad_after <= pad_limit)
+      return decline("a crop (negative pad_after) of a whole stride or more");
     auto kernel = std::unique_ptr<OnednnConvolutionGradient>(new OnednnConvolutionGradient(op));
     try {
       kernel->build();
-    } catch (const dnnl::error&) {
-      return nullptr;
+    } catch (const dnnl::error& e) {
+      return decline(std::string("no oneDNN primitive: ") + e.what());
     }
     return kernel;
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_common.hpp"
 #include "ops/cross_channel_normalization.hpp"
 
@@ -105,13 +106,15 @@ void gradient(const CrossChannelNormalizationOp& op, const KernelArgs& args) {
 }  // namespace
 
 std::unique_ptr<Kernel> make_cross_channel_normalization(const Op& op, const GraphOptions&) {
-  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial) return nullptr;  // reference
+  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial)
+    return decline("spatial normalization");
   return function_kernel<CrossChannelNormalizationOp>(op, "onednn:cross_channel_normalization_loop",
                                                       forward);
 }
 std::unique_ptr<Kernel> make_cross_channel_normalization_gradient(const Op& op,
                                                                   const GraphOptions&) {
-  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial) return nullptr;  // reference
+  if (static_cast<const CrossChannelNormalizationOp&>(op).spatial)
+    return decline("spatial normalization");
   return function_kernel<CrossChannelNormalizationOp>(
       op, "onednn:cross_channel_normalization_gradient_loop", gradient);
 }

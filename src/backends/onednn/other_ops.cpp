@@ -2,6 +2,7 @@
 // softmax; plain loops where a primitive would add nothing (affine batch norm, reshape).
 #include <cstring>
 
+#include "backends/candidates.hpp"
 #include "backends/onednn/onednn_common.hpp"
 #include "ops/neuron_math.hpp"
 
@@ -50,7 +51,8 @@ std::unique_ptr<Kernel> make_neuron(const Op& op, const GraphOptions&) {
 std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&) {
   const auto& pool = static_cast<const PoolingOp&>(op);
   const int pad_limit = -std::min(pool.x.stride, pool.y.stride);
-  if (pool.x.pad_after <= pad_limit || pool.y.pad_after <= pad_limit) return nullptr;
+  if (pool.x.pad_after <= pad_limit || pool.y.pad_after <= pad_limit)
+    return decline("a crop (negative pad_after) of a whole stride or more");
   // Out-of-image pixels are left out of both max and average (MPS's clamp edge mode).
   const algorithm alg = pool.type == PoolingType::max ? algorithm::pooling_max
                                                       : algorithm::pooling_avg_exclude_padding;
@@ -62,8 +64,8 @@ std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&) {
         {std::max(0, pool.y.pad_after), std::max(0, pool.x.pad_after)});
     dnnl::pooling_forward::primitive_desc pd(desc, cpu_engine());
     return primitive_kernel<decltype(pd), dnnl::pooling_forward>(pd, {src}, {DNNL_ARG_SRC}, dst);
-  } catch (const dnnl::error&) {
-    return nullptr;
+  } catch (const dnnl::error& e) {
+    return decline(std::string("no oneDNN primitive: ") + e.what());
   }
 }
 
