@@ -206,8 +206,8 @@ std::shared_ptr<FilterNode> build_op(const ProblemString& p, OpGraph& graph, std
   }
   if (op == "tconv") {
     const ConvolutionDescriptor d = descriptor_of(p);
-    auto node = std::make_shared<ConvolutionTransposeNode>(x(0), nullptr,
-                                                           weights_of(p, d, graph, rng));
+    auto node =
+        std::make_shared<ConvolutionTransposeNode>(x(0), nullptr, weights_of(p, d, graph, rng));
     node->padding_policy = padding_of(p, node->padding_policy);
     set_training_style(p, *node);
     return node;
@@ -215,10 +215,11 @@ std::shared_ptr<FilterNode> build_op(const ProblemString& p, OpGraph& graph, std
   if (op == "binconv") {
     const ConvolutionDescriptor d = descriptor_of(p);
     const std::string type_name = p.option_or("type", "xnor");
-    const BinaryConvolutionType type = type_name == "xnor"      ? BinaryConvolutionType::xnor
-                                       : type_name == "and"     ? BinaryConvolutionType::and_
-                                       : type_name == "weights" ? BinaryConvolutionType::binary_weights
-                                                                : (bad(p, "binary type"), BinaryConvolutionType::xnor);
+    const BinaryConvolutionType type = type_name == "xnor"  ? BinaryConvolutionType::xnor
+                                       : type_name == "and" ? BinaryConvolutionType::and_
+                                       : type_name == "weights"
+                                           ? BinaryConvolutionType::binary_weights
+                                           : (bad(p, "binary type"), BinaryConvolutionType::xnor);
     auto weights = weights_of(p, d, graph, rng);
     BinaryConvolutionTerms terms;
     if (p.flag("terms")) {
@@ -311,8 +312,7 @@ OpGraph build_problem(const ProblemString& p, std::mt19937& rng) {
   }
   for (std::size_t i = 0; i < channels.size(); ++i) {
     graph.sources.push_back(std::make_shared<ImageNode>("x" + std::to_string(i)));
-    graph.inputs.push_back(
-        input_image(p, {p.dim('n'), p.dim('h'), p.dim('w'), channels[i]}, rng));
+    graph.inputs.push_back(input_image(p, {p.dim('n'), p.dim('h'), p.dim('w'), channels[i]}, rng));
   }
   graph.node = build_op(p, graph, rng);
   // The nodes that follow: +bn, +add (the op's first source), +<neuron>.
@@ -320,11 +320,13 @@ OpGraph build_problem(const ProblemString& p, std::mt19937& rng) {
     auto last = graph.node->result_image();
     if (word == "bn") {
       const int k = p.dim('k', p.dim('c'));
-      graph.node = std::make_shared<BatchNormalizationNode>(last, random_batch_normalization(k, rng));
+      graph.node =
+          std::make_shared<BatchNormalizationNode>(last, random_batch_normalization(k, rng));
     } else if (word == "add") {
       graph.node = std::make_shared<AdditionNode>(last, graph.sources[0]);
     } else if (neuron_type_named(word)) {
-      graph.node = std::make_shared<NeuronNode>(last, neuron_of(word, value, p.dim('k', p.dim('c'))));
+      graph.node =
+          std::make_shared<NeuronNode>(last, neuron_of(word, value, p.dim('k', p.dim('c'))));
     } else {
       bad(p, "unknown node '+" + word + "'");
     }
@@ -388,7 +390,7 @@ std::vector<OpCase> make_cases() {
     for (const ConvCase& c : random_convolution_cases(16, 77)) add(conv_problem(c), 2e-5, 1e-4);
   }
   add("conv n2 c4 h11 w14 k6 r2x3 s1x3 d2x1 pad=same", 2e-5);  // asymmetric stride, dilation
-  add("conv n2 c32 h9 w9 k16 r3 pad=same", 2e-5);             // the bf16 convolution
+  add("conv n2 c32 h9 w9 k16 r3 pad=same", 2e-5);              // the bf16 convolution
   add("conv n2 c8 h7 w5 k16 r3 d2 g8 pad=same", 2e-5);         // depthwise, dilated
   add("conv n3 c12 h11 w13 k12 r5x3 s2 d2x1 g12 pad=same relu_n=0,0.5", 2e-5);
   add("conv n2 c3 h6 w7 k4 r3 pad=same bn", 2e-5);  // the descriptor's batch norm, folded
@@ -446,8 +448,8 @@ std::vector<OpCase> make_cases() {
     struct Shape {
       int c, k, g, s;
     };
-    for (const Shape s : {Shape{70, 24, 1, 1}, Shape{64, 20, 1, 2}, Shape{128, 18, 2, 1},
-                          Shape{80, 12, 2, 2}})
+    for (const Shape s :
+         {Shape{70, 24, 1, 1}, Shape{64, 20, 1, 2}, Shape{128, 18, 2, 1}, Shape{80, 12, 2, 2}})
       for (const char* type : {"xnor", "and", "weights"})
         for (const char* beta : {"", " beta"})
           add("binconv" + shape_dims(2, s.c, 8, 9) + " k" + std::to_string(s.k) + " r3 s" +
@@ -487,10 +489,9 @@ std::vector<OpCase> make_cases() {
       neuron(shape_dims(2, 4, 3, 5), n, -1);
     // neuron_cases.hpp's parameters (for extreme inputs there), here over [-1, 1].
     for (const NeuronDescriptor& n : extreme_neuron_cases()) neuron(shape_dims(2, 1, 3, 5), n, -1);
-    for (const NeuronType type :
-         {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh, NeuronType::elu,
-          NeuronType::soft_plus, NeuronType::hard_sigmoid, NeuronType::gelu, NeuronType::relu_n,
-          NeuronType::absolute})
+    for (const NeuronType type : {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh,
+                                  NeuronType::elu, NeuronType::soft_plus, NeuronType::hard_sigmoid,
+                                  NeuronType::gelu, NeuronType::relu_n, NeuronType::absolute})
       neuron(shape_dims(3, 10, 9, 7), NeuronDescriptor::make(type), -1);
     // Gradients.
     for (const NeuronDescriptor& n :
@@ -506,7 +507,9 @@ std::vector<OpCase> make_cases() {
   // maximum).
   {
     std::mt19937 rng(2);
-    const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    const auto pick = [&](int lo, int hi) {
+      return std::uniform_int_distribution<int>(lo, hi)(rng);
+    };
     for (int i = 0; i < 30; ++i) {
       const char* type = i % 2 ? "maxpool" : "avgpool";
       const int kw = pick(1, 4), kh = pick(1, 4), sx = pick(1, 3), sy = pick(1, 3);

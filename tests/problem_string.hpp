@@ -27,7 +27,7 @@ struct ProblemString {
   std::string op;
   std::map<char, std::pair<int, int>> dims;  // letter -> (first, second); second = first if single
   std::vector<std::pair<std::string, std::string>> options;  // in order
-  std::vector<std::string> flags;                              // in order
+  std::vector<std::string> flags;                            // in order
   std::vector<std::pair<std::string, std::string>> post;     // +word[=value], in order
 
   bool has(char dim) const { return dims.count(dim) != 0; }
@@ -69,8 +69,7 @@ struct ProblemString {
     const std::string order = "nchwkrsdg";
     const auto put_dim = [&](char letter, const std::pair<int, int>& v) {
       out += " " + std::string(1, letter) + std::to_string(v.first);
-      if (v.second != v.first)
-        out += "x" + std::to_string(v.second);
+      if (v.second != v.first) out += "x" + std::to_string(v.second);
     };
     for (char letter : order)
       if (has(letter)) put_dim(letter, dims.at(letter));
@@ -134,8 +133,8 @@ inline ProblemString parse_problem(const std::string& line) {
       const int first = to_int(rest.substr(0, x), token);
       const int second = x == std::string::npos ? first : to_int(rest.substr(x + 1), token);
       if (!p.dims.emplace(token[0], std::pair{first, second}).second)
-        throw std::invalid_argument("dimension '" + std::string(1, token[0]) + "' given twice in '" +
-                                    line + "'");
+        throw std::invalid_argument("dimension '" + std::string(1, token[0]) +
+                                    "' given twice in '" + line + "'");
       continue;
     }
     p.flags.push_back(token);
