@@ -68,17 +68,6 @@ PaddingPolicy padding_of(const ProblemString& p, const PaddingPolicy& fallback) 
   return policy;
 }
 
-std::string padding_token(const PaddingPolicy& policy) {
-  const char* sizes[] = {"valid", "same", "full"};
-  std::string text = "pad=" + std::string(sizes[static_cast<int>(policy.size)]);
-  const char* alignments[] = {"c", "tl", "br"};
-  if (policy.alignment != PaddingAlignment::centered ||
-      policy.remainder != PaddingRemainder::top_left)
-    text += "/" + std::string(alignments[static_cast<int>(policy.alignment)]);
-  if (policy.remainder != PaddingRemainder::top_left) text += "/br";
-  return text;
-}
-
 std::optional<NeuronType> neuron_type_named(const std::string& name) {
   for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t)
     if (to_string(static_cast<NeuronType>(t)) == name) return static_cast<NeuronType>(t);
@@ -354,15 +343,6 @@ double OpCase::tolerance(DeviceKind device, Precision precision, bool gradient) 
 
 namespace {
 
-std::string conv_problem(const ConvCase& c) {
-  return "conv n" + std::to_string(c.batch) + " c" + std::to_string(c.in_channels) + " h" +
-         std::to_string(c.height) + " w" + std::to_string(c.width) + " k" +
-         std::to_string(c.out_channels) + " r" + std::to_string(c.kernel_h) + "x" +
-         std::to_string(c.kernel_w) + " s" + std::to_string(c.stride) + " d" +
-         std::to_string(c.dilation) + " g" + std::to_string(c.groups) + " " +
-         padding_token(c.padding);
-}
-
 std::string shape_dims(int n, int c, int h, int w) {
   return " n" + std::to_string(n) + " c" + std::to_string(c) + " h" + std::to_string(h) + " w" +
          std::to_string(w);
@@ -385,9 +365,9 @@ std::vector<OpCase> make_cases() {
   {
     int i = 0;
     for (const ConvCase& c : random_convolution_cases(24, 2024))
-      add(conv_problem(c) + (i++ % 2 ? " relu" : ""), 2e-5);
+      add(c.name() + (i++ % 2 ? " relu" : ""), 2e-5);
     // Input gradients (backward data) on other random descriptors.
-    for (const ConvCase& c : random_convolution_cases(16, 77)) add(conv_problem(c), 2e-5, 1e-4);
+    for (const ConvCase& c : random_convolution_cases(16, 77)) add(c.name(), 2e-5, 1e-4);
   }
   add("conv n2 c4 h11 w14 k6 r2x3 s1x3 d2x1 pad=same", 2e-5);  // asymmetric stride, dilation
   add("conv n2 c32 h9 w9 k16 r3 pad=same", 2e-5);              // the bf16 convolution
