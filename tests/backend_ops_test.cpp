@@ -5,6 +5,8 @@
 // per-op tests). Test names: <backend>_<precision>_<problem string>.
 #include <cctype>
 #include <cstdint>
+#include <fstream>
+#include <stdexcept>
 
 #include "cuda_support.hpp"
 #include "gradient_support.hpp"
@@ -124,3 +126,60 @@ INSTANTIATE_TEST_SUITE_P(EveryCase, BackendOps, ::testing::ValuesIn(every_backen
                          [](const ::testing::TestParamInfo<BackendCase>& info) {
                            return test_name(info.param);
                          });
+
+TEST(ProblemString, ReadsALabelDimensionsOptionsFlagsAndFollowingNodes) {
+  const ProblemString p =
+      parse_problem("stem: conv n2 c5 h9 w7 k6 r3x5 s2 g1 pad=same/c/br relu=0.1 nobias +bn +add");
+  EXPECT_EQ(p.label, "stem");
+  EXPECT_EQ(p.op, "conv");
+  EXPECT_EQ(p.dim('n'), 2);
+  EXPECT_EQ(p.dim2('r', {1, 1}), (std::pair{3, 5}));
+  EXPECT_EQ(p.dim2('s', {1, 1}), (std::pair{2, 2}));
+  EXPECT_EQ(p.dim('d', 1), 1);
+  EXPECT_EQ(p.option_or("pad", ""), "same/c/br");
+  EXPECT_EQ(p.number_or("relu", 0), 0.1);
+  EXPECT_TRUE(p.flag("nobias"));
+  ASSERT_EQ(p.post.size(), 2u);
+  EXPECT_EQ(p.post[1].first, "add");
+  // A colon inside a value is no label.
+  EXPECT_EQ(parse_problem("binconv n1 c3 h4 w4 k2 x=-1.5:1.5").label, "");
+}
+
+TEST(ProblemString, EveryCaseIsWrittenInCanonicalOrderAndBuilds) {
+  for (const OpCase& c : op_cases()) {
+    EXPECT_EQ(parse_problem(c.problem).text(), c.problem);
+    std::mt19937 rng(1);
+    EXPECT_NO_THROW(c.build(rng)) << c.problem;
+  }
+}
+
+TEST(ProblemString, BadTokensAndUnknownOpsAreClearErrors) {
+  for (const char* bad : {"", "label:", "conv n2 n3", "conv n2x", "conv =3", "conv +"}) {
+    EXPECT_THROW(parse_problem(bad), std::invalid_argument) << bad;
+  }
+  std::mt19937 rng(1);
+  try {
+    build_problem(parse_problem("convolve n1 c1 h1 w1"), rng);
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("convolve"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(build_problem(parse_problem("conv n1 c2 h3 w3 k2 pad=sideways"), rng),
+               std::invalid_argument);
+  EXPECT_THROW(parse_problem("neuron n1 h1 w1").dim('c'), std::invalid_argument);
+}
+
+TEST(ProblemString, TheBenchmarksCaseFilesAreLabelledProblems) {
+  for (const char* name :
+       {"conv_cpu_cases.txt", "conv_cuda_cases.txt", "conv_cuda_stem_cases.txt", "lrn_cases.txt"}) {
+    std::ifstream in(std::string(CNNGRAPH_SOURCE_DIR) + "/bench/" + name);
+    ASSERT_TRUE(in) << name;
+    const auto problems = read_problem_lines(in);
+    EXPECT_GE(problems.size(), 3u) << name;
+    for (const ProblemString& p : problems) {
+      EXPECT_FALSE(p.label.empty()) << name << ": " << p.text();
+      EXPECT_EQ(p.op, std::string(name).rfind("lrn", 0) == 0 ? "lrn" : "conv") << name;
+      for (const char dim : {'n', 'c', 'h', 'w'}) EXPECT_TRUE(p.has(dim)) << p.text();
+    }
+  }
+}

@@ -529,10 +529,10 @@ std::vector<OpCase> make_cases() {
   add("lrn n2 c11 h4 w5 size=5", 1e-5, 1e-5);
   add("lrn n2 c11 h4 w5 size=4", 1e-5, 1e-5);
   // Spatial normalization.
-  add("spatial_lrn n2 c3 h5 w6 r3x3 alpha=1 beta=5 delta=1", 1e-5, 1e-5);
+  add("spatial_lrn n2 c3 h5 w6 r3 alpha=1 beta=5 delta=1", 1e-5, 1e-5);
   add("spatial_lrn n1 c2 h4 w7 r4x2 alpha=0.5 beta=0.75 delta=2", 1e-5, 1e-5);
   add("spatial_lrn n3 c1 h3 w3 r1x5 alpha=2 beta=1.5 delta=1", 1e-5, 1e-5);
-  add("spatial_lrn n3 c10 h9 w7 r3x3", 1e-5);
+  add("spatial_lrn n3 c10 h9 w7 r3", 1e-5);
   add("spatial_lrn n2 c3 h6 w7 r2x3", 1e-5, 1e-5);
 
   // Soft-max and log-soft-max over channels (exp and log in f32: 1e-5).

@@ -72,9 +72,10 @@ std::string padding_token(const PaddingPolicy& policy) {
 std::string ConvCase::name() const {
   return "conv n" + std::to_string(batch) + " c" + std::to_string(in_channels) + " h" +
          std::to_string(height) + " w" + std::to_string(width) + " k" +
-         std::to_string(out_channels) + " r" + std::to_string(kernel_h) + "x" +
-         std::to_string(kernel_w) + " s" + std::to_string(stride) + " d" +
-         std::to_string(dilation) + " g" + std::to_string(groups) + " " + padding_token(padding);
+         std::to_string(out_channels) + " r" + std::to_string(kernel_h) +
+         (kernel_w == kernel_h ? "" : "x" + std::to_string(kernel_w)) + " s" +
+         std::to_string(stride) + " d" + std::to_string(dilation) + " g" + std::to_string(groups) +
+         " " + padding_token(padding);
 }
 
 std::vector<ConvCase> random_convolution_cases(int count, unsigned seed) {
