@@ -62,7 +62,7 @@ struct ProblemString {
     return v ? std::stod(*v) : fallback;
   }
 
-  // The problem written back in canonical order: op, dimensions (n c h w k r s d g, then any
+  // The problem (without its label) in canonical order: op, dimensions (n c h w k r s d g, then any
   // others), options, flags, post nodes. Parsing text() gives the same problem.
   std::string text() const {
     std::string out = op;
