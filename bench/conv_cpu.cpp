@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "problem_string.hpp"
 #include "timing.hpp"
 
 namespace {
@@ -30,18 +31,22 @@ struct Case {
   }
 };
 
+// Lines "name: conv n.. c.. h.. w.. k.. r.. s.. g.. pad=same" (docs/testing.md): square
+// kernels and strides, same padding, which the oneDNN primitives here are made for.
 std::vector<Case> read_cases(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
   std::vector<Case> cases;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    Case c;
-    fields >> c.name >> c.batch >> c.channels >> c.height >> c.width >> c.out_channels >>
-        c.kernel >> c.stride >> c.groups;
-    cases.push_back(c);
+  for (const auto& p : cnngraph::testing::read_problem_lines(in)) {
+    const auto [kh, kw] = p.dim2('r', {1, 1});
+    const auto [sy, sx] = p.dim2('s', {1, 1});
+    if (p.op != "conv" || p.label.empty() || kh != kw || sy != sx || p.dim('d', 1) != 1 ||
+        p.option_or("pad", "same") != "same")
+      throw std::runtime_error(path + ": '" + p.text() +
+                               "' is not a labelled conv with square kernel and stride, no "
+                               "dilation, pad=same");
+    cases.push_back({p.label, p.dim('n'), p.dim('c'), p.dim('h'), p.dim('w'), p.dim('k'), kh, sy,
+                     p.dim('g', 1)});
   }
   return cases;
 }

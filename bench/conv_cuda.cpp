@@ -19,7 +19,9 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "problem_string.hpp"
 #include "timing.hpp"
 
 using namespace cnngraph;
@@ -36,17 +38,24 @@ struct Case {
   }
 };
 
+// Lines "name: conv n.. c.. h.. w.. k.. r.. s.. d.. g.. pad=same" (docs/testing.md): square
+// odd kernels, square strides and dilations; same padding is then PyTorch's symmetric
+// padding of dilation * (r - 1) / 2 pixels.
 std::vector<Case> read_cases(const std::string& path) {
   std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
   std::vector<Case> cases;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream s(line);
-    Case c;
-    s >> c.name >> c.n >> c.c >> c.h >> c.w >> c.k >> c.r >> c.stride >> c.pad >> c.dilation >>
-        c.groups;
-    cases.push_back(c);
+  for (const auto& p : cnngraph::testing::read_problem_lines(in)) {
+    const auto [kh, kw] = p.dim2('r', {1, 1});
+    const auto [sy, sx] = p.dim2('s', {1, 1});
+    const auto [dy, dx] = p.dim2('d', {1, 1});
+    if (p.op != "conv" || p.label.empty() || kh != kw || kh % 2 == 0 || sy != sx || dy != dx ||
+        p.option_or("pad", "same") != "same")
+      throw std::runtime_error(path + ": '" + p.text() +
+                               "' is not a labelled conv with an odd square kernel, square "
+                               "stride and dilation, pad=same");
+    cases.push_back({p.label, p.dim('n'), p.dim('c'), p.dim('h'), p.dim('w'), p.dim('k'), kh, sy,
+                     dy * (kh - 1) / 2, dy, p.dim('g', 1)});
   }
   return cases;
 }
@@ -99,8 +108,11 @@ int main(int argc, char** argv) {
     else if (a == "--backward")
       backward = true;
   }
+  // Read first: a bad case file is an error on any machine.
+  const std::vector<Case> cases = read_cases(cases_path);
   if (Device::cuda_device_count() == 0) {
-    std::cout << "{\"skipped\": \"conv_cuda: no CUDA GPU on this machine\"}\n";
+    std::cout << "{\"skipped\": \"conv_cuda: no CUDA GPU on this machine\", \"cases\": "
+              << cases.size() << "}\n";
     return 0;
   }
   const auto torch_ms =
@@ -113,7 +125,7 @@ int main(int argc, char** argv) {
   std::map<std::string, double> min_ratio;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (const Case& c : read_cases(cases_path)) {
+  for (const Case& c : cases) {
     ConvolutionDescriptor d(c.r, c.r, c.c, c.k);
     d.stride_x = d.stride_y = c.stride;
     d.dilation_x = d.dilation_y = c.dilation;

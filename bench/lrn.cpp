@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "problem_string.hpp"
 #include "timing.hpp"
 
 using namespace cnngraph;
@@ -25,16 +26,19 @@ struct Case {
   float alpha, beta, delta;
 };
 
+// Lines "name: lrn n.. c.. h.. w.. size=.. alpha=.. beta=.. delta=.." (docs/testing.md).
 std::vector<Case> read_cases(const std::string& path) {
-  std::vector<Case> cases;
   std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    Case c;
-    fields >> c.name >> c.batch >> c.channels >> c.height >> c.width >> c.size >> c.alpha >>
-        c.beta >> c.delta;
-    cases.push_back(c);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<Case> cases;
+  for (const auto& p : cnngraph::testing::read_problem_lines(in)) {
+    if (p.op != "lrn" || p.label.empty())
+      throw std::runtime_error(path + ": '" + p.text() + "' is not a labelled lrn");
+    cases.push_back({p.label, p.dim('n'), p.dim('c'), p.dim('h'), p.dim('w'),
+                     static_cast<int>(p.number_or("size", 5)),
+                     static_cast<float>(p.number_or("alpha", 1.0)),
+                     static_cast<float>(p.number_or("beta", 5.0)),
+                     static_cast<float>(p.number_or("delta", 1.0))});
   }
   return cases;
 }

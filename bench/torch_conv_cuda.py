@@ -5,20 +5,22 @@ With "backward": the input, weight and bias gradients of the same convolution
 (torch.autograd.grad from a fixed dy, the forward's graph kept).
 Usage: torch_conv_cuda.py CASES_FILE SECONDS [backward]"""
 import json
+import os
 import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problem_string import read_problems, same_padding
+
 torch.backends.cudnn.benchmark = True
 cases_path, seconds = sys.argv[1], float(sys.argv[2])
 backward = len(sys.argv) > 3 and sys.argv[3] == "backward"
 precisions = {"f16": torch.float16, "bf16": torch.bfloat16, "tf32": torch.float32, "f32": torch.float32}
-for line in open(cases_path):
-    if not line.strip() or line.startswith("#"):
-        continue
-    name, n, c, h, w, k, r, stride, pad, dil, groups = line.split()
-    n, c, h, w, k, r, stride, pad, dil, groups = map(int, (n, c, h, w, k, r, stride, pad, dil, groups))
+for p in read_problems(cases_path):
+    name, n, c, h, w, k, r = p.label, p.dim("n"), p.dim("c"), p.dim("h"), p.dim("w"), p.dim("k"), p.dim("r")
+    stride, pad, dil, groups = p.dim("s", 1), same_padding(p), p.dim("d", 1), p.dim("g", 1)
     for precision, dtype in precisions.items():
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         torch.backends.cudnn.allow_tf32 = precision == "tf32"

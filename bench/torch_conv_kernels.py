@@ -2,22 +2,25 @@
 """Which GPU kernels PyTorch (cudnn.benchmark on) runs for some cases of bench/conv_cuda,
 with their mean device time: a diagnostic for cases where the peer is faster.
 Usage: torch_conv_kernels.py CASES_FILE PRECISION[,PRECISION...] [CASE,CASE...]"""
+import os
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problem_string import read_problems, same_padding
 from torch.profiler import ProfilerActivity, profile
 
 torch.backends.cudnn.benchmark = True
 cases_path, wanted_precisions = sys.argv[1], sys.argv[2].split(",")
 wanted_cases = sys.argv[3].split(",") if len(sys.argv) > 3 else None
 dtypes = {"f16": torch.float16, "bf16": torch.bfloat16, "tf32": torch.float32, "f32": torch.float32}
-for line in open(cases_path):
-    if not line.strip() or line.startswith("#"):
-        continue
-    name, *numbers = line.split()
+for p in read_problems(cases_path):
+    name = p.label
     if wanted_cases and name not in wanted_cases:
         continue
-    n, c, h, w, k, r, stride, pad, dil, groups = map(int, numbers)
+    n, c, h, w, k, r = p.dim("n"), p.dim("c"), p.dim("h"), p.dim("w"), p.dim("k"), p.dim("r")
+    stride, pad, dil, groups = p.dim("s", 1), same_padding(p), p.dim("d", 1), p.dim("g", 1)
     for precision in wanted_precisions:
         dtype = dtypes[precision]
         torch.backends.cudnn.allow_tf32 = precision == "tf32"

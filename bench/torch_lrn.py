@@ -4,8 +4,11 @@ forward+backward on channels-last inputs (2 threads). The input of each case is
 x[i] = 2 sin(0.001 i) over the NHWC index i; the forward result is written, NHWC float32, to
 <dir>/<case>.f32 so that bench/lrn can compare it with cnngraph's. Prints one JSON line per
 case with median milliseconds."""
-import json, statistics, sys, time
+import json, os, statistics, sys, time
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problem_string import read_problems
 
 torch.set_num_threads(2)
 cases_path, out_dir = sys.argv[1], sys.argv[2]
@@ -23,12 +26,10 @@ def median_ms(fn):
     return statistics.median(times)
 
 
-for line in open(cases_path):
-    if not line.strip() or line.startswith("#"):
-        continue
-    name, n, c, h, w, size, alpha, beta, k = line.split()
-    n, c, h, w, size = map(int, (n, c, h, w, size))
-    lrn = torch.nn.LocalResponseNorm(size, float(alpha), float(beta), float(k))
+for p in read_problems(cases_path):
+    name, n, c, h, w = p.label, p.dim("n"), p.dim("c"), p.dim("h"), p.dim("w")
+    size = int(p.number("size", 5))
+    lrn = torch.nn.LocalResponseNorm(size, p.number("alpha", 1), p.number("beta", 5), p.number("delta", 1))
     index = torch.arange(n * h * w * c, dtype=torch.float64)
     nhwc = (2 * torch.sin(0.001 * index)).float().reshape(n, h, w, c)
     x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last

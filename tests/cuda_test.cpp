@@ -1,6 +1,9 @@
-// The CUDA backend against the reference backend, per precision, plus its device-specific
-// behaviour (images on the device, recorded CUDA graphs, errors). On a machine without a GPU
-// every test but the first skips, saying so.
+// The CUDA backend's own behaviour: its kernel choices (NCHW f32, the padded stem, depthwise
+// vector widths, transposed convolutions through cuDNN, the plan cache), chains checked in
+// every precision, neurons at extreme inputs, loss and dropout over recorded runs, recorded
+// CUDA graphs, device images, errors and concurrency. Every op against the reference in every
+// precision: the op cases of backend_ops_test. On a machine without a GPU every test but the
+// first skips, saying so.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -48,19 +51,6 @@ TEST(CudaDevice, AbsentGpuOrBackendIsAClearDeviceError) {
     return;
   }
   EXPECT_THROW(Device::cuda(), DeviceError);
-}
-
-TEST(CudaConvolution, RandomDescriptorVariantsMatchTheReferenceInEveryPrecision) {
-  REQUIRE_GPU();
-  std::mt19937 rng(61);
-  for (const ConvCase& c : random_convolution_cases(24, 2024)) {
-    ConvolutionDescriptor d = c.descriptor();
-    if (rng() % 2) d.neuron = NeuronDescriptor::make(NeuronType::relu);
-    auto src = std::make_shared<ImageNode>();
-    auto result = conv(src, random_source(d, rng), c.padding);
-    const Image x = random_image({c.batch, c.height, c.width, c.in_channels}, rng);
-    expect_cuda_matches_reference(result, {x}, 1.0, c.name());
-  }
 }
 
 TEST(CudaConvolution, StrictF32InNchwMatchesTheReference) {
@@ -124,23 +114,6 @@ TEST(CudaConvolution, StemOverThreeColoursPaddedToFourMatchesTheReference) {
     EXPECT_NE(gpu.describe().find("channels 3->4"), std::string::npos) << gpu.describe();
   }
   unsetenv("CNNGRAPH_CUDA_STEM_PADDING");
-}
-
-TEST(CudaConvolution, FusedBatchNormReluAndResidualMatchTheReference) {
-  REQUIRE_GPU();
-  std::mt19937 rng(7);
-  auto src = std::make_shared<ImageNode>();
-  auto first = conv(src, random_source(ConvolutionDescriptor(3, 3, 16, 16), rng));
-  BatchNormalizationParameters bn;
-  bn.mean = random_floats(16, rng, -0.5f, 0.5f);
-  bn.variance = random_floats(16, rng, 0.5f, 2.0f);
-  bn.gamma = random_floats(16, rng, 0.5f, 1.5f);
-  bn.beta = random_floats(16, rng, -0.5f, 0.5f);
-  auto normalized = std::make_shared<BatchNormalizationNode>(first, bn)->result_image();
-  auto sum = std::make_shared<AdditionNode>(normalized, src)->result_image();
-  auto relu = std::make_shared<NeuronNode>(sum, NeuronDescriptor::make(NeuronType::relu));
-  const Image x = random_image({2, 9, 11, 16}, rng);
-  expect_cuda_matches_reference(relu->result_image(), {x});
 }
 
 TEST(CudaConvolution, DepthwiseSubPixelDilatedAndHalfAccumulation) {
@@ -286,46 +259,6 @@ TEST(CudaPlans, AutotunedPlansAreSavedToTheCacheFileAndAForeignFileIsRefused) {
   std::remove(path.c_str());
 }
 
-TEST(CudaFullyConnected, MatchesTheReferenceWithAndWithoutRelu) {
-  REQUIRE_GPU();
-  std::mt19937 rng(5);
-  auto src = std::make_shared<ImageNode>();
-  ConvolutionDescriptor d(4, 3, 6, 33);
-  auto fc = std::make_shared<FullyConnectedNode>(src, random_source(d, rng));
-  auto relu =
-      std::make_shared<NeuronNode>(fc->result_image(), NeuronDescriptor::make(NeuronType::relu));
-  const Image x = random_image({5, 3, 4, 6}, rng);
-  expect_cuda_matches_reference(fc->result_image(), {x});
-  expect_cuda_matches_reference(relu->result_image(), {x});
-}
-
-TEST(CudaOps, NeuronsPoolingSoftmaxConcatenationAndNormalizationMatchTheReference) {
-  REQUIRE_GPU();
-  std::mt19937 rng(11);
-  auto src = std::make_shared<ImageNode>();
-  const Image x = random_image({3, 9, 7, 10}, rng);
-  for (NeuronType type : {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh, NeuronType::elu,
-                          NeuronType::soft_plus, NeuronType::hard_sigmoid, NeuronType::gelu,
-                          NeuronType::relu_n, NeuronType::absolute}) {
-    auto n = std::make_shared<NeuronNode>(src, NeuronDescriptor::make(type));
-    expect_cuda_matches_reference(n->result_image(), {x}, 1.0, to_string(type));
-  }
-  for (PoolingType type : {PoolingType::max, PoolingType::average}) {
-    auto pool = std::make_shared<PoolingNode>(src, type, 3, 2, 2, 2);
-    expect_cuda_matches_reference(pool->result_image(), {x}, 1.0, "pooling");
-  }
-  expect_cuda_matches_reference(std::make_shared<SoftMaxNode>(src)->result_image(), {x});
-  expect_cuda_matches_reference(std::make_shared<LogSoftMaxNode>(src)->result_image(), {x});
-  auto other = std::make_shared<ImageNode>();
-  const Image y = random_image({3, 9, 7, 5}, rng);
-  auto concat = std::make_shared<ConcatenationNode>(std::vector{src, other});
-  expect_cuda_matches_reference(concat->result_image(), {x, y});
-  auto lrn = std::make_shared<CrossChannelNormalizationNode>(src, 5);
-  expect_cuda_matches_reference(lrn->result_image(), {x}, 1.0, "lrn");
-  auto spatial = std::make_shared<SpatialNormalizationNode>(src, 3, 3);
-  expect_cuda_matches_reference(spatial->result_image(), {x}, 1.0, "spatial");
-}
-
 TEST(CudaNeurons, EveryTypeMatchesTheFormulaAtExtremeInputsStandaloneFusedAndDifferentiated) {
   REQUIRE_GPU();
   const std::vector<float> inputs = extreme_neuron_inputs();
@@ -356,183 +289,6 @@ TEST(CudaNeurons, EveryTypeMatchesTheFormulaAtExtremeInputsStandaloneFusedAndDif
       expect_matches_formula(run_named(gradient, {{"x", x_image}, {"dy", ones}}).to_floats(),
                              inputs, derivative, 2e-5, how + " gradient");
     }
-  }
-}
-
-TEST(CudaBinaryConvolution, EveryTypeMatchesTheReference) {
-  REQUIRE_GPU();
-  std::mt19937 rng(13);
-  // Channels per group that fill whole words (64: packed by warp ballots) and that do not
-  // (70, 40); output channels that are and are not a multiple of a thread's eight; groups
-  // and a stride.
-  struct Shape {
-    int channels, outputs, groups, stride;
-  };
-  for (const Shape shape :
-       {Shape{70, 24, 1, 1}, Shape{64, 20, 1, 2}, Shape{128, 18, 2, 1}, Shape{80, 12, 2, 2}}) {
-    auto src = std::make_shared<ImageNode>();
-    BinaryConvolutionTerms terms;
-    terms.output_scale = random_floats(shape.outputs, rng, 0.5f, 1.5f);
-    terms.input_bias = random_floats(shape.channels, rng, -0.1f, 0.1f);
-    const Image x = random_image({2, 8, 9, shape.channels}, rng);
-    for (auto type : {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
-                      BinaryConvolutionType::binary_weights}) {
-      for (bool beta : {false, true}) {
-        ConvolutionDescriptor d(3, 3, shape.channels, shape.outputs);
-        d.groups = shape.groups;
-        d.stride_x = d.stride_y = shape.stride;
-        auto node = std::make_shared<BinaryConvolutionNode>(src, random_source(d, rng), 0.25f, type,
-                                                            BinaryConvolutionFlags{beta}, terms);
-        node->padding_policy = PaddingPolicy::same();
-        const Image expected = run_on(Device::cpu_reference(), node->result_image(), {x});
-        const Image actual = run_on(Device::cuda(), node->result_image(), {x});
-        EXPECT_LE(max_relative_error(actual, expected), 1e-4)
-            << shape.channels << "->" << shape.outputs << " groups " << shape.groups << " type "
-            << static_cast<int>(type) << " beta " << beta;
-        // In fp16 storage the signs come from rounded sources: compare with the reference
-        // on the same rounded values.
-        const Image rounded = x.converted_to(DataType::f16).converted_to(DataType::f32);
-        const Image half =
-            run_on(Device::cuda(), node->result_image(), {rounded}, options_for(Precision::f16));
-        EXPECT_LE(
-            max_relative_error(half.converted_to(DataType::f32),
-                               run_on(Device::cpu_reference(), node->result_image(), {rounded})),
-            2e-2)
-            << "f16 " << shape.channels << "->" << shape.outputs << " type "
-            << static_cast<int>(type);
-      }
-    }
-  }
-}
-
-namespace {
-
-// The gradient of `forward`'s source `index` on CUDA against the reference, in every
-// precision; the sources are named x0, x1, ... and dy.
-void expect_cuda_gradient_matches_reference(const std::shared_ptr<FilterNode>& forward,
-                                            const std::map<std::string, Image>& inputs,
-                                            std::size_t index, const std::string& what) {
-  auto dy_node = std::make_shared<ImageNode>("dy");
-  const auto gradient = forward->gradient_filter_for(index, dy_node)->result_image();
-  Graph reference(Device::cpu_reference(), gradient);
-  for (const PrecisionCase& p : kPrecisions) {
-    // In 16-bit storage the sources are rounded first; the reference gets the same values.
-    std::map<std::string, Image> rounded = inputs;
-    for (auto& [name, image] : rounded) image = rounded_for(image, p.precision);
-    const Image want = run_named(reference, rounded);
-    Graph gpu(Device::cuda(), gradient, true, options_for(p.precision));
-    const Image actual = run_named(gpu, rounded).converted_to(DataType::f32);
-    EXPECT_LE(max_relative_error(actual, want), p.tolerance) << what << " " << p.name << "\n"
-                                                             << gpu.describe();
-  }
-}
-
-}  // namespace
-
-TEST(CudaGradients, ConvolutionNeuronPoolingSoftMaxAndConcatenationMatchTheReference) {
-  REQUIRE_GPU();
-  std::mt19937 rng(71);
-  using Sources = std::vector<std::shared_ptr<ImageNode>>;
-  const auto inputs_for = [&](const std::vector<ImageShape>& shapes, const ImageShape& dy,
-                              bool integers) {
-    std::map<std::string, Image> inputs;
-    std::uniform_int_distribution<int> level(-3, 3);
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      if (!integers) {
-        inputs["x" + std::to_string(i)] = random_image(shapes[i], rng);
-        continue;
-      }
-      // Small integers make ties, which must go to the reference's (first) maximum.
-      std::vector<float> values(shapes[i].elements());
-      for (float& v : values) v = static_cast<float>(level(rng));
-      inputs["x" + std::to_string(i)] = Image::from_floats(shapes[i], values);
-    }
-    inputs["dy"] = random_image(dy, rng);
-    return inputs;
-  };
-  const auto x = [](int i) { return std::make_shared<ImageNode>("x" + std::to_string(i)); };
-  for (const NeuronDescriptor& neuron :
-       {NeuronDescriptor::make(NeuronType::relu), NeuronDescriptor::make(NeuronType::relu, 0.1f),
-        NeuronDescriptor::make(NeuronType::tanh, 1.5f, 0.5f),
-        NeuronDescriptor::make(NeuronType::sigmoid),
-        NeuronDescriptor::make_prelu({0.1f, 0.2f, 0.3f})}) {
-    const ImageShape shape{3, 9, 11, 3};
-    expect_cuda_gradient_matches_reference(std::make_shared<NeuronNode>(x(0), neuron),
-                                           inputs_for({shape}, shape, false), 0,
-                                           "neuron " + to_string(neuron.type));
-  }
-  std::uniform_int_distribution<int> size(1, 13), channels(1, 20), kernel(1, 4), stride(1, 3);
-  for (int trial = 0; trial < 12; ++trial) {
-    const PoolingType type = trial % 2 ? PoolingType::max : PoolingType::average;
-    const int kw = kernel(rng), kh = kernel(rng), sx = stride(rng), sy = stride(rng);
-    const ImageShape shape{2, std::max(size(rng), kh), std::max(size(rng), kw), channels(rng)};
-    auto node = std::make_shared<PoolingNode>(x(0), type, kw, kh, sx, sy);
-    if (trial % 3 == 0) node->padding_policy = PaddingPolicy::valid();
-    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(),
-                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
-                               .shape();
-    expect_cuda_gradient_matches_reference(node, inputs_for({shape}, out, true), 0,
-                                           "pooling trial " + std::to_string(trial));
-  }
-  const ImageShape pixels{2, 3, 4, 10};
-  expect_cuda_gradient_matches_reference(std::make_shared<GlobalAveragePoolingNode>(x(0)),
-                                         inputs_for({pixels}, {2, 1, 1, 10}, false), 0,
-                                         "global average pooling");
-  for (const int C : {10, 70}) {
-    const ImageShape shape{2, 3, 4, C};
-    expect_cuda_gradient_matches_reference(std::make_shared<SoftMaxNode>(x(0)),
-                                           inputs_for({shape}, shape, false), 0, "softmax");
-    expect_cuda_gradient_matches_reference(std::make_shared<LogSoftMaxNode>(x(0)),
-                                           inputs_for({shape}, shape, false), 0, "log softmax");
-  }
-  // Convolutions' input gradients (backward data); weight gradients are not built on CUDA,
-  // so these nodes train nowhere.
-  for (const ConvCase& c : random_convolution_cases(16, 77)) {
-    auto node = std::make_shared<ConvolutionNode>(x(0), random_source(c.descriptor(), rng));
-    node->padding_policy = c.padding;
-    node->training_style = TrainingStyle::none;
-    const ImageShape shape{c.batch, c.height, c.width, c.in_channels};
-    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(),
-                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
-                               .shape();
-    expect_cuda_gradient_matches_reference(node, inputs_for({shape}, out, false), 0,
-                                           "convolution " + c.name());
-  }
-  // Transposed convolutions' input gradients (the adjoint convolution on dz).
-  for (const int stride : {1, 2}) {
-    ConvolutionDescriptor td(3, 3, 6, 4);
-    td.stride_x = td.stride_y = stride;
-    td.groups = 2;
-    auto source = std::make_shared<ArrayDataSource>("t", td, random_floats(td.weight_count(), rng),
-                                                    random_floats(4, rng));
-    auto transpose = std::make_shared<ConvolutionTransposeNode>(x(0), nullptr, source);
-    transpose->training_style = TrainingStyle::none;
-    const ImageShape shape{2, 5, 4, 6};
-    const ImageShape out = run_on(Device::cpu_reference(), transpose->result_image(),
-                                  {Image::from_floats(shape, std::vector<float>(shape.elements()))})
-                               .shape();
-    expect_cuda_gradient_matches_reference(
-        transpose, inputs_for({shape}, out, false), 0,
-        "transposed convolution stride " + std::to_string(stride));
-  }
-  // Local response normalization, across channels (windows of 5, and of 4: uneven) and
-  // over space.
-  for (const int window : {5, 4}) {
-    const ImageShape shape{2, 4, 5, 11};
-    expect_cuda_gradient_matches_reference(
-        std::make_shared<CrossChannelNormalizationNode>(x(0), window),
-        inputs_for({shape}, shape, false), 0, "lrn across " + std::to_string(window));
-  }
-  {
-    const ImageShape shape{2, 6, 7, 3};
-    expect_cuda_gradient_matches_reference(std::make_shared<SpatialNormalizationNode>(x(0), 3, 2),
-                                           inputs_for({shape}, shape, false), 0, "lrn spatial");
-  }
-  const std::vector<ImageShape> parts = {{2, 3, 2, 2}, {2, 3, 2, 5}, {2, 3, 2, 1}};
-  auto concat = std::make_shared<ConcatenationNode>(Sources{x(0), x(1), x(2)});
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    expect_cuda_gradient_matches_reference(concat, inputs_for(parts, {2, 3, 2, 8}, false), i,
-                                           "concatenation part " + std::to_string(i));
   }
 }
 

@@ -58,6 +58,26 @@ void expect_backends_agree(const std::shared_ptr<ImageNode>& result,
   EXPECT_LE(max_relative_error(actual.converted_to(DataType::f32), expected), tolerance);
 }
 
+std::string padding_token(const PaddingPolicy& policy) {
+  const char* sizes[] = {"valid", "same", "full", "custom"};
+  std::string text = "pad=" + std::string(sizes[static_cast<int>(policy.size)]);
+  const char* alignments[] = {"c", "tl", "br"};
+  if (policy.alignment != PaddingAlignment::centered ||
+      policy.remainder != PaddingRemainder::top_left)
+    text += "/" + std::string(alignments[static_cast<int>(policy.alignment)]);
+  if (policy.remainder != PaddingRemainder::top_left) text += "/br";
+  return text;
+}
+
+std::string ConvCase::name() const {
+  return "conv n" + std::to_string(batch) + " c" + std::to_string(in_channels) + " h" +
+         std::to_string(height) + " w" + std::to_string(width) + " k" +
+         std::to_string(out_channels) + " r" + std::to_string(kernel_h) +
+         (kernel_w == kernel_h ? "" : "x" + std::to_string(kernel_w)) + " s" +
+         std::to_string(stride) + " d" + std::to_string(dilation) + " g" + std::to_string(groups) +
+         " " + padding_token(padding);
+}
+
 std::vector<ConvCase> random_convolution_cases(int count, unsigned seed) {
   std::mt19937 rng(seed);
   const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };

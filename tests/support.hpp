@@ -33,20 +33,15 @@ void expect_backends_agree(const std::shared_ptr<ImageNode>& result,
                            const std::vector<Image>& sources, double tolerance,
                            GraphOptions fast_options = {});
 
-// A convolution problem for randomized tests, printable as a compact problem string.
+// A padding policy in the problem-string notation (docs/testing.md): pad=SIZE[/ALIGN[/ODD]].
+std::string padding_token(const PaddingPolicy& policy);
+
+// A convolution problem for randomized tests.
 struct ConvCase {
   int batch, height, width, in_channels, out_channels, kernel_w, kernel_h, stride, dilation, groups;
   PaddingPolicy padding;
-  std::string name() const {
-    return "n" + std::to_string(batch) + "h" + std::to_string(height) + "w" +
-           std::to_string(width) + "c" + std::to_string(in_channels) + "o" +
-           std::to_string(out_channels) + "k" + std::to_string(kernel_w) + "x" +
-           std::to_string(kernel_h) + "s" + std::to_string(stride) + "d" +
-           std::to_string(dilation) + "g" + std::to_string(groups) + "pad" +
-           std::to_string(static_cast<int>(padding.size)) +
-           std::to_string(static_cast<int>(padding.alignment)) +
-           std::to_string(static_cast<int>(padding.remainder));
-  }
+  // Its problem string (docs/testing.md), e.g. "conv n2 c5 h9 w7 k6 r3x3 s2 d1 g1 pad=same".
+  std::string name() const;
   // The case's descriptor: kernel, channels, stride, dilation and groups.
   ConvolutionDescriptor descriptor() const {
     ConvolutionDescriptor d(kernel_w, kernel_h, in_channels, out_channels);
