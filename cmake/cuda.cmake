@@ -35,7 +35,7 @@ endif()
 # library's link interface holds no CUDA: a program that does not link cnngraph::cuda needs
 # neither the CUDA toolkit to build nor libcudart, libcublasLt and libcudnn to start.
 #
-# The core reaches the backend through one table of functions (src/backends/cuda_hooks.hpp)
+# The core reaches the backend through one table of functions (src/core/cuda_hooks.hpp)
 # that it references weakly. Linking cnngraph::cuda fills that reference: the target's link
 # interface carries `--undefined=cnngraph_cuda_backend_hooks`, which makes the linker take
 # the object defining the table (and everything it calls) out of the static archive,
@@ -50,31 +50,32 @@ function(cnngraph_add_cuda_backend core)
   add_library(cnngraph_cuda STATIC
     src/backends/cuda/hooks.cpp
     src/backends/cuda/cuda_backend.cpp
+    src/backends/cuda/kernels.cpp
     src/backends/cuda/cuda_memory.cpp
-    src/backends/cuda/cudnn_graph.cpp
-    src/backends/cuda/plan_cache.cpp
-    src/backends/cuda/convolution.cpp
-    src/backends/cuda/convolution_support.cpp
-    src/backends/cuda/convolution_nchw.cpp
-    src/backends/cuda/convolution_padded.cpp
-    src/backends/cuda/own_convolution.cpp
-    src/backends/cuda/convolution_transpose.cpp
-    src/backends/cuda/convolution_backward.cpp
-    src/backends/cuda/fully_connected.cpp
-    src/backends/cuda/training_kernels.cpp
-    src/backends/cuda/convolution_gradient.cpp
-    src/backends/cuda/training_buffers.cpp
-    src/backends/cuda/normalization_training.cpp
-    src/backends/cuda/elementwise.cu
-    src/backends/cuda/pooling_softmax.cu
-    src/backends/cuda/normalization.cu
-    src/backends/cuda/optimizer_step.cu
-    src/backends/cuda/training_ops.cu
-    src/backends/cuda/loss.cu
-    src/backends/cuda/channel_reduction.cu
-    src/backends/cuda/direct_convolution.cu
-    src/backends/cuda/depthwise_convolution.cu
-    src/backends/cuda/binary_convolution.cu)
+    src/backends/cuda/cudnn/cudnn_graph.cpp
+    src/backends/cuda/cudnn/plan_cache.cpp
+    src/backends/cuda/convolution/convolution.cpp
+    src/backends/cuda/convolution/convolution_support.cpp
+    src/backends/cuda/convolution/convolution_nchw.cpp
+    src/backends/cuda/convolution/convolution_padded.cpp
+    src/backends/cuda/convolution/own_convolution.cpp
+    src/backends/cuda/convolution/convolution_transpose.cpp
+    src/backends/cuda/convolution/convolution_backward.cpp
+    src/backends/cuda/convolution/fully_connected.cpp
+    src/backends/cuda/training/training_kernels.cpp
+    src/backends/cuda/convolution/convolution_gradient.cpp
+    src/backends/cuda/training/training_buffers.cpp
+    src/backends/cuda/training/normalization_training.cpp
+    src/backends/cuda/kernels/elementwise.cu
+    src/backends/cuda/kernels/pooling_softmax.cu
+    src/backends/cuda/kernels/normalization.cu
+    src/backends/cuda/training/optimizer_step.cu
+    src/backends/cuda/kernels/training_ops.cu
+    src/backends/cuda/kernels/loss.cu
+    src/backends/cuda/kernels/channel_reduction.cu
+    src/backends/cuda/kernels/direct_convolution.cu
+    src/backends/cuda/kernels/depthwise_convolution.cu
+    src/backends/cuda/kernels/binary_convolution.cu)
   add_library(cnngraph::cuda ALIAS cnngraph_cuda)
   # cuDNN has no CMake package of its own; the installed package's config makes the same
   # target from the library it finds on the user's machine (cmake/cnngraphConfig.cmake.in).

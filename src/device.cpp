@@ -1,11 +1,11 @@
-// Device selection, and the core's side of the CUDA backend's hook (backends/cuda_hooks.hpp):
+// Device selection, and the core's side of the CUDA backend's hook (core/cuda_hooks.hpp):
 // without cnngraph::cuda in the program there are no CUDA devices, and asking for one says
 // what to link.
 #include "cnngraph/device.hpp"
 
-#include "backends/cuda_hooks.hpp"
-#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
+#include "core/cuda_hooks.hpp"
+#include "core/device_memory.hpp"
 
 // Weak: null unless the program links cnngraph::cuda, whose link option brings the definition.
 #pragma weak cnngraph_cuda_backend_hooks

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <new>
 
-#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
+#include "core/device_memory.hpp"
 
 namespace cnngraph {
 

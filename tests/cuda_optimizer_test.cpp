@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "backends/cuda/optimizer_step.hpp"
-#include "backends/device_memory.hpp"
+#include "backends/cuda/training/optimizer_step.hpp"
 #include "cnngraph/device.hpp"
 #include "cnngraph/errors.hpp"
+#include "core/device_memory.hpp"
 
 using namespace cnngraph;
 using namespace cnngraph::detail::cuda;

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "backends/device_memory.hpp"
+#include "core/device_memory.hpp"
 #include "cuda_support.hpp"
 #include "gradient_support.hpp"
 #include "models.hpp"

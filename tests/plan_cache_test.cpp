@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "backends/cuda/plan_cache.hpp"
+#include "backends/cuda/cudnn/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
 
 using namespace cnngraph;

@@ -38,7 +38,7 @@ inline DataType storage_type_for(Precision precision) {
 // - dst: the result; it holds nothing on entry (in particular not the residual: a kernel
 //   whose library adds to what dst holds, as oneDNN's sum post-op does, copies the residual
 //   there itself).
-// - dst never shares memory with any of srcs (the memory planner, graph/program.cpp,
+// - dst never shares memory with any of srcs (the memory planner, graph/compile.cpp,
 //   guarantees it), so a kernel may write dst before it has read all of its sources.
 struct KernelArgs {
   std::vector<const float*> srcs;

@@ -1,9 +1,9 @@
 // The device -> backend mapping, and the tables of the backends this program has.
 #include "backends/candidates.hpp"
-#include "backends/cuda_hooks.hpp"
-#include "backends/onednn/onednn_backend.hpp"
+#include "backends/cpu/cpu_backend.hpp"
 #include "backends/reference/reference_backend.hpp"
 #include "cnngraph/errors.hpp"
+#include "core/cuda_hooks.hpp"
 
 namespace cnngraph::detail {
 

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "backends/device_memory.hpp"
 #include "cnngraph/errors.hpp"
+#include "core/device_memory.hpp"
 #include "env_knobs.hpp"
 #include "graph/run_program.hpp"
 

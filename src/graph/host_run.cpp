@@ -1,7 +1,7 @@
 // Running a compiled program on a host-memory backend (reference, oneDNN): every image is
 // f32 in host memory; intermediates live in the program's arena, results in output blocks
 // lent to the caller.
-#include "backends/device_memory.hpp"
+#include "core/device_memory.hpp"
 #include "graph/run_program.hpp"
 
 namespace cnngraph::detail {

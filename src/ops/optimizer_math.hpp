@@ -1,6 +1,6 @@
 // The optimizer formulas, once, per element, for the host optimizers
-// (kernels/optimizers.cpp) and the fused GPU step (backends/cuda/optimizer_step.cu, compiled
-// by nvcc), as MPS documents them. The callers do the memory: they read a value and its
+// (kernels/optimizers.cpp) and the fused GPU step (backends/cuda/training/optimizer_step.cu,
+// compiled by nvcc), as MPS documents them. The callers do the memory: they read a value and its
 // moments, call these, and store what changed. The operations and their order are fixed
 // here, so that both give the same bits.
 #pragma once

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "backends/backend.hpp"
-#include "backends/device_memory.hpp"
+#include "core/device_memory.hpp"
 
 namespace cnngraph::detail {
 
@@ -13,7 +13,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Device& device, const GraphOpti
 struct DispatchTable;
 DispatchTable cuda_dispatch_table();
 // What the core's cuda_device_count(), device_memory() and parameter_downloads() return for
-// CUDA devices when the program links this backend (backends/cuda_hooks.hpp).
+// CUDA devices when the program links this backend (core/cuda_hooks.hpp).
 int cuda_runtime_device_count();
 DeviceMemory* cuda_device_memory(const Device& device);
 std::uint64_t cuda_parameter_downloads();

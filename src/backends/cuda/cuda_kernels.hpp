@@ -1,4 +1,4 @@
-// The CUDA backend's kernel factories (one table in cuda_backend.cpp lists them in order).
+// The CUDA backend's kernel factories (one table in kernels.cpp lists them in order).
 #pragma once
 
 #include "backends/cuda/cuda_common.hpp"
@@ -6,6 +6,10 @@
 namespace cnngraph::detail::cuda {
 
 using Factory = std::unique_ptr<Kernel> (*)(const Op&, const GraphOptions&, Context&);
+
+// The first kernel of the table (kernels.cpp) that accepts the op; throws Unsupported.
+std::unique_ptr<Kernel> pick_cuda_kernel(const Op& op, const GraphOptions& options,
+                                         Context& context);
 
 std::unique_ptr<Kernel> make_cudnn_convolution(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_depthwise_convolution(const Op&, const GraphOptions&, Context&);
@@ -77,6 +81,6 @@ struct DeviceTrainingBuffers {
   float* bias_gradient_f32() const { return reinterpret_cast<float*>(bias_gradient.get()); }
 };
 std::shared_ptr<DeviceTrainingBuffers> device_training_buffers(const PreparedWeights& prepared,
-                                                             Context& context);
+                                                               Context& context);
 
 }  // namespace cnngraph::detail::cuda

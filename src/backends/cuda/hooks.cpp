@@ -1,6 +1,6 @@
-// The CUDA backend's entry points for the core library (backends/cuda_hooks.hpp). Linking
+// The CUDA backend's entry points for the core library (core/cuda_hooks.hpp). Linking
 // cnngraph::cuda forces this object into the program by the name of the table.
-#include "backends/cuda_hooks.hpp"
+#include "core/cuda_hooks.hpp"
 
 #include "backends/cuda/cuda_backend.hpp"
 

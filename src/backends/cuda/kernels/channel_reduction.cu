@@ -1,0 +1,316 @@
+// Per-channel sums over the pixels of NHWC images, in a fixed order (no atomics, so runs
+// repeat bit for bit): a convolution's bias gradient, and batch normalization in training
+// mode (statistics, gamma/beta gradients). Each thread reads 16 bytes of one pixel's
+// channels at a time, a block a contiguous run of pixels, and the block's rows are added
+// into one partial row per chunk of pixels; a second kernel adds the partial rows in order
+// and finishes each channel (mean and variance, or the gradient's per-channel
+// coefficients). The element-wise passes are map_elements (device_math.cuh). Math in
+// float; the formulas are the reference backend's (src/backends/reference/training_ops.cpp).
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
+#include "backends/cuda/kernels/channel_reduction.hpp"
+#include "backends/cuda/kernels/device_math.cuh"
+#include "backends/cuda/kernels/elementwise.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxVector = 8;
+constexpr unsigned kTargetBlocks = 1024;  // about 8 blocks of 256 threads per H100 SM
+
+// How a reduction is laid out: V channels a thread, `lanes` threads across a pixel's
+// channels in a block (the block's other threads take the next pixels, `rows` at once).
+struct Layout {
+  int vector = 1, lanes = 1, rows = 1;
+  unsigned channel_blocks = 1, chunks = 1;
+  std::size_t per_chunk = 1;
+};
+
+Layout layout_for(std::size_t pixels, int channels, int vector) {
+  Layout l;
+  l.vector = vector;
+  const int lane_total = channels / vector;
+  l.lanes = std::min(lane_total, kThreads);
+  l.rows = kThreads / l.lanes;
+  l.channel_blocks = unsigned((lane_total + l.lanes - 1) / l.lanes);
+  std::size_t chunks = std::max<std::size_t>(1, kTargetBlocks / l.channel_blocks);
+  chunks = std::min(chunks, std::max<std::size_t>(1, pixels / (4 * std::size_t(l.rows))));
+  l.per_chunk = (pixels + chunks - 1) / chunks;
+  l.chunks = unsigned((pixels + l.per_chunk - 1) / l.per_chunk);
+  return l;
+}
+
+// The scratch layout: 4 coefficients per channel, then the partial rows.
+std::size_t coefficient_floats(int channels) { return (4 * std::size_t(channels) + 3) / 4 * 4; }
+
+// partial[chunk][c] = sums over the chunk's pixels p of load(p, c) (two sums at once).
+template <int V, typename L>
+__global__ void partial_sums_kernel(L load, std::size_t pixels, int channels, int lanes, int rows,
+                                    std::size_t per_chunk, float2* partial) {
+  const int lane = threadIdx.x % lanes, row = threadIdx.x / lanes;
+  const int c0 = (blockIdx.x * lanes + lane) * V;
+  const bool active = row < rows && c0 < channels;
+  const std::size_t begin = blockIdx.y * per_chunk;
+  const std::size_t end = min(pixels, begin + per_chunk);
+  float2 sum[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) sum[k] = {0.0f, 0.0f};
+  if (active) {
+    for (std::size_t p = begin + row; p < end; p += rows) load.template add<V>(p, c0, sum);
+  }
+  __shared__ float2 shared[kThreads * kMaxVector];
+#pragma unroll
+  for (int k = 0; k < V; ++k) shared[threadIdx.x * V + k] = sum[k];
+  __syncthreads();
+  if (row != 0 || !active) return;
+  for (int r = 1; r < rows; ++r) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float2 v = shared[(r * lanes + lane) * V + k];
+      sum[k].x += v.x;
+      sum[k].y += v.y;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < V; ++k) partial[std::size_t(blockIdx.y) * channels + c0 + k] = sum[k];
+}
+
+// Adds the partial rows and hands each channel's totals to `finish(c, x, y)`: 32 channels
+// a block, kFinishRows threads down each channel's column (every kFinishRows-th row),
+// then those sums in order. (One thread a channel walking all rows was latency-bound: a
+// quarter of a ResNet-50 training step's batch-norm time.)
+constexpr int kFinishRows = 16;
+template <typename G>
+__global__ void finish_sums_kernel(const float2* partial, unsigned chunks, int channels, G finish) {
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  float2 sum = {0.0f, 0.0f};
+  if (c < channels) {
+    for (unsigned k = threadIdx.y; k < chunks; k += kFinishRows) {
+      const float2 v = partial[std::size_t(k) * channels + c];
+      sum.x += v.x;
+      sum.y += v.y;
+    }
+  }
+  __shared__ float2 rows[kFinishRows][32];
+  rows[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= channels) return;
+  for (int r = 1; r < kFinishRows; ++r) {
+    sum.x += rows[r][threadIdx.x].x;
+    sum.y += rows[r][threadIdx.x].y;
+  }
+  finish(c, sum.x, sum.y);
+}
+
+// Loads: the values (and their squares), or dy (and dy * x).
+template <typename T>
+struct Values {
+  const T* src;
+  int channels;
+  bool squares;
+  template <int V>
+  __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
+    const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + p * channels + c0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float v = to_float(x.v[k]);
+      sum[k].x += v;
+      if (squares) sum[k].y += v * v;
+    }
+  }
+};
+
+template <typename T>
+struct GradientTerms {
+  const T* diff_dst;
+  const T* src;
+  int channels;
+  template <int V>
+  __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
+    const std::size_t at = p * channels + c0;
+    const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + at);
+    const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + at);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float g = to_float(dy.v[k]);
+      sum[k].x += g;
+      sum[k].y += g * to_float(x.v[k]);
+    }
+  }
+};
+
+template <typename T, typename L, typename G>
+void channel_reduce(const L& load, G finish, const void* a, const void* b, std::size_t pixels,
+                    int channels, float* scratch, cudaStream_t stream, const char* name) {
+  constexpr int kVector = 16 / sizeof(T);
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  const bool wide = channels % kVector == 0 && aligned(a) && aligned(b);
+  const Layout l = layout_for(pixels, channels, wide ? kVector : 1);
+  auto* partial = reinterpret_cast<float2*>(scratch + coefficient_floats(channels));
+  const dim3 grid(l.channel_blocks, l.chunks);
+  if (wide) {
+    partial_sums_kernel<kVector><<<grid, kThreads, 0, stream>>>(load, pixels, channels, l.lanes,
+                                                                l.rows, l.per_chunk, partial);
+  } else {
+    partial_sums_kernel<1><<<grid, kThreads, 0, stream>>>(load, pixels, channels, l.lanes, l.rows,
+                                                          l.per_chunk, partial);
+  }
+  check_launch(name);
+  finish_sums_kernel<<<unsigned((channels + 31) / 32), dim3(32, kFinishRows), 0, stream>>>(
+      partial, l.chunks, channels, finish);
+  check_launch(name);
+}
+
+struct StoreScaled {
+  float* out;
+  float scale;
+  __device__ void operator()(int c, float x, float) const { out[c] = x * scale; }
+};
+
+// Mean and biased variance from the sums of values and squares.
+struct StoreMoments {
+  float* mean;
+  float* variance;
+  float inverse_count;
+  __device__ void operator()(int c, float x, float y) const {
+    const float m = x * inverse_count;
+    mean[c] = m;
+    variance[c] = fmaxf(y * inverse_count - m * m, 0.0f);
+  }
+};
+
+// The gradients of gamma and beta from the sums of dy and dy * x, and the coefficients of
+// diff_src = a dy + b x + c:
+//   diff_src = gamma / s (dy - dbeta / M - xhat dgamma / M), xhat = (x - mean) / s.
+struct StoreGradients {
+  const float* mean;
+  const float* variance;
+  const float* gamma;
+  float epsilon, inverse_count;
+  float* gamma_gradient;
+  float* beta_gradient;
+  float* coefficients;  // a, b, c per channel
+  int channels;
+  __device__ void operator()(int c, float dy, float dyx) const {
+    const float inv_std = rsqrtf(variance[c] + epsilon);
+    const float dgamma = (dyx - mean[c] * dy) * inv_std;
+    gamma_gradient[c] = dgamma;
+    beta_gradient[c] = dy;
+    const float a = gamma[c] * inv_std;
+    const float b = -a * inv_std * dgamma * inverse_count;
+    coefficients[c] = a;
+    coefficients[channels + c] = b;
+    coefficients[2 * channels + c] = -a * dy * inverse_count - b * mean[c];
+  }
+};
+
+__global__ void normalization_coefficients_kernel(const float* mean, const float* variance,
+                                                  const float* gamma, const float* beta,
+                                                  float epsilon, float* coefficients,
+                                                  int channels) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  const float scale = gamma[c] * rsqrtf(variance[c] + epsilon);
+  coefficients[c] = scale;
+  coefficients[channels + c] = beta[c] - mean[c] * scale;
+}
+
+// The element-wise passes (map_elements).
+struct Affine {
+  const float* scale;
+  const float* shift;
+  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
+};
+struct NormalizationGradient {
+  const float* coefficients;
+  int channels;
+  __device__ float operator()(int c, float dy, float x) const {
+    return coefficients[c] * dy + coefficients[channels + c] * x + coefficients[2 * channels + c];
+  }
+};
+
+template <typename F>
+void for_storage(DataType type, const char* name, F&& f) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, unsigned char>) {
+      throw InvalidArgument(std::string(name) + ": u8 images are not a storage type");
+    } else {
+      f(tag);
+    }
+  });
+}
+
+}  // namespace
+
+std::size_t channel_reduction_scratch_bytes(std::size_t pixels, int channels) {
+  unsigned chunks = 1;  // the most that any vector width makes
+  for (int vector : {1, 4, 8}) {
+    if (channels % vector == 0)
+      chunks = std::max(chunks, layout_for(pixels, channels, vector).chunks);
+  }
+  return (coefficient_floats(channels) + 2 * std::size_t(chunks) * channels) * sizeof(float);
+}
+
+void channel_sums(DataType type, const void* src, std::size_t pixels, int channels, float scale,
+                  float* sums, float* scratch, cudaStream_t stream) {
+  for_storage(type, "channel_sums", [&](auto tag) {
+    using T = decltype(tag);
+    channel_reduce<T>(Values<T>{static_cast<const T*>(src), channels, false},
+                      StoreScaled{sums, scale}, src, src, pixels, channels, scratch, stream,
+                      "channel_sums");
+  });
+}
+
+void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels, float* mean,
+                      float* variance, float* scratch, cudaStream_t stream) {
+  for_storage(type, "batch_statistics", [&](auto tag) {
+    using T = decltype(tag);
+    // One pass (sums of values and of squares, f32 per thread, chunk and channel): a
+    // network's activations have means of the order of their spread, where
+    // E[x^2] - E[x]^2 loses little.
+    channel_reduce<T>(Values<T>{static_cast<const T*>(src), channels, true},
+                      StoreMoments{mean, variance, 1.0f / float(pixels)}, src, src, pixels,
+                      channels, scratch, stream, "batch_statistics");
+  });
+}
+
+void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
+                     const float* gamma, const float* beta, float epsilon, void* dst,
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream) {
+  for_storage(type, "batch_normalize", [&](auto tag) {
+    using T = decltype(tag);
+    normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
+        mean, variance, gamma, beta, epsilon, scratch, channels);
+    check_launch("batch_normalize");
+    map_elements(Affine{scratch, scratch + channels}, static_cast<const T*>(src),
+                 static_cast<const T*>(nullptr), static_cast<T*>(dst), pixels * channels, channels,
+                 stream, "batch_normalize");
+  });
+}
+
+void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
+                                  const float* mean, const float* variance, const float* gamma,
+                                  float epsilon, void* diff_src, float* gamma_gradient,
+                                  float* beta_gradient, std::size_t pixels, int channels,
+                                  float* scratch, cudaStream_t stream) {
+  for_storage(type, "batch_normalization_gradient", [&](auto tag) {
+    using T = decltype(tag);
+    const auto* dy = static_cast<const T*>(diff_dst);
+    const auto* x = static_cast<const T*>(src);
+    const StoreGradients finish{
+        mean,           variance,      gamma,   epsilon, 1.0f / float(pixels),
+        gamma_gradient, beta_gradient, scratch, channels};
+    channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
+                      stream, "batch_normalization_gradient");
+    map_elements(NormalizationGradient{scratch, channels}, dy, x, static_cast<T*>(diff_src),
+                 pixels * channels, channels, stream, "batch_normalization_gradient");
+  });
+}
+
+}  // namespace cnngraph::detail::cuda

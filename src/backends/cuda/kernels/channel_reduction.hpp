@@ -1,0 +1,30 @@
+// Launchers of kernels/channel_reduction.cu: per-channel reductions in a fixed order, and batch
+// normalization in training mode built on them. Counts are elements; `type` is the element type of
+// the images.
+#pragma once
+
+#include "backends/cuda/cuda_common.hpp"
+
+namespace cnngraph::detail::cuda {
+
+// Per-channel sums over NHWC pixels in a fixed order; `scratch`
+// holds channel_reduction_scratch_bytes(pixels, channels). sums[c] = scale * sum of src.
+std::size_t channel_reduction_scratch_bytes(std::size_t pixels, int channels);
+void channel_sums(DataType type, const void* src, std::size_t pixels, int channels, float scale,
+                  float* sums, float* scratch, cudaStream_t stream);
+// Batch normalization in training mode, statistics and parameters f32 on the device: the
+// batch's mean and biased variance; dst = (src - mean) / sqrt(variance + epsilon) * gamma
+// + beta; and the gradient (diff_src, and the sums of dy and dy * xhat as beta's and
+// gamma's gradients).
+void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels, float* mean,
+                      float* variance, float* scratch, cudaStream_t stream);
+void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
+                     const float* gamma, const float* beta, float epsilon, void* dst,
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream);
+void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
+                                  const float* mean, const float* variance, const float* gamma,
+                                  float epsilon, void* diff_src, float* gamma_gradient,
+                                  float* beta_gradient, std::size_t pixels, int channels,
+                                  float* scratch, cudaStream_t stream);
+
+}  // namespace cnngraph::detail::cuda

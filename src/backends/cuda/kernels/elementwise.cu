@@ -1,0 +1,212 @@
+// Our element-wise CUDA kernels: type conversion, neurons (the shared formulas of
+// neuron_math.hpp), the convolution epilogue, addition, per-channel affine, transposes,
+// channel padding and the sub-pixel shuffle. Grid-stride loops, math in float.
+#include "backends/cuda/kernels/device_math.cuh"
+#include "backends/cuda/kernels/elementwise.hpp"
+#include "cnngraph/errors.hpp"
+#include "ops/neuron_math.hpp"
+#include "ops/sub_pixel.hpp"
+
+namespace cnngraph::detail::cuda {
+
+void check_launch(const char* kernel) {
+  check(cudaGetLastError(), std::string("launching ") + kernel);
+}
+
+namespace {
+
+constexpr unsigned kThreads = 256;
+
+// The functors of map_elements.
+struct NeuronOf {
+  DeviceNeuron n;
+  __device__ float operator()(int c, float x, float) const { return apply_neuron<float>(n, x, c); }
+};
+struct Sum {
+  __device__ float operator()(int, float x, float y) const { return x + y; }
+};
+struct AffineOf {
+  const float* scale;
+  const float* shift;
+  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
+};
+
+template <typename From, typename To>
+__global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<To>(to_float(src[i]));
+  }
+}
+
+template <typename T>
+__global__ void epilogue_kernel(const __grid_constant__ DeviceEpilogue e, T* dst, std::size_t count,
+                                int channels) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % channels);
+    dst[i] = from_float<T>(apply_epilogue<T>(e, to_float(dst[i]), c, i));
+  }
+}
+
+// 32x32 tiles through shared memory (one column of padding against bank conflicts), so
+// that both the reads and the writes are coalesced.
+template <typename T>
+__global__ void transpose_kernel(const T* src, T* dst, int rows, int cols,
+                                 const __grid_constant__ DeviceEpilogue e, bool with_epilogue) {
+  __shared__ T tile[32][33];
+  const std::size_t matrix = std::size_t(blockIdx.z) * rows * cols;
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int row = blockIdx.y * 32 + k;
+    if (row < rows && col < cols)
+      tile[k][threadIdx.x] = src[matrix + std::size_t(row) * cols + col];
+  }
+  __syncthreads();
+  const int out_col = blockIdx.y * 32 + threadIdx.x;  // a source row
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int out_row = blockIdx.x * 32 + k;  // a source column
+    if (out_row < cols && out_col < rows) {
+      const std::size_t at = matrix + std::size_t(out_row) * rows + out_col;
+      const T v = tile[threadIdx.x][k];
+      dst[at] = with_epilogue ? from_float<T>(apply_epilogue<T>(e, to_float(v), out_col, at)) : v;
+    }
+  }
+}
+
+// Few source columns (NHWC -> NCHW of 3 colours): one thread per result element, reading
+// the source directly; a 32-wide tile would leave most of its threads idle.
+template <typename T>
+__global__ void narrow_transpose_kernel(const T* src, T* dst, int batch, int rows, int cols) {
+  const std::size_t count = std::size_t(batch) * rows * cols;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const std::size_t matrix = i / (std::size_t(rows) * cols);
+    const std::size_t within = i - matrix * rows * cols;
+    const int j = int(within / rows), r = int(within % rows);  // dst is cols x rows
+    dst[i] = src[(matrix * rows + r) * cols + j];
+  }
+}
+
+template <typename T>
+__global__ void pad_channels_kernel(const T* src, int from, T* dst, int to, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const std::size_t pixel = i / to;
+    const int c = int(i % to);
+    dst[i] = c < from ? src[pixel * from + c] : from_float<T>(0.0f);
+  }
+}
+
+// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
+// channel sub_pixel_source_channel(order, c, i, j, s, C) of convolution pixel (y, x).
+template <typename T>
+__global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s,
+                                 SubPixelOrder order, T* dst) {
+  const std::size_t count = std::size_t(N) * H * s * W * s * C;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(e, H * s, W * s, C);
+    const int n = at.n, Y = at.y, X = at.x, c = at.c;
+    const int y = Y / s, i = Y % s, x = X / s, j = X % s;
+    dst[e] = conv[((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
+                  sub_pixel_source_channel(order, c, i, j, s, C)];
+  }
+}
+
+}  // namespace
+
+void convert(const void* src, DataType from, void* dst, DataType to, std::size_t count,
+             cudaStream_t stream) {
+  if (count == 0) return;
+  dispatch(from, [&](auto from_tag) {
+    using From = decltype(from_tag);
+    dispatch(to, [&](auto to_tag) {
+      using To = decltype(to_tag);
+      convert_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+          static_cast<const From*>(src), static_cast<To*>(dst), count);
+    });
+  });
+  check_launch("convert");
+}
+
+void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, std::size_t count,
+            int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    map_elements(NeuronOf{n}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
+                 static_cast<T*>(dst), count, channels, stream, "neuron");
+  });
+}
+
+void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t count, int channels,
+              cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    epilogue_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(e, static_cast<T*>(dst),
+                                                                          count, channels);
+  });
+  check_launch("epilogue");
+}
+
+void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
+         cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    map_elements(Sum{}, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst),
+                 count, 1, stream, "add");
+  });
+}
+
+void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
+            std::size_t count, int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    map_elements(AffineOf{scale, shift}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
+                 static_cast<T*>(dst), count, channels, stream, "affine");
+  });
+}
+
+void transpose_batched(DataType type, const void* src, void* dst, int batch, int rows, int cols,
+                       cudaStream_t stream, const DeviceEpilogue* epilogue) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    if (cols < 8 && !epilogue) {
+      const std::size_t count = std::size_t(batch) * rows * cols;
+      narrow_transpose_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+          static_cast<const T*>(src), static_cast<T*>(dst), batch, rows, cols);
+      return;
+    }
+    const dim3 blocks((cols + 31) / 32, (rows + 31) / 32, batch);
+    const dim3 threads(32, 8);
+    transpose_kernel<<<blocks, threads, 0, stream>>>(
+        static_cast<const T*>(src), static_cast<T*>(dst), rows, cols,
+        epilogue ? *epilogue : DeviceEpilogue{}, epilogue != nullptr);
+  });
+  check_launch("transpose");
+}
+
+void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
+                  std::size_t pixels, cudaStream_t stream) {
+  const std::size_t count = pixels * to_channels;
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    pad_channels_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(src), from_channels, static_cast<T*>(dst), to_channels, count);
+  });
+  check_launch("pad_channels");
+}
+
+void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
+                       SubPixelOrder order, void* dst, cudaStream_t stream) {
+  const int C = conv_shape.channels / (factor * factor);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    sub_pixel_kernel<<<blocks_for(conv_shape.elements(), kThreads), kThreads, 0, stream>>>(
+        static_cast<const T*>(conv), conv_shape.batch, conv_shape.height, conv_shape.width, C,
+        factor, order, static_cast<T*>(dst));
+  });
+  check_launch("sub_pixel_shuffle");
+}
+
+}  // namespace cnngraph::detail::cuda

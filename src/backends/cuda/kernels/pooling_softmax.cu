@@ -1,0 +1,82 @@
+// Pooling (out-of-image pixels left out, as in the reference) and soft-max over channels.
+#include <cfloat>
+
+#include "backends/cuda/kernels/device_math.cuh"
+#include "backends/cuda/kernels/pooling_softmax.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+template <typename T>
+__global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
+  const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.C;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(e, g.P, g.Q, g.C);
+    const int n = at.n, p = at.y, q = at.x, c = at.c;
+    float max = -FLT_MAX, sum = 0.0f;
+    int taken = 0;
+    for (int r = 0; r < g.kernel_y; ++r) {
+      const int iy = p * g.stride_y - g.pad_y + r;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int s = 0; s < g.kernel_x; ++s) {
+        const int ix = q * g.stride_x - g.pad_x + s;
+        if (ix < 0 || ix >= g.W) continue;
+        const float v = to_float(src[((std::size_t(n) * g.H + iy) * g.W + ix) * g.C + c]);
+        max = fmaxf(max, v);
+        sum += v;
+        ++taken;
+      }
+    }
+    dst[e] = from_float<T>(g.max ? max : sum / float(taken > 0 ? taken : 1));
+  }
+}
+
+// One warp per pixel: max, then the sum of exponentials, then the results.
+template <typename T>
+__global__ void softmax_kernel(const T* src, T* dst, std::size_t pixels, int C, bool logarithmic) {
+  const std::size_t warp = (blockIdx.x * std::size_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (warp >= pixels) return;
+  const T* x = src + warp * C;
+  T* y = dst + warp * C;
+  float max = -FLT_MAX;
+  for (int c = lane; c < C; c += 32) max = fmaxf(max, to_float(x[c]));
+  for (int o = 16; o > 0; o /= 2) max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += 32) sum += expf(to_float(x[c]) - max);
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const float log_sum = logf(sum);
+  for (int c = lane; c < C; c += 32) {
+    const float v = to_float(x[c]) - max;
+    y[c] = from_float<T>(logarithmic ? v - log_sum : expf(v) / sum);
+  }
+}
+
+}  // namespace
+
+void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream) {
+  const ImageShape& in = op.src_shapes[0];
+  const PoolingGeometry g = pooling_geometry(in, op.dst_shape, op.x, op.y, op.type);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    pooling_kernel<<<blocks_for(op.dst_shape.elements(), 256), 256, 0, stream>>>(
+        g, static_cast<const T*>(src), static_cast<T*>(dst));
+  });
+  check_launch("pooling");
+}
+
+void softmax(DataType type, bool logarithmic, const void* src, void* dst, std::size_t pixels,
+             int channels, cudaStream_t stream) {
+  const unsigned threads = 256;
+  const unsigned blocks = static_cast<unsigned>((pixels * 32 + threads - 1) / threads);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    softmax_kernel<<<blocks, threads, 0, stream>>>(static_cast<const T*>(src), static_cast<T*>(dst),
+                                                   pixels, channels, logarithmic);
+  });
+  check_launch("softmax");
+}
+
+}  // namespace cnngraph::detail::cuda

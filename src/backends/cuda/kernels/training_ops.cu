@@ -1,0 +1,277 @@
+// Gradient kernels of ours for the ops no library covers as one call: neurons (the shared
+// derivative formulas of neuron_math.hpp), pooling and soft-max; and dropout, forward and
+// gradient alike. Math in float; the rules
+// are the reference backend's (src/backends/reference/training_ops.cpp).
+#include <cfloat>
+#include <cstdint>
+#include <type_traits>
+
+#include "backends/cuda/kernels/device_math.cuh"
+#include "backends/cuda/kernels/elementwise.hpp"
+#include "backends/cuda/kernels/pooling_softmax.hpp"
+#include "backends/cuda/kernels/training_ops.hpp"
+#include "kernels/dropout_mask.hpp"
+#include "ops/neuron_math.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+constexpr unsigned kThreads = 256;
+
+// diff_src = diff_dst * neuron'(src), for map_elements.
+struct NeuronDerivative {
+  DeviceNeuron n;
+  __device__ float operator()(int c, float dy, float x) const {
+    return dy * neuron_derivative<float>(n, x, c);
+  }
+};
+
+// The first in-image tap of result (p, q)'s window holding the window's maximum, in the
+// reference's scan order (rows, then columns); its flat source index.
+template <typename T>
+__device__ std::size_t window_maximum(const PoolingGeometry& g, const T* src, int n, int p, int q,
+                                      int c) {
+  std::size_t best = 0;
+  float best_value = 0.0f;
+  bool any = false;
+  for (int r = 0; r < g.kernel_y; ++r) {
+    const int iy = p * g.stride_y - g.pad_y + r;
+    if (iy < 0 || iy >= g.H) continue;
+    for (int s = 0; s < g.kernel_x; ++s) {
+      const int ix = q * g.stride_x - g.pad_x + s;
+      if (ix < 0 || ix >= g.W) continue;
+      const std::size_t i = ((std::size_t(n) * g.H + iy) * g.W + ix) * g.C + c;
+      const float v = to_float(src[i]);
+      if (!any || v > best_value) {
+        best = i;
+        best_value = v;
+        any = true;
+      }
+    }
+  }
+  return best;
+}
+
+// In-image taps of result (p, q)'s window (the average's divisor).
+__device__ int window_taps(const PoolingGeometry& g, int p, int q) {
+  const int y0 = max(p * g.stride_y - g.pad_y, 0),
+            y1 = min(p * g.stride_y - g.pad_y + g.kernel_y, g.H);
+  const int x0 = max(q * g.stride_x - g.pad_x, 0),
+            x1 = min(q * g.stride_x - g.pad_x + g.kernel_x, g.W);
+  return max(y1 - y0, 0) * max(x1 - x0, 0);
+}
+
+// Max pooling, first pass: per result element, the tap of its window's first maximum
+// (row-major in the window; 255 where the window holds no image pixel). Each thread takes
+// V neighbouring channels of one result pixel (16-byte loads where the channels allow).
+template <int V, typename T, typename I>
+__global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned char* argmax) {
+  const int groups = g.C / V;
+  const I count = I(g.N) * g.P * g.Q * groups;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
+    const int c = int(e % groups) * V;
+    I rest = e / groups;
+    const int q = int(rest % g.Q);
+    rest /= g.Q;
+    const int p = int(rest % g.P);
+    const int n = int(rest / g.P);
+    int best[V];
+    float best_value[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) best[k] = 255, best_value[k] = 0.0f;
+    for (int r = 0; r < g.kernel_y; ++r) {
+      const int iy = p * g.stride_y - g.pad_y + r;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int s = 0; s < g.kernel_x; ++s) {
+        const int ix = q * g.stride_x - g.pad_x + s;
+        if (ix < 0 || ix >= g.W) continue;
+        const Pack<T, V> x =
+            *reinterpret_cast<const Pack<T, V>*>(src + ((I(n) * g.H + iy) * g.W + ix) * g.C + c);
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float v = to_float(x.v[k]);
+          if (best[k] == 255 || v > best_value[k]) best[k] = r * g.kernel_x + s, best_value[k] = v;
+        }
+      }
+    }
+    Pack<unsigned char, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = static_cast<unsigned char>(best[k]);
+    *reinterpret_cast<Pack<unsigned char, V>*>(argmax + e * V) = out;
+  }
+}
+
+// One thread per V neighbouring channels of a source pixel: it gathers the gradients of
+// every result whose window covers it (max: only where it is that window's first maximum,
+// from `argmax` when given, else found here), so no atomics are needed and the sum runs in
+// a fixed order. I: the index type (32 bits where the images allow: 64-bit division is
+// slow, and this kernel was bound by its index math).
+template <int V, typename T, typename I>
+__global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const T* src,
+                                        const unsigned char* argmax, T* diff_src) {
+  const int groups = g.C / V;
+  const I count = I(g.N) * g.H * g.W * groups;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
+    const int c = int(e % groups) * V;
+    I rest = e / groups;
+    const int ix = int(rest % g.W);
+    rest /= g.W;
+    const int iy = int(rest % g.H);
+    const int n = int(rest / g.H);
+    const I at = ((I(n) * g.H + iy) * g.W + ix) * g.C + c;
+    // Results p with p * stride - pad <= iy < p * stride - pad + kernel.
+    const int p0 = max(0, (iy + g.pad_y - g.kernel_y + g.stride_y) / g.stride_y);
+    const int p1 = min(g.P - 1, (iy + g.pad_y) / g.stride_y);
+    const int q0 = max(0, (ix + g.pad_x - g.kernel_x + g.stride_x) / g.stride_x);
+    const int q1 = min(g.Q - 1, (ix + g.pad_x) / g.stride_x);
+    float sum[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) sum[k] = 0.0f;
+    for (int p = p0; p <= p1; ++p) {
+      const int top = p * g.stride_y - g.pad_y;
+      if (iy < top || iy >= top + g.kernel_y) continue;  // (negative padding)
+      for (int q = q0; q <= q1; ++q) {
+        const int left = q * g.stride_x - g.pad_x;
+        if (ix < left || ix >= left + g.kernel_x) continue;
+        const I out = ((I(n) * g.P + p) * g.Q + q) * g.C + c;
+        const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + out);
+        const int tap = (iy - top) * g.kernel_x + (ix - left);
+        Pack<unsigned char, V> taps{};
+        if (argmax) taps = *reinterpret_cast<const Pack<unsigned char, V>*>(argmax + out);
+        const float divisor = g.max ? 1.0f : float(window_taps(g, p, q));
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float d = to_float(dy.v[k]);
+          if (argmax) {
+            if (taps.v[k] == tap) sum[k] += d;
+          } else if (g.max) {
+            if (window_maximum(g, src, n, p, q, c + k) == std::size_t(at) + k) sum[k] += d;
+          } else {
+            sum[k] += d / divisor;
+          }
+        }
+      }
+    }
+    Pack<T, V> result;
+#pragma unroll
+    for (int k = 0; k < V; ++k) result.v[k] = from_float<T>(sum[k]);
+    *reinterpret_cast<Pack<T, V>*>(diff_src + at) = result;
+  }
+}
+
+template <typename T>
+__global__ void dropout_kernel(float keep, std::uint64_t seed, const std::uint64_t* batch,
+                               const T* src, T* dst, std::size_t count) {
+  const std::uint64_t b = *batch;
+  const float scale = 1.0f / keep;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<T>(dropout_keeps(seed, b, i, keep) ? to_float(src[i]) * scale : 0.0f);
+  }
+}
+
+// One warp per pixel: the sum over channels, then each channel's gradient.
+template <typename T>
+__global__ void softmax_gradient_kernel(const T* diff_dst, const T* dst, T* diff_src,
+                                        std::size_t pixels, int C, bool logarithmic) {
+  const std::size_t warp = (blockIdx.x * std::size_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (warp >= pixels) return;
+  const T* dy = diff_dst + warp * C;
+  const T* y = dst + warp * C;
+  T* dx = diff_src + warp * C;
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += 32)
+    sum += logarithmic ? to_float(dy[c]) : to_float(dy[c]) * to_float(y[c]);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  for (int c = lane; c < C; c += 32) {
+    const float g = to_float(dy[c]), v = to_float(y[c]);
+    dx[c] = from_float<T>(logarithmic ? g - expf(v) * sum : v * (g - sum));
+  }
+}
+
+}  // namespace
+
+void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst, const void* src,
+                     void* diff_src, std::size_t count, int channels, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    map_elements(NeuronDerivative{n}, static_cast<const T*>(diff_dst), static_cast<const T*>(src),
+                 static_cast<T*>(diff_src), count, channels, stream, "neuron_gradient");
+  });
+}
+
+std::size_t pooling_argmax_bytes(const PoolingGradientOp& op) {
+  const bool max = op.type == PoolingType::max;
+  return max && op.x.kernel_size * op.y.kernel_size < 255 ? op.src_shapes[0].elements() : 0;
+}
+
+void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
+                      const void* src, void* diff_src, void* argmax, cudaStream_t stream) {
+  const ImageShape& in = op.dst_shape;  // the forward's source
+  const PoolingGeometry g = pooling_geometry(in, op.src_shapes[0], op.x, op.y, op.type);
+  const bool small = in.elements() < (1u << 31) && op.src_shapes[0].elements() < (1u << 31);
+  auto* taps = static_cast<unsigned char*>(argmax);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    const auto run = [&](auto index) {
+      using I = decltype(index);
+      // Vectors of channels where the channel count and pointers allow (every 16-byte
+      // load then stays within one pixel).
+      constexpr int kWide = 16 / sizeof(T) < 8 ? 16 / sizeof(T) : 8;
+      const auto aligned = [](const void* p) {
+        return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+      };
+      const bool wide = in.channels % kWide == 0 && aligned(diff_dst) && aligned(src) &&
+                        aligned(diff_src) && (!taps || aligned(taps));
+      const auto launch = [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        if (taps) {
+          pooling_argmax_kernel<V, T, I>
+              <<<blocks_for(op.src_shapes[0].elements() / V, kThreads), kThreads, 0, stream>>>(
+                  g, static_cast<const T*>(src), taps);
+        }
+        pooling_gradient_kernel<V, T, I>
+            <<<blocks_for(in.elements() / V, kThreads), kThreads, 0, stream>>>(
+                g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), taps,
+                static_cast<T*>(diff_src));
+      };
+      if (wide) {
+        launch(std::integral_constant<int, kWide>{});
+      } else {
+        launch(std::integral_constant<int, 1>{});
+      }
+    };
+    if (small) {
+      run(0u);
+    } else {
+      run(std::size_t{0});
+    }
+  });
+  check_launch("pooling_gradient");
+}
+
+void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
+             const void* src, void* dst, std::size_t count, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    dropout_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        keep_probability, seed, batch, static_cast<const T*>(src), static_cast<T*>(dst), count);
+  });
+  check_launch("dropout");
+}
+
+void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
+                      void* diff_src, std::size_t pixels, int channels, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((pixels * 32 + kThreads - 1) / kThreads);
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    softmax_gradient_kernel<<<blocks, kThreads, 0, stream>>>(
+        static_cast<const T*>(diff_dst), static_cast<const T*>(dst), static_cast<T*>(diff_src),
+        pixels, channels, logarithmic);
+  });
+  check_launch("softmax_gradient");
+}
+
+}  // namespace cnngraph::detail::cuda

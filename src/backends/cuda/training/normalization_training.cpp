@@ -1,0 +1,156 @@
+// Batch normalization in training mode on CUDA, forward and gradient (channel_reduction.cu
+// has the kernels). Gamma and beta come from the host's TrainedNormalization before each
+// run, and the batch statistics and gamma/beta gradients go back to it after, each through
+// pinned memory (Kernel::before_run and after_run stage and read it; the copies to and from
+// it are on the stream), so that a recorded CUDA graph moves each run's values; the data
+// source's update (running averages, gamma/beta's optimizer) then runs on the host, as on
+// the CPU devices. (Host functions on the stream did the staging once: at about 50 us of
+// stall each, they made a quarter of a ResNet-50 training step.)
+#include <cstring>
+
+#include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/kernels/channel_reduction.hpp"
+#include "cnngraph/errors.hpp"
+
+namespace cnngraph::detail::cuda {
+
+namespace {
+
+// One trained batch normalization's buffers: f32 per channel on the device, in the order
+// gamma, beta, mean, variance, gamma gradient, beta gradient, and a pinned copy of all six.
+struct DeviceNormalization {
+  int channels = 0;
+  bool forward_runs = false;  // a forward kernel records the statistics the gradient reads
+  std::shared_ptr<std::byte[]> device;
+  std::shared_ptr<std::byte[]> pinned_block;
+  float* pinned = nullptr;
+  float* on_device(int k) const { return reinterpret_cast<float*>(device.get()) + k * channels; }
+  float* on_host(int k) const { return pinned + k * channels; }
+};
+enum Slot { kGamma = 0, kBeta, kMean, kVariance, kGammaGradient, kBetaGradient, kSlots };
+
+std::shared_ptr<DeviceNormalization> device_normalization(TrainedNormalization& t, int channels,
+                                                          Context& context,
+                                                          const std::string& name) {
+  const std::string key = "cuda" + std::to_string(context.device);
+  std::lock_guard lock(t.cache_mutex);
+  auto& slot = t.backend_cache[key];
+  if (!slot) {
+    auto d = std::make_shared<DeviceNormalization>();
+    d->channels = channels;
+    const std::size_t bytes = std::size_t(kSlots) * channels * sizeof(float);
+    d->device = context.memory->allocate(bytes, name + " parameters");
+    d->pinned_block = allocate_pinned(bytes, name);
+    d->pinned = reinterpret_cast<float*>(d->pinned_block.get());
+    slot = d;
+  }
+  return std::static_pointer_cast<DeviceNormalization>(slot);
+}
+
+void copy_out(const DeviceNormalization& b, int slot, std::vector<float>& to) {
+  to.assign(b.on_host(slot), b.on_host(slot) + b.channels);
+}
+
+class NormalizationKernel : public Kernel {
+ public:
+  NormalizationKernel(const Op& op, TrainedNormalization* trainable, Context& context,
+                      bool gradient)
+      : op_(op), context_(context), gradient_(gradient) {
+    if (!trainable) throw InvalidArgument(op.name + ": no training state");
+    const int C = op.dst_shape.channels;
+    buffers_ = device_normalization(*trainable, C, context, op.name);
+    if (!gradient) buffers_->forward_runs = true;
+    pixels_ = op.dst_shape.elements() / C;
+    trainable_ = trainable;
+    scratch_ =
+        context.memory->allocate(channel_reduction_scratch_bytes(pixels_, C), op.name + " scratch");
+  }
+
+  void run(const KernelArgs& args) override {
+    const int C = op_.dst_shape.channels;
+    const std::size_t bytes = std::size_t(C) * sizeof(float);
+    const DeviceNormalization& b = *buffers_;
+    const float epsilon = trainable_->parameters.epsilon;
+    const void* x = gradient_ ? args.srcs[1] : args.srcs[0];
+    auto* scratch = reinterpret_cast<float*>(scratch_.get());
+    const bool own_statistics = owns_statistics();
+    if (own_statistics) {
+      check(cudaMemcpyAsync(b.on_device(kGamma), b.on_host(kGamma), 2 * bytes,
+                            cudaMemcpyHostToDevice, context_.stream),
+            op_.name + ": gamma and beta");
+      batch_statistics(context_.storage, x, pixels_, C, b.on_device(kMean), b.on_device(kVariance),
+                       scratch, context_.stream);
+    }
+    if (!gradient_) {
+      batch_normalize(context_.storage, x, b.on_device(kMean), b.on_device(kVariance),
+                      b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
+                      scratch, context_.stream);
+    } else {
+      batch_normalization_gradient(context_.storage, args.srcs[0], x, b.on_device(kMean),
+                                   b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,
+                                   b.on_device(kGammaGradient), b.on_device(kBetaGradient), pixels_,
+                                   C, scratch, context_.stream);
+    }
+    // Statistics from whichever kernel computed them; gradients from the gradient kernel.
+    check(cudaMemcpyAsync(b.on_host(first_slot()), b.on_device(first_slot()),
+                          (last_slot() - first_slot() + 1) * bytes, cudaMemcpyDeviceToHost,
+                          context_.stream),
+          op_.name + ": the statistics to the host");
+  }
+
+  // The parameters of this run into pinned memory (the previous run has finished).
+  void before_run() override {
+    if (!owns_statistics()) return;
+    const std::size_t bytes = std::size_t(buffers_->channels) * sizeof(float);
+    std::memcpy(buffers_->on_host(kGamma), trainable_->parameters.gamma.data(), bytes);
+    std::memcpy(buffers_->on_host(kBeta), trainable_->parameters.beta.data(), bytes);
+  }
+
+  void after_run() override {
+    BatchNormalizationGradientState& g = trainable_->gradient;
+    if (owns_statistics()) {
+      g.count = static_cast<std::int64_t>(pixels_);
+      copy_out(*buffers_, kMean, g.batch_mean);
+      copy_out(*buffers_, kVariance, g.batch_variance);
+    }
+    if (gradient_) {
+      copy_out(*buffers_, kGammaGradient, g.gamma_gradient);
+      copy_out(*buffers_, kBetaGradient, g.beta_gradient);
+    }
+  }
+
+  std::string implementation() const override {
+    return gradient_ ? "cuda:batch_normalization_gradient" : "cuda:batch_normalization_training";
+  }
+
+ private:
+  // The forward kernel brings gamma and beta and records the statistics; a gradient
+  // without its forward in the graph does both itself.
+  bool owns_statistics() const { return !gradient_ || !buffers_->forward_runs; }
+  int first_slot() const { return owns_statistics() ? kMean : kGammaGradient; }
+  int last_slot() const { return gradient_ ? kBetaGradient : kVariance; }
+
+  const Op& op_;
+  Context& context_;
+  bool gradient_;
+  std::shared_ptr<DeviceNormalization> buffers_;
+  std::size_t pixels_ = 0;
+  TrainedNormalization* trainable_ = nullptr;
+  std::shared_ptr<std::byte[]> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_batch_normalization_training(const Op& base, const GraphOptions&,
+                                                          Context& context) {
+  const auto& op = static_cast<const BatchNormalizationTrainingOp&>(base);
+  return std::make_unique<NormalizationKernel>(op, op.trainable, context, false);
+}
+
+std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op& base, const GraphOptions&,
+                                                          Context& context) {
+  const auto& op = static_cast<const BatchNormalizationGradientOp&>(base);
+  return std::make_unique<NormalizationKernel>(op, op.trainable, context, true);
+}
+
+}  // namespace cnngraph::detail::cuda
