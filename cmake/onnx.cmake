@@ -21,6 +21,7 @@ function(cnngraph_add_onnx_importer core)
   add_library(cnngraph_onnx
     src/onnx/import.cpp
     src/onnx/model.cpp
+    src/onnx/constants.cpp
     src/onnx/operators.cpp
     src/onnx/layout.cpp)
   add_library(cnngraph::onnx ALIAS cnngraph_onnx)

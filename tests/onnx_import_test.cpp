@@ -73,6 +73,32 @@ TEST(OnnxImport, AsymmetricPadsDilationAndGemmWithoutTransposeMatchNumpy) {
   run_model("asymmetric");
 }
 
+TEST(OnnxImport, SamePadsConcatCeilModeAndAFoldedViewBeforeGemmMatchNumpy) {
+  run_model("branches");
+}
+TEST(OnnxImport, Opset9ClipAttributesAndPaddedAveragePoolMatchNumpy) { run_model("opset9"); }
+TEST(OnnxImport, Opset21ModelImports) { run_model("opset21"); }
+TEST(OnnxImport, ExternalDataNextToTheModelIsRead) { run_model("external"); }
+
+TEST(OnnxImport, ExternalDataOutsideTheModelsFolderIsRefused) {
+  try {
+    onnx::import(models() / "escaping.onnx");
+    FAIL() << "no error";
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("leaves the model's folder"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(OnnxImport, OpsetAboveTwentyOneIsRefused) {
+  try {
+    onnx::import(models() / "opset22.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("opset 22"), std::string::npos) << e.what();
+  }
+}
+
 TEST(OnnxImport, ConvWeightsBecomeOhwiDataSourcesNamedByInitializer) {
   const auto imported = onnx::import(models() / "lenet.onnx");
   EXPECT_EQ(imported.opset, 13);

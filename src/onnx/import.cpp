@@ -1,7 +1,6 @@
 // cnngraph::onnx::import: loads the model, makes its inputs, converts its nodes in order
 // through the converter table, and reports every node it cannot convert at once.
 #include <algorithm>
-#include <deque>
 #include <set>
 
 #include "cnngraph/errors.hpp"
@@ -47,8 +46,7 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
   ImportedModel model;
   const ::onnx::ModelProto proto = detail::load_model(path, model.opset);
   const auto& graph = proto.graph();
-  detail::Context context{model.opset, options, path.parent_path(), {}, {}, model};
-  std::deque<::onnx::TensorProto> constant_storage;
+  detail::Context context{model.opset, options, path.parent_path(), {}, {}, {}, model};
   for (const auto& t : graph.initializer()) context.constants[t.name()] = &t;
 
   std::vector<std::string> problems;
@@ -71,25 +69,26 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
     }
   }
   for (const auto& node : graph.node()) {
-    const std::string what = "node '" + (node.name().empty() ? node.output(0) : node.name()) +
-                             "' (" + node.op_type() + ")";
+    const std::string first_output = node.output_size() ? node.output(0) : "";
+    const std::string what = "node '" + (node.name().empty() ? first_output : node.name()) + "' (" +
+                             node.op_type() + ")";
     try {
+      if (node.output_size() == 0) throw detail::Refusal{"it has no outputs"};
       if (!node.domain().empty() && node.domain() != "ai.onnx")
         throw detail::Refusal{"domain '" + node.domain() + "' is not supported"};
-      if (node.op_type() == "Constant") {
-        if (node.attribute_size() != 1 || node.attribute(0).name() != "value")
-          throw detail::Refusal{"only a Constant with a tensor 'value' is supported"};
-        constant_storage.push_back(node.attribute(0).t());
-        context.constants[node.output(0)] = &constant_storage.back();
-        continue;
-      }
       const auto convert = detail::find_converter(node.op_type());
-      if (!convert) throw detail::Refusal{"operator not supported"};
       if (std::any_of(node.input().begin(), node.input().end(),
                       [&](const std::string& i) { return unavailable.count(i) > 0; })) {
         for (const auto& o : node.output()) unavailable.insert(o);
+        if (!convert && !detail::is_foldable(node.op_type()))
+          throw detail::Refusal{"operator not supported"};
         continue;  // its inputs failed; the nodes they came from are listed
       }
+      if (detail::fold_constant(node, context)) continue;
+      if (!convert)
+        throw detail::Refusal{detail::is_foldable(node.op_type())
+                                  ? "folded only on constants (a computed tensor here)"
+                                  : "operator not supported"};
       auto outputs = convert(node, context);
       for (std::size_t i = 0; i < outputs.size(); ++i)
         context.values[node.output(static_cast<int>(i))] = std::move(outputs[i]);

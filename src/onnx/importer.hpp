@@ -5,6 +5,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -47,8 +48,14 @@ struct Context {
   std::filesystem::path folder;
   std::map<std::string, Value> values;
   std::map<std::string, const ::onnx::TensorProto*> constants;  // initializers and Constants
+  std::deque<::onnx::TensorProto> folded;                       // the constants folded at import
   ImportedModel& model;
 };
+
+// Folds a Constant, a Shape of a computed tensor, or a Gather, Unsqueeze, Squeeze or Concat
+// of constants into a constant; false for a node that is none of these.
+bool fold_constant(const ::onnx::NodeProto& node, Context& context);
+bool is_foldable(const std::string& op_type);
 
 using Converter = std::vector<Value> (*)(const ::onnx::NodeProto& node, Context& context);
 // The converter of `op_type` in the default domain, or null.

@@ -36,6 +36,41 @@ std::string type_name(int type) {
              : std::to_string(type);
 }
 
+struct ExternalData {
+  std::filesystem::path file;
+  long long offset = 0, length = -1;
+  std::string where;
+};
+
+// Where a tensor's external data lies: refused unless inside the model's folder.
+ExternalData external_data(const ::onnx::TensorProto& tensor, const std::filesystem::path& folder) {
+  ExternalData data;
+  std::string location;
+  for (const auto& entry : tensor.external_data()) {
+    try {
+      if (entry.key() == "location") location = entry.value();
+      if (entry.key() == "offset") data.offset = std::stoll(entry.value());
+      if (entry.key() == "length") data.length = std::stoll(entry.value());
+    } catch (const std::exception&) {
+      throw DataSourceError("tensor " + tensor.name() + ": external data " + entry.key() + " '" +
+                            entry.value() + "' is not a number");
+    }
+  }
+  data.where = "tensor " + tensor.name() + ": external data '" + location + "'";
+  const std::filesystem::path relative(location);
+  if (location.empty()) throw DataSourceError(data.where + " has no location");
+  if (relative.is_absolute() || relative.has_root_name())
+    throw DataSourceError(data.where + " is an absolute path; it must lie in the model's folder");
+  // Symbolic links resolved: a link out of the folder leaves it too.
+  const auto base = std::filesystem::weakly_canonical(folder.empty() ? "." : folder);
+  data.file = std::filesystem::weakly_canonical(base / relative);
+  const auto [end, ignored] =
+      std::mismatch(base.begin(), base.end(), data.file.begin(), data.file.end());
+  if (end != base.end())
+    throw DataSourceError(data.where + " leaves the model's folder " + base.string());
+  return data;
+}
+
 // The raw little-endian bytes of a tensor: its raw_data, or its external data.
 std::optional<std::string> raw_bytes(const ::onnx::TensorProto& tensor,
                                      const std::filesystem::path& folder) {
@@ -43,28 +78,7 @@ std::optional<std::string> raw_bytes(const ::onnx::TensorProto& tensor,
     if (tensor.has_raw_data()) return tensor.raw_data();
     return std::nullopt;
   }
-  std::string location;
-  long long offset = 0, length = -1;
-  for (const auto& entry : tensor.external_data()) {
-    try {
-      if (entry.key() == "location") location = entry.value();
-      if (entry.key() == "offset") offset = std::stoll(entry.value());
-      if (entry.key() == "length") length = std::stoll(entry.value());
-    } catch (const std::exception&) {
-      throw DataSourceError("tensor " + tensor.name() + ": external data " + entry.key() + " '" +
-                            entry.value() + "' is not a number");
-    }
-  }
-  const std::string where = "tensor " + tensor.name() + ": external data '" + location + "'";
-  const std::filesystem::path relative(location);
-  if (location.empty()) throw DataSourceError(where + " has no location");
-  if (relative.is_absolute() || relative.has_root_name())
-    throw DataSourceError(where + " is an absolute path; it must lie in the model's folder");
-  const auto base = std::filesystem::weakly_canonical(folder);
-  const auto file = std::filesystem::weakly_canonical(base / relative);
-  const auto [end, ignored] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
-  if (end != base.end())
-    throw DataSourceError(where + " leaves the model's folder " + base.string());
+  const auto [file, offset, length, where] = external_data(tensor, folder);
   const std::string bytes = read_file(file, where + ": file");
   if (offset < 0 || static_cast<unsigned long long>(offset) > bytes.size() ||
       (length >= 0 && static_cast<unsigned long long>(length) > bytes.size() - offset))
@@ -144,6 +158,14 @@ std::vector<std::int64_t> tensor_ints(const ::onnx::TensorProto& tensor,
   if (opset > library_opset)
     for (auto& entry : *checked.mutable_opset_import())
       if (entry.domain().empty() || entry.domain() == "ai.onnx") entry.set_version(library_opset);
+  // The checker opens external data relative to the working folder: it is given the files
+  // as this importer resolved (and confined) them.
+  for (auto& tensor : *checked.mutable_graph()->mutable_initializer()) {
+    if (tensor.data_location() != ::onnx::TensorProto::EXTERNAL) continue;
+    const auto data = external_data(tensor, path.parent_path());
+    for (auto& entry : *tensor.mutable_external_data())
+      if (entry.key() == "location") entry.set_value(data.file.string());
+  }
   try {
     ::onnx::checker::check_model(checked);
   } catch (const std::exception& e) {

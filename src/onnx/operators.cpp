@@ -15,7 +15,8 @@ using ::onnx::AttributeProto;
 using ::onnx::NodeProto;
 
 std::string name_of(const NodeProto& node) {
-  return node.name().empty() ? node.output(0) : node.name();
+  if (!node.name().empty() || node.output_size() == 0) return node.name();
+  return node.output(0);
 }
 
 void known_attributes(const NodeProto& node, std::initializer_list<const char*> known) {

@@ -205,6 +205,104 @@ def unsupported(folder):
          [init("w", w)], None, None)
 
 
+def branches(folder):
+    # auto_pad SAME_UPPER, LeakyRelu, Sigmoid, Concat, MaxPool with ceil_mode, Dropout,
+    # Identity, and PyTorch's x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat,
+    # Reshape) before a Gemm; opset 11 (Softmax over axis 1 of the 2-D logits).
+    x = rand(2, 3, 9, 9, scale=1.0)
+    wa, ba = rand(5, 3, 3, 3), rand(5)
+    wb = rand(3, 3, 1, 1)
+    fw, fb = rand(4, 8 * 3 * 3, scale=0.2), rand(4)
+    a = conv(x, wa, ba, stride=(2, 2), pads=(1, 1, 1, 1))
+    a = np.where(a >= 0, a, 0.1 * a)
+    b = 1 / (1 + np.exp(-conv(x, wb, None, stride=(2, 2))))
+    c = np.concatenate([a, b], axis=1).astype(np.float32)
+    p = maxpool(c, 2, 2, pads=(0, 0, 1, 1))
+    y = softmax(p.reshape(2, -1) @ fw.T + fb).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a0"], name="conva", strides=[2, 2],
+                         auto_pad="SAME_UPPER", kernel_shape=[3, 3]),
+        helper.make_node("LeakyRelu", ["a0"], ["a"], name="leaky", alpha=0.1),
+        helper.make_node("Conv", ["x", "wb"], ["b0"], name="convb", strides=[2, 2]),
+        helper.make_node("Sigmoid", ["b0"], ["b"], name="sigmoid"),
+        helper.make_node("Concat", ["a", "b"], ["c"], name="concat", axis=1),
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2],
+                         strides=[2, 2], ceil_mode=1),
+        helper.make_node("Dropout", ["p"], ["d"], name="dropout", ratio=0.3),
+        helper.make_node("Identity", ["d"], ["i"], name="identity"),
+        helper.make_node("Shape", ["i"], ["s"], name="shape"),
+        helper.make_node("Constant", [], ["zero"], name="zero",
+                         value=helper.make_tensor("zero_value", TensorProto.INT64, [], [0])),
+        helper.make_node("Gather", ["s", "zero"], ["n"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["n"], ["n1"], name="unsqueeze", axes=[0]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], name="target", axis=0),
+        helper.make_node("Reshape", ["i", "target"], ["f"], name="view"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], name="fc", transB=1),
+        helper.make_node("Softmax", ["g"], ["y"], name="softmax")]
+    inits = [init("wa", wa), init("ba", ba), init("wb", wb), init("fw", fw), init("fb", fb),
+             init("minus_one", np.array([-1], np.int64))]
+    save(folder, "branches", nodes, [vi("x", ["N", 3, 9, 9])], [vi("y", ["N", 4])], inits, x,
+         y, opset=11)
+
+
+def opset9_clip_and_padded_average(folder):
+    # Clip's min and max as attributes (before opset 11); AveragePool with pads, which
+    # leaves the padding out of the count.
+    x = rand(1, 2, 5, 5, scale=3.0)
+    w = rand(3, 2, 1, 1, scale=2.0)
+    c = np.clip(conv(x, w, None), 0, 6)
+    cp = np.pad(c, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ones = np.pad(np.ones_like(c), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    s = np.zeros_like(c, dtype=np.float64)
+    n = np.zeros_like(c, dtype=np.float64)
+    for i in range(3):
+        for j in range(3):
+            s += cp[:, :, i:i + 5, j:j + 5]
+            n += ones[:, :, i:i + 5, j:j + 5]
+    y = (s / n).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Clip", ["c"], ["r"], name="relu6", min=0.0, max=6.0),
+             helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1])]
+    save(folder, "opset9", nodes, [vi("x", [1, 2, 5, 5])], [vi("y", [1, 3, 5, 5])],
+         [init("w", w)], x, y, opset=9)
+
+
+def opset21(folder):
+    # A later opset than ONNX 1.12 knows: checked as opset 17.
+    x = rand(1, 2, 4, 4, scale=1.0)
+    w = rand(2, 2, 3, 3)
+    y = relu(conv(x, w, None, pads=(1, 1, 1, 1)))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    save(folder, "opset21", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 4, 4])],
+         [init("w", w)], x, y, opset=21)
+    save(folder, "opset22", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 4, 4])],
+         [init("w", w)], None, None, opset=22)
+
+
+def external_data(folder):
+    # Conv weights in a file next to the model; and a model whose data lies outside its
+    # folder (refused).
+    from onnx.external_data_helper import set_external_data
+    x = rand(1, 2, 4, 4, scale=1.0)
+    w = rand(3, 2, 3, 3)
+    y = conv(x, w, None, pads=(1, 1, 1, 1))
+
+    def model_with(location, name):
+        t = numpy_helper.from_array(w, "w")
+        with open(os.path.join(folder, location), "wb") as f:
+            f.write(b"\0" * 16 + t.raw_data)
+        set_external_data(t, location=location, offset=16, length=len(t.raw_data))
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+        save(folder, name, nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 3, 4, 4])], [t], x, y)
+
+    model_with("external.bin", "external")
+    model_with("../outside_the_models_folder.bin", "escaping")
+
+
 def old_opset(folder):
     nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
     save(folder, "opset6", nodes, [vi("x", [1, 2, 2, 2])], [vi("y", [1, 2, 2, 2])], [], None,
@@ -214,8 +312,8 @@ def old_opset(folder):
 def main():
     folder = sys.argv[1]
     os.makedirs(folder, exist_ok=True)
-    for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, unsupported,
-                 old_opset):
+    for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, branches,
+                 opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset):
         make(folder)
     with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
         f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")
