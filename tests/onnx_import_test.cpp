@@ -48,6 +48,18 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
         << where << " element " << i;
 }
 
+// Every device this build and machine have: the reference, the CPU backend where oneDNN is
+// built, and the first GPU where there is one.
+std::vector<Device> devices() {
+  std::vector<Device> all{Device::cpu_reference()};
+  try {
+    all.push_back(Device::cpu());
+  } catch (const DeviceError&) {
+  }
+  if (Device::cuda_device_count() > 0) all.push_back(Device::cuda());
+  return all;
+}
+
 void run_model(const std::string& name) {
   const auto imported = onnx::import(models() / (name + ".onnx"));
   std::vector<int> in_shape, out_shape;
@@ -57,11 +69,11 @@ void run_model(const std::string& name) {
   ASSERT_EQ(imported.outputs.size(), 1u);
   ASSERT_EQ(in_shape.size(), 4u);
   const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
-  for (const Device& device : {Device::cpu_reference(), Device::cpu()}) {
+  for (const Device& device : devices()) {
     Graph graph(device, imported.outputs[0]);
     const Image result = graph.run({Image::from_nchw(shape, x)})[0];
     expect_close(out_shape.size() == 4 ? result.to_nchw() : result.to_floats(), y,
-                 name + (device.kind() == DeviceKind::cpu ? " on cpu" : " on cpu_reference"));
+                 name + " on " + device.name());
   }
 }
 
@@ -147,27 +159,29 @@ TEST(OnnxImport, OpsetBelowSevenIsRefused) {
 }
 
 TEST(OnnxImport, TrainingGraphOnAnImportedModelChangesItsWeights) {
-  onnx::ImportOptions options;
-  options.trainable = true;
-  options.optimizer = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f});
-  const auto imported = onnx::import(models() / "lenet.onnx", options);
-  auto* fc = dynamic_cast<TrainableDataSource*>(imported.weights.at("fw").get());
-  ASSERT_NE(fc, nullptr);
-  const auto before = fc->current_weights();
   std::vector<int> in_shape;
   const auto x = read_npy(models() / "lenet.input.npy", in_shape);
   const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
-  // The softmax output feeds a cross entropy on its logits' producer: the Gemm.
-  auto gemm = imported.outputs[0]->producer()->source_images()[0];
-  auto loss = std::make_shared<LossNode>(
-      gemm, LossDescriptor{LossType::softmax_cross_entropy, ReductionType::mean});
-  const auto results = loss->training_graph();
-  Graph training(Device::cpu(), results, std::vector<bool>(results.size(), false));
-  const std::vector<int> classes{3, 7};
-  const auto r =
-      training.run({Image::from_nchw(shape, x)}, {LossLabels::from_classes(classes, 10)});
-  EXPECT_TRUE(std::isfinite(r.loss()));
-  EXPECT_NE(fc->current_weights(), before);
+  for (const Device& device : devices()) {
+    onnx::ImportOptions options;
+    options.trainable = true;
+    options.optimizer = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f});
+    const auto imported = onnx::import(models() / "lenet.onnx", options);
+    auto* fc = dynamic_cast<TrainableDataSource*>(imported.weights.at("fw").get());
+    ASSERT_NE(fc, nullptr);
+    const auto before = fc->current_weights();
+    // A cross entropy on the logits: the Gemm that feeds the model's softmax.
+    auto gemm = imported.outputs[0]->producer()->source_images()[0];
+    auto loss = std::make_shared<LossNode>(
+        gemm, LossDescriptor{LossType::softmax_cross_entropy, ReductionType::mean});
+    const auto results = loss->training_graph();
+    Graph training(device, results, std::vector<bool>(results.size(), false));
+    const std::vector<int> classes{3, 7};
+    const auto r =
+        training.run({Image::from_nchw(shape, x)}, {LossLabels::from_classes(classes, 10)});
+    EXPECT_TRUE(std::isfinite(r.loss())) << device.name();
+    EXPECT_NE(fc->current_weights(), before) << device.name();
+  }
 }
 
 }  // namespace
