@@ -450,9 +450,10 @@ std::vector<Value> convert_dropout(const NodeProto& node, Context& context) {
   known_attributes(node, {"ratio", "seed", "is_test"});
   one_output(node);
   if (has_input(node, 2)) {
-    const auto mode = constant_input(node, context, 2);
-    if (mode.int32_data_size() == 1 && mode.int32_data(0) != 0)
-      throw Refusal{"training_mode = true is not supported"};
+    const auto& mode = constant_input(node, context, 2);
+    const bool training = (mode.int32_data_size() > 0 && mode.int32_data(0) != 0) ||
+                          (!mode.raw_data().empty() && mode.raw_data()[0] != 0);
+    if (training) throw Refusal{"training_mode = true is not supported"};
   }
   return {image_input(node, context, 0)};
 }

@@ -194,15 +194,24 @@ def asymmetric(folder):
 
 
 def unsupported(folder):
-    # Two unsupported nodes (an operator and an attribute) and one after them.
+    # Unsupported parts of four kinds (an operator, an attribute, an attribute value, an
+    # input's data type) and nodes after them, which are not listed again.
     w = rand(2, 2, 1, 1)
+    fw = rand(32, 3)
+    w16 = rand(2, 2, 1, 1).astype(np.float16)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
              helper.make_node("LRN", ["c"], ["l"], name="lrn", size=3),
+             helper.make_node("Relu", ["l"], ["y"], name="relu"),
              helper.make_node("Flatten", ["x"], ["f"], name="flat2", axis=2),
-             helper.make_node("Relu", ["l"], ["y"], name="relu")]
-    save(folder, "unsupported", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 4, 4]),
-                                                                vi("f", [2, 16])],
-         [init("w", w)], None, None)
+             helper.make_node("Flatten", ["x"], ["f1"], name="flat1"),
+             helper.make_node("Gemm", ["f1", "fw"], ["g"], name="gemm", transA=1),
+             helper.make_node("Conv", ["x16", "w16"], ["y16"], name="conv16")]
+    save(folder, "unsupported", nodes, [vi("x", [1, 2, 4, 4]),
+                                        helper.make_tensor_value_info("x16", TensorProto.FLOAT16,
+                                                                      [1, 2, 4, 4])],
+         [vi("y", [1, 2, 4, 4]), vi("f", [2, 16]), vi("g", [32, 3]),
+          helper.make_tensor_value_info("y16", TensorProto.FLOAT16, [1, 2, 4, 4])],
+         [init("w", w), init("fw", fw), init("w16", w16)], None, None)
 
 
 def branches(folder):
