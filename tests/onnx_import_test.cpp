@@ -189,5 +189,31 @@ TEST(OnnxImport, TrainingGraphOnAnImportedModelChangesItsWeights) {
   }
 }
 
+TEST(OnnxImport, TrainingAResidualBlockUpdatesItsConvolutionsAndBatchNorms) {
+  std::vector<int> in_shape;
+  const auto x = read_npy(models() / "residual_bn.input.npy", in_shape);
+  const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
+  onnx::ImportOptions options;
+  options.trainable = true;
+  const auto imported = onnx::import(models() / "residual_bn.onnx", options);
+  ASSERT_EQ(imported.batch_normalizations.count("bn1"), 1u);
+  const auto& bn = imported.batch_normalizations.at("bn1");
+  const auto gamma_before = bn->parameters().gamma;
+  auto* conv = dynamic_cast<TrainableDataSource*>(imported.weights.at("w1").get());
+  ASSERT_NE(conv, nullptr);
+  const auto before = conv->current_weights();
+  auto loss = std::make_shared<LossNode>(
+      imported.outputs[0], LossDescriptor{LossType::mean_squared_error, ReductionType::mean});
+  const auto results = loss->training_graph();
+  // The fastest device at hand: the GPU where there is one.
+  Graph training(devices().back(), results, std::vector<bool>(results.size(), false));
+  const Image input = Image::from_nchw(shape, x);
+  const auto r = training.run({input}, {LossLabels(Image(input.shape()))});
+  EXPECT_TRUE(std::isfinite(r.loss()));
+  EXPECT_NE(conv->current_weights(), before);
+  EXPECT_EQ(bn->update_count(), 1u);
+  EXPECT_NE(bn->parameters().gamma, gamma_before);
+}
+
 }  // namespace
 }  // namespace cnngraph
