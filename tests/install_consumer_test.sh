@@ -43,6 +43,21 @@ if [ "$has_cuda" = ON ]; then
     fail "Device::cuda() without the cuda component does not say to link cnngraph::cuda"
 fi
 
+# Nor does it link protobuf or ONNX; the user of the onnx component gets the importer.
+if readelf -d "$work/cpu/consumer" | grep NEEDED | grep -E 'libprotobuf|libonnx'; then
+  fail "the CPU-only consumer links protobuf or ONNX"
+fi
+if [ "${CNNGRAPH_HAS_ONNX:-OFF}" = ON ]; then
+  configure_and_build onnx -DCONSUMER_WITH_ONNX=ON "$@" ||
+    { cat "$work/onnx.configure.log"; fail "configuring the consumer with COMPONENTS onnx"; }
+  cmake --build "$work/onnx" >"$work/onnx.build.log" 2>&1 ||
+    { tail -40 "$work/onnx.build.log"; fail "building the consumer with cnngraph::onnx"; }
+  output=$("$work/onnx/onnx_consumer") || fail "the ONNX consumer failed: $output"
+  echo "$output"
+elif configure_and_build onnx -DCONSUMER_WITH_ONNX=ON "$@"; then
+  fail "find_package(cnngraph COMPONENTS onnx) succeeded without the ONNX importer"
+fi
+
 if [ "$has_cuda" != ON ]; then
   # A package without the CUDA backend refuses the component at configure time.
   if configure_and_build cuda -DCONSUMER_WITH_CUDA=ON "$@"; then

@@ -1,0 +1,495 @@
+// The table of ONNX operator converters, keyed by op type. Each takes the node and the
+// values it reads and returns the values it makes, or throws Refusal with the reason.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "cnngraph/trainable_data_source.hpp"
+#include "onnx/importer.hpp"
+
+namespace cnngraph::onnx::detail {
+namespace {
+
+using ::onnx::AttributeProto;
+using ::onnx::NodeProto;
+
+std::string name_of(const NodeProto& node) {
+  if (!node.name().empty() || node.output_size() == 0) return node.name();
+  return node.output(0);
+}
+
+void known_attributes(const NodeProto& node, std::initializer_list<const char*> known) {
+  for (const auto& a : node.attribute())
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return a.name() == k; }))
+      throw Refusal{"attribute '" + a.name() + "' is not supported"};
+}
+
+const AttributeProto* find_attribute(const NodeProto& node, const std::string& name) {
+  for (const auto& a : node.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+
+std::int64_t int_attribute(const NodeProto& node, const std::string& name, std::int64_t fallback) {
+  const auto* a = find_attribute(node, name);
+  return a ? a->i() : fallback;
+}
+
+float float_attribute(const NodeProto& node, const std::string& name, float fallback) {
+  const auto* a = find_attribute(node, name);
+  return a ? a->f() : fallback;
+}
+
+std::vector<std::int64_t> ints_attribute(const NodeProto& node, const std::string& name,
+                                         std::vector<std::int64_t> fallback) {
+  const auto* a = find_attribute(node, name);
+  return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : fallback;
+}
+
+std::string string_attribute(const NodeProto& node, const std::string& name, std::string fallback) {
+  const auto* a = find_attribute(node, name);
+  return a ? a->s() : fallback;
+}
+
+bool has_input(const NodeProto& node, int i) {
+  return node.input_size() > i && !node.input(i).empty();
+}
+
+const Value& image_input(const NodeProto& node, Context& context, int i) {
+  if (!has_input(node, i)) throw Refusal{"input " + std::to_string(i) + " is missing"};
+  const auto it = context.values.find(node.input(i));
+  if (it == context.values.end())
+    throw Refusal{"input '" + node.input(i) + "' is a constant, not a computed tensor"};
+  return it->second;
+}
+
+const ::onnx::TensorProto& constant_input(const NodeProto& node, Context& context, int i) {
+  const auto it = context.constants.find(node.input(i));
+  if (it == context.constants.end())
+    throw Refusal{"input '" + node.input(i) + "' must be an initializer or Constant"};
+  return *it->second;
+}
+
+// An image-shaped value: a flattened map reads in another order, so only element-wise
+// operators and Gemm take it, unless it is 1 x 1.
+const Value& map_input(const NodeProto& node, Context& context, int i) {
+  const Value& v = image_input(node, context, i);
+  if (v.flat && v.height * v.width != 1)
+    throw Refusal{"reads the flattened " + std::to_string(v.channels) + "x" +
+                  std::to_string(v.height) + "x" + std::to_string(v.width) +
+                  " map (only a Gemm can take ONNX's NCHW flattening order)"};
+  return v;
+}
+
+void one_output(const NodeProto& node) {
+  for (int i = 1; i < node.output_size(); ++i)
+    if (!node.output(i).empty()) throw Refusal{"output " + std::to_string(i) + " is not supported"};
+}
+
+std::vector<Value> same_as(const Value& source, std::shared_ptr<ImageNode> image) {
+  Value v = source;
+  v.image = std::move(image);
+  return {v};
+}
+
+std::shared_ptr<const Optimizer> optimizer_of(const Context& context) {
+  if (context.options.optimizer) return context.options.optimizer;
+  return std::make_shared<SgdOptimizer>();
+}
+
+std::shared_ptr<ConvolutionDataSource> make_source(Context& context, const std::string& label,
+                                                   const ConvolutionDescriptor& descriptor,
+                                                   std::vector<float> weights,
+                                                   std::vector<float> bias) {
+  std::shared_ptr<ConvolutionDataSource> source;
+  if (context.options.trainable)
+    source = std::make_shared<TrainableDataSource>(label, descriptor, std::move(weights),
+                                                   std::move(bias), optimizer_of(context));
+  else
+    source =
+        std::make_shared<ArrayDataSource>(label, descriptor, std::move(weights), std::move(bias));
+  context.model.weights[label] = source;
+  return source;
+}
+
+template <typename NodeType>
+void set_style(NodeType& node, const Context& context) {
+  node.training_style = context.options.trainable ? TrainingStyle::device : TrainingStyle::none;
+}
+
+int to_int(std::int64_t v, const std::string& what) {
+  if (v < 1 || v > std::numeric_limits<int>::max())
+    throw Refusal{what + " " + std::to_string(v) + " is out of range"};
+  return static_cast<int>(v);
+}
+
+// The window attributes Conv, MaxPool and AveragePool share, as explicit pads.
+struct Window {
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool ceil_mode = false;
+  int out_h = 0, out_w = 0;
+};
+
+Window read_window(const NodeProto& node, const Value& in, std::vector<std::int64_t> kernel) {
+  if (kernel.size() != 2) throw Refusal{"only 2-D windows are supported"};
+  Window w;
+  w.kernel_h = to_int(kernel[0], "kernel height");
+  w.kernel_w = to_int(kernel[1], "kernel width");
+  const auto strides = ints_attribute(node, "strides", {1, 1});
+  const auto dilations = ints_attribute(node, "dilations", {1, 1});
+  if (strides.size() != 2 || dilations.size() != 2)
+    throw Refusal{"strides and dilations need 2 entries"};
+  w.stride_h = to_int(strides[0], "stride");
+  w.stride_w = to_int(strides[1], "stride");
+  w.dilation_h = to_int(dilations[0], "dilation");
+  w.dilation_w = to_int(dilations[1], "dilation");
+  w.ceil_mode = int_attribute(node, "ceil_mode", 0) != 0;
+  const long long kh = (w.kernel_h - 1LL) * w.dilation_h + 1,
+                  kw = (w.kernel_w - 1LL) * w.dilation_w + 1;
+  if (kh > in.height + 1000000LL || kw > in.width + 1000000LL) throw Refusal{"window too large"};
+  const std::string auto_pad = string_attribute(node, "auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") {
+    const auto pads = ints_attribute(node, "pads", {0, 0, 0, 0});
+    if (pads.size() != 4) throw Refusal{"pads need 4 entries"};
+    for (auto p : pads)
+      if (p < 0 || p > 1000000) throw Refusal{"pad " + std::to_string(p) + " is not supported"};
+    w.pad_top = static_cast<int>(pads[0]);
+    w.pad_left = static_cast<int>(pads[1]);
+    w.pad_bottom = static_cast<int>(pads[2]);
+    w.pad_right = static_cast<int>(pads[3]);
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const auto split = [&](int in_size, int stride, long long k, int& before, int& after) {
+      const long long out = (in_size + stride - 1) / stride;
+      const long long total = std::max(0LL, (out - 1) * stride + k - in_size);
+      const long long small = total / 2;
+      before = static_cast<int>(auto_pad == "SAME_UPPER" ? small : total - small);
+      after = static_cast<int>(total - before);
+    };
+    split(in.height, w.stride_h, kh, w.pad_top, w.pad_bottom);
+    split(in.width, w.stride_w, kw, w.pad_left, w.pad_right);
+  } else if (auto_pad != "VALID") {
+    throw Refusal{"auto_pad '" + auto_pad + "' is not supported"};
+  }
+  w.out_h = window_result_size(in.height, static_cast<int>(kh), w.stride_h, w.pad_top, w.pad_bottom,
+                               w.ceil_mode);
+  w.out_w = window_result_size(in.width, static_cast<int>(kw), w.stride_w, w.pad_left, w.pad_right,
+                               w.ceil_mode);
+  if (w.out_h < 1 || w.out_w < 1) throw Refusal{"the window leaves an empty result"};
+  return w;
+}
+
+std::vector<Value> convert_conv(const NodeProto& node, Context& context) {
+  known_attributes(node, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  const Value& x = map_input(node, context, 0);
+  const auto& w_tensor = constant_input(node, context, 1);
+  if (w_tensor.dims_size() != 4) throw Refusal{"only 2-D convolutions (4-D weights) are supported"};
+  const int out = to_int(w_tensor.dims(0), "output channels");
+  const int in_per_group = to_int(w_tensor.dims(1), "input channels");
+  const int kh = to_int(w_tensor.dims(2), "kernel height"),
+            kw = to_int(w_tensor.dims(3), "kernel width");
+  const int groups = to_int(int_attribute(node, "group", 1), "group");
+  if (static_cast<long long>(in_per_group) * groups != x.channels || out % groups != 0)
+    throw Refusal{"weights " + w_tensor.name() + " do not fit " + std::to_string(x.channels) +
+                  " input channels in " + std::to_string(groups) + " groups"};
+  const auto kernel = ints_attribute(node, "kernel_shape", {kh, kw});
+  if (kernel.size() != 2 || kernel[0] != kh || kernel[1] != kw)
+    throw Refusal{"kernel_shape differs from the weights"};
+  const Window win = read_window(node, x, kernel);
+  ConvolutionDescriptor d(kw, kh, x.channels, out);
+  d.groups = groups;
+  d.stride_x = win.stride_w;
+  d.stride_y = win.stride_h;
+  d.dilation_x = win.dilation_w;
+  d.dilation_y = win.dilation_h;
+  std::vector<float> bias;
+  if (has_input(node, 2)) {
+    bias = tensor_floats(constant_input(node, context, 2), context.folder);
+    if (bias.size() != static_cast<std::size_t>(out))
+      throw Refusal{"bias length differs from the output channels"};
+  }
+  auto weights = oihw_to_ohwi(tensor_floats(w_tensor, context.folder), out, in_per_group, kh, kw);
+  auto conv = std::make_shared<ConvolutionNode>(
+      x.image, make_source(context, w_tensor.name(), d, std::move(weights), std::move(bias)));
+  conv->label = name_of(node);
+  conv->padding_policy =
+      explicit_padding(win.pad_top, win.pad_bottom, win.pad_left, win.pad_right, false);
+  set_style(*conv, context);
+  return {Value{conv->result_image(), out, win.out_h, win.out_w, false}};
+}
+
+std::vector<Value> neuron(const NodeProto& node, Context& context, NeuronDescriptor descriptor) {
+  const Value& x = image_input(node, context, 0);
+  auto n = std::make_shared<NeuronNode>(x.image, std::move(descriptor));
+  n->label = name_of(node);
+  return same_as(x, n->result_image());
+}
+
+std::vector<Value> convert_relu(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::relu, 0.0f));
+}
+
+std::vector<Value> convert_leaky_relu(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha"});
+  return neuron(node, context,
+                NeuronDescriptor::make(NeuronType::relu, float_attribute(node, "alpha", 0.01f)));
+}
+
+std::vector<Value> convert_sigmoid(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::sigmoid));
+}
+
+std::vector<Value> convert_tanh(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::tanh, 1.0f, 1.0f));
+}
+
+std::vector<Value> convert_clip(const NodeProto& node, Context& context) {
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  if (context.opset < 11) {
+    known_attributes(node, {"min", "max"});
+    lo = float_attribute(node, "min", lo);
+    hi = float_attribute(node, "max", hi);
+  } else {
+    known_attributes(node, {});
+    const auto scalar = [&](int i) {
+      const auto v = tensor_floats(constant_input(node, context, i), context.folder);
+      if (v.size() != 1) throw Refusal{"min and max must be scalars"};
+      return v[0];
+    };
+    if (has_input(node, 1)) lo = scalar(1);
+    if (has_input(node, 2)) hi = scalar(2);
+  }
+  if (lo != 0.0f || !std::isfinite(hi) || hi <= 0.0f)
+    throw Refusal{"only Clip(min 0, max > 0) (a ReLU-N) is supported"};
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::relu_n, 0.0f, hi));
+}
+
+std::vector<Value> convert_add(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& a = map_input(node, context, 0);
+  const Value& b = map_input(node, context, 1);
+  if (a.channels != b.channels || a.height != b.height || a.width != b.width)
+    throw Refusal{"only an Add of two tensors of the same shape is supported"};
+  auto add = std::make_shared<AdditionNode>(a.image, b.image);
+  add->label = name_of(node);
+  return same_as(a, add->result_image());
+}
+
+std::vector<Value> convert_batch_normalization(const NodeProto& node, Context& context) {
+  known_attributes(
+      node, {"epsilon", "momentum", "spatial", "is_test", "training_mode", "consumed_inputs"});
+  one_output(node);
+  if (int_attribute(node, "spatial", 1) != 1) throw Refusal{"spatial = 0 is not supported"};
+  if (int_attribute(node, "training_mode", 0) != 0)
+    throw Refusal{"training_mode = 1 is not supported (a training graph trains it)"};
+  const Value& x = map_input(node, context, 0);
+  BatchNormalizationParameters p;
+  p.gamma = tensor_floats(constant_input(node, context, 1), context.folder);
+  p.beta = tensor_floats(constant_input(node, context, 2), context.folder);
+  p.mean = tensor_floats(constant_input(node, context, 3), context.folder);
+  p.variance = tensor_floats(constant_input(node, context, 4), context.folder);
+  p.epsilon = float_attribute(node, "epsilon", 1e-5f);
+  for (const auto* v : {&p.gamma, &p.beta, &p.mean, &p.variance})
+    if (v->size() != static_cast<std::size_t>(x.channels))
+      throw Refusal{"parameters do not have one entry per channel"};
+  // ONNX's momentum weighs the running average; cnngraph's weighs the batch.
+  const float momentum = 1.0f - float_attribute(node, "momentum", 0.9f);
+  if (!(momentum > 0.0f && momentum <= 1.0f)) throw Refusal{"momentum must lie in [0, 1)"};
+  auto source = std::make_shared<BatchNormalizationDataSource>(
+      name_of(node), std::move(p), context.options.trainable ? optimizer_of(context) : nullptr,
+      momentum);
+  context.model.batch_normalizations[name_of(node)] = source;
+  auto bn = std::make_shared<BatchNormalizationNode>(x.image, source);
+  bn->label = name_of(node);
+  set_style(*bn, context);
+  return same_as(x, bn->result_image());
+}
+
+std::vector<Value> convert_pool(const NodeProto& node, Context& context, PoolingType type) {
+  if (type == PoolingType::max)
+    known_attributes(node, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                            "storage_order", "strides"});
+  else
+    known_attributes(
+        node, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
+  one_output(node);
+  const Value& x = map_input(node, context, 0);
+  const auto kernel = ints_attribute(node, "kernel_shape", {});
+  const Window win = read_window(node, x, kernel);
+  if (win.dilation_h != 1 || win.dilation_w != 1) throw Refusal{"dilated pooling is not supported"};
+  if (int_attribute(node, "count_include_pad", 0) != 0 &&
+      (win.pad_top || win.pad_left || win.pad_bottom || win.pad_right))
+    throw Refusal{"count_include_pad = 1 with padding is not supported"};
+  auto pool = std::make_shared<PoolingNode>(x.image, type, win.kernel_w, win.kernel_h, win.stride_w,
+                                            win.stride_h);
+  pool->label = name_of(node);
+  pool->padding_policy =
+      explicit_padding(win.pad_top, win.pad_bottom, win.pad_left, win.pad_right, win.ceil_mode);
+  return {Value{pool->result_image(), x.channels, win.out_h, win.out_w, false}};
+}
+
+std::vector<Value> convert_max_pool(const NodeProto& node, Context& context) {
+  return convert_pool(node, context, PoolingType::max);
+}
+
+std::vector<Value> convert_average_pool(const NodeProto& node, Context& context) {
+  return convert_pool(node, context, PoolingType::average);
+}
+
+std::vector<Value> convert_global_average_pool(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& x = map_input(node, context, 0);
+  auto pool = std::make_shared<GlobalAveragePoolingNode>(x.image);
+  pool->label = name_of(node);
+  return {Value{pool->result_image(), x.channels, 1, 1, false}};
+}
+
+Value flattened(const Value& x) {
+  Value v = x;
+  v.flat = true;
+  return v;
+}
+
+std::vector<Value> convert_flatten(const NodeProto& node, Context& context) {
+  known_attributes(node, {"axis"});
+  const Value& x = image_input(node, context, 0);
+  if (int_attribute(node, "axis", 1) != 1) throw Refusal{"only axis = 1 is supported"};
+  return {flattened(x)};
+}
+
+std::vector<Value> convert_reshape(const NodeProto& node, Context& context) {
+  known_attributes(node, {"allowzero"});
+  const Value& x = image_input(node, context, 0);
+  const auto shape = tensor_ints(constant_input(node, context, 1), context.folder);
+  const long long k = static_cast<long long>(x.channels) * x.height * x.width;
+  if (shape.size() == 2 && (shape[0] == 0 || shape[0] == -1 || shape[0] >= 1) &&
+      (shape[1] == -1 || shape[1] == k) && !(shape[0] == -1 && shape[1] == -1) &&
+      int_attribute(node, "allowzero", 0) == 0)
+    return {flattened(x)};
+  throw Refusal{"only a Reshape to [N, -1] (a Flatten) is supported"};
+}
+
+std::vector<Value> convert_gemm(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha", "beta", "transA", "transB", "broadcast"});
+  if (int_attribute(node, "transA", 0) != 0) throw Refusal{"transA = 1 is not supported"};
+  const Value& a = image_input(node, context, 0);
+  if (!a.flat && a.height * a.width != 1) throw Refusal{"input A is not a 2-D tensor"};
+  const auto& b_tensor = constant_input(node, context, 1);
+  if (b_tensor.dims_size() != 2) throw Refusal{"B must be a matrix"};
+  const bool trans_b = int_attribute(node, "transB", 0) != 0;
+  const long long k = static_cast<long long>(a.channels) * a.height * a.width;
+  const std::int64_t b_k = trans_b ? b_tensor.dims(1) : b_tensor.dims(0);
+  const int outputs = to_int(trans_b ? b_tensor.dims(0) : b_tensor.dims(1), "outputs");
+  if (b_k != k)
+    throw Refusal{"B has " + std::to_string(b_k) + " rows for " + std::to_string(k) + " inputs"};
+  std::vector<float> bias;
+  if (has_input(node, 2)) {
+    bias = tensor_floats(constant_input(node, context, 2), context.folder);
+    if (bias.size() == 1) bias.assign(outputs, bias[0]);
+    if (bias.size() != static_cast<std::size_t>(outputs))
+      throw Refusal{"C must broadcast along the outputs only"};
+    const float beta = float_attribute(node, "beta", 1.0f);
+    for (auto& v : bias) v *= beta;
+  }
+  auto weights = gemm_to_ohwi(tensor_floats(b_tensor, context.folder), trans_b, outputs, a.channels,
+                              a.height, a.width, float_attribute(node, "alpha", 1.0f));
+  ConvolutionDescriptor d(a.width, a.height, a.channels, outputs);
+  auto fc = std::make_shared<FullyConnectedNode>(
+      a.image, make_source(context, b_tensor.name(), d, std::move(weights), std::move(bias)));
+  fc->label = name_of(node);
+  set_style(*fc, context);
+  return {Value{fc->result_image(), outputs, 1, 1, true}};
+}
+
+std::vector<Value> convert_softmax(const NodeProto& node, Context& context) {
+  known_attributes(node, {"axis"});
+  const Value& x = map_input(node, context, 0);
+  const std::int64_t rank = x.flat ? 2 : 4;
+  const std::int64_t fallback = context.opset >= 13 ? -1 : 1;
+  std::int64_t axis = int_attribute(node, "axis", fallback);
+  if (axis < 0) axis += rank;
+  const bool channels = (axis == 1 && (context.opset >= 13 || x.height * x.width == 1)) ||
+                        (rank == 4 && x.height * x.width == 1 && axis >= 1);
+  if (!channels) throw Refusal{"only a softmax over the channels is supported"};
+  auto s = std::make_shared<SoftMaxNode>(x.image);
+  s->label = name_of(node);
+  return same_as(x, s->result_image());
+}
+
+std::vector<Value> convert_concat(const NodeProto& node, Context& context) {
+  known_attributes(node, {"axis"});
+  std::vector<std::shared_ptr<ImageNode>> images;
+  Value first = map_input(node, context, 0);
+  int channels = 0;
+  for (int i = 0; i < node.input_size(); ++i) {
+    const Value& v = map_input(node, context, i);
+    if (v.height != first.height || v.width != first.width || v.flat != first.flat)
+      throw Refusal{"inputs differ in height or width"};
+    images.push_back(v.image);
+    channels += v.channels;
+  }
+  std::int64_t axis = int_attribute(node, "axis", 1);
+  if (axis < 0) axis += first.flat ? 2 : 4;
+  if (axis != 1) throw Refusal{"only a concatenation along the channels is supported"};
+  auto c = std::make_shared<ConcatenationNode>(std::move(images));
+  c->label = name_of(node);
+  first.image = c->result_image();
+  first.channels = channels;
+  return {first};
+}
+
+std::vector<Value> convert_identity(const NodeProto& node, Context& context) {
+  return {image_input(node, context, 0)};
+}
+
+std::vector<Value> convert_dropout(const NodeProto& node, Context& context) {
+  known_attributes(node, {"ratio", "seed", "is_test"});
+  one_output(node);
+  if (has_input(node, 2)) {
+    const auto& mode = constant_input(node, context, 2);
+    const bool training = (mode.int32_data_size() > 0 && mode.int32_data(0) != 0) ||
+                          (!mode.raw_data().empty() && mode.raw_data()[0] != 0);
+    if (training) throw Refusal{"training_mode = true is not supported"};
+  }
+  return {image_input(node, context, 0)};
+}
+
+struct Entry {
+  const char* op_type;
+  Converter convert;
+};
+
+constexpr Entry converters[] = {
+    {"Conv", convert_conv},
+    {"Relu", convert_relu},
+    {"LeakyRelu", convert_leaky_relu},
+    {"Sigmoid", convert_sigmoid},
+    {"Tanh", convert_tanh},
+    {"Clip", convert_clip},
+    {"Add", convert_add},
+    {"BatchNormalization", convert_batch_normalization},
+    {"MaxPool", convert_max_pool},
+    {"AveragePool", convert_average_pool},
+    {"GlobalAveragePool", convert_global_average_pool},
+    {"Flatten", convert_flatten},
+    {"Reshape", convert_reshape},
+    {"Gemm", convert_gemm},
+    {"Softmax", convert_softmax},
+    {"Concat", convert_concat},
+    {"Identity", convert_identity},
+    {"Dropout", convert_dropout},
+};
+
+}  // namespace
+
+Converter find_converter(const std::string& op_type) {
+  for (const auto& e : converters)
+    if (op_type == e.op_type) return e.convert;
+  return nullptr;
+}
+
+}  // namespace cnngraph::onnx::detail

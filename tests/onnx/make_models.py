@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Writes the ONNX import tests' models into a folder, with inputs and the expected outputs
+(.npy) computed by the numpy reference below (ONNX 1.12 has no reference evaluator).
+Usage: make_models.py OUTPUT_DIR"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(7)
+
+
+def rand(*shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+# --- numpy reference, NCHW ---
+def conv(x, w, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), group=1):
+    n, c, h, wd = x.shape
+    o, ig, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    oh = (xp.shape[2] - ekh) // stride[0] + 1
+    ow = (xp.shape[3] - ekw) // stride[1] + 1
+    out = np.zeros((n, o, oh, ow), np.float64)
+    og = o // group
+    for g in range(group):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, g * ig:(g + 1) * ig,
+                           i * dilation[0]:i * dilation[0] + stride[0] * (oh - 1) + 1:stride[0],
+                           j * dilation[1]:j * dilation[1] + stride[1] * (ow - 1) + 1:stride[1]]
+                out[:, g * og:(g + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out.astype(np.float32)
+
+
+def maxpool(x, k, s, pads=(0, 0, 0, 0)):
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])),
+                constant_values=-np.inf)
+    oh = (xp.shape[2] - k) // s + 1
+    ow = (xp.shape[3] - k) // s + 1
+    out = np.full((x.shape[0], x.shape[1], oh, ow), -np.inf, np.float32)
+    for i in range(k):
+        for j in range(k):
+            out = np.maximum(out, xp[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s])
+    return out
+
+
+def avgpool(x, k, s):
+    oh = (x.shape[2] - k) // s + 1
+    ow = (x.shape[3] - k) // s + 1
+    out = np.zeros((x.shape[0], x.shape[1], oh, ow), np.float64)
+    for i in range(k):
+        for j in range(k):
+            out += x[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s]
+    return (out / (k * k)).astype(np.float32)
+
+
+def bn(x, gamma, beta, mean, var, eps=1e-5):
+    r = lambda v: v.reshape(1, -1, 1, 1)
+    return ((x - r(mean)) / np.sqrt(r(var) + eps) * r(gamma) + r(beta)).astype(np.float32)
+
+
+relu = lambda x: np.maximum(x, 0)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# --- models ---
+def init(name, array):
+    return numpy_helper.from_array(array, name)
+
+
+def save(folder, name, nodes, inputs, outputs, inits, x, expected, opset=13):
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="cnngraph-tests")
+    model.ir_version = 8
+    onnx.save(model, os.path.join(folder, name + ".onnx"))
+    if x is not None:
+        np.save(os.path.join(folder, name + ".input.npy"), x)
+        np.save(os.path.join(folder, name + ".expected.npy"), expected)
+
+
+def vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def conv_relu_pool(folder):
+    x = rand(2, 3, 8, 8, scale=1.0)
+    w, b = rand(4, 3, 3, 3), rand(4)
+    y = maxpool(relu(conv(x, w, b, pads=(1, 1, 1, 1))), 2, 2)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1],
+                              kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
+                              strides=[2, 2])]
+    save(folder, "conv_relu_pool", nodes, [vi("x", ["N", 3, 8, 8])], [vi("y", ["N", 4, 4, 4])],
+         [init("w", w), init("b", b)], x, y)
+
+
+def residual_bn(folder):
+    x = rand(2, 4, 6, 6, scale=1.0)
+    w1, w2 = rand(4, 4, 3, 3), rand(4, 4, 3, 3)
+    p1 = [rand(4) + 1, rand(4), rand(4), np.abs(rand(4)) + 0.5]
+    p2 = [rand(4) + 1, rand(4), rand(4), np.abs(rand(4)) + 0.5]
+    a = relu(bn(conv(x, w1, None, pads=(1, 1, 1, 1)), *p1))
+    bb = bn(conv(a, w2, None, pads=(1, 1, 1, 1)), *p2)
+    y = relu(bb + x)
+    names = ["gamma", "beta", "mean", "var"]
+    inits = [init("w1", w1), init("w2", w2)]
+    inits += [init(n + "1", v) for n, v in zip(names, p1)]
+    inits += [init(n + "2", v) for n, v in zip(names, p2)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1"] + [n + "1" for n in names], ["b1"],
+                         name="bn1"),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c2"] + [n + "2" for n in names], ["b2"],
+                         name="bn2"),
+        helper.make_node("Add", ["b2", "x"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu2")]
+    save(folder, "residual_bn", nodes, [vi("x", [2, 4, 6, 6])], [vi("y", [2, 4, 6, 6])], inits,
+         x, y)
+
+
+def lenet(folder):
+    # The fully connected layer reads a 64 x 7 x 7 map in ONNX's NCHW flattening order.
+    x = rand(2, 1, 28, 28, scale=1.0)
+    w1, b1 = rand(32, 1, 5, 5, scale=0.3), rand(32)
+    w2, b2 = rand(64, 32, 5, 5, scale=0.05), rand(64)
+    fw, fb = rand(10, 64 * 7 * 7, scale=0.02), rand(10)
+    a = maxpool(relu(conv(x, w1, b1, pads=(2, 2, 2, 2))), 2, 2)
+    a = maxpool(relu(conv(a, w2, b2, pads=(2, 2, 2, 2))), 2, 2)
+    logits = a.reshape(2, -1) @ fw.T + fb
+    y = softmax(logits).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[2, 2, 2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2", pads=[2, 2, 2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="pool2", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Flatten", ["p2"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], name="fc", transB=1),
+        helper.make_node("Softmax", ["g"], ["y"], name="softmax")]
+    inits = [init(n, v) for n, v in
+             [("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("fw", fw), ("fb", fb)]]
+    save(folder, "lenet", nodes, [vi("x", ["N", 1, 28, 28])], [vi("y", ["N", 10])], inits, x, y)
+
+
+def depthwise(folder):
+    x = rand(2, 6, 7, 7, scale=1.0)
+    w, b = rand(6, 1, 3, 3), rand(6)
+    y = np.minimum(relu(conv(x, w, b, stride=(2, 2), pads=(1, 1, 1, 1), group=6)), 6)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="dw", group=6,
+                              strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="relu6")]
+    save(folder, "depthwise", nodes, [vi("x", [2, 6, 7, 7])], [vi("y", [2, 6, 4, 4])],
+         [init("w", w), init("b", b), init("lo", np.array(0, np.float32)),
+          init("hi", np.array(6, np.float32))], x, y)
+
+
+def asymmetric(folder):
+    # pads [top, left, bottom, right] = [0, 1, 2, 0], a dilated kernel, then AveragePool, a
+    # GlobalAveragePool and a Gemm (transB = 0) on the 1 x 1 map.
+    x = rand(1, 2, 9, 8, scale=1.0)
+    w = rand(3, 2, 3, 2)
+    fw, fb = rand(3, 5), rand(5)
+    c = conv(x, w, None, pads=(0, 1, 2, 0), dilation=(2, 1))
+    a = avgpool(c, 2, 1)
+    g = a.mean(axis=(2, 3)).reshape(1, -1)
+    y = (np.tanh(g @ fw + fb)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[0, 1, 2, 0],
+                              dilations=[2, 1]),
+             helper.make_node("AveragePool", ["c"], ["a"], name="avg", kernel_shape=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["m"], name="fc"),
+             helper.make_node("Tanh", ["m"], ["y"], name="tanh")]
+    save(folder, "asymmetric", nodes, [vi("x", [1, 2, 9, 8])], [vi("y", [1, 5])],
+         [init("w", w), init("fw", fw), init("fb", fb)], x, y)
+
+
+def unsupported(folder):
+    # Unsupported parts of four kinds (an operator, an attribute, an attribute value, an
+    # input's data type) and nodes after them, which are not listed again.
+    w = rand(2, 2, 1, 1)
+    fw = rand(32, 3)
+    w16 = rand(2, 2, 1, 1).astype(np.float16)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("LRN", ["c"], ["l"], name="lrn", size=3),
+             helper.make_node("Relu", ["l"], ["y"], name="relu"),
+             helper.make_node("Flatten", ["x"], ["f"], name="flat2", axis=2),
+             helper.make_node("Flatten", ["x"], ["f1"], name="flat1"),
+             helper.make_node("Gemm", ["f1", "fw"], ["g"], name="gemm", transA=1),
+             helper.make_node("Conv", ["x16", "w16"], ["y16"], name="conv16")]
+    save(folder, "unsupported", nodes, [vi("x", [1, 2, 4, 4]),
+                                        helper.make_tensor_value_info("x16", TensorProto.FLOAT16,
+                                                                      [1, 2, 4, 4])],
+         [vi("y", [1, 2, 4, 4]), vi("f", [2, 16]), vi("g", [32, 3]),
+          helper.make_tensor_value_info("y16", TensorProto.FLOAT16, [1, 2, 4, 4])],
+         [init("w", w), init("fw", fw), init("w16", w16)], None, None)
+
+
+def branches(folder):
+    # auto_pad SAME_UPPER, LeakyRelu, Sigmoid, Concat, MaxPool with ceil_mode, Dropout,
+    # Identity, and PyTorch's x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat,
+    # Reshape) before a Gemm; opset 11 (Softmax over axis 1 of the 2-D logits).
+    x = rand(2, 3, 9, 9, scale=1.0)
+    wa, ba = rand(5, 3, 3, 3), rand(5)
+    wb = rand(3, 3, 1, 1)
+    fw, fb = rand(4, 8 * 3 * 3, scale=0.2), rand(4)
+    a = conv(x, wa, ba, stride=(2, 2), pads=(1, 1, 1, 1))
+    a = np.where(a >= 0, a, 0.1 * a)
+    b = 1 / (1 + np.exp(-conv(x, wb, None, stride=(2, 2))))
+    c = np.concatenate([a, b], axis=1).astype(np.float32)
+    p = maxpool(c, 2, 2, pads=(0, 0, 1, 1))
+    y = softmax(p.reshape(2, -1) @ fw.T + fb).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a0"], name="conva", strides=[2, 2],
+                         auto_pad="SAME_UPPER", kernel_shape=[3, 3]),
+        helper.make_node("LeakyRelu", ["a0"], ["a"], name="leaky", alpha=0.1),
+        helper.make_node("Conv", ["x", "wb"], ["b0"], name="convb", strides=[2, 2]),
+        helper.make_node("Sigmoid", ["b0"], ["b"], name="sigmoid"),
+        helper.make_node("Concat", ["a", "b"], ["c"], name="concat", axis=1),
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2],
+                         strides=[2, 2], ceil_mode=1),
+        helper.make_node("Dropout", ["p"], ["d"], name="dropout", ratio=0.3),
+        helper.make_node("Identity", ["d"], ["i"], name="identity"),
+        helper.make_node("Shape", ["i"], ["s"], name="shape"),
+        helper.make_node("Constant", [], ["zero"], name="zero",
+                         value=helper.make_tensor("zero_value", TensorProto.INT64, [], [0])),
+        helper.make_node("Gather", ["s", "zero"], ["n"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["n"], ["n1"], name="unsqueeze", axes=[0]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], name="target", axis=0),
+        helper.make_node("Reshape", ["i", "target"], ["f"], name="view"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], name="fc", transB=1),
+        helper.make_node("Softmax", ["g"], ["y"], name="softmax")]
+    inits = [init("wa", wa), init("ba", ba), init("wb", wb), init("fw", fw), init("fb", fb),
+             init("minus_one", np.array([-1], np.int64))]
+    save(folder, "branches", nodes, [vi("x", ["N", 3, 9, 9])], [vi("y", ["N", 4])], inits, x,
+         y, opset=11)
+
+
+def opset9_clip_and_padded_average(folder):
+    # Clip's min and max as attributes (before opset 11); AveragePool with pads, which
+    # leaves the padding out of the count.
+    x = rand(1, 2, 5, 5, scale=3.0)
+    w = rand(3, 2, 1, 1, scale=2.0)
+    c = np.clip(conv(x, w, None), 0, 6)
+    cp = np.pad(c, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ones = np.pad(np.ones_like(c), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    s = np.zeros_like(c, dtype=np.float64)
+    n = np.zeros_like(c, dtype=np.float64)
+    for i in range(3):
+        for j in range(3):
+            s += cp[:, :, i:i + 5, j:j + 5]
+            n += ones[:, :, i:i + 5, j:j + 5]
+    y = (s / n).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Clip", ["c"], ["r"], name="relu6", min=0.0, max=6.0),
+             helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1])]
+    save(folder, "opset9", nodes, [vi("x", [1, 2, 5, 5])], [vi("y", [1, 3, 5, 5])],
+         [init("w", w)], x, y, opset=9)
+
+
+def opset21(folder):
+    # A later opset than ONNX 1.12 knows: checked as opset 17.
+    x = rand(1, 2, 4, 4, scale=1.0)
+    w = rand(2, 2, 3, 3)
+    y = relu(conv(x, w, None, pads=(1, 1, 1, 1)))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    save(folder, "opset21", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 4, 4])],
+         [init("w", w)], x, y, opset=21)
+    save(folder, "opset22", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 2, 4, 4])],
+         [init("w", w)], None, None, opset=22)
+
+
+def external_data(folder):
+    # Conv weights in a file next to the model; and a model whose data lies outside its
+    # folder (refused).
+    from onnx.external_data_helper import set_external_data
+    x = rand(1, 2, 4, 4, scale=1.0)
+    w = rand(3, 2, 3, 3)
+    y = conv(x, w, None, pads=(1, 1, 1, 1))
+
+    def model_with(location, name):
+        t = numpy_helper.from_array(w, "w")
+        with open(os.path.join(folder, location), "wb") as f:
+            f.write(b"\0" * 16 + t.raw_data)
+        set_external_data(t, location=location, offset=16, length=len(t.raw_data))
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+        save(folder, name, nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 3, 4, 4])], [t], x, y)
+
+    model_with("external.bin", "external")
+    model_with("../outside_the_models_folder.bin", "escaping")
+
+
+def old_opset(folder):
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    save(folder, "opset6", nodes, [vi("x", [1, 2, 2, 2])], [vi("y", [1, 2, 2, 2])], [], None,
+         None, opset=6)
+
+
+def main():
+    folder = sys.argv[1]
+    os.makedirs(folder, exist_ok=True)
+    for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, branches,
+                 opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset):
+        make(folder)
+    with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
+        f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+// ONNX import: models written by tests/onnx/make_models.py (ctest fixture OnnxModels) run
+// on cpu_reference and cpu against numpy's results; errors; training an imported model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "cnngraph/cnngraph.hpp"
+#include "cnngraph/onnx.hpp"
+
+namespace cnngraph {
+namespace {
+
+std::filesystem::path models() {
+  const char* dir = std::getenv("CNNGRAPH_ONNX_MODELS");
+  return dir ? std::filesystem::path(dir) : std::filesystem::path(CNNGRAPH_ONNX_MODELS_DIR);
+}
+
+// A float32, C-order .npy file (what make_models.py writes).
+std::vector<float> read_npy(const std::filesystem::path& path, std::vector<int>& shape) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 10 || bytes.compare(1, 5, "NUMPY") != 0) throw std::runtime_error("npy");
+  const std::size_t header_length =
+      static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  const std::string header = bytes.substr(10, header_length);
+  if (header.find("'<f4'") == std::string::npos || header.find("False") == std::string::npos)
+    throw std::runtime_error("npy: not float32 C order");
+  shape.clear();
+  std::istringstream dims(header.substr(header.find('(') + 1));
+  for (int d; dims >> d;) {
+    shape.push_back(d);
+    if (dims.peek() == ',') dims.get();
+  }
+  std::vector<float> values((bytes.size() - 10 - header_length) / sizeof(float));
+  std::memcpy(values.data(), bytes.data() + 10 + header_length, values.size() * sizeof(float));
+  return values;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::string& where) {
+  ASSERT_EQ(got.size(), want.size()) << where;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i])))
+        << where << " element " << i;
+}
+
+// Every device this build and machine have: the reference, the CPU backend where oneDNN is
+// built, and the first GPU where there is one.
+std::vector<Device> devices() {
+  std::vector<Device> all{Device::cpu_reference()};
+  try {
+    all.push_back(Device::cpu());
+  } catch (const DeviceError&) {
+  }
+  if (Device::cuda_device_count() > 0) all.push_back(Device::cuda());
+  return all;
+}
+
+void run_model(const std::string& name) {
+  const auto imported = onnx::import(models() / (name + ".onnx"));
+  std::vector<int> in_shape, out_shape;
+  const auto x = read_npy(models() / (name + ".input.npy"), in_shape);
+  const auto y = read_npy(models() / (name + ".expected.npy"), out_shape);
+  ASSERT_EQ(imported.inputs.size(), 1u);
+  ASSERT_EQ(imported.outputs.size(), 1u);
+  ASSERT_EQ(in_shape.size(), 4u);
+  const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
+  for (const Device& device : devices()) {
+    Graph graph(device, imported.outputs[0]);
+    const Image result = graph.run({Image::from_nchw(shape, x)})[0];
+    expect_close(out_shape.size() == 4 ? result.to_nchw() : result.to_floats(), y,
+                 name + " on " + device.name());
+  }
+}
+
+TEST(OnnxImport, ConvReluPoolMatchesNumpy) { run_model("conv_relu_pool"); }
+TEST(OnnxImport, ResidualBlockWithBatchNormMatchesNumpy) { run_model("residual_bn"); }
+TEST(OnnxImport, LeNetGemmReadsTheFlattenedMapInNchwOrder) { run_model("lenet"); }
+TEST(OnnxImport, DepthwiseConvWithClipAsReluSixMatchesNumpy) { run_model("depthwise"); }
+TEST(OnnxImport, AsymmetricPadsDilationAndGemmWithoutTransposeMatchNumpy) {
+  run_model("asymmetric");
+}
+
+TEST(OnnxImport, SamePadsConcatCeilModeAndAFoldedViewBeforeGemmMatchNumpy) {
+  run_model("branches");
+}
+TEST(OnnxImport, Opset9ClipAttributesAndPaddedAveragePoolMatchNumpy) { run_model("opset9"); }
+TEST(OnnxImport, Opset21ModelImports) { run_model("opset21"); }
+TEST(OnnxImport, ExternalDataNextToTheModelIsRead) { run_model("external"); }
+
+TEST(OnnxImport, ExternalDataOutsideTheModelsFolderIsRefused) {
+  try {
+    onnx::import(models() / "escaping.onnx");
+    FAIL() << "no error";
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("leaves the model's folder"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(OnnxImport, OpsetAboveTwentyOneIsRefused) {
+  try {
+    onnx::import(models() / "opset22.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("opset 22"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OnnxImport, ConvWeightsBecomeOhwiDataSourcesNamedByInitializer) {
+  const auto imported = onnx::import(models() / "lenet.onnx");
+  EXPECT_EQ(imported.opset, 13);
+  ASSERT_EQ(imported.weights.count("w1"), 1u);
+  ASSERT_EQ(imported.weights.count("fw"), 1u);
+  EXPECT_EQ(imported.weights.at("fw")->descriptor().kernel_width, 7);
+  EXPECT_EQ(imported.weights.at("fw")->descriptor().input_feature_channels, 64);
+  EXPECT_NE(dynamic_cast<ArrayDataSource*>(imported.weights.at("w1").get()), nullptr);
+  ASSERT_EQ(imported.input_shapes.size(), 1u);
+  EXPECT_EQ(imported.input_shapes[0], (ImageShape{1, 28, 28, 1}));
+  EXPECT_EQ(imported.inputs[0]->handle, "x");
+}
+
+TEST(OnnxImport, EveryUnsupportedNodeIsListedInOneError) {
+  try {
+    onnx::import(models() / "unsupported.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("node 'lrn' (LRN): operator not supported"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'flat2' (Flatten): only axis = 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'gemm' (Gemm): transA = 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("input 'x16': only FLOAT tensor inputs"), std::string::npos) << m;
+    EXPECT_NE(m.find(": 4 unsupported parts:"), std::string::npos) << m;
+    // Only their sources failed.
+    EXPECT_EQ(m.find("'relu'"), std::string::npos) << m;
+    EXPECT_EQ(m.find("conv16"), std::string::npos) << m;
+  }
+}
+
+TEST(OnnxImport, MalformedFileIsRefused) {
+  EXPECT_THROW(onnx::import(models() / "malformed.onnx"), DataSourceError);
+}
+
+TEST(OnnxImport, MissingFileIsRefusedNamingIt) {
+  try {
+    onnx::import(models() / "no_such_model.onnx");
+    FAIL() << "no error";
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_model.onnx: no such file"), std::string::npos);
+  }
+}
+
+TEST(OnnxImport, OpsetBelowSevenIsRefused) {
+  try {
+    onnx::import(models() / "opset6.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("opset 6"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OnnxImport, TrainingGraphOnAnImportedModelChangesItsWeights) {
+  std::vector<int> in_shape;
+  const auto x = read_npy(models() / "lenet.input.npy", in_shape);
+  const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
+  for (const Device& device : devices()) {
+    onnx::ImportOptions options;
+    options.trainable = true;
+    options.optimizer = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f});
+    const auto imported = onnx::import(models() / "lenet.onnx", options);
+    auto* fc = dynamic_cast<TrainableDataSource*>(imported.weights.at("fw").get());
+    ASSERT_NE(fc, nullptr);
+    const auto before = fc->current_weights();
+    // A cross entropy on the logits: the Gemm that feeds the model's softmax.
+    auto gemm = imported.outputs[0]->producer()->source_images()[0];
+    auto loss = std::make_shared<LossNode>(
+        gemm, LossDescriptor{LossType::softmax_cross_entropy, ReductionType::mean});
+    const auto results = loss->training_graph();
+    Graph training(device, results, std::vector<bool>(results.size(), false));
+    const std::vector<int> classes{3, 7};
+    const auto r =
+        training.run({Image::from_nchw(shape, x)}, {LossLabels::from_classes(classes, 10)});
+    EXPECT_TRUE(std::isfinite(r.loss())) << device.name();
+    EXPECT_NE(fc->current_weights(), before) << device.name();
+  }
+}
+
+TEST(OnnxImport, TrainingAResidualBlockUpdatesItsConvolutionsAndBatchNorms) {
+  std::vector<int> in_shape;
+  const auto x = read_npy(models() / "residual_bn.input.npy", in_shape);
+  const ImageShape shape{in_shape[0], in_shape[2], in_shape[3], in_shape[1]};
+  onnx::ImportOptions options;
+  options.trainable = true;
+  const auto imported = onnx::import(models() / "residual_bn.onnx", options);
+  ASSERT_EQ(imported.batch_normalizations.count("bn1"), 1u);
+  const auto& bn = imported.batch_normalizations.at("bn1");
+  const auto gamma_before = bn->parameters().gamma;
+  auto* conv = dynamic_cast<TrainableDataSource*>(imported.weights.at("w1").get());
+  ASSERT_NE(conv, nullptr);
+  const auto before = conv->current_weights();
+  auto loss = std::make_shared<LossNode>(
+      imported.outputs[0], LossDescriptor{LossType::mean_squared_error, ReductionType::mean});
+  const auto results = loss->training_graph();
+  // The fastest device at hand: the GPU where there is one.
+  Graph training(devices().back(), results, std::vector<bool>(results.size(), false));
+  const Image input = Image::from_nchw(shape, x);
+  const auto r = training.run({input}, {LossLabels(Image(input.shape()))});
+  EXPECT_TRUE(std::isfinite(r.loss()));
+  EXPECT_NE(conv->current_weights(), before);
+  EXPECT_EQ(bn->update_count(), 1u);
+  EXPECT_NE(bn->parameters().gamma, gamma_before);
+}
+
+}  // namespace
+}  // namespace cnngraph
