@@ -181,10 +181,9 @@ std::vector<NormalizationAssignment> read_normalizations(const GraphStructure& s
 }
 }  // namespace
 
-void save_checkpoint(const GraphStructure& structure, const ParameterStore& parameters,
-                     const std::filesystem::path& path) {
-  std::map<std::string, Tensor> tensors;
-  std::map<std::string, std::string> metadata;
+void collect_checkpoint(const GraphStructure& structure, const ParameterStore& parameters,
+                        std::map<std::string, Tensor>& tensors,
+                        std::map<std::string, std::string>& metadata) {
   for (const WeightedNode* node : weighted_nodes(structure)) {
     const std::string label = node->weights()->label();
     if (tensors.count(label + ".weight")) {
@@ -197,6 +196,12 @@ void save_checkpoint(const GraphStructure& structure, const ParameterStore& para
       weights = trained->source_state->weights();
       bias = trained->source_state->biases();
       descriptor = trained->trained->gradient.descriptor;
+    } else if (const auto* trainable =
+                   dynamic_cast<const TrainableDataSource*>(node->weights().get())) {
+      // Its own floats: a binary node's shadow weights, not their signs.
+      weights = trainable->current_weights();
+      bias = trainable->current_bias();
+      descriptor = trainable->descriptor();
     } else {
       ChannelAffine fold;
       auto raw = prepare_node_weights(*node, &fold, false);
@@ -214,11 +219,22 @@ void save_checkpoint(const GraphStructure& structure, const ParameterStore& para
     }
   }
   save_normalizations(structure, tensors, metadata);
+}
+
+void save_checkpoint(const GraphStructure& structure, const ParameterStore& parameters,
+                     const std::filesystem::path& path) {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+  collect_checkpoint(structure, parameters, tensors, metadata);
   write_weights_file(path, tensors, metadata);
 }
 
 void load_checkpoint(const GraphStructure& structure, const std::filesystem::path& path) {
-  const WeightsFileContents contents = read_weights_file_with_metadata(path);
+  assign_checkpoint(structure, read_weights_file_with_metadata(path), path);
+}
+
+void assign_checkpoint(const GraphStructure& structure, const WeightsFileContents& contents,
+                       const std::filesystem::path& path) {
   const std::map<std::string, Tensor>& tensors = contents.tensors;
   // Check everything first, so that a bad file changes nothing.
   struct Assignment {
