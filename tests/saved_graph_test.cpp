@@ -188,9 +188,10 @@ void expect_refused(const fs::path& path, const std::string& words) {
 
 TEST(SavedGraph, EveryForwardNodeKindRoundTripsBitIdenticallyOnBothCpuBackends) {
   std::mt19937 rng(3);
+  const fs::path folder = test_folder();
   for (const Case& c : every_kind()) {
     SCOPED_TRACE(c.name);
-    const fs::path path = test_folder() / (c.name + ".safetensors");
+    const fs::path path = folder / (c.name + ".safetensors");
     save_graph(path, c.results);
     const SavedGraph loaded = load_graph(path);
     ASSERT_EQ(loaded.results.size(), c.results.size());

@@ -3,6 +3,7 @@
 // the optimizer's moments and time step of every source that has them.
 #include "graph/checkpoint.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -100,8 +101,9 @@ std::optional<OptimizerState> read_state(const std::string& label,
                           path.string() + " is not an unsigned 64-bit count: '" +
                           text.substr(0, 40) + "'");
   }
-  state.tensors.resize(parameter_names.size());
-  for (std::size_t t = 0; t < parameter_names.size(); ++t) {
+  // `lengths` has no entry for a tensor the source lacks (a bias): its moments are ignored.
+  state.tensors.resize(std::min(parameter_names.size(), lengths.size()));
+  for (std::size_t t = 0; t < state.tensors.size(); ++t) {
     for (int m = 0; m < 3; ++m) {
       const std::string name = label + "." + parameter_names[t] + "." + kMomentNames[m];
       const auto found = contents.tensors.find(name);
