@@ -238,8 +238,39 @@ TEST(SavedGraph, KeepsLabelsPaddingFlagsAndTrainingStyles) {
   EXPECT_EQ(loaded.weights.at("conv")->optimizer()->name(), "adam");
 }
 
+namespace {
+// conv -> batch normalization -> relu -> max-pool -> fully connected -> soft-max
+// cross-entropy, every parameter trained by `optimizer`.
+struct BatchNormNet {
+  std::shared_ptr<TrainableDataSource> conv, fc;
+  std::shared_ptr<BatchNormalizationDataSource> bn;
+  std::shared_ptr<LossNode> loss;
+  explicit BatchNormNet(const std::shared_ptr<const Optimizer>& optimizer) {
+    conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
+                                        optimizer);
+    fc = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f, 4, optimizer);
+    bn = BatchNormalizationDataSource::identity("bn", 4, optimizer, 0.2f);
+    auto input = std::make_shared<ImageNode>("image");
+    auto c = std::make_shared<ConvolutionNode>(input, conv);
+    auto b = std::make_shared<BatchNormalizationNode>(c->result_image(), bn);
+    auto relu =
+        std::make_shared<NeuronNode>(b->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    auto f = std::make_shared<FullyConnectedNode>(pool->result_image(), fc);
+    loss = std::make_shared<LossNode>(
+        f->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+};
+
+Graph training_graph_of(const FilterNode& loss) {
+  const auto terminals = loss.training_graph();
+  return Graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
+}
+}  // namespace
+
 // Trains 3 batches, saves the forward graph with its loss, loads it, builds the training
-// graph of the loaded loss and trains 3 more: the same as 6 in one go, bit for bit.
+// graph of the loaded loss and trains 3 more: the same weights, batch-norm parameters,
+// running statistics and moments as 6 batches in one go, bit for bit.
 TEST(SavedGraph, ALoadedGraphTrainsOnExactlyAsIfNeverSaved) {
   for (const bool adam : {true, false}) {
     SCOPED_TRACE(adam ? "adam" : "sgd with momentum");
@@ -247,37 +278,49 @@ TEST(SavedGraph, ALoadedGraphTrainsOnExactlyAsIfNeverSaved) {
         adam ? std::shared_ptr<const Optimizer>(
                    std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f}))
              : std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f}, 0.9f, true);
-    auto make = [&](std::shared_ptr<TrainableDataSource>& conv) {
-      conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
-                                          optimizer);
-      SmallNet net(conv, TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f,
-                                                      4, optimizer));
-      return net;
-    };
     std::mt19937 rng(11);
     std::vector<Batch> batches;
     for (int i = 0; i < 6; ++i) batches.push_back(synthetic_batch(4, rng));
-    std::shared_ptr<TrainableDataSource> conv_a, conv_b;
-    SmallNet whole = make(conv_a);
+    BatchNormNet whole(optimizer);
     {
-      Graph graph = whole.training_graph(Device::cpu_reference());
+      Graph graph = training_graph_of(*whole.loss);
       for (int i = 0; i < 6; ++i) graph.run({batches[i].images}, {batches[i].labels});
     }
-    SmallNet first = make(conv_b);
-    {
-      Graph graph = first.training_graph(Device::cpu_reference());
-      for (int i = 0; i < 3; ++i) graph.run({batches[i].images}, {batches[i].labels});
-    }
     const fs::path path = test_folder() / "trained.safetensors";
-    save_graph(path, {first.loss->result_image()});
+    {
+      BatchNormNet first(optimizer);
+      Graph graph = training_graph_of(*first.loss);
+      for (int i = 0; i < 3; ++i) graph.run({batches[i].images}, {batches[i].labels});
+      save_graph(path, {first.loss->result_image()});
+    }
     const SavedGraph loaded = load_graph(path);
-    const auto terminals = loaded.results[0]->producer()->training_graph();
-    Graph graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
-    for (int i = 3; i < 6; ++i) graph.run({batches[i].images}, {batches[i].labels});
-    EXPECT_EQ(loaded.weights.at("conv")->current_weights(), conv_a->current_weights());
-    EXPECT_EQ(loaded.weights.at("fc")->current_bias(),
-              dynamic_cast<TrainableDataSource&>(*whole.fc->weights()).current_bias());
-    EXPECT_EQ(loaded.weights.at("conv")->optimizer_state().time_step, 6u);
+    {
+      Graph graph = training_graph_of(*loaded.results[0]->producer());
+      for (int i = 3; i < 6; ++i) graph.run({batches[i].images}, {batches[i].labels});
+    }
+    for (const auto& [label, source] : std::map<std::string, std::shared_ptr<TrainableDataSource>>{
+             {"conv", whole.conv}, {"fc", whole.fc}}) {
+      SCOPED_TRACE(label);
+      const auto& again = loaded.weights.at(label);
+      EXPECT_EQ(again->current_weights(), source->current_weights());
+      EXPECT_EQ(again->current_bias(), source->current_bias());
+      const OptimizerState a = again->optimizer_state(), b = source->optimizer_state();
+      EXPECT_EQ(a.time_step, 6u);
+      EXPECT_EQ(a.time_step, b.time_step);
+      ASSERT_EQ(a.tensors.size(), b.tensors.size());
+      for (std::size_t t = 0; t < a.tensors.size(); ++t) {
+        EXPECT_EQ(a.tensors[t].momentum, b.tensors[t].momentum);
+        EXPECT_EQ(a.tensors[t].velocity, b.tensors[t].velocity);
+      }
+    }
+    const auto& bn = loaded.normalizations.at("bn");
+    EXPECT_EQ(bn->momentum(), 0.2f);
+    EXPECT_EQ(bn->parameters().gamma, whole.bn->parameters().gamma);
+    EXPECT_EQ(bn->parameters().beta, whole.bn->parameters().beta);
+    EXPECT_EQ(bn->parameters().mean, whole.bn->parameters().mean);
+    EXPECT_EQ(bn->parameters().variance, whole.bn->parameters().variance);
+    EXPECT_EQ(bn->optimizer_state().time_step, whole.bn->optimizer_state().time_step);
+    EXPECT_EQ(bn->optimizer()->name(), optimizer->name());
   }
 }
 
