@@ -58,6 +58,20 @@ void BatchNormalizationDataSource::assign(BatchNormalizationParameters parameter
   parameters_ = std::move(parameters);
 }
 
+void BatchNormalizationDataSource::assign(BatchNormalizationParameters parameters,
+                                          OptimizerState state) {
+  const std::string where = "BatchNormalizationDataSource '" + label_ + "'";
+  state.validate({parameters.gamma.size(), parameters.beta.size()}, where);
+  assign(std::move(parameters));
+  std::lock_guard lock(mutex_);
+  state_ = std::move(state);
+}
+
+OptimizerState BatchNormalizationDataSource::optimizer_state() const {
+  std::lock_guard lock(mutex_);
+  return state_;
+}
+
 std::uint64_t BatchNormalizationDataSource::update_count() const {
   std::lock_guard lock(mutex_);
   return updates_;

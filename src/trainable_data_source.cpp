@@ -133,6 +133,7 @@ std::vector<float> TrainableDataSource::current_bias() const {
 
 void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> bias) {
   std::lock_guard lock(library_mutex());
+  synchronize();  // the moments stay those of the last update, wherever it ran
   check_lengths("TrainableDataSource '" + label_ + "'", descriptor_, weights, bias);
   if (bias.empty() != bias_.empty()) {
     throw InvalidArgument("TrainableDataSource '" + label_ +
@@ -140,6 +141,24 @@ void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> 
   }
   weights_ = std::move(weights);
   bias_ = std::move(bias);
+  newer_.reset();
+}
+
+void TrainableDataSource::assign(std::vector<float> weights, std::vector<float> bias,
+                                 OptimizerState state) {
+  const std::string where = "TrainableDataSource '" + label_ + "'";
+  std::vector<std::size_t> lengths{descriptor_.weight_count()};
+  if (!bias.empty()) lengths.push_back(bias.size());
+  state.validate(lengths, where);
+  std::lock_guard lock(library_mutex());
+  check_lengths(where, descriptor_, weights, bias);
+  if (bias.empty() != bias_.empty()) {
+    throw InvalidArgument(where + ": " +
+                          (bias_.empty() ? "has no bias to assign" : "needs its bias"));
+  }
+  weights_ = std::move(weights);
+  bias_ = std::move(bias);
+  state_ = std::move(state);
   newer_.reset();
 }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "gradient_support.hpp"
 #include "support.hpp"
 
 using namespace cnngraph;
@@ -130,6 +131,141 @@ TEST(CheckpointLoading, AMissingBiasOrWeightChangesNothing) {
     EXPECT_THROW(net.graph->load_checkpoint(path), DataSourceError) << name;
     expect_unchanged(net, before);
   }
+}
+
+namespace {
+
+// conv -> batch normalization -> relu -> max-pool -> fully connected -> soft-max
+// cross-entropy, every parameter trained by `optimizer`.
+struct TrainedNet {
+  std::shared_ptr<TrainableDataSource> conv, fc;
+  std::shared_ptr<BatchNormalizationDataSource> bn;
+  std::shared_ptr<LossNode> loss;
+
+  explicit TrainedNet(const std::shared_ptr<const Optimizer>& optimizer) {
+    conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
+                                        optimizer);
+    fc = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f, 4, optimizer);
+    bn = BatchNormalizationDataSource::identity("bn", 4, optimizer);
+    auto input = std::make_shared<ImageNode>("image");
+    auto c = std::make_shared<ConvolutionNode>(input, conv);
+    auto b = std::make_shared<BatchNormalizationNode>(c->result_image(), bn);
+    auto relu =
+        std::make_shared<NeuronNode>(b->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    auto f = std::make_shared<FullyConnectedNode>(pool->result_image(), fc);
+    loss = std::make_shared<LossNode>(
+        f->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+  Graph training_graph() const {
+    const auto terminals = loss->training_graph();
+    return Graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
+  }
+};
+
+void train(Graph& graph, const std::vector<Batch>& batches, std::size_t from, std::size_t to) {
+  for (std::size_t i = from; i < to; ++i) graph.run({batches[i].images}, {batches[i].labels});
+}
+
+// Trains 3 batches, saves, loads into a fresh net, trains 3 more, and expects the weights,
+// biases, batch-norm parameters and moments of 6 batches in one go, bit for bit.
+void expect_resumed_training_exact(const std::shared_ptr<const Optimizer>& optimizer) {
+  std::mt19937 rng(11);
+  std::vector<Batch> batches;
+  for (int i = 0; i < 6; ++i) batches.push_back(synthetic_batch(4, rng));
+  TrainedNet whole(optimizer);
+  {
+    Graph graph = whole.training_graph();
+    train(graph, batches, 0, 6);
+  }
+  const fs::path path = test_folder() / "resume.safetensors";
+  {
+    TrainedNet first(optimizer);
+    Graph graph = first.training_graph();
+    train(graph, batches, 0, 3);
+    graph.save_checkpoint(path);
+  }
+  TrainedNet resumed(optimizer);
+  Graph reader(Device::cpu_reference(), resumed.loss->source_images()[0]);
+  reader.load_checkpoint(path);
+  EXPECT_EQ(resumed.conv->optimizer_state().time_step, 3u);
+  {
+    Graph graph = resumed.training_graph();
+    train(graph, batches, 3, 6);
+  }
+  EXPECT_EQ(resumed.conv->current_weights(), whole.conv->current_weights());
+  EXPECT_EQ(resumed.conv->current_bias(), whole.conv->current_bias());
+  EXPECT_EQ(resumed.fc->current_weights(), whole.fc->current_weights());
+  EXPECT_EQ(resumed.fc->current_bias(), whole.fc->current_bias());
+  EXPECT_EQ(resumed.bn->parameters().gamma, whole.bn->parameters().gamma);
+  EXPECT_EQ(resumed.bn->parameters().beta, whole.bn->parameters().beta);
+  EXPECT_EQ(resumed.bn->parameters().mean, whole.bn->parameters().mean);
+  EXPECT_EQ(resumed.bn->parameters().variance, whole.bn->parameters().variance);
+  const OptimizerState a = resumed.fc->optimizer_state(), b = whole.fc->optimizer_state();
+  EXPECT_EQ(a.time_step, b.time_step);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (std::size_t t = 0; t < a.tensors.size(); ++t) {
+    EXPECT_EQ(a.tensors[t].momentum, b.tensors[t].momentum);
+    EXPECT_EQ(a.tensors[t].velocity, b.tensors[t].velocity);
+  }
+  EXPECT_EQ(resumed.bn->optimizer_state().time_step, whole.bn->optimizer_state().time_step);
+}
+
+}  // namespace
+
+TEST(CheckpointOptimizerState, AdamResumedFromACheckpointEqualsOneRunBitForBit) {
+  expect_resumed_training_exact(std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f}));
+}
+
+TEST(CheckpointOptimizerState, SgdWithMomentumResumedFromACheckpointEqualsOneRunBitForBit) {
+  expect_resumed_training_exact(
+      std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.05f}, 0.9f, false));
+}
+
+TEST(CheckpointOptimizerState, AFileWithoutMomentsLoadsAndKeepsTheSourcesMoments) {
+  const fs::path path = test_folder() / "old.safetensors";
+  Net a(1), b(2);
+  a.graph->save_checkpoint(path);
+  auto tensors = read_weights_file(path);
+  for (auto it = tensors.begin(); it != tensors.end();) {
+    it = it->first.find("momentum") != std::string::npos ||
+                 it->first.find("velocity") != std::string::npos
+             ? tensors.erase(it)
+             : std::next(it);
+  }
+  write_weights_file(path, tensors);  // no metadata: no time steps
+  b.graph->load_checkpoint(path);
+  EXPECT_EQ(b.fc->current_weights(), a.fc->current_weights());
+  EXPECT_EQ(b.fc->optimizer_state().time_step, 0u);
+}
+
+TEST(CheckpointOptimizerState, AMomentOfTheWrongLengthIsRefusedAndChangesNothing) {
+  const fs::path path = test_folder() / "moments.safetensors";
+  TrainedNet trained(std::make_shared<AdamOptimizer>());
+  std::mt19937 rng(5);
+  const Batch batch = synthetic_batch(4, rng);
+  Graph graph = trained.training_graph();
+  graph.run({batch.images}, {batch.labels});
+  graph.save_checkpoint(path);
+  auto contents = read_weights_file_with_metadata(path);
+  ASSERT_TRUE(contents.tensors.count("fc.weight.velocity"));
+  contents.tensors["fc.weight.velocity"] = Tensor::from_floats({2}, {1.0f, 2.0f});
+  write_weights_file(path, contents.tensors, contents.metadata);
+  TrainedNet fresh(std::make_shared<AdamOptimizer>());
+  Graph reader(Device::cpu_reference(), fresh.loss->source_images()[0]);
+  const std::vector<float> before = fresh.conv->current_weights();
+  try {
+    reader.load_checkpoint(path);
+    ADD_FAILURE() << "the edited checkpoint was accepted";
+  } catch (const DataSourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("'fc.weight.velocity'"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fresh.conv->current_weights(), before);
+  EXPECT_EQ(fresh.conv->optimizer_state().time_step, 0u);
+  contents.tensors.erase("fc.weight.velocity");
+  contents.metadata["fc.time_step"] = "-1";
+  write_weights_file(path, contents.tensors, contents.metadata);
+  EXPECT_THROW(reader.load_checkpoint(path), DataSourceError);
 }
 
 // A child saves checkpoints in a loop over a good one and is killed with SIGKILL at a random

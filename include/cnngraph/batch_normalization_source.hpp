@@ -45,6 +45,11 @@ class BatchNormalizationDataSource {
   BatchNormalizationParameters parameters() const;
   // Replaces all parameters (a checkpoint, say); checked first. Optimizer moments are kept.
   void assign(BatchNormalizationParameters parameters);
+  // The same with the optimizer's moments and time step for gamma and beta (tensors 0 and
+  // 1), checked first (OptimizerState::validate).
+  void assign(BatchNormalizationParameters parameters, OptimizerState state);
+  // A copy of the moments and time step of gamma and beta.
+  OptimizerState optimizer_state() const;
   // How many batches have updated this source.
   std::uint64_t update_count() const;
 

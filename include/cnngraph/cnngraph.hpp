@@ -14,6 +14,7 @@
 #include "cnngraph/nodes.hpp"
 #include "cnngraph/optimizer.hpp"
 #include "cnngraph/padding.hpp"
+#include "cnngraph/saved_graph.hpp"
 #include "cnngraph/trainable_data_source.hpp"
 #include "cnngraph/training_state.hpp"
 #include "cnngraph/weights_file.hpp"

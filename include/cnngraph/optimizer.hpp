@@ -48,6 +48,11 @@ struct OptimizerState {
     std::vector<float> maximum_velocity;  // AMSGrad
   };
   std::vector<Tensor> tensors;
+
+  // Throws InvalidArgument naming `where` unless this state fits parameter tensors of
+  // `lengths` elements: at most one entry per tensor, each moment empty (not used yet) or
+  // of its tensor's length, and every value finite.
+  void validate(const std::vector<std::size_t>& lengths, const std::string& where) const;
 };
 
 class Optimizer {

@@ -64,6 +64,10 @@ class TrainableDataSource : public ConvolutionDataSource {
   // Replaces the weights and biases (e.g. from a checkpoint); graphs see them after
   // reload_from_data_sources(). Lengths are checked.
   void assign(std::vector<float> weights, std::vector<float> bias);
+  // The same with the optimizer's moments and time step (a checkpoint that holds them),
+  // checked against the weights and biases (OptimizerState::validate): training continues
+  // where the saved source left off.
+  void assign(std::vector<float> weights, std::vector<float> bias, OptimizerState state);
 
   std::shared_ptr<const Optimizer> optimizer() const;
   void set_optimizer(std::shared_ptr<const Optimizer> optimizer);

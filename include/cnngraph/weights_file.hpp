@@ -29,11 +29,23 @@ struct Tensor {
 // Reads a regular file that follows the safetensors rules exactly; throws DataSourceError
 // naming the file, the tensor and the problem otherwise.
 std::map<std::string, Tensor> read_weights_file(const std::filesystem::path& path);
+// The tensors and the `__metadata__` strings (empty when the file has none), checked as
+// read_weights_file checks them.
+struct WeightsFileContents {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+WeightsFileContents read_weights_file_with_metadata(const std::filesystem::path& path);
 // Replaces `path` atomically (a temporary file beside it, fsync, rename, fsync of the
 // folder): the file is always the old or the complete new one. Throws DataSourceError
 // naming the file when any write, fsync, close or the rename fails, and InvalidArgument for
 // an inconsistent tensor (then nothing is written).
 void write_weights_file(const std::filesystem::path& path,
                         const std::map<std::string, Tensor>& tensors);
+// The same with `metadata` as the header's `__metadata__` object of strings (left out when
+// empty).
+void write_weights_file(const std::filesystem::path& path,
+                        const std::map<std::string, Tensor>& tensors,
+                        const std::map<std::string, std::string>& metadata);
 
 }  // namespace cnngraph

@@ -395,6 +395,10 @@ std::vector<float> Tensor::to_floats() const {
 }
 
 std::map<std::string, Tensor> read_weights_file(const std::filesystem::path& path) {
+  return read_weights_file_with_metadata(path).tensors;
+}
+
+WeightsFileContents read_weights_file_with_metadata(const std::filesystem::path& path) {
   const std::string where = "weights file " + path.string();
   std::uint64_t file_size = 0;
   const Descriptor fd = open_regular_file(path, where, file_size);
@@ -424,16 +428,20 @@ std::map<std::string, Tensor> read_weights_file(const std::filesystem::path& pat
   const nlohmann::json json = parse_header(header, where);
   if (!json.is_object()) throw DataSourceError(where + ": header is not a JSON object");
   std::vector<Entry> entries;
+  WeightsFileContents contents;
   for (const auto& [name, entry] : json.items()) {
     if (name == "__metadata__") {
       check_metadata(entry, where);
+      for (const auto& [key, value] : entry.items()) {
+        contents.metadata.emplace(key, value.get<std::string>());
+      }
       continue;
     }
     entries.push_back(parse_entry(name, entry, where));
   }
   check_tiling(entries, data_size, where);
 
-  std::map<std::string, Tensor> tensors;
+  std::map<std::string, Tensor>& tensors = contents.tensors;
   for (Entry& e : entries) {
     Tensor& t = e.tensor;
     t.bytes.resize(e.end - e.begin);
@@ -442,7 +450,7 @@ std::map<std::string, Tensor> read_weights_file(const std::filesystem::path& pat
     }
     tensors.emplace(std::move(e.name), std::move(t));
   }
-  return tensors;
+  return contents;
 }
 
 namespace {
@@ -491,8 +499,15 @@ void sync_folder(const std::filesystem::path& folder, const std::string& where) 
 
 void write_weights_file(const std::filesystem::path& path,
                         const std::map<std::string, Tensor>& tensors) {
+  write_weights_file(path, tensors, {});
+}
+
+void write_weights_file(const std::filesystem::path& path,
+                        const std::map<std::string, Tensor>& tensors,
+                        const std::map<std::string, std::string>& metadata) {
   const std::string where = "weights file " + path.string();
   nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     if (name == "__metadata__") {

@@ -9,6 +9,33 @@
 
 namespace cnngraph {
 
+void OptimizerState::validate(const std::vector<std::size_t>& lengths,
+                              const std::string& where) const {
+  if (tensors.size() > lengths.size()) {
+    throw InvalidArgument(where + ": the optimizer state has " + std::to_string(tensors.size()) +
+                          " tensors, the parameters " + std::to_string(lengths.size()));
+  }
+  for (std::size_t t = 0; t < tensors.size(); ++t) {
+    const std::pair<const char*, const std::vector<float>*> moments[] = {
+        {"momentum", &tensors[t].momentum},
+        {"velocity", &tensors[t].velocity},
+        {"maximum_velocity", &tensors[t].maximum_velocity}};
+    for (const auto& [name, values] : moments) {
+      if (!values->empty() && values->size() != lengths[t]) {
+        throw InvalidArgument(where + ": optimizer " + name + " of tensor " + std::to_string(t) +
+                              " has " + std::to_string(values->size()) + " values, expected " +
+                              std::to_string(lengths[t]));
+      }
+      for (float v : *values) {
+        if (!std::isfinite(v)) {
+          throw InvalidArgument(where + ": optimizer " + name + " of tensor " + std::to_string(t) +
+                                " holds a NaN or infinite value");
+        }
+      }
+    }
+  }
+}
+
 namespace {
 // Tensors above this size are split over the OpenMP threads; below, the fork costs more.
 constexpr std::ptrdiff_t kParallelElements = 1 << 15;

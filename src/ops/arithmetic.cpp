@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -75,5 +76,17 @@ std::unique_ptr<detail::Op> ConcatenationNode::lower_gradient(detail::LoweringCo
   op->dst_shape = forward->src_shapes[gradient.source_index()];
   return op;
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_addition(const SavedNode& saved) {
+  saved.expect_sources(2);
+  return std::make_shared<AdditionNode>(saved.sources[0], saved.sources[1]);
+}
+
+std::shared_ptr<FilterNode> build_concatenation(const SavedNode& saved) {
+  return std::make_shared<ConcatenationNode>(saved.sources);
+}
+}  // namespace detail
 
 }  // namespace cnngraph

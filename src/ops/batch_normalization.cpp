@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/batch_normalization.hpp"
 #include "ops/op.hpp"
 
@@ -110,5 +111,14 @@ void BatchNormalizationNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.text("data_source", source_->label());
   visitor.text("training_style", detail::training_style_name(training_style));
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_batch_normalization(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<BatchNormalizationNode>(saved.sources[0],
+                                                  saved.normalization(saved.text("data_source")));
+}
+}  // namespace detail
 
 }  // namespace cnngraph

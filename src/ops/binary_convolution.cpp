@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -140,5 +141,29 @@ void BinaryConvolutionNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.numbers("output_bias", terms_.output_bias);
   visitor.numbers("output_scale", terms_.output_scale);
 }
+
+namespace detail {
+
+namespace {
+template <typename Node>
+std::shared_ptr<FilterNode> build_binary(const SavedNode& saved) {
+  saved.expect_sources(1);
+  BinaryConvolutionFlags flags;
+  flags.use_beta_scaling = saved.flag("use_beta_scaling");
+  BinaryConvolutionTerms terms{saved.numbers("input_bias"), saved.numbers("input_scale"),
+                               saved.numbers("output_bias"), saved.numbers("output_scale")};
+  return std::make_shared<Node>(
+      saved.sources[0], saved.weighted_source(), saved.real("scale_value"),
+      saved.choice<BinaryConvolutionType>("binary_type", 3, type_name), flags, std::move(terms));
+}
+}  // namespace
+
+std::shared_ptr<FilterNode> build_binary_convolution(const SavedNode& saved) {
+  return build_binary<BinaryConvolutionNode>(saved);
+}
+std::shared_ptr<FilterNode> build_binary_fully_connected(const SavedNode& saved) {
+  return build_binary<BinaryFullyConnectedNode>(saved);
+}
+}  // namespace detail
 
 }  // namespace cnngraph

@@ -1,5 +1,6 @@
 // Convolution and fully connected: attributes, shape rule and gradient node.
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -197,5 +198,30 @@ void ConvolutionGradientNode::list_attributes(AttributeVisitor& visitor) const {
                                   : gradient_option == GradientOption::all ? "all"
                                                                            : "weights_and_bias");
 }
+
+namespace detail {
+
+namespace {
+void set_accumulator(ConvolutionNode& node, const SavedNode& saved) {
+  node.accumulator_precision = saved.text("accumulator_precision") == "half"
+                                   ? AccumulatorPrecision::half
+                                   : AccumulatorPrecision::single;
+}
+}  // namespace
+
+std::shared_ptr<FilterNode> build_convolution(const SavedNode& saved) {
+  saved.expect_sources(1);
+  auto node = std::make_shared<ConvolutionNode>(saved.sources[0], saved.weighted_source());
+  set_accumulator(*node, saved);
+  return node;
+}
+
+std::shared_ptr<FilterNode> build_fully_connected(const SavedNode& saved) {
+  saved.expect_sources(1);
+  auto node = std::make_shared<FullyConnectedNode>(saved.sources[0], saved.weighted_source());
+  set_accumulator(*node, saved);
+  return node;
+}
+}  // namespace detail
 
 }  // namespace cnngraph

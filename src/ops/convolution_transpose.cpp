@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -260,5 +261,22 @@ void ConvolutionTransposeNode::list_attributes(AttributeVisitor& visitor) const 
   WeightedNode::list_attributes(visitor);
   if (sized_by_) visitor.link("sized_by", *sized_by_);
 }
+
+namespace detail {
+
+// Sized by a convolution, the node also reads that convolution's source (for its shape);
+// the link rebuilds it.
+std::shared_ptr<FilterNode> build_convolution_transpose(const SavedNode& saved) {
+  saved.expect_sources(saved.links.count("sized_by") ? 2 : 1);
+  std::shared_ptr<ConvolutionGradientStateNode> state;
+  if (saved.links.count("sized_by")) {
+    const auto* convolution = dynamic_cast<const ConvolutionNode*>(&saved.link("sized_by"));
+    if (!convolution) throw DataSourceError(saved.where + ": 'sized_by' is not a convolution");
+    state = convolution->convolution_gradient_state();
+  }
+  return std::make_shared<ConvolutionTransposeNode>(saved.sources[0], std::move(state),
+                                                    saved.weighted_source());
+}
+}  // namespace detail
 
 }  // namespace cnngraph

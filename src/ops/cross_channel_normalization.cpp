@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -101,5 +102,32 @@ void SpatialNormalizationNode::list_attributes(AttributeVisitor& visitor) const 
   visitor.integer("kernel_width", kernel_width_);
   visitor.integer("kernel_height", kernel_height_);
 }
+
+namespace detail {
+
+namespace {
+void set_response(LocalResponseNormalizationNode& node, const SavedNode& saved) {
+  node.alpha = saved.real("alpha");
+  node.beta = saved.real("beta");
+  node.delta = saved.real("delta");
+}
+}  // namespace
+
+std::shared_ptr<FilterNode> build_cross_channel_normalization(const SavedNode& saved) {
+  saved.expect_sources(1);
+  auto node = std::make_shared<CrossChannelNormalizationNode>(saved.sources[0],
+                                                              saved.int_value("kernel_size", 1));
+  set_response(*node, saved);
+  return node;
+}
+
+std::shared_ptr<FilterNode> build_spatial_normalization(const SavedNode& saved) {
+  saved.expect_sources(1);
+  auto node = std::make_shared<SpatialNormalizationNode>(
+      saved.sources[0], saved.int_value("kernel_width", 1), saved.int_value("kernel_height", 1));
+  set_response(*node, saved);
+  return node;
+}
+}  // namespace detail
 
 }  // namespace cnngraph

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -47,5 +48,15 @@ void DropoutNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.number("keep_probability", keep_probability_);
   visitor.integer("seed", static_cast<std::int64_t>(seed_));
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_dropout(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<DropoutNode>(
+      saved.sources[0], saved.real("keep_probability"),
+      static_cast<std::uint64_t>(saved.integer("seed", INT64_MIN, INT64_MAX)));
+}
+}  // namespace detail
 
 }  // namespace cnngraph

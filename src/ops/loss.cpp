@@ -3,6 +3,7 @@
 
 #include "cnngraph/errors.hpp"
 #include "cnngraph/loss.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -102,14 +103,35 @@ std::unique_ptr<detail::Op> LossNode::lower(detail::LoweringContext& context) co
   return op;
 }
 
+namespace {
+constexpr const char* kReductionNames[] = {"none", "sum", "mean", "sum_by_non_zero_weights"};
+}  // namespace
+
 void LossNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.text("loss", to_string(descriptor_.type));
-  const char* reductions[] = {"none", "sum", "mean", "sum_by_non_zero_weights"};
-  visitor.text("reduction", reductions[static_cast<int>(descriptor_.reduction)]);
+  visitor.text("reduction", kReductionNames[static_cast<int>(descriptor_.reduction)]);
   visitor.number("weight", descriptor_.weight);
   visitor.number("label_smoothing", descriptor_.label_smoothing);
   visitor.number("epsilon", descriptor_.epsilon);
   visitor.number("delta", descriptor_.delta);
 }
+
+namespace detail {
+
+// A saved loss node lists its prediction only: its labels enter through Graph::run.
+std::shared_ptr<FilterNode> build_loss(const SavedNode& saved) {
+  saved.expect_sources(1);
+  LossDescriptor descriptor(
+      saved.choice<LossType>("loss", static_cast<int>(LossType::kullback_leibler_divergence) + 1,
+                             [](LossType t) { return to_string(t); }),
+      saved.choice<ReductionType>(
+          "reduction", 4, [&](ReductionType r) { return kReductionNames[static_cast<int>(r)]; }));
+  descriptor.weight = saved.real("weight");
+  descriptor.label_smoothing = saved.real("label_smoothing");
+  descriptor.epsilon = saved.real("epsilon");
+  descriptor.delta = saved.real("delta");
+  return std::make_shared<LossNode>(saved.sources[0], descriptor);
+}
+}  // namespace detail
 
 }  // namespace cnngraph

@@ -1,5 +1,6 @@
 // NeuronNode: attributes, shape rule (the result has the source's size) and gradient.
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -46,5 +47,20 @@ void NeuronNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.number("c", neuron_.c);
   if (!neuron_.prelu_slopes.empty()) visitor.numbers("prelu_slopes", neuron_.prelu_slopes);
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_neuron(const SavedNode& saved) {
+  saved.expect_sources(1);
+  NeuronDescriptor neuron;
+  neuron.type = saved.choice<NeuronType>("neuron", static_cast<int>(NeuronType::gelu) + 1,
+                                         [](NeuronType t) { return to_string(t); });
+  neuron.a = saved.real("a");
+  neuron.b = saved.real("b");
+  neuron.c = saved.real("c");
+  neuron.prelu_slopes = saved.numbers("prelu_slopes");
+  return std::make_shared<NeuronNode>(saved.sources[0], std::move(neuron));
+}
+}  // namespace detail
 
 }  // namespace cnngraph

@@ -1,5 +1,6 @@
 // Max, average and global-average pooling: attributes, shape rule and gradient.
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -102,5 +103,22 @@ void PoolingNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.integer("stride_x", stride_x_);
   visitor.integer("stride_y", stride_y_);
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_pooling(const SavedNode& saved) {
+  saved.expect_sources(1);
+  const PoolingType type = saved.kind == "max_pooling" ? PoolingType::max : PoolingType::average;
+  return std::make_shared<PoolingNode>(saved.sources[0], type, saved.int_value("kernel_width", 1),
+                                       saved.int_value("kernel_height", 1),
+                                       saved.int_value("stride_x", 1),
+                                       saved.int_value("stride_y", 1));
+}
+
+std::shared_ptr<FilterNode> build_global_average_pooling(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<GlobalAveragePoolingNode>(saved.sources[0]);
+}
+}  // namespace detail
 
 }  // namespace cnngraph

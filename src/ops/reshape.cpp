@@ -1,6 +1,7 @@
 // Reshape: the same elements in NHWC order under a new height, width and channel count;
 // its gradient reshapes back.
 #include "cnngraph/errors.hpp"
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -48,5 +49,14 @@ void ReshapeNode::list_attributes(AttributeVisitor& visitor) const {
   visitor.integer("width", width_);
   visitor.integer("channels", channels_);
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_reshape(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<ReshapeNode>(saved.sources[0], saved.int_value("height", 1),
+                                       saved.int_value("width", 1), saved.int_value("channels", 1));
+}
+}  // namespace detail
 
 }  // namespace cnngraph

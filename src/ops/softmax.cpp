@@ -1,4 +1,5 @@
 // Soft-max and log-soft-max over the channels of each pixel: shape rule and gradient.
+#include "io/saved_node.hpp"
 #include "ops/op.hpp"
 
 namespace cnngraph {
@@ -63,5 +64,18 @@ std::unique_ptr<detail::Op> LogSoftMaxNode::lower_gradient(detail::LoweringConte
                                                            const GradientNode&) const {
   return lower_softmax_gradient(*this, context, true);
 }
+
+namespace detail {
+
+std::shared_ptr<FilterNode> build_softmax(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<SoftMaxNode>(saved.sources[0]);
+}
+
+std::shared_ptr<FilterNode> build_log_softmax(const SavedNode& saved) {
+  saved.expect_sources(1);
+  return std::make_shared<LogSoftMaxNode>(saved.sources[0]);
+}
+}  // namespace detail
 
 }  // namespace cnngraph
