@@ -2,8 +2,6 @@
 // consistent and survive a write and a second read unchanged, or fails with a cnngraph::Error.
 // Anything else (a crash, a sanitizer report, another exception, a hang) is a bug.
 // Built and run by fuzz/run.
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -12,47 +10,21 @@
 
 #include "cnngraph/errors.hpp"
 #include "cnngraph/weights_file.hpp"
+#include "fuzz_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+constexpr const char* kTarget = "weights_file_fuzzer";
 
-// A private folder for the input file, on tmpfs where there is one: every round trip fsyncs.
-const fs::path& folder() {
-  static const fs::path path = [] {
-    std::string base = "/tmp";
-    if (const char* dir = std::getenv("CNNGRAPH_FUZZ_TMP")) {
-      base = dir;
-    } else if (::access("/dev/shm", W_OK) == 0) {
-      base = "/dev/shm";
-    }
-    std::string name = base + "/weights_file_fuzzer.XXXXXX";
-    if (!::mkdtemp(name.data())) {
-      std::perror("mkdtemp");
-      std::abort();
-    }
-    std::atexit([] { fs::remove_all(folder()); });
-    return fs::path(name);
-  }();
-  return path;
-}
-
-void check(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "weights_file_fuzzer: %s\n", what);
-    std::abort();
-  }
-}
+const fs::path& folder() { return fuzz_support::folder(kTarget); }
+void check(bool condition, const char* what) { fuzz_support::check(condition, kTarget, what); }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const fs::path input = folder() / "input.safetensors";
-  {
-    std::ofstream out(input, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-    check(static_cast<bool>(out.flush()), "cannot write the input file");
-  }
+  fuzz_support::write_input(input, data, size, kTarget);
   std::map<std::string, cnngraph::Tensor> tensors;
   try {
     tensors = cnngraph::read_weights_file(input);
