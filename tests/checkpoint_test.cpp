@@ -135,34 +135,6 @@ TEST(CheckpointLoading, AMissingBiasOrWeightChangesNothing) {
 
 namespace {
 
-// conv -> batch normalization -> relu -> max-pool -> fully connected -> soft-max
-// cross-entropy, every parameter trained by `optimizer`.
-struct TrainedNet {
-  std::shared_ptr<TrainableDataSource> conv, fc;
-  std::shared_ptr<BatchNormalizationDataSource> bn;
-  std::shared_ptr<LossNode> loss;
-
-  explicit TrainedNet(const std::shared_ptr<const Optimizer>& optimizer) {
-    conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
-                                        optimizer);
-    fc = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f, 4, optimizer);
-    bn = BatchNormalizationDataSource::identity("bn", 4, optimizer);
-    auto input = std::make_shared<ImageNode>("image");
-    auto c = std::make_shared<ConvolutionNode>(input, conv);
-    auto b = std::make_shared<BatchNormalizationNode>(c->result_image(), bn);
-    auto relu =
-        std::make_shared<NeuronNode>(b->result_image(), NeuronDescriptor::make(NeuronType::relu));
-    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
-    auto f = std::make_shared<FullyConnectedNode>(pool->result_image(), fc);
-    loss = std::make_shared<LossNode>(
-        f->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
-  }
-  Graph training_graph() const {
-    const auto terminals = loss->training_graph();
-    return Graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
-  }
-};
-
 void train(Graph& graph, const std::vector<Batch>& batches, std::size_t from, std::size_t to) {
   for (std::size_t i = from; i < to; ++i) graph.run({batches[i].images}, {batches[i].labels});
 }
@@ -173,19 +145,19 @@ void expect_resumed_training_exact(const std::shared_ptr<const Optimizer>& optim
   std::mt19937 rng(11);
   std::vector<Batch> batches;
   for (int i = 0; i < 6; ++i) batches.push_back(synthetic_batch(4, rng));
-  TrainedNet whole(optimizer);
+  BatchNormNet whole(optimizer);
   {
     Graph graph = whole.training_graph();
     train(graph, batches, 0, 6);
   }
   const fs::path path = test_folder() / "resume.safetensors";
   {
-    TrainedNet first(optimizer);
+    BatchNormNet first(optimizer);
     Graph graph = first.training_graph();
     train(graph, batches, 0, 3);
     graph.save_checkpoint(path);
   }
-  TrainedNet resumed(optimizer);
+  BatchNormNet resumed(optimizer);
   Graph reader(Device::cpu_reference(), resumed.loss->source_images()[0]);
   reader.load_checkpoint(path);
   EXPECT_EQ(resumed.conv->optimizer_state().time_step, 3u);
@@ -241,7 +213,7 @@ TEST(CheckpointOptimizerState, AFileWithoutMomentsLoadsAndKeepsTheSourcesMoments
 
 TEST(CheckpointOptimizerState, AMomentOfTheWrongLengthIsRefusedAndChangesNothing) {
   const fs::path path = test_folder() / "moments.safetensors";
-  TrainedNet trained(std::make_shared<AdamOptimizer>());
+  BatchNormNet trained(std::make_shared<AdamOptimizer>());
   std::mt19937 rng(5);
   const Batch batch = synthetic_batch(4, rng);
   Graph graph = trained.training_graph();
@@ -251,7 +223,7 @@ TEST(CheckpointOptimizerState, AMomentOfTheWrongLengthIsRefusedAndChangesNothing
   ASSERT_TRUE(contents.tensors.count("fc.weight.velocity"));
   contents.tensors["fc.weight.velocity"] = Tensor::from_floats({2}, {1.0f, 2.0f});
   write_weights_file(path, contents.tensors, contents.metadata);
-  TrainedNet fresh(std::make_shared<AdamOptimizer>());
+  BatchNormNet fresh(std::make_shared<AdamOptimizer>());
   Graph reader(Device::cpu_reference(), fresh.loss->source_images()[0]);
   const std::vector<float> before = fresh.conv->current_weights();
   try {

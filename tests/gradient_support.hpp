@@ -119,4 +119,34 @@ struct SmallNet {
   }
 };
 
+// SmallNet with a trained batch normalization after its convolution: conv -> batch
+// normalization -> relu -> max-pool -> fully connected -> soft-max cross-entropy, every
+// parameter trained by `optimizer` (for checkpoint and saved-graph resume tests).
+struct BatchNormNet {
+  std::shared_ptr<TrainableDataSource> conv, fc;
+  std::shared_ptr<BatchNormalizationDataSource> bn;
+  std::shared_ptr<LossNode> loss;
+
+  explicit BatchNormNet(const std::shared_ptr<const Optimizer>& optimizer,
+                        float bn_momentum = 0.1f) {
+    conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
+                                        optimizer);
+    fc = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f, 4, optimizer);
+    bn = BatchNormalizationDataSource::identity("bn", 4, optimizer, bn_momentum);
+    auto input = std::make_shared<ImageNode>("image");
+    auto c = std::make_shared<ConvolutionNode>(input, conv);
+    auto b = std::make_shared<BatchNormalizationNode>(c->result_image(), bn);
+    auto relu =
+        std::make_shared<NeuronNode>(b->result_image(), NeuronDescriptor::make(NeuronType::relu));
+    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
+    auto f = std::make_shared<FullyConnectedNode>(pool->result_image(), fc);
+    loss = std::make_shared<LossNode>(
+        f->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+  Graph training_graph() const {
+    const auto terminals = loss->training_graph();
+    return Graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
+  }
+};
+
 }  // namespace cnngraph::testing

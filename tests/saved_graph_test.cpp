@@ -239,29 +239,6 @@ TEST(SavedGraph, KeepsLabelsPaddingFlagsAndTrainingStyles) {
 }
 
 namespace {
-// conv -> batch normalization -> relu -> max-pool -> fully connected -> soft-max
-// cross-entropy, every parameter trained by `optimizer`.
-struct BatchNormNet {
-  std::shared_ptr<TrainableDataSource> conv, fc;
-  std::shared_ptr<BatchNormalizationDataSource> bn;
-  std::shared_ptr<LossNode> loss;
-  explicit BatchNormNet(const std::shared_ptr<const Optimizer>& optimizer) {
-    conv = TrainableDataSource::uniform("conv", SmallNet::conv_descriptor(), 0.4f, 0.05f, 3,
-                                        optimizer);
-    fc = TrainableDataSource::uniform("fc", SmallNet::fc_descriptor(), 0.4f, 0.05f, 4, optimizer);
-    bn = BatchNormalizationDataSource::identity("bn", 4, optimizer, 0.2f);
-    auto input = std::make_shared<ImageNode>("image");
-    auto c = std::make_shared<ConvolutionNode>(input, conv);
-    auto b = std::make_shared<BatchNormalizationNode>(c->result_image(), bn);
-    auto relu =
-        std::make_shared<NeuronNode>(b->result_image(), NeuronDescriptor::make(NeuronType::relu));
-    auto pool = std::make_shared<MaxPoolingNode>(relu->result_image(), 2);
-    auto f = std::make_shared<FullyConnectedNode>(pool->result_image(), fc);
-    loss = std::make_shared<LossNode>(
-        f->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
-  }
-};
-
 Graph training_graph_of(const FilterNode& loss) {
   const auto terminals = loss.training_graph();
   return Graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
@@ -281,14 +258,14 @@ TEST(SavedGraph, ALoadedGraphTrainsOnExactlyAsIfNeverSaved) {
     std::mt19937 rng(11);
     std::vector<Batch> batches;
     for (int i = 0; i < 6; ++i) batches.push_back(synthetic_batch(4, rng));
-    BatchNormNet whole(optimizer);
+    BatchNormNet whole(optimizer, 0.2f);
     {
       Graph graph = training_graph_of(*whole.loss);
       for (int i = 0; i < 6; ++i) graph.run({batches[i].images}, {batches[i].labels});
     }
     const fs::path path = test_folder() / "trained.safetensors";
     {
-      BatchNormNet first(optimizer);
+      BatchNormNet first(optimizer, 0.2f);
       Graph graph = training_graph_of(*first.loss);
       for (int i = 0; i < 3; ++i) graph.run({batches[i].images}, {batches[i].labels});
       save_graph(path, {first.loss->result_image()});
