@@ -10,8 +10,11 @@
 // with an empty plan cache file (plans chosen by autotuning) and once with the file the
 // first process wrote, and once with the default options (cuDNN's heuristic choices, no
 // autotuning, no cache). The network's random weights are made before the clock starts.
+// With --onnx FILE (a build with the ONNX importer), the same network imported from an ONNX
+// export (bench/export_onnx_torchvision.py) is timed right after the built one, on the same
+// batch: "onnx_vs_built" is the built graph's time over the imported one's.
 // Usage: resnet50_cuda [--model resnet50|mobilenet_v2] [--batches 1,32,256] [--seconds S]
-//                      [--no-torch] [--torch-ways eager,graphs,compile]
+//                      [--no-torch] [--torch-ways eager,graphs,compile] [--onnx FILE]
 //        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
 #include <unistd.h>
 
@@ -29,6 +32,9 @@
 
 #include "models.hpp"
 #include "timing.hpp"
+#ifdef CNNGRAPH_BENCH_HAS_ONNX
+#include <cnngraph/onnx.hpp>
+#endif
 
 using namespace cnngraph;
 
@@ -146,7 +152,7 @@ int main(int argc, char** argv) {
                               std::string(argv[6]) == "1"));
     return 0;
   }
-  std::string model = "resnet50", batches = "1,32,256", ways = "eager,graphs,compile";
+  std::string model = "resnet50", batches = "1,32,256", ways = "eager,graphs,compile", onnx_file;
   double seconds = 1.0;
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
@@ -161,7 +167,15 @@ int main(int argc, char** argv) {
       torch = false;
     else if (a == "--torch-ways" && i + 1 < argc)
       ways = argv[++i];
+    else if (a == "--onnx" && i + 1 < argc)
+      onnx_file = argv[++i];
   }
+#ifndef CNNGRAPH_BENCH_HAS_ONNX
+  if (!onnx_file.empty()) {
+    std::cerr << "--onnx: this build has no ONNX importer (libonnx-dev)\n";
+    return 2;
+  }
+#endif
   std::vector<int> batch_sizes;
   std::stringstream list(batches);
   for (std::string item; std::getline(list, item, ',');) batch_sizes.push_back(std::stoi(item));
@@ -189,6 +203,17 @@ int main(int argc, char** argv) {
           "\"cold_heuristic_ms\": %.0f",
           model.c_str(), label(precision), batch, ms, batch * 1000.0 / ms, cold, cold_cached,
           cold_heuristic);
+#ifdef CNNGRAPH_BENCH_HAS_ONNX
+      if (!onnx_file.empty()) {
+        onnx::ImportOptions import_options;
+        import_options.batch = batch;
+        const onnx::ImportedModel imported = onnx::import(onnx_file, import_options);
+        Graph onnx_graph(Device::cuda(), imported.outputs.at(0), true, options_for(s, ""));
+        const double onnx_ms = bench::median_ms([&] { onnx_graph.run({x}); }, seconds);
+        std::printf(", \"onnx_ms\": %.3f, \"onnx_img_s\": %.0f, \"onnx_vs_built\": %.3f", onnx_ms,
+                    batch * 1000.0 / onnx_ms, ms / onnx_ms);
+      }
+#endif
       for (const char* way : {"eager", "graphs", "compile"}) {
         auto it =
             peer.find(std::string(label(precision)) + "/" + std::to_string(batch) + "/" + way);

@@ -14,8 +14,8 @@ struct Knob {
 };
 
 inline constexpr Knob profile{"CNNGRAPH_PROFILE", "set (any value)",
-                              "device graphs time every step on its own (no CUDA-graph "
-                              "recording) and log it to stderr"};
+                              "every run logs each step's time to stderr (device graphs time "
+                              "each step on its own, without CUDA-graph recording)"};
 inline constexpr Knob popcount{"CNNGRAPH_POPCOUNT", "avx512, popcnt, portable",
                                "forces the CPU binary-convolution popcount kernel (refused when "
                                "the CPU lacks it)"};

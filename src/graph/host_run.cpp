@@ -1,7 +1,11 @@
 // Running a compiled program on a host-memory backend (reference, oneDNN): every image is
 // f32 in host memory; intermediates live in the program's arena, results in output blocks
 // lent to the caller.
+#include <chrono>
+#include <cstdio>
+
 #include "core/device_memory.hpp"
+#include "env_knobs.hpp"
 #include "graph/run_program.hpp"
 
 namespace cnngraph::detail {
@@ -41,6 +45,8 @@ Results run_on_host(Program& program, const RunContext& context, const RunInputs
     return nullptr;
   };
 
+  // CNNGRAPH_PROFILE=1 logs every step's time to stderr, as device runs do.
+  static const bool profile = knobs::read(knobs::profile) != nullptr;
   KernelArgs args;
   args.batch = inputs.batch;
   for (Step& step : program.steps) {
@@ -48,7 +54,16 @@ Results run_on_host(Program& program, const RunContext& context, const RunInputs
     args.srcs.clear();
     for (int v : step.srcs) args.srcs.push_back(pointer(v));
     args.dst = pointer(step.dst);
+    const auto start =
+        profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     step.kernel->run(args);
+    if (profile) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      std::fprintf(stderr, "cnngraph: profile: %-40s %9.4f ms  %s [%s]\n", step.op->name.c_str(),
+                   ms, step.kernel->implementation().c_str(), step.op->attributes().c_str());
+    }
   }
   if (context.after_steps) context.after_steps();
   ++program.runs;
