@@ -92,6 +92,22 @@ TEST(OnnxImport, Opset9ClipAttributesAndPaddedAveragePoolMatchNumpy) { run_model
 TEST(OnnxImport, Opset21ModelImports) { run_model("opset21"); }
 TEST(OnnxImport, ExternalDataNextToTheModelIsRead) { run_model("external"); }
 
+TEST(OnnxImport, AModelOfANewerIrVersionThanTheLibrarysImports) {
+  // PyTorch 2.11 writes IR version 10; the helper API here writes 8, as the model's first
+  // field (tag 0x08, then the version), which this test raises to 10.
+  std::ifstream in(models() / "conv_relu_pool.onnx", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GE(bytes.size(), 2u);
+  ASSERT_EQ(bytes[0], '\x08');
+  ASSERT_LE(bytes[1], '\x08');
+  bytes[1] = '\x0a';
+  const auto path = std::filesystem::temp_directory_path() / "cnngraph_ir10.onnx";
+  std::ofstream(path, std::ios::binary) << bytes;
+  const onnx::ImportedModel model = onnx::import(path);
+  EXPECT_EQ(model.outputs.size(), 1u);
+  std::filesystem::remove(path);
+}
+
 TEST(OnnxImport, ExternalDataOutsideTheModelsFolderIsRefused) {
   try {
     onnx::import(models() / "escaping.onnx");

@@ -158,6 +158,10 @@ std::vector<std::int64_t> tensor_ints(const ::onnx::TensorProto& tensor,
   if (opset > library_opset)
     for (auto& entry : *checked.mutable_opset_import())
       if (entry.domain().empty() || entry.domain() == "ai.onnx") entry.set_version(library_opset);
+  // Likewise the IR version: PyTorch 2.11 writes IR 10, which the library (IR 8) would refuse
+  // though nothing this importer reads changed since.
+  if (checked.ir_version() > ::onnx::IR_VERSION)
+    checked.set_ir_version(::onnx::IR_VERSION);
   // The checker opens external data relative to the working folder: it is given the files
   // as this importer resolved (and confined) them.
   for (auto& tensor : *checked.mutable_graph()->mutable_initializer()) {
