@@ -87,8 +87,7 @@ void print_per_layer(const std::vector<std::string>& lines, int runs, int timed)
     return;
   }
   const std::size_t per_run = steps.size() / static_cast<std::size_t>(runs);
-  std::printf("per-layer (median of %d runs, each step timed on its own, no CUDA graph):\n",
-              timed);
+  std::printf("per-layer (median of %d runs, each step timed on its own, no CUDA graph):\n", timed);
   double total = 0.0;
   for (std::size_t s = 0; s < per_run; ++s) {
     std::vector<double> times;

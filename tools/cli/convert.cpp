@@ -22,8 +22,7 @@ int convert_command(int argc, char** argv) {
   if (!args) return 0;
   if (!args->count("model") || !args->count("out"))
     throw UsageError("convert takes MODEL.onnx and OUTPUT.safetensors");
-  const std::string in = (*args)["model"].as<std::string>(),
-                    out = (*args)["out"].as<std::string>();
+  const std::string in = (*args)["model"].as<std::string>(), out = (*args)["out"].as<std::string>();
   if (detect_model_format(in) != ModelFormat::onnx)
     throw DataSourceError(in + ": is a saved graph already, not an ONNX model");
   const Model model = load_model(in, 1);

@@ -191,10 +191,8 @@ Image image_from_npy(const NpyArray& array, Layout layout, const std::string& na
     throw DataSourceError(name + ": an input of shape (" + dims +
                           "); inputs have 4 dimensions (N, C, H, W or N, H, W, C) or 2 (N, K)");
   if (layout == Layout::nchw)
-    return Image::from_nchw({as_int(d[0]), as_int(d[2]), as_int(d[3]), as_int(d[1])},
-                            array.values);
-  return Image::from_floats({as_int(d[0]), as_int(d[1]), as_int(d[2]), as_int(d[3])},
-                            array.values);
+    return Image::from_nchw({as_int(d[0]), as_int(d[2]), as_int(d[3]), as_int(d[1])}, array.values);
+  return Image::from_floats({as_int(d[0]), as_int(d[1]), as_int(d[2]), as_int(d[3])}, array.values);
 }
 
 Image random_image(ImageShape shape, unsigned seed) {

@@ -3,8 +3,8 @@
 // the usage errors that exit with code 2.
 #pragma once
 
-#include <cnngraph/cnngraph.hpp>
 #include <chrono>
+#include <cnngraph/cnngraph.hpp>
 #include <cxxopts.hpp>
 #include <filesystem>
 #include <memory>

@@ -84,8 +84,8 @@ class DictParser {
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   std::string where() const { return std::to_string(pos_); }
   void skip_space() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
       ++pos_;
   }
   void expect(char c) {
@@ -122,8 +122,8 @@ class DictParser {
     while (peek() >= '0' && peek() <= '9') {
       value = value * 10 + (peek() - '0');
       if (value > std::numeric_limits<int>::max())
-        fail(name_, "a dimension of the shape exceeds " +
-                        std::to_string(std::numeric_limits<int>::max()));
+        fail(name_,
+             "a dimension of the shape exceeds " + std::to_string(std::numeric_limits<int>::max()));
       ++pos_;
     }
     return value;
@@ -134,8 +134,7 @@ class DictParser {
     skip_space();
     while (peek() != ')') {
       if (dims.size() == kMaxNpyDimensions)
-        fail(name_, "the shape has more than " + std::to_string(kMaxNpyDimensions) +
-                        " dimensions");
+        fail(name_, "the shape has more than " + std::to_string(kMaxNpyDimensions) + " dimensions");
       dims.push_back(integer());
       skip_space();
       if (peek() == ',') {
@@ -213,9 +212,8 @@ Header parse_header(std::span<const std::uint8_t> prefix, std::uint64_t file_siz
     fail(name, "the header's shape and type need " + std::to_string(header.data_bytes) +
                    " data bytes after the " + std::to_string(header.data_offset) +
                    "-byte header, the file has " +
-                   (file_size >= header.data_offset
-                        ? std::to_string(file_size - header.data_offset)
-                        : std::string("fewer")));
+                   (file_size >= header.data_offset ? std::to_string(file_size - header.data_offset)
+                                                    : std::string("fewer")));
   return header;
 }
 
@@ -283,8 +281,8 @@ void write_npy(const std::filesystem::path& path, const std::vector<std::int64_t
   std::size_t elements = 1;
   std::string dims;  // "2, 3", or "5," for one dimension (a Python tuple)
   for (const std::int64_t d : shape) {
-    const auto next = d < 0 ? std::nullopt
-                            : detail::checked_multiply(elements, static_cast<std::size_t>(d));
+    const auto next =
+        d < 0 ? std::nullopt : detail::checked_multiply(elements, static_cast<std::size_t>(d));
     if (!next) throw InvalidArgument(name + ": a negative or too large shape");
     elements = *next;
     dims += (dims.empty() ? "" : ", ") + std::to_string(d);

@@ -68,8 +68,8 @@ int run_command(int argc, char** argv) {
   Graph graph(settings.device, model.outputs, std::vector<bool>(model.outputs.size(), true),
               settings.graph_options);
   const Results results = graph.run({input});
-  std::printf("model %s on %s, input %s\n", settings.model.c_str(),
-              settings.device.name().c_str(), to_string(input.shape()).c_str());
+  std::printf("model %s on %s, input %s\n", settings.model.c_str(), settings.device.name().c_str(),
+              to_string(input.shape()).c_str());
   for (std::size_t i = 0; i < results.images.size(); ++i)
     print_output(model.output_names[i], results.images[i], settings.layout);
   if (args->count("output")) {
