@@ -26,13 +26,24 @@ int convert_command(int argc, char** argv) {
   if (detect_model_format(in) != ModelFormat::onnx)
     throw DataSourceError(in + ": is a saved graph already, not an ONNX model");
   const Model model = load_model(in, 1);
-  save_graph(out, model.outputs);
+  try {
+    save_graph(out, model.outputs);
+  } catch (const InvalidArgument& e) {
+    // The importer gives convolutions and pools with ONNX pads a padding callback, which a
+    // saved graph cannot hold (docs/cli.md).
+    throw Unsupported("cannot convert " + in + " to a saved graph: " + e.what());
+  }
   std::printf("wrote %s: %zu output(s)\n", out.c_str(), model.outputs.size());
   for (std::size_t i = 0; i < model.inputs.size(); ++i) {
     const ImageShape& s = *model.input_shapes[i];
-    std::printf("input '%s': %d x %d x %d (--shape %d,%d,%d in nchw)\n",
-                model.inputs[i]->handle.c_str(), s.height, s.width, s.channels, s.channels,
-                s.height, s.width);
+    if (s.height == 1 && s.width == 1) {
+      std::printf("input '%s': %d values (--shape %d)\n", model.inputs[i]->handle.c_str(),
+                  s.channels, s.channels);
+    } else {
+      std::printf("input '%s': %d x %d x %d (--shape %d,%d,%d in nchw)\n",
+                  model.inputs[i]->handle.c_str(), s.height, s.width, s.channels, s.channels,
+                  s.height, s.width);
+    }
   }
   return 0;
 }
