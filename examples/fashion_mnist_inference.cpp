@@ -2,9 +2,13 @@
 // a safetensors file, and reports images per second and accuracy. Without --weights it
 // writes the untrained initial weights (write_initial_weights) first, so accuracy is at
 // chance level (about 10%) until the trainer (fashion_mnist_train) produces a trained file.
+// With --graph it runs a saved graph instead (docs/saved-graphs.md; the trainer's
+// --save-graph writes one): its first source takes the 28 x 28 x 1 images, its first result
+// gives the 10 class scores.
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "cnngraph/saved_graph.hpp"
 #include "fashion_mnist.hpp"
 #include "progress_bar.hpp"
 #include "reference_network.hpp"
@@ -31,6 +35,8 @@ int main(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value(examples::kDefaultFashionMnistDir))(
       "weights", "safetensors weights file (conv1/conv2/fc1/fc2 .weight and .bias)",
       cxxopts::value<std::string>()->default_value(""))(
+      "graph", "a saved graph to run instead of the reference network (--weights is then unused)",
+      cxxopts::value<std::string>()->default_value(""))(
       "batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))(
       "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))(
@@ -42,8 +48,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto test = examples::load_fashion_mnist(args["data-dir"].as<std::string>(), "t10k");
+    const std::string saved_graph = args["graph"].as<std::string>();
     std::filesystem::path weights = args["weights"].as<std::string>();
-    if (weights.empty()) {
+    if (!saved_graph.empty() && !weights.empty())
+      throw InvalidArgument("--graph and --weights exclude each other");
+    if (saved_graph.empty() && weights.empty()) {
       weights = std::filesystem::temp_directory_path() / "cnngraph_initial_weights.safetensors";
       examples::write_initial_weights(weights, args["seed"].as<unsigned>());
       std::cerr << "no --weights given: using untrained initial weights written to " << weights
@@ -52,8 +61,20 @@ int main(int argc, char** argv) {
     const Device device = parse_device(args["device"].as<std::string>());
     const int batch = std::max(1, args["batch-size"].as<int>());
 
-    const auto net = examples::build_reference_network(weights);
-    Graph graph(device, net.probabilities);
+    std::shared_ptr<ImageNode> result;
+    if (saved_graph.empty()) {
+      result = examples::build_reference_network(weights).probabilities;
+    } else {
+      const SavedGraph loaded = load_graph(saved_graph);
+      if (loaded.sources.size() != 1 || loaded.results.empty())
+        throw InvalidArgument("the saved graph " + saved_graph + " has " +
+                              std::to_string(loaded.sources.size()) +
+                              " source images; a Fashion-MNIST classifier has one");
+      result = loaded.results[0];
+    }
+    Graph graph(device, result);
+    // A graph that does not take 28 x 28 x 1 images says so here, naming the node.
+    graph.compile({{std::min(batch, test.count), test.rows, test.columns, 1}});
     const int pixels = test.rows * test.columns;
     examples::ProgressBar bar("inference", test.count);
     int correct = 0;
@@ -66,7 +87,11 @@ int main(int argc, char** argv) {
       }
       const Image images = Image::from_floats({n, test.rows, test.columns, 1}, input);
       const auto begin = std::chrono::steady_clock::now();
-      const auto probabilities = graph.run({images})[0].to_floats();
+      const Image out = graph.run({images})[0];
+      if (out.shape().elements_per_image() != 10)
+        throw InvalidArgument("the graph's result is " + to_string(out.shape()) +
+                              ", not 10 class scores per image");
+      const auto probabilities = out.to_floats();
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       for (int i = 0; i < n; ++i) {
         const float* p = probabilities.data() + i * 10;

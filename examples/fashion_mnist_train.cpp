@@ -3,7 +3,8 @@
 // shared by the training graph and the inference graph, so evaluation sees the trained
 // weights after a reload.
 // Prints a progress bar with loss and images/s, the test accuracy after every epoch, saves a
-// checkpoint and a PNG plot of the loss and accuracy curves.
+// checkpoint and a PNG plot of the loss and accuracy curves, and with --save-graph the
+// trained inference graph as a saved graph.
 #include <chrono>
 #include <cxxopts.hpp>
 #include <iostream>
@@ -95,6 +96,10 @@ int main(int argc, char** argv) {
       cxxopts::value<int>()->default_value("0"))(
       "checkpoint", "where to save the trained weights (safetensors)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_checkpoint.safetensors"))(
+      "save-graph",
+      "also save the trained inference graph (no dropout) as a saved graph "
+      "(docs/saved-graphs.md) that fashion_mnist_inference --graph and cnngraph run read",
+      cxxopts::value<std::string>()->default_value(""))(
       "plot", "where to write the loss and accuracy curves (PNG)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))("h,help",
                                                                                   "show this help");
@@ -186,6 +191,12 @@ int main(int argc, char** argv) {
     }
     const std::string checkpoint = args["checkpoint"].as<std::string>();
     training.save_checkpoint(checkpoint);
+    if (const std::string saved = args["save-graph"].as<std::string>(); !saved.empty()) {
+      // The inference graph reads the trained weights from the shared sources.
+      inference.reload_from_data_sources();
+      inference.save(saved);
+      std::printf("saved the inference graph %s\n", saved.c_str());
+    }
     const std::string plot = args["plot"].as<std::string>();
     examples::write_plot_png(plot, {{loss_curve}, {accuracy_curve}});
     std::printf("saved checkpoint %s and plot %s (top: training loss, bottom: test accuracy)\n",

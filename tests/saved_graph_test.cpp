@@ -301,6 +301,33 @@ TEST(SavedGraph, ALoadedGraphTrainsOnExactlyAsIfNeverSaved) {
   }
 }
 
+// Graph::save is save_graph on the graph's results: both results, in order, and a loaded
+// copy infers the same; a training graph (gradient results) is refused.
+TEST(SavedGraph, GraphSaveWritesItsResultsInOrder) {
+  auto x = std::make_shared<ImageNode>("x");
+  auto conv =
+      std::make_shared<ConvolutionNode>(x, trainable("conv", ConvolutionDescriptor(3, 3, 2, 4), 1));
+  auto relu =
+      std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  auto pool = std::make_shared<MaxPoolingNode>(conv->result_image(), 2);
+  const std::vector<std::shared_ptr<ImageNode>> results{relu->result_image(), pool->result_image()};
+  Graph graph(Device::cpu_reference(), results, {true, true});
+  std::mt19937 rng(5);
+  const Image input = random_image({2, 6, 6, 2}, rng);
+  const Results expected = graph.run({input});
+  const fs::path path = test_folder() / "graph_save.safetensors";
+  graph.save(path);
+  const SavedGraph loaded = load_graph(path);
+  ASSERT_EQ(loaded.results.size(), 2u);
+  EXPECT_EQ(run_all(Device::cpu_reference(), loaded.results, {input}),
+            (std::vector<std::vector<float>>{expected[0].to_floats(), expected[1].to_floats()}));
+
+  auto loss = std::make_shared<LossNode>(
+      relu->result_image(), LossDescriptor(LossType::mean_squared_error, ReductionType::sum));
+  Graph training = training_graph_of(*loss);
+  EXPECT_THROW(training.save(test_folder() / "training.safetensors"), InvalidArgument);
+}
+
 TEST(SavedGraph, RefusesWhatItCannotSaveNamingTheNode) {
   auto x = std::make_shared<ImageNode>("x");
   auto pool = std::make_shared<MaxPoolingNode>(x, 2);

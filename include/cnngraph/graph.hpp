@@ -88,6 +88,11 @@ class Graph {
   // weights and, for TrainableDataSource, the source's own copy, bit-exactly.
   void save_checkpoint(const std::filesystem::path& path) const;
   void load_checkpoint(const std::filesystem::path& path);
+  // The graph as a saved graph (docs/saved-graphs.md): save_graph with this graph's result
+  // nodes, after a device graph's training state is synchronized. A training graph's results
+  // are gradient nodes, which save_graph refuses: save the forward graph (its loss or its
+  // inference results) instead.
+  void save(const std::filesystem::path& path) const;
 
   // Re-reads every data source (load, copy, purge) before the next run.
   void reload_from_data_sources();

@@ -10,6 +10,7 @@
 
 #include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
+#include "cnngraph/saved_graph.hpp"
 #include "graph/checkpoint.hpp"
 #include "graph/describe.hpp"
 #include "graph/device_updates.hpp"
@@ -294,6 +295,13 @@ void Graph::save_checkpoint(const std::filesystem::path& path) const {
   std::lock_guard lock(g.mutex);
   if (g.device_updates) g.device_updates->synchronize_states();
   detail::save_checkpoint(g.structure, g.parameters, path);
+}
+
+void Graph::save(const std::filesystem::path& path) const {
+  Impl& g = impl();
+  std::lock_guard lock(g.mutex);
+  if (g.device_updates) g.device_updates->synchronize_states();
+  save_graph(path, g.structure.results);
 }
 
 void Graph::load_checkpoint(const std::filesystem::path& path) {
