@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "cnngraph/errors.hpp"
@@ -109,6 +110,70 @@ std::vector<T> from_raw(const std::string& raw, const ::onnx::TensorProto& tenso
   return out;
 }
 
+// Operators of the default domain whose schema after opset 17 (to 21) takes inputs or
+// attributes that ONNX 1.12's opset 17 schema refuses (axes as an input in 18, dilations in
+// 19, and the like); operators the library does not know at all are found by lookup.
+bool changed_after_library(const ::onnx::NodeProto& node) {
+  static const std::set<std::string> changed{"AveragePool",
+                                             "Pad",
+                                             "ReduceL1",
+                                             "ReduceL2",
+                                             "ReduceLogSum",
+                                             "ReduceLogSumExp",
+                                             "ReduceMax",
+                                             "ReduceMean",
+                                             "ReduceMin",
+                                             "ReduceProd",
+                                             "ReduceSumSquare",
+                                             "Split",
+                                             "Resize",
+                                             "LpPool",
+                                             "ScatterElements",
+                                             "ScatterND",
+                                             "Col2Im",
+                                             "CenterCropPad",
+                                             "GroupNormalization",
+                                             "DeformConv"};
+  if (!node.domain().empty() && node.domain() != "ai.onnx") return false;
+  return changed.count(node.op_type()) > 0 ||
+         !::onnx::OpSchemaRegistry::Schema(node.op_type(), library_opset, "");
+}
+
+void stand_in_for_later_operators(::onnx::GraphProto& graph) {
+  ::google::protobuf::RepeatedPtrField<::onnx::NodeProto> nodes;
+  for (auto& node : *graph.mutable_node()) {
+    if (!changed_after_library(node)) {
+      *nodes.Add() = std::move(node);
+      continue;
+    }
+    std::string source;
+    for (const auto& i : node.input())
+      if (!i.empty()) {
+        source = i;
+        break;
+      }
+    for (const auto& o : node.output()) {
+      if (o.empty()) continue;
+      auto* stand_in = nodes.Add();
+      stand_in->set_name(node.name());
+      stand_in->add_output(o);
+      if (source.empty()) {
+        // No input to pass on: a constant stands in.
+        stand_in->set_op_type("Constant");
+        auto* value = stand_in->add_attribute();
+        value->set_name("value");
+        value->set_type(::onnx::AttributeProto::TENSOR);
+        value->mutable_t()->set_data_type(::onnx::TensorProto::FLOAT);
+        value->mutable_t()->add_float_data(0.0f);
+      } else {
+        stand_in->set_op_type("Identity");
+        stand_in->add_input(source);
+      }
+    }
+  }
+  graph.mutable_node()->Swap(&nodes);
+}
+
 }  // namespace
 
 std::vector<float> tensor_floats(const ::onnx::TensorProto& tensor,
@@ -153,11 +218,15 @@ std::vector<std::int64_t> tensor_ints(const ::onnx::TensorProto& tensor,
     throw Unsupported("ONNX model " + path.string() + ": opset " + std::to_string(opset) +
                       " of the default domain; cnngraph imports opsets " +
                       std::to_string(min_opset) + " to " + std::to_string(max_opset));
-  // ONNX's library checks a model up to the opset it knows: a later one is checked as that.
+  // ONNX's library checks a model up to the opset it knows: a later one is checked as that,
+  // with the nodes whose operator is new or changed its inputs or attributes after it
+  // standing in as Identity nodes (the converters read those by the model's own opset).
   ::onnx::ModelProto checked = model;
-  if (opset > library_opset)
+  if (opset > library_opset) {
     for (auto& entry : *checked.mutable_opset_import())
       if (entry.domain().empty() || entry.domain() == "ai.onnx") entry.set_version(library_opset);
+    stand_in_for_later_operators(*checked.mutable_graph());
+  }
   // The checker opens external data relative to the working folder: it is given the files
   // as this importer resolved (and confined) them.
   for (auto& tensor : *checked.mutable_graph()->mutable_initializer()) {
