@@ -46,7 +46,7 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
   ImportedModel model;
   const ::onnx::ModelProto proto = detail::load_model(path, model.opset);
   const auto& graph = proto.graph();
-  detail::Context context{model.opset, options, path.parent_path(), {}, {}, {}, model};
+  detail::Context context{model.opset, options, path.parent_path(), {}, {}, {}, {}, model};
   for (const auto& t : graph.initializer()) context.constants[t.name()] = &t;
 
   std::vector<std::string> problems;
