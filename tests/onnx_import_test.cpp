@@ -10,6 +10,7 @@
 
 #include "cnngraph/cnngraph.hpp"
 #include "cnngraph/onnx.hpp"
+#include "onnx_test_support.hpp"
 
 namespace cnngraph {
 namespace {
@@ -17,27 +18,6 @@ namespace {
 std::filesystem::path models() {
   const char* dir = std::getenv("CNNGRAPH_ONNX_MODELS");
   return dir ? std::filesystem::path(dir) : std::filesystem::path(CNNGRAPH_ONNX_MODELS_DIR);
-}
-
-// A float32, C-order .npy file (what make_models.py writes).
-std::vector<float> read_npy(const std::filesystem::path& path, std::vector<int>& shape) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 10 || bytes.compare(1, 5, "NUMPY") != 0) throw std::runtime_error("npy");
-  const std::size_t header_length =
-      static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
-  const std::string header = bytes.substr(10, header_length);
-  if (header.find("'<f4'") == std::string::npos || header.find("False") == std::string::npos)
-    throw std::runtime_error("npy: not float32 C order");
-  shape.clear();
-  std::istringstream dims(header.substr(header.find('(') + 1));
-  for (int d; dims >> d;) {
-    shape.push_back(d);
-    if (dims.peek() == ',') dims.get();
-  }
-  std::vector<float> values((bytes.size() - 10 - header_length) / sizeof(float));
-  std::memcpy(values.data(), bytes.data() + 10 + header_length, values.size() * sizeof(float));
-  return values;
 }
 
 void expect_close(const std::vector<float>& got, const std::vector<float>& want,

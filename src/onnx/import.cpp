@@ -113,7 +113,15 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
              "is a flattened map, whose NCHW order cnngraph's NHWC images do not keep");
       continue;
     }
-    model.outputs.push_back(it->second.image);
+    auto image = it->second.image;
+    // A graph computes its results: an output that is an input (through Identity, say) is
+    // passed through a neuron of type none.
+    if (std::find(model.inputs.begin(), model.inputs.end(), image) != model.inputs.end()) {
+      auto pass = std::make_shared<NeuronNode>(image, NeuronDescriptor::make(NeuronType::none));
+      pass->label = output.name();
+      image = pass->result_image();
+    }
+    model.outputs.push_back(image);
     model.output_names.push_back(output.name());
   }
   if (!problems.empty()) {
