@@ -200,6 +200,18 @@ TEST(OnnxImport, EveryRefusalOfTheNewConvertersIsListedInOneError) {
   }
 }
 
+TEST(OnnxImport, AConvOfATwoDimensionalInputIsRefusedNotCrashed) {
+  try {
+    onnx::import(models() / "conv_of_2d_input.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'conv' (Conv): weights w do not fit 5 input "
+                                         "channels"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(OnnxImport, MalformedFileIsRefused) {
   EXPECT_THROW(onnx::import(models() / "malformed.onnx"), DataSourceError);
 }

@@ -366,6 +366,14 @@ std::vector<Value> convert_conv_transpose(const NodeProto& node, Context& contex
       throw Refusal{"bias length differs from the output channels"};
   }
   const bool crop = ay.begin || ay.end || ay.extra || ax.begin || ax.end || ax.extra;
+  // The crop's kernel reaches from the start to pad_begin: within the dilated kernel (a pad
+  // past it crops whole contributions away) and of a size the import can allocate.
+  if (ay.begin >= dkh || ax.begin >= dkw)
+    throw Refusal{"pads at the start must be below the dilated kernel (" + std::to_string(dkh) +
+                  " x " + std::to_string(dkw) + ")"};
+  if ((ay.begin + 1LL) * (ax.begin + 1LL) * out > (1LL << 26))
+    throw Refusal{"the crop of pads " + std::to_string(ay.begin) + " and " +
+                  std::to_string(ax.begin) + " needs more than 2^26 weights"};
   const bool bias_on_crop = !bias.empty() && (ay.extra > ay.end || ax.extra > ax.end);
   std::vector<float> crop_bias;
   if (bias_on_crop) crop_bias = std::move(bias);
@@ -752,7 +760,7 @@ std::vector<Value> convert_concat(const NodeProto& node, Context& context) {
   known_attributes(node, {"axis"});
   std::vector<std::shared_ptr<ImageNode>> images;
   Value first = map_input(node, context, 0);
-  int channels = 0;
+  long long channels = 0;
   for (int i = 0; i < node.input_size(); ++i) {
     const Value& v = map_input(node, context, i);
     if (v.height != first.height || v.width != first.width || v.flat != first.flat)
@@ -766,7 +774,7 @@ std::vector<Value> convert_concat(const NodeProto& node, Context& context) {
   auto c = std::make_shared<ConcatenationNode>(std::move(images));
   c->label = name_of(node);
   first.image = c->result_image();
-  first.channels = channels;
+  first.channels = to_int(channels, "channels");
   return {first};
 }
 

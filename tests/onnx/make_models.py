@@ -481,6 +481,13 @@ def shared_weights(folder):
          [init("w", w)], x, y)
 
 
+def conv_of_2d_input(folder):
+    # Found by the fuzzer: ONNX 1.12's shape inference crashes on a Conv of a 2-D input.
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    save(folder, "conv_of_2d_input", nodes, [vi("x", [1, 5])], [vi("y", [1, 3, 1, 1])],
+         [init("w", rand(3, 2, 1, 1))], None, None, opset=9)
+
+
 def unsupported_converters(folder):
     # The new converters' refusals, all in one model (opset 20 for Gelu).
     nodes = [helper.make_node("Gelu", ["x"], ["g"], name="gelu_tanh", approximate="tanh"),
@@ -502,7 +509,7 @@ def main():
     for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, branches,
                  opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset,
                  conv_transpose_models, activations, lrn_mean_matmul, later_opsets,
-                 shared_weights, unsupported_converters):
+                 shared_weights, unsupported_converters, conv_of_2d_input):
         make(folder)
     with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
         f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")
