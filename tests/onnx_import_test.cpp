@@ -10,6 +10,7 @@
 
 #include "cnngraph/cnngraph.hpp"
 #include "cnngraph/onnx.hpp"
+#include "onnx_test_support.hpp"
 
 namespace cnngraph {
 namespace {
@@ -17,27 +18,6 @@ namespace {
 std::filesystem::path models() {
   const char* dir = std::getenv("CNNGRAPH_ONNX_MODELS");
   return dir ? std::filesystem::path(dir) : std::filesystem::path(CNNGRAPH_ONNX_MODELS_DIR);
-}
-
-// A float32, C-order .npy file (what make_models.py writes).
-std::vector<float> read_npy(const std::filesystem::path& path, std::vector<int>& shape) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 10 || bytes.compare(1, 5, "NUMPY") != 0) throw std::runtime_error("npy");
-  const std::size_t header_length =
-      static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
-  const std::string header = bytes.substr(10, header_length);
-  if (header.find("'<f4'") == std::string::npos || header.find("False") == std::string::npos)
-    throw std::runtime_error("npy: not float32 C order");
-  shape.clear();
-  std::istringstream dims(header.substr(header.find('(') + 1));
-  for (int d; dims >> d;) {
-    shape.push_back(d);
-    if (dims.peek() == ',') dims.get();
-  }
-  std::vector<float> values((bytes.size() - 10 - header_length) / sizeof(float));
-  std::memcpy(values.data(), bytes.data() + 10 + header_length, values.size() * sizeof(float));
-  return values;
 }
 
 void expect_close(const std::vector<float>& got, const std::vector<float>& want,
@@ -146,7 +126,7 @@ TEST(OnnxImport, EveryUnsupportedNodeIsListedInOneError) {
     FAIL() << "no error";
   } catch (const Unsupported& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("node 'lrn' (LRN): operator not supported"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'erf' (Erf): operator not supported"), std::string::npos) << m;
     EXPECT_NE(m.find("node 'flat2' (Flatten): only axis = 1"), std::string::npos) << m;
     EXPECT_NE(m.find("node 'gemm' (Gemm): transA = 1"), std::string::npos) << m;
     EXPECT_NE(m.find("input 'x16': only FLOAT tensor inputs"), std::string::npos) << m;
@@ -154,6 +134,97 @@ TEST(OnnxImport, EveryUnsupportedNodeIsListedInOneError) {
     // Only their sources failed.
     EXPECT_EQ(m.find("'relu'"), std::string::npos) << m;
     EXPECT_EQ(m.find("conv16"), std::string::npos) << m;
+  }
+}
+
+TEST(OnnxImport, ConvTransposeWithPadsAndPerChannelPReluMatchesNumpy) {
+  run_model("conv_transpose");
+}
+TEST(OnnxImport, ConvTransposeGroupsDilationAndOutputPaddingMatchNumpy) {
+  run_model("conv_transpose_groups");
+}
+TEST(OnnxImport, ConvTransposeSameUpperMatchesNumpy) { run_model("conv_transpose_same"); }
+
+TEST(OnnxImport, ConvTransposeWeightsBecomeOhwiPerGroup) {
+  // ONNX [C_in = 4][C_out / group = 3][3][2], group 2: cnngraph's [6][3][2][2].
+  const auto imported = onnx::import(models() / "conv_transpose_groups.onnx");
+  const auto& source = imported.weights.at("w");
+  const auto d = source->descriptor();
+  EXPECT_EQ(d.input_feature_channels, 4);
+  EXPECT_EQ(d.output_feature_channels, 6);
+  EXPECT_EQ(d.groups, 2);
+  EXPECT_EQ(d.kernel_height, 3);
+  EXPECT_EQ(d.kernel_width, 2);
+}
+
+TEST(OnnxImport, EluSeluHardSigmoidSoftplusSoftsignAbsAndScalarPReluMatchNumpy) {
+  run_model("activations");
+}
+TEST(OnnxImport, LrnReduceMeanWithoutKeepdimsMatMulAndLogSoftmaxMatchNumpy) {
+  run_model("lrn_mean_matmul");
+}
+TEST(OnnxImport, Opset18ReduceMeanAxesInputMatchesNumpy) { run_model("opset18_ops"); }
+TEST(OnnxImport, Opset19AveragePoolDilationsAttributeMatchesNumpy) { run_model("opset19_ops"); }
+TEST(OnnxImport, Opset20GeluMatchesNumpy) { run_model("opset20_ops"); }
+TEST(OnnxImport, Opset21OperatorsMatchNumpy) { run_model("opset21_ops"); }
+
+TEST(OnnxImport, AnInitializerSharedByTwoConvolutionsGivesEachASourceOfItsOwnLabel) {
+  run_model("shared_weights");
+  const auto imported = onnx::import(models() / "shared_weights.onnx");
+  ASSERT_EQ(imported.weights.size(), 2u);
+  ASSERT_EQ(imported.weights.count("w"), 1u);
+  ASSERT_EQ(imported.weights.count("w@conv2"), 1u);
+  EXPECT_EQ(imported.weights.at("w")->label(), "w");
+  EXPECT_EQ(imported.weights.at("w@conv2")->label(), "w@conv2");
+  EXPECT_NE(imported.weights.at("w"), imported.weights.at("w@conv2"));
+}
+
+TEST(OnnxImport, ASharedInitializerIsRefusedForTrainingWhichWouldUntieIt) {
+  onnx::ImportOptions options;
+  options.trainable = true;
+  try {
+    onnx::import(models() / "shared_weights.onnx", options);
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'conv2' (Conv): its weights w are also node "
+                                         "'conv1''s; training would untie them"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(OnnxImport, EveryRefusalOfTheNewConvertersIsListedInOneError) {
+  try {
+    onnx::import(models() / "unsupported_converters.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("node 'gelu_tanh' (Gelu): approximate = 'tanh' is not supported"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("node 'lrn_even' (LRN): an even size (4)"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'mean_c' (ReduceMean): only a mean over axes [2, 3]"), std::string::npos)
+        << m;
+    EXPECT_NE(m.find("node 'prelu_w' (PRelu): slope slope_w must be one value or one per channel"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("node 'mul' (Mul): operator not supported"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'up3d' (ConvTranspose): only 2-D transposed convolutions"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find(": 6 unsupported parts:"), std::string::npos) << m;
+  }
+}
+
+TEST(OnnxImport, AConvOfATwoDimensionalInputIsRefusedNotCrashed) {
+  try {
+    onnx::import(models() / "conv_of_2d_input.onnx");
+    FAIL() << "no error";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'conv' (Conv): weights w do not fit 5 input "
+                                         "channels"),
+              std::string::npos)
+        << e.what();
   }
 }
 

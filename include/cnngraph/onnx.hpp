@@ -48,7 +48,7 @@ struct ImportedModel {
   std::int64_t opset = 0;
 };
 
-// Reads, checks (ONNX's checker and, up to opset 17, its shape inference) and converts the
+// Reads, checks (ONNX's checker) and converts the
 // model at `path`. Throws DataSourceError for a missing or malformed file or external data
 // that cannot be read or lies outside the model's folder; Unsupported for an opset outside
 // 7 to 21, and for unsupported operators, attributes or data types, naming every such node

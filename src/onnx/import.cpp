@@ -1,6 +1,7 @@
 // cnngraph::onnx::import: loads the model, makes its inputs, converts its nodes in order
 // through the converter table, and reports every node it cannot convert at once.
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "cnngraph/errors.hpp"
@@ -31,7 +32,14 @@ InputShape input_shape(const ::onnx::ValueInfoProto& input, int batch) {
                             std::to_string(d.dim_value())};
     return static_cast<int>(d.dim_value());
   };
-  if (shape.dim_size() == 4) return {{dim(0), dim(2), dim(3), dim(1)}, false};
+  if (shape.dim_size() == 4) {
+    const InputShape s{{dim(0), dim(2), dim(3), dim(1)}, false};
+    const long double elements =
+        static_cast<long double>(s.shape.channels) * s.shape.height * s.shape.width;
+    if (elements > static_cast<long double>(std::numeric_limits<int>::max()))
+      throw detail::Refusal{"an image of more than 2^31 elements"};
+    return s;
+  }
   if (shape.dim_size() == 2) return {{dim(0), 1, 1, dim(1)}, true};
   throw detail::Refusal{"only inputs [N, C, H, W] and [N, K] are supported, not rank " +
                         std::to_string(shape.dim_size())};
@@ -46,7 +54,7 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
   ImportedModel model;
   const ::onnx::ModelProto proto = detail::load_model(path, model.opset);
   const auto& graph = proto.graph();
-  detail::Context context{model.opset, options, path.parent_path(), {}, {}, {}, model};
+  detail::Context context{model.opset, options, path.parent_path(), {}, {}, {}, {}, model};
   for (const auto& t : graph.initializer()) context.constants[t.name()] = &t;
 
   std::vector<std::string> problems;
@@ -90,6 +98,14 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
                                   ? "folded only on constants (a computed tensor here)"
                                   : "operator not supported"};
       auto outputs = convert(node, context);
+      for (const auto& v : outputs) {
+        // Each factor fits an int; their product must too (a fully connected layer's K).
+        const long double elements = static_cast<long double>(v.channels) * v.height * v.width;
+        if (elements > static_cast<long double>(std::numeric_limits<int>::max()))
+          throw detail::Refusal{"its result of " + std::to_string(v.channels) + " x " +
+                                std::to_string(v.height) + " x " + std::to_string(v.width) +
+                                " has more than 2^31 elements"};
+      }
       for (std::size_t i = 0; i < outputs.size(); ++i)
         context.values[node.output(static_cast<int>(i))] = std::move(outputs[i]);
     } catch (const detail::Refusal& r) {
@@ -113,7 +129,15 @@ ImportedModel import(const std::filesystem::path& path, const ImportOptions& opt
              "is a flattened map, whose NCHW order cnngraph's NHWC images do not keep");
       continue;
     }
-    model.outputs.push_back(it->second.image);
+    auto image = it->second.image;
+    // A graph computes its results: an output that is an input (through Identity, say) is
+    // passed through a neuron of type none.
+    if (std::find(model.inputs.begin(), model.inputs.end(), image) != model.inputs.end()) {
+      auto pass = std::make_shared<NeuronNode>(image, NeuronDescriptor::make(NeuronType::none));
+      pass->label = output.name();
+      image = pass->result_image();
+    }
+    model.outputs.push_back(image);
     model.output_names.push_back(output.name());
   }
   if (!problems.empty()) {

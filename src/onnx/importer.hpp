@@ -49,6 +49,7 @@ struct Context {
   std::map<std::string, Value> values;
   std::map<std::string, const ::onnx::TensorProto*> constants;  // initializers and Constants
   std::deque<::onnx::TensorProto> folded;                       // the constants folded at import
+  std::map<std::string, std::string> weight_users;  // weight initializer -> its first node
   ImportedModel& model;
 };
 

@@ -98,10 +98,27 @@ std::shared_ptr<const Optimizer> optimizer_of(const Context& context) {
   return std::make_shared<SgdOptimizer>();
 }
 
-std::shared_ptr<ConvolutionDataSource> make_source(Context& context, const std::string& label,
+// A data source of its own for each weighted node, labelled by the weight initializer's name.
+// A later node reading the same initializer gets "<name>@<node>": checkpoints and saved graphs
+// name tensors by label, and refuse one source used by two nodes. Training would untie the
+// copies, so a trainable import refuses shared initializers.
+std::shared_ptr<ConvolutionDataSource> make_source(Context& context, const NodeProto& node,
+                                                   const std::string& initializer,
                                                    const ConvolutionDescriptor& descriptor,
                                                    std::vector<float> weights,
                                                    std::vector<float> bias) {
+  std::string label = initializer;
+  if (const auto first = context.weight_users.find(initializer);
+      first != context.weight_users.end()) {
+    if (context.options.trainable)
+      throw Refusal{"its weights " + initializer + " are also node '" + first->second +
+                    "''s; training would untie them (import without trainable to copy them)"};
+    label = initializer + "@" + name_of(node);
+  } else {
+    context.weight_users[initializer] = name_of(node);
+  }
+  if (context.model.weights.count(label))
+    throw Refusal{"weights label '" + label + "' is taken (two nodes of one name)"};
   std::shared_ptr<ConvolutionDataSource> source;
   if (context.options.trainable)
     source = std::make_shared<TrainableDataSource>(label, descriptor, std::move(weights),
@@ -211,12 +228,184 @@ std::vector<Value> convert_conv(const NodeProto& node, Context& context) {
   }
   auto weights = oihw_to_ohwi(tensor_floats(w_tensor, context.folder), out, in_per_group, kh, kw);
   auto conv = std::make_shared<ConvolutionNode>(
-      x.image, make_source(context, w_tensor.name(), d, std::move(weights), std::move(bias)));
+      x.image, make_source(context, node, w_tensor.name(), d, std::move(weights), std::move(bias)));
   conv->label = name_of(node);
   conv->padding_policy =
       explicit_padding(win.pad_top, win.pad_bottom, win.pad_left, win.pad_right, false);
   set_style(*conv, context);
   return {Value{conv->result_image(), out, win.out_h, win.out_w, false}};
+}
+
+// ONNX ConvTranspose weights [C_in][C_out / group][kh][kw] to the transpose's OHWI
+// [C_out][kh][kw][C_in / group]: w[g * Og + o][r][s][i] = W[g * Ig + i][o][r][s], no flip.
+std::vector<float> iohw_to_ohwi(const std::vector<float>& w, int groups, int in, int out_per_group,
+                                int kh, int kw) {
+  const int in_per_group = in / groups;
+  std::vector<float> out(w.size());
+  for (int g = 0; g < groups; ++g)
+    for (int i = 0; i < in_per_group; ++i)
+      for (int o = 0; o < out_per_group; ++o)
+        for (int r = 0; r < kh; ++r)
+          for (int c = 0; c < kw; ++c) {
+            const std::size_t from =
+                ((static_cast<std::size_t>(g * in_per_group + i) * out_per_group + o) * kh + r) *
+                    kw +
+                c;
+            const std::size_t to =
+                ((static_cast<std::size_t>(g * out_per_group + o) * kh + r) * kw + c) *
+                    in_per_group +
+                i;
+            out[to] = w[from];
+          }
+  return out;
+}
+
+// One axis of an ONNX ConvTranspose: the full result (in - 1) * stride + dilated kernel, less
+// pad_begin and pad_end, plus output_padding zeros at the end.
+struct TransposeAxis {
+  int full = 0, begin = 0, end = 0, extra = 0, out = 0;
+};
+
+TransposeAxis transpose_axis(const std::string& auto_pad, int in, int stride, long long dilated,
+                             std::int64_t pad_begin, std::int64_t pad_end,
+                             std::int64_t output_padding, std::int64_t output_shape) {
+  TransposeAxis a;
+  const long long full = (static_cast<long long>(in) - 1) * stride + dilated;
+  if (full > (1 << 24)) throw Refusal{"the result is too large"};
+  if (output_padding < 0 || output_padding >= std::max<long long>(stride, dilated))
+    throw Refusal{"output_padding " + std::to_string(output_padding) +
+                  " must be below the stride or the dilation"};
+  a.full = static_cast<int>(full);
+  long long begin = pad_begin, end = pad_end;
+  if (output_shape > 0 || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const long long target = output_shape > 0 ? output_shape : static_cast<long long>(in) * stride;
+    if (target > (1 << 24)) throw Refusal{"output_shape is too large"};
+    const long long total = full + output_padding - target;
+    if (total < 0) {
+      // A larger output_shape than the full result: zeros at the end, as output_padding.
+      begin = end = 0;
+      output_padding = target - full;
+    } else if (auto_pad == "SAME_UPPER") {
+      begin = total / 2;
+      end = total - begin;
+    } else {
+      end = total / 2;
+      begin = total - end;
+    }
+  } else if (auto_pad == "VALID") {
+    begin = end = 0;
+  }
+  if (begin < 0 || end < 0 || begin > (1 << 24) || end > (1 << 24))
+    throw Refusal{"pads must lie in [0, 2^24]"};
+  a.begin = static_cast<int>(begin);
+  a.end = static_cast<int>(end);
+  a.extra = static_cast<int>(output_padding);
+  const long long out = full - begin - end + output_padding;
+  if (out < 1) throw Refusal{"the pads leave an empty result"};
+  a.out = static_cast<int>(out);
+  return a;
+}
+
+// cnngraph's transpose makes the full result (its padding policy `full`); ONNX's pads crop it
+// and output_padding extends it with zeros. A depthwise convolution whose kernel is 1 at tap
+// (pad_top, pad_left) and 0 elsewhere does both exactly (a product with 1 and sums of zeros):
+// result pixel p reads full pixel p + pad, and windows past the full result read its padding.
+// The bias goes to that crop when output_padding reaches beyond the full result, where ONNX
+// adds it too.
+std::vector<Value> convert_conv_transpose(const NodeProto& node, Context& context) {
+  known_attributes(node, {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
+                          "output_shape", "pads", "strides"});
+  const Value& x = map_input(node, context, 0);
+  const auto& w_tensor = constant_input(node, context, 1);
+  if (w_tensor.dims_size() != 4)
+    throw Refusal{"only 2-D transposed convolutions (4-D weights) are supported"};
+  const int in = to_int(w_tensor.dims(0), "input channels");
+  const int out_per_group = to_int(w_tensor.dims(1), "output channels per group");
+  const int kh = to_int(w_tensor.dims(2), "kernel height"),
+            kw = to_int(w_tensor.dims(3), "kernel width");
+  const int groups = to_int(int_attribute(node, "group", 1), "group");
+  if (in != x.channels || in % groups != 0)
+    throw Refusal{"weights " + w_tensor.name() + " [" + std::to_string(in) + ", ...] do not fit " +
+                  std::to_string(x.channels) + " input channels in " + std::to_string(groups) +
+                  " groups"};
+  const long long out_channels = static_cast<long long>(out_per_group) * groups;
+  const int out = to_int(out_channels, "output channels");
+  const auto kernel = ints_attribute(node, "kernel_shape", {kh, kw});
+  if (kernel.size() != 2 || kernel[0] != kh || kernel[1] != kw)
+    throw Refusal{"kernel_shape differs from the weights"};
+  const auto strides = ints_attribute(node, "strides", {1, 1});
+  const auto dilations = ints_attribute(node, "dilations", {1, 1});
+  const auto pads = ints_attribute(node, "pads", {0, 0, 0, 0});
+  const auto output_padding = ints_attribute(node, "output_padding", {0, 0});
+  const auto output_shape = ints_attribute(node, "output_shape", {0, 0});
+  if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 ||
+      output_padding.size() != 2 || output_shape.size() != 2)
+    throw Refusal{"strides, dilations, output_padding and output_shape need 2 entries, pads 4"};
+  const std::string auto_pad = string_attribute(node, "auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" &&
+      auto_pad != "SAME_LOWER")
+    throw Refusal{"auto_pad '" + auto_pad + "' is not supported"};
+  for (auto v : output_shape)
+    if (v < 0) throw Refusal{"output_shape " + std::to_string(v) + " is negative"};
+  ConvolutionDescriptor d(kw, kh, in, out);
+  d.groups = groups;
+  d.stride_y = to_int(strides[0], "stride");
+  d.stride_x = to_int(strides[1], "stride");
+  d.dilation_y = to_int(dilations[0], "dilation");
+  d.dilation_x = to_int(dilations[1], "dilation");
+  const long long dkh = (kh - 1LL) * d.dilation_y + 1, dkw = (kw - 1LL) * d.dilation_x + 1;
+  if (dkh > (1 << 24) || dkw > (1 << 24)) throw Refusal{"window too large"};
+  const TransposeAxis ay = transpose_axis(auto_pad, x.height, d.stride_y, dkh, pads[0], pads[2],
+                                          output_padding[0], output_shape[0]);
+  const TransposeAxis ax = transpose_axis(auto_pad, x.width, d.stride_x, dkw, pads[1], pads[3],
+                                          output_padding[1], output_shape[1]);
+  std::vector<float> bias;
+  if (has_input(node, 2)) {
+    bias = tensor_floats(constant_input(node, context, 2), context.folder);
+    if (bias.size() != static_cast<std::size_t>(out))
+      throw Refusal{"bias length differs from the output channels"};
+  }
+  const bool crop = ay.begin || ay.end || ay.extra || ax.begin || ax.end || ax.extra;
+  // The crop's kernel reaches from the start to pad_begin: within the dilated kernel (a pad
+  // past it crops whole contributions away) and of a size the import can allocate.
+  if (ay.begin >= dkh || ax.begin >= dkw)
+    throw Refusal{"pads at the start must be below the dilated kernel (" + std::to_string(dkh) +
+                  " x " + std::to_string(dkw) + ")"};
+  if ((ay.begin + 1LL) * (ax.begin + 1LL) * out > (1LL << 26))
+    throw Refusal{"the crop of pads " + std::to_string(ay.begin) + " and " +
+                  std::to_string(ax.begin) + " needs more than 2^26 weights"};
+  const bool bias_on_crop = !bias.empty() && (ay.extra > ay.end || ax.extra > ax.end);
+  std::vector<float> crop_bias;
+  if (bias_on_crop) crop_bias = std::move(bias);
+  auto weights =
+      iohw_to_ohwi(tensor_floats(w_tensor, context.folder), groups, in, out_per_group, kh, kw);
+  auto transpose = std::make_shared<ConvolutionTransposeNode>(
+      x.image, nullptr,
+      make_source(context, node, w_tensor.name(), d, std::move(weights), std::move(bias)));
+  transpose->label = name_of(node);
+  transpose->padding_policy = PaddingPolicy::full();
+  set_style(*transpose, context);
+  if (!crop) return {Value{transpose->result_image(), out, ay.out, ax.out, false}};
+
+  ConvolutionDescriptor cd(ax.begin + 1, ay.begin + 1, out, out);
+  cd.groups = out;
+  std::vector<float> one_hot(static_cast<std::size_t>(out) * cd.kernel_width * cd.kernel_height);
+  for (int c = 0; c < out; ++c)
+    one_hot[(static_cast<std::size_t>(c) * cd.kernel_height + ay.begin) * cd.kernel_width +
+            ax.begin] = 1.0f;
+  auto crop_source = std::make_shared<ArrayDataSource>(name_of(node) + "/crop", cd,
+                                                       std::move(one_hot), std::move(crop_bias));
+  auto cropped = std::make_shared<ConvolutionNode>(transpose->result_image(), crop_source);
+  cropped->label = name_of(node) + "/crop";
+  cropped->training_style = TrainingStyle::none;
+  const int out_h = ay.out, out_w = ax.out;
+  cropped->padding_policy = PaddingPolicy::make_custom([=](AxisGeometry& gx, AxisGeometry& gy) {
+    gx.result_size = out_w;
+    gx.pad_before = 0;
+    gy.result_size = out_h;
+    gy.pad_before = 0;
+  });
+  return {Value{cropped->result_image(), out, out_h, out_w, false}};
 }
 
 std::vector<Value> neuron(const NodeProto& node, Context& context, NeuronDescriptor descriptor) {
@@ -268,6 +457,79 @@ std::vector<Value> convert_clip(const NodeProto& node, Context& context) {
   return neuron(node, context, NeuronDescriptor::make(NeuronType::relu_n, 0.0f, hi));
 }
 
+std::vector<Value> convert_elu(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha"});
+  return neuron(node, context,
+                NeuronDescriptor::make(NeuronType::elu, float_attribute(node, "alpha", 1.0f)));
+}
+
+// gamma * elu_alpha(x): an ELU, then a linear neuron (cnngraph has no fused SELU).
+std::vector<Value> convert_selu(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha", "gamma"});
+  const float alpha = float_attribute(node, "alpha", 1.67326319217681884765625f);
+  const float gamma = float_attribute(node, "gamma", 1.05070102214813232421875f);
+  const Value& x = image_input(node, context, 0);
+  auto elu = std::make_shared<NeuronNode>(x.image, NeuronDescriptor::make(NeuronType::elu, alpha));
+  elu->label = name_of(node) + "/elu";
+  auto scale = std::make_shared<NeuronNode>(
+      elu->result_image(), NeuronDescriptor::make(NeuronType::linear, gamma, 0.0f));
+  scale->label = name_of(node);
+  return same_as(x, scale->result_image());
+}
+
+std::vector<Value> convert_hard_sigmoid(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha", "beta"});
+  return neuron(
+      node, context,
+      NeuronDescriptor::make(NeuronType::hard_sigmoid, float_attribute(node, "alpha", 0.2f),
+                             float_attribute(node, "beta", 0.5f)));
+}
+
+std::vector<Value> convert_softplus(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::soft_plus, 1.0f, 1.0f));
+}
+
+std::vector<Value> convert_softsign(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::soft_sign));
+}
+
+std::vector<Value> convert_abs(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::absolute));
+}
+
+std::vector<Value> convert_gelu(const NodeProto& node, Context& context) {
+  known_attributes(node, {"approximate"});
+  const std::string approximate = string_attribute(node, "approximate", "none");
+  if (approximate != "none")
+    throw Refusal{"approximate = '" + approximate +
+                  "' is not supported (cnngraph's gelu is the exact erf form)"};
+  return neuron(node, context, NeuronDescriptor::make(NeuronType::gelu));
+}
+
+// The slope broadcasts against [N, C, H, W] from the right, so per channel it is [C, 1, 1]
+// or [1, C, 1, 1] (PyTorch's form); [K] or [1, K] on a 2-D [N, K]; or a single value.
+std::vector<Value> convert_prelu(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& x = map_input(node, context, 0);
+  const auto& slope_tensor = constant_input(node, context, 1);
+  auto slopes = tensor_floats(slope_tensor, context.folder);
+  if (slopes.size() == 1)
+    return neuron(node, context, NeuronDescriptor::make(NeuronType::relu, slopes[0]));
+  std::vector<std::int64_t> dims(slope_tensor.dims().begin(), slope_tensor.dims().end());
+  while (!dims.empty() && dims.front() == 1) dims.erase(dims.begin());
+  const std::size_t trailing = x.flat ? 0 : 2;  // the H and W axes after C
+  const bool per_channel =
+      slopes.size() == static_cast<std::size_t>(x.channels) && dims.size() == 1 + trailing &&
+      std::all_of(dims.begin() + 1, dims.end(), [](std::int64_t d) { return d == 1; });
+  if (!per_channel)
+    throw Refusal{"slope " + slope_tensor.name() + " must be one value or one per channel (" +
+                  std::string(x.flat ? "[C]" : "[C, 1, 1]") + ")"};
+  return neuron(node, context, NeuronDescriptor::make_prelu(std::move(slopes)));
+}
+
 std::vector<Value> convert_add(const NodeProto& node, Context& context) {
   known_attributes(node, {});
   const Value& a = map_input(node, context, 0);
@@ -314,8 +576,8 @@ std::vector<Value> convert_pool(const NodeProto& node, Context& context, Pooling
     known_attributes(node, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
                             "storage_order", "strides"});
   else
-    known_attributes(
-        node, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
+    known_attributes(node, {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                            "kernel_shape", "pads", "strides"});
   one_output(node);
   const Value& x = map_input(node, context, 0);
   const auto kernel = ints_attribute(node, "kernel_shape", {});
@@ -348,6 +610,50 @@ std::vector<Value> convert_global_average_pool(const NodeProto& node, Context& c
   return {Value{pool->result_image(), x.channels, 1, 1, false}};
 }
 
+// ONNX's window over channels c - floor((size - 1) / 2) to c + ceil((size - 1) / 2) is
+// cnngraph's for an odd size only; both divide alpha by the nominal size.
+std::vector<Value> convert_lrn(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha", "beta", "bias", "size"});
+  const Value& x = map_input(node, context, 0);
+  const auto* size = find_attribute(node, "size");
+  if (!size) throw Refusal{"attribute 'size' is missing"};
+  const int n = to_int(size->i(), "size");
+  if (n % 2 == 0)
+    throw Refusal{"an even size (" + std::to_string(n) +
+                  ") is not supported: ONNX's window takes one more channel after c, cnngraph's "
+                  "one more before"};
+  auto lrn = std::make_shared<CrossChannelNormalizationNode>(x.image, n);
+  lrn->alpha = float_attribute(node, "alpha", 1e-4f);
+  lrn->beta = float_attribute(node, "beta", 0.75f);
+  lrn->delta = float_attribute(node, "bias", 1.0f);
+  lrn->label = name_of(node);
+  return same_as(x, lrn->result_image());
+}
+
+// A mean over H and W: a global average pooling; keepdims = 0 makes the 2-D [N, C].
+std::vector<Value> convert_reduce_mean(const NodeProto& node, Context& context) {
+  std::vector<std::int64_t> axes;
+  if (context.opset >= 18) {
+    known_attributes(node, {"keepdims", "noop_with_empty_axes"});
+    if (has_input(node, 1)) axes = tensor_ints(constant_input(node, context, 1), context.folder);
+    if (axes.empty() && int_attribute(node, "noop_with_empty_axes", 0) != 0)
+      throw Refusal{"noop_with_empty_axes = 1 without axes is not supported"};
+  } else {
+    known_attributes(node, {"axes", "keepdims"});
+    axes = ints_attribute(node, "axes", {});
+  }
+  const Value& x = map_input(node, context, 0);
+  if (x.flat) throw Refusal{"only a mean over the H and W of a 4-D tensor is supported"};
+  for (auto& a : axes) a = a < 0 ? a + 4 : a;
+  std::sort(axes.begin(), axes.end());
+  if (axes != std::vector<std::int64_t>{2, 3})
+    throw Refusal{"only a mean over axes [2, 3] (H and W) is supported"};
+  auto pool = std::make_shared<GlobalAveragePoolingNode>(x.image);
+  pool->label = name_of(node);
+  const bool keep = int_attribute(node, "keepdims", 1) != 0;
+  return {Value{pool->result_image(), x.channels, 1, 1, !keep}};
+}
+
 Value flattened(const Value& x) {
   Value v = x;
   v.flat = true;
@@ -373,39 +679,59 @@ std::vector<Value> convert_reshape(const NodeProto& node, Context& context) {
   throw Refusal{"only a Reshape to [N, -1] (a Flatten) is supported"};
 }
 
-std::vector<Value> convert_gemm(const NodeProto& node, Context& context) {
-  known_attributes(node, {"alpha", "beta", "transA", "transB", "broadcast"});
-  if (int_attribute(node, "transA", 0) != 0) throw Refusal{"transA = 1 is not supported"};
-  const Value& a = image_input(node, context, 0);
+// A fully connected layer on `a` (a 2-D tensor: flattened or 1 x 1) with the matrix `b_tensor`
+// (K x O, or O x K when `trans_b`) scaled by alpha, and an optional bias: Gemm and MatMul.
+std::vector<Value> fully_connected(const NodeProto& node, Context& context, const Value& a,
+                                   const ::onnx::TensorProto& b_tensor, bool trans_b, float alpha,
+                                   std::vector<float> bias) {
   if (!a.flat && a.height * a.width != 1) throw Refusal{"input A is not a 2-D tensor"};
-  const auto& b_tensor = constant_input(node, context, 1);
   if (b_tensor.dims_size() != 2) throw Refusal{"B must be a matrix"};
-  const bool trans_b = int_attribute(node, "transB", 0) != 0;
   const long long k = static_cast<long long>(a.channels) * a.height * a.width;
   const std::int64_t b_k = trans_b ? b_tensor.dims(1) : b_tensor.dims(0);
   const int outputs = to_int(trans_b ? b_tensor.dims(0) : b_tensor.dims(1), "outputs");
   if (b_k != k)
     throw Refusal{"B has " + std::to_string(b_k) + " rows for " + std::to_string(k) + " inputs"};
-  std::vector<float> bias;
-  if (has_input(node, 2)) {
-    bias = tensor_floats(constant_input(node, context, 2), context.folder);
-    if (bias.size() == 1) bias.assign(outputs, bias[0]);
-    if (bias.size() != static_cast<std::size_t>(outputs))
-      throw Refusal{"C must broadcast along the outputs only"};
-    const float beta = float_attribute(node, "beta", 1.0f);
-    for (auto& v : bias) v *= beta;
-  }
+  if (bias.size() == 1) bias.assign(outputs, bias[0]);
+  if (!bias.empty() && bias.size() != static_cast<std::size_t>(outputs))
+    throw Refusal{"C must broadcast along the outputs only"};
   auto weights = gemm_to_ohwi(tensor_floats(b_tensor, context.folder), trans_b, outputs, a.channels,
-                              a.height, a.width, float_attribute(node, "alpha", 1.0f));
+                              a.height, a.width, alpha);
   ConvolutionDescriptor d(a.width, a.height, a.channels, outputs);
   auto fc = std::make_shared<FullyConnectedNode>(
-      a.image, make_source(context, b_tensor.name(), d, std::move(weights), std::move(bias)));
+      a.image, make_source(context, node, b_tensor.name(), d, std::move(weights), std::move(bias)));
   fc->label = name_of(node);
   set_style(*fc, context);
   return {Value{fc->result_image(), outputs, 1, 1, true}};
 }
 
-std::vector<Value> convert_softmax(const NodeProto& node, Context& context) {
+std::vector<Value> convert_gemm(const NodeProto& node, Context& context) {
+  known_attributes(node, {"alpha", "beta", "transA", "transB", "broadcast"});
+  if (int_attribute(node, "transA", 0) != 0) throw Refusal{"transA = 1 is not supported"};
+  const Value& a = image_input(node, context, 0);
+  std::vector<float> bias;
+  if (has_input(node, 2)) {
+    const auto& c = constant_input(node, context, 2);
+    if (c.dims_size() > 1 && c.dims(0) != 1)
+      throw Refusal{"C must broadcast along the outputs only"};
+    bias = tensor_floats(c, context.folder);
+    const float beta = float_attribute(node, "beta", 1.0f);
+    for (auto& v : bias) v *= beta;
+  }
+  return fully_connected(node, context, a, constant_input(node, context, 1),
+                         int_attribute(node, "transB", 0) != 0,
+                         float_attribute(node, "alpha", 1.0f), std::move(bias));
+}
+
+std::vector<Value> convert_mat_mul(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& a = image_input(node, context, 0);
+  return fully_connected(node, context, a, constant_input(node, context, 1), false, 1.0f, {});
+}
+
+// Softmax and LogSoftmax: over the channels only. Before opset 13 ONNX flattens from `axis`
+// (default 1), which is the channels when the map is 1 x 1; from 13 `axis` is one axis.
+template <typename NodeType>
+std::vector<Value> softmax_over_channels(const NodeProto& node, Context& context) {
   known_attributes(node, {"axis"});
   const Value& x = map_input(node, context, 0);
   const std::int64_t rank = x.flat ? 2 : 4;
@@ -414,17 +740,27 @@ std::vector<Value> convert_softmax(const NodeProto& node, Context& context) {
   if (axis < 0) axis += rank;
   const bool channels = (axis == 1 && (context.opset >= 13 || x.height * x.width == 1)) ||
                         (rank == 4 && x.height * x.width == 1 && axis >= 1);
-  if (!channels) throw Refusal{"only a softmax over the channels is supported"};
-  auto s = std::make_shared<SoftMaxNode>(x.image);
+  if (!channels)
+    throw Refusal{"only a " + node.op_type() + " over the channels is supported, not axis " +
+                  std::to_string(int_attribute(node, "axis", fallback))};
+  auto s = std::make_shared<NodeType>(x.image);
   s->label = name_of(node);
   return same_as(x, s->result_image());
+}
+
+std::vector<Value> convert_softmax(const NodeProto& node, Context& context) {
+  return softmax_over_channels<SoftMaxNode>(node, context);
+}
+
+std::vector<Value> convert_log_softmax(const NodeProto& node, Context& context) {
+  return softmax_over_channels<LogSoftMaxNode>(node, context);
 }
 
 std::vector<Value> convert_concat(const NodeProto& node, Context& context) {
   known_attributes(node, {"axis"});
   std::vector<std::shared_ptr<ImageNode>> images;
   Value first = map_input(node, context, 0);
-  int channels = 0;
+  long long channels = 0;
   for (int i = 0; i < node.input_size(); ++i) {
     const Value& v = map_input(node, context, i);
     if (v.height != first.height || v.width != first.width || v.flat != first.flat)
@@ -438,7 +774,7 @@ std::vector<Value> convert_concat(const NodeProto& node, Context& context) {
   auto c = std::make_shared<ConcatenationNode>(std::move(images));
   c->label = name_of(node);
   first.image = c->result_image();
-  first.channels = channels;
+  first.channels = to_int(channels, "channels");
   return {first};
 }
 
@@ -482,6 +818,19 @@ constexpr Entry converters[] = {
     {"Concat", convert_concat},
     {"Identity", convert_identity},
     {"Dropout", convert_dropout},
+    {"ConvTranspose", convert_conv_transpose},
+    {"PRelu", convert_prelu},
+    {"Elu", convert_elu},
+    {"Selu", convert_selu},
+    {"HardSigmoid", convert_hard_sigmoid},
+    {"Softplus", convert_softplus},
+    {"Softsign", convert_softsign},
+    {"Abs", convert_abs},
+    {"Gelu", convert_gelu},
+    {"LRN", convert_lrn},
+    {"MatMul", convert_mat_mul},
+    {"LogSoftmax", convert_log_softmax},
+    {"ReduceMean", convert_reduce_mean},
 };
 
 }  // namespace

@@ -74,6 +74,53 @@ def softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def conv_transpose(x, w, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), group=1,
+                   output_padding=(0, 0)):
+    # ONNX's definition: every input pixel scatters its kernel into the full result, which
+    # pads crop (top, left, bottom, right) and output_padding extends at the end.
+    n, c, h, wd = x.shape
+    ci, og, kh, kw = w.shape
+    ig = c // group
+    fh = (h - 1) * stride[0] + (kh - 1) * dilation[0] + 1
+    fw = (wd - 1) * stride[1] + (kw - 1) * dilation[1] + 1
+    full = np.zeros((n, og * group, fh + output_padding[0], fw + output_padding[1]), np.float64)
+    for g in range(group):
+        for i in range(kh):
+            for j in range(kw):
+                contrib = np.einsum("nchw,co->nohw", x[:, g * ig:(g + 1) * ig],
+                                    w[g * ig:(g + 1) * ig, :, i, j])
+                full[:, g * og:(g + 1) * og,
+                     i * dilation[0]:i * dilation[0] + stride[0] * (h - 1) + 1:stride[0],
+                     j * dilation[1]:j * dilation[1] + stride[1] * (wd - 1) + 1:stride[1]] += contrib
+    out = full[:, :, pads[0]:full.shape[2] - pads[2], pads[1]:full.shape[3] - pads[3]]
+    if b is not None:
+        out = out + b.reshape(1, -1, 1, 1)
+    return out.astype(np.float32)
+
+
+def elu(x, alpha=1.0):
+    return np.where(x >= 0, x, alpha * (np.exp(x) - 1))
+
+
+def gelu(x):
+    from math import erf
+    return (x * 0.5 * (1 + np.vectorize(erf)(x / np.sqrt(2)))).astype(np.float32)
+
+
+def lrn(x, size, alpha, beta, bias):
+    c = x.shape[1]
+    sq = np.zeros_like(x, dtype=np.float64)
+    for k in range(c):
+        lo, hi = max(0, k - (size - 1) // 2), min(c - 1, k + (size - 1 + 1) // 2)
+        sq[:, k] = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+    return (x / (bias + alpha / size * sq) ** beta).astype(np.float32)
+
+
+def log_softmax(x):
+    m = x - x.max(axis=1, keepdims=True)
+    return m - np.log(np.exp(m).sum(axis=1, keepdims=True))
+
+
 # --- models ---
 def init(name, array):
     return numpy_helper.from_array(array, name)
@@ -200,7 +247,7 @@ def unsupported(folder):
     fw = rand(32, 3)
     w16 = rand(2, 2, 1, 1).astype(np.float16)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
-             helper.make_node("LRN", ["c"], ["l"], name="lrn", size=3),
+             helper.make_node("Erf", ["c"], ["l"], name="erf"),
              helper.make_node("Relu", ["l"], ["y"], name="relu"),
              helper.make_node("Flatten", ["x"], ["f"], name="flat2", axis=2),
              helper.make_node("Flatten", ["x"], ["f1"], name="flat1"),
@@ -318,11 +365,151 @@ def old_opset(folder):
          None, opset=6)
 
 
+def conv_transpose_models(folder):
+    # DCGAN's kernel 4, stride 2, pads 1 (the full result cropped), with a bias and a PRelu
+    # of one slope per channel; weights [C_in, C_out, kh, kw] to cnngraph's OHWI.
+    x = rand(2, 4, 5, 5, scale=1.0)
+    w, b = rand(4, 3, 4, 4), rand(3)
+    slope = rand(3, 1, 1)
+    t = conv_transpose(x, w, b, stride=(2, 2), pads=(1, 1, 1, 1))
+    y = np.where(t >= 0, t, slope.reshape(1, 3, 1, 1) * t).astype(np.float32)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["t"], name="up",
+                              kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["t", "slope"], ["y"], name="prelu")]
+    save(folder, "conv_transpose", nodes, [vi("x", ["N", 4, 5, 5])], [vi("y", ["N", 3, 10, 10])],
+         [init("w", w), init("b", b), init("slope", slope)], x, y)
+
+    # Groups, dilation, unequal strides, asymmetric pads and output_padding past the full
+    # result (where ONNX adds the bias too).
+    x = rand(1, 4, 3, 4, scale=1.0)
+    w, b = rand(4, 3, 3, 2), rand(6)
+    y = conv_transpose(x, w, b, stride=(2, 3), pads=(1, 0, 0, 1), dilation=(2, 1), group=2,
+                       output_padding=(1, 2))
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="up", group=2,
+                              strides=[2, 3], pads=[1, 0, 0, 1], dilations=[2, 1],
+                              output_padding=[1, 2])]
+    save(folder, "conv_transpose_groups", nodes, [vi("x", [1, 4, 3, 4])],
+         [vi("y", list(y.shape))], [init("w", w), init("b", b)], x, y)
+
+    # auto_pad SAME_UPPER: the result is the input times the stride; no pads, no bias.
+    x = rand(1, 2, 3, 3, scale=1.0)
+    w = rand(2, 2, 3, 3)
+    full = conv_transpose(x, w, None, stride=(2, 2))  # 7 x 7; SAME_UPPER crops 0 before, 1 after
+    y = full[:, :, 0:6, 0:6]
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2],
+                              auto_pad="SAME_UPPER")]
+    save(folder, "conv_transpose_same", nodes, [vi("x", [1, 2, 3, 3])], [vi("y", [1, 2, 6, 6])],
+         [init("w", w)], x, np.ascontiguousarray(y))
+
+
+def activations(folder):
+    # Elu, Selu, HardSigmoid, Softplus, Softsign, Abs and a scalar PRelu side by side.
+    x = rand(2, 3, 4, 4, scale=2.0)
+    selu = 1.0507 * elu(x, 1.6733)
+    parts = [elu(x, 0.5), selu, np.clip(0.3 * x + 0.4, 0, 1), np.log1p(np.exp(x)),
+             x / (1 + np.abs(x)), np.abs(x), np.where(x >= 0, x, 0.25 * x)]
+    y = np.concatenate(parts, axis=1).astype(np.float32)
+    nodes = [helper.make_node("Elu", ["x"], ["a"], name="elu", alpha=0.5),
+             helper.make_node("Selu", ["x"], ["b"], name="selu", alpha=1.6733, gamma=1.0507),
+             helper.make_node("HardSigmoid", ["x"], ["c"], name="hard", alpha=0.3, beta=0.4),
+             helper.make_node("Softplus", ["x"], ["d"], name="softplus"),
+             helper.make_node("Softsign", ["x"], ["e"], name="softsign"),
+             helper.make_node("Abs", ["x"], ["f"], name="abs"),
+             helper.make_node("PRelu", ["x", "slope"], ["g"], name="prelu"),
+             helper.make_node("Concat", ["a", "b", "c", "d", "e", "f", "g"], ["y"], axis=1,
+                              name="concat")]
+    save(folder, "activations", nodes, [vi("x", [2, 3, 4, 4])], [vi("y", [2, 21, 4, 4])],
+         [init("slope", np.array([0.25], np.float32))], x, y)
+
+
+def lrn_mean_matmul(folder):
+    # LRN (ONNX divides alpha by size), ReduceMean over H and W without keepdims (a 2-D
+    # [N, C]), MatMul with a constant B and LogSoftmax; opset 13 (axes an attribute).
+    x = rand(2, 7, 4, 4, scale=2.0)
+    bm = rand(7, 5)
+    l = lrn(x, 5, 0.3, 0.75, 2.0)
+    m = l.mean(axis=(2, 3))
+    y = log_softmax(m @ bm).astype(np.float32)
+    nodes = [helper.make_node("LRN", ["x"], ["l"], name="lrn", size=5, alpha=0.3, beta=0.75,
+                              bias=2.0),
+             helper.make_node("ReduceMean", ["l"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["m", "bm"], ["g"], name="matmul"),
+             helper.make_node("LogSoftmax", ["g"], ["y"], name="logsoftmax", axis=1)]
+    save(folder, "lrn_mean_matmul", nodes, [vi("x", [2, 7, 4, 4])], [vi("y", [2, 5])],
+         [init("bm", bm)], x, y)
+
+
+def later_opsets(folder):
+    # Opsets after ONNX 1.12's 17: ReduceMean's axes as an input (18), AveragePool's
+    # dilations attribute (19), Gelu (20).
+    x = rand(1, 3, 6, 6, scale=1.0)
+    w = rand(4, 3, 3, 3)
+    fw, fb = rand(4, 2), rand(2)
+    c = conv(x, w, None)
+    for opset in (18, 19, 20, 21):
+        a = avgpool(c, 2, 1)
+        if opset >= 20:
+            a = gelu(a)
+        m = a.mean(axis=(2, 3), keepdims=True)
+        y = (m.reshape(1, -1) @ fw + fb).astype(np.float32)
+        pool = dict(kernel_shape=[2, 2])
+        if opset >= 19:
+            pool["dilations"] = [1, 1]
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                 helper.make_node("AveragePool", ["c"], ["a"], name="avg", **pool)]
+        last = "a"
+        if opset >= 20:
+            nodes.append(helper.make_node("Gelu", ["a"], ["ge"], name="gelu"))
+            last = "ge"
+        nodes += [helper.make_node("ReduceMean", [last, "axes"], ["m"], name="mean"),
+                  helper.make_node("Flatten", ["m"], ["f"], name="flatten"),
+                  helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc")]
+        save(folder, "opset%d_ops" % opset, nodes, [vi("x", [1, 3, 6, 6])], [vi("y", [1, 2])],
+             [init("w", w), init("fw", fw), init("fb", fb),
+              init("axes", np.array([2, 3], np.int64))], x, y, opset=opset)
+
+
+def shared_weights(folder):
+    # One initializer read by two convolutions.
+    x = rand(1, 3, 5, 5, scale=1.0)
+    w = rand(3, 3, 3, 3)
+    y = conv(relu(conv(x, w, None, pads=(1, 1, 1, 1))), w, None, pads=(1, 1, 1, 1))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    save(folder, "shared_weights", nodes, [vi("x", [1, 3, 5, 5])], [vi("y", [1, 3, 5, 5])],
+         [init("w", w)], x, y)
+
+
+def conv_of_2d_input(folder):
+    # Found by the fuzzer: ONNX 1.12's shape inference crashes on a Conv of a 2-D input.
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    save(folder, "conv_of_2d_input", nodes, [vi("x", [1, 5])], [vi("y", [1, 3, 1, 1])],
+         [init("w", rand(3, 2, 1, 1))], None, None, opset=9)
+
+
+def unsupported_converters(folder):
+    # The new converters' refusals, all in one model (opset 20 for Gelu).
+    nodes = [helper.make_node("Gelu", ["x"], ["g"], name="gelu_tanh", approximate="tanh"),
+             helper.make_node("LRN", ["x"], ["l"], name="lrn_even", size=4),
+             helper.make_node("ReduceMean", ["x", "axes1"], ["m"], name="mean_c"),
+             helper.make_node("PRelu", ["x", "slope_w"], ["p"], name="prelu_w"),
+             helper.make_node("Mul", ["x", "x"], ["q"], name="mul"),
+             helper.make_node("ConvTranspose", ["x", "w3"], ["t"], name="up3d")]
+    save(folder, "unsupported_converters", nodes, [vi("x", [1, 2, 4, 4])],
+         [vi("g", [1, 2, 4, 4]), vi("l", [1, 2, 4, 4]), vi("m", [1, 1, 4, 4]),
+          vi("p", [1, 2, 4, 4]), vi("q", [1, 2, 4, 4]), vi("t", [1, 2, 6, 6, 6])],
+         [init("axes1", np.array([1], np.int64)), init("slope_w", rand(4)),
+          init("w3", rand(2, 2, 3, 3, 3))], None, None, opset=20)
+
+
 def main():
     folder = sys.argv[1]
     os.makedirs(folder, exist_ok=True)
     for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, branches,
-                 opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset):
+                 opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset,
+                 conv_transpose_models, activations, lrn_mean_matmul, later_opsets,
+                 shared_weights, unsupported_converters, conv_of_2d_input):
         make(folder)
     with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
         f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")
