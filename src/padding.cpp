@@ -44,6 +44,7 @@ AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int 
       break;
     case PaddingSize::same:
     case PaddingSize::custom:
+    case PaddingSize::explicit_pads:
       result = ceil_div(source_size, stride);
       break;
   }
@@ -71,6 +72,18 @@ AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int 
   g.pad_before = static_cast<int>(before);
   g.pad_after = static_cast<int>(extra - before);
   return g;
+}
+
+std::int64_t explicit_result_size(std::int64_t source_size, std::int64_t dilated_kernel,
+                                  std::int64_t stride, std::int64_t pad_before,
+                                  std::int64_t pad_after, bool ceil_mode) {
+  const std::int64_t span = source_size + pad_before + pad_after - dilated_kernel;
+  if (span < 0 || stride < 1) return 0;
+  std::int64_t result = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  // ceil_mode keeps a partial last window only where it starts inside the image or its
+  // leading padding, as ONNX and PyTorch do.
+  if (ceil_mode && (result - 1) * stride >= source_size + pad_before) --result;
+  return result;
 }
 
 }  // namespace cnngraph

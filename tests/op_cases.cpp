@@ -32,12 +32,21 @@ std::vector<float> numbers(const std::string& text) {
 
 // pad=SIZE[/ALIGN][/ODD]: SIZE same|valid|full, ALIGN c|tl|br (centred, top-left,
 // bottom-right; default c), ODD tl|br (where a centred odd pixel goes; default tl).
+// pad=T,B,L,R[/ceil]: explicit pads (top, bottom, left, right), ONNX's ceil_mode with /ceil.
 PaddingPolicy padding_of(const ProblemString& p, const PaddingPolicy& fallback) {
   const auto text = p.option("pad");
   if (!text) return fallback;
   const auto parts = split(*text, '/');
   PaddingPolicy policy;
   if (parts.empty()) bad(p, "empty pad");
+  if (parts[0].find(',') != std::string::npos) {
+    const auto amounts = split(parts[0], ',');
+    if (amounts.size() != 4 || parts.size() > 2 || (parts.size() == 2 && parts[1] != "ceil"))
+      bad(p, "pad '" + *text + "' (explicit pads are T,B,L,R[/ceil])");
+    return PaddingPolicy::explicit_padding(std::stoi(amounts[0]), std::stoi(amounts[1]),
+                                           std::stoi(amounts[2]), std::stoi(amounts[3]),
+                                           parts.size() == 2);
+  }
   if (parts[0] == "same")
     policy.size = PaddingSize::same;
   else if (parts[0] == "valid")
@@ -371,7 +380,9 @@ std::vector<OpCase> make_cases() {
   }
   add("conv n2 c4 h11 w14 k6 r2x3 s1x3 d2x1 pad=same", 2e-5);  // asymmetric stride, dilation
   add("conv n2 c32 h9 w9 k16 r3 pad=same", 2e-5);              // the bf16 convolution
-  add("conv n2 c8 h7 w5 k16 r3 d2 g8 pad=same", 2e-5);         // depthwise, dilated
+  add("conv n2 c5 h9 w8 k7 r3 s2 pad=1,2,0,1", 2e-5);          // explicit, asymmetric pads
+  add("conv n3 c6 h7 w7 k6 r5x3 s1x2 d1x2 g3 pad=2,2,0,2", 2e-5);
+  add("conv n2 c8 h7 w5 k16 r3 d2 g8 pad=same", 2e-5);  // depthwise, dilated
   add("conv n3 c12 h11 w13 k12 r5x3 s2 d2x1 g12 pad=same relu_n=0,0.5", 2e-5);
   add("conv n2 c3 h6 w7 k4 r3 pad=same bn", 2e-5);  // the descriptor's batch norm, folded
   // Sub-pixel convolutions, both channel orders, factors 2 and 3.
@@ -510,6 +521,11 @@ std::vector<OpCase> make_cases() {
   }
   add("maxpool n3 c10 h9 w7 r2x3 s2", 2e-5);
   add("avgpool n3 c10 h9 w7 r2x3 s2", 2e-5);
+  // Explicit pads (ONNX's and PyTorch's windows), with and without ceil_mode.
+  add("maxpool n2 c5 h9 w8 r3 s2 pad=1,1,1,1/ceil", 2e-5);
+  add("maxpool n3 c4 h7 w10 r2x3 s2x3 pad=0,1,1,0", 2e-5);
+  add("avgpool n2 c6 h10 w9 r3 s2 pad=1,0,0,2/ceil", 2e-5);
+  add("avgpool n1 c3 h6 w6 r2 s2 pad=0,0,0,0/ceil", 2e-5);
   add("gap n2 c4 h5 w3", 2e-5);
   add("gap n2 c10 h3 w4", 2e-5, 1e-6);
 

@@ -72,3 +72,48 @@ TEST(Padding, ValidWithUnusedTailStartsAtTheFirstPixel) {
 TEST(Padding, EmptyValidResultIsAShapeError) {
   EXPECT_THROW(axis(3, 5, 1, 1, PaddingSize::valid), ShapeError);
 }
+
+// ONNX's and PyTorch's windows: floor((in + before + after - K) / s) + 1; ceil_mode rounds
+// up but drops a last window that would start in the trailing padding.
+TEST(Padding, ExplicitPadsGiveOnnxResultSizes) {
+  EXPECT_EQ(explicit_result_size(224, 7, 2, 3, 3, false), 112);  // ResNet's stem
+  EXPECT_EQ(explicit_result_size(112, 3, 2, 1, 1, false), 56);   // its max pool
+  EXPECT_EQ(explicit_result_size(6, 3, 2, 0, 0, false), 2);
+  EXPECT_EQ(explicit_result_size(6, 3, 2, 0, 0, true), 3);
+  EXPECT_EQ(explicit_result_size(5, 2, 2, 1, 1, true), 3);  // the last window starts at 4
+  EXPECT_EQ(explicit_result_size(4, 2, 2, 0, 1, true), 2);  // one at 4 would be all padding
+  EXPECT_EQ(explicit_result_size(2, 5, 1, 1, 1, false), 0);
+}
+
+namespace {
+ImageShape result_of(Graph& graph, ImageShape source) {
+  return graph.run({Image::from_floats(source, std::vector<float>(source.elements()))})[0].shape();
+}
+}  // namespace
+
+TEST(Padding, ExplicitPadsPlaceTheWindowsOfANode) {
+  auto x = std::make_shared<ImageNode>("x");
+  auto pool = std::make_shared<MaxPoolingNode>(x, 3, 3, 2, 2);
+  pool->padding_policy = PaddingPolicy::explicit_padding(1, 0, 0, 2, true);
+  Graph graph(Device::cpu_reference(), pool->result_image());
+  // y: (9 + 1 - 3) / 2 rounded up + 1 = 5; x: (8 + 2 - 3) / 2 rounded up + 1 = 5, and its
+  // last window would start at 8, in the padding: 4.
+  EXPECT_EQ(result_of(graph, ImageShape{1, 9, 8, 1}), (ImageShape{1, 5, 4, 1}));
+}
+
+TEST(Padding, NegativeOrOversizedExplicitPadsAreRefusedNamingTheNode) {
+  auto x = std::make_shared<ImageNode>("x");
+  auto pool = std::make_shared<MaxPoolingNode>(x, 3, 3, 1, 1);
+  pool->label = "padded pool";
+  pool->padding_policy = PaddingPolicy::explicit_padding(-1, 0, 0, 0);
+  Graph graph(Device::cpu_reference(), pool->result_image());
+  try {
+    result_of(graph, ImageShape{1, 5, 5, 1});
+    ADD_FAILURE() << "a negative pad was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("padded pool"), std::string::npos) << e.what();
+  }
+  pool->padding_policy = PaddingPolicy::explicit_padding(3, 0, 0, 0);  // a window of padding
+  Graph oversized(Device::cpu_reference(), pool->result_image());
+  EXPECT_THROW(result_of(oversized, ImageShape{1, 5, 5, 1}), InvalidArgument);
+}

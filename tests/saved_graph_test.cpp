@@ -221,10 +221,14 @@ TEST(SavedGraph, KeepsLabelsPaddingFlagsAndTrainingStyles) {
   conv->accumulator_precision = AccumulatorPrecision::half;
   conv->padding_policy = PaddingPolicy::tensorflow_same();
   conv->result_image()->stop_gradient = true;
+  auto pool = std::make_shared<MaxPoolingNode>(conv->result_image(), 3, 3, 2, 2);
+  pool->padding_policy = PaddingPolicy::explicit_padding(1, 0, 2, 1, true);
   const fs::path path = test_folder() / "flags.safetensors";
-  save_graph(path, {conv->result_image()});
+  save_graph(path, {pool->result_image()});
   const SavedGraph loaded = load_graph(path);
-  ASSERT_EQ(loaded.nodes.size(), 1u);
+  ASSERT_EQ(loaded.nodes.size(), 2u);
+  EXPECT_EQ(loaded.nodes[1]->padding_policy.size, PaddingSize::explicit_pads);
+  EXPECT_EQ(loaded.nodes[1]->padding_policy.pads, (ExplicitPads{1, 0, 2, 1, true}));
   auto* node = dynamic_cast<ConvolutionNode*>(loaded.nodes[0].get());
   ASSERT_NE(node, nullptr);
   EXPECT_EQ(node->label, "first");

@@ -2,16 +2,28 @@
 // MPSNNDefaultPadding and MPSNNPaddingMethod).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 namespace cnngraph {
 
 // Result size rule, per axis. K is the dilated window, s the stride.
 enum class PaddingSize {
-  valid,  // every tap inside the source: ceil((in - K + 1) / s)
-  same,   // ceil(in / s)
-  full,   // any tap inside the source: ceil((in + K - 1) / s)
-  custom  // the policy's callback decides
+  valid,   // every tap inside the source: ceil((in - K + 1) / s)
+  same,    // ceil(in / s)
+  full,    // any tap inside the source: ceil((in + K - 1) / s)
+  custom,  // the policy's callback decides
+  // The pads given (PaddingPolicy::pads), as ONNX and PyTorch place windows:
+  // floor((in + before + after - K) / s) + 1, or with ceil_mode rounded up, less a last
+  // window that would start in the padding after the image.
+  explicit_pads
+};
+
+// The amounts of PaddingSize::explicit_pads, in pixels; each at least 0.
+struct ExplicitPads {
+  int top = 0, bottom = 0, left = 0, right = 0;
+  bool ceil_mode = false;
+  bool operator==(const ExplicitPads&) const = default;
 };
 
 // Where the padding goes.
@@ -38,6 +50,8 @@ struct PaddingPolicy {
   // alignment above) for each axis, and may change result_size and pad_before. pad_after
   // is recomputed from them.
   std::function<void(AxisGeometry& x, AxisGeometry& y)> custom;
+  // For PaddingSize::explicit_pads. Unlike a callback, these are saved with a graph.
+  ExplicitPads pads;
 
   // MPS's default for convolution: same, centred, remainder top-left.
   static PaddingPolicy same() { return {}; }
@@ -54,6 +68,14 @@ struct PaddingPolicy {
     p.size = size;
     return p;
   }
+  // Fixed pads on each side (ONNX's `pads`, PyTorch's `padding`), with ONNX's ceil_mode.
+  static PaddingPolicy explicit_padding(int top, int bottom, int left, int right,
+                                        bool ceil_mode = false) {
+    PaddingPolicy p;
+    p.size = PaddingSize::explicit_pads;
+    p.pads = {top, bottom, left, right, ceil_mode};
+    return p;
+  }
   static PaddingPolicy make_custom(std::function<void(AxisGeometry&, AxisGeometry&)> fn) {
     PaddingPolicy p;
     p.size = PaddingSize::custom;
@@ -68,5 +90,11 @@ struct PaddingPolicy {
 AxisGeometry forward_axis_geometry(int source_size, int kernel, int stride, int dilation,
                                    PaddingSize size, PaddingAlignment alignment,
                                    PaddingRemainder remainder);
+
+// The result size of windows placed with explicit pads (PaddingSize::explicit_pads) over one
+// axis; 0 when not one window fits. `dilated_kernel` is the dilated window.
+std::int64_t explicit_result_size(std::int64_t source_size, std::int64_t dilated_kernel,
+                                  std::int64_t stride, std::int64_t pad_before,
+                                  std::int64_t pad_after, bool ceil_mode);
 
 }  // namespace cnngraph

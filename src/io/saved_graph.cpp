@@ -140,7 +140,7 @@ void save_graph(const std::filesystem::path& path,
                             " is a gradient node; save the forward graph (training_graph "
                             "rebuilds the gradients after loading)");
     }
-    if (node->padding_policy.size == PaddingSize::custom) {
+    if (node->padding_policy.size == PaddingSize::custom) {  // explicit pads are saved
       throw InvalidArgument("save_graph: " + node->display_name() +
                             " has a custom padding callback, which cannot be saved");
     }
@@ -414,10 +414,22 @@ class Loader {
     try {
       node = build(saved);
       node->label = member(n, "label", json::value_t::string, of).get<std::string>();
-      node->padding_policy.size = saved.choice<PaddingSize>("padding", 3, [](PaddingSize s) {
-        const char* names[] = {"valid", "same", "full"};
+      // PaddingSize's order: valid, same, full, custom (never saved), explicit_pads.
+      node->padding_policy.size = saved.choice<PaddingSize>("padding", 5, [](PaddingSize s) {
+        const char* names[] = {"valid", "same", "full", "(custom)", "explicit"};
         return names[static_cast<int>(s)];
       });
+      if (node->padding_policy.size == PaddingSize::custom)
+        throw DataSourceError(saved.where + ": padding 'custom' cannot be loaded");
+      if (node->padding_policy.size == PaddingSize::explicit_pads) {
+        constexpr std::int64_t kMaxPad = 1 << 24;  // far past any window; bounds hostile files
+        ExplicitPads& pads = node->padding_policy.pads;
+        pads.top = static_cast<int>(saved.integer("pad_top", 0, kMaxPad));
+        pads.bottom = static_cast<int>(saved.integer("pad_bottom", 0, kMaxPad));
+        pads.left = static_cast<int>(saved.integer("pad_left", 0, kMaxPad));
+        pads.right = static_cast<int>(saved.integer("pad_right", 0, kMaxPad));
+        pads.ceil_mode = saved.flag("ceil_mode");
+      }
       node->padding_policy.alignment =
           saved.choice<PaddingAlignment>("padding_alignment", 3, [](PaddingAlignment a) {
             const char* names[] = {"centered", "top_left", "bottom_right"};

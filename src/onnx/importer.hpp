@@ -69,12 +69,9 @@ std::vector<float> oihw_to_ohwi(const std::vector<float>& w, int o, int i, int h
 // NCHW's c * height * width + y * width + x. Scaled by alpha.
 std::vector<float> gemm_to_ohwi(const std::vector<float>& b, bool transposed, int outputs,
                                 int channels, int height, int width, float alpha);
-// One axis of an ONNX window: the result size for explicit pads (floor, or ceil_mode's
-// rule: the last window must start inside the image or its leading padding).
+// One axis of an ONNX window: the result size for explicit pads (explicit_result_size in
+// the library's padding.hpp, in int).
 int window_result_size(int in, int dilated_kernel, int stride, int pad_before, int pad_after,
                        bool ceil_mode);
-// Explicit ONNX pads as a cnngraph padding policy.
-PaddingPolicy explicit_padding(int pad_top, int pad_bottom, int pad_left, int pad_right,
-                               bool ceil_mode);
 
 }  // namespace cnngraph::onnx::detail

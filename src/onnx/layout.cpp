@@ -34,23 +34,8 @@ std::vector<float> gemm_to_ohwi(const std::vector<float>& b, bool transposed, in
 
 int window_result_size(int in, int dilated_kernel, int stride, int pad_before, int pad_after,
                        bool ceil_mode) {
-  const long long span = static_cast<long long>(in) + pad_before + pad_after - dilated_kernel;
-  if (span < 0) return 0;
-  long long out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= static_cast<long long>(in) + pad_before) --out;
-  return static_cast<int>(out);
-}
-
-PaddingPolicy explicit_padding(int pad_top, int pad_bottom, int pad_left, int pad_right,
-                               bool ceil_mode) {
-  return PaddingPolicy::make_custom([=](AxisGeometry& x, AxisGeometry& y) {
-    x.result_size =
-        window_result_size(x.source_size, x.kernel_size, x.stride, pad_left, pad_right, ceil_mode);
-    x.pad_before = pad_left;
-    y.result_size =
-        window_result_size(y.source_size, y.kernel_size, y.stride, pad_top, pad_bottom, ceil_mode);
-    y.pad_before = pad_top;
-  });
+  return static_cast<int>(
+      explicit_result_size(in, dilated_kernel, stride, pad_before, pad_after, ceil_mode));
 }
 
 }  // namespace cnngraph::onnx::detail

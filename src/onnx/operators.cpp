@@ -230,8 +230,8 @@ std::vector<Value> convert_conv(const NodeProto& node, Context& context) {
   auto conv = std::make_shared<ConvolutionNode>(
       x.image, make_source(context, node, w_tensor.name(), d, std::move(weights), std::move(bias)));
   conv->label = name_of(node);
-  conv->padding_policy =
-      explicit_padding(win.pad_top, win.pad_bottom, win.pad_left, win.pad_right, false);
+  conv->padding_policy = PaddingPolicy::explicit_padding(win.pad_top, win.pad_bottom, win.pad_left,
+                                                         win.pad_right, false);
   set_style(*conv, context);
   return {Value{conv->result_image(), out, win.out_h, win.out_w, false}};
 }
@@ -589,8 +589,8 @@ std::vector<Value> convert_pool(const NodeProto& node, Context& context, Pooling
   auto pool = std::make_shared<PoolingNode>(x.image, type, win.kernel_w, win.kernel_h, win.stride_w,
                                             win.stride_h);
   pool->label = name_of(node);
-  pool->padding_policy =
-      explicit_padding(win.pad_top, win.pad_bottom, win.pad_left, win.pad_right, win.ceil_mode);
+  pool->padding_policy = PaddingPolicy::explicit_padding(win.pad_top, win.pad_bottom, win.pad_left,
+                                                         win.pad_right, win.ceil_mode);
   return {Value{pool->result_image(), x.channels, win.out_h, win.out_w, false}};
 }
 

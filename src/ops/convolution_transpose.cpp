@@ -65,8 +65,10 @@ AxisGeometry reverse_axis(const ConvolutionTransposeNode& node, const char* axis
       style = 1;
       break;
     case PaddingSize::custom:
+    case PaddingSize::explicit_pads:
       throw Unsupported(node.display_name() +
-                        ": a custom padding policy is not supported without a gradient state");
+                        ": a custom or explicit padding policy is not supported without a "
+                        "gradient state");
   }
   // In 64 bits: a large stride must not wrap. The span of the adjoint's windows must fit an
   // int for its kernels' index arithmetic.

@@ -42,6 +42,8 @@ const char* padding_size_name(PaddingSize size) {
       return "full";
     case PaddingSize::custom:
       return "custom";
+    case PaddingSize::explicit_pads:
+      return "explicit";
   }
   return "?";
 }
@@ -78,6 +80,13 @@ void FilterNode::visit_attributes(AttributeVisitor& visitor) const {
   visitor.text("padding_remainder", padding_policy.remainder == PaddingRemainder::top_left
                                         ? "top_left"
                                         : "bottom_right");
+  if (padding_policy.size == PaddingSize::explicit_pads) {
+    visitor.integer("pad_top", padding_policy.pads.top);
+    visitor.integer("pad_bottom", padding_policy.pads.bottom);
+    visitor.integer("pad_left", padding_policy.pads.left);
+    visitor.integer("pad_right", padding_policy.pads.right);
+    visitor.flag("ceil_mode", padding_policy.pads.ceil_mode);
+  }
   if (result_->format) visitor.text("format", to_string(*result_->format));
   visitor.flag("export_from_graph", result_->export_from_graph);
   visitor.flag("stop_gradient", result_->stop_gradient);
@@ -183,18 +192,44 @@ AxisGeometry standard_axis(const FilterNode& node, const char* axis, int source,
 void check_custom_axis(const FilterNode& node, const char* axis, AxisGeometry& g) {
   if (g.result_size <= 0 || g.pad_before < 0 || g.pad_before >= g.kernel_size) {
     throw InvalidArgument(
-        node.display_name() + ": the custom padding policy returned " + axis + " result_size " +
+        node.display_name() + ": the padding policy gives " + axis + " result_size " +
         std::to_string(g.result_size) + " and pad_before " + std::to_string(g.pad_before) +
         " (needs result_size > 0 and 0 <= pad_before < " + std::to_string(g.kernel_size) + ")");
   }
   const auto pad_after = fits_int((static_cast<std::int64_t>(g.result_size) - 1) * g.stride +
                                   g.kernel_size - g.source_size - g.pad_before);
   if (!pad_after) {
-    throw InvalidArgument(node.display_name() + ": the custom padding policy's " + axis +
-                          " result_size " + std::to_string(g.result_size) +
+    throw InvalidArgument(node.display_name() + ": the padding policy's " + axis + " result_size " +
+                          std::to_string(g.result_size) +
                           " makes the windows span more pixels than an int holds");
   }
   g.pad_after = *pad_after;
+}
+
+// Windows placed by the policy's pads; the same checks then hold as for a callback's.
+void apply_explicit_pads(const FilterNode& node, const char* axis, int before, int after,
+                         AxisGeometry& g) {
+  if (before < 0 || after < 0) {
+    throw InvalidArgument(node.display_name() + ": explicit padding on the " + axis + " axis is " +
+                          std::to_string(before) + " before and " + std::to_string(after) +
+                          " after (each must be at least 0)");
+  }
+  const std::int64_t result = explicit_result_size(g.source_size, g.kernel_size, g.stride, before,
+                                                   after, node.padding_policy.pads.ceil_mode);
+  if (result < 1) {
+    throw ShapeError(node.display_name() + ": " + axis + " axis: the " +
+                     std::to_string(g.kernel_size) + "-pixel window does not fit a source of " +
+                     std::to_string(g.source_size) + " with pads " + std::to_string(before) +
+                     " and " + std::to_string(after));
+  }
+  const auto size = fits_int(result);
+  if (!size) {
+    throw InvalidArgument(node.display_name() + ": " + axis + " axis: the result of " +
+                          std::to_string(result) + " pixels does not fit an int");
+  }
+  g.result_size = *size;
+  g.pad_before = before;
+  check_custom_axis(node, axis, g);
 }
 }  // namespace
 
@@ -216,7 +251,12 @@ void resolve_padding(const FilterNode& node, const ImageShape& source, int kerne
                      AxisGeometry& x, AxisGeometry& y) {
   x = standard_axis(node, "x", source.width, kernel_width, stride_x, dilation_x);
   y = standard_axis(node, "y", source.height, kernel_height, stride_y, dilation_y);
-  if (node.padding_policy.size == PaddingSize::custom) {
+  if (node.padding_policy.size == PaddingSize::explicit_pads) {
+    apply_explicit_pads(node, "x", node.padding_policy.pads.left, node.padding_policy.pads.right,
+                        x);
+    apply_explicit_pads(node, "y", node.padding_policy.pads.top, node.padding_policy.pads.bottom,
+                        y);
+  } else if (node.padding_policy.size == PaddingSize::custom) {
     if (!node.padding_policy.custom) {
       throw InvalidArgument(node.display_name() +
                             ": padding size is custom but the policy has no callback");
