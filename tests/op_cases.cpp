@@ -542,12 +542,12 @@ std::vector<OpCase> make_cases() {
       const int n = pick(1, 3), h = pick(4, 12), w = pick(4, 12), c = pick(1, 6);
       const char* end = i % 3 == 0 ? " padend=0,0" : i % 3 == 1 ? " padend=1,0" : "";
       add("avgpool" + shape_dims(n, c, h, w) + two("r", kh, kw) + two("s", sy, sx) +
-              (i % 4 == 0 ? " pad=full" : " pad=same") + " countpad" + end,
+              (i % 4 == 0 ? " pad=full" : " pad=same") + end + " countpad",
           2e-5, 1e-6);
     }
   }
   add("avgpool n3 c5 h7 w9 r3 s2 pad=same countpad", 2e-5, 1e-6);
-  add("avgpool n2 c16 h8 w8 r3x2 s2x1 pad=full countpad padend=0,1", 2e-5, 1e-6);
+  add("avgpool n2 c16 h8 w8 r3x2 s2x1 pad=full padend=0,1 countpad", 2e-5, 1e-6);
   add("avgpool n2 c3 h5 w5 r2 pad=valid countpad", 2e-5, 1e-6);
 
   // Constant padding and its crop: every side alone and together, trailing channels, odd
