@@ -122,6 +122,10 @@ TEST(PoolingNode, AverageCountingPaddingDividesByTheWholeWindow) {
     EXPECT_EQ(run_on(device, avg->result_image(), {input}).to_floats(),
               (std::vector<float>{0.25f, 1.25f, 2.75f, 7}));
   }
+  // oneDNN's include-padding average takes it (no window reaches past the padded image).
+  Graph graph(Device::cpu(), avg->result_image());
+  graph.compile({ImageShape{1, 3, 3, 1}});
+  EXPECT_NE(graph.describe().find("via onednn:"), std::string::npos) << graph.describe();
 }
 
 TEST(PoolingNode, AverageCountingPaddingLeavesOutPixelsPastThePaddedEndAsOnnxCeilMode) {
