@@ -86,6 +86,11 @@ TEST(Attributes, EveryNodeKindListsKindLabelSourcesAndItsOwnAttributes) {
   auto spatial = std::make_shared<SpatialNormalizationNode>(x, 3, 2);
   auto reshape = std::make_shared<ReshapeNode>(x, 1, 1, 64);
   auto dropout = std::make_shared<DropoutNode>(x, 0.75f, 9);
+  auto average = std::make_shared<AveragePoolingNode>(x, 2);
+  average->set_counts_padding(true);
+  average->set_counted_padding_end(1, 0);
+  auto padding = std::make_shared<PaddingNode>(x, PaddingAmounts{.top = 1}, 0.5f);
+  auto global_max = std::make_shared<GlobalMaxPoolingNode>(x);
   auto add = std::make_shared<AdditionNode>(x, neuron->result_image());
   auto loss = std::make_shared<LossNode>(
       x, LossDescriptor(LossType::mean_squared_error, ReductionType::mean));
@@ -107,6 +112,11 @@ TEST(Attributes, EveryNodeKindListsKindLabelSourcesAndItsOwnAttributes) {
       {spatial.get(), {"alpha", "kernel_width", "kernel_height"}},
       {reshape.get(), {"height", "width", "channels"}},
       {dropout.get(), {"keep_probability", "seed"}},
+      {average.get(),
+       {"pooling", "kernel_width", "kernel_height", "stride_x", "stride_y", "counts_padding",
+        "counted_padding_bottom", "counted_padding_right"}},
+      {padding.get(), {"top", "bottom", "left", "right", "channels_after", "value"}},
+      {global_max.get(), {}},
       {add.get(), {}},
       {loss.get(), {"loss", "reduction", "weight", "label_smoothing", "epsilon", "delta"}},
       {conv_gradient.get(), {"forward", "gradient_option"}},

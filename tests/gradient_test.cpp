@@ -199,6 +199,49 @@ TEST(PoolingGradient, MaxAverageAndGlobalMatchFiniteDifferences) {
   }
   check_input_gradients([](Sources x) { return std::make_shared<GlobalAveragePoolingNode>(x[0]); },
                         {{2, 4, 3, 5}}, 15);
+  check_input_gradients([](Sources x) { return std::make_shared<GlobalMaxPoolingNode>(x[0]); },
+                        {{3, 5, 3, 4}}, 16);
+}
+
+TEST(PoolingGradient, AverageCountingPaddingMatchesFiniteDifferences) {
+  for (const bool declared_end : {false, true}) {
+    SCOPED_TRACE(declared_end ? "counted end 0, 1" : "counted to the last window");
+    check_input_gradients(
+        [&](Sources x) {
+          auto node = std::make_shared<AveragePoolingNode>(x[0], 3, 2, 2, 2);
+          node->set_counts_padding(true);
+          if (declared_end) node->set_counted_padding_end(0, 1);
+          return node;
+        },
+        {{2, 7, 6, 3}}, 17);
+  }
+}
+
+TEST(PaddingGradient, CropMatchesFiniteDifferences) {
+  check_input_gradients(
+      [](Sources x) {
+        return std::make_shared<PaddingNode>(
+            x[0], PaddingAmounts{.top = 1, .bottom = 2, .left = 3, .right = 1, .channels_after = 2},
+            0.5f);
+      },
+      {{2, 4, 3, 3}}, 18);
+}
+
+TEST(PoolingGradient, GlobalMaxGoesToTheFirstMaximumOnEveryCpuBackend) {
+  // Channel 0 holds its maximum 5 twice (pixels 1 and 3): the gradient goes to pixel 1 only.
+  const Image x = Image::from_floats({1, 2, 2, 2}, std::vector<float>{1, 0, 5, 2, 3, 7, 5, -1});
+  const Image dy = Image::from_floats({1, 1, 1, 2}, std::vector<float>{10, 20});
+  auto src = std::make_shared<ImageNode>("x");
+  auto dy_node = std::make_shared<ImageNode>("dy");
+  auto pool = std::make_shared<GlobalMaxPoolingNode>(src);
+  const auto gradient = pool->gradient_filter(dy_node)->result_image();
+  for (Device device : {Device::cpu_reference(), Device::cpu()}) {
+    SCOPED_TRACE(device.name());
+    EXPECT_EQ(run_on(device, pool->result_image(), {x}).to_floats(), (std::vector<float>{5, 7}));
+    Graph graph(device, gradient);
+    EXPECT_EQ(run_named(graph, {{"x", x}, {"dy", dy}}).to_floats(),
+              (std::vector<float>{0, 0, 10, 0, 0, 20, 0, 0}));
+  }
 }
 
 TEST(OtherGradients, SoftMaxAdditionConcatenationReshapeMatchFiniteDifferences) {
@@ -319,6 +362,8 @@ TEST(TrainingOps, OnednnPoolingGradientsMatchReferenceOnRandomShapes) {
     auto x = std::make_shared<ImageNode>("x");
     auto node = std::make_shared<PoolingNode>(x, type, kw, kh, sx, sy);
     if (trial % 3 == 0) node->padding_policy = PaddingPolicy::valid();
+    if (type == PoolingType::average && trial % 4 == 0) node->set_counts_padding(true);
+    if (type == PoolingType::average && trial % 8 == 0) node->set_counted_padding_end(0, 0);
     // Small integers make ties, which must go to the same (first) maximum as the reference.
     std::vector<float> values(shape.elements());
     std::uniform_int_distribution<int> level(-3, 3);

@@ -239,9 +239,26 @@ std::shared_ptr<FilterNode> build_op(const ProblemString& p, OpGraph& graph, std
     auto node = std::make_shared<PoolingNode>(
         x(0), op == "maxpool" ? PoolingType::max : PoolingType::average, kw, kh, sx, sy);
     node->padding_policy = padding_of(p, node->padding_policy);
+    if (p.flag("countpad")) node->set_counts_padding(true);
+    if (const auto end = p.option("padend")) {
+      const auto v = numbers(*end);
+      if (v.size() != 2) bad(p, "padend=BOTTOM,RIGHT");
+      node->set_counted_padding_end(static_cast<int>(v[0]), static_cast<int>(v[1]));
+    }
     return node;
   }
+  if (op == "constpad") {
+    PaddingAmounts amounts;
+    amounts.top = static_cast<int>(p.number_or("top", 0));
+    amounts.bottom = static_cast<int>(p.number_or("bottom", 0));
+    amounts.left = static_cast<int>(p.number_or("left", 0));
+    amounts.right = static_cast<int>(p.number_or("right", 0));
+    amounts.channels_after = static_cast<int>(p.number_or("chan", 0));
+    return std::make_shared<PaddingNode>(x(0), amounts,
+                                         static_cast<float>(p.number_or("value", 0)));
+  }
   if (op == "gap") return std::make_shared<GlobalAveragePoolingNode>(x(0));
+  if (op == "gmp") return std::make_shared<GlobalMaxPoolingNode>(x(0));
   if (op == "neuron") {
     const auto neuron = own_neuron(p, c);
     if (!neuron) bad(p, "no neuron");
@@ -528,6 +545,54 @@ std::vector<OpCase> make_cases() {
   add("avgpool n1 c3 h6 w6 r2 s2 pad=0,0,0,0/ceil", 2e-5);
   add("gap n2 c4 h5 w3", 2e-5);
   add("gap n2 c10 h3 w4", 2e-5, 1e-6);
+  // Average pooling counting the padding (ONNX count_include_pad = 1): same and full padding,
+  // random kernels and strides; padend=0,0 ends the padded image at the source, so the last
+  // windows (reaching past it, as in ceil mode) count fewer pixels.
+  {
+    std::mt19937 rng(5);
+    const auto pick = [&](int lo, int hi) {
+      return std::uniform_int_distribution<int>(lo, hi)(rng);
+    };
+    for (int i = 0; i < 18; ++i) {
+      const int kw = pick(1, 4), kh = pick(1, 4), sx = pick(1, 3), sy = pick(1, 3);
+      const int n = pick(1, 3), h = pick(4, 12), w = pick(4, 12), c = pick(1, 6);
+      const char* end = i % 3 == 0 ? " padend=0,0" : i % 3 == 1 ? " padend=1,0" : "";
+      add("avgpool" + shape_dims(n, c, h, w) + two("r", kh, kw) + two("s", sy, sx) +
+              (i % 4 == 0 ? " pad=full" : " pad=same") + end + " countpad",
+          2e-5, 1e-6);
+    }
+  }
+  add("avgpool n3 c5 h7 w9 r3 s2 pad=same countpad", 2e-5, 1e-6);
+  add("avgpool n2 c16 h8 w8 r3x2 s2x1 pad=full padend=0,1 countpad", 2e-5, 1e-6);
+  add("avgpool n2 c3 h5 w5 r2 pad=valid countpad", 2e-5, 1e-6);
+
+  // Constant padding and its crop: every side alone and together, trailing channels, odd
+  // sizes, batch > 1, a fill value; channel counts that do and do not fill vectors.
+  add("constpad n2 c3 h5 w7 top=1 bottom=2 left=3 right=1 value=0.5", 1e-7, 1e-7);
+  add("constpad n3 c8 h4 w3 top=2", 1e-7, 1e-7);
+  add("constpad n1 c5 h3 w6 right=4 value=-2", 1e-7, 1e-7);
+  add("constpad n2 c4 h7 w5 left=1 bottom=3 chan=3 value=1.5", 1e-7, 1e-7);
+  add("constpad n2 c16 h9 w11 top=1 bottom=1 left=1 right=1", 1e-7, 1e-7);
+  add("constpad n3 c1 h1 w1 top=3 bottom=0 left=0 right=2 chan=1", 1e-7, 1e-7);
+  add("constpad n2 c6 h4 w4", 1e-7, 1e-7);
+  {
+    std::mt19937 rng(6);
+    const auto pick = [&](int lo, int hi) {
+      return std::uniform_int_distribution<int>(lo, hi)(rng);
+    };
+    for (int i = 0; i < 8; ++i) {
+      add("constpad" + shape_dims(pick(1, 3), pick(1, 9), pick(1, 9), pick(1, 9)) +
+              " top=" + std::to_string(pick(0, 3)) + " bottom=" + std::to_string(pick(0, 3)) +
+              " left=" + std::to_string(pick(0, 3)) + " right=" + std::to_string(pick(0, 3)) +
+              (i % 2 ? " chan=" + std::to_string(pick(1, 4)) : "") + " value=0.25",
+          1e-7, 1e-7);
+    }
+  }
+
+  add("gmp n2 c4 h5 w3", 2e-5);
+  add("gmp n3 c10 h3 w4 x=int", 2e-5, 1e-6);  // ties: the gradient goes to the first maximum
+  add("gmp n2 c8 h17 w19", 2e-5, 1e-6);       // wider than one byte of window taps
+  add("gmp n1 c3 h1 w1", 2e-5, 1e-6);
 
   // Batch normalization (inference: running statistics).
   add("bn n2 c2 h3 w3", 2e-5);

@@ -110,6 +110,67 @@ TEST(PoolingNode, MaxAndAverageLeaveOutPixelsOutsideTheImage) {
   }
 }
 
+TEST(PoolingNode, AverageCountingPaddingDividesByTheWholeWindow) {
+  // As above, counting padding (ONNX count_include_pad = 1): every window divides by 4.
+  const Image input =
+      Image::from_floats({1, 3, 3, 1}, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto avg = std::make_shared<AveragePoolingNode>(std::make_shared<ImageNode>(), 2);
+  avg->set_counts_padding(true);
+  EXPECT_TRUE(avg->counts_padding());
+  for (Device device : {Device::cpu_reference(), Device::cpu()}) {
+    SCOPED_TRACE(device.name());
+    EXPECT_EQ(run_on(device, avg->result_image(), {input}).to_floats(),
+              (std::vector<float>{0.25f, 1.25f, 2.75f, 7}));
+  }
+  // oneDNN's include-padding average takes it (no window reaches past the padded image).
+  Graph graph(Device::cpu(), avg->result_image());
+  graph.compile({ImageShape{1, 3, 3, 1}});
+  EXPECT_NE(graph.describe().find("via onednn:"), std::string::npos) << graph.describe();
+}
+
+TEST(PoolingNode, AverageCountingPaddingLeavesOutPixelsPastThePaddedEndAsOnnxCeilMode) {
+  // ONNX AveragePool 2x2, stride 2, pads 0, ceil_mode 1, count_include_pad 1 on 1..9: the
+  // second window of each axis reaches one pixel past the (unpadded) image, which is not
+  // counted: [12/4, 9/2, 15/2, 9/1]. Without the declared end every window divides by 4.
+  const Image input =
+      Image::from_floats({1, 3, 3, 1}, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto avg = std::make_shared<AveragePoolingNode>(std::make_shared<ImageNode>(), 2);
+  avg->padding_policy = PaddingPolicy::make_custom([](AxisGeometry& x, AxisGeometry& y) {
+    x.result_size = y.result_size = 2;
+    x.pad_before = y.pad_before = 0;
+  });
+  avg->set_counts_padding(true);
+  for (Device device : {Device::cpu_reference(), Device::cpu()}) {
+    SCOPED_TRACE(device.name());
+    EXPECT_EQ(run_on(device, avg->result_image(), {input}).to_floats(),
+              (std::vector<float>{3, 2.25f, 3.75f, 2.25f}));
+  }
+  avg->set_counted_padding_end(0, 0);
+  EXPECT_EQ(avg->counted_padding_bottom(), 0);
+  for (Device device : {Device::cpu_reference(), Device::cpu()}) {
+    SCOPED_TRACE(device.name());
+    EXPECT_EQ(run_on(device, avg->result_image(), {input}).to_floats(),
+              (std::vector<float>{3, 4.5f, 7.5f, 9}));
+  }
+}
+
+TEST(PoolingNode, CountingPaddingIsRefusedForMaxPoolingAndNegativeEnds) {
+  auto x = std::make_shared<ImageNode>();
+  auto max = std::make_shared<MaxPoolingNode>(x, 2);
+  max->label = "the max";
+  try {
+    max->set_counts_padding(true);
+    ADD_FAILURE() << "no InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("the max"), std::string::npos) << e.what();
+  }
+  max->set_counts_padding(false);  // the default: allowed
+  auto avg = std::make_shared<AveragePoolingNode>(x, 2);
+  EXPECT_FALSE(avg->counts_padding());
+  EXPECT_THROW(avg->set_counted_padding_end(-1, 0), InvalidArgument);
+  EXPECT_FALSE(avg->counted_padding_bottom().has_value());
+}
+
 TEST(GlobalAveragePoolingNode, AveragesEachChannel) {
   std::mt19937 rng(3);
   const Image input = random_image({2, 5, 3, 4}, rng);
@@ -120,6 +181,25 @@ TEST(GlobalAveragePoolingNode, AveragesEachChannel) {
   double sum = 0;
   for (int p = 0; p < 15; ++p) sum += x[p * 4 + 1];
   EXPECT_NEAR(out.to_floats()[1], sum / 15, 1e-6);
+}
+
+TEST(GlobalMaxPoolingNode, TakesTheMaximumOfEachChannel) {
+  std::mt19937 rng(3);
+  const Image input = random_image({2, 5, 3, 4}, rng);
+  auto node = std::make_shared<GlobalMaxPoolingNode>(std::make_shared<ImageNode>());
+  EXPECT_EQ(node->kind(), "global_max_pooling");
+  const auto x = input.to_floats();
+  for (Device device : {Device::cpu_reference(), Device::cpu()}) {
+    SCOPED_TRACE(device.name());
+    const Image out = run_on(device, node->result_image(), {input});
+    EXPECT_EQ(out.shape(), (ImageShape{2, 1, 1, 4}));
+    for (int n = 0; n < 2; ++n)
+      for (int c = 0; c < 4; ++c) {
+        float max = x[n * 60 + c];
+        for (int p = 0; p < 15; ++p) max = std::max(max, x[n * 60 + p * 4 + c]);
+        EXPECT_EQ(out.to_floats()[n * 4 + c], max);
+      }
+  }
 }
 
 TEST(AdditionNode, AddsElementWise) {

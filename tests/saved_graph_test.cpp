@@ -107,6 +107,20 @@ std::vector<Case> every_kind() {
       [&](auto x) { return std::make_shared<AveragePoolingNode>(x, 2)->result_image(); });
   add("global_average_pooling",
       [&](auto x) { return std::make_shared<GlobalAveragePoolingNode>(x)->result_image(); });
+  add("average_pooling_counting_padding", [&](auto x) {
+    auto n = std::make_shared<AveragePoolingNode>(x, 3, 2, 2, 2);
+    n->set_counts_padding(true);
+    n->set_counted_padding_end(0, 1);
+    return n->result_image();
+  });
+  add("padding", [&](auto x) {
+    return std::make_shared<PaddingNode>(
+               x, PaddingAmounts{.top = 1, .bottom = 2, .left = 0, .right = 3, .channels_after = 1},
+               -0.75f)
+        ->result_image();
+  });
+  add("global_max_pooling",
+      [&](auto x) { return std::make_shared<GlobalMaxPoolingNode>(x)->result_image(); });
   add("addition_concatenation", [&](auto x) {
     auto a = std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::sigmoid));
     a->result_image()->export_from_graph = true;

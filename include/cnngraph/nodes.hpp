@@ -284,9 +284,26 @@ class PoolingNode : public FilterNode {
   std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                              const GradientNode& gradient) const override;
 
+  // Average pooling only (InvalidArgument on max pooling): divide each window's sum by the
+  // number of its pixels inside the padded image, padding pixels included (ONNX
+  // count_include_pad = 1, PyTorch's default), instead of by its pixels inside the image.
+  // Padding pixels add zero to the sum. Default false (MPS).
+  void set_counts_padding(bool counts);
+  bool counts_padding() const { return counts_padding_; }
+  // With counts_padding: the padded image ends `bottom` rows below and `right` columns right
+  // of the source (ONNX's end pads, non-negative: InvalidArgument otherwise). The last
+  // windows of ceil mode may reach further; those pixels are not counted, as in ONNX and
+  // PyTorch. Unset, the padded image ends where the last window does: every window then
+  // divides by kernel_width * kernel_height.
+  void set_counted_padding_end(int bottom, int right);
+  std::optional<int> counted_padding_bottom() const { return counted_bottom_; }
+  std::optional<int> counted_padding_right() const { return counted_right_; }
+
  private:
   PoolingType type_;
   int kernel_width_, kernel_height_, stride_x_, stride_y_;
+  bool counts_padding_ = false;
+  std::optional<int> counted_bottom_, counted_right_;
 };
 
 class MaxPoolingNode : public PoolingNode {
@@ -322,6 +339,50 @@ class GlobalAveragePoolingNode : public FilterNode {
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
   std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                              const GradientNode& gradient) const override;
+};
+
+// Maximum over the whole image: the result is 1x1 per channel (ONNX GlobalMaxPool). The
+// gradient goes to the position of the maximum; where several pixels hold it, to the first
+// in row-major order (as in max pooling).
+class GlobalMaxPoolingNode : public FilterNode {
+ public:
+  explicit GlobalMaxPoolingNode(std::shared_ptr<ImageNode> source);
+  std::string kind() const override { return "global_max_pooling"; }
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+};
+
+// How far PaddingNode extends an image on each side. All non-negative.
+struct PaddingAmounts {
+  int top = 0, bottom = 0, left = 0, right = 0;
+  int channels_after = 0;  // feature channels added after the last
+};
+
+// Constant padding: the source surrounded by `amounts` rows, columns (and channels after the
+// last) of `value` (ONNX Pad in constant mode over height, width and trailing channels;
+// PyTorch's ConstantPad2d). Apple has no such node (MPS pads inside each filter). The
+// gradient crops the padding off. Negative amounts or a value that is not finite:
+// InvalidArgument naming the node; a result too large for an image: InvalidArgument when
+// the graph is compiled.
+class PaddingNode : public FilterNode {
+ public:
+  PaddingNode(std::shared_ptr<ImageNode> source, PaddingAmounts amounts, float value = 0.0f);
+  std::string kind() const override { return "padding"; }
+  const PaddingAmounts& amounts() const { return amounts_; }
+  float value() const { return value_; }
+  void list_attributes(AttributeVisitor& visitor) const override;
+  std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  std::shared_ptr<FilterNode> gradient_filter_for(
+      std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
+  std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
+                                             const GradientNode& gradient) const override;
+
+ private:
+  PaddingAmounts amounts_;
+  float value_;
 };
 
 // Apple: MPSNNAdditionNode. Element-wise sum of two images of the same size (residual).

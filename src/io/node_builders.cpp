@@ -26,6 +26,8 @@ constexpr BuilderRow kBuilders[] = {
     {"max_pooling", build_pooling, false},
     {"average_pooling", build_pooling, false},
     {"global_average_pooling", build_global_average_pooling, false},
+    {"global_max_pooling", build_global_max_pooling, false},
+    {"padding", build_padding, false},
     {"addition", build_addition, false},
     {"concatenation", build_concatenation, false},
     {"softmax", build_softmax, false},

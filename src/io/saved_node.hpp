@@ -74,6 +74,8 @@ std::shared_ptr<FilterNode> build_binary_fully_connected(const SavedNode&);
 std::shared_ptr<FilterNode> build_neuron(const SavedNode&);
 std::shared_ptr<FilterNode> build_pooling(const SavedNode&);
 std::shared_ptr<FilterNode> build_global_average_pooling(const SavedNode&);
+std::shared_ptr<FilterNode> build_global_max_pooling(const SavedNode&);
+std::shared_ptr<FilterNode> build_padding(const SavedNode&);
 std::shared_ptr<FilterNode> build_addition(const SavedNode&);
 std::shared_ptr<FilterNode> build_concatenation(const SavedNode&);
 std::shared_ptr<FilterNode> build_softmax(const SavedNode&);

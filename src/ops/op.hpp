@@ -21,7 +21,7 @@ namespace cnngraph::detail {
 enum class OpKind {
   convolution,  // also fully connected, depthwise and sub-pixel
   neuron,
-  pooling,  // also global average pooling
+  pooling,  // also global average and global max pooling
   addition,
   concatenation,
   softmax,  // also log-softmax
@@ -43,6 +43,7 @@ enum class OpKind {
   convolution_transpose,
   convolution_transpose_gradient,
   binary_convolution_gradient,  // srcs: diff_dst, the forward src
+  padding,                      // also its gradient (a crop); the last kind (dispatch_test)
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -154,11 +155,20 @@ struct NeuronOp : Op {
   NeuronDescriptor neuron;
 };
 
+// How an average window's divisor is counted: by default its pixels inside the image; with
+// `counts_padding`, its pixels inside the padded image, which reaches pad_before before the
+// source and `padded_after` past its end on each axis (pooling_math.hpp).
+struct AverageDivisor {
+  bool counts_padding = false;
+  int padded_after_x = 0, padded_after_y = 0;
+};
+
 struct PoolingOp : Op {
   PoolingOp() : Op(OpKind::pooling) {}
   std::string attributes() const override;
   PoolingType type = PoolingType::max;
   AxisGeometry x, y;
+  AverageDivisor divisor;
 };
 
 struct AdditionOp : Op {
@@ -283,11 +293,24 @@ struct NeuronGradientOp : Op {
 };
 
 // srcs: diff_dst, the forward src. Max routes each gradient to the first maximum of its
-// window (recomputed from src); average spreads it over the window's in-image pixels.
+// window (recomputed from src); average spreads it over the window's in-image pixels,
+// divided as the forward divided.
 struct PoolingGradientOp : Op {
   PoolingGradientOp() : Op(OpKind::pooling_gradient) {}
   PoolingType type = PoolingType::max;
   AxisGeometry x, y;
+  AverageDivisor divisor;
+};
+
+// dst[n, y, x, c] = src[n, y - top, x - left, c] where that lies inside src (and c is one of
+// src's channels), else `value`. Padding has top, left >= 0; its gradient is the same op with
+// -top, -left (a crop of diff_dst, which has no pixel outside it). srcs: src (a gradient
+// also gets the forward source, for its size only; kernels do not read it).
+struct PaddingOp : Op {
+  PaddingOp() : Op(OpKind::padding) {}
+  std::string attributes() const override;
+  int top = 0, left = 0;
+  float value = 0.0f;
 };
 
 // srcs: diff_dst, the forward dst.

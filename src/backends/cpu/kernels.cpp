@@ -16,6 +16,7 @@ std::unique_ptr<Kernel> make_concatenation(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_softmax(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_reshape(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_padding(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_convolution_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&);
@@ -54,6 +55,7 @@ const KernelCandidate<> onednn_kernels[] = {
     {OpKind::softmax, "onednn:softmax", onednn::make_softmax},
     {OpKind::batch_normalization, "onednn:affine_loop", onednn::make_batch_normalization},
     {OpKind::reshape, "onednn:copy", onednn::make_reshape},
+    {OpKind::padding, "onednn:padding_loop", onednn::make_padding},
     {OpKind::convolution_gradient, "onednn:convolution_gradient",
      onednn::make_convolution_gradient},
     {OpKind::convolution_gradient, "reference:direct_gradient",

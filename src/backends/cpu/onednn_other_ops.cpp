@@ -1,5 +1,7 @@
 // oneDNN kernels for the non-convolution ops: eltwise, pooling, binary add, concat,
-// softmax; plain loops where a primitive would add nothing (affine batch norm, reshape).
+// softmax; plain loops where a primitive would add nothing (affine batch norm, reshape) or
+// where oneDNN has none (padding).
+#include <algorithm>
 #include <cstring>
 
 #include "backends/candidates.hpp"
@@ -53,8 +55,14 @@ std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&) {
   const int pad_limit = -std::min(pool.x.stride, pool.y.stride);
   if (pool.x.pad_after <= pad_limit || pool.y.pad_after <= pad_limit)
     return decline("a crop (negative pad_after) of a whole stride or more");
-  // Out-of-image pixels are left out of both max and average (MPS's clamp edge mode).
+  // Out-of-image pixels are left out of both max and average (MPS's clamp edge mode), or
+  // counted in average's divisor, which oneDNN then takes as the whole kernel.
+  const AverageDivisor& divisor = pool.divisor;
+  if (divisor.counts_padding &&
+      (divisor.padded_after_x < pool.x.pad_after || divisor.padded_after_y < pool.y.pad_after))
+    return decline("windows reach past the counted padding (ceil mode)");
   const algorithm alg = pool.type == PoolingType::max ? algorithm::pooling_max
+                        : divisor.counts_padding      ? algorithm::pooling_avg_include_padding
                                                       : algorithm::pooling_avg_exclude_padding;
   const memory::desc src = nhwc_desc(op.src_shapes[0]), dst = nhwc_desc(op.dst_shape);
   try {
@@ -119,6 +127,49 @@ std::unique_ptr<Kernel> make_reshape(const Op& op, const GraphOptions&) {
   return function_kernel<ReshapeOp>(op, "onednn:copy", [](const ReshapeOp& o, const KernelArgs& a) {
     std::memcpy(a.dst, a.srcs[0], o.dst_shape.elements() * sizeof(float));
   });
+}
+
+// Padding and its crop, oneDNN having no such primitive: per result row, the fill value
+// around one copy of the source row's part that lands inside (whole rows of the fill value
+// above and below). Images split over the threads.
+std::unique_ptr<Kernel> make_padding(const Op& op, const GraphOptions&) {
+  return function_kernel<PaddingOp>(
+      op, "onednn:padding_loop", [](const PaddingOp& o, const KernelArgs& a) {
+        const ImageShape& in = o.src_shapes[0];
+        const ImageShape& out = o.dst_shape;
+        const std::size_t in_c = in.channels, out_c = out.channels;
+        const std::size_t copied_c = std::min(in_c, out_c);
+        // The result columns [x0, x1) whose source column x - left lies inside the source.
+        const int x0 = std::clamp(o.left, 0, out.width);
+        const int x1 = std::clamp(o.left + in.width, x0, out.width);
+        const std::size_t out_row = static_cast<std::size_t>(out.width) * out_c;
+#pragma omp parallel for schedule(static) if (out.elements() > (1 << 15))
+        for (int n = 0; n < out.batch; ++n) {
+          for (int y = 0; y < out.height; ++y) {
+            float* d = a.dst + (static_cast<std::size_t>(n) * out.height + y) * out_row;
+            const int sy = y - o.top;
+            if (sy < 0 || sy >= in.height || x0 == x1) {
+              std::fill(d, d + out_row, o.value);
+              continue;
+            }
+            std::fill(d, d + x0 * out_c, o.value);
+            const float* s =
+                a.srcs[0] +
+                ((static_cast<std::size_t>(n) * in.height + sy) * in.width + (x0 - o.left)) * in_c;
+            if (in_c == out_c) {
+              std::memcpy(d + x0 * out_c, s,
+                          static_cast<std::size_t>(x1 - x0) * out_c * sizeof(float));
+            } else {
+              for (int x = x0; x < x1; ++x, s += in_c) {
+                float* p = d + x * out_c;
+                std::copy_n(s, copied_c, p);
+                std::fill(p + copied_c, p + out_c, o.value);
+              }
+            }
+            std::fill(d + x1 * out_c, d + out_row, o.value);
+          }
+        }
+      });
 }
 
 }  // namespace cnngraph::detail::onednn

@@ -10,6 +10,7 @@
 #include "backends/cpu/onednn_common.hpp"
 #include "kernels/dropout_mask.hpp"
 #include "ops/neuron_math.hpp"
+#include "ops/pooling_math.hpp"
 
 namespace cnngraph::detail::onednn {
 
@@ -70,9 +71,11 @@ void pooling_gradient(const PoolingGradientOp& op, const KernelArgs& args) {
         const Window wy = window(op.y, p, in.height);
         for (int q = 0; q < out.width; ++q, dy += C) {
           const Window wx = window(op.x, q, in.width);
-          const int count = std::max(0, wy.end - wy.begin) * std::max(0, wx.end - wx.begin);
+          int count = std::max(0, wy.end - wy.begin) * std::max(0, wx.end - wx.begin);
           if (count == 0) continue;
           if (!max) {
+            if (op.divisor.counts_padding)
+              count = padded_divisor(op.divisor, op.x, op.y, in.height, in.width, p, q);
             for (int iy = wy.begin; iy < wy.end; ++iy)
               for (int ix = wx.begin; ix < wx.end; ++ix) {
                 float* d = dx + (static_cast<std::size_t>(iy) * in.width + ix) * C;

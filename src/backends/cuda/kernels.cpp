@@ -32,6 +32,13 @@ std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&, Context&
                                     });
 }
 
+std::unique_ptr<Kernel> make_padding(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<PaddingOp>(op, "cuda:padding",
+                                    [&context](const PaddingOp& o, const KernelArgs& a) {
+                                      padding(context.storage, o, a.srcs[0], a.dst, context.stream);
+                                    });
+}
+
 std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&, Context& context) {
   return function_kernel<AdditionOp>(
       op, "cuda:add", [&context](const AdditionOp& o, const KernelArgs& a) {
@@ -125,6 +132,7 @@ const KernelCandidate<Context> cuda_kernels[] = {
     {OpKind::softmax, "cuda:softmax", make_softmax},
     {OpKind::batch_normalization, "cuda:affine", make_batch_normalization},
     {OpKind::reshape, "cuda:copy", make_reshape},
+    {OpKind::padding, "cuda:padding", make_padding},
     {OpKind::cross_channel_normalization, "cuda:local_response_normalization",
      make_local_response_normalization},
     {OpKind::binary_convolution, "cuda:binary_convolution", make_binary_convolution},

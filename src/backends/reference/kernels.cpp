@@ -26,6 +26,7 @@ const KernelCandidate<> reference_kernels[] = {
     {OpKind::softmax, "reference:softmax", make_reference_softmax},
     {OpKind::batch_normalization, "reference:batch_norm", make_reference_batch_normalization},
     {OpKind::reshape, "reference:copy", make_reference_reshape},
+    {OpKind::padding, "reference:padding", make_reference_padding},
     {OpKind::convolution_gradient, "reference:direct_gradient",
      make_reference_convolution_gradient},
     {OpKind::neuron_gradient, "reference:neuron_gradient", make_reference_neuron_gradient},

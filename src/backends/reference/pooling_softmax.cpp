@@ -1,9 +1,11 @@
-// Reference pooling (out-of-image pixels are left out) and soft-max over channels.
+// Reference pooling (out-of-image pixels are left out of max and, unless it counts padding,
+// of average's divisor) and soft-max over channels.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "backends/reference/reference_backend.hpp"
+#include "ops/pooling_math.hpp"
 
 namespace cnngraph::detail {
 
@@ -38,6 +40,8 @@ class ReferencePooling : public Kernel {
                 ++count;
               }
             }
+            if (op_.divisor.counts_padding)
+              count = padded_divisor(op_.divisor, op_.x, op_.y, in.height, in.width, p, q);
             const double value = op_.type == PoolingType::max ? max : sum / count;
             args.dst[((static_cast<std::size_t>(n) * out.height + p) * out.width + q) * C + c] =
                 static_cast<float>(value);

@@ -20,6 +20,7 @@ std::unique_ptr<Kernel> make_reference_softmax(const Op& op, const GraphOptions&
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op,
                                                            const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_reshape(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_padding(const Op& op, const GraphOptions& options);
 
 // Training kernels.
 std::unique_ptr<Kernel> make_reference_convolution_gradient(const Op& op,
@@ -59,8 +60,7 @@ DispatchTable reference_dispatch_table();
 
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.
-void store_weight_gradients(TrainedWeights& parameters,
-                            const std::vector<double>& diff_weights,
+void store_weight_gradients(TrainedWeights& parameters, const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias);
 
 // The inverse of sub_pixel_shuffle: `dst` (n, h*s, w*s, c) back into `conv` (n, h, w, c*s*s).

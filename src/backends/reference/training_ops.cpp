@@ -8,6 +8,7 @@
 #include "kernels/dropout_mask.hpp"
 #include "ops/loss_math.hpp"
 #include "ops/neuron_math.hpp"
+#include "ops/pooling_math.hpp"
 
 namespace cnngraph::detail {
 
@@ -58,6 +59,9 @@ void pooling_gradient(const PoolingGradientOp& op, const KernelArgs& args) {
           if (op.type == PoolingType::max) {
             args.dst[best] += g;
             continue;
+          }
+          if (op.divisor.counts_padding) {
+            count = padded_divisor(op.divisor, op.x, op.y, in.height, in.width, p, q);
           }
           for (int r = 0; r < op.y.kernel_size; ++r) {
             const int iy = p * op.y.stride - op.y.pad_before + r;

@@ -10,6 +10,7 @@
 
 #include "backends/cuda/cuda_common.hpp"
 #include "ops/neuron_math.hpp"
+#include "ops/pooling_math.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -73,14 +74,16 @@ void dispatch(DataType type, F&& f) {
 }
 
 // A pooling window's geometry for device code: the source is H x W, the result P x Q.
+// An average window's divisor follows `divisor` (pooling_math.hpp).
 struct PoolingGeometry {
   int N, H, W, C, P, Q;
   int kernel_y, kernel_x, stride_y, stride_x, pad_y, pad_x;
   bool max;
+  AverageDivisor divisor;
 };
 inline PoolingGeometry pooling_geometry(const ImageShape& source, const ImageShape& result,
                                         const AxisGeometry& x, const AxisGeometry& y,
-                                        PoolingType type) {
+                                        PoolingType type, const AverageDivisor& divisor) {
   return {source.batch,
           source.height,
           source.width,
@@ -93,7 +96,18 @@ inline PoolingGeometry pooling_geometry(const ImageShape& source, const ImageSha
           x.stride,
           y.pad_before,
           x.pad_before,
-          type == PoolingType::max};
+          type == PoolingType::max,
+          divisor};
+}
+
+// The divisor of result (p, q)'s average window: its pixels inside the image, or inside the
+// padded image when g.divisor counts padding.
+__device__ __forceinline__ int average_divisor(const PoolingGeometry& g, int p, int q) {
+  const AverageDivisor& d = g.divisor;
+  return divisor_extent(p * g.stride_y - g.pad_y, g.kernel_y, g.H, g.pad_y, d.counts_padding,
+                        d.padded_after_y) *
+         divisor_extent(q * g.stride_x - g.pad_x, g.kernel_x, g.W, g.pad_x, d.counts_padding,
+                        d.padded_after_x);
 }
 
 // The position of flat NHWC index i in an image of height x width x channels.

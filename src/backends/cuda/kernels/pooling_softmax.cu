@@ -1,4 +1,5 @@
-// Pooling (out-of-image pixels left out, as in the reference) and soft-max over channels.
+// Pooling (out-of-image pixels left out, as in the reference, or counted in average's
+// divisor), constant padding and soft-max over channels.
 #include <cfloat>
 
 #include "backends/cuda/kernels/device_math.cuh"
@@ -29,7 +30,8 @@ __global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
         ++taken;
       }
     }
-    dst[e] = from_float<T>(g.max ? max : sum / float(taken > 0 ? taken : 1));
+    const int divisor = g.divisor.counts_padding ? average_divisor(g, p, q) : taken;
+    dst[e] = from_float<T>(g.max ? max : sum / float(divisor > 0 ? divisor : 1));
   }
 }
 
@@ -54,11 +56,37 @@ __global__ void softmax_kernel(const T* src, T* dst, std::size_t pixels, int C, 
   }
 }
 
+// dst[n, y, x, c] = src[n, y - top, x - left, c] inside src, else `value` (PaddingOp).
+template <typename T>
+__global__ void padding_kernel(int N, int H, int W, int C, int P, int Q, int K, int top, int left,
+                               T value, const T* src, T* dst) {
+  const std::size_t count = std::size_t(N) * P * Q * K;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(e, P, Q, K);
+    const int y = at.y - top, x = at.x - left;
+    const bool inside = y >= 0 && y < H && x >= 0 && x < W && at.c < C;
+    dst[e] = inside ? src[((std::size_t(at.n) * H + y) * W + x) * C + at.c] : value;
+  }
+}
+
 }  // namespace
+
+void padding(DataType type, const PaddingOp& op, const void* src, void* dst, cudaStream_t stream) {
+  const ImageShape& in = op.src_shapes[0];
+  const ImageShape& out = op.dst_shape;
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    padding_kernel<<<blocks_for(out.elements(), 256), 256, 0, stream>>>(
+        in.batch, in.height, in.width, in.channels, out.height, out.width, out.channels, op.top,
+        op.left, from_float<T>(op.value), static_cast<const T*>(src), static_cast<T*>(dst));
+  });
+  check_launch("padding");
+}
 
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream) {
   const ImageShape& in = op.src_shapes[0];
-  const PoolingGeometry g = pooling_geometry(in, op.dst_shape, op.x, op.y, op.type);
+  const PoolingGeometry g = pooling_geometry(in, op.dst_shape, op.x, op.y, op.type, op.divisor);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     pooling_kernel<<<blocks_for(op.dst_shape.elements(), 256), 256, 0, stream>>>(

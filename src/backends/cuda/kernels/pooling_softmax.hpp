@@ -1,5 +1,5 @@
-// Launchers of kernels/pooling_softmax.cu: pooling and soft-max. Counts are elements;
-// `type` is the element type of the images.
+// Launchers of kernels/pooling_softmax.cu: pooling, padding (and its crop) and soft-max. Counts are
+// elements; `type` is the element type of the images.
 #pragma once
 
 #include "backends/cuda/cuda_common.hpp"
@@ -7,6 +7,7 @@
 namespace cnngraph::detail::cuda {
 
 void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream);
+void padding(DataType type, const PaddingOp& op, const void* src, void* dst, cudaStream_t stream);
 void softmax(DataType type, bool logarithmic, const void* src, void* dst, std::size_t pixels,
              int channels, cudaStream_t stream);
 

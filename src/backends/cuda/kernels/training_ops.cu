@@ -27,46 +27,17 @@ struct NeuronDerivative {
   }
 };
 
-// The first in-image tap of result (p, q)'s window holding the window's maximum, in the
-// reference's scan order (rows, then columns); its flat source index.
-template <typename T>
-__device__ std::size_t window_maximum(const PoolingGeometry& g, const T* src, int n, int p, int q,
-                                      int c) {
-  std::size_t best = 0;
-  float best_value = 0.0f;
-  bool any = false;
-  for (int r = 0; r < g.kernel_y; ++r) {
-    const int iy = p * g.stride_y - g.pad_y + r;
-    if (iy < 0 || iy >= g.H) continue;
-    for (int s = 0; s < g.kernel_x; ++s) {
-      const int ix = q * g.stride_x - g.pad_x + s;
-      if (ix < 0 || ix >= g.W) continue;
-      const std::size_t i = ((std::size_t(n) * g.H + iy) * g.W + ix) * g.C + c;
-      const float v = to_float(src[i]);
-      if (!any || v > best_value) {
-        best = i;
-        best_value = v;
-        any = true;
-      }
-    }
-  }
-  return best;
-}
-
-// In-image taps of result (p, q)'s window (the average's divisor).
-__device__ int window_taps(const PoolingGeometry& g, int p, int q) {
-  const int y0 = max(p * g.stride_y - g.pad_y, 0),
-            y1 = min(p * g.stride_y - g.pad_y + g.kernel_y, g.H);
-  const int x0 = max(q * g.stride_x - g.pad_x, 0),
-            x1 = min(q * g.stride_x - g.pad_x + g.kernel_x, g.W);
-  return max(y1 - y0, 0) * max(x1 - x0, 0);
-}
+// The tap type of the argmax buffer: one byte for windows of fewer than 255 taps, four
+// bytes for larger ones (global max pooling: a window the size of the image), so the
+// gradient never rescans a window per source pixel. The largest value means "no tap".
+template <typename A>
+constexpr A kNoTap = A(~A(0));
 
 // Max pooling, first pass: per result element, the tap of its window's first maximum
-// (row-major in the window; 255 where the window holds no image pixel). Each thread takes
-// V neighbouring channels of one result pixel (16-byte loads where the channels allow).
-template <int V, typename T, typename I>
-__global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned char* argmax) {
+// (row-major in the window; kNoTap where the window holds no image pixel). Each thread
+// takes V neighbouring channels of one result pixel (16-byte loads where the channels allow).
+template <int V, typename T, typename I, typename A>
+__global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, A* argmax) {
   const int groups = g.C / V;
   const I count = I(g.N) * g.P * g.Q * groups;
   for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
@@ -76,10 +47,10 @@ __global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned 
     rest /= g.Q;
     const int p = int(rest % g.P);
     const int n = int(rest / g.P);
-    int best[V];
+    A best[V];
     float best_value[V];
 #pragma unroll
-    for (int k = 0; k < V; ++k) best[k] = 255, best_value[k] = 0.0f;
+    for (int k = 0; k < V; ++k) best[k] = kNoTap<A>, best_value[k] = 0.0f;
     for (int r = 0; r < g.kernel_y; ++r) {
       const int iy = p * g.stride_y - g.pad_y + r;
       if (iy < 0 || iy >= g.H) continue;
@@ -91,25 +62,26 @@ __global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, unsigned 
 #pragma unroll
         for (int k = 0; k < V; ++k) {
           const float v = to_float(x.v[k]);
-          if (best[k] == 255 || v > best_value[k]) best[k] = r * g.kernel_x + s, best_value[k] = v;
+          if (best[k] == kNoTap<A> || v > best_value[k])
+            best[k] = A(r * g.kernel_x + s), best_value[k] = v;
         }
       }
     }
-    Pack<unsigned char, V> out;
+    Pack<A, V> out;
 #pragma unroll
-    for (int k = 0; k < V; ++k) out.v[k] = static_cast<unsigned char>(best[k]);
-    *reinterpret_cast<Pack<unsigned char, V>*>(argmax + e * V) = out;
+    for (int k = 0; k < V; ++k) out.v[k] = best[k];
+    *reinterpret_cast<Pack<A, V>*>(argmax + e * V) = out;
   }
 }
 
 // One thread per V neighbouring channels of a source pixel: it gathers the gradients of
 // every result whose window covers it (max: only where it is that window's first maximum,
-// from `argmax` when given, else found here), so no atomics are needed and the sum runs in
+// as `argmax` records it), so no atomics are needed and the sum runs in
 // a fixed order. I: the index type (32 bits where the images allow: 64-bit division is
 // slow, and this kernel was bound by its index math).
-template <int V, typename T, typename I>
-__global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const T* src,
-                                        const unsigned char* argmax, T* diff_src) {
+template <int V, typename T, typename I, typename A>
+__global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const A* argmax,
+                                        T* diff_src) {
   const int groups = g.C / V;
   const I count = I(g.N) * g.H * g.W * groups;
   for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
@@ -137,16 +109,14 @@ __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, co
         const I out = ((I(n) * g.P + p) * g.Q + q) * g.C + c;
         const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + out);
         const int tap = (iy - top) * g.kernel_x + (ix - left);
-        Pack<unsigned char, V> taps{};
-        if (argmax) taps = *reinterpret_cast<const Pack<unsigned char, V>*>(argmax + out);
-        const float divisor = g.max ? 1.0f : float(window_taps(g, p, q));
+        Pack<A, V> taps{};
+        if (argmax) taps = *reinterpret_cast<const Pack<A, V>*>(argmax + out);
+        const float divisor = g.max ? 1.0f : float(average_divisor(g, p, q));
 #pragma unroll
         for (int k = 0; k < V; ++k) {
           const float d = to_float(dy.v[k]);
-          if (argmax) {
-            if (taps.v[k] == tap) sum[k] += d;
-          } else if (g.max) {
-            if (window_maximum(g, src, n, p, q, c + k) == std::size_t(at) + k) sum[k] += d;
+          if (g.max) {
+            if (taps.v[k] == A(tap)) sum[k] += d;
           } else {
             sum[k] += d / divisor;
           }
@@ -202,51 +172,63 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
   });
 }
 
+namespace {
+bool wide_taps(const PoolingGradientOp& op) {
+  return std::int64_t(op.x.kernel_size) * op.y.kernel_size >= 255;
+}
+}  // namespace
+
 std::size_t pooling_argmax_bytes(const PoolingGradientOp& op) {
-  const bool max = op.type == PoolingType::max;
-  return max && op.x.kernel_size * op.y.kernel_size < 255 ? op.src_shapes[0].elements() : 0;
+  if (op.type != PoolingType::max) return 0;
+  return op.src_shapes[0].elements() * (wide_taps(op) ? sizeof(std::uint32_t) : 1);
 }
 
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, void* argmax, cudaStream_t stream) {
   const ImageShape& in = op.dst_shape;  // the forward's source
-  const PoolingGeometry g = pooling_geometry(in, op.src_shapes[0], op.x, op.y, op.type);
+  const PoolingGeometry g = pooling_geometry(in, op.src_shapes[0], op.x, op.y, op.type, op.divisor);
   const bool small = in.elements() < (1u << 31) && op.src_shapes[0].elements() < (1u << 31);
-  auto* taps = static_cast<unsigned char*>(argmax);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    const auto run = [&](auto index) {
-      using I = decltype(index);
-      // Vectors of channels where the channel count and pointers allow (every 16-byte
-      // load then stays within one pixel).
-      constexpr int kWide = 16 / sizeof(T) < 8 ? 16 / sizeof(T) : 8;
-      const auto aligned = [](const void* p) {
-        return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
-      };
-      const bool wide = in.channels % kWide == 0 && aligned(diff_dst) && aligned(src) &&
-                        aligned(diff_src) && (!taps || aligned(taps));
-      const auto launch = [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        if (taps) {
-          pooling_argmax_kernel<V, T, I>
-              <<<blocks_for(op.src_shapes[0].elements() / V, kThreads), kThreads, 0, stream>>>(
-                  g, static_cast<const T*>(src), taps);
+    const auto with_taps = [&](auto* taps) {
+      using A = std::remove_pointer_t<decltype(taps)>;
+      const auto run = [&](auto index) {
+        using I = decltype(index);
+        // Vectors of channels where the channel count and pointers allow (every 16-byte
+        // load then stays within one pixel).
+        constexpr int kWide = 16 / sizeof(T) < 8 ? 16 / sizeof(T) : 8;
+        const auto aligned = [](const void* p, std::size_t bytes) {
+          return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+        };
+        const bool wide = in.channels % kWide == 0 && aligned(diff_dst, 16) && aligned(src, 16) &&
+                          aligned(diff_src, 16) && (!taps || aligned(taps, sizeof(A) * kWide));
+        const auto launch = [&](auto width) {
+          constexpr int V = decltype(width)::value;
+          if (taps) {
+            pooling_argmax_kernel<V, T, I, A>
+                <<<blocks_for(op.src_shapes[0].elements() / V, kThreads), kThreads, 0, stream>>>(
+                    g, static_cast<const T*>(src), taps);
+          }
+          pooling_gradient_kernel<V, T, I, A>
+              <<<blocks_for(in.elements() / V, kThreads), kThreads, 0, stream>>>(
+                  g, static_cast<const T*>(diff_dst), taps, static_cast<T*>(diff_src));
+        };
+        if (wide) {
+          launch(std::integral_constant<int, kWide>{});
+        } else {
+          launch(std::integral_constant<int, 1>{});
         }
-        pooling_gradient_kernel<V, T, I>
-            <<<blocks_for(in.elements() / V, kThreads), kThreads, 0, stream>>>(
-                g, static_cast<const T*>(diff_dst), static_cast<const T*>(src), taps,
-                static_cast<T*>(diff_src));
       };
-      if (wide) {
-        launch(std::integral_constant<int, kWide>{});
+      if (small) {
+        run(0u);
       } else {
-        launch(std::integral_constant<int, 1>{});
+        run(std::size_t{0});
       }
     };
-    if (small) {
-      run(0u);
+    if (wide_taps(op)) {
+      with_taps(static_cast<std::uint32_t*>(argmax));
     } else {
-      run(std::size_t{0});
+      with_taps(static_cast<unsigned char*>(argmax));
     }
   });
   check_launch("pooling_gradient");

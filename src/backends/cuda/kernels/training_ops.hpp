@@ -10,8 +10,8 @@ namespace cnngraph::detail::cuda {
 void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst, const void* src,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream);
 // diff_src (op.dst_shape) from diff_dst (op.src_shapes[0]) and the forward src. Max
-// pooling first records each window's maximum in `argmax` (pooling_argmax_bytes of device
-// memory; null where that is 0, and then each source element scans its windows itself).
+// pooling first records each window's first maximum in `argmax` (pooling_argmax_bytes of
+// device memory, 0 for average pooling: then null).
 std::size_t pooling_argmax_bytes(const PoolingGradientOp& op);
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, void* argmax, cudaStream_t stream);
