@@ -15,6 +15,9 @@ std::unique_ptr<Kernel> make_reference_convolution(const Op& op, const GraphOpti
 std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_pooling(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_arithmetic(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_arithmetic_gradient(const Op& op,
+                                                           const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_concatenation(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_softmax(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op,
@@ -59,8 +62,7 @@ DispatchTable reference_dispatch_table();
 
 // Writes the gradients with respect to the prepared (folded) weights into `parameters`,
 // scaled back to the data source's own weights where a batch norm was folded in.
-void store_weight_gradients(TrainedWeights& parameters,
-                            const std::vector<double>& diff_weights,
+void store_weight_gradients(TrainedWeights& parameters, const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias);
 
 // The inverse of sub_pixel_shuffle: `dst` (n, h*s, w*s, c) back into `conv` (n, h, w, c*s*s).
