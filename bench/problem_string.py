@@ -1,6 +1,7 @@
 """The problem-string notation of tests/problem_string.hpp (docs/testing.md), for the PyTorch
 peers that read the same case files: "[label:] op token ...", a token being a dimension
-(<letter><int>[x<int>], n c h w k r s d g; r, s, d height x width), an option (name=value),
+(<letter><int>[x<int>], n c h w k r s d g; r, s, d height x width), an option (name=value; a
+size as src1=NxHxWxC),
 a flag (word) or a following node (+word[=value])."""
 import re
 
@@ -46,6 +47,15 @@ class Problem:
 
     def number(self, name, default):
         return float(self.options.get(name, default))
+
+    def shape(self, name, default=None):
+        """An image size option name=NxHxWxC (batch, height, width, channels), e.g. src1=2x1x1x8."""
+        if name not in self.options:
+            return default
+        parts = self.options[name].split("x")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(f"problem {self.label or self.op!r}: {name}={self.options[name]} is not NxHxWxC")
+        return tuple(int(p) for p in parts)
 
 
 def read_problems(path):

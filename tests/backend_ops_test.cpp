@@ -145,6 +145,16 @@ TEST(ProblemString, ReadsALabelDimensionsOptionsFlagsAndFollowingNodes) {
   EXPECT_EQ(parse_problem("binconv n1 c3 h4 w4 k2 x=-1.5:1.5").label, "");
 }
 
+TEST(ProblemString, ReadsSizeOptionsInNhwcOrder) {
+  const ProblemString p = parse_problem("mul n2 c8 h5 w3 src1=2x1x3x8");
+  EXPECT_EQ(p.shape_option("src1"), (std::array<int, 4>{2, 1, 3, 8}));
+  EXPECT_EQ(p.shape_option("src0"), std::nullopt);
+  for (const char* bad : {"2x1x3", "2x1x3x8x1", "2x0x3x8", "2xx3x8", "2x1x3xc"})
+    EXPECT_THROW(parse_problem(std::string("mul src1=") + bad).shape_option("src1"),
+                 std::invalid_argument)
+        << bad;
+}
+
 TEST(ProblemString, EveryCaseIsWrittenInCanonicalOrderAndBuilds) {
   for (const OpCase& c : op_cases()) {
     EXPECT_EQ(parse_problem(c.problem).text(), c.problem);

@@ -19,7 +19,7 @@ using namespace cnngraph::detail;
 namespace {
 
 // OpKind's last enumerator: a new kind goes before it or moves this along.
-constexpr int op_kind_count = static_cast<int>(OpKind::padding) + 1;
+constexpr int op_kind_count = static_cast<int>(OpKind::arithmetic_gradient) + 1;
 
 bool has_row(const DispatchTable& table, OpKind kind) {
   return std::find(table.rows.begin(), table.rows.end(), kind) != table.rows.end();

@@ -283,6 +283,9 @@ std::shared_ptr<FilterNode> build_op(const ProblemString& p, OpGraph& graph, std
   if (op == "softmax") return std::make_shared<SoftMaxNode>(x(0));
   if (op == "logsoftmax") return std::make_shared<LogSoftMaxNode>(x(0));
   if (op == "add") return std::make_shared<AdditionNode>(x(0), x(1));
+  if (op == "sub") return std::make_shared<SubtractionNode>(x(0), x(1));
+  if (op == "mul") return std::make_shared<MultiplicationNode>(x(0), x(1));
+  if (op == "div") return std::make_shared<DivisionNode>(x(0), x(1));
   if (op == "concat") return std::make_shared<ConcatenationNode>(graph.sources);
   if (op == "reshape") {
     const auto to = split(p.option_or("to", ""), 'x');
@@ -318,16 +321,25 @@ std::string neuron_token(const NeuronDescriptor& n) {
 
 OpGraph build_problem(const ProblemString& p, std::mt19937& rng) {
   OpGraph graph;
-  // The sources: one n x h x w x c image; concat: c=c0,c1,...; add: two of the same shape.
-  std::vector<int> channels;
+  // The sources: one n x h x w x c image; concat: c=c0,c1,...; add, sub, mul, div: two, each
+  // n x h x w x c unless src0= / src1= give its size (NxHxWxC, for broadcasting).
+  std::vector<ImageShape> shapes;
+  const ImageShape nhwc =
+      p.op == "concat" ? ImageShape{} : ImageShape{p.dim('n'), p.dim('h'), p.dim('w'), p.dim('c')};
   if (p.op == "concat") {
-    for (const float v : numbers(p.option_or("c", ""))) channels.push_back(static_cast<int>(v));
+    for (const float v : numbers(p.option_or("c", "")))
+      shapes.push_back({p.dim('n'), p.dim('h'), p.dim('w'), static_cast<int>(v)});
+  } else if (p.op == "add" || p.op == "sub" || p.op == "mul" || p.op == "div") {
+    for (const char* name : {"src0", "src1"}) {
+      const auto size = p.shape_option(name);
+      shapes.push_back(size ? ImageShape{(*size)[0], (*size)[1], (*size)[2], (*size)[3]} : nhwc);
+    }
   } else {
-    channels.assign(p.op == "add" ? 2 : 1, p.dim('c'));
+    shapes.push_back(nhwc);
   }
-  for (std::size_t i = 0; i < channels.size(); ++i) {
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
     graph.sources.push_back(std::make_shared<ImageNode>("x" + std::to_string(i)));
-    graph.inputs.push_back(input_image(p, {p.dim('n'), p.dim('h'), p.dim('w'), channels[i]}, rng));
+    graph.inputs.push_back(input_image(p, shapes[i], rng));
   }
   graph.node = build_op(p, graph, rng);
   // The nodes that follow: +bn, +add (the op's first source), +<neuron>.
@@ -627,6 +639,45 @@ std::vector<OpCase> make_cases() {
   // Arithmetic, concatenation (copies: exact), reshape, dropout (a fixed seed and a fresh
   // graph: the same mask on every backend).
   add("add n3 c6 h4 w5", 2e-5, 1e-6);
+  // Element-wise arithmetic with broadcasting: for each operation random sizes (odd ones,
+  // batch 1-3) where each of height, width and channels is full in both sources or 1 in one
+  // of them (the batch is shared: Graph::run takes sources of one batch size), the shapes
+  // of squeeze-and-excitation, per-channel constants and per-pixel masks, and equal sizes.
+  // Quotients over divisors in [0.5, 2]. Sums of up to 81 terms in the broadcast gradients.
+  {
+    std::mt19937 rng(7);
+    const auto pick = [&](int lo, int hi) {
+      return std::uniform_int_distribution<int>(lo, hi)(rng);
+    };
+    const auto size = [](int n, int h, int w, int c) {
+      return std::to_string(n) + "x" + std::to_string(h) + "x" + std::to_string(w) + "x" +
+             std::to_string(c);
+    };
+    for (const char* op : {"add", "sub", "mul", "div"}) {
+      const std::string range = std::string(op) == "div" ? " x=0.5:2" : "";
+      const auto arithmetic = [&](int n, int c, int h, int w, const std::string& a,
+                                  const std::string& b) {
+        add(std::string(op) + shape_dims(n, c, h, w) + (a.empty() ? "" : " src0=" + a) +
+                (b.empty() ? "" : " src1=" + b) + range,
+            2e-5, 1e-5);
+      };
+      for (int i = 0; i < 6; ++i) {
+        const int n = pick(1, 3), h = pick(1, 9), w = pick(1, 9), c = pick(1, 13);
+        int a[3] = {h, w, c}, b[3] = {h, w, c};
+        for (int d = 0; d < 3; ++d) {
+          const int side = pick(0, 2);  // 0: both full, 1: the primary 1, 2: the secondary 1
+          if (side == 1) a[d] = 1;
+          if (side == 2) b[d] = 1;
+        }
+        arithmetic(n, c, h, w, size(n, a[0], a[1], a[2]), size(n, b[0], b[1], b[2]));
+      }
+      arithmetic(2, 7, 5, 3, "", size(2, 1, 1, 7));  // squeeze-and-excitation
+      arithmetic(1, 3, 9, 7, "", size(1, 1, 1, 3));  // per-channel constants
+      arithmetic(3, 5, 4, 6, "", size(3, 4, 6, 1));  // a per-pixel mask
+      arithmetic(2, 9, 3, 5, size(2, 1, 1, 9), "");  // the primary broadcast
+      arithmetic(2, 6, 5, 5, "", "");                // equal sizes
+    }
+  }
   add("concat n2 h3 w3 c=2,5,1", 0.0);
   add("concat n3 h9 w7 c=10,5", 0.0);
   add("concat n2 h3 w2 c=2,5,1", 0.0, 0.0);

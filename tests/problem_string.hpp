@@ -5,11 +5,13 @@
 //
 //   [label:] op token token ...        (label: the first word, ending in ':')
 //   token := <letter><int>[x<int>]   a dimension: n c h w k r s d g (r, s, d: height x width)
-//          | name=value             an option (pad=same, alpha=1e-4, relu=0.1, type=xnor, ...)
+//          | name=value             an option (pad=same, alpha=1e-4, relu=0.1, type=xnor, ...;
+//                                   a shape: src1=NxHxWxC)
 //          | word                   a flag (relu, beta, nobias, ...)
 //          | +word[=value]          a node that follows the op (+bn, +add, +relu)
 #pragma once
 
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -60,6 +62,27 @@ struct ProblemString {
   double number_or(const std::string& name, double fallback) const {
     const auto v = option(name);
     return v ? std::stod(*v) : fallback;
+  }
+  // An image size option `name=NxHxWxC` (batch, height, width, channels: the library's NHWC
+  // order), e.g. an arithmetic op's src1=2x1x1x8; nullopt when absent, std::invalid_argument
+  // when it is not four positive numbers.
+  std::optional<std::array<int, 4>> shape_option(const std::string& name) const {
+    const auto v = option(name);
+    if (!v) return std::nullopt;
+    std::array<int, 4> shape{};
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      const auto end = i < 3 ? v->find('x', start) : v->size();
+      const std::string part = end == std::string::npos ? "" : v->substr(start, end - start);
+      const bool digits = !part.empty() && part.size() <= 9 &&
+                          part.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || std::atoi(part.c_str()) <= 0 || (i == 3 && v->find('x', start) != v->npos))
+        throw std::invalid_argument("problem '" + text() + "': " + name + "=" + *v +
+                                    " is not NxHxWxC");
+      shape[i] = std::atoi(part.c_str());
+      start = end + 1;
+    }
+    return shape;
   }
 
   // The problem (without its label) in canonical order: op, dimensions (n c h w k r s d g, then any

@@ -129,6 +129,20 @@ std::vector<Case> every_kind() {
                std::vector<std::shared_ptr<ImageNode>>{sum->result_image(), x})
         ->result_image();
   });
+  add("arithmetic_broadcast", [&](auto x) {
+    // Squeeze-and-excitation's x * s with s of N x 1 x 1 x C, then each other operation.
+    auto pooled = std::make_shared<GlobalAveragePoolingNode>(x);
+    auto gate = std::make_shared<NeuronNode>(pooled->result_image(),
+                                             NeuronDescriptor::make(NeuronType::sigmoid));
+    auto scaled = std::make_shared<MultiplicationNode>(x, gate->result_image());
+    auto shifted =
+        std::make_shared<SubtractionNode>(scaled->result_image(), pooled->result_image());
+    auto positive = std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::sigmoid));
+    auto quotient =
+        std::make_shared<DivisionNode>(shifted->result_image(), positive->result_image());
+    return std::make_shared<AdditionNode>(gate->result_image(), quotient->result_image())
+        ->result_image();
+  });
   add("softmax", [&](auto x) { return std::make_shared<SoftMaxNode>(x)->result_image(); });
   add("log_softmax", [&](auto x) { return std::make_shared<LogSoftMaxNode>(x)->result_image(); });
   add("batch_normalization", [&](auto x) {

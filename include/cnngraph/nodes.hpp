@@ -385,19 +385,68 @@ class PaddingNode : public FilterNode {
   float value_;
 };
 
-// Apple: MPSNNAdditionNode. Element-wise sum of two images of the same size (residual).
-class AdditionNode : public FilterNode {
+// The element-wise operation of an ArithmeticNode.
+enum class ArithmeticOperation { addition, subtraction, multiplication, division };
+
+// Apple: MPSNNBinaryArithmeticNode. primary (op) secondary, element by element, with
+// broadcasting: in each of batch, height, width and channels the two sizes are equal or one
+// of them is 1, and the result takes the larger (a 1 x 1 x 1 x C image scales every pixel
+// per channel, an N x 1 x 1 x C one every image's pixels, an N x H x W x 1 one every
+// channel). Other sizes are a ShapeError naming the node and both sizes. The gradient of a
+// source that was broadcast is summed over the dimensions it was broadcast along.
+class ArithmeticNode : public FilterNode {
  public:
-  AdditionNode(std::shared_ptr<ImageNode> left, std::shared_ptr<ImageNode> right);
-  std::string kind() const override { return "addition"; }
+  ArithmeticOperation operation() const { return operation_; }
+  // "addition", "subtraction", "multiplication" or "division".
+  std::string kind() const override;
   std::string source_name(std::size_t index) const override {
     return index == 0 ? "primary" : "secondary";
   }
   std::unique_ptr<detail::Op> lower(detail::LoweringContext& context) const override;
+  // The gradient node reads the gradient and both forward sources (the sizes of both,
+  // and the values that a product or quotient needs).
   std::shared_ptr<FilterNode> gradient_filter_for(
       std::size_t source_index, std::shared_ptr<ImageNode> source_gradient) const override;
   std::unique_ptr<detail::Op> lower_gradient(detail::LoweringContext& context,
                                              const GradientNode& gradient) const override;
+
+ protected:
+  ArithmeticNode(std::shared_ptr<ImageNode> primary, std::shared_ptr<ImageNode> secondary,
+                 ArithmeticOperation operation);
+
+ private:
+  ArithmeticOperation operation_;
+};
+
+// Apple: MPSNNAdditionNode. primary + secondary (a residual when both have one size).
+class AdditionNode : public ArithmeticNode {
+ public:
+  AdditionNode(std::shared_ptr<ImageNode> left, std::shared_ptr<ImageNode> right)
+      : ArithmeticNode(std::move(left), std::move(right), ArithmeticOperation::addition) {}
+};
+
+// Apple: MPSNNSubtractionNode. primary - secondary.
+class SubtractionNode : public ArithmeticNode {
+ public:
+  SubtractionNode(std::shared_ptr<ImageNode> primary, std::shared_ptr<ImageNode> secondary)
+      : ArithmeticNode(std::move(primary), std::move(secondary), ArithmeticOperation::subtraction) {
+  }
+};
+
+// Apple: MPSNNMultiplicationNode. primary * secondary.
+class MultiplicationNode : public ArithmeticNode {
+ public:
+  MultiplicationNode(std::shared_ptr<ImageNode> primary, std::shared_ptr<ImageNode> secondary)
+      : ArithmeticNode(std::move(primary), std::move(secondary),
+                       ArithmeticOperation::multiplication) {}
+};
+
+// Apple: MPSNNDivisionNode. primary / secondary (IEEE: a zero divisor gives an infinity or
+// NaN, as on the GPU).
+class DivisionNode : public ArithmeticNode {
+ public:
+  DivisionNode(std::shared_ptr<ImageNode> primary, std::shared_ptr<ImageNode> secondary)
+      : ArithmeticNode(std::move(primary), std::move(secondary), ArithmeticOperation::division) {}
 };
 
 // Apple: MPSNNConcatenationNode. Joins images of the same size along channels.

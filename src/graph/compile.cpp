@@ -3,6 +3,7 @@
 #include "graph/program.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
@@ -144,6 +145,8 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     for (const FilterNode* node : chain.absorbed()) absorbed_into[node] = conv;
   }
   std::map<const FilterNode*, std::size_t> step_of;
+  // Convolutions whose fused group ends early for these sizes (at a broadcasting addition).
+  std::set<const FilterNode*> cut_short;
   LoweringContext context;
   context.weights_for = [&](const FilterNode& node) { return in.weights.at(&node); };
   context.parameters_for = [&](const FilterNode& node) { return in.parameters.weights_for(node); };
@@ -176,7 +179,24 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     shape_of[result] = op->dst_shape;
 
     auto absorbed = absorbed_into.find(filter.get());
-    if (absorbed != absorbed_into.end()) {
+    if (absorbed != absorbed_into.end() && !cut_short.count(absorbed->second)) {
+      Step& step = program->steps[step_of.at(absorbed->second)];
+      const FusedChain& chain = in.chains.at(absorbed->second);
+      const auto link =
+          std::find_if(chain.links.begin(), chain.links.end(),
+                       [&](const FusedChain::Link& l) { return l.node == filter.get(); });
+      if (link != chain.links.end() && link->residual && op->kind != OpKind::addition) {
+        // An addition that broadcasts at these sizes is no residual sum: the group ends
+        // before it, and it and the rest of the chain run as steps of their own.
+        cut_short.insert(absorbed->second);
+        const auto& sources = filter->source_images();
+        const ImageNode* input =
+            sources[0].get() == link->residual ? sources[1].get() : sources[0].get();
+        add_value(input, shape_of.at(input), static_cast<int>(step_of.at(absorbed->second)));
+        step.dst = value_of.at(input);
+      }
+    }
+    if (absorbed != absorbed_into.end() && !cut_short.count(absorbed->second)) {
       Step& step = program->steps[step_of.at(absorbed->second)];
       step.fused.push_back(filter->display_name());
       const FusedChain& chain = in.chains.at(absorbed->second);
@@ -202,8 +222,9 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     }
 
     Step step;
-    for (const auto& source : filter->source_images())
-      step.srcs.push_back(value_of.at(source.get()));
+    // The sources the op reads (Op::read_sources): the first of the node's.
+    for (std::size_t s = 0; s < op->src_shapes.size(); ++s)
+      step.srcs.push_back(value_of.at(filter->source_images()[s].get()));
     step.op = std::move(op);
     step_of[filter.get()] = program->steps.size();
     if (!in.chains.count(filter.get())) {

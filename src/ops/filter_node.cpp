@@ -149,6 +149,7 @@ std::unique_ptr<Op> lower_node(const FilterNode& node, LoweringContext& context)
   std::vector<ImageShape> sources = context.src_shapes;
   std::unique_ptr<Op> op = node.lower(context);
   op->name = node.display_name();
+  if (op->read_sources < sources.size()) sources.resize(op->read_sources);
   op->src_shapes = std::move(sources);
   return op;
 }

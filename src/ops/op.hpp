@@ -43,7 +43,9 @@ enum class OpKind {
   convolution_transpose,
   convolution_transpose_gradient,
   binary_convolution_gradient,  // srcs: diff_dst, the forward src
-  padding,                      // also its gradient (a crop); the last kind (dispatch_test)
+  padding,                      // also its gradient (a crop)
+  arithmetic,                   // broadcasting, and every operation but equal-size addition
+  arithmetic_gradient,          // the last kind (dispatch_test)
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -86,6 +88,10 @@ struct Op {
   std::string name;                    // the node's display name
   std::vector<ImageShape> src_shapes;  // batch included
   ImageShape dst_shape;
+  // How many of the node's sources, from the first, the kernel reads. The compiler passes
+  // only those to it and keeps only those alive for the step; src_shapes lists only those.
+  // The rest only sized the op (the forward sources of an addition's gradient).
+  std::size_t read_sources = static_cast<std::size_t>(-1);
 };
 
 // Something a convolution applies to its result before storing it.
@@ -171,8 +177,29 @@ struct PoolingOp : Op {
   AverageDivisor divisor;
 };
 
+// Two sources of one size: the residual sum that a convolution can fuse.
 struct AdditionOp : Op {
   AdditionOp() : Op(OpKind::addition) {}
+};
+
+// dst = src0 (operation) src1, each source broadcast to dst_shape along the dimensions where
+// its size is 1 (ArithmeticNode).
+struct ArithmeticOp : Op {
+  ArithmeticOp() : Op(OpKind::arithmetic) {}
+  std::string attributes() const override;
+  ArithmeticOperation operation = ArithmeticOperation::addition;
+};
+
+// The gradient of an ArithmeticNode with respect to source `source_index`: dst (that
+// source's size) is the sum, over the result elements that read each of its elements, of
+// d(result)/d(source) * diff_dst. srcs: diff_dst, and for a product or quotient also the
+// forward primary and secondary (read_sources 3); a sum or difference reads diff_dst only.
+struct ArithmeticGradientOp : Op {
+  ArithmeticGradientOp() : Op(OpKind::arithmetic_gradient) {}
+  std::string attributes() const override;
+  ArithmeticOperation operation = ArithmeticOperation::addition;
+  int source_index = 0;
+  ImageShape primary, secondary;  // the forward sources' sizes; diff_dst has the result's
 };
 
 struct ConcatenationOp : Op {

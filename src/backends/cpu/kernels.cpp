@@ -12,6 +12,7 @@ std::unique_ptr<Kernel> make_convolution(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_neuron(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_pooling(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_addition(const Op&, const GraphOptions&);
+std::unique_ptr<Kernel> make_arithmetic(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_concatenation(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_softmax(const Op&, const GraphOptions&);
 std::unique_ptr<Kernel> make_batch_normalization(const Op&, const GraphOptions&);
@@ -51,6 +52,10 @@ const KernelCandidate<> onednn_kernels[] = {
     {OpKind::pooling, "onednn:pooling", onednn::make_pooling},
     {OpKind::pooling, "reference:pooling", make_reference_pooling},
     {OpKind::addition, "onednn:binary_add", onednn::make_addition},
+    {OpKind::arithmetic, "onednn:binary", onednn::make_arithmetic},
+    {OpKind::arithmetic, "reference:arithmetic", make_reference_arithmetic},
+    {OpKind::arithmetic_gradient, "reference:arithmetic_gradient",
+     make_reference_arithmetic_gradient},
     {OpKind::concatenation, "onednn:concat", onednn::make_concatenation},
     {OpKind::softmax, "onednn:softmax", onednn::make_softmax},
     {OpKind::batch_normalization, "onednn:affine_loop", onednn::make_batch_normalization},

@@ -1,4 +1,4 @@
-// oneDNN kernels for the non-convolution ops: eltwise, pooling, binary add, concat,
+// oneDNN kernels for the non-convolution ops: eltwise, pooling, binary arithmetic, concat,
 // softmax; plain loops where a primitive would add nothing (affine batch norm, reshape) or
 // where oneDNN has none (padding).
 #include <algorithm>
@@ -83,6 +83,52 @@ std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&) {
   dnnl::binary::primitive_desc pd(desc, cpu_engine());
   return primitive_kernel<decltype(pd), dnnl::binary>(pd, {md, md},
                                                       {DNNL_ARG_SRC_0, DNNL_ARG_SRC_1}, md);
+}
+
+std::unique_ptr<Kernel> make_arithmetic(const Op& op, const GraphOptions&) {
+  const auto& arithmetic = static_cast<const ArithmeticOp&>(op);
+  const ArithmeticOperation operation = arithmetic.operation;
+  // oneDNN 2.6 broadcasts src1 only (src0 has the result's size). A broadcast primary
+  // becomes src1: a sum and a product are the same either way, and a difference is
+  // -(secondary - primary), exactly (rounding is symmetric about zero).
+  const bool swap = op.src_shapes[0] != op.dst_shape;
+  if (swap && op.src_shapes[1] != op.dst_shape) return decline("both sources are broadcast");
+  if (swap && operation == ArithmeticOperation::division)
+    return decline("a broadcast dividend (oneDNN broadcasts src1 only)");
+  algorithm alg = algorithm::binary_add;
+  switch (operation) {
+    case ArithmeticOperation::addition:
+      alg = algorithm::binary_add;
+      break;
+    case ArithmeticOperation::subtraction:
+      alg = algorithm::binary_sub;
+      break;
+    case ArithmeticOperation::multiplication:
+      alg = algorithm::binary_mul;
+      break;
+    case ArithmeticOperation::division:
+      alg = algorithm::binary_div;
+      break;
+  }
+  const memory::desc a = nhwc_desc(op.src_shapes[0]), b = nhwc_desc(op.src_shapes[1]),
+                     dst = nhwc_desc(op.dst_shape);
+  dnnl::primitive_attr attributes;
+  if (swap && operation == ArithmeticOperation::subtraction) {
+    dnnl::post_ops negate;
+    negate.append_eltwise(1.0f, algorithm::eltwise_linear, -1.0f, 0.0f);
+    attributes.set_post_ops(negate);
+  }
+  try {
+    dnnl::binary::desc desc(alg, swap ? b : a, swap ? a : b, dst);
+    dnnl::binary::primitive_desc pd(desc, attributes, cpu_engine());
+    return primitive_kernel<decltype(pd), dnnl::binary>(
+        pd, {a, b},
+        swap ? std::vector<int>{DNNL_ARG_SRC_1, DNNL_ARG_SRC_0}
+             : std::vector<int>{DNNL_ARG_SRC_0, DNNL_ARG_SRC_1},
+        dst);
+  } catch (const dnnl::error& e) {
+    return decline(std::string("no oneDNN primitive: ") + e.what());
+  }
 }
 
 std::unique_ptr<Kernel> make_concatenation(const Op& op, const GraphOptions&) {

@@ -27,6 +27,7 @@ std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Con
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_arithmetic_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_dropout(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  // loss.cu
 // normalization_training.cpp

@@ -46,6 +46,14 @@ std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&, Context
       });
 }
 
+std::unique_ptr<Kernel> make_arithmetic(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<ArithmeticOp>(
+      op, "cuda:arithmetic", [&context](const ArithmeticOp& o, const KernelArgs& a) {
+        arithmetic(context.storage, o.operation, a.srcs[0], o.src_shapes[0], a.srcs[1],
+                   o.src_shapes[1], a.dst, o.dst_shape, context.stream);
+      });
+}
+
 std::unique_ptr<Kernel> make_concatenation(const Op& op, const GraphOptions&, Context& context) {
   return function_kernel<ConcatenationOp>(
       op, "cuda:concat", [&context](const ConcatenationOp& o, const KernelArgs& a) {
@@ -128,6 +136,7 @@ const KernelCandidate<Context> cuda_kernels[] = {
     {OpKind::neuron, "cuda:neuron", make_neuron},
     {OpKind::pooling, "cuda:pooling", make_pooling},
     {OpKind::addition, "cuda:add", make_addition},
+    {OpKind::arithmetic, "cuda:arithmetic", make_arithmetic},
     {OpKind::concatenation, "cuda:concat", make_concatenation},
     {OpKind::softmax, "cuda:softmax", make_softmax},
     {OpKind::batch_normalization, "cuda:affine", make_batch_normalization},
@@ -145,6 +154,7 @@ const KernelCandidate<Context> cuda_kernels[] = {
     {OpKind::pooling_gradient, "cuda:pooling_gradient", make_pooling_gradient},
     {OpKind::softmax_gradient, "cuda:softmax_gradient", make_softmax_gradient},
     {OpKind::channel_slice, "cuda:channel_slice", make_channel_slice},
+    {OpKind::arithmetic_gradient, "cuda:arithmetic_gradient", make_arithmetic_gradient},
     {OpKind::loss, "cuda:loss", make_loss},
     {OpKind::dropout, "cuda:dropout", make_dropout},
     {OpKind::cross_channel_normalization_gradient, "cuda:local_response_normalization_gradient",

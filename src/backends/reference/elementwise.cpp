@@ -1,7 +1,10 @@
-// Reference element-wise kernels: neuron, addition, batch normalization, reshape.
+// Reference element-wise kernels: neuron, addition and the broadcasting arithmetic (with its
+// gradient), batch normalization, reshape.
 #include <cstring>
+#include <vector>
 
 #include "backends/reference/reference_backend.hpp"
+#include "ops/arithmetic_math.hpp"
 #include "ops/neuron_math.hpp"
 
 namespace cnngraph::detail {
@@ -25,6 +28,39 @@ std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions
         for (std::size_t i = 0; i < count; ++i) {
           a.dst[i] = static_cast<float>(static_cast<double>(a.srcs[0][i]) + a.srcs[1][i]);
         }
+      });
+}
+
+std::unique_ptr<Kernel> make_reference_arithmetic(const Op& op, const GraphOptions&) {
+  return function_kernel<ArithmeticOp>(
+      op, "reference:arithmetic", [](const ArithmeticOp& o, const KernelArgs& a) {
+        const BroadcastIndex ia = broadcast_index(o.src_shapes[0], o.dst_shape);
+        const BroadcastIndex ib = broadcast_index(o.src_shapes[1], o.dst_shape);
+        const std::size_t count = o.dst_shape.elements();
+        for (std::size_t i = 0; i < count; ++i) {
+          a.dst[i] = static_cast<float>(apply_arithmetic<double>(
+              o.operation, a.srcs[0][source_offset(ia, i)], a.srcs[1][source_offset(ib, i)]));
+        }
+      });
+}
+
+std::unique_ptr<Kernel> make_reference_arithmetic_gradient(const Op& op, const GraphOptions&) {
+  return function_kernel<ArithmeticGradientOp>(
+      op, "reference:arithmetic_gradient", [](const ArithmeticGradientOp& o, const KernelArgs& a) {
+        const ImageShape& result = o.src_shapes[0];
+        const BroadcastIndex ia = broadcast_index(o.primary, result);
+        const BroadcastIndex ib = broadcast_index(o.secondary, result);
+        const BroadcastIndex& own = o.source_index == 0 ? ia : ib;
+        const bool reads_values = a.srcs.size() > 1;
+        std::vector<double> sum(o.dst_shape.elements(), 0.0);
+        const std::size_t count = result.elements();
+        for (std::size_t i = 0; i < count; ++i) {
+          const double x = reads_values ? a.srcs[1][source_offset(ia, i)] : 0.0;
+          const double y = reads_values ? a.srcs[2][source_offset(ib, i)] : 0.0;
+          sum[source_offset(own, i)] +=
+              arithmetic_gradient_term<double>(o.operation, o.source_index, a.srcs[0][i], x, y);
+        }
+        for (std::size_t i = 0; i < sum.size(); ++i) a.dst[i] = static_cast<float>(sum[i]);
       });
 }
 

@@ -15,6 +15,9 @@ std::unique_ptr<Kernel> make_reference_convolution(const Op& op, const GraphOpti
 std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_pooling(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_addition(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_arithmetic(const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_arithmetic_gradient(const Op& op,
+                                                           const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_concatenation(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_softmax(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_batch_normalization(const Op& op,

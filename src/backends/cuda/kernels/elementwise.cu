@@ -1,9 +1,11 @@
 // Our element-wise CUDA kernels: type conversion, neurons (the shared formulas of
-// neuron_math.hpp), the convolution epilogue, addition, per-channel affine, transposes,
+// neuron_math.hpp), the convolution epilogue, addition and the broadcasting arithmetic
+// (arithmetic_math.hpp), per-channel affine, transposes,
 // channel padding and the sub-pixel shuffle. Grid-stride loops, math in float.
 #include "backends/cuda/kernels/device_math.cuh"
 #include "backends/cuda/kernels/elementwise.hpp"
 #include "cnngraph/errors.hpp"
+#include "ops/arithmetic_math.hpp"
 #include "ops/neuron_math.hpp"
 #include "ops/sub_pixel.hpp"
 
@@ -25,6 +27,12 @@ struct NeuronOf {
 struct Sum {
   __device__ float operator()(int, float x, float y) const { return x + y; }
 };
+struct ArithmeticOf {
+  ArithmeticOperation operation;
+  __device__ float operator()(int, float x, float y) const {
+    return apply_arithmetic<float>(operation, x, y);
+  }
+};
 struct AffineOf {
   const float* scale;
   const float* shift;
@@ -36,6 +44,18 @@ __global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
        i += std::size_t(gridDim.x) * blockDim.x) {
     dst[i] = from_float<To>(to_float(src[i]));
+  }
+}
+
+// One thread per result element, each source read where its broadcast index points.
+template <typename T>
+__global__ void broadcast_arithmetic_kernel(ArithmeticOperation operation, const T* a,
+                                            BroadcastIndex ia, const T* b, BroadcastIndex ib,
+                                            T* dst, std::size_t count) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    dst[i] = from_float<T>(apply_arithmetic<float>(operation, to_float(a[source_offset(ia, i)]),
+                                                   to_float(b[source_offset(ib, i)])));
   }
 }
 
@@ -155,6 +175,25 @@ void add(DataType type, const void* a, const void* b, void* dst, std::size_t cou
     using T = decltype(tag);
     map_elements(Sum{}, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst),
                  count, 1, stream, "add");
+  });
+}
+
+void arithmetic(DataType type, ArithmeticOperation operation, const void* a,
+                const ImageShape& a_shape, const void* b, const ImageShape& b_shape, void* dst,
+                const ImageShape& dst_shape, cudaStream_t stream) {
+  const std::size_t count = dst_shape.elements();
+  if (count == 0) return;
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    if (a_shape == dst_shape && b_shape == dst_shape) {
+      map_elements(ArithmeticOf{operation}, static_cast<const T*>(a), static_cast<const T*>(b),
+                   static_cast<T*>(dst), count, 1, stream, "arithmetic");
+      return;
+    }
+    broadcast_arithmetic_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        operation, static_cast<const T*>(a), broadcast_index(a_shape, dst_shape),
+        static_cast<const T*>(b), broadcast_index(b_shape, dst_shape), static_cast<T*>(dst), count);
+    check_launch("arithmetic");
   });
 }
 

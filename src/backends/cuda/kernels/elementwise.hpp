@@ -1,6 +1,6 @@
 // Launchers of kernels/elementwise.cu: element-wise passes: conversions, neurons, the epilogue,
-// additions, affine maps, transposes, channel padding and the sub-pixel shuffle. Counts are
-// elements; `type` is the element type of the images.
+// additions and the broadcasting arithmetic, affine maps, transposes, channel padding and the
+// sub-pixel shuffle. Counts are elements; `type` is the element type of the images.
 #pragma once
 
 #include "backends/cuda/cuda_common.hpp"
@@ -16,6 +16,11 @@ void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t cou
               cudaStream_t stream);
 void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
          cudaStream_t stream);
+// dst = a (operation) b, each source broadcast to dst_shape along the dimensions where its
+// size is 1 (ArithmeticOp).
+void arithmetic(DataType type, ArithmeticOperation operation, const void* a,
+                const ImageShape& a_shape, const void* b, const ImageShape& b_shape, void* dst,
+                const ImageShape& dst_shape, cudaStream_t stream);
 // dst = src * scale[c] + shift[c], scale and shift f32 on the device.
 void affine(DataType type, const void* src, const float* scale, const float* shift, void* dst,
             std::size_t count, int channels, cudaStream_t stream);

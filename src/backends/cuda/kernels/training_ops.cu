@@ -1,6 +1,6 @@
 // Gradient kernels of ours for the ops no library covers as one call: neurons (the shared
-// derivative formulas of neuron_math.hpp), pooling and soft-max; and dropout, forward and
-// gradient alike. Math in float; the rules
+// derivative formulas of neuron_math.hpp), pooling, soft-max and arithmetic (the terms of
+// arithmetic_math.hpp); and dropout, forward and gradient alike. Math in float; the rules
 // are the reference backend's (src/backends/reference/training_ops.cpp).
 #include <cfloat>
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include "backends/cuda/kernels/pooling_softmax.hpp"
 #include "backends/cuda/kernels/training_ops.hpp"
 #include "kernels/dropout_mask.hpp"
+#include "ops/arithmetic_math.hpp"
 #include "ops/neuron_math.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -32,6 +33,42 @@ struct NeuronDerivative {
 // gradient never rescans a window per source pixel. The largest value means "no tap".
 template <typename A>
 constexpr A kNoTap = A(~A(0));
+
+// Where an arithmetic gradient's element sits: the result's sizes, the differentiated
+// source's, and both sources' broadcast indices into the result.
+struct ArithmeticGradientGeometry {
+  int N, H, W, C;       // the result
+  int n, h, w, c;       // the differentiated source
+  BroadcastIndex a, b;  // primary and secondary
+};
+
+template <typename T>
+__global__ void arithmetic_gradient_kernel(ArithmeticOperation operation, int index,
+                                           const __grid_constant__ ArithmeticGradientGeometry g,
+                                           const T* diff_dst, const T* primary, const T* secondary,
+                                           T* diff_src, std::size_t count) {
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel p = unravel(e, g.h, g.w, g.c);
+    // The result elements reading e: every position along the dimensions it is broadcast on.
+    const int n0 = g.n == 1 ? 0 : p.n, n1 = g.n == 1 ? g.N : p.n + 1;
+    const int y0 = g.h == 1 ? 0 : p.y, y1 = g.h == 1 ? g.H : p.y + 1;
+    const int x0 = g.w == 1 ? 0 : p.x, x1 = g.w == 1 ? g.W : p.x + 1;
+    const int c0 = g.c == 1 ? 0 : p.c, c1 = g.c == 1 ? g.C : p.c + 1;
+    float sum = 0.0f;
+    for (int n = n0; n < n1; ++n)
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x)
+          for (int c = c0; c < c1; ++c) {
+            const std::size_t i = ((std::size_t(n) * g.H + y) * g.W + x) * g.C + c;
+            const float a = primary ? to_float(primary[source_offset(g.a, i)]) : 0.0f;
+            const float b = secondary ? to_float(secondary[source_offset(g.b, i)]) : 0.0f;
+            sum += arithmetic_gradient_term<float>(operation, index, to_float(diff_dst[i]), a, b);
+          }
+    diff_src[e] = from_float<T>(sum);
+  }
+}
+
 
 // Max pooling, first pass: per result element, the tap of its window's first maximum
 // (row-major in the window; kNoTap where the window holds no image pixel). Each thread
@@ -177,6 +214,33 @@ bool wide_taps(const PoolingGradientOp& op) {
   return std::int64_t(op.x.kernel_size) * op.y.kernel_size >= 255;
 }
 }  // namespace
+
+void arithmetic_gradient(DataType type, const ArithmeticGradientOp& op, const void* diff_dst,
+                         const void* primary, const void* secondary, void* diff_src,
+                         cudaStream_t stream) {
+  const ImageShape& r = op.src_shapes[0];
+  const ImageShape& s = op.dst_shape;
+  const std::size_t count = s.elements();
+  if (count == 0) return;
+  const ArithmeticGradientGeometry g{r.batch,
+                                     r.height,
+                                     r.width,
+                                     r.channels,
+                                     s.batch,
+                                     s.height,
+                                     s.width,
+                                     s.channels,
+                                     broadcast_index(op.primary, r),
+                                     broadcast_index(op.secondary, r)};
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    arithmetic_gradient_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+        op.operation, op.source_index, g, static_cast<const T*>(diff_dst),
+        static_cast<const T*>(primary), static_cast<const T*>(secondary), static_cast<T*>(diff_src),
+        count);
+  });
+  check_launch("arithmetic_gradient");
+}
 
 std::size_t pooling_argmax_bytes(const PoolingGradientOp& op) {
   if (op.type != PoolingType::max) return 0;

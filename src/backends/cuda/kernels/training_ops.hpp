@@ -1,4 +1,5 @@
-// Launchers of kernels/training_ops.cu: gradients of neurons, pooling, dropout and soft-max. Counts
+// Launchers of kernels/training_ops.cu: gradients of neurons, pooling, dropout, soft-max and
+// arithmetic. Counts
 // are elements; `type` is the element type of the images.
 #pragma once
 
@@ -18,6 +19,13 @@ void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* di
 // dst = src * mask / keep, the mask of kernels/dropout_mask.hpp for the batch at *batch.
 void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
              const void* src, void* dst, std::size_t count, cudaStream_t stream);
+// diff_src (op.dst_shape) of an arithmetic node's source op.source_index from diff_dst (the
+// result's size) and, for a product or quotient, the forward primary and secondary (null for
+// a sum or difference): one thread per diff_src element sums over the result elements that
+// read it.
+void arithmetic_gradient(DataType type, const ArithmeticGradientOp& op, const void* diff_dst,
+                         const void* primary, const void* secondary, void* diff_src,
+                         cudaStream_t stream);
 // From diff_dst and the forward dst (the soft-max or log-soft-max itself).
 void softmax_gradient(DataType type, bool logarithmic, const void* diff_dst, const void* dst,
                       void* diff_src, std::size_t pixels, int channels, cudaStream_t stream);

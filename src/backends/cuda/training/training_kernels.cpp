@@ -1,5 +1,5 @@
-// The CUDA backend's gradient kernels that are one launch or one copy: neuron, pooling and
-// soft-max gradients and dropout (training_ops.cu), and the channel slice of a
+// The CUDA backend's gradient kernels that are one launch or one copy: neuron, pooling,
+// soft-max and arithmetic gradients and dropout (training_ops.cu), and the channel slice of a
 // concatenation's gradient.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/kernels/elementwise.hpp"
@@ -57,6 +57,17 @@ std::unique_ptr<Kernel> make_channel_slice(const Op& op, const GraphOptions&, Co
                                 o.src_shapes[0].channels * element, width, pixels,
                                 cudaMemcpyDeviceToDevice, context.stream),
               o.name + ": channel slice");
+      });
+}
+
+std::unique_ptr<Kernel> make_arithmetic_gradient(const Op& op, const GraphOptions&,
+                                                 Context& context) {
+  return function_kernel<ArithmeticGradientOp>(
+      op, "cuda:arithmetic_gradient",
+      [&context](const ArithmeticGradientOp& o, const KernelArgs& a) {
+        const bool values = a.srcs.size() > 1;
+        arithmetic_gradient(context.storage, o, a.srcs[0], values ? a.srcs[1] : nullptr,
+                            values ? a.srcs[2] : nullptr, a.dst, context.stream);
       });
 }
 
