@@ -676,7 +676,10 @@ std::vector<Value> convert_reshape(const NodeProto& node, Context& context) {
       (shape[1] == -1 || shape[1] == k) && !(shape[0] == -1 && shape[1] == -1) &&
       int_attribute(node, "allowzero", 0) == 0)
     return {flattened(x)};
-  throw Refusal{"only a Reshape to [N, -1] (a Flatten) is supported"};
+  std::string asked;
+  for (const auto d : shape) asked += (asked.empty() ? "" : ", ") + std::to_string(d);
+  throw Refusal{"only a Reshape to [N, -1] or [N, " + std::to_string(k) +
+                "] (a Flatten) is supported, not to [" + asked + "]"};
 }
 
 // A fully connected layer on `a` (a 2-D tensor: flattened or 1 x 1) with the matrix `b_tensor`

@@ -59,14 +59,14 @@ __global__ void softmax_kernel(const T* src, T* dst, std::size_t pixels, int C, 
 // dst[n, y, x, c] = src[n, y - top, x - left, c] inside src, else `value` (PaddingOp).
 template <typename T>
 __global__ void padding_kernel(int N, int H, int W, int C, int P, int Q, int K, int top, int left,
-                               T value, const T* src, T* dst) {
+                               float value, const T* src, T* dst) {
   const std::size_t count = std::size_t(N) * P * Q * K;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
     const Pixel at = unravel(e, P, Q, K);
     const int y = at.y - top, x = at.x - left;
     const bool inside = y >= 0 && y < H && x >= 0 && x < W && at.c < C;
-    dst[e] = inside ? src[((std::size_t(at.n) * H + y) * W + x) * C + at.c] : value;
+    dst[e] = inside ? src[((std::size_t(at.n) * H + y) * W + x) * C + at.c] : from_float<T>(value);
   }
 }
 
@@ -79,7 +79,7 @@ void padding(DataType type, const PaddingOp& op, const void* src, void* dst, cud
     using T = decltype(tag);
     padding_kernel<<<blocks_for(out.elements(), 256), 256, 0, stream>>>(
         in.batch, in.height, in.width, in.channels, out.height, out.width, out.channels, op.top,
-        op.left, from_float<T>(op.value), static_cast<const T*>(src), static_cast<T*>(dst));
+        op.left, op.value, static_cast<const T*>(src), static_cast<T*>(dst));
   });
   check_launch("padding");
 }
