@@ -1,7 +1,7 @@
 // Constants a model computes from shapes (PyTorch's x.view(x.size(0), -1) exports as
 // Shape -> Gather -> Unsqueeze -> Concat -> Reshape): folded at import into int64 tensors.
 // A Shape's batch entry folds to 0, which a Reshape reads as "keep this dim": the only use
-// of a batch size that the importer takes.
+// of a batch size that the importer takes. An Identity of a constant is that constant.
 #include <algorithm>
 
 #include "onnx/importer.hpp"
@@ -51,7 +51,8 @@ std::vector<std::int64_t> axes_of(const ::onnx::NodeProto& node, const Context& 
 }  // namespace
 
 bool is_foldable(const std::string& op_type) {
-  for (const char* op : {"Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat"})
+  for (const char* op :
+       {"Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Identity"})
     if (op_type == op) return true;
   return false;
 }
@@ -78,6 +79,14 @@ bool fold_constant(const ::onnx::NodeProto& node, Context& context) {
     return true;
   }
   if (!all_constant(node, context)) return false;
+  if (op == "Identity") {
+    // PyTorch's TorchScript exporter aliases deduplicated initializers through Identity
+    // nodes: the alias is the same constant.
+    const auto* source = constant(node, context, 0);
+    if (!source) return false;
+    context.constants[out] = source;
+    return true;
+  }
   if (op == "Gather") {
     for (const auto& a : node.attribute())
       if (a.name() != "axis" || a.i() != 0) throw Refusal{"only axis 0 is supported"};

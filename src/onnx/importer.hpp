@@ -53,8 +53,8 @@ struct Context {
   ImportedModel& model;
 };
 
-// Folds a Constant, a Shape of a computed tensor, or a Gather, Unsqueeze, Squeeze or Concat
-// of constants into a constant; false for a node that is none of these.
+// Folds a Constant, a Shape of a computed tensor, or a Gather, Unsqueeze, Squeeze, Concat or
+// Identity of constants into a constant; false for a node that is none of these.
 bool fold_constant(const ::onnx::NodeProto& node, Context& context);
 bool is_foldable(const std::string& op_type);
 

@@ -408,11 +408,14 @@ std::vector<Value> convert_conv_transpose(const NodeProto& node, Context& contex
   return {Value{cropped->result_image(), out, out_h, out_w, false}};
 }
 
-std::vector<Value> neuron(const NodeProto& node, Context& context, NeuronDescriptor descriptor) {
-  const Value& x = image_input(node, context, 0);
+std::vector<Value> neuron(const NodeProto& node, NeuronDescriptor descriptor, const Value& x) {
   auto n = std::make_shared<NeuronNode>(x.image, std::move(descriptor));
   n->label = name_of(node);
   return same_as(x, n->result_image());
+}
+
+std::vector<Value> neuron(const NodeProto& node, Context& context, NeuronDescriptor descriptor) {
+  return neuron(node, std::move(descriptor), image_input(node, context, 0));
 }
 
 std::vector<Value> convert_relu(const NodeProto& node, Context& context) {
@@ -530,15 +533,195 @@ std::vector<Value> convert_prelu(const NodeProto& node, Context& context) {
   return neuron(node, context, NeuronDescriptor::make_prelu(std::move(slopes)));
 }
 
-std::vector<Value> convert_add(const NodeProto& node, Context& context) {
+std::string dims_text(const std::vector<std::int64_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// The ONNX shape of a value: [N, C, H, W], or [N, K] when flattened.
+std::string shape_text(const Value& v) {
+  if (v.flat)
+    return "[N, " + std::to_string(static_cast<long long>(v.channels) * v.height * v.width) + "]";
+  return dims_text({v.channels, v.height, v.width}).insert(1, "N, ");
+}
+
+// primary (op) secondary for two computed tensors. ONNX aligns dims from the right, so two
+// [N, C, H, W] tensors broadcast as cnngraph's NHWC images do (each dim equal or 1; the batch
+// is the graph's). A 2-D [N, K] keeps its map's NHWC order, so it meets only the same map or
+// a single value per image ([N, 1]); 2-D against 4-D aligns K with W, which cnngraph has no
+// image for.
+template <typename NodeType>
+std::vector<Value> broadcast_arithmetic(const NodeProto& node, const Value& a, const Value& b) {
+  if (a.flat != b.flat)
+    throw Refusal{"a " + shape_text(a) + " and a " + shape_text(b) +
+                  " tensor: ONNX aligns a 2-D tensor's K with the W of a 4-D one"};
+  Value result = a;
+  if (a.flat) {
+    const bool same = a.channels == b.channels && a.height == b.height && a.width == b.width;
+    const bool a_one = a.channels * a.height * a.width == 1,
+               b_one = b.channels * b.height * b.width == 1;
+    if (!same && !a_one && !b_one)
+      throw Refusal{"2-D tensors " + shape_text(a) + " and " + shape_text(b) +
+                    " must be of one map or one of them [N, 1]"};
+    if (a_one) result = b;
+  } else {
+    const auto dim = [&](int x, int y, const char* what) {
+      if (x != y && x != 1 && y != 1)
+        throw Refusal{"shapes " + shape_text(a) + " and " + shape_text(b) + " do not broadcast (" +
+                      what + ")"};
+      return std::max(x, y);
+    };
+    result.channels = dim(a.channels, b.channels, "C");
+    result.height = dim(a.height, b.height, "H");
+    result.width = dim(a.width, b.width, "W");
+  }
+  auto n = std::make_shared<NodeType>(a.image, b.image);
+  n->label = name_of(node);
+  result.image = n->result_image();
+  return {result};
+}
+
+// An arithmetic node with one constant operand, as x * scale + shift: a single value is a
+// linear neuron, one value per channel a depthwise 1 x 1 convolution (trainable like other
+// weights). The constant is input `constant_index`; x the other.
+struct AffineConstant {
+  float scale_sign = 1.0f;  // x's factor before the constant's: -1 for c - x
+  bool multiplies = false;  // the constant scales (Mul, Div) rather than shifts (Add, Sub)
+  bool inverts = false;     // Div: x * (1 / c)
+  bool negates = false;     // Sub(x, c): x + (-c)
+};
+
+std::vector<Value> arithmetic_with_constant(const NodeProto& node, Context& context,
+                                            int constant_index, AffineConstant form) {
+  const Value& x = image_input(node, context, 1 - constant_index);
+  const auto& tensor = constant_input(node, context, constant_index);
+  auto values = tensor_floats(tensor, context.folder);
+  std::vector<std::int64_t> dims(tensor.dims().begin(), tensor.dims().end());
+  const std::size_t rank = x.flat ? 2 : 4;
+  if (dims.size() > rank)
+    throw Refusal{"constant " + node.input(constant_index) + " " + dims_text(dims) +
+                  " has more dims than the tensor " + shape_text(x)};
+  for (auto& v : values) {
+    if (form.inverts) v = 1.0f / v;
+    if (form.negates) v = -v;
+  }
+  const auto scale_and_shift = [&](float c, float& scale, float& shift) {
+    scale = form.multiplies ? form.scale_sign * c : form.scale_sign;
+    shift = form.multiplies ? 0.0f : c;
+  };
+  if (values.size() == 1) {
+    float scale = 0, shift = 0;
+    scale_and_shift(values[0], scale, shift);
+    // A chain of scalar operations (x * a + b, then * c) is one linear neuron: fewer nodes,
+    // and oneDNN's convolutions mis-compute two linear post-ops in a row.
+    if (const auto* previous = dynamic_cast<const NeuronNode*>(x.image->producer());
+        previous && previous->neuron().type == NeuronType::linear) {
+      Value source = x;
+      source.image = previous->source_images()[0];
+      return neuron(node,
+                    NeuronDescriptor::make(NeuronType::linear, scale * previous->neuron().a,
+                                           scale * previous->neuron().b + shift),
+                    source);
+    }
+    return neuron(node, NeuronDescriptor::make(NeuronType::linear, scale, shift), x);
+  }
+  while (!dims.empty() && dims.front() == 1) dims.erase(dims.begin());
+  const std::size_t trailing = x.flat ? 0 : 2;  // the H and W axes after C
+  // A flattened map's [K] runs in NCHW order: per channel only on a 1 x 1 map.
+  const bool per_channel =
+      values.size() == static_cast<std::size_t>(x.channels) && dims.size() == 1 + trailing &&
+      (!x.flat || x.height * x.width == 1) &&
+      std::all_of(dims.begin() + 1, dims.end(), [](std::int64_t d) { return d == 1; });
+  if (!per_channel)
+    throw Refusal{"constant " + node.input(constant_index) + " " +
+                  dims_text({tensor.dims().begin(), tensor.dims().end()}) + " on a " +
+                  shape_text(x) + " tensor must be one value or one per channel (" +
+                  std::string(x.flat ? "[C] or [1, C]" : "[C, 1, 1] or [1, C, 1, 1]") + ")"};
+  const int c = x.channels;
+  std::vector<float> weights(values.size()), bias(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) scale_and_shift(values[i], weights[i], bias[i]);
+  ConvolutionDescriptor d(1, 1, c, c);
+  d.groups = c;
+  const std::string label = tensor.name().empty() ? node.input(constant_index) : tensor.name();
+  auto conv = std::make_shared<ConvolutionNode>(
+      x.image, make_source(context, node, label, d, std::move(weights), std::move(bias)));
+  conv->label = name_of(node);
+  conv->padding_policy = PaddingPolicy::explicit_padding(0, 0, 0, 0, false);
+  set_style(*conv, context);
+  return same_as(x, conv->result_image());
+}
+
+bool is_constant(const NodeProto& node, const Context& context, int i) {
+  return has_input(node, i) && context.constants.count(node.input(i)) > 0;
+}
+
+enum class Arithmetic { add, sub, mul, div };
+
+template <typename NodeType>
+std::vector<Value> arithmetic(const NodeProto& node, Context& context, Arithmetic op) {
+  // Opsets before 7 had broadcast and axis attributes; the importer starts at 7.
   known_attributes(node, {});
-  const Value& a = map_input(node, context, 0);
-  const Value& b = map_input(node, context, 1);
-  if (a.channels != b.channels || a.height != b.height || a.width != b.width)
-    throw Refusal{"only an Add of two tensors of the same shape is supported"};
-  auto add = std::make_shared<AdditionNode>(a.image, b.image);
-  add->label = name_of(node);
-  return same_as(a, add->result_image());
+  one_output(node);
+  if (node.input_size() != 2) throw Refusal{"needs 2 inputs"};
+  const bool c0 = is_constant(node, context, 0), c1 = is_constant(node, context, 1);
+  if (c0 && c1) throw Refusal{"both inputs are constants (only shape constants are folded)"};
+  if (!c0 && !c1) {
+    const Value& a = image_input(node, context, 0);
+    const Value& b = image_input(node, context, 1);
+    return broadcast_arithmetic<NodeType>(node, a, b);
+  }
+  const int k = c0 ? 0 : 1;
+  AffineConstant form;
+  switch (op) {
+    case Arithmetic::add:
+      break;
+    case Arithmetic::sub:
+      if (k == 0)
+        form.scale_sign = -1.0f;  // c - x
+      else
+        form.negates = true;  // x - c
+      break;
+    case Arithmetic::mul:
+      form.multiplies = true;
+      break;
+    case Arithmetic::div:
+      if (k == 0)
+        throw Refusal{
+            "a constant divided by a computed tensor is not supported (cnngraph has no "
+            "reciprocal neuron)"};
+      form.multiplies = form.inverts = true;
+      break;
+  }
+  return arithmetic_with_constant(node, context, k, form);
+}
+
+std::vector<Value> convert_add(const NodeProto& node, Context& context) {
+  return arithmetic<AdditionNode>(node, context, Arithmetic::add);
+}
+
+std::vector<Value> convert_sub(const NodeProto& node, Context& context) {
+  return arithmetic<SubtractionNode>(node, context, Arithmetic::sub);
+}
+
+std::vector<Value> convert_mul(const NodeProto& node, Context& context) {
+  return arithmetic<MultiplicationNode>(node, context, Arithmetic::mul);
+}
+
+std::vector<Value> convert_div(const NodeProto& node, Context& context) {
+  return arithmetic<DivisionNode>(node, context, Arithmetic::div);
+}
+
+// x * hard_sigmoid(x) with alpha 1/6 and beta 1/2: a neuron, then a product with x.
+std::vector<Value> convert_hard_swish(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& x = image_input(node, context, 0);
+  auto gate = std::make_shared<NeuronNode>(
+      x.image, NeuronDescriptor::make(NeuronType::hard_sigmoid, 1.0f / 6.0f, 0.5f));
+  gate->label = name_of(node) + "/hard_sigmoid";
+  auto product = std::make_shared<MultiplicationNode>(x.image, gate->result_image());
+  product->label = name_of(node);
+  return same_as(x, product->result_image());
 }
 
 std::vector<Value> convert_batch_normalization(const NodeProto& node, Context& context) {
@@ -583,11 +766,14 @@ std::vector<Value> convert_pool(const NodeProto& node, Context& context, Pooling
   const auto kernel = ints_attribute(node, "kernel_shape", {});
   const Window win = read_window(node, x, kernel);
   if (win.dilation_h != 1 || win.dilation_w != 1) throw Refusal{"dilated pooling is not supported"};
-  if (int_attribute(node, "count_include_pad", 0) != 0 &&
-      (win.pad_top || win.pad_left || win.pad_bottom || win.pad_right))
-    throw Refusal{"count_include_pad = 1 with padding is not supported"};
   auto pool = std::make_shared<PoolingNode>(x.image, type, win.kernel_w, win.kernel_h, win.stride_w,
                                             win.stride_h);
+  // count_include_pad = 1 divides by the window's pixels within the padded image; ceil mode's
+  // windows past its end count only up to it.
+  if (type == PoolingType::average && int_attribute(node, "count_include_pad", 0) != 0) {
+    pool->set_counts_padding(true);
+    pool->set_counted_padding_end(win.pad_bottom, win.pad_right);
+  }
   pool->label = name_of(node);
   pool->padding_policy = PaddingPolicy::explicit_padding(win.pad_top, win.pad_bottom, win.pad_left,
                                                          win.pad_right, win.ceil_mode);
@@ -608,6 +794,89 @@ std::vector<Value> convert_global_average_pool(const NodeProto& node, Context& c
   auto pool = std::make_shared<GlobalAveragePoolingNode>(x.image);
   pool->label = name_of(node);
   return {Value{pool->result_image(), x.channels, 1, 1, false}};
+}
+
+std::vector<Value> convert_global_max_pool(const NodeProto& node, Context& context) {
+  known_attributes(node, {});
+  const Value& x = map_input(node, context, 0);
+  auto pool = std::make_shared<GlobalMaxPoolingNode>(x.image);
+  pool->label = name_of(node);
+  return {Value{pool->result_image(), x.channels, 1, 1, false}};
+}
+
+// Constant padding over H and W (both sides) and C (after the last channel): a PaddingNode.
+// Before opset 11 the pads and value are attributes; from 11 inputs (pads int64, an optional
+// scalar constant_value), and from 18 an optional axes input names the padded axes.
+std::vector<Value> convert_pad(const NodeProto& node, Context& context) {
+  std::vector<std::int64_t> pads;
+  float value = 0.0f;
+  std::vector<std::int64_t> axes;
+  if (context.opset < 11) {
+    known_attributes(node, {"mode", "pads", "value"});
+    pads = ints_attribute(node, "pads", {});
+    value = float_attribute(node, "value", 0.0f);
+  } else {
+    known_attributes(node, {"mode"});
+    if (!has_input(node, 1)) throw Refusal{"input pads is missing"};
+    pads = tensor_ints(constant_input(node, context, 1), context.folder);
+    if (has_input(node, 2)) {
+      const auto v = tensor_floats(constant_input(node, context, 2), context.folder);
+      if (v.size() != 1) throw Refusal{"constant_value must be a single value"};
+      value = v[0];
+    }
+    if (has_input(node, 3)) {
+      if (context.opset < 18) throw Refusal{"input axes needs opset 18"};
+      axes = tensor_ints(constant_input(node, context, 3), context.folder);
+    }
+  }
+  const std::string mode = string_attribute(node, "mode", "constant");
+  if (mode != "constant")
+    throw Refusal{"mode '" + mode + "' is not supported (only constant padding)"};
+  const Value& x = map_input(node, context, 0);
+  const std::int64_t rank = x.flat ? 2 : 4;
+  if (axes.empty())
+    for (std::int64_t a = 0; a < rank; ++a) axes.push_back(a);
+  if (pads.size() != 2 * axes.size())
+    throw Refusal{"pads has " + std::to_string(pads.size()) + " entries for " +
+                  std::to_string(axes.size()) + " axes"};
+  std::vector<std::int64_t> before(rank, 0), after(rank, 0);
+  std::vector<bool> seen(rank, false);
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    std::int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+    if (a < 0 || a >= rank || seen[a])
+      throw Refusal{"axis " + std::to_string(axes[i]) + " is out of range or repeated"};
+    seen[a] = true;
+    before[a] = pads[i];
+    after[a] = pads[i + axes.size()];
+  }
+  for (std::int64_t a = 0; a < rank; ++a)
+    if (before[a] < 0 || after[a] < 0 || before[a] > (1 << 24) || after[a] > (1 << 24))
+      throw Refusal{"pads " + dims_text(pads) +
+                    ": only non-negative pads (up to 2^24) are "
+                    "supported (a negative pad crops)"};
+  if (before[0] || after[0]) throw Refusal{"padding the batch is not supported"};
+  if (before[1])
+    throw Refusal{
+        "padding before the first channel is not supported (PaddingNode adds "
+        "channels after the last)"};
+  if (x.flat && x.height * x.width != 1 && after[1])
+    throw Refusal{"padding a flattened map is not supported (its NCHW order)"};
+  PaddingAmounts amounts;
+  amounts.channels_after = static_cast<int>(after[1]);
+  if (!x.flat) {
+    amounts.top = static_cast<int>(before[2]);
+    amounts.bottom = static_cast<int>(after[2]);
+    amounts.left = static_cast<int>(before[3]);
+    amounts.right = static_cast<int>(after[3]);
+  }
+  Value result = x;
+  result.channels = to_int(static_cast<long long>(x.channels) + amounts.channels_after, "channels");
+  result.height = to_int(static_cast<long long>(x.height) + amounts.top + amounts.bottom, "height");
+  result.width = to_int(static_cast<long long>(x.width) + amounts.left + amounts.right, "width");
+  auto pad = std::make_shared<PaddingNode>(x.image, amounts, value);
+  pad->label = name_of(node);
+  result.image = pad->result_image();
+  return {result};
 }
 
 // ONNX's window over channels c - floor((size - 1) / 2) to c + ceil((size - 1) / 2) is
@@ -834,6 +1103,12 @@ constexpr Entry converters[] = {
     {"MatMul", convert_mat_mul},
     {"LogSoftmax", convert_log_softmax},
     {"ReduceMean", convert_reduce_mean},
+    {"Sub", convert_sub},
+    {"Mul", convert_mul},
+    {"Div", convert_div},
+    {"HardSwish", convert_hard_swish},
+    {"GlobalMaxPool", convert_global_max_pool},
+    {"Pad", convert_pad},
 };
 
 }  // namespace

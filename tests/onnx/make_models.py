@@ -494,13 +494,231 @@ def unsupported_converters(folder):
              helper.make_node("LRN", ["x"], ["l"], name="lrn_even", size=4),
              helper.make_node("ReduceMean", ["x", "axes1"], ["m"], name="mean_c"),
              helper.make_node("PRelu", ["x", "slope_w"], ["p"], name="prelu_w"),
-             helper.make_node("Mul", ["x", "x"], ["q"], name="mul"),
-             helper.make_node("ConvTranspose", ["x", "w3"], ["t"], name="up3d")]
+             helper.make_node("Div", ["one", "x"], ["q"], name="div_c"),
+             helper.make_node("ConvTranspose", ["x", "w3"], ["t"], name="up3d"),
+             helper.make_node("Mul", ["x", "along_w"], ["mw"], name="mul_w"),
+             helper.make_node("Pad", ["x", "pads"], ["pr"], name="pad_reflect", mode="reflect"),
+             helper.make_node("Pad", ["x", "pads_c"], ["pc"], name="pad_c_before"),
+             helper.make_node("Pad", ["x", "pads_neg"], ["pn"], name="pad_negative"),
+             helper.make_node("GlobalAveragePool", ["x"], ["gap"], name="gap"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+             helper.make_node("Add", ["x", "flat"], ["mixed"], name="add_2d_4d")]
     save(folder, "unsupported_converters", nodes, [vi("x", [1, 2, 4, 4])],
          [vi("g", [1, 2, 4, 4]), vi("l", [1, 2, 4, 4]), vi("m", [1, 1, 4, 4]),
-          vi("p", [1, 2, 4, 4]), vi("q", [1, 2, 4, 4]), vi("t", [1, 2, 6, 6, 6])],
+          vi("p", [1, 2, 4, 4]), vi("q", [1, 2, 4, 4]), vi("t", [1, 2, 6, 6, 6]),
+          vi("mw", [1, 2, 4, 4]), vi("pr", [1, 2, 6, 6]), vi("pc", [1, 3, 4, 4]),
+          vi("pn", [1, 2, 3, 4]), vi("mixed", [1, 2, 4, 2])],
          [init("axes1", np.array([1], np.int64)), init("slope_w", rand(4)),
-          init("w3", rand(2, 2, 3, 3, 3))], None, None, opset=20)
+          init("w3", rand(2, 2, 3, 3, 3)), init("one", np.array(1.0, np.float32)),
+          init("along_w", rand(4)), init("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)),
+          init("pads_c", np.array([0, 1, 0, 0, 0, 0, 0, 0], np.int64)),
+          init("pads_neg", np.array([0, 0, -1, 0, 0, 0, 0, 0], np.int64))], None, None,
+         opset=20)
+
+
+sigmoid = lambda x: 1 / (1 + np.exp(-x))
+
+
+def se_silu(folder):
+    # SiLU as x * Sigmoid(x), then squeeze-and-excitation: x * sigmoid(conv(relu(conv(GAP(x)))))
+    # (a [N, C, 1, 1] gate broadcast over H and W).
+    x = rand(2, 4, 5, 5, scale=1.0)
+    w, b = rand(4, 4, 3, 3), rand(4)
+    w1, b1 = rand(2, 4, 1, 1), rand(2)
+    w2, b2 = rand(4, 2, 1, 1), rand(4)
+    c = conv(x, w, b, pads=(1, 1, 1, 1))
+    s = c * sigmoid(c)
+    g = s.mean(axis=(2, 3), keepdims=True)
+    gate = sigmoid(conv(relu(conv(g, w1, b1)), w2, b2))
+    y = (s * gate).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c"], ["cs"], name="silu_sigmoid"),
+             helper.make_node("Mul", ["c", "cs"], ["s"], name="silu"),
+             helper.make_node("GlobalAveragePool", ["s"], ["g"], name="squeeze"),
+             helper.make_node("Conv", ["g", "w1", "b1"], ["e1"], name="reduce"),
+             helper.make_node("Relu", ["e1"], ["e2"], name="relu"),
+             helper.make_node("Conv", ["e2", "w2", "b2"], ["e3"], name="expand"),
+             helper.make_node("Sigmoid", ["e3"], ["gate"], name="gate"),
+             helper.make_node("Mul", ["s", "gate"], ["y"], name="excite")]
+    save(folder, "se_silu", nodes, [vi("x", ["N", 4, 5, 5])], [vi("y", ["N", 4, 5, 5])],
+         [init(n, v) for n, v in [("w", w), ("b", b), ("w1", w1), ("b1", b1), ("w2", w2),
+                                  ("b2", b2)]], x, y)
+
+
+def hard_swish(folder):
+    x = rand(2, 3, 4, 4, scale=4.0)
+    y = (x * np.clip(x / 6 + 0.5, 0, 1)).astype(np.float32)
+    nodes = [helper.make_node("HardSwish", ["x"], ["y"], name="hswish")]
+    save(folder, "hard_swish", nodes, [vi("x", [2, 3, 4, 4])], [vi("y", [2, 3, 4, 4])], [], x, y,
+         opset=14)
+
+
+def normalize_constants(folder):
+    # Input normalization per channel ((x - mean) / std, [1, C, 1, 1] and [C, 1, 1]), a
+    # per-channel Mul and Add with the constant first, then scalar Mul, Add, Sub (both orders)
+    # and Div; one scalar is a Constant node.
+    x = rand(2, 3, 5, 4, scale=2.0)
+    mean = rand(1, 3, 1, 1)
+    std = (np.abs(rand(3, 1, 1)) + 0.5).astype(np.float32)
+    scale, shift = rand(3, 1, 1), rand(1, 3, 1, 1)
+    n = (x - mean) / std
+    n = scale * n
+    n = shift + n
+    n = n * np.float32(2.5)
+    n = np.float32(0.5) + n
+    n = np.float32(1.25) - n
+    n = n - np.float32(0.75)
+    y = (n / np.float32(4.0)).astype(np.float32)
+    scalar = lambda name, v: init(name, np.array(v, np.float32))
+    nodes = [helper.make_node("Sub", ["x", "mean"], ["a"], name="sub_mean"),
+             helper.make_node("Div", ["a", "std"], ["b"], name="div_std"),
+             helper.make_node("Mul", ["scale", "b"], ["c"], name="mul_scale"),
+             helper.make_node("Add", ["shift", "c"], ["d"], name="add_shift"),
+             helper.make_node("Constant", [], ["k"], name="k",
+                              value=helper.make_tensor("k_value", TensorProto.FLOAT, [], [2.5])),
+             helper.make_node("Mul", ["d", "k"], ["e"], name="mul_k"),
+             helper.make_node("Add", ["half", "e"], ["f"], name="add_half"),
+             helper.make_node("Sub", ["c125", "f"], ["g"], name="sub_from"),
+             helper.make_node("Sub", ["g", "c075"], ["h"], name="sub_c"),
+             helper.make_node("Div", ["h", "four"], ["y"], name="div_four")]
+    save(folder, "normalize_constants", nodes, [vi("x", [2, 3, 5, 4])], [vi("y", [2, 3, 5, 4])],
+         [init("mean", mean), init("std", std), init("scale", scale), init("shift", shift),
+          scalar("half", [0.5]), scalar("c125", 1.25), scalar("c075", [[0.75]]),
+          scalar("four", 4.0)], x, y)
+
+
+def flat_constants(folder):
+    # Constants on a 2-D [N, C] (after GlobalAveragePool and Flatten): [1, C], [C] and a scalar.
+    x = rand(2, 5, 3, 3, scale=1.0)
+    m, a = rand(1, 5), rand(5)
+    g = x.mean(axis=(2, 3))
+    y = ((g * m + a) / np.float32(3.0) - np.float32(0.5)).astype(np.float32)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Mul", ["f", "m"], ["p"], name="mul"),
+             helper.make_node("Add", ["p", "a"], ["q"], name="add"),
+             helper.make_node("Div", ["q", "three"], ["r"], name="div"),
+             helper.make_node("Sub", ["r", "half"], ["y"], name="sub")]
+    save(folder, "flat_constants", nodes, [vi("x", [2, 5, 3, 3])], [vi("y", [2, 5])],
+         [init("m", m), init("a", a), init("three", np.array(3.0, np.float32)),
+          init("half", np.array([0.5], np.float32))], x, y)
+
+
+def broadcast_computed(folder):
+    # Mul, Sub and Div of two computed tensors that broadcast: [N, C, H, W] with [N, C, 1, 1]
+    # (either side) and with [N, 1, H, W].
+    x = rand(2, 4, 3, 3, scale=1.0)
+    wa, wb = rand(4, 4, 1, 1), rand(1, 4, 1, 1)
+    a = conv(x, wa, None)
+    g = x.mean(axis=(2, 3), keepdims=True)
+    e = sigmoid(conv(x, wb, None)) + np.float32(0.5)
+    y = np.concatenate([a * g, g - a, a / e], axis=1).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conva"),
+             helper.make_node("GlobalAveragePool", ["x"], ["g"], name="gap"),
+             helper.make_node("Conv", ["x", "wb"], ["e0"], name="convb"),
+             helper.make_node("Sigmoid", ["e0"], ["e1"], name="sigmoid"),
+             helper.make_node("Add", ["e1", "half"], ["e"], name="add_half"),
+             helper.make_node("Mul", ["a", "g"], ["m"], name="mul"),
+             helper.make_node("Sub", ["g", "a"], ["s"], name="sub"),
+             helper.make_node("Div", ["a", "e"], ["d"], name="div"),
+             helper.make_node("Concat", ["m", "s", "d"], ["y"], name="concat", axis=1)]
+    save(folder, "broadcast_computed", nodes, [vi("x", [2, 4, 3, 3])], [vi("y", [2, 12, 3, 3])],
+         [init("wa", wa), init("wb", wb), init("half", np.array(0.5, np.float32))], x, y)
+
+
+def global_max_pool(folder):
+    x = rand(2, 3, 5, 4, scale=1.0)
+    y = x.max(axis=(2, 3), keepdims=True)
+    nodes = [helper.make_node("GlobalMaxPool", ["x"], ["y"], name="gmp")]
+    save(folder, "global_max_pool", nodes, [vi("x", [2, 3, 5, 4])], [vi("y", [2, 3, 1, 1])], [],
+         x, y)
+
+
+def pad(x, before, after, value):
+    return np.pad(x, list(zip(before, after)), constant_values=value).astype(np.float32)
+
+
+def pad_models(folder):
+    # Pad-2 (opset 9): pads and value attributes, C padded after, then a Conv.
+    x = rand(1, 2, 4, 3, scale=1.0)
+    w = rand(3, 3, 2, 2)
+    p = pad(x, (0, 0, 1, 2), (0, 1, 0, 3), 0.5)
+    y = conv(p, w, None)
+    nodes = [helper.make_node("Pad", ["x"], ["p"], name="pad", mode="constant",
+                              pads=[0, 0, 1, 2, 0, 1, 0, 3], value=0.5),
+             helper.make_node("Conv", ["p", "w"], ["y"], name="conv")]
+    save(folder, "pad_opset9", nodes, [vi("x", [1, 2, 4, 3])], [vi("y", list(y.shape))],
+         [init("w", w)], x, y, opset=9)
+
+    # Pad-13: pads and constant_value inputs, then a MaxPool.
+    x = rand(2, 3, 4, 4, scale=1.0)
+    p = pad(x, (0, 0, 2, 1), (0, 0, 1, 0), -1.5)
+    y = maxpool(p, 2, 1)
+    nodes = [helper.make_node("Pad", ["x", "pads", "value"], ["p"], name="pad"),
+             helper.make_node("MaxPool", ["p"], ["y"], name="pool", kernel_shape=[2, 2])]
+    save(folder, "pad_opset13", nodes, [vi("x", [2, 3, 4, 4])], [vi("y", list(y.shape))],
+         [init("pads", np.array([0, 0, 2, 1, 0, 0, 1, 0], np.int64)),
+          init("value", np.array(-1.5, np.float32))], x, y, opset=13)
+
+    # Pad-18: an axes input [-1, 2] (W, then H): pads [W begin, H begin, W end, H end].
+    x = rand(1, 2, 3, 4, scale=1.0)
+    y = pad(x, (0, 0, 2, 1), (0, 0, 3, 0), 0.0)
+    nodes = [helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"], name="pad")]
+    save(folder, "pad_opset18", nodes, [vi("x", [1, 2, 3, 4])], [vi("y", list(y.shape))],
+         [init("pads", np.array([1, 2, 0, 3], np.int64)),
+          init("axes", np.array([-1, 2], np.int64))], x, y, opset=18)
+
+
+def average_pool_counting_padding(x, k, s, pads, ceil_mode):
+    # ONNX's count_include_pad = 1: a window divides by its pixels within the padded image
+    # (pads top, left, bottom, right); ceil mode's last windows may reach past it.
+    n, c, h, w = x.shape
+
+    def size(i, pb, pe):
+        span = i + pb + pe - k
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (out - 1) * s >= i + pb:
+            out -= 1
+        return out
+
+    oh, ow = size(h, pads[0], pads[2]), size(w, pads[1], pads[3])
+    y = np.zeros((n, c, oh, ow), np.float64)
+    for i in range(oh):
+        hs = i * s - pads[0]
+        he = min(hs + k, h + pads[2])
+        for j in range(ow):
+            ws = j * s - pads[1]
+            we = min(ws + k, w + pads[3])
+            total = x[:, :, max(hs, 0):min(he, h), max(ws, 0):min(we, w)].sum(axis=(2, 3))
+            y[:, :, i, j] = total / ((he - hs) * (we - ws))
+    return y.astype(np.float32)
+
+
+def average_pool_count_include_pad(folder):
+    # Asymmetric pads and ceil mode: the last row's and column's windows reach past the
+    # padded image, whose pixels there are not counted.
+    x = rand(2, 3, 6, 7, scale=1.0)
+    pads = (1, 0, 1, 1)
+    y = average_pool_counting_padding(x, 3, 2, pads, True)
+    nodes = [helper.make_node("AveragePool", ["x"], ["y"], name="avg", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 0, 1, 1], ceil_mode=1,
+                              count_include_pad=1)]
+    save(folder, "average_pool_count_include_pad", nodes, [vi("x", [2, 3, 6, 7])],
+         [vi("y", list(y.shape))], [], x, y)
+
+
+def identity_weights(folder):
+    # PyTorch's TorchScript exporter aliases deduplicated initializers through Identity.
+    x = rand(1, 2, 4, 4, scale=1.0)
+    w, b = rand(3, 2, 3, 3), rand(3)
+    y = relu(conv(x, w, b, pads=(1, 1, 1, 1)))
+    nodes = [helper.make_node("Identity", ["w"], ["w_alias"], name="alias_w"),
+             helper.make_node("Identity", ["b"], ["b_alias"], name="alias_b"),
+             helper.make_node("Conv", ["x", "w_alias", "b_alias"], ["c"], name="conv",
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    save(folder, "identity_weights", nodes, [vi("x", [1, 2, 4, 4])], [vi("y", [1, 3, 4, 4])],
+         [init("w", w), init("b", b)], x, y)
 
 
 def main():
@@ -509,7 +727,9 @@ def main():
     for make in (conv_relu_pool, residual_bn, lenet, depthwise, asymmetric, branches,
                  opset9_clip_and_padded_average, opset21, external_data, unsupported, old_opset,
                  conv_transpose_models, activations, lrn_mean_matmul, later_opsets,
-                 shared_weights, unsupported_converters, conv_of_2d_input):
+                 shared_weights, unsupported_converters, conv_of_2d_input, se_silu, hard_swish,
+                 normalize_constants, flat_constants, broadcast_computed, global_max_pool,
+                 pad_models, average_pool_count_include_pad, identity_weights):
         make(folder)
     with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
         f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")

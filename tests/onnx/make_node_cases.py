@@ -28,6 +28,7 @@ CONSTANT_INPUTS = {
     "AveragePool": [], "GlobalAveragePool": [], "Flatten": [], "Softmax": [], "Concat": [],
     "Identity": [], "Elu": [], "Selu": [], "HardSigmoid": [], "Softplus": [], "Softsign": [],
     "Abs": [], "Gelu": [], "LRN": [], "LogSoftmax": [],
+    "Mul": [], "Sub": [], "Div": [], "Pad": [1, 2, 3], "GlobalMaxPool": [], "HardSwish": [],
 }
 MIN_OPSET = 7
 
