@@ -421,6 +421,11 @@ std::vector<OpCase> make_cases() {
   add("conv n2 c8 h7 w5 k18 r3 pad=same pixel_shuffle=3", 2e-5, -1.0, 2.0);
   // Fused: convolution, batch norm, residual sum, relu.
   add("conv n2 c16 h9 w11 k16 r3 pad=same +bn +add +relu", 2e-5);
+  // Two fused neurons whose oneDNN chains both hold a linear step (oneDNN 2.6 applied the
+  // first one's twice), and two that both hold a relu.
+  add("conv n2 c4 h6 w6 k5 r3 pad=same +linear=2.5,0 +linear=1,0.5", 2e-5);
+  add("conv n2 c4 h6 w6 k5 r3 pad=same +linear=2.5,0 +hard_sigmoid=0.3,0.4", 2e-5);
+  add("conv n2 c4 h6 w6 k5 r3 pad=same +relu +relu_n=0,0.5", 2e-5);
   add("conv n2 c16 h9 w7 k16 r3 g16 pad=same +add", 2e-5);  // depthwise with a residual
 
   // Transposed convolution, without a gradient state: every padding size, strides 1-3,

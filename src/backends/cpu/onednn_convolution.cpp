@@ -1,6 +1,7 @@
 // oneDNN convolution and fully connected (inner product), with fused post-ops. Weights are
 // reordered into the primitive's preferred layout once and cached beside the prepared
 // weights, so every plan of a graph (one per batch size) shares them.
+#include <algorithm>
 #include <cstring>
 
 #include "backends/candidates.hpp"
@@ -16,16 +17,47 @@ using dnnl::memory;
 using dt = memory::data_type;
 
 // oneDNN post-ops for the op's post-op list, or nothing when one has no exact equivalent.
+// oneDNN 2.6's convolution kernels give wrong results for a post-op chain holding the same
+// eltwise algorithm twice (two linear steps came out as the first one applied twice). So
+// adjacent linear steps are composed into one, and a chain that still repeats an algorithm
+// is left to our loop (nullopt).
 std::optional<dnnl::post_ops> make_post_ops(const ConvolutionOp& op) {
-  dnnl::post_ops post_ops;
+  struct Step {
+    bool sum = false;
+    Eltwise eltwise;
+  };
+  std::vector<Step> steps;
   for (const PostOp& p : op.post_ops) {
     if (p.kind == PostOp::Kind::sum) {
-      post_ops.append_sum(1.0f);
+      steps.push_back({true, {}});
       continue;
     }
     auto chain = eltwise_chain(p.neuron);
     if (!chain) return std::nullopt;
-    for (const Eltwise& e : *chain) post_ops.append_eltwise(e.scale, e.algorithm, e.alpha, e.beta);
+    for (const Eltwise& e : *chain) {
+      Step* last = steps.empty() ? nullptr : &steps.back();
+      if (last && !last->sum && last->eltwise.algorithm == dnnl::algorithm::eltwise_linear &&
+          e.algorithm == dnnl::algorithm::eltwise_linear && last->eltwise.scale == 1.0f &&
+          e.scale == 1.0f) {
+        // e(last(x)) = e.alpha * (last.alpha * x + last.beta) + e.beta
+        last->eltwise.beta = e.alpha * last->eltwise.beta + e.beta;
+        last->eltwise.alpha *= e.alpha;
+        continue;
+      }
+      steps.push_back({false, e});
+    }
+  }
+  dnnl::post_ops post_ops;
+  std::vector<dnnl::algorithm> seen;
+  for (const Step& step : steps) {
+    if (step.sum) {
+      post_ops.append_sum(1.0f);
+      continue;
+    }
+    const Eltwise& e = step.eltwise;
+    if (std::find(seen.begin(), seen.end(), e.algorithm) != seen.end()) return std::nullopt;
+    seen.push_back(e.algorithm);
+    post_ops.append_eltwise(e.scale, e.algorithm, e.alpha, e.beta);
   }
   return post_ops;
 }
