@@ -60,6 +60,7 @@ void run_model(const std::string& name) {
 TEST(OnnxImport, ConvReluPoolMatchesNumpy) { run_model("conv_relu_pool"); }
 TEST(OnnxImport, ResidualBlockWithBatchNormMatchesNumpy) { run_model("residual_bn"); }
 TEST(OnnxImport, LeNetGemmReadsTheFlattenedMapInNchwOrder) { run_model("lenet"); }
+TEST(OnnxImport, AReshapeWithAllowzeroAsPyTorchWritesItFlattens) { run_model("reshape_allowzero"); }
 TEST(OnnxImport, DepthwiseConvWithClipAsReluSixMatchesNumpy) { run_model("depthwise"); }
 TEST(OnnxImport, AsymmetricPadsDilationAndGemmWithoutTransposeMatchNumpy) {
   run_model("asymmetric");

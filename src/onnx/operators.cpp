@@ -941,9 +941,11 @@ std::vector<Value> convert_reshape(const NodeProto& node, Context& context) {
   const Value& x = image_input(node, context, 0);
   const auto shape = tensor_ints(constant_input(node, context, 1), context.folder);
   const long long k = static_cast<long long>(x.channels) * x.height * x.width;
-  if (shape.size() == 2 && (shape[0] == 0 || shape[0] == -1 || shape[0] >= 1) &&
-      (shape[1] == -1 || shape[1] == k) && !(shape[0] == -1 && shape[1] == -1) &&
-      int_attribute(node, "allowzero", 0) == 0)
+  // allowzero = 1 (PyTorch 2.11 writes it) differs only for a 0 in the shape, which then
+  // means an empty dimension: refused below.
+  const bool allowzero = int_attribute(node, "allowzero", 0) != 0;
+  if (shape.size() == 2 && ((shape[0] == 0 && !allowzero) || shape[0] == -1 || shape[0] >= 1) &&
+      (shape[1] == -1 || shape[1] == k) && !(shape[0] == -1 && shape[1] == -1))
     return {flattened(x)};
   std::string asked;
   for (const auto d : shape) asked += (asked.empty() ? "" : ", ") + std::to_string(d);

@@ -721,6 +721,23 @@ def identity_weights(folder):
          [init("w", w), init("b", b)], x, y)
 
 
+def reshape_allowzero(folder):
+    # PyTorch 2.11's exporter flattens with Reshape(x, [N, K], allowzero = 1).
+    x = rand(2, 3, 4, 4, scale=1.0)
+    w, b = rand(4, 3, 3, 3), rand(4)
+    fw, fb = rand(5, 4 * 4 * 4, scale=0.1), rand(5)
+    y = (relu(conv(x, w, b, pads=(1, 1, 1, 1))).reshape(2, -1) @ fw.T + fb).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["f"], name="view", allowzero=1),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
+    inits = [init(n, v) for n, v in [("w", w), ("b", b), ("fw", fw), ("fb", fb)]]
+    inits.append(numpy_helper.from_array(np.array([2, 64], np.int64), "shape"))
+    save(folder, "reshape_allowzero", nodes, [vi("x", [2, 3, 4, 4])], [vi("y", [2, 5])], inits,
+         x, y, opset=14)
+
+
 def main():
     folder = sys.argv[1]
     os.makedirs(folder, exist_ok=True)
@@ -729,7 +746,7 @@ def main():
                  conv_transpose_models, activations, lrn_mean_matmul, later_opsets,
                  shared_weights, unsupported_converters, conv_of_2d_input, se_silu, hard_swish,
                  normalize_constants, flat_constants, broadcast_computed, global_max_pool,
-                 pad_models, average_pool_count_include_pad, identity_weights):
+                 pad_models, average_pool_count_include_pad, identity_weights, reshape_allowzero):
         make(folder)
     with open(os.path.join(folder, "malformed.onnx"), "wb") as f:
         f.write(b"\x08\x07this is not an ONNX model\xff\xff\xff")
