@@ -235,7 +235,7 @@ TEST(CudaTraining, StepsMatchTheReferenceForEveryOptimizerAndStyle) {
 // A checkpoint of a graph that trains on the device holds the device's weights and the
 // optimizer's moments: 3 steps, save, load into a fresh network (its device step rebuilt
 // from the restored state), 3 more steps equal 6 steps in one go (to 1e-5: the two graphs
-// may pick different cuDNN algorithms; Adam restarted without its moments misses by 1e-2).
+// may pick different cuDNN algorithms).
 TEST(CudaTraining, ACheckpointWithMomentsResumesDeviceTrainingAsIfUninterrupted) {
   REQUIRE_GPU();
   auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{0.01f}, 0.9, 0.999, 1e-3f);
