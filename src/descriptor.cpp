@@ -43,6 +43,8 @@ std::string to_string(NeuronType type) {
       return "logarithm";
     case NeuronType::gelu:
       return "gelu";
+    case NeuronType::silu:
+      return "silu";
   }
   return "?";
 }

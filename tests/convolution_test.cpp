@@ -112,7 +112,7 @@ TEST(ConvolutionNode, EveryFusedNeuronMatchesReference) {
        {NeuronType::relu, NeuronType::linear, NeuronType::sigmoid, NeuronType::hard_sigmoid,
         NeuronType::tanh, NeuronType::absolute, NeuronType::soft_plus, NeuronType::soft_sign,
         NeuronType::elu, NeuronType::prelu, NeuronType::relu_n, NeuronType::power,
-        NeuronType::exponential, NeuronType::logarithm, NeuronType::gelu}) {
+        NeuronType::exponential, NeuronType::logarithm, NeuronType::gelu, NeuronType::silu}) {
     SCOPED_TRACE(to_string(type));
     ConvolutionDescriptor d(3, 3, 3, 4);
     d.neuron = type == NeuronType::prelu ? NeuronDescriptor::make_prelu({0.1f, 0.2f, 0.3f, 0.4f})

@@ -174,6 +174,7 @@ TEST(NeuronGradient, EveryTypeMatchesFiniteDifferences) {
       NeuronDescriptor::make(NeuronType::exponential, 1.0f, 0.0f, 2.0f),
       NeuronDescriptor::make(NeuronType::logarithm, 1.0f, 3.0f, 0.0f),
       NeuronDescriptor::make(NeuronType::gelu),
+      NeuronDescriptor::make(NeuronType::silu),
   };
   for (const NeuronDescriptor& neuron : neurons) {
     SCOPED_TRACE(to_string(neuron.type));

@@ -19,7 +19,7 @@ inline std::vector<float> extreme_neuron_inputs() {
 // Each type with MPS's defaults, plus large and small b where b scales the input.
 inline std::vector<NeuronDescriptor> extreme_neuron_cases() {
   std::vector<NeuronDescriptor> all;
-  for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t) {
+  for (int t = 0; t <= static_cast<int>(NeuronType::silu); ++t) {
     const auto type = static_cast<NeuronType>(t);
     if (type == NeuronType::prelu) {
       all.push_back(NeuronDescriptor::make_prelu({0.25f}));
@@ -89,6 +89,8 @@ inline long double expected_neuron_value(const NeuronDescriptor& n, long double 
       return c > 0 ? std::log(a * x + b) / std::log(c) : std::log(a * x + b);
     case NeuronType::gelu:
       return 0.5L * x * std::erfc(-x / std::sqrt(2.0L));
+    case NeuronType::silu:
+      return x / (1.0L + std::exp(-x));
   }
   return x;
 }
@@ -138,6 +140,10 @@ inline long double expected_neuron_derivative(const NeuronDescriptor& n, long do
     case NeuronType::gelu:
       return 0.5L * std::erfc(-x / std::sqrt(2.0L)) +
              x * std::exp(-x * x / 2) / std::sqrt(2.0L * 3.14159265358979323846L);
+    case NeuronType::silu: {
+      const long double s = 1.0L / (1.0L + std::exp(-x));
+      return s + x * s * (1.0L - s);
+    }
   }
   return 1;
 }

@@ -34,7 +34,7 @@ std::shared_ptr<ConvolutionNode> identity_convolution(const std::shared_ptr<Imag
 }  // namespace
 
 TEST(NeuronDefaults, ConvolutionSetNeuronWithoutParametersUsesTheDescriptorDefaults) {
-  for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t) {
+  for (int t = 0; t <= static_cast<int>(NeuronType::silu); ++t) {
     const auto type = static_cast<NeuronType>(t);
     SCOPED_TRACE(to_string(type));
     ConvolutionDescriptor d;

@@ -262,6 +262,17 @@ TEST(OnnxImport, ConvWeightsThroughIdentityAreFoldedIntoConstants) {
   EXPECT_EQ(imported.weights.count("w"), 1u);
 }
 
+TEST(OnnxImport, XTimesSigmoidOfXIsOneSiluNeuronAndAGateStaysAMultiplication) {
+  const auto imported = onnx::import(models() / "se_silu.onnx");
+  const FilterNode* excite = imported.outputs[0]->producer();
+  ASSERT_NE(excite, nullptr);
+  EXPECT_EQ(excite->kind(), "multiplication");  // s * sigmoid(expand(...)): not s's sigmoid
+  const FilterNode* silu = excite->source_images()[0]->producer();
+  ASSERT_NE(silu, nullptr);
+  EXPECT_EQ(silu->kind(), "neuron_silu");
+  EXPECT_EQ(silu->label, "silu");
+}
+
 TEST(OnnxImport, AnAddOfTwoEqualShapesIsAPlainAdditionNode) {
   const auto imported = onnx::import(models() / "residual_bn.onnx");
   const FilterNode* relu = imported.outputs[0]->producer();

@@ -78,7 +78,7 @@ PaddingPolicy padding_of(const ProblemString& p, const PaddingPolicy& fallback) 
 }
 
 std::optional<NeuronType> neuron_type_named(const std::string& name) {
-  for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t)
+  for (int t = 0; t <= static_cast<int>(NeuronType::silu); ++t)
     if (to_string(static_cast<NeuronType>(t)) == name) return static_cast<NeuronType>(t);
   return std::nullopt;
 }
@@ -497,7 +497,7 @@ std::vector<OpCase> make_cases() {
       const std::string problem = "neuron" + dims + " " + neuron_token(n);
       if (seen.insert(problem).second) add(problem, 1e-5, gradient);
     };
-    for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t) {
+    for (int t = 0; t <= static_cast<int>(NeuronType::silu); ++t) {
       const auto type = static_cast<NeuronType>(t);
       if (type == NeuronType::prelu)
         neuron(shape_dims(2, 4, 3, 5), NeuronDescriptor::make_prelu({0.1f, 0.2f, 0.3f, 0.4f}), -1);
@@ -514,9 +514,10 @@ std::vector<OpCase> make_cases() {
       neuron(shape_dims(2, 4, 3, 5), n, -1);
     // neuron_cases.hpp's parameters (for extreme inputs there), here over [-1, 1].
     for (const NeuronDescriptor& n : extreme_neuron_cases()) neuron(shape_dims(2, 1, 3, 5), n, -1);
-    for (const NeuronType type : {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh,
-                                  NeuronType::elu, NeuronType::soft_plus, NeuronType::hard_sigmoid,
-                                  NeuronType::gelu, NeuronType::relu_n, NeuronType::absolute})
+    for (const NeuronType type :
+         {NeuronType::relu, NeuronType::sigmoid, NeuronType::tanh, NeuronType::elu,
+          NeuronType::soft_plus, NeuronType::hard_sigmoid, NeuronType::gelu, NeuronType::silu,
+          NeuronType::relu_n, NeuronType::absolute})
       neuron(shape_dims(3, 10, 9, 7), NeuronDescriptor::make(type), -1);
     // Gradients.
     for (const NeuronDescriptor& n :

@@ -12,7 +12,7 @@ namespace {
 
 std::vector<NeuronDescriptor> every_neuron(int channels) {
   std::vector<NeuronDescriptor> all;
-  for (int t = 0; t <= static_cast<int>(NeuronType::gelu); ++t) {
+  for (int t = 0; t <= static_cast<int>(NeuronType::silu); ++t) {
     const auto type = static_cast<NeuronType>(t);
     if (type == NeuronType::prelu) {
       std::vector<float> slopes(channels);
@@ -65,6 +65,8 @@ double expected_neuron(const NeuronDescriptor& n, double x, int c) {
       return std::log(n.a * x + n.b) / (n.c > 0 ? std::log(n.c) : 1.0);
     case NeuronType::gelu:
       return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case NeuronType::silu:
+      return x / (1 + std::exp(-x));
   }
   return NAN;
 }

@@ -27,6 +27,7 @@ enum class NeuronType {
   exponential,   // c^(a*x + b); c <= 0 means base e
   logarithm,     // log_c(a*x + b); c <= 0 means natural log
   gelu,          // x * Phi(x), Phi the standard normal CDF (exact erf form)
+  silu,          // x * sigmoid(x) (SiLU, swish; ONNX writes it as Mul(x, Sigmoid(x)))
 };
 
 std::string to_string(NeuronType type);

@@ -160,7 +160,7 @@ std::shared_ptr<ConvolutionDataSource> SavedNode::weighted_source() const {
         choice<SubPixelOrder>("sub_pixel_order", 2, [](SubPixelOrder o) { return to_string(o); });
   }
   if (has("neuron")) {
-    d.neuron.type = choice<NeuronType>("neuron", static_cast<int>(NeuronType::gelu) + 1,
+    d.neuron.type = choice<NeuronType>("neuron", static_cast<int>(NeuronType::silu) + 1,
                                        [](NeuronType t) { return to_string(t); });
     d.neuron.a = real("neuron_a");
     d.neuron.b = real("neuron_b");

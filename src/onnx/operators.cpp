@@ -704,7 +704,29 @@ std::vector<Value> convert_sub(const NodeProto& node, Context& context) {
   return arithmetic<SubtractionNode>(node, context, Arithmetic::sub);
 }
 
+// True when `gate` is Sigmoid(x): x * gate is then one SiLU neuron, which a convolution
+// before it fuses, instead of two passes over the map.
+bool is_sigmoid_of(const Value& gate, const Value& x) {
+  const auto* n = dynamic_cast<const NeuronNode*>(gate.image->producer());
+  return n && n->neuron().type == NeuronType::sigmoid && n->source_images().size() == 1 &&
+         n->source_images()[0] == x.image && !gate.flat && !x.flat && gate.channels == x.channels &&
+         gate.height == x.height && gate.width == x.width;
+}
+
 std::vector<Value> convert_mul(const NodeProto& node, Context& context) {
+  if (node.input_size() == 2 && !is_constant(node, context, 0) && !is_constant(node, context, 1) &&
+      node.attribute_size() == 0) {
+    const Value& a = image_input(node, context, 0);
+    const Value& b = image_input(node, context, 1);
+    for (const auto& [x, gate] : {std::pair{&a, &b}, std::pair{&b, &a}})
+      if (is_sigmoid_of(*gate, *x)) {
+        one_output(node);
+        auto silu =
+            std::make_shared<NeuronNode>(x->image, NeuronDescriptor::make(NeuronType::silu));
+        silu->label = name_of(node);
+        return same_as(*x, silu->result_image());
+      }
+  }
   return arithmetic<MultiplicationNode>(node, context, Arithmetic::mul);
 }
 

@@ -53,7 +53,7 @@ namespace detail {
 std::shared_ptr<FilterNode> build_neuron(const SavedNode& saved) {
   saved.expect_sources(1);
   NeuronDescriptor neuron;
-  neuron.type = saved.choice<NeuronType>("neuron", static_cast<int>(NeuronType::gelu) + 1,
+  neuron.type = saved.choice<NeuronType>("neuron", static_cast<int>(NeuronType::silu) + 1,
                                          [](NeuronType t) { return to_string(t); });
   neuron.a = saved.real("a");
   neuron.b = saved.real("b");

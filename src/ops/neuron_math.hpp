@@ -71,6 +71,8 @@ CNNGRAPH_HOST_DEVICE T apply_neuron(const Neuron& n, T x, int channel) {
     // erfc keeps the small negative tail that 1 + erf(x) would cancel to zero.
     case NeuronType::gelu:
       return T(0.5) * x * std::erfc(-x / std::sqrt(T(2)));
+    case NeuronType::silu:
+      return x * stable_sigmoid(x);
   }
   return x;
 }
@@ -126,6 +128,10 @@ CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
       const T pi = T(3.14159265358979323846);
       return T(0.5) * std::erfc(-x / std::sqrt(T(2))) +
              x * std::exp(-x * x / T(2)) / std::sqrt(T(2) * pi);
+    }
+    case NeuronType::silu: {
+      const T s = stable_sigmoid(x);
+      return s + x * s * (T(1) - s);
     }
   }
   return T(1);

@@ -55,6 +55,8 @@ std::optional<std::vector<Eltwise>> eltwise_chain(const NeuronDescriptor& n) {
     }
     case NeuronType::gelu:
       return V{{algorithm::eltwise_gelu_erf}};
+    case NeuronType::silu:
+      return V{{algorithm::eltwise_swish, 1.0f}};
     // oneDNN 2.6's log as a convolution post-op gave wrong results in our tests; our loop
     // evaluates it instead.
     case NeuronType::logarithm:
