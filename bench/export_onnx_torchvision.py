@@ -24,7 +24,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_torchvision import save_safetensors  # noqa: E402
+from export_torchvision import randomize_batch_norm, save_safetensors  # noqa: E402
 
 MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet1_1", "alexnet", "googlenet",
           "efficientnet_b0"]
@@ -35,13 +35,7 @@ def make_model(name, seed):
     torch.manual_seed(seed)
     extra = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     model = getattr(torchvision.models, name)(weights=None, **extra).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.8, 1.2)
-                module.bias.uniform_(-0.1, 0.1)
+    randomize_batch_norm(model)
     return model
 
 

@@ -51,6 +51,18 @@ def cnngraph_tensors(model):
     return out
 
 
+def randomize_batch_norm(model):
+    """A fresh model's batch norms have mean 0 and variance 1, which would leave their
+    folding untested: statistics and affine terms drawn around those values instead."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.8, 1.2)
+                module.bias.uniform_(-0.1, 0.1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("model", choices=["resnet50", "mobilenet_v2"])
@@ -63,13 +75,7 @@ def main():
     weights = "DEFAULT" if args.pretrained else None
     model = getattr(torchvision.models, args.model)(weights=weights).eval()
     if not args.pretrained:
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, torch.nn.BatchNorm2d):
-                    module.running_mean.uniform_(-0.1, 0.1)
-                    module.running_var.uniform_(0.5, 1.5)
-                    module.weight.uniform_(0.8, 1.2)
-                    module.bias.uniform_(-0.1, 0.1)
+        randomize_batch_norm(model)
     os.makedirs(args.out_dir, exist_ok=True)
     save_safetensors(os.path.join(args.out_dir, args.model + ".safetensors"), cnngraph_tensors(model))
 
