@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "logits_compare.hpp"
 #include "models.hpp"
 #include "support.hpp"
 
@@ -12,17 +13,6 @@ using namespace cnngraph;
 using namespace cnngraph::testing;
 
 namespace {
-
-// max |a - b| over max |b|: logits are compared as a whole, not per element (a logit near
-// zero has no meaningful relative error).
-double relative_to_largest(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0, largest = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-    largest = std::max(largest, std::abs(double(b[i])));
-  }
-  return worst / std::max(largest, 1e-12);
-}
 
 void expect_cpu_devices_agree(const models::Network& net, int size) {
   std::mt19937 rng(3);

@@ -12,19 +12,12 @@
 
 #include "cnngraph/cnngraph.hpp"
 #include "cnngraph/onnx.hpp"
+#include "logits_compare.hpp"
 
 namespace cnngraph {
 namespace {
 
-// max |a - b| over max |b|: logits are compared as a whole, not per element.
-double relative_to_largest(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0, largest = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-    largest = std::max(largest, std::abs(double(b[i])));
-  }
-  return worst / std::max(largest, 1e-12);
-}
+using testing::relative_to_largest;
 
 // How many images get the same top class in both.
 int top1_agreements(const std::vector<float>& a, const std::vector<float>& b, int batch) {
