@@ -28,18 +28,6 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
         << where << " element " << i;
 }
 
-// Every device this build and machine have: the reference, the CPU backend where oneDNN is
-// built, and the first GPU where there is one.
-std::vector<Device> devices() {
-  std::vector<Device> all{Device::cpu_reference()};
-  try {
-    all.push_back(Device::cpu());
-  } catch (const DeviceError&) {
-  }
-  if (Device::cuda_device_count() > 0) all.push_back(Device::cuda());
-  return all;
-}
-
 void run_model(const std::string& name) {
   const auto imported = onnx::import(models() / (name + ".onnx"));
   std::vector<int> in_shape, out_shape;

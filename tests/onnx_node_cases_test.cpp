@@ -22,16 +22,6 @@ std::filesystem::path cases() {
   return dir ? std::filesystem::path(dir) : std::filesystem::path(CNNGRAPH_ONNX_NODE_CASES_DIR);
 }
 
-std::vector<Device> devices() {
-  std::vector<Device> all{Device::cpu_reference()};
-  try {
-    all.push_back(Device::cpu());
-  } catch (const DeviceError&) {
-  }
-  if (Device::cuda_device_count() > 0) all.push_back(Device::cuda());
-  return all;
-}
-
 Image image_of(const std::vector<float>& values, const std::vector<int>& shape) {
   if (shape.size() == 4)
     return Image::from_nchw(ImageShape{shape[0], shape[2], shape[3], shape[1]}, values);

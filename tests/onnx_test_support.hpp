@@ -1,4 +1,5 @@
-// What the ONNX tests share: reading the .npy files their Python generators write.
+// What the ONNX tests share: reading the .npy files their Python generators write, and the
+// devices to run on.
 #pragma once
 
 #include <cstring>
@@ -8,6 +9,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "cnngraph/device.hpp"
+#include "cnngraph/errors.hpp"
 
 namespace cnngraph {
 
@@ -30,6 +34,18 @@ inline std::vector<float> read_npy(const std::filesystem::path& path, std::vecto
   std::vector<float> values((bytes.size() - 10 - header_length) / sizeof(float));
   std::memcpy(values.data(), bytes.data() + 10 + header_length, values.size() * sizeof(float));
   return values;
+}
+
+// Every device this build and machine have: the reference, the CPU backend where oneDNN is
+// built, and the first GPU where there is one.
+inline std::vector<Device> devices() {
+  std::vector<Device> all{Device::cpu_reference()};
+  try {
+    all.push_back(Device::cpu());
+  } catch (const DeviceError&) {
+  }
+  if (Device::cuda_device_count() > 0) all.push_back(Device::cuda());
+  return all;
 }
 
 }  // namespace cnngraph
