@@ -63,6 +63,10 @@ Device Device::cuda(int index) {
 
 int Device::cuda_device_count() { return detail::cuda_device_count(); }
 
+void Device::synchronize() const {
+  if (kind_ == DeviceKind::cuda) detail::device_memory(*this)->synchronize();
+}
+
 std::string Device::name() const {
   switch (kind_) {
     case DeviceKind::cpu:

@@ -157,6 +157,39 @@ Image::Image(ImageShape shape, DataType type) : shape_(shape), type_(type) {
   }
 }
 
+Image Image::wrap(ImageShape shape, DataType type, std::byte* data, const Device& device,
+                  std::shared_ptr<const void> owner) {
+  const std::string what =
+      "Image::wrap(" + to_string(shape) + " " + to_string(type) + " on " + device.name() + ")";
+  check_shape(shape);
+  if (!data) throw InvalidArgument(what + ": the data pointer is null");
+  const auto address = reinterpret_cast<std::uintptr_t>(data);
+  if (address % size_of(type) != 0) {
+    throw InvalidArgument(what + ": the data pointer is not aligned to the element size (" +
+                          std::to_string(size_of(type)) + " bytes)");
+  }
+  if (device.kind() == DeviceKind::cuda) detail::device_memory(device)->check_readable(data, what);
+  Image image;
+  image.shape_ = shape;
+  image.type_ = type;
+  image.device_ = device.kind() == DeviceKind::cuda ? device : Device::cpu();
+  // The aliasing constructor: the image points at `data` and shares ownership of `owner`.
+  image.storage_ = std::shared_ptr<std::byte[]>(std::move(owner), data);
+  return image;
+}
+
+Image Image::wrap(ImageShape shape, DataType type, std::byte* data, const Device& device,
+                  std::function<void(std::byte*)> deleter) {
+  std::shared_ptr<const void> owner;
+  if (deleter) {
+    // Made first, so that the memory is released when wrap throws as well.
+    owner = std::shared_ptr<const void>(data, [deleter = std::move(deleter)](const void* p) {
+      deleter(static_cast<std::byte*>(const_cast<void*>(p)));
+    });
+  }
+  return wrap(shape, type, data, device, std::move(owner));
+}
+
 Image Image::from_floats(ImageShape shape, std::span<const float> nhwc, DataType type) {
   Image image(shape, type);
   if (nhwc.size() != shape.elements()) {

@@ -218,6 +218,8 @@ TEST(CudaOptimizerStep, MissingMomentsAndOwnOptimizersAreClearErrors) {
     }
     void copy_to_device(void*, const void*, std::size_t) override {}
     void copy_to_host(void*, const void*, std::size_t) override {}
+    void check_readable(const void*, const std::string&) override {}
+    void synchronize() override {}
   } no_memory;
   EXPECT_THROW(DeviceOptimizerTable({p}, DataType::f32, no_memory), InvalidArgument);
 }

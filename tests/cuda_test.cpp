@@ -471,3 +471,43 @@ TEST(CudaConcurrency, GraphsMadeRunAndDestroyedOnEightThreadsStayRight) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(failed.load(), 0);
 }
+
+TEST(CudaImageWrap, DeviceMemoryIsReadInPlaceAndMisalignedMemoryIsCopiedNotMisread) {
+  REQUIRE_GPU();
+  std::mt19937 rng(23);
+  const ImageShape shape{2, 6, 5, 4};
+  auto src = std::make_shared<ImageNode>();
+  auto result = conv(src, random_source(ConvolutionDescriptor(3, 3, 4, 8), rng));
+  const Image x = random_image(shape, rng);
+  const Image expected = run_on(Device::cpu_reference(), result, {x});
+  Graph gpu(Device::cuda(), result);
+  // Device memory the library did not wrap itself: a block with room for an offset copy.
+  const ImageShape block{1, 1, 1, static_cast<int>(shape.elements()) + 64};
+  for (std::size_t offset_floats : {0u, 1u, 3u}) {
+    std::vector<float> padded(offset_floats, 0.0f);
+    const std::vector<float> values = x.to_floats();
+    padded.insert(padded.end(), values.begin(), values.end());
+    padded.resize(block.elements());
+    const Image staged = Image::from_floats(block, padded).to(Device::cuda());
+    std::byte* at = const_cast<std::byte*>(staged.data()) + offset_floats * 4;
+    const Image wrapped =
+        Image::wrap(shape, DataType::f32, at, Device::cuda(),
+                    std::shared_ptr<const void>(staged.data(), [staged](auto) {}));
+    EXPECT_EQ(wrapped.data(), at);
+    EXPECT_LE(max_relative_error(gpu.run({wrapped})[0], expected), 1e-4)
+        << "offset " << offset_floats << " floats";
+  }
+}
+
+TEST(CudaImageWrap, HostMemoryWrappedAsADeviceImageIsRefused) {
+  REQUIRE_GPU();
+  std::vector<float> host(16, 1.0f);
+  try {
+    Image::wrap({1, 2, 2, 4}, DataType::f32, reinterpret_cast<std::byte*>(host.data()),
+                Device::cuda());
+    FAIL() << "host memory was accepted as cuda memory";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("host memory, not memory of cuda:0"), std::string::npos)
+        << e.what();
+  }
+}

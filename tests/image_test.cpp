@@ -4,6 +4,7 @@
 #include "support.hpp"
 
 using namespace cnngraph;
+using namespace cnngraph::testing;
 
 TEST(Image, HalfConversionRoundsToNearestEven) {
   EXPECT_EQ(float_to_half(1.0f), 0x3c00);
@@ -43,4 +44,78 @@ TEST(Image, TypesConvertAtTheBoundary) {
   EXPECT_EQ(image.converted_to(DataType::f16).to_floats(), image.to_floats());
   EXPECT_EQ(image.converted_to(DataType::bf16).size_in_bytes(), 8u);
   EXPECT_THROW(Image::from_floats({1, 1, 1, 2}, std::vector<float>{1.0f}), InvalidArgument);
+}
+
+TEST(ImageWrap, AWrappedHostBufferIsTheImagesStorageAndAGraphReadsIt) {
+  std::mt19937 rng(5);
+  const ImageShape shape{2, 5, 4, 3};
+  auto buffer = std::make_shared<std::vector<float>>(random_floats(shape.elements(), rng));
+  const std::weak_ptr<std::vector<float>> watch = buffer;
+  auto* data = reinterpret_cast<std::byte*>(buffer->data());
+  std::shared_ptr<ImageNode> result;
+  {
+    const Image wrapped = Image::wrap(shape, DataType::f32, data, Device::cpu(), buffer);
+    buffer.reset();
+    EXPECT_EQ(wrapped.data(), data);  // no copy
+    EXPECT_EQ(wrapped.device(), Device::cpu());
+    const Image copy = wrapped;  // copies share the storage and the owner
+    EXPECT_EQ(copy.data(), data);
+    auto source = std::make_shared<ImageNode>();
+    auto conv = std::make_shared<ConvolutionNode>(
+        source, random_source(ConvolutionDescriptor(3, 3, 3, 4), rng));
+    result = conv->result_image();
+    const Image copied = Image::from_floats(shape, wrapped.to_floats());
+    for (const Device& device : {Device::cpu_reference(), Device::cpu()}) {
+      EXPECT_EQ(run_on(device, result, {wrapped}).to_floats(),
+                run_on(device, result, {copied}).to_floats())
+          << device.name();
+    }
+    EXPECT_FALSE(watch.expired());
+  }
+  EXPECT_TRUE(watch.expired());  // the last copy released the owner
+}
+
+TEST(ImageWrap, TheDeleterRunsOnceWhenTheLastCopyGoesOrWhenWrapRefuses) {
+  int deleted = 0;
+  std::vector<std::uint16_t> halves(8, float_to_half(1.5f));
+  auto* data = reinterpret_cast<std::byte*>(halves.data());
+  {
+    const Image a = Image::wrap({1, 2, 2, 2}, DataType::f16, data, Device::cpu(),
+                                [&](std::byte* p) { deleted += p == data; });
+    const Image b = a;
+    EXPECT_EQ(b.to_floats(), std::vector<float>(8, 1.5f));
+  }
+  EXPECT_EQ(deleted, 1);
+  EXPECT_THROW(
+      Image::wrap({0, 2, 2, 2}, DataType::f16, data, Device::cpu(), [&](std::byte*) { ++deleted; }),
+      InvalidArgument);
+  EXPECT_EQ(deleted, 2);
+}
+
+TEST(ImageWrap, NullOrMisalignedPointersAndBadShapesAreRefusedWithTheirReason) {
+  alignas(16) std::byte bytes[64] = {};
+  const auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_NE(message([] {
+              Image::wrap({1, 1, 1, 4}, DataType::f32, nullptr, Device::cpu());
+            }).find("null"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              Image::wrap({1, 1, 1, 4}, DataType::f32, bytes + 2, Device::cpu());
+            }).find("aligned to the element size (4 bytes)"),
+            std::string::npos);
+  EXPECT_NE(message([&] {
+              Image::wrap({1, -1, 1, 4}, DataType::f32, bytes, Device::cpu());
+            }).find("positive"),
+            std::string::npos);
+  // u8 elements need no alignment; a null owner is the caller's promise of lifetime.
+  const Image bytes_image = Image::wrap({1, 1, 3, 1}, DataType::u8, bytes + 1, Device::cpu());
+  EXPECT_EQ(bytes_image.data(), bytes + 1);
+  EXPECT_FALSE(bytes_image.empty());
 }

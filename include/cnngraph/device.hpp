@@ -23,6 +23,10 @@ class Device {
   DeviceKind kind() const { return kind_; }
   int index() const { return index_; }
   std::string name() const;
+  // Waits until all work queued on this device by this process (any stream, other
+  // libraries' too) is done: for a CUDA buffer of another library wrapped with Image::wrap
+  // while its producer may still be writing it. Nothing to wait for on the CPU devices.
+  void synchronize() const;
   bool operator==(const Device&) const = default;
 
  private:

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <span>
@@ -83,6 +84,29 @@ class Image {
   // NCHW floats (PyTorch's layout), transposed to NHWC.
   static Image from_nchw(ImageShape shape, std::span<const float> nchw,
                          DataType type = DataType::f32);
+
+  // An image over memory the caller already has, with no copy: `data` holds
+  // shape.elements() elements of `type` in NHWC order, in host memory for a CPU `device` or
+  // in the GPU memory of a CUDA `device` (of that device, or managed memory). `owner` is
+  // what keeps that memory alive (an array, a tensor, a pool's block): the image and every
+  // copy of it share it, and the last of them to go releases it. With a null owner the
+  // caller (who omits the argument) promises the memory outlives every copy of the image.
+  // The rules while any copy lives:
+  // - the memory stays valid; the library reads a wrapped graph source and never writes it
+  //   (results are images of their own), so a read-only buffer may be wrapped;
+  // - the caller does not change the memory while a run reading it is in flight (run_async
+  //   included); CUDA memory written on another stream must be complete before run() is
+  //   called (synchronize that stream first);
+  // - `data` is aligned to the element size. A CUDA graph reads a wrapped source in place
+  //   when it is 256-byte aligned (as the library's own images are) and copies it on the
+  //   device otherwise.
+  // Throws InvalidArgument for a null or misaligned pointer, a bad shape, or (on a CUDA
+  // device) memory that is not that device's; DeviceError when the device is unavailable.
+  static Image wrap(ImageShape shape, DataType type, std::byte* data, const Device& device,
+                    std::shared_ptr<const void> owner = {});
+  // The same, with `deleter(data)` called when the last copy goes (also when wrap throws).
+  static Image wrap(ImageShape shape, DataType type, std::byte* data, const Device& device,
+                    std::function<void(std::byte*)> deleter);
 
   const ImageShape& shape() const { return shape_; }
   DataType data_type() const { return type_; }

@@ -21,6 +21,11 @@ class DeviceMemory {
   // Synchronous copies.
   virtual void copy_to_device(void* dst, const void* host_src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t bytes) = 0;
+  // Throws InvalidArgument naming `what` unless `data` is memory this device's kernels can
+  // read (its own memory, or managed memory).
+  virtual void check_readable(const void* data, const std::string& what) = 0;
+  // Device::synchronize.
+  virtual void synchronize() = 0;
 };
 
 // The registry: null for the CPU devices. Throws DeviceError when the device is unavailable.

@@ -4,6 +4,7 @@
 // GraphOptions::cuda_graphs), and the results returned as images of that set on the device
 // (converted copies where a result's type is not the storage type). Returns after the device
 // has finished.
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -45,13 +46,16 @@ Results run_on_device(Program& program, const RunContext& context, const RunInpu
   Program::OutputSet for_this_run;
   Program::OutputSet& set = free_output_set(program, memory, element, for_this_run);
   std::byte* base = program.device_arena.get();
-  // Device images of the storage type are read where they are (no copy); the others are
-  // uploaded or converted into their place in the arena.
+  // Device images of the storage type are read where they are (no copy) when they are
+  // aligned as the arena's blocks are (the kernels' vector loads count on it; a wrapped
+  // caller's buffer may be less aligned); the others are uploaded, copied or converted into
+  // their place in the arena.
   std::vector<std::byte*> source_at(program.values.size(), nullptr);
   for (std::size_t i = 0; i < inputs.images.size(); ++i) {
     const Image& image = *inputs.images[i];
     const auto v = static_cast<std::size_t>(program.input_values[i]);
-    source_at[v] = !image.is_on_host() && image.data_type() == storage
+    const bool aligned = reinterpret_cast<std::uintptr_t>(image.data()) % 256 == 0;
+    source_at[v] = !image.is_on_host() && image.data_type() == storage && aligned
                        ? const_cast<std::byte*>(image.data())
                        : base + program.values[v].offset * element;
   }

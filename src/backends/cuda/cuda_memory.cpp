@@ -166,6 +166,26 @@ class CachingDeviceMemory : public DeviceMemory {
     check(cudaSetDevice(index_), "cudaSetDevice");
     check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "copy from cuda");
   }
+  void synchronize() override {
+    check(cudaSetDevice(index_), "cudaSetDevice");
+    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  }
+  void check_readable(const void* data, const std::string& what) override {
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, data) != cudaSuccess) {
+      cudaGetLastError();
+      attributes.type = cudaMemoryTypeUnregistered;
+    }
+    const bool managed = attributes.type == cudaMemoryTypeManaged;
+    const bool own = attributes.type == cudaMemoryTypeDevice && attributes.device == index_;
+    if (managed || own) return;
+    const std::string found =
+        attributes.type == cudaMemoryTypeDevice
+            ? "memory of cuda:" + std::to_string(attributes.device)
+            : (attributes.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory");
+    throw InvalidArgument(what + ": the pointer is " + found + ", not memory of cuda:" +
+                          std::to_string(index_) + " (copy host data with Image::to)");
+  }
 
  private:
   void* take_cached(std::size_t size) {
