@@ -1,6 +1,6 @@
-// Image nodes, padding policies and the filter nodes of the first slice of the Python API.
-// Filter nodes are made with std::make_shared (nb::new_), as the C++ API requires: a
-// filter's result_image keeps the filter and everything it reads alive.
+// Image nodes, padding policies and every forward filter node (losses and gradient nodes are
+// in training.cpp). Filter nodes are made with std::make_shared (nb::new_), as the C++ API
+// requires: a filter's result_image keeps the filter and everything it reads alive.
 #include <sstream>
 
 #include "bindings.hpp"
@@ -58,7 +58,7 @@ class AttributeCollector : public AttributeVisitor {
   }
   void numbers(const std::string& name, const std::vector<float>& list) override {
     values[name.c_str()] = list;
-    add_text(name, "[" + std::to_string(list.size()) + " values]");
+    if (!list.empty()) add_text(name, "[" + std::to_string(list.size()) + " values]");
   }
 
   nb::dict values;
@@ -114,6 +114,54 @@ std::string padding_repr(const PaddingPolicy& p) {
     text += ", remainder=PaddingRemainder.bottom_right";
   }
   return text + ")";
+}
+
+std::string floats_repr(const std::vector<float>& values) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    text += (i ? ", " : "") + number_text(values[i]);
+  }
+  return text + "]";
+}
+
+std::string amounts_repr(const PaddingAmounts& a) {
+  return "PaddingAmounts(top=" + std::to_string(a.top) + ", bottom=" + std::to_string(a.bottom) +
+         ", left=" + std::to_string(a.left) + ", right=" + std::to_string(a.right) +
+         ", channels_after=" + std::to_string(a.channels_after) + ")";
+}
+
+// A filter's node as Python holds it: the shared_ptr that keeps the graph alive.
+template <typename T>
+std::shared_ptr<T> shared_node(const T* node) {
+  if (!node) return nullptr;
+  return std::static_pointer_cast<T>(std::const_pointer_cast<FilterNode>(node->shared_from_this()));
+}
+
+// What sizes a transposed convolution: nothing, a forward ConvolutionNode (its gradient
+// state), or a ConvolutionGradientStateNode. The state class is bound with the training
+// nodes; it is looked up when the call is made, so this file does not depend on it.
+std::shared_ptr<ConvolutionGradientStateNode> transpose_state_of(nb::handle sized_by) {
+  if (sized_by.is_none()) return nullptr;
+  std::shared_ptr<ConvolutionNode> convolution;
+  if (nb::try_cast(sized_by, convolution) && convolution) {
+    return convolution->convolution_gradient_state();
+  }
+  std::shared_ptr<ConvolutionGradientStateNode> state;
+  if (nb::try_cast(sized_by, state) && state) return state;
+  throw nb::type_error(
+      ("ConvolutionTransposeNode: convolution_gradient_state must be a ConvolutionNode, its "
+       "convolution_gradient_state or None, not " +
+       nb::cast<std::string>(nb::str(sized_by.type().attr("__name__"))))
+          .c_str());
+}
+
+// The local response normalizations' alpha, beta and delta, as keyword arguments.
+template <typename T>
+std::shared_ptr<T> with_response(std::shared_ptr<T> node, float alpha, float beta, float delta) {
+  node->alpha = alpha;
+  node->beta = beta;
+  node->delta = delta;
+  return node;
 }
 
 }  // namespace
@@ -226,6 +274,16 @@ void bind_nodes(nb::module_& m) {
       .def_prop_ro("source_images", &FilterNode::source_images)
       .def_rw("label", &FilterNode::label)
       .def_rw("padding_policy", &FilterNode::padding_policy)
+      .def_prop_rw(
+          "export_from_graph",
+          [](const FilterNode& node) { return node.result_image()->export_from_graph; },
+          [](FilterNode& node, bool value) { node.result_image()->export_from_graph = value; },
+          "Keep the result image and return it with the results (result_image's flag).")
+      .def_prop_rw(
+          "stop_gradient",
+          [](const FilterNode& node) { return node.result_image()->stop_gradient; },
+          [](FilterNode& node, bool value) { node.result_image()->stop_gradient = value; },
+          "A training graph propagates no gradient past the result (result_image's flag).")
       .def_prop_ro("kind", &FilterNode::kind)
       .def_prop_ro("display_name", &FilterNode::display_name)
       .def_prop_ro("is_trainable", &FilterNode::is_trainable)
@@ -296,7 +354,12 @@ void bind_nodes(nb::module_& m) {
       .def_prop_ro("stride_x", &PoolingNode::stride_x)
       .def_prop_ro("stride_y", &PoolingNode::stride_y)
       .def_prop_rw("counts_padding", &PoolingNode::counts_padding, &PoolingNode::set_counts_padding,
-                   "Average pooling: divide by the window's pixels in the padded image.");
+                   "Average pooling: divide by the window's pixels in the padded image.")
+      .def("set_counted_padding_end", &PoolingNode::set_counted_padding_end, "bottom"_a, "right"_a,
+           "With counts_padding: where the counted padded image ends below and right of the "
+           "source (ONNX's end pads).")
+      .def_prop_ro("counted_padding_bottom", &PoolingNode::counted_padding_bottom)
+      .def_prop_ro("counted_padding_right", &PoolingNode::counted_padding_right);
 
   const char* pooling_doc =
       "A filter_size x filter_size window with stride filter_size, or the window and strides "
@@ -409,6 +472,220 @@ void bind_nodes(nb::module_& m) {
       .def_prop_ro("height", &ReshapeNode::height)
       .def_prop_ro("width", &ReshapeNode::width)
       .def_prop_ro("channels", &ReshapeNode::channels);
+
+  nb::class_<PaddingAmounts>(m, "PaddingAmounts",
+                             "How far a PaddingNode extends an image on each side.")
+      .def(
+          "__init__",
+          [](PaddingAmounts* self, int top, int bottom, int left, int right, int channels_after) {
+            new (self) PaddingAmounts{top, bottom, left, right, channels_after};
+          },
+          nb::kw_only(), "top"_a = 0, "bottom"_a = 0, "left"_a = 0, "right"_a = 0,
+          "channels_after"_a = 0)
+      .def_rw("top", &PaddingAmounts::top)
+      .def_rw("bottom", &PaddingAmounts::bottom)
+      .def_rw("left", &PaddingAmounts::left)
+      .def_rw("right", &PaddingAmounts::right)
+      .def_rw("channels_after", &PaddingAmounts::channels_after,
+              "Feature channels added after the last.")
+      .def("__repr__", &amounts_repr);
+  nb::class_<PaddingNode, FilterNode>(
+      m, "PaddingNode",
+      "Constant padding: the source surrounded by `amounts` rows, columns (and channels after "
+      "the last) of `value` (ONNX Pad, constant mode; PyTorch's ConstantPad2d).")
+      .def(nb::new_([](const Source& source, const PaddingAmounts& amounts, float value,
+                       const std::string& label) {
+             return finish(std::make_shared<PaddingNode>(image_of(source), amounts, value), label);
+           }),
+           "source"_a, "amounts"_a, "value"_a = 0.0f, nb::kw_only(), "label"_a = "")
+      .def(nb::new_([](const Source& source, int top, int bottom, int left, int right,
+                       int channels_after, float value, const std::string& label) {
+             return finish(std::make_shared<PaddingNode>(
+                               image_of(source),
+                               PaddingAmounts{top, bottom, left, right, channels_after}, value),
+                           label);
+           }),
+           "source"_a, nb::kw_only(), "top"_a = 0, "bottom"_a = 0, "left"_a = 0, "right"_a = 0,
+           "channels_after"_a = 0, "value"_a = 0.0f, "label"_a = "",
+           "The amounts as keyword arguments.")
+      .def_prop_ro("amounts", &PaddingNode::amounts)
+      .def_prop_ro("value", &PaddingNode::value);
+
+  nb::class_<BatchNormalizationNode, FilterNode>(
+      m, "BatchNormalizationNode",
+      "Batch normalization: the batch's statistics in a training graph through it, the data "
+      "source's running averages everywhere else.")
+      .def(nb::new_([](const Source& source,
+                       const std::variant<std::shared_ptr<BatchNormalizationDataSource>,
+                                          BatchNormalizationParameters>& parameters,
+                       const std::string& label) {
+             auto image = image_of(source);
+             std::shared_ptr<BatchNormalizationNode> node;
+             if (const auto* fixed = std::get_if<BatchNormalizationParameters>(&parameters)) {
+               node = std::make_shared<BatchNormalizationNode>(std::move(image), *fixed);
+             } else {
+               node = std::make_shared<BatchNormalizationNode>(
+                   std::move(image),
+                   std::get<std::shared_ptr<BatchNormalizationDataSource>>(parameters));
+             }
+             return finish(std::move(node), label);
+           }),
+           "source"_a, "data_source"_a, nb::kw_only(), "label"_a = "",
+           "data_source: a BatchNormalizationDataSource, or BatchNormalizationParameters (fixed: "
+           "a data source of its own without an optimizer).")
+      .def_rw("training_style", &BatchNormalizationNode::training_style)
+      .def_prop_ro("data_source", &BatchNormalizationNode::data_source)
+      .def_prop_ro("parameters", &BatchNormalizationNode::parameters,
+                   "The data source's current parameters (a copy).");
+
+  nb::class_<ConvolutionTransposeNode, WeightedNode>(
+      m, "ConvolutionTransposeNode",
+      "The adjoint (transpose) of a convolution; the data source describes the transpose "
+      "itself (input_feature_channels are the channels it reads).")
+      .def(nb::new_([](const Source& source, std::shared_ptr<ConvolutionDataSource> weights,
+                       nb::handle sized_by, const std::string& label,
+                       std::optional<PaddingPolicy> padding) {
+             return finish(std::make_shared<ConvolutionTransposeNode>(
+                               image_of(source), transpose_state_of(sized_by), std::move(weights)),
+                           label, padding);
+           }),
+           "source"_a, "weights"_a, nb::arg("convolution_gradient_state").none() = nb::none(),
+           nb::kw_only(), "label"_a = "", "padding_policy"_a = nb::none(),
+           "convolution_gradient_state: a forward ConvolutionNode (or its gradient state) whose "
+           "source size the result takes exactly; None sizes it by padding_policy (default "
+           "same).")
+      .def_prop_ro(
+          "sized_by",
+          [](const ConvolutionTransposeNode& node) { return shared_node(node.sized_by()); },
+          "The forward convolution whose source size the result takes, or None.");
+
+  nb::enum_<BinaryConvolutionType>(m, "BinaryConvolutionType")
+      .value("binary_weights", BinaryConvolutionType::binary_weights,
+             "Weights sign(w), the input at full precision.")
+      .value("xnor", BinaryConvolutionType::xnor, "Input and weights both +1/-1.")
+      .value("and_", BinaryConvolutionType::and_, "Input and weights both 1/0.");
+  nb::class_<BinaryConvolutionFlags>(m, "BinaryConvolutionFlags")
+      .def(
+          "__init__",
+          [](BinaryConvolutionFlags* self, bool use_beta_scaling) {
+            new (self) BinaryConvolutionFlags{use_beta_scaling};
+          },
+          nb::kw_only(), "use_beta_scaling"_a = false)
+      .def_rw("use_beta_scaling", &BinaryConvolutionFlags::use_beta_scaling,
+              "Multiply each output pixel by the window's mean |input| (XNOR-Net's K).")
+      .def("__repr__", [](const BinaryConvolutionFlags& f) {
+        return std::string("BinaryConvolutionFlags(use_beta_scaling=") +
+               (f.use_beta_scaling ? "True" : "False") + ")";
+      });
+  nb::class_<BinaryConvolutionTerms>(
+      m, "BinaryConvolutionTerms",
+      "Per input / output channel terms of a binary convolution; empty means none.")
+      .def(
+          "__init__",
+          [](BinaryConvolutionTerms* self, std::vector<float> input_bias,
+             std::vector<float> input_scale, std::vector<float> output_bias,
+             std::vector<float> output_scale) {
+            new (self) BinaryConvolutionTerms{std::move(input_bias), std::move(input_scale),
+                                              std::move(output_bias), std::move(output_scale)};
+          },
+          nb::kw_only(), "input_bias"_a = std::vector<float>{},
+          "input_scale"_a = std::vector<float>{}, "output_bias"_a = std::vector<float>{},
+          "output_scale"_a = std::vector<float>{})
+      .def_rw("input_bias", &BinaryConvolutionTerms::input_bias)
+      .def_rw("input_scale", &BinaryConvolutionTerms::input_scale)
+      .def_rw("output_bias", &BinaryConvolutionTerms::output_bias)
+      .def_rw("output_scale", &BinaryConvolutionTerms::output_scale)
+      .def("__repr__", [](const BinaryConvolutionTerms& t) {
+        return "BinaryConvolutionTerms(input_bias=" + floats_repr(t.input_bias) +
+               ", input_scale=" + floats_repr(t.input_scale) +
+               ", output_bias=" + floats_repr(t.output_bias) +
+               ", output_scale=" + floats_repr(t.output_scale) + ")";
+      });
+
+  const char* binary_doc =
+      "y = (scale_value * beta * S(x', w) + bias) * output_scale + output_bias, with S the "
+      "binary sum of `type` and x' = (x + input_bias) * input_scale; padding valid unless "
+      "padding_policy says otherwise.";
+  nb::class_<BinaryConvolutionNode, WeightedNode>(m, "BinaryConvolutionNode")
+      .def(nb::new_([](const Source& source, std::shared_ptr<ConvolutionDataSource> weights,
+                       float scale_value, BinaryConvolutionType type,
+                       const BinaryConvolutionFlags& flags, const BinaryConvolutionTerms& terms,
+                       const std::string& label, std::optional<PaddingPolicy> padding) {
+             return finish(
+                 std::make_shared<BinaryConvolutionNode>(image_of(source), std::move(weights),
+                                                         scale_value, type, flags, terms),
+                 label, padding);
+           }),
+           "source"_a, "weights"_a, "scale_value"_a, "type"_a, nb::kw_only(),
+           "flags"_a = BinaryConvolutionFlags{}, "terms"_a = BinaryConvolutionTerms{},
+           "label"_a = "", "padding_policy"_a = nb::none(), binary_doc)
+      .def_prop_ro("scale_value", &BinaryConvolutionNode::scale_value)
+      .def_prop_ro("type", &BinaryConvolutionNode::type)
+      .def_prop_ro("flags", &BinaryConvolutionNode::flags)
+      .def_prop_ro("terms", &BinaryConvolutionNode::terms);
+  nb::class_<BinaryFullyConnectedNode, BinaryConvolutionNode>(m, "BinaryFullyConnectedNode")
+      .def(nb::new_([](const Source& source, std::shared_ptr<ConvolutionDataSource> weights,
+                       float scale_value, BinaryConvolutionType type,
+                       const BinaryConvolutionFlags& flags, const BinaryConvolutionTerms& terms,
+                       const std::string& label) {
+             return finish(
+                 std::make_shared<BinaryFullyConnectedNode>(image_of(source), std::move(weights),
+                                                            scale_value, type, flags, terms),
+                 label);
+           }),
+           "source"_a, "weights"_a, "scale_value"_a, "type"_a, nb::kw_only(),
+           "flags"_a = BinaryConvolutionFlags{}, "terms"_a = BinaryConvolutionTerms{},
+           "label"_a = "", "A binary convolution whose kernel covers the whole source; 1x1.");
+
+  nb::class_<LocalResponseNormalizationNode, FilterNode>(
+      m, "LocalResponseNormalizationNode",
+      "out = in * (delta + alpha / N * sum(in^2 over the window))^-beta; alpha >= 0, "
+      "delta > 0 (checked when the graph is compiled).")
+      .def_rw("alpha", &LocalResponseNormalizationNode::alpha)
+      .def_rw("beta", &LocalResponseNormalizationNode::beta)
+      .def_rw("delta", &LocalResponseNormalizationNode::delta);
+  nb::class_<CrossChannelNormalizationNode, LocalResponseNormalizationNode>(
+      m, "CrossChannelNormalizationNode",
+      "Local response normalization across kernel_size channels (PyTorch's "
+      "LocalResponseNorm(size, alpha, beta, k=delta)).")
+      .def(nb::new_([](const Source& source, int kernel_size, float alpha, float beta, float delta,
+                       const std::string& label) {
+             return finish(with_response(std::make_shared<CrossChannelNormalizationNode>(
+                                             image_of(source), kernel_size),
+                                         alpha, beta, delta),
+                           label);
+           }),
+           "source"_a, "kernel_size"_a, nb::kw_only(), "alpha"_a = 1.0f, "beta"_a = 5.0f,
+           "delta"_a = 1.0f, "label"_a = "")
+      .def_prop_ro("kernel_size", &CrossChannelNormalizationNode::kernel_size);
+  nb::class_<SpatialNormalizationNode, LocalResponseNormalizationNode>(
+      m, "SpatialNormalizationNode",
+      "Local response normalization over a kernel_width x kernel_height window of each "
+      "channel.")
+      .def(nb::new_([](const Source& source, int kernel_width, int kernel_height, float alpha,
+                       float beta, float delta, const std::string& label) {
+             return finish(with_response(std::make_shared<SpatialNormalizationNode>(
+                                             image_of(source), kernel_width, kernel_height),
+                                         alpha, beta, delta),
+                           label);
+           }),
+           "source"_a, "kernel_width"_a, "kernel_height"_a, nb::kw_only(), "alpha"_a = 1.0f,
+           "beta"_a = 5.0f, "delta"_a = 1.0f, "label"_a = "")
+      .def_prop_ro("kernel_width", &SpatialNormalizationNode::kernel_width)
+      .def_prop_ro("kernel_height", &SpatialNormalizationNode::kernel_height);
+
+  nb::class_<DropoutNode, FilterNode>(
+      m, "DropoutNode",
+      "Keeps each element with probability keep_probability, scaled by 1 / keep_probability; "
+      "the mask is a function of (seed, the graph's batch count, element index).")
+      .def(nb::new_([](const Source& source, float keep_probability, std::uint64_t seed,
+                       const std::string& label) {
+             return finish(std::make_shared<DropoutNode>(image_of(source), keep_probability, seed),
+                           label);
+           }),
+           "source"_a, "keep_probability"_a, "seed"_a = 1, nb::kw_only(), "label"_a = "")
+      .def_prop_ro("keep_probability", &DropoutNode::keep_probability)
+      .def_prop_ro("seed", &DropoutNode::seed);
 }
 
 }  // namespace cnngraph::python
