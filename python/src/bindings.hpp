@@ -31,6 +31,7 @@ void bind_nodes(nb::module_& m);
 void bind_data_sources(nb::module_& m);
 void bind_graph(nb::module_& m);
 void bind_io(nb::module_& m);
+void bind_training(nb::module_& m);
 
 // Where a node takes an image, Python may pass the image node or the filter that makes it.
 using Source = std::variant<std::shared_ptr<ImageNode>, std::shared_ptr<FilterNode>>;

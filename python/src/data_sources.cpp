@@ -1,6 +1,10 @@
-// Descriptors (neuron, convolution, batch normalization), optimizers and the library's own
-// data sources, with weights to and from NumPy (copied).
+// Descriptors (neuron, convolution, batch normalization), optimizers, the library's own
+// data sources with weights to and from NumPy (copied), and ConvolutionDataSource
+// subclassed in Python.
+#include <nanobind/trampoline.h>
+
 #include <sstream>
+#include <type_traits>
 
 #include "bindings.hpp"
 
@@ -95,6 +99,272 @@ std::shared_ptr<const Optimizer> optimizer_or_default(std::shared_ptr<Optimizer>
   if (optimizer) return optimizer;
   return std::make_shared<SgdOptimizer>();
 }
+
+// A Python subclass of ConvolutionDataSource. The library calls a source from its own
+// threads with the GIL released (a run releases it), so every call takes the GIL. What
+// Python raises becomes a DataSourceError with the Python message: no Python exception
+// crosses the library. The arrays weights() and bias_terms() return are held from there to
+// purge(), checked against data_type() and descriptor() first.
+class PyConvolutionDataSource : public ConvolutionDataSource {
+ public:
+  NB_TRAMPOLINE(ConvolutionDataSource);
+
+  DataType data_type() const override {
+    return guarded("data_type()", [&] {
+      nb::object value = value_of("data_type");
+      if (!value.is_valid()) return DataType::f32;
+      DataType type;
+      if (!nb::try_cast(value, type)) throw returned_wrong_type("data_type()", value, "DataType");
+      return type;
+    });
+  }
+
+  ConvolutionDescriptor descriptor() const override {
+    return guarded("descriptor()", [&] {
+      nb::object value = required("descriptor");
+      ConvolutionDescriptor d;
+      if (!nb::try_cast(value, d)) {
+        throw returned_wrong_type("descriptor()", value, "ConvolutionDescriptor");
+      }
+      return d;
+    });
+  }
+
+  const void* weights() const override {
+    return guarded("weights()", [&]() -> const void* {
+      nb::object value = required("weights");
+      const AnyArray array = array_of(value, "weights()");
+      const DataType type = data_type();
+      const ConvolutionDescriptor d = descriptor();
+      check_dtype(array, type);
+      const std::size_t count = d.weight_count();
+      if (array.size() != count) {
+        throw DataSourceError(where() + ": weights() returned " + std::to_string(array.size()) +
+                              " elements; the descriptor needs " + std::to_string(count) +
+                              " (OHWI " + ohwi_text(d) + ")");
+      }
+      weights_array_ = value;
+      weights_bytes_ = count * size_of(type);
+      return array.data();
+    });
+  }
+
+  const float* bias_terms() const override {
+    return guarded("bias_terms()", [&]() -> const float* {
+      nb::object value = value_of("bias_terms");
+      if (!value.is_valid() || value.is_none()) return nullptr;
+      const AnyArray array = array_of(value, "bias_terms()");
+      if (!same_dtype(array.dtype(), nb::dtype<float>())) {
+        throw DataSourceError(where() + ": bias_terms() returned a " + dtype_name(array.dtype()) +
+                              " array; biases are float32");
+      }
+      const auto channels = static_cast<std::size_t>(descriptor().output_feature_channels);
+      if (array.size() != channels) {
+        throw DataSourceError(where() + ": bias_terms() returned " + std::to_string(array.size()) +
+                              " elements; the descriptor has output_feature_channels " +
+                              std::to_string(channels));
+      }
+      bias_array_ = value;
+      bias_count_ = channels;
+      return static_cast<const float*>(array.data());
+    });
+  }
+
+  std::optional<std::size_t> weights_size_in_bytes() const override { return weights_bytes_; }
+  std::optional<std::size_t> bias_terms_count() const override { return bias_count_; }
+
+  bool load() override {
+    // The library names the source and the node around what this throws.
+    nb::gil_scoped_acquire gil;
+    try {
+      nb::object result = required("load");
+      return result.is_none() || PyObject_IsTrue(result.ptr()) == 1;
+    } catch (nb::python_error& e) {
+      throw DataSourceError(python_message(e));
+    }
+  }
+
+  void purge() override {
+    guarded("purge()", [&] {
+      release_arrays();
+      value_of("purge");
+    });
+  }
+
+  std::string label() const override {
+    return guarded("label()", [&] {
+      nb::object value = value_of("label");
+      if (!value.is_valid()) return type_name(nb_trampoline.base());
+      std::string text;
+      if (!nb::try_cast(value, text)) throw returned_wrong_type("label()", value, "str");
+      return text;
+    });
+  }
+
+  std::shared_ptr<ConvolutionDataSource> copy() const override {
+    return guarded("copy()", [&] {
+      nb::object value = required("copy");
+      std::shared_ptr<ConvolutionDataSource> copied;
+      if (!nb::try_cast(value, copied) || !copied) {
+        throw returned_wrong_type("copy()", value, "ConvolutionDataSource");
+      }
+      return copied;
+    });
+  }
+
+  bool update(const ConvolutionGradientState& gradient,
+              const WeightsAndBiasesState& source_state) override {
+    bool overridden = false;
+    const bool changed = guarded("update()", [&] {
+      nb::object method = member("update");
+      if (!method.is_valid()) return false;
+      overridden = true;
+      // Copies: Python may keep them past the call.
+      nb::object result = method(nb::cast(gradient, nb::rv_policy::copy),
+                                 nb::cast(source_state, nb::rv_policy::copy));
+      return PyObject_IsTrue(result.ptr()) == 1;
+    });
+    return overridden ? changed : ConvolutionDataSource::update(gradient, source_state);
+  }
+
+ private:
+  static bool same_dtype(const nb::dlpack::dtype& a, const nb::dlpack::dtype& b) {
+    return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+  }
+
+  static std::string type_name(nb::handle object) {
+    return nb::cast<std::string>(object.type().attr("__name__"));
+  }
+
+  static std::string python_message(const nb::python_error& e) {
+    return type_name(e.value()) + ": " + nb::cast<std::string>(nb::str(e.value()));
+  }
+
+  static std::string ohwi_text(const ConvolutionDescriptor& d) {
+    const auto shape = ohwi_shape(d);
+    return std::to_string(shape[0]) + "x" + std::to_string(shape[1]) + "x" +
+           std::to_string(shape[2]) + "x" + std::to_string(shape[3]);
+  }
+
+  // "Python data source 'conv1' (Conv1Source)", for messages; the GIL is held.
+  std::string where() const {
+    std::string name;
+    try {
+      nb::object value = value_of("label");
+      if (value.is_valid()) name = nb::cast<std::string>(nb::str(value));
+    } catch (const std::exception&) {  // a failing label() must not hide the real error
+    }
+    const std::string type = type_name(nb_trampoline.base());
+    return "Python data source '" + (name.empty() ? type : name) + "' (" + type + ")";
+  }
+
+  // Runs `body` with the GIL; Python's exceptions become DataSourceError naming the source.
+  template <typename Body>
+  std::invoke_result_t<Body&> guarded(const char* method, Body&& body) const {
+    nb::gil_scoped_acquire gil;
+    if (!gil.is_valid()) {
+      throw DataSourceError(std::string("Python data source: ") + method +
+                            " called while the interpreter shuts down");
+    }
+    try {
+      return body();
+    } catch (nb::python_error& e) {
+      throw DataSourceError(where() + ": " + method + " raised " + python_message(e));
+    }
+  }
+
+  // The subclass's own `name` (a method, a property or a plain attribute, on the class or
+  // the instance), or an invalid object where it leaves `name` to this class.
+  nb::object member(const char* name) const {
+    nb::handle self = nb_trampoline.base();
+    nb::handle base = nb::type<ConvolutionDataSource>();
+    bool found = false;
+    for (nb::handle cls : self.type().attr("__mro__")) {
+      if (cls.is(base)) break;
+      if (PyMapping_HasKeyString(cls.attr("__dict__").ptr(), name)) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      nb::object dict = nb::getattr(self, "__dict__", nb::none());
+      found = !dict.is_none() && PyMapping_HasKeyString(dict.ptr(), name);
+    }
+    return found ? nb::object(self.attr(name)) : nb::object();
+  }
+
+  // member(name), called when it is a method.
+  nb::object value_of(const char* name) const {
+    nb::object value = member(name);
+    if (value.is_valid() && PyCallable_Check(value.ptr())) return value();
+    return value;
+  }
+
+  nb::object required(const char* name) const {
+    nb::object value = value_of(name);
+    if (!value.is_valid()) {
+      throw DataSourceError(where() + ": the subclass does not define " + name +
+                            "(), which every ConvolutionDataSource needs");
+    }
+    return value;
+  }
+
+  DataSourceError returned_wrong_type(const char* method, const nb::object& value,
+                                      const char* expected) const {
+    return DataSourceError(where() + ": " + method + " returned " + type_name(value) +
+                           "; expected " + expected);
+  }
+
+  AnyArray array_of(const nb::object& value, const char* method) const {
+    AnyArray array;
+    if (!nb::try_cast(value, array)) throw returned_wrong_type(method, value, "a NumPy array");
+    try {
+      require_host_c_contiguous(array, where() + ": " + method);
+    } catch (const Error& e) {
+      throw DataSourceError(e.what());
+    }
+    return array;
+  }
+
+  void check_dtype(const AnyArray& array, DataType type) const {
+    nb::dlpack::dtype expected;
+    const char* name = "";
+    switch (type) {
+      case DataType::f32:
+        expected = nb::dtype<float>();
+        name = "float32";
+        break;
+      case DataType::f16:
+        expected = {static_cast<std::uint8_t>(nb::dlpack::dtype_code::Float), 16, 1};
+        name = "float16";
+        break;
+      case DataType::bf16:
+        expected = nb::dtype<std::uint16_t>();
+        name = "uint16 (the bfloat16 bit patterns)";
+        break;
+      case DataType::u8:
+        throw DataSourceError(where() +
+                              ": data_type() is u8; quantized weights cannot come from Python "
+                              "yet (give f32, f16 or bf16 weights)");
+    }
+    if (!same_dtype(array.dtype(), expected)) {
+      throw DataSourceError(where() + ": weights() returned a " + dtype_name(array.dtype()) +
+                            " array; data_type() is " + to_string(type) + ", which needs " + name);
+    }
+  }
+
+  void release_arrays() const {
+    weights_array_ = nb::object();
+    bias_array_ = nb::object();
+    weights_bytes_.reset();
+    bias_count_.reset();
+  }
+
+  // Held between weights() / bias_terms() and purge(); touched only with the GIL held and
+  // under library_mutex() (the library's calls).
+  mutable nb::object weights_array_, bias_array_;
+  mutable std::optional<std::size_t> weights_bytes_, bias_count_;
+};
 
 }  // namespace
 
@@ -274,12 +544,18 @@ void bind_data_sources(nb::module_& m) {
       .def_prop_ro("decay", &RmsPropOptimizer::decay)
       .def_prop_ro("epsilon", &RmsPropOptimizer::epsilon);
 
-  nb::class_<ConvolutionDataSource>(m, "ConvolutionDataSource",
-                                    "Where a convolution's weights come from. Python subclasses "
-                                    "come in a later version; the library's sources are bound.")
+  nb::class_<ConvolutionDataSource, PyConvolutionDataSource>(
+      m, "ConvolutionDataSource",
+      "Where a convolution's weights come from. Subclass it in Python: define load(), "
+      "purge(), descriptor(), weights() (a NumPy array, OHWI) and, as needed, bias_terms(), "
+      "data_type() (default DataType.f32), label() (default the class name), copy() and "
+      "update(gradient, source_state) (TrainingStyle.cpu). Call super().__init__().")
+      .def(nb::init<>())
       .def_prop_ro("label", &ConvolutionDataSource::label)
       .def_prop_ro("descriptor", &ConvolutionDataSource::descriptor)
       .def_prop_ro("data_type", &ConvolutionDataSource::data_type)
+      .def("copy", &ConvolutionDataSource::copy,
+           "A new, independent source with the same contents.")
       .def("__repr__", [](nb::handle self) {
         const auto& source = nb::cast<const ConvolutionDataSource&>(self);
         return "<" + nb::cast<std::string>(self.type().attr("__name__")) + " '" + source.label() +

@@ -12,4 +12,5 @@ NB_MODULE(_cnngraph, m) {
   bind_nodes(m);
   bind_graph(m);
   bind_io(m);
+  bind_training(m);
 }
