@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -114,7 +115,9 @@ int main(int argc, char** argv) {
       "also save the trained inference graph (no dropout) as a saved graph "
       "(docs/saved-graphs.md) that fashion_mnist_inference --graph and cnngraph run read",
       cxxopts::value<std::string>()->default_value(""))(
-      "plot", "where to write the chart of the loss and accuracy curves (PNG)",
+      "plot",
+      "where to write the chart of the loss and accuracy curves (PNG); the curves also go "
+      "to a CSV beside it (the same name ending .csv)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))("h,help",
                                                                                   "show this help");
   try {
@@ -169,6 +172,9 @@ int main(int argc, char** argv) {
     std::iota(order.begin(), order.end(), 0);
     const int steps = train.count / batch;  // full batches only: the loss weight is 1 / batch
     const std::string plot = args["plot"].as<std::string>();
+    const std::filesystem::path curves = examples::csv_beside(plot);
+    if (curves == std::filesystem::path(plot))
+      throw InvalidArgument("--plot '" + plot + "' ends in .csv, the name of the CSV beside it");
     const std::string chart_title =
         "Fashion-MNIST, reference network: " + std::to_string(train.count) + " training images, " +
         optimizer->name() + ", batch " + std::to_string(batch);
@@ -210,6 +216,7 @@ int main(int argc, char** argv) {
       record.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       train_seconds += record.seconds;
+      record.images_per_second = record.seconds > 0 ? steps * batch / record.seconds : 0.0;
       record.train_loss = steps > 0 ? epoch_loss / steps : 0.0;
       record.train_accuracy = steps > 0 ? 100.0 * epoch_correct / (steps * batch) : 0.0;
       optimizer->set_learning_rate(optimizer->learning_rate() * args["lr-decay"].as<float>());
@@ -220,6 +227,7 @@ int main(int argc, char** argv) {
       history.epochs.push_back(record);
       std::printf("epoch %d: test accuracy %.2f%%\n", epoch, last_accuracy);
       // After every epoch, so that an interrupted run keeps its curves so far.
+      examples::write_training_csv(curves, history);
       if (examples::chart_supported()) examples::write_training_chart(plot, history, chart_title);
       std::fflush(stdout);
     }
@@ -231,7 +239,7 @@ int main(int argc, char** argv) {
       inference.save(saved);
       std::printf("saved the inference graph %s\n", saved.c_str());
     }
-    std::printf("saved checkpoint %s\n", checkpoint.c_str());
+    std::printf("saved checkpoint %s and the curves %s\n", checkpoint.c_str(), curves.c_str());
     if (examples::chart_supported()) {
       std::printf("saved the chart %s (loss and accuracy per epoch)\n", plot.c_str());
     } else {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
@@ -29,6 +30,29 @@ std::vector<double> finite(const std::vector<double>& values) {
 }
 
 }  // namespace
+
+const char* const kTrainingCsvHeader =
+    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,seconds,"
+    "images_per_second";
+
+void write_training_csv(const std::filesystem::path& path, const TrainingHistory& history) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("cannot write the curves " + path.string());
+  out << kTrainingCsvHeader << "\n";
+  for (const EpochRecord& e : history.epochs) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%d,%.6g,%.4f,%.6g,%.4f,%.6g,%.3f,%.1f\n", e.epoch,
+                  e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy, e.learning_rate,
+                  e.seconds, e.images_per_second);
+    out << line;
+  }
+  out.close();
+  if (!out) throw std::runtime_error("cannot write the curves " + path.string());
+}
+
+std::filesystem::path csv_beside(const std::filesystem::path& chart) {
+  return std::filesystem::path(chart).replace_extension(".csv");
+}
 
 AxisRange epoch_axis(int epochs) {
   const int n = std::max(epochs, 1);

@@ -10,12 +10,13 @@ namespace examples {
 
 struct EpochRecord {
   int epoch = 0;
-  double train_loss = 0.0;      // mean loss of the epoch's training batches
-  double train_accuracy = 0.0;  // percent of the epoch's training images classified right
-  double test_loss = 0.0;       // mean cross-entropy over the test images
-  double test_accuracy = 0.0;   // percent
-  double learning_rate = 0.0;   // the epoch's learning rate
-  double seconds = 0.0;         // the epoch's training pass, evaluation not included
+  double train_loss = 0.0;         // mean loss of the epoch's training batches
+  double train_accuracy = 0.0;     // percent of the epoch's training images classified right
+  double test_loss = 0.0;          // mean cross-entropy over the test images
+  double test_accuracy = 0.0;      // percent
+  double learning_rate = 0.0;      // the epoch's learning rate
+  double seconds = 0.0;            // the epoch's training pass, evaluation not included
+  double images_per_second = 0.0;  // training images / seconds
 };
 
 struct TrainingHistory {
@@ -23,6 +24,15 @@ struct TrainingHistory {
   // The running training loss (mean of the last batches) at fractional epochs.
   std::vector<double> batch_epoch, batch_loss;
 };
+
+// The CSV's first line: epoch,train_loss,train_accuracy,test_loss,test_accuracy,
+// learning_rate,seconds,images_per_second (accuracies in percent, docs/training.md).
+extern const char* const kTrainingCsvHeader;
+// The header and one line per epoch. Throws std::runtime_error naming the file when it
+// cannot be written.
+void write_training_csv(const std::filesystem::path& path, const TrainingHistory& history);
+// Where the CSV goes beside a chart: its path with the extension .csv.
+std::filesystem::path csv_beside(const std::filesystem::path& chart);
 
 // A linear axis: [min, max] with major ticks every `tick`.
 struct AxisRange {

@@ -1,9 +1,11 @@
-// The Fashion-MNIST trainer's chart (examples/training_chart.hpp): its axis ranges, and the
-// PNG that PLplot writes where the build has it.
+// The Fashion-MNIST trainer's curves (examples/training_chart.hpp): the CSV, the chart's
+// axis ranges, and the PNG that PLplot writes where the build has it.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <sstream>
+#include <vector>
 
 #include "support.hpp"
 #include "training_chart.hpp"
@@ -38,6 +40,53 @@ std::uint32_t big_endian(const std::string& bytes, std::size_t at) {
   std::uint32_t v = 0;
   for (std::size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(bytes[at + i]);
   return v;
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, separator);) parts.push_back(part);
+  return parts;
+}
+
+TEST(TrainingCsv, HasTheDocumentedColumnsAndOneRowPerEpoch) {
+  const auto path = fresh_test_folder("training_chart") / "curves.csv";
+  auto history = three_epochs();
+  history.epochs[2].images_per_second = 1234.5;
+  examples::write_training_csv(path, history);
+  const auto lines = split(file_contents(path), '\n');
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0],
+            "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,seconds,"
+            "images_per_second");
+  for (int e = 1; e <= 3; ++e) {
+    const auto fields = split(lines[e], ',');
+    ASSERT_EQ(fields.size(), 8u) << lines[e];
+    EXPECT_EQ(fields[0], std::to_string(e));
+    const auto& r = history.epochs[e - 1];
+    EXPECT_NEAR(std::stod(fields[1]), r.train_loss, 1e-6);
+    EXPECT_NEAR(std::stod(fields[2]), r.train_accuracy, 1e-4);
+    EXPECT_NEAR(std::stod(fields[3]), r.test_loss, 1e-6);
+    EXPECT_NEAR(std::stod(fields[4]), r.test_accuracy, 1e-4);
+    EXPECT_NEAR(std::stod(fields[5]), r.learning_rate, 1e-9);
+    EXPECT_NEAR(std::stod(fields[6]), r.seconds, 1e-3);
+  }
+  EXPECT_EQ(split(lines[3], ',')[7], "1234.5");
+}
+
+TEST(TrainingCsv, GoesBesideTheChartWithTheExtensionCsv) {
+  EXPECT_EQ(examples::csv_beside("out/run.png"), std::filesystem::path("out/run.csv"));
+  EXPECT_EQ(examples::csv_beside("chart"), std::filesystem::path("chart.csv"));
+}
+
+TEST(TrainingCsv, UnwritablePathThrowsNamingTheFile) {
+  const auto path = fresh_test_folder("training_chart") / "missing" / "curves.csv";
+  try {
+    examples::write_training_csv(path, three_epochs());
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
 }
 
 TEST(TrainingChart, AccuracyAxisHasAMarginAndIsNotStretchedToTheData) {
@@ -85,8 +134,7 @@ TEST(TrainingChart, LossAxisStartsAtZeroAboveTheLargestLoss) {
 TEST(TrainingChart, WritesAValidPngWherePlplotIsBuilt) {
   const auto path = fresh_test_folder("training_chart") / "chart.png";
   if (!examples::chart_supported()) {
-    EXPECT_THROW(examples::write_training_chart(path, three_epochs(), "title"),
-                 std::runtime_error);
+    EXPECT_THROW(examples::write_training_chart(path, three_epochs(), "title"), std::runtime_error);
     GTEST_SKIP() << "this build has no PLplot (libplplot-dev): no chart to check";
   }
   examples::write_training_chart(path, three_epochs(), "Fashion-MNIST, three epochs");
