@@ -2,9 +2,10 @@
 // reference_network.hpp) on Fashion-MNIST with cnngraph. One set of TrainableDataSources is
 // shared by the training graph and the inference graph, so evaluation sees the trained
 // weights after a reload.
-// Prints a progress bar with loss and images/s, the test accuracy after every epoch, saves a
-// checkpoint and a chart of the loss and accuracy curves (PNG, training_chart.hpp), and with
-// --save-graph the trained inference graph as a saved graph.
+// Prints a progress bar (progress_bar.hpp) and the test and training accuracy and loss after
+// every epoch, writes the curves as a chart (PNG, where PLplot is built) and a CSV beside it
+// (training_chart.hpp) after every epoch, saves a checkpoint, and with --save-graph the
+// trained inference graph as a saved graph.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -225,7 +226,10 @@ int main(int argc, char** argv) {
       record.test_loss = evaluation.loss;
       record.test_accuracy = last_accuracy = evaluation.accuracy;
       history.epochs.push_back(record);
-      std::printf("epoch %d: test accuracy %.2f%%\n", epoch, last_accuracy);
+      std::printf(
+          "epoch %d: test accuracy %.2f%%, test loss %.4f; training accuracy %.2f%%, "
+          "loss %.4f\n",
+          epoch, record.test_accuracy, record.test_loss, record.train_accuracy, record.train_loss);
       // After every epoch, so that an interrupted run keeps its curves so far.
       examples::write_training_csv(curves, history);
       if (examples::chart_supported()) examples::write_training_chart(plot, history, chart_title);
