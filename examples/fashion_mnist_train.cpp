@@ -2,19 +2,23 @@
 // reference_network.hpp) on Fashion-MNIST with cnngraph. One set of TrainableDataSources is
 // shared by the training graph and the inference graph, so evaluation sees the trained
 // weights after a reload.
-// Prints a progress bar with loss and images/s, the test accuracy after every epoch, saves a
-// checkpoint and a PNG plot of the loss and accuracy curves, and with --save-graph the
+// Prints a progress bar (progress_bar.hpp) and the test and training accuracy and loss after
+// every epoch, writes the curves as a chart (PNG, where PLplot is built) and a CSV beside it
+// (training_chart.hpp) after every epoch, saves a checkpoint, and with --save-graph the
 // trained inference graph as a saved graph.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <iostream>
 #include <numeric>
 #include <random>
 
 #include "fashion_mnist.hpp"
-#include "plot_png.hpp"
 #include "progress_bar.hpp"
 #include "reference_network.hpp"
+#include "training_chart.hpp"
 
 using namespace cnngraph;
 
@@ -57,19 +61,29 @@ Image batch_images(const examples::Dataset& data, const std::vector<int>& order,
   return Image::from_floats({count, data.rows, data.columns, 1}, values);
 }
 
-double test_accuracy(Graph& inference, const examples::Dataset& test, int batch) {
+int predicted_class(const float* scores) { return std::max_element(scores, scores + 10) - scores; }
+
+struct Evaluation {
+  double loss = 0.0, accuracy = 0.0;  // mean cross-entropy, percent right
+};
+
+Evaluation evaluate(Graph& inference, const examples::Dataset& test, int batch) {
   std::vector<int> order(test.count);
   std::iota(order.begin(), order.end(), 0);
   int correct = 0;
+  double loss = 0.0;
   for (int start = 0; start < test.count; start += batch) {
     const int n = std::min(batch, test.count - start);
     const auto probabilities = inference.run({batch_images(test, order, start, n)})[0].to_floats();
     for (int i = 0; i < n; ++i) {
       const float* p = probabilities.data() + i * 10;
-      correct += std::max_element(p, p + 10) - p == test.labels[start + i];
+      const int label = test.labels[start + i];
+      correct += predicted_class(p) == label;
+      // A probability that rounds to zero would make the mean infinite.
+      loss -= std::log(std::max(static_cast<double>(p[label]), 1e-30));
     }
   }
-  return 100.0 * correct / test.count;
+  return {loss / test.count, 100.0 * correct / test.count};
 }
 
 }  // namespace
@@ -94,13 +108,17 @@ int main(int argc, char** argv) {
       cxxopts::value<unsigned>()->default_value("1"))(
       "train-images", "use only the first N training images (0: all)",
       cxxopts::value<int>()->default_value("0"))(
+      "test-images", "evaluate on only the first N test images (0: all)",
+      cxxopts::value<int>()->default_value("0"))(
       "checkpoint", "where to save the trained weights (safetensors)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_checkpoint.safetensors"))(
       "save-graph",
       "also save the trained inference graph (no dropout) as a saved graph "
       "(docs/saved-graphs.md) that fashion_mnist_inference --graph and cnngraph run read",
       cxxopts::value<std::string>()->default_value(""))(
-      "plot", "where to write the loss and accuracy curves (PNG)",
+      "plot",
+      "where to write the chart of the loss and accuracy curves (PNG); the curves also go "
+      "to a CSV beside it (the same name ending .csv)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_training.png"))("h,help",
                                                                                   "show this help");
   try {
@@ -111,9 +129,11 @@ int main(int argc, char** argv) {
     }
     const std::string data_dir = args["data-dir"].as<std::string>();
     auto train = examples::load_fashion_mnist(data_dir, "train");
-    const auto test = examples::load_fashion_mnist(data_dir, "t10k");
+    auto test = examples::load_fashion_mnist(data_dir, "t10k");
     if (const int limit = args["train-images"].as<int>(); limit > 0 && limit < train.count)
       train.count = limit;
+    if (const int limit = args["test-images"].as<int>(); limit > 0 && limit < test.count)
+      test.count = limit;
     const int batch = args["batch-size"].as<int>();
     const int epochs = args["epochs"].as<int>();
     if (batch <= 0 || epochs <= 0)
@@ -128,6 +148,7 @@ int main(int argc, char** argv) {
 
     // Training graph: dropout 0.5, softmax cross-entropy summed with weight 1 / batch.
     const auto net = examples::build_reference_network(sources, 0.5f, seed);
+    net.logits->export_from_graph = true;  // the training accuracy
     for (const auto& layer : net.layers) layer->training_style = style;
     LossDescriptor loss_descriptor(LossType::softmax_cross_entropy, ReductionType::sum);
     loss_descriptor.weight = 1.0f / batch;
@@ -151,13 +172,23 @@ int main(int argc, char** argv) {
     std::vector<int> order(train.count);
     std::iota(order.begin(), order.end(), 0);
     const int steps = train.count / batch;  // full batches only: the loss weight is 1 / batch
-    examples::Curve loss_curve{{}, {}, 200, 40, 40}, accuracy_curve{{}, {}, 40, 90, 200};
+    const std::string plot = args["plot"].as<std::string>();
+    const std::filesystem::path curves = examples::csv_beside(plot);
+    if (curves == std::filesystem::path(plot))
+      throw InvalidArgument("--plot '" + plot + "' ends in .csv, the name of the CSV beside it");
+    const std::string chart_title =
+        "Fashion-MNIST, reference network: " + std::to_string(train.count) + " training images, " +
+        optimizer->name() + ", batch " + std::to_string(batch);
+    examples::TrainingHistory history;
     double last_accuracy = 0.0, train_seconds = 0.0;
     for (int epoch = 1; epoch <= epochs; ++epoch) {
       std::shuffle(order.begin(), order.end(), shuffle);
       examples::ProgressBar bar("epoch " + std::to_string(epoch), steps);
-      double running = 0.0;
-      int running_count = 0;
+      examples::EpochRecord record;
+      record.epoch = epoch;
+      record.learning_rate = optimizer->learning_rate();
+      double running = 0.0, epoch_loss = 0.0;
+      int running_count = 0, epoch_correct = 0;
       const auto begin = std::chrono::steady_clock::now();
       for (int step = 0; step < steps; ++step) {
         const Image images = batch_images(train, order, step * batch, batch);
@@ -165,10 +196,14 @@ int main(int argc, char** argv) {
         for (int i = 0; i < batch; ++i) classes[i] = train.labels[order[step * batch + i]];
         const Results results = training.run({images}, {LossLabels::from_classes(classes, 10)});
         running += results.loss();
+        epoch_loss += results.loss();
         ++running_count;
+        const auto logits = results.exported_image(*net.logits).to_floats();
+        for (int i = 0; i < batch; ++i)
+          epoch_correct += predicted_class(logits.data() + i * 10) == classes[i];
         if (running_count == 50 || step + 1 == steps) {
-          loss_curve.x.push_back(epoch - 1 + (step + 1.0) / steps);
-          loss_curve.y.push_back(running / running_count);
+          history.batch_epoch.push_back(epoch - 1 + (step + 1.0) / steps);
+          history.batch_loss.push_back(running / running_count);
           const double seconds =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
           char text[96];
@@ -179,14 +214,25 @@ int main(int argc, char** argv) {
           running_count = 0;
         }
       }
-      train_seconds +=
+      record.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      train_seconds += record.seconds;
+      record.images_per_second = record.seconds > 0 ? steps * batch / record.seconds : 0.0;
+      record.train_loss = steps > 0 ? epoch_loss / steps : 0.0;
+      record.train_accuracy = steps > 0 ? 100.0 * epoch_correct / (steps * batch) : 0.0;
       optimizer->set_learning_rate(optimizer->learning_rate() * args["lr-decay"].as<float>());
       inference.reload_from_data_sources();
-      last_accuracy = test_accuracy(inference, test, 1000);
-      accuracy_curve.x.push_back(epoch);
-      accuracy_curve.y.push_back(last_accuracy);
-      std::printf("epoch %d: test accuracy %.2f%%\n", epoch, last_accuracy);
+      const Evaluation evaluation = evaluate(inference, test, 1000);
+      record.test_loss = evaluation.loss;
+      record.test_accuracy = last_accuracy = evaluation.accuracy;
+      history.epochs.push_back(record);
+      std::printf(
+          "epoch %d: test accuracy %.2f%%, test loss %.4f; training accuracy %.2f%%, "
+          "loss %.4f\n",
+          epoch, record.test_accuracy, record.test_loss, record.train_accuracy, record.train_loss);
+      // After every epoch, so that an interrupted run keeps its curves so far.
+      examples::write_training_csv(curves, history);
+      if (examples::chart_supported()) examples::write_training_chart(plot, history, chart_title);
       std::fflush(stdout);
     }
     const std::string checkpoint = args["checkpoint"].as<std::string>();
@@ -197,10 +243,14 @@ int main(int argc, char** argv) {
       inference.save(saved);
       std::printf("saved the inference graph %s\n", saved.c_str());
     }
-    const std::string plot = args["plot"].as<std::string>();
-    examples::write_plot_png(plot, {{loss_curve}, {accuracy_curve}});
-    std::printf("saved checkpoint %s and plot %s (top: training loss, bottom: test accuracy)\n",
-                checkpoint.c_str(), plot.c_str());
+    std::printf("saved checkpoint %s and the curves %s\n", checkpoint.c_str(), curves.c_str());
+    if (examples::chart_supported()) {
+      std::printf("saved the chart %s (loss and accuracy per epoch)\n", plot.c_str());
+    } else {
+      std::printf(
+          "no chart written: this build has no PLplot (install libplplot-dev and "
+          "plplot-driver-cairo, then configure again)\n");
+    }
     std::printf("training throughput %.0f images/s\n", epochs * steps * batch / train_seconds);
     std::printf("final test accuracy: %.2f%%\n", last_accuracy);
     return 0;
