@@ -1,5 +1,5 @@
-// Element types, image shapes, images (to and from NumPy, copying), devices, precisions and
-// graph options.
+// Element types, image shapes, images (to and from NumPy and DLPack, without a copy where
+// the memory allows), devices, precisions and graph options.
 #include <cstring>
 #include <sstream>
 
@@ -11,6 +11,8 @@ namespace {
 
 constexpr nb::dlpack::dtype float16_dtype{static_cast<std::uint8_t>(nb::dlpack::dtype_code::Float),
                                           16, 1};
+constexpr nb::dlpack::dtype bfloat16_dtype{
+    static_cast<std::uint8_t>(nb::dlpack::dtype_code::Bfloat), 16, 1};
 
 bool same_dtype(const nb::dlpack::dtype& a, const nb::dlpack::dtype& b) {
   return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
@@ -22,9 +24,10 @@ DataType data_type_of(const AnyArray& array) {
   if (same_dtype(dtype, nb::dtype<float>())) return DataType::f32;
   if (same_dtype(dtype, float16_dtype)) return DataType::f16;
   if (same_dtype(dtype, nb::dtype<std::uint8_t>())) return DataType::u8;
+  if (same_dtype(dtype, bfloat16_dtype)) return DataType::bf16;
   throw InvalidArgument("Image: the array's dtype is " + dtype_name(dtype) +
-                        "; an image takes float32, float16 or uint8 (normalized: v / 255) "
-                        "elements (convert with array.astype(numpy.float32))");
+                        "; an image takes float32, float16, bfloat16 (DLPack) or uint8 "
+                        "(normalized: v / 255) elements (convert with array.astype(numpy.float32))");
 }
 
 nb::dlpack::dtype dlpack_dtype(DataType type) {
@@ -36,9 +39,9 @@ nb::dlpack::dtype dlpack_dtype(DataType type) {
     case DataType::u8:
       return nb::dtype<std::uint8_t>();
     case DataType::bf16:
-      break;
+      return bfloat16_dtype;
   }
-  throw Unsupported("Image: NumPy has no element type for " + to_string(type));
+  throw Unsupported("Image: no array element type for " + to_string(type));
 }
 
 std::string shape_text(const AnyArray& array) {
@@ -70,10 +73,65 @@ void transpose_copy(const std::byte* from, std::byte* to, const ImageShape& shap
   }
 }
 
+// Keeps `value` (an array, an image) alive for as long as an Image's storage or an exported
+// array needs it. The last holder may be a library thread, so the release takes the GIL;
+// after the interpreter has gone there is nothing left to release.
+template <typename T>
+std::shared_ptr<const void> owner_of(T value) {
+  return std::shared_ptr<const void>(new T(std::move(value)), [](const void* p) {
+    auto* held = static_cast<T*>(const_cast<void*>(p));
+    if (!Py_IsInitialized()) return;
+    nb::gil_scoped_acquire gil;
+    delete held;
+  });
+}
+
+const char* layout_name(bool nchw) {
+  return nchw ? "NCHW (batch, channels, height, width)" : "NHWC (batch, height, width, channels)";
+}
+
+// Whether an array's elements lie in NHWC order without gaps: a C-contiguous NHWC array, or
+// an NCHW-shaped one in channels-last memory (PyTorch's torch.channels_last). Dimensions of
+// size 1 may have any stride.
+bool memory_is_nhwc(const AnyArray& array, bool nchw) {
+  const std::size_t order[4] = {0, 1, 2, 3};
+  const std::size_t channels_last[4] = {0, 2, 3, 1};
+  const std::size_t* dims = nchw ? channels_last : order;
+  std::int64_t expected = 1;
+  for (std::size_t i = 4; i-- > 0;) {
+    const std::size_t d = dims[i];
+    if (array.shape(d) != 1 && array.stride(d) != expected) return false;
+    expected *= static_cast<std::int64_t>(array.shape(d));
+  }
+  return true;
+}
+
+bool is_c_contiguous(const AnyArray& array) {
+  std::int64_t expected = 1;
+  for (std::size_t i = array.ndim(); i-- > 0;) {
+    if (array.shape(i) != 1 && array.stride(i) != expected) return false;
+    expected *= static_cast<std::int64_t>(array.shape(i));
+  }
+  return true;
+}
+
+// The device an array's memory is on, or Unsupported for memory images cannot live in.
+Device device_of(const AnyArray& array) {
+  if (array.device_type() == nb::device::cpu::value) return Device::cpu();
+  if (array.device_type() == nb::device::cuda::value) return Device::cuda(array.device_id());
+  throw Unsupported("Image: the array is in memory of DLPack device type " +
+                    std::to_string(array.device_type()) +
+                    "; an image takes host (CPU) or CUDA device memory");
+}
+
+bool same_place(const Device& a, const Device& b) {
+  const bool a_host = a.kind() != DeviceKind::cuda, b_host = b.kind() != DeviceKind::cuda;
+  return a_host == b_host && (a_host || a == b);
+}
+
 Image image_from_array(const AnyArray& array, bool nchw, std::optional<DataType> type,
-                       std::optional<Device> device) {
-  const char* layout =
-      nchw ? "NCHW (batch, channels, height, width)" : "NHWC (batch, height, width, channels)";
+                       std::optional<Device> device, std::optional<bool> copy) {
+  const char* layout = layout_name(nchw);
   if (array.ndim() != 4) {
     throw ShapeError("Image: the array has " + std::to_string(array.ndim()) +
                      " dimensions, shape " + shape_text(array) + "; an image is 4-dimensional, " +
@@ -87,42 +145,105 @@ Image image_from_array(const AnyArray& array, bool nchw, std::optional<DataType>
     }
   }
   const DataType stored = data_type_of(array);
-  require_host_c_contiguous(array, "Image");
+  const Device where = device_of(array);
   const auto d = [&](std::size_t i) { return static_cast<int>(array.shape(i)); };
   const ImageShape shape =
       nchw ? ImageShape{d(0), d(2), d(3), d(1)} : ImageShape{d(0), d(1), d(2), d(3)};
-  Image image(shape, stored);
-  const auto* from = static_cast<const std::byte*>(array.data());
-  if (nchw) {
-    transpose_copy(from, image.data(), shape, size_of(stored), true);
-  } else {
-    std::memcpy(image.data(), from, image.size_in_bytes());
+  const bool nhwc_memory = memory_is_nhwc(array, nchw);
+  if (!nhwc_memory && !(nchw && is_c_contiguous(array))) {
+    throw InvalidArgument("Image: the array (shape " + shape_text(array) +
+                          ") is not C-contiguous " + layout +
+                          (nchw ? " or channels-last" : "") +
+                          "; pass numpy.ascontiguousarray(array) (or tensor.contiguous())");
   }
-  if (type && *type != stored) image = image.converted_to(*type);
-  if (device) image = image.to(*device);
-  return image;
+  auto* data = static_cast<std::byte*>(const_cast<void*>(array.data()));
+  const bool aligned = reinterpret_cast<std::uintptr_t>(data) % size_of(stored) == 0;
+  const bool type_kept = !type || *type == stored;
+  const bool place_kept = !device || same_place(*device, where);
+  if (nhwc_memory && aligned && type_kept && place_kept && copy != true) {
+    // Another library's kernels may still be writing a CUDA array (DLPack hands it over
+    // without its stream): wait for them before the graph reads it.
+    if (where.kind() == DeviceKind::cuda) where.synchronize();
+    return Image::wrap(shape, stored, data, where, owner_of(array));
+  }
+  if (copy == false) {
+    const std::string why = !nhwc_memory ? "its NCHW elements must be transposed to NHWC"
+                            : !aligned   ? "its data is not aligned to its element size"
+                            : !type_kept ? "its elements must be converted to " + to_string(*type)
+                                         : "it must be copied to " + device->name();
+    throw InvalidArgument("Image: copy=False, but the array cannot be used without a copy: " +
+                          why);
+  }
+  // A host image with the array's elements in NHWC order. CUDA memory comes to the host
+  // first, read as an image of the array's own dimensions (the same bytes).
+  const std::byte* from = data;
+  Image staged;
+  if (where.kind() == DeviceKind::cuda) {
+    if (!aligned) {
+      throw Unsupported("Image: the CUDA array's data is not aligned to its element size");
+    }
+    where.synchronize();
+    staged = Image::wrap({d(0), d(1), d(2), d(3)}, stored, data, where, owner_of(array))
+                 .to(Device::cpu());
+    from = staged.data();
+  }
+  Image host(shape, stored);
+  if (nhwc_memory) {
+    std::memcpy(host.data(), from, host.size_in_bytes());
+  } else {
+    transpose_copy(from, host.data(), shape, size_of(stored), true);
+  }
+  if (!type_kept) host = host.converted_to(*type);
+  const Device target = device ? *device : where;
+  return host.to(target);
 }
 
-nb::object image_to_numpy(const Image& image, bool nchw) {
+// An array over an image's storage, which it keeps alive: NHWC, or with nchw an NCHW view
+// of the same memory (strides, no copy). `framework` picks the Python type.
+template <typename Framework>
+nb::object array_view(const Image& image, bool nchw) {
+  const ImageShape& s = image.shape();
+  const auto u = [](int v) { return static_cast<std::size_t>(v); };
+  const auto i = [](int v) { return static_cast<std::int64_t>(v); };
+  const std::size_t nhwc_shape[4] = {u(s.batch), u(s.height), u(s.width), u(s.channels)};
+  const std::size_t nchw_shape[4] = {u(s.batch), u(s.channels), u(s.height), u(s.width)};
+  const std::int64_t nchw_strides[4] = {i(s.height) * i(s.width) * i(s.channels), 1,
+                                        i(s.width) * i(s.channels), i(s.channels)};
+  auto* held = new Image(image);
+  nb::capsule owner(held, [](void* p) noexcept { delete static_cast<Image*>(p); });
+  const bool cuda = !image.is_on_host();
+  return nb::cast(nb::ndarray<Framework>(
+      const_cast<std::byte*>(image.data()), 4, nchw ? nchw_shape : nhwc_shape, owner,
+      nchw ? nchw_strides : nullptr, dlpack_dtype(image.data_type()),
+      cuda ? nb::device::cuda::value : nb::device::cpu::value, cuda ? image.device().index() : 0));
+}
+
+nb::object image_to_numpy(const Image& image, bool nchw, bool copy) {
   if (image.empty()) throw InvalidArgument("Image.numpy: the image is empty");
   Image host = image.is_on_host() ? image : image.to(Device::cpu());
   if (host.data_type() == DataType::bf16) host = host.converted_to(DataType::f32);
-  const ImageShape& s = host.shape();
-  const std::size_t bytes = host.size_in_bytes();
-  auto buffer = std::make_unique<std::byte[]>(bytes);
-  if (nchw) {
-    transpose_copy(host.data(), buffer.get(), s, size_of(host.data_type()), false);
-  } else {
-    std::memcpy(buffer.get(), host.data(), bytes);
+  const bool shares = host.data() == image.data();
+  if (shares && !copy) return array_view<nb::numpy>(host, nchw);
+  if (shares) {
+    Image own(host.shape(), host.data_type());
+    std::memcpy(own.data(), host.data(), host.size_in_bytes());
+    host = own;
   }
-  const auto u = [](int v) { return static_cast<std::size_t>(v); };
-  const std::size_t shape[4] = {u(s.batch), nchw ? u(s.channels) : u(s.height),
-                                nchw ? u(s.height) : u(s.width), nchw ? u(s.width) : u(s.channels)};
-  std::byte* data = buffer.get();
-  nb::capsule owner(buffer.release(),
-                    [](void* p) noexcept { delete[] static_cast<std::byte*>(p); });
-  return nb::cast(
-      nb::ndarray<nb::numpy>(data, 4, shape, owner, nullptr, dlpack_dtype(host.data_type())));
+  // A copy is C-contiguous in the order asked for.
+  nb::object array = array_view<nb::numpy>(host, nchw);
+  return nchw ? array.attr("copy")() : array;
+}
+
+// DLPack export: the image's own memory, host or CUDA. Results of a run are complete when
+// they are returned, so the consumer's stream needs no synchronization.
+nb::object image_dlpack(const Image& image, nb::kwargs kwargs) {
+  if (image.empty()) throw InvalidArgument("Image.__dlpack__: the image is empty");
+  return array_view<nb::array_api>(image, false).attr("__dlpack__")(**kwargs);
+}
+
+nb::tuple image_dlpack_device(const Image& image) {
+  if (image.is_on_host()) return nb::make_tuple(static_cast<int>(nb::device::cpu::value), 0);
+  return nb::make_tuple(static_cast<int>(nb::device::cuda::value), image.device().index());
 }
 
 Device device_from_name(const std::string& name) {
@@ -306,43 +427,71 @@ void bind_images(nb::module_& m) {
       .def("__str__", [](const ImageShape& s) { return to_string(s); });
 
   nb::class_<Image>(m, "Image",
-                    "A batch of images in NHWC layout on a device. Made from a NumPy array "
-                    "(copied) or zero-filled from a shape; numpy() copies it out.")
+                    "A batch of images in NHWC layout on a device. Made from a NumPy array, a "
+                    "DLPack tensor (PyTorch, CuPy, JAX; host or CUDA) without a copy where the "
+                    "memory allows, or zero-filled from a shape.")
       .def(nb::init<ImageShape, DataType>(), "shape"_a, "data_type"_a = DataType::f32,
            "A zero-filled batch of `shape`.")
       .def(
           "__init__",
           [](Image* self, const AnyArray& array, bool nchw, std::optional<DataType> data_type,
-             std::optional<Device> device) {
-            new (self) Image(image_from_array(array, nchw, data_type, device));
+             std::optional<Device> device, std::optional<bool> copy) {
+            new (self) Image(image_from_array(array, nchw, data_type, device, copy));
           },
           "array"_a, nb::kw_only(), "nchw"_a = false, "data_type"_a = nb::none(),
-          "device"_a = nb::none(),
-          "A copy of a 4-D C-contiguous float32, float16 or uint8 array: NHWC, or NCHW with "
-          "nchw=True. data_type converts the elements, device copies the image there.")
+          "device"_a = nb::none(), "copy"_a = nb::none(),
+          "A 4-D float32, float16, bfloat16 or uint8 array or tensor: NHWC, or NCHW with "
+          "nchw=True. Without a copy (the image shares the array's memory and keeps the array "
+          "alive) when its elements lie in NHWC order (C-contiguous NHWC, or channels-last "
+          "NCHW), aligned, and neither data_type nor device asks for a change; otherwise a "
+          "copy. copy=True always copies; copy=False raises instead of copying.")
       .def_prop_ro("shape", &Image::shape)
       .def_prop_ro("data_type", &Image::data_type)
       .def_prop_ro("device", &Image::device)
       .def_prop_ro("size_in_bytes", &Image::size_in_bytes)
       .def_prop_ro("is_on_host", &Image::is_on_host)
+      .def_prop_ro(
+          "data_ptr",
+          [](const Image& image) { return reinterpret_cast<std::uintptr_t>(image.data()); },
+          "The address of the image's storage (host or device memory), as an int.")
       .def("to", &Image::to, "device"_a, "A copy on `device` (this image when already there).")
       .def("converted_to", &Image::converted_to, "data_type"_a,
            "A host copy in another element type.")
-      .def("numpy", &image_to_numpy, nb::kw_only(), "nchw"_a = false,
-           "A NumPy copy: NHWC (or NCHW with nchw=True), float32, float16 or uint8 as stored "
-           "(bf16 as float32).")
+      .def("numpy", &image_to_numpy, nb::kw_only(), "nchw"_a = false, "copy"_a = false,
+           "The image as a NumPy array: a view of a host image's own memory (NHWC, or with "
+           "nchw=True an NCHW view with strides), which keeps the image alive; a copy for a "
+           "CUDA or bf16 image (bf16 as float32), or with copy=True (C-contiguous).")
       .def(
           "__array__",
-          [](const Image& image, nb::handle dtype, nb::handle) {
-            nb::object array = image_to_numpy(image, false);
+          [](const Image& image, nb::handle dtype, std::optional<bool> copy) {
+            const bool shares = image.is_on_host() && image.data_type() != DataType::bf16;
+            if (copy == false && (!shares || !dtype.is_none())) {
+              throw InvalidArgument(
+                  "Image.__array__: copy=False, but the image must be copied (it is on " +
+                  image.device().name() + ", or its elements must be converted)");
+            }
+            nb::object array = image_to_numpy(image, false, copy.value_or(false));
             return dtype.is_none() ? array : array.attr("astype")(dtype);
           },
           "dtype"_a = nb::none(), "copy"_a = nb::none())
+      .def("__dlpack__", &image_dlpack,
+           "DLPack export of the image's own memory (host or CUDA, NHWC), for "
+           "torch.from_dlpack and other array libraries.")
+      .def("__dlpack_device__", &image_dlpack_device)
       .def("__repr__", [](const Image& image) {
         if (image.empty()) return std::string("Image()");
         return "Image(" + to_string(image.shape()) + ", " + to_string(image.data_type()) + ", " +
                image.device().name() + ")";
       });
+
+  m.def(
+      "from_dlpack",
+      [](const AnyArray& array, bool nchw) {
+        return image_from_array(array, nchw, std::nullopt, std::nullopt, false);
+      },
+      "array"_a, nb::kw_only(), "nchw"_a = false,
+      "An Image sharing the memory of a DLPack tensor or array (host or CUDA) without a copy; "
+      "InvalidArgument when its memory does not allow that (see Image(array)).");
 
   nb::enum_<Precision>(m, "Precision", "Arithmetic of intermediates and filters.")
       .value("f32", Precision::f32)

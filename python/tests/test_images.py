@@ -6,7 +6,7 @@ import pytest
 import cnngraph as cg
 
 
-def test_an_image_copies_an_nhwc_float32_array_and_gives_it_back(rng):
+def test_an_image_shares_an_nhwc_float32_array_and_gives_it_back(rng):
     a = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     image = cg.Image(a)
     assert image.shape == cg.ImageShape(batch=2, height=3, width=4, channels=5)
@@ -16,8 +16,11 @@ def test_an_image_copies_an_nhwc_float32_array_and_gives_it_back(rng):
     out = image.numpy()
     assert out.dtype == np.float32 and out.shape == a.shape
     np.testing.assert_array_equal(out, a)
-    a[0, 0, 0, 0] = 100.0  # a copy: the image keeps its own elements
-    assert image.numpy()[0, 0, 0, 0] != 100.0
+    a[0, 0, 0, 0] = 100.0  # no copy: the image is the array's memory
+    assert image.numpy()[0, 0, 0, 0] == 100.0
+    copied = cg.Image(a, copy=True)
+    a[0, 0, 0, 0] = 0.0
+    assert copied.numpy()[0, 0, 0, 0] == 100.0
     np.testing.assert_array_equal(np.asarray(image), out)
 
 
