@@ -389,6 +389,9 @@ void bind_images(nb::module_& m) {
                   "absent.")
       .def_static("cuda_device_count", &Device::cuda_device_count,
                   "How many CUDA devices this build can use (0 without the CUDA backend).")
+      .def("synchronize", &Device::synchronize, nb::call_guard<nb::gil_scoped_release>(),
+           "Waits until the work queued on this device (by any library of this process) is "
+           "done.")
       .def_prop_ro("kind", &Device::kind)
       .def_prop_ro("index", &Device::index)
       .def_prop_ro("name", &Device::name)
