@@ -405,14 +405,14 @@ TEST(CudaTraining, BinaryWeightBitsFollowTheDevicesOwnUpdates) {
     for (int step = 0; step < 3; ++step)
       graph.run({threshold_free_image(shape, rng)}, {LossLabels(targets)});
     EXPECT_EQ(detail::parameter_downloads(), before) << "the steps copied weights to the host";
-    const std::vector<float> now = source->current_weights();
+    const std::vector<float> now = source->current_weights(), now_bias = source->current_bias();
     std::size_t flipped = 0;
     for (std::size_t i = 0; i < now.size(); ++i) flipped += (now[i] >= 0) != (initial[i] >= 0);
     ASSERT_GT(flipped, 0u) << "no sign changed: the test shows nothing";
     const Image images = threshold_free_image(shape, rng);
     const float device_loss = graph.run({images}, {LossLabels(targets)}).loss();
     // The reference's forward on the weights the device held before that step.
-    auto held = std::make_shared<ArrayDataSource>("held", d, now, source->current_bias());
+    auto held = std::make_shared<ArrayDataSource>("held", d, now, now_bias);
     auto reference_node =
         std::make_shared<BinaryConvolutionNode>(x, held, 0.25f, BinaryConvolutionType::xnor);
     reference_node->padding_policy = PaddingPolicy::same();
