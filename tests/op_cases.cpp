@@ -393,8 +393,8 @@ std::string two(const char* letter, int y, int x) {
 std::vector<OpCase> make_cases() {
   std::vector<OpCase> cases;
   const auto add = [&](std::string problem, double f32, double gradient_f32 = -1.0,
-                       double cuda_scale = 1.0, bool cuda_gradient = true) {
-    cases.push_back({std::move(problem), f32, gradient_f32, cuda_scale, cuda_gradient});
+                       double cuda_scale = 1.0) {
+    cases.push_back({std::move(problem), f32, gradient_f32, cuda_scale});
   };
 
   // Convolution: random descriptors (dense, grouped, depthwise; strides, dilations, six
@@ -442,12 +442,23 @@ std::vector<OpCase> make_cases() {
       }
   add("tconv n2 c6 h5 w4 k4 r3 s1 g2 pad=same", 1e-5, 1e-4);
   add("tconv n2 c6 h5 w4 k4 r3 s2 g2 pad=same", 1e-5, 1e-4);
+  // Trained: the weight and bias gradients too (the adjoint's weight gradient, transposed
+  // back). valid/tl pads the adjoint convolution past its window's extent.
+  add("tconv n2 c6 h5 w4 k4 r3 s2 g2 pad=same train", 1e-5, 1e-4);
+  add("tconv n2 c5 h6 w7 k3 r4 s1 d2x1 pad=full train", 1e-5, 1e-4);
+  add("tconv n2 c5 h6 w7 k3 r3 s2 pad=valid/tl train", 1e-5, 1e-4);
+  add("tconv n3 c4 h5 w5 k6 r2x3 s3x2 pad=valid/br nobias train", 1e-5, 1e-4);
+  // Weight gradients of convolutions whose padding reaches past the window (windows wholly
+  // in the padding): CUDA pads the source explicitly for cuDNN's backward filter.
+  add("conv n2 c4 h6 w5 k3 r2 s2 pad=1,3,1,2 train", 2e-5, 1e-4);
+  add("conv n2 c3 h7 w7 k5 r3 d2 pad=4,1,0,6 train", 2e-5, 1e-4);
+  add("conv n3 c4 h5 w6 k4 r1x3 g2 pad=0,2,2,3 train", 2e-5, 1e-4);
+  add("conv n2 c5 h6 w6 k4 r3 pad=same train", 2e-5, 1e-4);
 
   // Binary convolution: every type, with and without the per-channel terms; the CPU
   // gradient (straight-through estimator) with weights and inputs over [-1.5, 1.5], where
   // the pass-through masks cut some (float inputs: sums of up to 6400 terms in another order,
-  // 1e-4; binary_convolution_test compares integer inputs exactly). CUDA has no binary
-  // gradient kernel.
+  // 1e-4; binary_convolution_test compares integer inputs exactly).
   {
     struct Binary {
       int n, h, w, c, k, r, s, d, g;
@@ -467,7 +478,12 @@ std::vector<OpCase> make_cases() {
                   std::to_string(b.r) + " s" + std::to_string(b.s) + " d" + std::to_string(b.d) +
                   " g" + std::to_string(b.g) + (b.same ? " pad=same" : "") + " type=" + type +
                   " x=-1.5:1.5 wt=-1.5:1.5 train" + terms,
-              1e-4, 1e-4, 1.0, false);
+              1e-4, 1e-4);
+    // The gradient with beta scaling (beta held constant), trained.
+    for (const char* type : {"xnor", "and", "weights"})
+      add(std::string("binconv n2 c70 h8 w9 k12 r3 s2 pad=same type=") + type +
+              " scale=0.25 x=-1.5:1.5 wt=-1.5:1.5 terms beta train",
+          1e-4, 1e-4);
     // Channels per group that fill whole words and that do not, output counts that are
     // and are not a multiple of eight, groups, a stride; beta scaling.
     struct Shape {

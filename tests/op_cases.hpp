@@ -39,8 +39,6 @@ struct OpCase {
   double gradient_f32 = -1.0;
   // CUDA's tolerances are cuda_support.hpp's per precision, times this.
   double cuda_scale = 1.0;
-  // CUDA has no gradient kernel for some ops (binary convolution): forward only there.
-  bool cuda_gradient = true;
 
   bool has_gradient() const { return gradient_f32 >= 0.0; }
   // The tolerance on `device` (cpu or cuda) in `precision`, for the result or a gradient.

@@ -136,6 +136,7 @@ AdjointWeights::AdjointWeights(std::shared_ptr<const PreparedWeights> weights)
   adjoint->bias.assign(d.input_feature_channels, 0.0f);
   transpose_weights(*source, adjoint->weights);
   adjoint->version = source->version;
+  adjoint->trained = source->trained;  // device kernels then keep no rearranged copy of it
 }
 
 void AdjointWeights::refresh() const {

@@ -22,6 +22,7 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op&, const GraphOp
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose_gradient(const Op&, const GraphOptions&,
                                                                   Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op&, const GraphOptions&, Context&);
 // Gradients (training_kernels.cpp).
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);

@@ -163,13 +163,13 @@ const KernelCandidate<Context> cuda_kernels[] = {
      make_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "cuda:batch_normalization_gradient",
      make_batch_normalization_gradient},
+    {OpKind::binary_convolution_gradient, "cuda:binary_convolution_gradient",
+     make_binary_convolution_gradient},
 };
 
-// Op kinds with no CUDA kernel: a graph with one runs on the CPU devices.
-const UnsupportedOpKind cuda_unsupported[] = {
-    {OpKind::binary_convolution_gradient,
-     "binary convolutions are inference-only on CUDA (no binary_convolution_gradient kernel)"},
-};
+// The CUDA backend takes every op kind.
+const UnsupportedOpKind cuda_unsupported_storage[1] = {};
+constexpr std::span<const UnsupportedOpKind> cuda_unsupported(cuda_unsupported_storage, 0);
 
 constexpr const char* cuda_hint =
     "docs/cuda.md lists what trains on CUDA; the rest runs on the CPU devices";

@@ -10,12 +10,70 @@
 #include "backends/cuda/cudnn/cudnn_graph.hpp"
 #include "backends/cuda/kernels/channel_reduction.hpp"
 #include "backends/cuda/kernels/elementwise.hpp"
+#include "backends/cuda/kernels/pooling_softmax.hpp"
 #include "backends/cuda/kernels/training_ops.hpp"
 #include "cnngraph/errors.hpp"
 
 namespace cnngraph::detail::cuda {
 
 namespace {
+
+// cuDNN's backward filter for `forward` (dw in the storage type). Where the padding reaches
+// past the window's extent (a window wholly in the padding), cuDNN's f32 engines gave wrong
+// sums (H100, cuDNN 9): there the source is first padded with zeros into scratch, over
+// exactly the rows and columns the windows cover, and the plan is the same convolution
+// without padding, whose sums are the same.
+class FilterGradient {
+ public:
+  // False when no cuDNN engine takes it.
+  bool build(const ConvolutionOp& forward, const GraphOptions& options, Context& context) {
+    const auto beyond = [](const AxisGeometry& axis) {
+      return axis.pad_before >= axis.kernel_size || axis.pad_after >= axis.kernel_size;
+    };
+    if (!beyond(forward.y) && !beyond(forward.x)) {
+      plan_ = backward_filter_plan(forward, options, context);
+      return plan_ != nullptr;
+    }
+    ConvolutionOp unpadded = forward;
+    unpadded.post_ops.clear();
+    const auto cover = [](AxisGeometry& axis) {
+      axis.source_size = (axis.result_size - 1) * axis.stride + axis.kernel_size;
+      axis.pad_before = axis.pad_after = 0;
+    };
+    cover(unpadded.y);
+    cover(unpadded.x);
+    const ImageShape& in = forward.src_shapes[0];
+    const ImageShape padded{in.batch, unpadded.y.source_size, unpadded.x.source_size, in.channels};
+    unpadded.src_shapes = {padded};
+    pad_.name = forward.name;
+    pad_.src_shapes = {in};
+    pad_.dst_shape = padded;
+    pad_.top = forward.y.pad_before;
+    pad_.left = forward.x.pad_before;
+    padded_source_ = context.memory->allocate(padded.elements() * size_of(context.storage),
+                                              forward.name + " zero-padded source");
+    plan_ = backward_filter_plan(unpadded, options, context);
+    return plan_ != nullptr;
+  }
+
+  void run(Context& context, const void* x, void* dw, const void* dy) {
+    if (padded_source_) {
+      padding(context.storage, pad_, x, padded_source_.get(), context.stream);
+      x = padded_source_.get();
+    }
+    run_backward_filter(*plan_, context, x, dw, dy, pointers_);
+  }
+
+  std::string implementation() const {
+    return (padded_source_ ? "cuda:padding + " : "") + ("cudnn:backward_filter:" + plan_->engine);
+  }
+
+ private:
+  std::shared_ptr<Plan> plan_;
+  PaddingOp pad_;
+  std::shared_ptr<std::byte[]> padded_source_;
+  std::vector<void*> pointers_;
+};
 
 class CudnnConvolutionGradient : public Kernel {
  public:
@@ -42,8 +100,8 @@ class CudnnConvolutionGradient : public Kernel {
       if (!data_plan_) return "no cuDNN engine for backward data";
     }
     if (op_.parameters) {
-      filter_plan_ = backward_filter_plan(forward, options, context_);
-      if (!filter_plan_) return "no cuDNN engine for backward filter";
+      if (!filter_.build(forward, options, context_)) return "no cuDNN engine for backward filter";
+      trains_ = true;
       trained_ = device_training_buffers(*forward.weights, context_);
       if (context_.storage != DataType::f32) {
         storage_dw_ = context_.memory->allocate(trained_->weight_count * element,
@@ -75,9 +133,9 @@ class CudnnConvolutionGradient : public Kernel {
     }
     if (data_plan_)
       run_backward_data(*data_plan_, context_, *weights_, dy, args.dst, data_pointers_);
-    if (filter_plan_) {
+    if (trains_) {
       void* dw = storage_dw_ ? storage_dw_.get() : trained_->weights_gradient.get();
-      run_backward_filter(*filter_plan_, context_, x, dw, dy, filter_pointers_);
+      filter_.run(context_, x, dw, dy);
       if (storage_dw_) {
         convert(storage_dw_.get(), context_.storage, trained_->weights_gradient.get(),
                 DataType::f32, trained_->weight_count, context_.stream);
@@ -95,8 +153,8 @@ class CudnnConvolutionGradient : public Kernel {
     if (pre_activation_kernel_) name += "recompute:" + pre_activation_kernel_->implementation();
     if (data_plan_)
       name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
-    if (filter_plan_) {
-      name += (name.empty() ? "" : " + ") + ("cudnn:backward_filter:" + filter_plan_->engine);
+    if (trains_) {
+      name += (name.empty() ? "" : " + ") + filter_.implementation();
       if (reduction_scratch_) name += " + cuda:channel_sums";
     }
     return name;
@@ -111,10 +169,83 @@ class CudnnConvolutionGradient : public Kernel {
   DeviceNeuron neuron_;
   std::vector<std::shared_ptr<std::byte[]>> keep_;
   std::shared_ptr<std::byte[]> pre_activation_, scaled_dy_;
-  std::shared_ptr<Plan> data_plan_, filter_plan_;
+  std::shared_ptr<Plan> data_plan_;
+  FilterGradient filter_;
+  bool trains_ = false;
   std::shared_ptr<DeviceTrainingBuffers> trained_;
   std::shared_ptr<std::byte[]> storage_dw_, reduction_scratch_;
-  std::vector<void*> data_pointers_, filter_pointers_;
+  std::vector<void*> data_pointers_;
+};
+
+// The gradient of a transposed convolution: the input gradient by the adjoint convolution
+// (a forward convolution kernel) and, when trained, the weight gradient as the adjoint's
+// (backward filter with dz as its source and y as its dy), its channel axes swapped back
+// into the transpose's layout in f32, and the bias gradient as dz's per-channel sums. Where
+// the weights are trained, the adjoint's device copy is re-derived from the trained copy
+// on the device before each run, so that it follows every update without a host copy.
+class TransposeGradient : public Kernel {
+ public:
+  TransposeGradient(const ConvolutionTransposeGradientOp& op, Context& context,
+                    std::unique_ptr<Kernel> input)
+      : op_(op), context_(context), input_(std::move(input)) {}
+
+  std::string build(const GraphOptions& options) {
+    const PreparedWeights& own = *op_.weights->source;
+    if (own.trained || op_.parameters) trained_ = device_training_buffers(own, context_);
+    if (own.trained) adjoint_ = device_weights(*op_.weights->adjoint, context_);
+    if (!op_.parameters) return {};
+    if (!filter_.build(op_.weights_gradient.forward, options, context_))
+      return "no cuDNN engine for backward filter";
+    adjoint_dw_ = context_.memory->allocate(trained_->weight_count * size_of(context_.storage),
+                                            op_.name + " weight gradient");
+    if (own.has_bias) {
+      const ImageShape& dz = op_.input_gradient.src_shapes[0];
+      reduction_scratch_ = context_.memory->allocate(
+          channel_reduction_scratch_bytes(dz.elements() / dz.channels, dz.channels),
+          op_.name + " bias gradient");
+    }
+    return {};
+  }
+
+  void run(const KernelArgs& args) override {
+    const ConvolutionDescriptor& d = op_.weights->source->descriptor;
+    const int G = d.groups, Og = d.output_feature_channels / G, Ig = d.input_feature_channels / G;
+    const int taps = d.kernel_height * d.kernel_width;
+    if (adjoint_) {
+      swap_weight_channels(context_.storage, trained_->kernel_copy->weights.get(), context_.storage,
+                           adjoint_->weights.get(), G, Ig, Og, taps, context_.stream);
+    }
+    input_->run({{args.srcs[0]}, args.dst, args.batch});
+    if (!op_.parameters) return;
+    const void* dz = args.srcs[0];
+    filter_.run(context_, dz, adjoint_dw_.get(), args.srcs[1]);
+    swap_weight_channels(context_.storage, adjoint_dw_.get(), DataType::f32,
+                         trained_->weights_gradient.get(), G, Og, Ig, taps, context_.stream);
+    if (reduction_scratch_) {
+      const ImageShape& shape = op_.input_gradient.src_shapes[0];
+      channel_sums(context_.storage, dz, shape.elements() / shape.channels, shape.channels, 1.0f,
+                   trained_->bias_gradient_f32(),
+                   reinterpret_cast<float*>(reduction_scratch_.get()), context_.stream);
+    }
+  }
+
+  std::string implementation() const override {
+    std::string name = input_->implementation();
+    if (op_.parameters) {
+      name += " + " + filter_.implementation() + " + cuda:swap_weight_channels";
+      if (reduction_scratch_) name += " + cuda:channel_sums";
+    }
+    return name;
+  }
+
+ private:
+  const ConvolutionTransposeGradientOp& op_;
+  Context& context_;
+  std::unique_ptr<Kernel> input_;
+  std::shared_ptr<DeviceTrainingBuffers> trained_;
+  std::shared_ptr<DeviceWeights> adjoint_;
+  FilterGradient filter_;
+  std::shared_ptr<std::byte[]> adjoint_dw_, reduction_scratch_;
 };
 
 }  // namespace
@@ -133,19 +264,6 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
       (!forward.post_ops.empty() && forward.post_ops[0].kind != PostOp::Kind::neuron)) {
     return decline("post-ops besides the descriptor's neuron");
   }
-  // cuDNN's backward-filter engines were seen wrong (f32, H100, cuDNN 9) where a window
-  // lies wholly in the padding (padding past the kernel's extent): refused, not guessed.
-  const auto beyond = [](const AxisGeometry& axis, int dilation) {
-    const int extent = (axis.kernel_size - 1) * dilation + 1;
-    return axis.pad_before >= extent || axis.pad_after >= extent;
-  };
-  if (op.parameters &&
-      (beyond(forward.y, forward.dilation_y) || beyond(forward.x, forward.dilation_x))) {
-    throw Unsupported(op.name +
-                      ": its weight gradient on CUDA: the padding reaches past the kernel's "
-                      "extent (a window wholly in the padding), which cuDNN's engines get wrong; "
-                      "train this node on a CPU device or with less padding");
-  }
   auto kernel = std::make_unique<CudnnConvolutionGradient>(op, context);
   if (std::string missing = kernel->build(options); !missing.empty()) return decline(missing);
   return kernel;
@@ -155,14 +273,13 @@ std::unique_ptr<Kernel> make_cudnn_convolution_transpose_gradient(const Op& base
                                                                   const GraphOptions& options,
                                                                   Context& context) {
   const auto& op = static_cast<const ConvolutionTransposeGradientOp&>(base);
-  if (op.parameters) {
-    throw Unsupported(op.name +
-                      ": training a transposed convolution's weights is not built on CUDA (its "
-                      "input gradient is; train it on a CPU device, or set training_style none)");
-  }
   // The input gradient of a transposed convolution is its adjoint convolution on dz
   // (srcs[0]); the forward convolution's kernels run it.
-  return nhwc_convolution(op.input_gradient, options, context);
+  auto input = nhwc_convolution(op.input_gradient, options, context);
+  if (!input) return input;
+  auto kernel = std::make_unique<TransposeGradient>(op, context, std::move(input));
+  if (std::string missing = kernel->build(options); !missing.empty()) return decline(missing);
+  return kernel;
 }
 
 }  // namespace cnngraph::detail::cuda

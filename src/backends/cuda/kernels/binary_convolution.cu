@@ -4,8 +4,14 @@
 // (xnor: 2 * matches - valid; and: ones in x & w). binary_weights (float inputs, +/-1
 // weights) sums floats directly. Index math is 32-bit where the sizes allow (a 64-bit
 // division is many instructions).
+// Trained weights change on the device between runs: the forward then packs their sign bits
+// from the f32 shadow weights on the device before each run. The gradient (the
+// straight-through estimator of the reference backend) runs in three passes: dL/dS per
+// result element (with beta), the input gradient gathered per source element, and the
+// weight gradient summed over fixed chunks of result pixels, then over the chunks in order.
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/kernels/binary_convolution.hpp"
+#include "backends/cuda/kernels/channel_reduction.hpp"
 #include "backends/cuda/kernels/device_math.cuh"
 #include "cnngraph/errors.hpp"
 
@@ -199,45 +205,233 @@ __global__ void binary_weights_kernel(BinaryGeometry g, BinaryWeights w, const T
   }
 }
 
+// The weight bits from f32 OHWI weights: one thread per (tap, word, output), bit c set where
+// the weight of channel 32 word + c is >= 0.
+__global__ void pack_weights_kernel(BinaryGeometry g, const float* weights, unsigned* bits) {
+  const int Cg = g.C / g.groups, taps = g.R * g.S;
+  const std::size_t count = std::size_t(taps) * g.words * g.K;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const int o = int(e % g.K);
+    const std::size_t rest = e / g.K;
+    const int word = int(rest % g.words);
+    const int tap = int(rest / g.words);
+    const float* w = weights + (std::size_t(o) * taps + tap) * Cg;
+    unsigned value = 0;
+    for (int b = 0; b < 32 && word * 32 + b < Cg; ++b)
+      value |= unsigned(w[word * 32 + b] >= 0.0f) << b;
+    bits[e] = value;
+  }
+}
+
+// dL/dS of each result element: dy * scale_value * output_scale * beta (beta, the window's
+// mean |x'|, held constant).
+template <typename T>
+__global__ void binary_ds_kernel(BinaryGeometry g, BinaryWeights w, const T* dy, const T* src,
+                                 float* ds) {
+  const int Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const std::size_t count = std::size_t(g.N) * g.P * g.Q * g.K;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(i, g.P, g.Q, g.K);
+    float beta = 1.0f;
+    if (g.beta_scaling) {
+      const int group = at.c / Kg;
+      float magnitude = 0.0f;
+      int taps = 0;
+      for (int r = 0; r < g.R; ++r) {
+        const int iy = at.y * g.stride_y - g.pad_y + r * g.dilation_y;
+        if (iy < 0 || iy >= g.H) continue;
+        for (int s = 0; s < g.S; ++s) {
+          const int ix = at.x * g.stride_x - g.pad_x + s * g.dilation_x;
+          if (ix < 0 || ix >= g.W) continue;
+          ++taps;
+          const std::size_t pixel = (std::size_t(at.n) * g.H + iy) * g.W + ix;
+          for (int c = 0; c < Cg; ++c)
+            magnitude += fabsf(scaled_input(g, w, src, pixel, group * Cg + c));
+        }
+      }
+      beta = taps ? magnitude / float(taps * Cg) : 0.0f;
+    }
+    ds[i] = to_float(dy[i]) * g.scale_value * term(w.output_scale, at.c, 1.0f) * beta;
+  }
+}
+
+// The straight-through derivatives of one product (reference backend): by the input v and
+// by the weight w, each binarization's derivative 1 where |value| <= 1, else 0.
+__device__ __forceinline__ float weight_factor(int type, float w) {  // d product / d v, unmasked
+  if (type == int(BinaryConvolutionType::and_)) return w >= 0.0f ? 1.0f : 0.0f;
+  return w >= 0.0f ? 1.0f : -1.0f;
+}
+__device__ __forceinline__ float input_factor(int type, float v) {  // d product / d w, unmasked
+  if (type == int(BinaryConvolutionType::binary_weights)) return v;
+  if (type == int(BinaryConvolutionType::and_)) return v > 0.0f ? 1.0f : 0.0f;
+  return v >= 0.0f ? 1.0f : -1.0f;
+}
+
+// dx: one thread per source element gathers dS * d product / d v over every result element
+// whose window holds it, times the input scale.
+template <typename T>
+__global__ void binary_dx_kernel(BinaryGeometry g, BinaryWeights w, const float* weights,
+                                 const float* ds, const T* src, T* dx) {
+  const int Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const std::size_t count = std::size_t(g.N) * g.H * g.W * g.C;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    const Pixel at = unravel(i, g.H, g.W, g.C);
+    const int group = at.c / Cg, channel = at.c % Cg;
+    const float v = scaled_input(g, w, src, i / g.C, at.c);
+    const bool pass = g.type == int(BinaryConvolutionType::binary_weights) || fabsf(v) <= 1.0f;
+    float sum = 0.0f;
+    if (pass) {
+      for (int r = 0; r < g.R; ++r) {
+        const int oy = at.y + g.pad_y - r * g.dilation_y;
+        if (oy < 0 || oy % g.stride_y) continue;
+        const int p = oy / g.stride_y;
+        if (p >= g.P) continue;
+        for (int s = 0; s < g.S; ++s) {
+          const int ox = at.x + g.pad_x - s * g.dilation_x;
+          if (ox < 0 || ox % g.stride_x) continue;
+          const int q = ox / g.stride_x;
+          if (q >= g.Q) continue;
+          const float* d = ds + ((std::size_t(at.n) * g.P + p) * g.Q + q) * g.K;
+          const int tap = r * g.S + s;
+          for (int o = group * Kg; o < (group + 1) * Kg; ++o) {
+            const float wv = weights[(std::size_t(o) * g.R * g.S + tap) * Cg + channel];
+            sum += d[o] * weight_factor(g.type, wv);
+          }
+        }
+      }
+    }
+    dx[i] = from_float<T>(sum * term(w.input_scale, at.c, 1.0f));
+  }
+}
+
+// dw, first pass: the sum over result pixels [chunk * per_chunk, (chunk + 1) * per_chunk) of
+// dS * d product / d w for each weight (x: weights, y: chunks) into partial[chunk][weight].
+template <typename T>
+__global__ void binary_dw_partial_kernel(BinaryGeometry g, BinaryWeights w, const float* ds,
+                                         const T* src, std::size_t per_chunk, float* partial) {
+  const int Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const std::size_t weights = std::size_t(g.K) * g.R * g.S * Cg;
+  const std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  if (e >= weights) return;
+  const int channel = int(e % Cg);
+  std::size_t rest = e / Cg;
+  const int s = int(rest % g.S);
+  rest /= g.S;
+  const int r = int(rest % g.R);
+  const int o = int(rest / g.R);
+  const int c = (o / Kg) * Cg + channel;
+  const std::size_t pixels = std::size_t(g.N) * g.P * g.Q;
+  const std::size_t first = blockIdx.y * per_chunk;
+  const std::size_t last = first + per_chunk < pixels ? first + per_chunk : pixels;
+  float sum = 0.0f;
+  for (std::size_t at = first; at < last; ++at) {
+    const int q = int(at % g.Q);
+    const std::size_t np = at / g.Q;
+    const int p = int(np % g.P);
+    const int n = int(np / g.P);
+    const int iy = p * g.stride_y - g.pad_y + r * g.dilation_y;
+    const int ix = q * g.stride_x - g.pad_x + s * g.dilation_x;
+    if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+    const float v = scaled_input(g, w, src, (std::size_t(n) * g.H + iy) * g.W + ix, c);
+    sum += ds[at * g.K + o] * input_factor(g.type, v);
+  }
+  partial[blockIdx.y * weights + e] = sum;
+}
+
+// dw, second pass: the chunks' sums in order, masked where |w| > 1.
+__global__ void binary_dw_sum_kernel(const float* partial, int chunks, std::size_t count,
+                                     const float* weights, float* dw) {
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int k = 0; k < chunks; ++k) sum += partial[k * count + e];
+    dw[e] = fabsf(weights[e]) <= 1.0f ? sum : 0.0f;
+  }
+}
+
+__global__ void scale_channels_kernel(float* values, const float* scale, int count) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) values[i] *= scale[i];
+}
+
+// The geometry of a binary convolution for device code.
+BinaryGeometry geometry_of(const BinaryConvolutionOp& op) {
+  const ImageShape& in = op.src_shapes[0];
+  const ImageShape& out = op.dst_shape;
+  const int words = (op.input_channels / op.groups + 31) / 32;
+  return {in.batch,      in.height,     in.width,         in.channels,     out.height,
+          out.width,     out.channels,  op.kernel_height, op.kernel_width, op.groups,
+          words,         op.y.stride,   op.x.stride,      op.y.pad_before, op.x.pad_before,
+          op.dilation_y, op.dilation_x, int(op.type),     op.beta_scaling, op.scale_value};
+}
+
+// Host floats in device memory (null for none), kept alive by `keep`.
+const float* upload_floats(Context& context, const std::vector<float>& values,
+                           const std::string& what,
+                           std::vector<std::shared_ptr<std::byte[]>>& keep) {
+  if (values.empty()) return nullptr;
+  keep.push_back(context.upload(values.data(), values.size() * sizeof(float), what));
+  return reinterpret_cast<const float*>(keep.back().get());
+}
+
+// The per-channel terms of `op` on the device.
+void upload_terms(Context& context, const BinaryConvolutionOp& op, BinaryWeights& w,
+                  std::vector<std::shared_ptr<std::byte[]>>& keep) {
+  w.input_bias = upload_floats(context, op.terms.input_bias, op.name, keep);
+  w.input_scale = upload_floats(context, op.terms.input_scale, op.name, keep);
+  w.output_bias = upload_floats(context, op.terms.output_bias, op.name, keep);
+  w.output_scale = upload_floats(context, op.terms.output_scale, op.name, keep);
+}
+
 class CudaBinaryConvolution : public Kernel {
  public:
   CudaBinaryConvolution(const BinaryConvolutionOp& op, Context& context)
-      : op_(op), context_(context) {
+      : op_(op), context_(context), geometry_(geometry_of(op)) {
     const int Cg = op.input_channels / op.groups;
-    const int words = (Cg + 31) / 32;
+    const int words = geometry_.words;
     const int taps = op.kernel_height * op.kernel_width;
     const std::size_t K = static_cast<std::size_t>(op.output_channels);
-    std::vector<unsigned> bits(K * taps * words, 0u);  // [tap][word][output], see weight_word
-    const std::vector<float>& weights = op.weights->weights;
-    for (std::size_t o = 0; o < K; ++o)
-      for (int t = 0; t < taps; ++t)
-        for (int c = 0; c < Cg; ++c) {
-          if (weights[(o * taps + t) * Cg + c] >= 0.0f)
-            bits[(static_cast<std::size_t>(t) * words + c / 32) * K + o] |= 1u << (c % 32);
-        }
     weights_.words = words;
-    keep_.push_back(context.upload(bits.data(), bits.size() * sizeof(unsigned), op.name));
-    weights_.bits = reinterpret_cast<const unsigned*>(keep_.back().get());
-    weights_.bias = upload_floats(op.weights->bias);
-    weights_.input_bias = upload_floats(op.terms.input_bias);
-    weights_.input_scale = upload_floats(op.terms.input_scale);
-    weights_.output_bias = upload_floats(op.terms.output_bias);
-    weights_.output_scale = upload_floats(op.terms.output_scale);
+    if (op.weights->trained) {
+      // Packed on the device before each run, from the shadow weights the optimizer updates.
+      trained_ = device_training_buffers(*op.weights, context);
+      keep_.push_back(
+          context.memory->allocate(K * taps * words * sizeof(unsigned), op.name + " weight bits"));
+      weights_.bias = reinterpret_cast<const float*>(trained_->master_bias.get());
+    } else {
+      std::vector<unsigned> bits(K * taps * words, 0u);  // [tap][word][output], see weight_word
+      const std::vector<float>& weights = op.weights->weights;
+      for (std::size_t o = 0; o < K; ++o)
+        for (int t = 0; t < taps; ++t)
+          for (int c = 0; c < Cg; ++c) {
+            if (weights[(o * taps + t) * Cg + c] >= 0.0f)
+              bits[(static_cast<std::size_t>(t) * words + c / 32) * K + o] |= 1u << (c % 32);
+          }
+      keep_.push_back(context.upload(bits.data(), bits.size() * sizeof(unsigned), op.name));
+      weights_.bias = upload_floats(context, op.weights->bias, op.name, keep_);
+    }
+    weights_.bits = reinterpret_cast<const unsigned*>(keep_.front().get());
+    upload_terms(context, op, weights_, keep_);
     const ImageShape& in = op.src_shapes[0];
     const std::size_t pixel_groups = in.elements() / in.channels * op.groups;
     packed_ = context.memory->allocate(pixel_groups * words * sizeof(unsigned), op.name + " bits");
     magnitudes_ =
         context.memory->allocate(pixel_groups * words * sizeof(float), op.name + " magnitudes");
-    const ImageShape& out = op.dst_shape;
-    geometry_ = {in.batch,      in.height,     in.width,         in.channels,     out.height,
-                 out.width,     out.channels,  op.kernel_height, op.kernel_width, op.groups,
-                 words,         op.y.stride,   op.x.stride,      op.y.pad_before, op.x.pad_before,
-                 op.dilation_y, op.dilation_x, int(op.type),     op.beta_scaling, op.scale_value};
   }
 
   void run(const KernelArgs& args) override {
     const ImageShape& in = op_.src_shapes[0];
     const ImageShape& out = op_.dst_shape;
+    if (trained_) {
+      const std::size_t words =
+          std::size_t(op_.kernel_height) * op_.kernel_width * geometry_.words * op_.output_channels;
+      pack_weights_kernel<<<blocks_for(words, 256), 256, 0, context_.stream>>>(
+          geometry_, reinterpret_cast<const float*>(trained_->master_weights.get()),
+          const_cast<unsigned*>(weights_.bits));
+    }
     // Every count and index of the kernels stays below the elements of source and result.
     if (in.elements() + out.elements() < (std::size_t(1) << 31)) {
       launch<unsigned>(args);
@@ -282,18 +476,89 @@ class CudaBinaryConvolution : public Kernel {
     });
   }
 
-  const float* upload_floats(const std::vector<float>& values) {
-    if (values.empty()) return nullptr;
-    keep_.push_back(context_.upload(values.data(), values.size() * sizeof(float), op_.name));
-    return reinterpret_cast<const float*>(keep_.back().get());
-  }
-
   const BinaryConvolutionOp& op_;
   Context& context_;
   BinaryWeights weights_;
   BinaryGeometry geometry_{};
-  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<DeviceTrainingBuffers> trained_;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;  // the weight bits first
   std::shared_ptr<std::byte[]> packed_, magnitudes_;
+};
+
+// The straight-through-estimator gradient: dS, dx and (trained) dw from the f32 shadow
+// weights, and the bias gradient as dy's per-channel sums times the output scale.
+class CudaBinaryConvolutionGradient : public Kernel {
+ public:
+  CudaBinaryConvolutionGradient(const BinaryConvolutionGradientOp& op, Context& context)
+      : op_(op), context_(context), geometry_(geometry_of(op.forward)) {
+    const BinaryConvolutionOp& f = op.forward;
+    upload_terms(context, f, weights_, keep_);
+    if (f.weights->trained || op.parameters) {
+      trained_ = device_training_buffers(*f.weights, context);
+      shadow_ = reinterpret_cast<const float*>(trained_->master_weights.get());
+    } else {
+      shadow_ = upload_floats(context, f.weights->weights, f.name + " weights", keep_);
+    }
+    const std::size_t pixels = f.dst_shape.elements() / f.output_channels;
+    ds_ = context.memory->allocate(f.dst_shape.elements() * sizeof(float), op.name + " dS");
+    if (!op.parameters) return;
+    // Chunks of at least 32 pixels, at most 256 of them, and at most 64 MB of partial sums.
+    const std::size_t weights = f.weights->weights.size();
+    const std::size_t by_memory = std::max<std::size_t>(1, (std::size_t(1) << 24) / weights);
+    chunks_ = static_cast<int>(std::min({std::size_t(256), (pixels + 31) / 32, by_memory}));
+    per_chunk_ = (pixels + chunks_ - 1) / chunks_;
+    partial_ = context.memory->allocate(std::size_t(chunks_) * weights * sizeof(float),
+                                        op.name + " weight gradient");
+    reduction_scratch_ = context.memory->allocate(
+        channel_reduction_scratch_bytes(pixels, f.output_channels), op.name + " bias gradient");
+  }
+
+  void run(const KernelArgs& args) override {
+    const BinaryConvolutionOp& f = op_.forward;
+    const BinaryGeometry& g = geometry_;
+    auto* ds = reinterpret_cast<float*>(ds_.get());
+    const std::size_t weights = f.weights->weights.size();
+    dispatch(context_.storage, [&](auto tag) {
+      using T = decltype(tag);
+      const T* dy = reinterpret_cast<const T*>(args.srcs[0]);
+      const T* x = reinterpret_cast<const T*>(args.srcs[1]);
+      binary_ds_kernel<<<blocks_for(f.dst_shape.elements(), 256), 256, 0, context_.stream>>>(
+          g, weights_, dy, x, ds);
+      binary_dx_kernel<<<blocks_for(op_.dst_shape.elements(), 128), 128, 0, context_.stream>>>(
+          g, weights_, shadow_, ds, x, reinterpret_cast<T*>(args.dst));
+      if (!op_.parameters) return;
+      const dim3 grid(static_cast<unsigned>((weights + 127) / 128), static_cast<unsigned>(chunks_));
+      binary_dw_partial_kernel<<<grid, 128, 0, context_.stream>>>(
+          g, weights_, ds, x, per_chunk_, reinterpret_cast<float*>(partial_.get()));
+      binary_dw_sum_kernel<<<blocks_for(weights, 256), 256, 0, context_.stream>>>(
+          reinterpret_cast<const float*>(partial_.get()), chunks_, weights, shadow_,
+          trained_->weights_gradient_f32());
+    });
+    check_launch("binary_convolution_gradient");
+    if (!op_.parameters) return;
+    const int K = f.output_channels;
+    channel_sums(context_.storage, args.srcs[0], f.dst_shape.elements() / K, K, 1.0f,
+                 trained_->bias_gradient_f32(), reinterpret_cast<float*>(reduction_scratch_.get()),
+                 context_.stream);
+    if (weights_.output_scale) {
+      scale_channels_kernel<<<(K + 127) / 128, 128, 0, context_.stream>>>(
+          trained_->bias_gradient_f32(), weights_.output_scale, K);
+      check_launch("binary_convolution_gradient");
+    }
+  }
+  std::string implementation() const override { return "cuda:binary_convolution_gradient"; }
+
+ private:
+  const BinaryConvolutionGradientOp& op_;
+  Context& context_;
+  BinaryWeights weights_;  // the terms only (the gradient reads the f32 shadow weights)
+  BinaryGeometry geometry_{};
+  std::shared_ptr<DeviceTrainingBuffers> trained_;
+  const float* shadow_ = nullptr;
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<std::byte[]> ds_, partial_, reduction_scratch_;
+  int chunks_ = 1;
+  std::size_t per_chunk_ = 0;
 };
 
 }  // namespace
@@ -302,6 +567,12 @@ std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions
                                                 Context& context) {
   return std::make_unique<CudaBinaryConvolution>(static_cast<const BinaryConvolutionOp&>(op),
                                                  context);
+}
+
+std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op& op, const GraphOptions&,
+                                                         Context& context) {
+  return std::make_unique<CudaBinaryConvolutionGradient>(
+      static_cast<const BinaryConvolutionGradientOp&>(op), context);
 }
 
 }  // namespace cnngraph::detail::cuda

@@ -134,6 +134,23 @@ __global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int 
   }
 }
 
+// dst[g][a][t][b] = src[g][b][t][a]: the two channel axes of grouped OHWI weights swapped.
+template <typename S, typename D>
+__global__ void swap_weight_channels_kernel(const S* src, D* dst, int groups, int A, int B,
+                                            int taps) {
+  const std::size_t count = std::size_t(groups) * A * B * taps;
+  for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
+       e += std::size_t(gridDim.x) * blockDim.x) {
+    const int b = int(e % B);
+    std::size_t rest = e / B;
+    const int t = int(rest % taps);
+    rest /= taps;
+    const int a = int(rest % A);
+    const int g = int(rest / A);
+    dst[e] = from_float<D>(to_float(src[((std::size_t(g) * B + b) * taps + t) * A + a]));
+  }
+}
+
 }  // namespace
 
 void convert(const void* src, DataType from, void* dst, DataType to, std::size_t count,
@@ -234,6 +251,20 @@ void pad_channels(DataType type, const void* src, int from_channels, void* dst, 
         static_cast<const T*>(src), from_channels, static_cast<T*>(dst), to_channels, count);
   });
   check_launch("pad_channels");
+}
+
+void swap_weight_channels(DataType src_type, const void* src, DataType dst_type, void* dst,
+                          int groups, int a, int b, int taps, cudaStream_t stream) {
+  const std::size_t count = std::size_t(groups) * a * b * taps;
+  dispatch(src_type, [&](auto src_tag) {
+    dispatch(dst_type, [&](auto dst_tag) {
+      using S = decltype(src_tag);
+      using D = decltype(dst_tag);
+      swap_weight_channels_kernel<<<blocks_for(count, kThreads), kThreads, 0, stream>>>(
+          static_cast<const S*>(src), static_cast<D*>(dst), groups, a, b, taps);
+    });
+  });
+  check_launch("swap_weight_channels");
 }
 
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,

@@ -32,6 +32,11 @@ void transpose_batched(DataType type, const void* src, void* dst, int batch, int
 // dst (pixels x to_channels) = src (pixels x from_channels) followed by zero channels.
 void pad_channels(DataType type, const void* src, int from_channels, void* dst, int to_channels,
                   std::size_t pixels, cudaStream_t stream);
+// Grouped OHWI weights with their two channel axes swapped: dst[g][a][t][b] =
+// src[g][b][t][a] for `groups` groups of a x b channels over `taps` kernel taps (a transposed
+// convolution's weights and its adjoint convolution's), converted from src_type to dst_type.
+void swap_weight_channels(DataType src_type, const void* src, DataType dst_type, void* dst,
+                          int groups, int a, int b, int taps, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        SubPixelOrder order, void* dst, cudaStream_t stream);
 
