@@ -9,7 +9,7 @@ batch-norm statistics and affine terms randomized too (a fresh model has mean 0 
 variance 1, which would leave the folding of batch norm untested). Pass --pretrained to
 use the weights torchvision has cached locally instead (nothing is downloaded).
 
-Usage: export_torchvision.py {resnet50,mobilenet_v2} OUT_DIR [--seed 0] [--batch 4]
+Usage: export_torchvision.py {resnet50,mobilenet_v2,efficientnet_b0} OUT_DIR [--seed 0] [--batch 4]
 Needs torch and torchvision (the GPU machine has both); writes OUT_DIR/<model>.safetensors
 and OUT_DIR/<model>_check.safetensors."""
 import argparse
@@ -65,7 +65,7 @@ def randomize_batch_norm(model):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("model", choices=["resnet50", "mobilenet_v2"])
+    parser.add_argument("model", choices=["resnet50", "mobilenet_v2", "efficientnet_b0"])
     parser.add_argument("out_dir")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=4)

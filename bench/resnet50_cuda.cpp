@@ -1,5 +1,5 @@
-// ResNet-50 (or MobileNetV2) inference on CUDA against PyTorch in the same run: images per
-// second at several batch sizes in fp16 and fp32 (TF32 allowed on both sides), against
+// ResNet-50 (or MobileNetV2, EfficientNet-B0) inference on CUDA against PyTorch in the same run:
+// images per second at several batch sizes in fp16 and fp32 (TF32 allowed on both sides), against
 // PyTorch eager, eager replayed from a CUDA graph, and torch.compile(mode="reduce-
 // overhead") (bench/torch_resnet50_cuda.py), plus cold starts.
 //
@@ -13,7 +13,8 @@
 // With --onnx FILE (a build with the ONNX importer), the same network imported from an ONNX
 // export (bench/export_onnx_torchvision.py) is timed right after the built one, on the same
 // batch: "onnx_vs_built" is the built graph's time over the imported one's.
-// Usage: resnet50_cuda [--model resnet50|mobilenet_v2] [--batches 1,32,256] [--seconds S]
+// Usage: resnet50_cuda [--model resnet50|mobilenet_v2|efficientnet_b0] [--batches 1,32,256]
+// [--seconds S]
 //                      [--no-torch] [--torch-ways eager,graphs,compile] [--onnx FILE]
 //        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
 #include <unistd.h>
@@ -49,8 +50,9 @@ struct Setup {
 const char* label(Precision p) { return p == Precision::f16 ? "f16" : "fp32_tf32"; }
 
 models::Network build(const std::string& model) {
-  return model == "mobilenet_v2" ? models::mobilenet_v2(models::random_tensors(0))
-                                 : models::resnet50(models::random_tensors(0));
+  if (model == "mobilenet_v2") return models::mobilenet_v2(models::random_tensors(0));
+  if (model == "efficientnet_b0") return models::efficientnet_b0(models::random_tensors(0));
+  return models::resnet50(models::random_tensors(0));
 }
 
 Image device_batch(const Setup& s) {

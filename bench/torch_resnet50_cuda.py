@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch peer of bench/resnet50_cuda: torchvision's resnet50 (or mobilenet_v2) inference
+"""PyTorch peer of bench/resnet50_cuda: X
 on CUDA, channels-last, cudnn.benchmark on, in three ways: eager, eager replayed from a
 CUDA graph, and torch.compile(mode="reduce-overhead") (inductor with CUDA graphs, the
 strongest PyTorch path). fp16 is the model in half precision; fp32 leaves TF32 on, as

@@ -29,8 +29,15 @@ inline constexpr Knob cuda_autotune_candidates{"CNNGRAPH_CUDA_AUTOTUNE_CANDIDATE
                                                "how many cuDNN engine configurations autotune "
                                                "times per convolution"};
 
-inline constexpr const Knob* all[] = {&profile, &popcount, &cuda_f32_layout, &cuda_stem_padding,
-                                      &cuda_autotune_candidates};
+inline constexpr Knob cuda_depthwise{"CNNGRAPH_CUDA_DEPTHWISE",
+                                     "untiled, tiled-r4-t256, tiled-r2-t256, tiled-r4-t128, "
+                                     "tiled-r2-t128",
+                                     "forces the CUDA depthwise kernel's variant (a layer it does "
+                                     "not take goes to cuDNN); else autotune times them"};
+
+inline constexpr const Knob* all[] = {
+    &profile,       &popcount, &cuda_f32_layout, &cuda_stem_padding, &cuda_autotune_candidates,
+    &cuda_depthwise};
 
 // The knob's value, or null when it is not set.
 inline const char* read(const Knob& knob) { return std::getenv(knob.name); }

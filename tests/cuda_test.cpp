@@ -193,6 +193,73 @@ TEST(CudaConvolution, DepthwiseKernelMatchesTheReferenceForEveryVectorWidth) {
   expect_cuda_matches_reference(sum->result_image(), {random_image({2, 9, 7, 16}, rng)});
 }
 
+// Every variant of the depthwise kernel (CNNGRAPH_CUDA_DEPTHWISE forces one) against the
+// reference in every precision: 3x3 and 5x5, strides 1 and 2, dilation, every padding
+// policy, batch > 1, partial tiles of rows, columns and channel slices (24, 40, 72 and 136
+// channels make 3 to 34 vectors of 16 bytes), the bias, a neuron and a residual sum fused.
+TEST(CudaConvolution, EveryDepthwiseVariantMatchesTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(31);
+  struct Layer {
+    int channels, kernel, stride, dilation;
+    PaddingPolicy padding;
+    ImageShape size;
+    bool residual;
+  };
+  const Layer layers[] = {
+      {24, 3, 1, 1, PaddingPolicy::same(), {3, 13, 11, 24}, false},
+      {40, 3, 2, 1, PaddingPolicy::same(), {2, 12, 17, 40}, false},
+      {72, 5, 1, 1, PaddingPolicy::same(), {2, 9, 10, 72}, true},
+      {24, 5, 2, 1, PaddingPolicy::valid(), {4, 15, 14, 24}, false},
+      {40, 3, 1, 2, PaddingPolicy::full(), {2, 11, 13, 40}, false},
+      {136, 5, 2, 2, PaddingPolicy::same(), {2, 12, 9, 136}, false},
+      {24, 3, 1, 1, PaddingPolicy::same(), {2, 40, 37, 24}, true},
+  };
+  for (const char* variant :
+       {"untiled", "tiled-r4-t256", "tiled-r2-t256", "tiled-r4-t128", "tiled-r2-t128"}) {
+    setenv("CNNGRAPH_CUDA_DEPTHWISE", variant, 1);
+    for (const Layer& l : layers) {
+      ConvolutionDescriptor d(l.kernel, l.kernel, l.channels, l.channels);
+      d.groups = l.channels;
+      d.stride_x = d.stride_y = l.stride;
+      d.dilation_x = d.dilation_y = l.dilation;
+      d.neuron = NeuronDescriptor::make(NeuronType::silu);
+      auto src = std::make_shared<ImageNode>();
+      std::shared_ptr<ImageNode> result = conv(src, random_source(d, rng), l.padding);
+      if (l.residual) result = std::make_shared<AdditionNode>(result, src)->result_image();
+      const std::string what = std::string(variant) + " c" + std::to_string(l.channels) + " " +
+                               std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " s" +
+                               std::to_string(l.stride) + " d" + std::to_string(l.dilation);
+      for (const PrecisionCase& p : kPrecisions) {
+        Graph gpu(Device::cuda(), result, true, options_for(p.precision));
+        gpu.compile({l.size});
+        EXPECT_NE(gpu.describe().find(std::string("cuda:depthwise_convolution ") + variant),
+                  std::string::npos)
+            << what << " " << p.name << "\n"
+            << gpu.describe();
+      }
+      expect_cuda_matches_reference(result, {random_image(l.size, rng)}, 1.0, what);
+    }
+  }
+  unsetenv("CNNGRAPH_CUDA_DEPTHWISE");
+}
+
+// A variant that cannot take a layer (here the tiled kernel on 13 channels, which fill no
+// 16-byte vectors) is refused, and the layer still runs correctly elsewhere.
+TEST(CudaConvolution, AForcedDepthwiseVariantThatCannotTakeTheLayerFallsBack) {
+  REQUIRE_GPU();
+  std::mt19937 rng(37);
+  setenv("CNNGRAPH_CUDA_DEPTHWISE", "tiled-r4-t256", 1);
+  ConvolutionDescriptor d(3, 3, 13, 13);
+  d.groups = 13;
+  auto result = conv(std::make_shared<ImageNode>(), random_source(d, rng));
+  Graph gpu(Device::cuda(), result);
+  gpu.compile({{2, 9, 9, 13}});
+  EXPECT_EQ(gpu.describe().find("cuda:depthwise_convolution"), std::string::npos) << gpu.describe();
+  expect_cuda_matches_reference(result, {random_image({2, 9, 9, 13}, rng)});
+  unsetenv("CNNGRAPH_CUDA_DEPTHWISE");
+}
+
 TEST(CudaConvolutionTranspose, MatchesTheReferenceForEveryPaddingStrideAndGroups) {
   REQUIRE_GPU();
   std::mt19937 rng(41);

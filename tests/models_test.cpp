@@ -39,6 +39,12 @@ TEST(Models, MobileNetV2RunsOnTheCpuDevicesAndTheyAgree) {
   expect_cpu_devices_agree(models::mobilenet_v2(models::random_tensors(2), 32, 10), 32);
 }
 
+TEST(Models, EfficientNetB0RunsOnTheCpuDevicesAndTheyAgree) {
+  // 32 x 32 pixels: the last two stages run at 1 x 1, where squeeze-and-excitation pools a
+  // single pixel and the 5x5 depthwise kernels read mostly padding.
+  expect_cpu_devices_agree(models::efficientnet_b0(models::random_tensors(3), 32, 10), 32);
+}
+
 TEST(Models, MissingOrMisshapenWeightsNameTheTensor) {
   std::map<std::string, Tensor> tensors;
   tensors["conv1.weight"] = Tensor::from_floats({64, 3, 7, 7}, std::vector<float>(64 * 3 * 49));
@@ -75,9 +81,10 @@ TEST_P(TorchvisionLogits, MatchPyTorchOnCudaInF32AndF16) {
   const ImageShape shape{static_cast<int>(input.shape[0]), static_cast<int>(input.shape[1]),
                          static_cast<int>(input.shape[2]), static_cast<int>(input.shape[3])};
   const Image x = Image::from_floats(shape, input.to_floats());
-  const models::Network net = model == "resnet50"
-                                  ? models::resnet50(models::tensors_from(weights))
-                                  : models::mobilenet_v2(models::tensors_from(weights));
+  const models::Network net = model == "resnet50" ? models::resnet50(models::tensors_from(weights))
+                              : model == "mobilenet_v2"
+                                  ? models::mobilenet_v2(models::tensors_from(weights))
+                                  : models::efficientnet_b0(models::tensors_from(weights));
   // fp32 (no TF32 on either side): summation order only. fp16: fp16 images between layers
   // on both sides, each rounding differently, over 50+ layers.
   const std::pair<Precision, const char*> cases[] = {{Precision::f32, "logits_f32"},
@@ -93,4 +100,5 @@ TEST_P(TorchvisionLogits, MatchPyTorchOnCudaInF32AndF16) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, TorchvisionLogits, ::testing::Values("resnet50", "mobilenet_v2"));
+INSTANTIATE_TEST_SUITE_P(Models, TorchvisionLogits,
+                         ::testing::Values("resnet50", "mobilenet_v2", "efficientnet_b0"));

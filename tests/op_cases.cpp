@@ -427,6 +427,21 @@ std::vector<OpCase> make_cases() {
   add("conv n2 c4 h6 w6 k5 r3 pad=same +linear=2.5,0 +hard_sigmoid=0.3,0.4", 2e-5);
   add("conv n2 c4 h6 w6 k5 r3 pad=same +relu +relu_n=0,0.5", 2e-5);
   add("conv n2 c16 h9 w7 k16 r3 g16 pad=same +add", 2e-5);  // depthwise with a residual
+  // Depthwise layers of MobileNetV2 and EfficientNet shapes: 3x3 and 5x5, strides 1 and 2,
+  // dilation, every padding policy, batch > 1, channel counts that fill 16-byte vectors in
+  // every precision (the CUDA tiled kernel: 24, 40, 72; partial tiles of rows, columns and
+  // channel slices) and odd ones (the untiled kernel), fused neurons and residual sums.
+  add("conv n3 c24 h13 w11 k24 r3 g24 pad=same relu_n=0,6", 2e-5);
+  add("conv n2 c40 h12 w17 k40 r3 s2 g40 pad=same silu", 2e-5);
+  add("conv n2 c72 h9 w10 k72 r5 g72 pad=same silu", 2e-5);
+  add("conv n4 c24 h15 w14 k24 r5 s2 g24 pad=same relu", 2e-5);
+  add("conv n2 c40 h11 w13 k40 r3 d2 g40 pad=same", 2e-5);
+  add("conv n2 c24 h12 w9 k24 r5 s2 d2 g24 pad=valid", 2e-5);
+  add("conv n2 c24 h7 w8 k24 r3 g24 pad=full relu", 2e-5);
+  add("conv n2 c72 h6 w6 k72 r5 g72 pad=same +add +relu", 2e-5);
+  add("conv n3 c13 h9 w7 k13 r5 s2 g13 pad=same silu", 2e-5);
+  add("conv n2 c7 h10 w11 k7 r3 s2 d2 g7 pad=same", 2e-5);
+  add("conv n2 c136 h5 w4 k136 r3 g136 pad=same relu_n=0,6", 2e-5);
 
   // Transposed convolution, without a gradient state: every padding size, strides 1-3,
   // kernels 1, 3, 4 (groups and dilation on some).

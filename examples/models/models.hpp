@@ -1,5 +1,6 @@
 // Image-classification networks built from cnngraph nodes, with torchvision's layer names
-// so that its trained (or seeded) weights load as they are: ResNet-50 and MobileNetV2.
+// so that its trained (or seeded) weights load as they are: ResNet-50, MobileNetV2 and
+// EfficientNet-B0.
 // bench/export_torchvision.py writes a torchvision model's state_dict in our weights format
 // (docs/models.md).
 #pragma once
@@ -50,6 +51,10 @@ Network resnet18(const Parameters& parameters, int image_size = 224, int classes
 // torchvision's mobilenet_v2 (width 1.0); dropout is left out (inference).
 Network mobilenet_v2(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
 Network mobilenet_v2(const Parameters& parameters, int image_size = 224, int classes = 1000);
+// torchvision's efficientnet_b0 (SiLU, squeeze-and-excitation); stochastic depth and
+// dropout are left out (inference).
+Network efficientnet_b0(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
+Network efficientnet_b0(const Parameters& parameters, int image_size = 224, int classes = 1000);
 
 // Symmetric zero padding of `pad` pixels on every side, as torch.nn.Conv2d and MaxPool2d
 // place their windows (result = (in + 2 pad - window) / stride + 1).

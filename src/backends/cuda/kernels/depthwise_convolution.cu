@@ -1,9 +1,14 @@
 // Depthwise convolution (one filter per channel): memory-bound, where cuDNN's engines for
-// grouped NHWC problems are slow. A thread computes results for a run of channels loaded
-// as one 16-byte vector; neighbouring threads read neighbouring channels, so every load is
-// coalesced, and the taps' overlap is served from registers (3x3, stride 1: several rows
-// per thread) or from L1/L2. f32 accumulation, then the epilogue.
+// grouped NHWC problems are slow. Two designs, chosen per layer (depthwise_variants): the
+// tiled kernel stages a source tile in shared memory and computes several result rows per
+// thread; the untiled one has each thread read its taps straight from global memory (L1/L2
+// serve the overlap) and takes every shape. Both accumulate in f32 and apply the epilogue
+// before one vectorized store.
 #include "backends/cuda/kernels/depthwise_convolution.hpp"
+
+#include <algorithm>
+#include <string>
+
 #include "backends/cuda/kernels/device_math.cuh"
 #include "backends/cuda/kernels/elementwise.hpp"
 #include "ops/neuron_math.hpp"
@@ -15,11 +20,6 @@ namespace {
 struct Geometry {
   int N, H, W, C, P, Q, R, S;
   int stride_y, stride_x, pad_y, pad_x, dilation_y, dilation_x;
-};
-
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
 };
 
 // V sums of channels c0.. of one pixel (flat index `first`) through the epilogue, stored as
@@ -125,9 +125,120 @@ __global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* wei
   }
 }
 
+// The tiled kernel. A block covers `TP` result rows by `tq` result columns (blockIdx.x) of
+// `cv` channel vectors (blockIdx.y) of one image (blockIdx.z). It first stages the source
+// rows and columns those results read (the tile plus its halo, zero where the padding is)
+// in shared memory with 16-byte asynchronous copies, channel vectors fastest so that each
+// pixel's run of channels is one coalesced read, then each thread computes TP rows of one
+// column for one channel vector, its K x K weight vectors in registers. Undilated, each
+// staged source row is read once per column and serves every result row that uses it
+// (4.5 shared-memory reads a result for 3x3, stride 1, TP 4); dilated, a read per tap.
+// Each source byte thus comes from DRAM about once (halos of neighbouring blocks are
+// served from L2), and each result is written once, vectorized.
+struct Tile {
+  int cv, tq;            // channel vectors and result columns a block
+  int in_rows, in_cols;  // the staged source tile
+  int col_tiles;         // result column tiles of an image
+};
+
+__device__ __forceinline__ void copy16_async(void* shared, const void* global, bool inside) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  // A source size of 0 fills the 16 bytes with zeros: the padding.
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
+               "r"(inside ? 16 : 0));
+#else
+  *static_cast<uint4*>(shared) = inside ? *static_cast<const uint4*>(global) : uint4{0, 0, 0, 0};
+#endif
+}
+
+__device__ __forceinline__ void wait_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::);
+#endif
+}
+
+template <typename T, int V, int K, int SY, int TP>
+__global__ void depthwise_tiled_kernel(Geometry g, Tile tile, const T* src, const T* weights,
+                                       const __grid_constant__ DeviceEpilogue e, T* dst) {
+  static_assert(sizeof(T) * V == 16, "the tiled kernel moves 16-byte vectors");
+  using P = Pack<T, V>;
+  extern __shared__ uint4 staged_raw[];
+  P* staged = reinterpret_cast<P*>(staged_raw);
+  const int vectors = g.C / V;
+  const int n = blockIdx.z;
+  const int v0 = blockIdx.y * tile.cv;
+  const int p0 = (blockIdx.x / tile.col_tiles) * TP;
+  const int q0 = (blockIdx.x % tile.col_tiles) * tile.tq;
+  const int y0 = p0 * SY - g.pad_y, x0 = q0 * SY - g.pad_x;
+  const T* image = src + unsigned(n) * g.H * g.W * g.C;
+  const int staged_count = tile.in_rows * tile.in_cols * tile.cv;
+  for (int i = threadIdx.x; i < staged_count; i += blockDim.x) {
+    const int v = i % tile.cv;
+    const int pixel = i / tile.cv;
+    const int iy = y0 + pixel / tile.in_cols, ix = x0 + pixel % tile.in_cols;
+    const bool inside = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W && v0 + v < vectors;
+    const T* from = inside ? image + (unsigned(iy) * g.W + ix) * g.C + (v0 + v) * V : image;
+    copy16_async(staged + i, from, inside);
+  }
+  wait_async_copies();
+  __syncthreads();
+
+  const int v = threadIdx.x % tile.cv;
+  const int tq = threadIdx.x / tile.cv;
+  const int q = q0 + tq;
+  if (tq >= tile.tq || q >= g.Q || v0 + v >= vectors) return;
+  const int c0 = (v0 + v) * V;
+  P w[K * K];
+#pragma unroll
+  for (int t = 0; t < K * K; ++t)
+    w[t] = *reinterpret_cast<const P*>(weights + unsigned(t) * g.C + c0);
+  float sum[TP][V] = {};
+  // staged[(row * in_cols + col) * cv + v]
+  const P* column = staged + tq * SY * tile.cv + v;
+  const int row_step = tile.in_cols * tile.cv;
+  if (g.dilation_y == 1 && g.dilation_x == 1) {
+#pragma unroll
+    for (int j = 0; j < (TP - 1) * SY + K; ++j) {  // staged rows: result row t reads t*SY + r
+#pragma unroll
+      for (int s = 0; s < K; ++s) {
+        const P x = column[j * row_step + s * tile.cv];
+#pragma unroll
+        for (int t = 0; t < TP; ++t) {
+          const int r = j - t * SY;
+          if (r < 0 || r >= K) continue;
+#pragma unroll
+          for (int k = 0; k < V; ++k) sum[t][k] += to_float(x.v[k]) * to_float(w[r * K + s].v[k]);
+        }
+      }
+    }
+  } else {
+#pragma unroll
+    for (int t = 0; t < TP; ++t) {
+#pragma unroll
+      for (int r = 0; r < K; ++r) {
+        const P* row = column + (t * SY + r * g.dilation_y) * row_step;
+#pragma unroll
+        for (int s = 0; s < K; ++s) {
+          const P x = row[s * g.dilation_x * tile.cv];
+#pragma unroll
+          for (int k = 0; k < V; ++k) sum[t][k] += to_float(x.v[k]) * to_float(w[r * K + s].v[k]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < TP; ++t) {
+    const int p = p0 + t;
+    if (p >= g.P) break;
+    const std::size_t first = ((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c0;
+    store<T, V>(e, sum[t], c0, first, dst);
+  }
+}
+
 template <typename T, int V>
-void launch(const Geometry& g, const void* src, const void* weights, const DeviceEpilogue& e,
-            void* dst, cudaStream_t stream) {
+void launch_untiled(const Geometry& g, const void* src, const void* weights,
+                    const DeviceEpilogue& e, void* dst, cudaStream_t stream) {
   const std::size_t count = std::size_t(g.N) * g.P * g.Q * (g.C / V);
   const unsigned blocks = blocks_for(count, 256);
   const auto* x = static_cast<const T*>(src);
@@ -144,26 +255,120 @@ void launch(const Geometry& g, const void* src, const void* weights, const Devic
   }
 }
 
-}  // namespace
+// Shared memory a block may take without opting in to more.
+constexpr std::size_t kSharedBytes = 48 * 1024;
 
-void depthwise_convolution(DataType type, const ConvolutionOp& op, const void* src,
-                           const void* weights_hwc, const DeviceEpilogue& e, void* dst,
-                           cudaStream_t stream) {
+Geometry geometry(const ConvolutionOp& op) {
   const ImageShape& in = op.src_shapes[0];
   const ImageShape out = op.convolution_shape();
-  const Geometry g{in.batch,        in.height,        in.width,        in.channels,  out.height,
-                   out.width,       op.kernel_height, op.kernel_width, op.y.stride,  op.x.stride,
-                   op.y.pad_before, op.x.pad_before,  op.dilation_y,   op.dilation_x};
+  return {in.batch,        in.height,        in.width,        in.channels,  out.height,
+          out.width,       op.kernel_height, op.kernel_width, op.y.stride,  op.x.stride,
+          op.y.pad_before, op.x.pad_before,  op.dilation_y,   op.dilation_x};
+}
+
+// The tile of a tiled variant, or tq = 0 where the variant cannot take the layer.
+Tile tile_for(const Geometry& g, std::size_t element_size, const DepthwiseVariant& variant) {
+  Tile tile{};
+  const bool shape = g.R == g.S && (g.R == 3 || g.R == 5) && g.stride_y == g.stride_x &&
+                     (g.stride_y == 1 || g.stride_y == 2);
+  if (!shape || (g.C * element_size) % 16 != 0 || g.N > 65535) return tile;
+  const int vectors = int(g.C * element_size / 16);
+  // Channel vectors a block: the largest divisor of the vectors up to 8 (128 bytes of each
+  // pixel, no idle threads), or 8 with the last slice partly idle where no divisor from 4 up
+  // exists.
+  int cv = std::min(vectors, 8);
+  while (vectors % cv != 0) --cv;
+  if (cv < 4 && vectors > 8) cv = 8;
+  const int slices = (vectors + cv - 1) / cv;
+  if (slices > 65535) return tile;
+  int tq = std::max(1, std::min(variant.threads / cv, g.Q));
+  const auto bytes = [&](int columns) {
+    const int rows = (variant.rows - 1) * g.stride_y + (g.R - 1) * g.dilation_y + 1;
+    const int cols = (columns - 1) * g.stride_x + (g.S - 1) * g.dilation_x + 1;
+    return std::size_t(rows) * cols * cv * 16;
+  };
+  while (tq > 1 && bytes(tq) > kSharedBytes) tq = (tq + 1) / 2;
+  if (bytes(tq) > kSharedBytes) return tile;
+  tile.cv = cv;
+  tile.tq = tq;
+  tile.in_rows = (variant.rows - 1) * g.stride_y + (g.R - 1) * g.dilation_y + 1;
+  tile.in_cols = (tq - 1) * g.stride_x + (g.S - 1) * g.dilation_x + 1;
+  tile.col_tiles = (g.Q + tq - 1) / tq;
+  return tile;
+}
+
+template <typename T, int K, int SY, int TP>
+void launch_tiled(const Geometry& g, const Tile& tile, const void* src, const void* weights,
+                  const DeviceEpilogue& e, void* dst, cudaStream_t stream) {
+  constexpr int V = int(16 / sizeof(T));
+  const int vectors = g.C / V;
+  const dim3 blocks(unsigned((g.P + TP - 1) / TP * tile.col_tiles),
+                    unsigned((vectors + tile.cv - 1) / tile.cv), unsigned(g.N));
+  const std::size_t shared = std::size_t(tile.in_rows) * tile.in_cols * tile.cv * 16;
+  depthwise_tiled_kernel<T, V, K, SY, TP><<<blocks, tile.cv * tile.tq, shared, stream>>>(
+      g, tile, static_cast<const T*>(src), static_cast<const T*>(weights), e, static_cast<T*>(dst));
+}
+
+template <typename T, int K, int SY>
+void launch_tiled(const Geometry& g, const Tile& tile, int rows, const void* src,
+                  const void* weights, const DeviceEpilogue& e, void* dst, cudaStream_t stream) {
+  if (rows == 2) return launch_tiled<T, K, SY, 2>(g, tile, src, weights, e, dst, stream);
+  launch_tiled<T, K, SY, 4>(g, tile, src, weights, e, dst, stream);
+}
+
+template <typename T>
+void launch_tiled(const Geometry& g, const Tile& tile, int rows, const void* src,
+                  const void* weights, const DeviceEpilogue& e, void* dst, cudaStream_t stream) {
+  if (g.R == 3 && g.stride_y == 1)
+    return launch_tiled<T, 3, 1>(g, tile, rows, src, weights, e, dst, stream);
+  if (g.R == 3) return launch_tiled<T, 3, 2>(g, tile, rows, src, weights, e, dst, stream);
+  if (g.stride_y == 1) return launch_tiled<T, 5, 1>(g, tile, rows, src, weights, e, dst, stream);
+  launch_tiled<T, 5, 2>(g, tile, rows, src, weights, e, dst, stream);
+}
+
+// The tiled variants in the order tried; the first is the default.
+constexpr DepthwiseVariant kTiled[] = {{4, 256}, {2, 256}, {4, 128}, {2, 128}};
+
+}  // namespace
+
+std::string DepthwiseVariant::name() const {
+  if (rows == 0) return "untiled";
+  return "tiled-r" + std::to_string(rows) + "-t" + std::to_string(threads);
+}
+
+std::vector<DepthwiseVariant> depthwise_variants(DataType type, const ConvolutionOp& op) {
+  const Geometry g = geometry(op);
+  std::vector<DepthwiseVariant> variants;
+  if (type != DataType::u8) {
+    for (const DepthwiseVariant& v : kTiled) {
+      if (tile_for(g, size_of(type), v).tq > 0) variants.push_back(v);
+    }
+  }
+  variants.push_back(DepthwiseVariant{});
+  return variants;
+}
+
+void depthwise_convolution(DataType type, const ConvolutionOp& op, const DepthwiseVariant& variant,
+                           const void* src, const void* weights_hwc, const DeviceEpilogue& e,
+                           void* dst, cudaStream_t stream) {
+  const Geometry g = geometry(op);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
+    if (variant.rows > 0) {
+      if constexpr (16 % sizeof(T) == 0 && sizeof(T) > 1) {
+        const Tile tile = tile_for(g, sizeof(T), variant);
+        if (tile.tq > 0)
+          return launch_tiled<T>(g, tile, variant.rows, src, weights_hwc, e, dst, stream);
+      }
+    }
     // The widest vector of at most 16 bytes that divides the channels (the images start
     // 256-byte aligned, so every pixel's channel run is then aligned too).
     constexpr int widest = int(16 / sizeof(T));
-    if (in.channels % widest == 0) return launch<T, widest>(g, src, weights_hwc, e, dst, stream);
-    if (in.channels % 4 == 0 && widest >= 4)
-      return launch<T, 4>(g, src, weights_hwc, e, dst, stream);
-    if (in.channels % 2 == 0) return launch<T, 2>(g, src, weights_hwc, e, dst, stream);
-    launch<T, 1>(g, src, weights_hwc, e, dst, stream);
+    if (g.C % widest == 0) return launch_untiled<T, widest>(g, src, weights_hwc, e, dst, stream);
+    if (g.C % 4 == 0 && widest >= 4)
+      return launch_untiled<T, 4>(g, src, weights_hwc, e, dst, stream);
+    if (g.C % 2 == 0) return launch_untiled<T, 2>(g, src, weights_hwc, e, dst, stream);
+    launch_untiled<T, 1>(g, src, weights_hwc, e, dst, stream);
   });
   check_launch("depthwise_convolution");
 }
