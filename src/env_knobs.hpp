@@ -29,8 +29,13 @@ inline constexpr Knob cuda_autotune_candidates{"CNNGRAPH_CUDA_AUTOTUNE_CANDIDATE
                                                "how many cuDNN engine configurations autotune "
                                                "times per convolution"};
 
-inline constexpr const Knob* all[] = {&profile, &popcount, &cuda_f32_layout, &cuda_stem_padding,
-                                      &cuda_autotune_candidates};
+inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
+                                      "overrides GraphOptions::training_fusion for every graph "
+                                      "(fused against unfused training steps)"};
+
+inline constexpr const Knob* all[] = {
+    &profile,        &popcount, &cuda_f32_layout, &cuda_stem_padding, &cuda_autotune_candidates,
+    &training_fusion};
 
 // The knob's value, or null when it is not set.
 inline const char* read(const Knob& knob) { return std::getenv(knob.name); }

@@ -25,6 +25,7 @@ std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, 
 // Gradients (training_kernels.cpp).
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_addition_relu_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_arithmetic_gradient(const Op&, const GraphOptions&, Context&);
