@@ -163,7 +163,8 @@ class ReferenceConvolutionGradient : public Kernel {
 
 }  // namespace
 
-void store_weight_gradients(TrainedWeights& parameters, const std::vector<double>& diff_weights,
+void store_weight_gradients(TrainedWeights& parameters,
+                            const std::vector<double>& diff_weights,
                             const std::vector<double>& diff_bias) {
   ConvolutionGradientState& g = parameters.gradient;
   const std::size_t per_output = diff_weights.size() / diff_bias.size();
