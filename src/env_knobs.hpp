@@ -34,10 +34,17 @@ inline constexpr Knob cuda_depthwise{"CNNGRAPH_CUDA_DEPTHWISE",
                                      "tiled-r2-t128",
                                      "forces the CUDA depthwise kernel's variant (a layer it does "
                                      "not take goes to cuDNN); else autotune times them"};
+inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
+                                      "overrides GraphOptions::training_fusion for every graph "
+                                      "(fused against unfused training steps)"};
 
-inline constexpr const Knob* all[] = {
-    &profile,       &popcount, &cuda_f32_layout, &cuda_stem_padding, &cuda_autotune_candidates,
-    &cuda_depthwise};
+inline constexpr const Knob* all[] = {&profile,
+                                      &popcount,
+                                      &cuda_f32_layout,
+                                      &cuda_stem_padding,
+                                      &cuda_autotune_candidates,
+                                      &cuda_depthwise,
+                                      &training_fusion};
 
 // The knob's value, or null when it is not set.
 inline const char* read(const Knob& knob) { return std::getenv(knob.name); }

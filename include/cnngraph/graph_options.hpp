@@ -49,6 +49,12 @@ struct GraphOptions {
   // is compiled again if its sizes come back. A server that sees many batch sizes holds at
   // most this many programs; 0 counts as 1.
   std::size_t max_compiled_sizes = 16;
+  // Training graphs on the reference and CUDA backends: merge memory-bound neighbours into
+  // one step each (batch norm + relu, addition + relu, and their gradients; a max pooling's
+  // gradient with the relu's before it; docs/training.md lists the patterns). Results,
+  // gradients and updates are those of the unfused graph up to rounding. The CPU (oneDNN)
+  // backend runs every step on its own either way.
+  bool training_fusion = true;
 };
 
 // Where a training graph's dynamic loss scaling stands (GraphOptions::initial_loss_scale).

@@ -143,6 +143,9 @@ class Backend {
   virtual DeviceExecution* device_execution() const { return nullptr; }
   // Throws Unsupported when no implementation accepts the op.
   virtual std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const = 0;
+  // Whether the compiler may hand it the fused op kinds of training fusion
+  // (graph/structure.hpp, plan_training_fusion).
+  virtual bool fuses_training_steps() const { return false; }
 };
 
 // A kernel whose body is a function of the op and the run's buffers (plain loops).

@@ -107,6 +107,52 @@ void alias_reshapes(Program& program) {
   }
 }
 
+// A training-fusion group's step from its head's lowered op and sources and its tail's, or
+// null when the ops these sizes gave do not make the pattern (an addition that broadcasts,
+// an average pooling, an inference batch norm): the two then run as steps of their own.
+std::unique_ptr<Op> fuse_training_ops(TrainingFusion::Kind kind, std::unique_ptr<Op>& head,
+                                      const std::vector<int>& head_srcs, std::unique_ptr<Op>& tail,
+                                      const std::vector<int>& tail_srcs, std::vector<int>& srcs) {
+  using K = TrainingFusion::Kind;
+  switch (kind) {
+    case K::batch_norm_relu:
+    case K::addition_relu: {
+      const OpKind expected =
+          kind == K::addition_relu ? OpKind::addition : OpKind::batch_normalization_training;
+      if (head->kind != expected) return nullptr;
+      head->kind = kind == K::addition_relu ? OpKind::fused_addition_relu
+                                            : OpKind::fused_batch_normalization_relu;
+      srcs = head_srcs;
+      return std::move(head);
+    }
+    case K::max_pooling_relu_gradient: {
+      if (head->kind != OpKind::pooling_gradient ||
+          static_cast<const PoolingGradientOp&>(*head).type != PoolingType::max)
+        return nullptr;
+      head->kind = OpKind::fused_max_pooling_relu_gradient;
+      srcs = head_srcs;
+      return std::move(head);
+    }
+    case K::relu_batch_norm_gradient: {
+      if (head->kind != OpKind::neuron_gradient ||
+          tail->kind != OpKind::batch_normalization_gradient)
+        return nullptr;
+      tail->kind = OpKind::fused_relu_batch_normalization_gradient;
+      tail->src_shapes = {head->src_shapes[0], tail->src_shapes[1], head->src_shapes[1]};
+      srcs = {head_srcs[0], tail_srcs[1], head_srcs[1]};
+      return std::move(tail);
+    }
+    case K::addition_relu_gradient: {
+      if (head->kind != OpKind::addition || tail->kind != OpKind::neuron_gradient) return nullptr;
+      tail->kind = OpKind::fused_addition_relu_gradient;
+      tail->src_shapes = {head->src_shapes[0], head->src_shapes[1], tail->src_shapes[1]};
+      srcs = {head_srcs[0], head_srcs[1], tail_srcs[1]};
+      return std::move(tail);
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::unique_ptr<Program> compile_program(const CompileInputs& in,
@@ -159,6 +205,14 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   std::map<const ImageNode*, ImageShape> shape_of;
   for (std::size_t s = 0; s < g.sources.size(); ++s)
     shape_of[g.sources[s].get()] = source_shapes[s];
+
+  // Training fusion: a group's head is lowered and kept here until its tail.
+  struct PendingHead {
+    std::unique_ptr<Op> op;
+    std::vector<int> srcs;
+  };
+  std::map<const FilterNode*, PendingHead> pending_heads;
+  const auto& fusion = in.training_fusion;
 
   for (const auto& filter : g.order) {
     for (std::size_t k = 0; k < g.loss_nodes.size(); ++k) {
@@ -222,9 +276,56 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
     }
 
     Step step;
-    // The sources the op reads (Op::read_sources): the first of the node's.
-    for (std::size_t s = 0; s < op->src_shapes.size(); ++s)
-      step.srcs.push_back(value_of.at(filter->source_images()[s].get()));
+    // The sources the op reads (Op::read_sources): the first of the node's; a fused relu's
+    // gradient reads the relu's result for its source.
+    // (-1 for a fusion head's result, which is never stored unless the group falls apart.)
+    const auto mask = fusion.mask_source.find(filter.get());
+    const auto read_sources = [&] {
+      std::vector<int> srcs;
+      for (std::size_t s = 0; s < op->src_shapes.size(); ++s) {
+        const ImageNode* source = filter->source_images()[s].get();
+        if (s == 1 && mask != fusion.mask_source.end()) source = mask->second;
+        const auto value = value_of.find(source);
+        srcs.push_back(value == value_of.end() ? -1 : value->second);
+      }
+      return srcs;
+    };
+    step.srcs = read_sources();
+    if (fusion.head_of.count(filter.get())) {
+      pending_heads[filter.get()] = {std::move(op), std::move(step.srcs)};
+      continue;
+    }
+    if (auto tail = fusion.tail_of.find(filter.get()); tail != fusion.tail_of.end()) {
+      const TrainingFusion& group = fusion.groups[tail->second];
+      PendingHead& head = pending_heads.at(group.head);
+      std::vector<int> srcs;
+      if (std::unique_ptr<Op> fused =
+              fuse_training_ops(group.kind, head.op, head.srcs, op, step.srcs, srcs)) {
+        // The group is named after its head; the tail is folded into it.
+        fused->name = group.head->display_name();
+        fused->dst_shape = shape_of.at(result);
+        step.op = std::move(fused);
+        step.srcs = std::move(srcs);
+        step.fused.push_back(filter->display_name());
+        step_of[filter.get()] = program->steps.size();
+        add_value(result, shape_of.at(result), static_cast<int>(program->steps.size()));
+        step.dst = value_of.at(result);
+        program->steps.push_back(std::move(step));
+        continue;
+      }
+      // Not the pattern at these sizes: the head's own step first.
+      Step head_step;
+      head_step.op = std::move(head.op);
+      head_step.srcs = std::move(head.srcs);
+      const ImageNode* head_result = group.head->result_image().get();
+      step_of[group.head] = program->steps.size();
+      add_value(head_result, head_step.op->dst_shape, static_cast<int>(program->steps.size()));
+      head_step.dst = value_of.at(head_result);
+      program->steps.push_back(std::move(head_step));
+      step.srcs = read_sources();
+    }
+    if (std::find(step.srcs.begin(), step.srcs.end(), -1) != step.srcs.end())
+      throw InvalidArgument(filter->display_name() + ": reads an image that fusion removed");
     step.op = std::move(op);
     step_of[filter.get()] = program->steps.size();
     if (!in.chains.count(filter.get())) {

@@ -11,6 +11,7 @@
 #include "backends/backend.hpp"
 #include "cnngraph/errors.hpp"
 #include "cnngraph/saved_graph.hpp"
+#include "env_knobs.hpp"
 #include "graph/checkpoint.hpp"
 #include "graph/describe.hpp"
 #include "graph/device_updates.hpp"
@@ -24,6 +25,19 @@ namespace cnngraph {
 
 using namespace detail;
 
+namespace {
+// GraphOptions::training_fusion, unless the CNNGRAPH_TRAINING_FUSION knob says otherwise.
+bool training_fusion_on(const GraphOptions& options) {
+  const char* knob = knobs::read(knobs::training_fusion);
+  if (!knob) return options.training_fusion;
+  const std::string value = knob;
+  if (value == "on") return true;
+  if (value == "off") return false;
+  throw InvalidArgument(std::string(knobs::training_fusion.name) + " is '" + value +
+                        "'; it takes on or off");
+}
+}  // namespace
+
 struct Graph::Impl {
   Device device;
   GraphOptions options;
@@ -34,6 +48,7 @@ struct Graph::Impl {
   bool weights_ready = false;
   std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>> weights;
   std::map<const FilterNode*, FusedChain> chains;
+  TrainingFusionPlan training_fusion;
   ParameterStore parameters;
   std::unique_ptr<DeviceUpdates> device_updates;  // device graphs that train
   // The compiled programs by source sizes, with the use counter of their last run: at most
@@ -80,8 +95,13 @@ struct Graph::Impl {
       if (chain.batch_norm)
         loaded[conv] = fold_batch_normalization_node(*loaded.at(conv), *chain.batch_norm);
     }
+    TrainingFusionPlan fused_steps;
+    if (structure.has_gradients && training_fusion_on(options) && backend->fuses_training_steps()) {
+      fused_steps = plan_training_fusion(structure, planned);
+    }
     weights = std::move(loaded);
     chains = std::move(planned);
+    training_fusion = std::move(fused_steps);
     parameters = std::move(trained);
     weights_ready = true;
   }
@@ -101,7 +121,8 @@ struct Graph::Impl {
     prepare_weights_and_fusion();
     auto it = programs.find(shapes);
     if (it == programs.end()) {
-      CompileInputs inputs{structure, chains, weights, parameters, *backend, options};
+      CompileInputs inputs{structure,  chains,   training_fusion, weights,
+                           parameters, *backend, options};
       std::unique_ptr<Program> compiled = compile_program(inputs, shapes);
       const std::size_t limit = std::max<std::size_t>(options.max_compiled_sizes, 1);
       while (programs.size() >= limit) {

@@ -80,6 +80,7 @@ struct Program {
 struct CompileInputs {
   const GraphStructure& structure;
   const std::map<const FilterNode*, FusedChain>& chains;
+  const TrainingFusionPlan& training_fusion;
   const std::map<const FilterNode*, std::shared_ptr<const PreparedWeights>>& weights;
   ParameterStore& parameters;
   const Backend& backend;

@@ -118,4 +118,122 @@ std::map<const FilterNode*, FusedChain> plan_fusion(
   return chains;
 }
 
+namespace {
+
+const NeuronNode* plain_relu(const FilterNode* node) {
+  const auto* neuron = dynamic_cast<const NeuronNode*>(node);
+  if (!neuron || neuron->neuron().type != NeuronType::relu || neuron->neuron().a != 0.0f)
+    return nullptr;
+  return neuron;
+}
+
+// The relu whose gradient `node` is, reading `dy` as its gradient (source 0) only.
+const NeuronNode* relu_gradient_reading(const FilterNode* node, const ImageNode* dy) {
+  const NeuronNode* relu = node->gradient_of() ? plain_relu(node->gradient_of()) : nullptr;
+  if (!relu || node->source_images().size() != 2) return nullptr;
+  if (node->source_images()[0].get() != dy || node->source_images()[1].get() == dy) return nullptr;
+  return relu;
+}
+
+}  // namespace
+
+TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
+                                        const std::map<const FilterNode*, FusedChain>& chains) {
+  TrainingFusionPlan plan;
+  std::set<const FilterNode*> claimed;
+  for (const auto& [conv, chain] : chains) {
+    claimed.insert(conv);
+    for (const FilterNode* node : chain.absorbed()) claimed.insert(node);
+  }
+  const auto consumers_of = [&](const ImageNode* image) -> const std::vector<const FilterNode*>* {
+    if (image->export_from_graph || g.is_result(image)) return nullptr;
+    auto it = g.consumers.find(image);
+    return it == g.consumers.end() ? nullptr : &it->second;
+  };
+  const auto add = [&](TrainingFusion::Kind kind, const FilterNode* head, const FilterNode* tail) {
+    plan.head_of[head] = plan.groups.size();
+    plan.tail_of[tail] = plan.groups.size();
+    plan.groups.push_back({kind, head, tail});
+    claimed.insert(head);
+    claimed.insert(tail);
+  };
+  const auto trained_bn = [&](const FilterNode* node) {
+    const auto* bn = dynamic_cast<const BatchNormalizationNode*>(node);
+    return bn && std::find(g.normalization_updates.begin(), g.normalization_updates.end(), bn) !=
+                     g.normalization_updates.end();
+  };
+
+  // Forward: a node whose result only one relu reads, apart from that relu's gradient
+  // nodes (which then read the relu's result); they run after the relu.
+  for (const auto& filter : g.order) {
+    const FilterNode* head = filter.get();
+    const bool is_bn = trained_bn(head);
+    if (claimed.count(head) || (!is_bn && !dynamic_cast<const AdditionNode*>(head))) continue;
+    const ImageNode* out = head->result_image().get();
+    const auto* readers = consumers_of(out);
+    if (!readers) continue;
+    const NeuronNode* relu = nullptr;
+    for (const FilterNode* reader : *readers) {
+      if (const NeuronNode* r = plain_relu(reader)) relu = relu ? nullptr : r;
+    }
+    if (!relu || claimed.count(relu)) continue;
+    bool private_to_relu = true;
+    for (const FilterNode* reader : *readers) {
+      if (reader == relu) continue;
+      private_to_relu = private_to_relu && reader->gradient_of() == relu &&
+                        reader->source_images()[1].get() == out &&
+                        reader->source_images()[0].get() != out &&
+                        g.position.at(reader) > g.position.at(relu);
+    }
+    if (!private_to_relu) continue;
+    for (const FilterNode* reader : *readers) {
+      if (reader != relu) plan.mask_source[reader] = relu->result_image().get();
+    }
+    add(is_bn ? TrainingFusion::Kind::batch_norm_relu : TrainingFusion::Kind::addition_relu, head,
+        relu);
+  }
+
+  // Backward, in this order of preference: a max pooling's gradient read only by the
+  // gradient of the relu before the pooling; a relu's gradient read only by a batch norm's
+  // gradient; a sum read only by a relu's gradient.
+  const auto only_reader = [&](const FilterNode* head) -> const FilterNode* {
+    const auto* readers = consumers_of(head->result_image().get());
+    if (!readers || readers->size() != 1 || claimed.count(readers->front())) return nullptr;
+    return readers->front();
+  };
+  for (const auto& filter : g.order) {
+    const FilterNode* head = filter.get();
+    const auto* pooling = dynamic_cast<const PoolingNode*>(head->gradient_of());
+    if (claimed.count(head) || !pooling) continue;
+    const FilterNode* tail = only_reader(head);
+    if (!tail) continue;
+    const NeuronNode* relu = relu_gradient_reading(tail, head->result_image().get());
+    if (relu && pooling->source_images()[0] == relu->result_image() &&
+        head->source_images().size() == 2 &&
+        head->source_images()[1] == pooling->source_images()[0]) {
+      add(TrainingFusion::Kind::max_pooling_relu_gradient, head, tail);
+    }
+  }
+  for (const auto& filter : g.order) {
+    const FilterNode* head = filter.get();
+    if (claimed.count(head) || !head->gradient_of() || !plain_relu(head->gradient_of())) continue;
+    if (head->source_images().size() != 2) continue;
+    const FilterNode* tail = only_reader(head);
+    if (!tail || !dynamic_cast<const BatchNormalizationNode*>(tail->gradient_of())) continue;
+    const ImageNode* out = head->result_image().get();
+    if (tail->source_images().size() == 2 && tail->source_images()[0].get() == out &&
+        tail->source_images()[1].get() != out) {
+      add(TrainingFusion::Kind::relu_batch_norm_gradient, head, tail);
+    }
+  }
+  for (const auto& filter : g.order) {
+    const FilterNode* head = filter.get();
+    if (claimed.count(head) || !dynamic_cast<const AdditionNode*>(head)) continue;
+    const FilterNode* tail = only_reader(head);
+    if (tail && relu_gradient_reading(tail, head->result_image().get()))
+      add(TrainingFusion::Kind::addition_relu_gradient, head, tail);
+  }
+  return plan;
+}
+
 }  // namespace cnngraph::detail

@@ -56,4 +56,35 @@ std::map<const FilterNode*, FusedChain> plan_fusion(
     const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
     const std::function<bool(const ConvolutionNode&)>& has_own_neuron);
 
+// Training fusion: two memory-bound neighbours of a training graph merged into one step
+// (one pass over memory fewer), planned where the graph's backend runs fused steps
+// (Backend::fuses_training_steps) unless GraphOptions::training_fusion is off. The group's
+// step sits at the tail's place and writes the tail's result; the head's result, which
+// only the tail read, is never stored.
+struct TrainingFusion {
+  enum class Kind {
+    batch_norm_relu,            // head: trained BatchNormalizationNode, tail: relu
+    addition_relu,              // head: AdditionNode, tail: relu
+    max_pooling_relu_gradient,  // head: a max pooling's gradient, tail: the relu's gradient
+    relu_batch_norm_gradient,   // head: a relu's gradient, tail: a batch norm's gradient
+    addition_relu_gradient,     // head: AdditionNode (a sum of gradients), tail: relu grad
+  };
+  Kind kind;
+  const FilterNode* head = nullptr;
+  const FilterNode* tail = nullptr;
+};
+
+struct TrainingFusionPlan {
+  std::vector<TrainingFusion> groups;
+  std::map<const FilterNode*, std::size_t> head_of, tail_of;  // node -> group index
+  // A fused relu's source is never stored: its gradient nodes read the relu's result as
+  // their mask instead (the same for a plain relu: y > 0 exactly where x > 0).
+  std::map<const FilterNode*, const ImageNode*> mask_source;
+};
+
+// The training-fusion groups of `structure`, leaving out every node of `chains`. A relu is
+// a NeuronNode of type relu with a == 0.
+TrainingFusionPlan plan_training_fusion(const GraphStructure& structure,
+                                        const std::map<const FilterNode*, FusedChain>& chains);
+
 }  // namespace cnngraph::detail

@@ -45,7 +45,14 @@ enum class OpKind {
   binary_convolution_gradient,  // srcs: diff_dst, the forward src
   padding,                      // also its gradient (a crop)
   arithmetic,                   // broadcasting, and every operation but equal-size addition
-  arithmetic_gradient,          // the last kind (dispatch_test)
+  // Training fusion (graph/structure.hpp, plan_training_fusion): memory-bound neighbours of
+  // a training graph in one step. Each reuses the op struct of its main part.
+  fused_batch_normalization_relu,           // BatchNormalizationTrainingOp, then relu
+  fused_relu_batch_normalization_gradient,  // BatchNormalizationGradientOp, srcs dy, x, mask
+  fused_addition_relu,                      // AdditionOp, then relu
+  fused_addition_relu_gradient,             // NeuronGradientOp, srcs a, b, mask: (a + b) relu'
+  fused_max_pooling_relu_gradient,          // PoolingGradientOp, then relu' of its src
+  arithmetic_gradient,                      // the last kind (dispatch_test)
 };
 
 // Convolution weights in the library's own form: f32 OHWI, dequantized, with batch
@@ -177,10 +184,15 @@ struct PoolingOp : Op {
   AverageDivisor divisor;
 };
 
-// Two sources of one size: the residual sum that a convolution can fuse.
+// Two sources of one size: the residual sum that a convolution can fuse. With kind
+// fused_addition_relu, dst = max(src0 + src1, 0).
 struct AdditionOp : Op {
   AdditionOp() : Op(OpKind::addition) {}
+  std::string attributes() const override;
 };
+
+// The name of a training-fusion kind's group ("batch_norm+relu"), or null for other kinds.
+const char* training_fusion_name(OpKind kind);
 
 // dst = src0 (operation) src1, each source broadcast to dst_shape along the dimensions where
 // its size is 1 (ArithmeticNode).
@@ -253,15 +265,20 @@ struct TrainedNormalization {
 
 // Training-mode batch normalization: normalizes with the batch's statistics (biased
 // variance) and records them in `trainable->gradient`.
+// With kind fused_batch_normalization_relu, dst = max(that, 0).
 struct BatchNormalizationTrainingOp : Op {
   BatchNormalizationTrainingOp() : Op(OpKind::batch_normalization_training) {}
+  std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
 };
 
 // srcs: diff_dst, the forward src. Recomputes the batch statistics from the src, writes
-// diff_src, and the gamma and beta gradients into `trainable->gradient`.
+// diff_src, and the gamma and beta gradients into `trainable->gradient`. With kind
+// fused_relu_batch_normalization_gradient a third source, a relu's mask (its source or its
+// result): diff_dst counts only where the mask is > 0 (the relu's gradient folded in).
 struct BatchNormalizationGradientOp : Op {
   BatchNormalizationGradientOp() : Op(OpKind::batch_normalization_gradient) {}
+  std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
 };
 
@@ -312,18 +329,21 @@ struct ConvolutionTransposeGradientOp : Op {
   std::shared_ptr<AdjointWeights> weights;
 };
 
-// srcs: diff_dst, the forward src.
+// srcs: diff_dst, the forward src. With kind fused_addition_relu_gradient (neuron a plain
+// relu): srcs a, b, a mask, and dst = (a + b) where the mask is > 0, else 0.
 struct NeuronGradientOp : Op {
   NeuronGradientOp() : Op(OpKind::neuron_gradient) {}
-  std::string attributes() const override { return to_string(neuron.type); }
+  std::string attributes() const override;
   NeuronDescriptor neuron;
 };
 
 // srcs: diff_dst, the forward src. Max routes each gradient to the first maximum of its
 // window (recomputed from src); average spreads it over the window's in-image pixels,
-// divided as the forward divided.
+// divided as the forward divided. With kind fused_max_pooling_relu_gradient (max only, src
+// a relu's result), diff_src is 0 also where src is not > 0 (the relu's gradient).
 struct PoolingGradientOp : Op {
   PoolingGradientOp() : Op(OpKind::pooling_gradient) {}
+  std::string attributes() const override;
   PoolingType type = PoolingType::max;
   AxisGeometry x, y;
   AverageDivisor divisor;

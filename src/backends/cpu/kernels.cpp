@@ -94,12 +94,22 @@ const KernelCandidate<> onednn_kernels[] = {
      make_convolution_transpose_gradient},
 };
 
-// Every op kind has a row (the reference kernels stand in where oneDNN has no primitive).
-const UnsupportedOpKind onednn_unsupported[1] = {};
-constexpr std::span<const UnsupportedOpKind> no_gaps(onednn_unsupported, 0);
+// Every op kind has a row (the reference kernels stand in where oneDNN has no primitive)
+// but those of training fusion, which the compiler does not plan for this backend
+// (fuses_training_steps): its primitives run each of those steps on its own.
+constexpr const char* kRunsUnfused =
+    "training fusion is not planned on the oneDNN backend (each step runs on its own)";
+const UnsupportedOpKind onednn_unsupported[] = {
+    {OpKind::fused_batch_normalization_relu, kRunsUnfused},
+    {OpKind::fused_relu_batch_normalization_gradient, kRunsUnfused},
+    {OpKind::fused_addition_relu, kRunsUnfused},
+    {OpKind::fused_addition_relu_gradient, kRunsUnfused},
+    {OpKind::fused_max_pooling_relu_gradient, kRunsUnfused},
+};
+constexpr std::span<const UnsupportedOpKind> onednn_gaps(onednn_unsupported);
 
 std::unique_ptr<Kernel> compile_onednn(const Op& op, const GraphOptions& options) {
-  return pick_kernel<>(onednn_kernels, no_gaps, op, options, "onednn", {});
+  return pick_kernel<>(onednn_kernels, onednn_gaps, op, options, "onednn", {});
 }
 
 class OnednnBackend : public Backend {
@@ -113,7 +123,7 @@ class OnednnBackend : public Backend {
 }  // namespace
 
 DispatchTable onednn_dispatch_table() {
-  return describe_table<>("onednn", onednn_kernels, no_gaps);
+  return describe_table<>("onednn", onednn_kernels, onednn_gaps);
 }
 
 std::unique_ptr<Backend> make_onednn_backend() { return std::make_unique<OnednnBackend>(); }

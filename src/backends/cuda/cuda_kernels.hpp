@@ -26,6 +26,7 @@ std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op&, const GraphO
 // Gradients (training_kernels.cpp).
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_pooling_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_addition_relu_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_softmax_gradient(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_channel_slice(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_arithmetic_gradient(const Op&, const GraphOptions&, Context&);

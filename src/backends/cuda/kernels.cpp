@@ -46,6 +46,14 @@ std::unique_ptr<Kernel> make_addition(const Op& op, const GraphOptions&, Context
       });
 }
 
+std::unique_ptr<Kernel> make_addition_relu(const Op& op, const GraphOptions&, Context& context) {
+  return function_kernel<AdditionOp>(op, "cuda:add_relu",
+                                     [&context](const AdditionOp& o, const KernelArgs& a) {
+                                       add(context.storage, a.srcs[0], a.srcs[1], a.dst,
+                                           o.dst_shape.elements(), context.stream, true);
+                                     });
+}
+
 std::unique_ptr<Kernel> make_arithmetic(const Op& op, const GraphOptions&, Context& context) {
   return function_kernel<ArithmeticOp>(
       op, "cuda:arithmetic", [&context](const ArithmeticOp& o, const KernelArgs& a) {
@@ -165,6 +173,15 @@ const KernelCandidate<Context> cuda_kernels[] = {
      make_batch_normalization_gradient},
     {OpKind::binary_convolution_gradient, "cuda:binary_convolution_gradient",
      make_binary_convolution_gradient},
+    {OpKind::fused_batch_normalization_relu, "cuda:batch_normalization_relu",
+     make_batch_normalization_training},
+    {OpKind::fused_relu_batch_normalization_gradient, "cuda:relu_batch_normalization_gradient",
+     make_batch_normalization_gradient},
+    {OpKind::fused_addition_relu, "cuda:add_relu", make_addition_relu},
+    {OpKind::fused_addition_relu_gradient, "cuda:addition_relu_gradient",
+     make_addition_relu_gradient},
+    {OpKind::fused_max_pooling_relu_gradient, "cuda:max_pooling_relu_gradient",
+     make_pooling_gradient},
 };
 
 // The CUDA backend takes every op kind.

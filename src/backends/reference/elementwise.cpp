@@ -1,5 +1,6 @@
 // Reference element-wise kernels: neuron, addition and the broadcasting arithmetic (with its
 // gradient), batch normalization, reshape.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -17,6 +18,17 @@ std::unique_ptr<Kernel> make_reference_neuron(const Op& op, const GraphOptions&)
         for (std::size_t i = 0; i < count; ++i) {
           a.dst[i] = static_cast<float>(
               apply_neuron<double>(o.neuron, a.srcs[0][i], static_cast<int>(i % C)));
+        }
+      });
+}
+
+std::unique_ptr<Kernel> make_reference_fused_addition_relu(const Op& op, const GraphOptions&) {
+  return function_kernel<AdditionOp>(
+      op, "reference:add_relu", [](const AdditionOp& o, const KernelArgs& a) {
+        const std::size_t count = o.dst_shape.elements();
+        for (std::size_t i = 0; i < count; ++i) {
+          const auto sum = static_cast<float>(static_cast<double>(a.srcs[0][i]) + a.srcs[1][i]);
+          a.dst[i] = sum >= 0.0f ? sum : 0.0f * sum;  // relu as neuron_math.hpp writes it
         }
       });
 }

@@ -49,6 +49,15 @@ const KernelCandidate<> reference_kernels[] = {
      make_reference_batch_normalization_training},
     {OpKind::batch_normalization_gradient, "reference:batch_normalization_gradient",
      make_reference_batch_normalization_gradient},
+    {OpKind::fused_batch_normalization_relu, "reference:batch_normalization_relu",
+     make_reference_fused_batch_normalization_relu},
+    {OpKind::fused_relu_batch_normalization_gradient, "reference:relu_batch_normalization_gradient",
+     make_reference_fused_relu_batch_normalization_gradient},
+    {OpKind::fused_addition_relu, "reference:add_relu", make_reference_fused_addition_relu},
+    {OpKind::fused_addition_relu_gradient, "reference:addition_relu_gradient",
+     make_reference_fused_addition_relu_gradient},
+    {OpKind::fused_max_pooling_relu_gradient, "reference:max_pooling_relu_gradient",
+     make_reference_fused_max_pooling_relu_gradient},
     {OpKind::convolution_transpose, "reference:convolution_transpose", make_convolution_transpose},
     {OpKind::convolution_transpose_gradient, "reference:convolution_transpose_gradient",
      make_convolution_transpose_gradient},
@@ -68,6 +77,7 @@ class ReferenceBackend : public Backend {
   std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
     return compile_reference(op, options);
   }
+  bool fuses_training_steps() const override { return true; }
 };
 
 }  // namespace

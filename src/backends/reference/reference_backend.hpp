@@ -30,6 +30,17 @@ std::unique_ptr<Kernel> make_reference_convolution_gradient(const Op& op,
                                                             const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_neuron_gradient(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_pooling_gradient(const Op& op, const GraphOptions& options);
+// Training fusion (op.hpp's fused kinds): the unfused formulas in one loop.
+std::unique_ptr<Kernel> make_reference_fused_batch_normalization_relu(const Op& op,
+                                                                      const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_fused_relu_batch_normalization_gradient(
+    const Op& op, const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_fused_addition_relu(const Op& op,
+                                                           const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_fused_addition_relu_gradient(const Op& op,
+                                                                    const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_fused_max_pooling_relu_gradient(const Op& op,
+                                                                       const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);

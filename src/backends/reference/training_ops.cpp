@@ -72,6 +72,12 @@ void pooling_gradient(const PoolingGradientOp& op, const KernelArgs& args) {
             }
           }
         }
+  // Fused with the gradient of the relu whose result src is: nothing where src is not > 0.
+  if (op.kind == OpKind::fused_max_pooling_relu_gradient) {
+    for (std::size_t i = 0; i < in.elements(); ++i) {
+      if (!(args.srcs[1][i] > 0.0f)) args.dst[i] *= 0.0f;
+    }
+  }
 }
 
 void softmax_gradient(const SoftMaxGradientOp& op, const KernelArgs& args) {
@@ -141,13 +147,33 @@ void batch_normalization_training(const BatchNormalizationTrainingOp& op, const 
     for (std::size_t i = 0; i < pixels; ++i)
       args.dst[i * C + c] = static_cast<float>(args.srcs[0][i * C + c] * scale + shift);
   }
+  if (op.kind == OpKind::fused_batch_normalization_relu) {
+    for (std::size_t i = 0; i < pixels * C; ++i)
+      args.dst[i] = args.dst[i] >= 0.0f ? args.dst[i] : 0.0f * args.dst[i];
+  }
+}
+
+// The relu gradient of a sum: (a + b) where the mask is > 0, else 0.
+void addition_relu_gradient(const NeuronGradientOp& op, const KernelArgs& args) {
+  const std::size_t count = op.dst_shape.elements();
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto sum = static_cast<float>(static_cast<double>(args.srcs[0][i]) + args.srcs[1][i]);
+    args.dst[i] = sum * (args.srcs[2][i] > 0.0f ? 1.0f : 0.0f);
+  }
 }
 
 void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const KernelArgs& args) {
   const std::size_t C = op.dst_shape.channels;
   const std::size_t pixels = op.dst_shape.elements() / C;
-  const float* dy = args.srcs[0];
   const float* x = args.srcs[1];
+  // Fused with a relu's gradient: dy where the relu's mask is > 0, else 0.
+  std::vector<float> masked;
+  if (op.kind == OpKind::fused_relu_batch_normalization_gradient) {
+    masked.resize(op.dst_shape.elements());
+    for (std::size_t i = 0; i < masked.size(); ++i)
+      masked[i] = args.srcs[0][i] * (args.srcs[2][i] > 0.0f ? 1.0f : 0.0f);
+  }
+  const float* dy = masked.empty() ? args.srcs[0] : masked.data();
   TrainedNormalization& t = *op.trainable;
   std::vector<double> mean, variance;
   batch_statistics(x, pixels, C, mean, variance);
@@ -254,6 +280,26 @@ std::unique_ptr<Kernel> make_reference_batch_normalization_gradient(const Op& op
                                                                     const GraphOptions&) {
   return function_kernel<BatchNormalizationGradientOp>(op, "reference:batch_normalization_gradient",
                                                        batch_normalization_gradient);
+}
+std::unique_ptr<Kernel> make_reference_fused_batch_normalization_relu(const Op& op,
+                                                                      const GraphOptions&) {
+  return function_kernel<BatchNormalizationTrainingOp>(op, "reference:batch_normalization_relu",
+                                                       batch_normalization_training);
+}
+std::unique_ptr<Kernel> make_reference_fused_relu_batch_normalization_gradient(
+    const Op& op, const GraphOptions&) {
+  return function_kernel<BatchNormalizationGradientOp>(
+      op, "reference:relu_batch_normalization_gradient", batch_normalization_gradient);
+}
+std::unique_ptr<Kernel> make_reference_fused_addition_relu_gradient(const Op& op,
+                                                                    const GraphOptions&) {
+  return function_kernel<NeuronGradientOp>(op, "reference:addition_relu_gradient",
+                                           addition_relu_gradient);
+}
+std::unique_ptr<Kernel> make_reference_fused_max_pooling_relu_gradient(const Op& op,
+                                                                       const GraphOptions&) {
+  return function_kernel<PoolingGradientOp>(op, "reference:max_pooling_relu_gradient",
+                                            pooling_gradient);
 }
 std::unique_ptr<Kernel> make_reference_loss(const Op& op, const GraphOptions&) {
   return function_kernel<LossOp>(op, "reference:loss", loss);

@@ -144,12 +144,36 @@ struct GradientTerms {
   }
 };
 
+// GradientTerms of dy where a relu's mask is > 0 (training fusion).
+template <typename T>
+struct MaskedGradientTerms {
+  const T* diff_dst;
+  const T* src;
+  const T* mask;
+  int channels;
+  template <int V>
+  __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
+    const std::size_t at = p * channels + c0;
+    const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + at);
+    const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + at);
+    const Pack<T, V> m = *reinterpret_cast<const Pack<T, V>*>(mask + at);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      // relu's derivative times dy, as the unfused gradient (a non-finite dy stays one).
+      const float g = to_float(dy.v[k]) * (to_float(m.v[k]) > 0.0f ? 1.0f : 0.0f);
+      sum[k].x += g;
+      sum[k].y += g * to_float(x.v[k]);
+    }
+  }
+};
+
 template <typename T, typename L, typename G>
 void channel_reduce(const L& load, G finish, const void* a, const void* b, std::size_t pixels,
-                    int channels, float* scratch, cudaStream_t stream, const char* name) {
+                    int channels, float* scratch, cudaStream_t stream, const char* name,
+                    const void* c = nullptr) {
   constexpr int kVector = 16 / sizeof(T);
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  const bool wide = channels % kVector == 0 && aligned(a) && aligned(b);
+  const bool wide = channels % kVector == 0 && aligned(a) && aligned(b) && (!c || aligned(c));
   const Layout l = layout_for(pixels, channels, wide ? kVector : 1);
   auto* partial = reinterpret_cast<float2*>(scratch + coefficient_floats(channels));
   const dim3 grid(l.channel_blocks, l.chunks);
@@ -226,6 +250,22 @@ struct Affine {
   const float* shift;
   __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
 };
+struct AffineRelu {
+  const float* scale;
+  const float* shift;
+  __device__ float operator()(int c, float x, float) const {
+    const float v = x * scale[c] + shift[c];
+    return v >= 0.0f ? v : 0.0f * v;  // relu as neuron_math.hpp writes it
+  }
+};
+struct MaskedNormalizationGradient {
+  const float* coefficients;
+  int channels;
+  __device__ float operator()(int c, float dy, float x, float mask) const {
+    const float g = dy * (mask > 0.0f ? 1.0f : 0.0f);
+    return coefficients[c] * g + coefficients[channels + c] * x + coefficients[2 * channels + c];
+  }
+};
 struct NormalizationGradient {
   const float* coefficients;
   int channels;
@@ -282,15 +322,22 @@ void batch_statistics(DataType type, const void* src, std::size_t pixels, int ch
 
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
-                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream) {
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream,
+                     bool relu) {
   for_storage(type, "batch_normalize", [&](auto tag) {
     using T = decltype(tag);
     normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
         mean, variance, gamma, beta, epsilon, scratch, channels);
     check_launch("batch_normalize");
-    map_elements(Affine{scratch, scratch + channels}, static_cast<const T*>(src),
-                 static_cast<const T*>(nullptr), static_cast<T*>(dst), pixels * channels, channels,
-                 stream, "batch_normalize");
+    const auto* x = static_cast<const T*>(src);
+    const auto* none = static_cast<const T*>(nullptr);
+    if (relu) {
+      map_elements(AffineRelu{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
+                   pixels * channels, channels, stream, "batch_normalize_relu");
+    } else {
+      map_elements(Affine{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
+                   pixels * channels, channels, stream, "batch_normalize");
+    }
   });
 }
 
@@ -298,7 +345,7 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   const float* mean, const float* variance, const float* gamma,
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
-                                  float* scratch, cudaStream_t stream) {
+                                  float* scratch, cudaStream_t stream, const void* mask) {
   for_storage(type, "batch_normalization_gradient", [&](auto tag) {
     using T = decltype(tag);
     const auto* dy = static_cast<const T*>(diff_dst);
@@ -306,6 +353,15 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
     const StoreGradients finish{
         mean,           variance,      gamma,   epsilon, 1.0f / float(pixels),
         gamma_gradient, beta_gradient, scratch, channels};
+    if (mask) {
+      const auto* m = static_cast<const T*>(mask);
+      channel_reduce<T>(MaskedGradientTerms<T>{dy, x, m, channels}, finish, dy, x, pixels, channels,
+                        scratch, stream, "relu_batch_normalization_gradient", m);
+      map3_elements(MaskedNormalizationGradient{scratch, channels}, dy, x, m,
+                    static_cast<T*>(diff_src), pixels * channels, channels, stream,
+                    "relu_batch_normalization_gradient");
+      return;
+    }
     channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
                       stream, "batch_normalization_gradient");
     map_elements(NormalizationGradient{scratch, channels}, dy, x, static_cast<T*>(diff_src),

@@ -18,13 +18,17 @@ void channel_sums(DataType type, const void* src, std::size_t pixels, int channe
 // gamma's gradients).
 void batch_statistics(DataType type, const void* src, std::size_t pixels, int channels, float* mean,
                       float* variance, float* scratch, cudaStream_t stream);
+// With `relu`, dst = max(that, 0) in the same pass (training fusion).
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
-                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream);
+                     std::size_t pixels, int channels, float* scratch, cudaStream_t stream,
+                     bool relu = false);
+// With a `mask` (a relu's source or result; null: none), dy counts only where the mask is
+// > 0: the relu's gradient folded into both passes (training fusion).
 void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
                                   const float* mean, const float* variance, const float* gamma,
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
-                                  float* scratch, cudaStream_t stream);
+                                  float* scratch, cudaStream_t stream, const void* mask = nullptr);
 
 }  // namespace cnngraph::detail::cuda

@@ -175,4 +175,39 @@ void map_elements(F f, const T* a, const T* b, T* dst, std::size_t count, int ch
   check_launch(name);
 }
 
+// dst[i] = f(channel of i, a[i], b[i], c[i]): map_kernel with three sources (training
+// fusion's passes that read a gradient, another image and a relu's mask at once).
+template <int V, typename T, typename F>
+__global__ void map3_kernel(F f, const T* a, const T* b, const T* c3, T* dst, std::size_t groups,
+                            int channels) {
+  for (std::size_t g = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; g < groups;
+       g += std::size_t(gridDim.x) * blockDim.x) {
+    const Pack<T, V> x = reinterpret_cast<const Pack<T, V>*>(a)[g];
+    const Pack<T, V> y = reinterpret_cast<const Pack<T, V>*>(b)[g];
+    const Pack<T, V> z = reinterpret_cast<const Pack<T, V>*>(c3)[g];
+    Pack<T, V> out;
+    int c = int((g * V) % std::size_t(channels));
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      out.v[k] = from_float<T>(f(c, to_float(x.v[k]), to_float(y.v[k]), to_float(z.v[k])));
+      if (++c == channels) c = 0;
+    }
+    reinterpret_cast<Pack<T, V>*>(dst)[g] = out;
+  }
+}
+
+template <typename T, typename F>
+void map3_elements(F f, const T* a, const T* b, const T* c, T* dst, std::size_t count, int channels,
+                   cudaStream_t stream, const char* name) {
+  constexpr int V = 16 / sizeof(T);
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  if (count % V == 0 && aligned(a) && aligned(b) && aligned(c) && aligned(dst)) {
+    map3_kernel<V>
+        <<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, c, dst, count / V, channels);
+  } else {
+    map3_kernel<1><<<blocks_for(count, 256), 256, 0, stream>>>(f, a, b, c, dst, count, channels);
+  }
+  check_launch(name);
+}
+
 }  // namespace cnngraph::detail::cuda

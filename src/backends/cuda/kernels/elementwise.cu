@@ -27,6 +27,13 @@ struct NeuronOf {
 struct Sum {
   __device__ float operator()(int, float x, float y) const { return x + y; }
 };
+// relu as neuron_math.hpp writes it (a not-a-number stays one, as unfused).
+struct SumRelu {
+  __device__ float operator()(int, float x, float y) const {
+    const float v = x + y;
+    return v >= 0.0f ? v : 0.0f * v;
+  }
+};
 struct ArithmeticOf {
   ArithmeticOperation operation;
   __device__ float operator()(int, float x, float y) const {
@@ -187,11 +194,16 @@ void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t cou
 }
 
 void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
-         cudaStream_t stream) {
+         cudaStream_t stream, bool relu) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(Sum{}, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(dst),
-                 count, 1, stream, "add");
+    const auto* x = static_cast<const T*>(a);
+    const auto* y = static_cast<const T*>(b);
+    if (relu) {
+      map_elements(SumRelu{}, x, y, static_cast<T*>(dst), count, 1, stream, "add_relu");
+    } else {
+      map_elements(Sum{}, x, y, static_cast<T*>(dst), count, 1, stream, "add");
+    }
   });
 }
 

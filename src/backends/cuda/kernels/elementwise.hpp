@@ -14,8 +14,9 @@ void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, st
 // dst = epilogue(dst) per element, channel = index % channels.
 void epilogue(DataType type, const DeviceEpilogue& e, void* dst, std::size_t count, int channels,
               cudaStream_t stream);
+// With `relu`, dst = max(a + b, 0) (training fusion).
 void add(DataType type, const void* a, const void* b, void* dst, std::size_t count,
-         cudaStream_t stream);
+         cudaStream_t stream, bool relu = false);
 // dst = a (operation) b, each source broadcast to dst_shape along the dimensions where its
 // size is 1 (ArithmeticOp).
 void arithmetic(DataType type, ArithmeticOperation operation, const void* a,

@@ -69,7 +69,6 @@ __global__ void arithmetic_gradient_kernel(ArithmeticOperation operation, int in
   }
 }
 
-
 // Max pooling, first pass: per result element, the tap of its window's first maximum
 // (row-major in the window; kNoTap where the window holds no image pixel). Each thread
 // takes V neighbouring channels of one result pixel (16-byte loads where the channels allow).
@@ -118,7 +117,7 @@ __global__ void pooling_argmax_kernel(PoolingGeometry g, const T* src, A* argmax
 // slow, and this kernel was bound by its index math).
 template <int V, typename T, typename I, typename A>
 __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, const A* argmax,
-                                        T* diff_src) {
+                                        const T* relu_result, T* diff_src) {
   const int groups = g.C / V;
   const I count = I(g.N) * g.H * g.W * groups;
   for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < count; e += I(gridDim.x) * blockDim.x) {
@@ -160,12 +159,25 @@ __global__ void pooling_gradient_kernel(PoolingGeometry g, const T* diff_dst, co
         }
       }
     }
+    // Fused with the gradient of the relu whose result the pooling read: relu'(src).
+    if (relu_result) {
+      const Pack<T, V> y = *reinterpret_cast<const Pack<T, V>*>(relu_result + at);
+#pragma unroll
+      for (int k = 0; k < V; ++k) sum[k] *= to_float(y.v[k]) > 0.0f ? 1.0f : 0.0f;
+    }
     Pack<T, V> result;
 #pragma unroll
     for (int k = 0; k < V; ++k) result.v[k] = from_float<T>(sum[k]);
     *reinterpret_cast<Pack<T, V>*>(diff_src + at) = result;
   }
 }
+
+// (a + b) relu'(mask), rounded once as the unfused sum is.
+struct SumReluGradient {
+  __device__ float operator()(int, float a, float b, float mask) const {
+    return (a + b) * (mask > 0.0f ? 1.0f : 0.0f);
+  }
+};
 
 template <typename T>
 __global__ void dropout_kernel(float keep, std::uint64_t seed, const std::uint64_t* batch,
@@ -275,7 +287,10 @@ void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* di
           }
           pooling_gradient_kernel<V, T, I, A>
               <<<blocks_for(in.elements() / V, kThreads), kThreads, 0, stream>>>(
-                  g, static_cast<const T*>(diff_dst), taps, static_cast<T*>(diff_src));
+                  g, static_cast<const T*>(diff_dst), taps,
+                  op.kind == OpKind::fused_max_pooling_relu_gradient ? static_cast<const T*>(src)
+                                                                     : nullptr,
+                  static_cast<T*>(diff_src));
         };
         if (wide) {
           launch(std::integral_constant<int, kWide>{});
@@ -296,6 +311,16 @@ void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* di
     }
   });
   check_launch("pooling_gradient");
+}
+
+void addition_relu_gradient(DataType type, const void* a, const void* b, const void* mask,
+                            void* dst, std::size_t count, cudaStream_t stream) {
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    map3_elements(SumReluGradient{}, static_cast<const T*>(a), static_cast<const T*>(b),
+                  static_cast<const T*>(mask), static_cast<T*>(dst), count, 1, stream,
+                  "addition_relu_gradient");
+  });
 }
 
 void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,

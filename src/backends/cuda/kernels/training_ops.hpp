@@ -12,10 +12,15 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream);
 // diff_src (op.dst_shape) from diff_dst (op.src_shapes[0]) and the forward src. Max
 // pooling first records each window's first maximum in `argmax` (pooling_argmax_bytes of
-// device memory, 0 for average pooling: then null).
+// device memory, 0 for average pooling: then null). With op.kind
+// fused_max_pooling_relu_gradient, diff_src is also multiplied by relu'(src).
 std::size_t pooling_argmax_bytes(const PoolingGradientOp& op);
 void pooling_gradient(DataType type, const PoolingGradientOp& op, const void* diff_dst,
                       const void* src, void* diff_src, void* argmax, cudaStream_t stream);
+// The relu gradient of a sum: dst = (a + b) * relu'(mask), mask a relu's source or result
+// (training fusion).
+void addition_relu_gradient(DataType type, const void* a, const void* b, const void* mask,
+                            void* dst, std::size_t count, cudaStream_t stream);
 // dst = src * mask / keep, the mask of kernels/dropout_mask.hpp for the batch at *batch.
 void dropout(DataType type, float keep_probability, std::uint64_t seed, const std::uint64_t* batch,
              const void* src, void* dst, std::size_t count, cudaStream_t stream);

@@ -84,12 +84,12 @@ class NormalizationKernel : public Kernel {
     if (!gradient_) {
       batch_normalize(context_.storage, x, b.on_device(kMean), b.on_device(kVariance),
                       b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
-                      scratch, context_.stream);
+                      scratch, context_.stream, fused());
     } else {
       batch_normalization_gradient(context_.storage, args.srcs[0], x, b.on_device(kMean),
                                    b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,
                                    b.on_device(kGammaGradient), b.on_device(kBetaGradient), pixels_,
-                                   C, scratch, context_.stream);
+                                   C, scratch, context_.stream, fused() ? args.srcs[2] : nullptr);
     }
     // Statistics from whichever kernel computed them; gradients from the gradient kernel.
     check(cudaMemcpyAsync(b.on_host(first_slot()), b.on_device(first_slot()),
@@ -120,10 +120,18 @@ class NormalizationKernel : public Kernel {
   }
 
   std::string implementation() const override {
+    if (fused()) {
+      return gradient_ ? "cuda:relu_batch_normalization_gradient" : "cuda:batch_normalization_relu";
+    }
     return gradient_ ? "cuda:batch_normalization_gradient" : "cuda:batch_normalization_training";
   }
 
  private:
+  // Training fusion: the relu after the forward, or the relu's gradient before the gradient.
+  bool fused() const {
+    return op_.kind == OpKind::fused_batch_normalization_relu ||
+           op_.kind == OpKind::fused_relu_batch_normalization_gradient;
+  }
   // The forward kernel brings gamma and beta and records the statistics; a gradient
   // without its forward in the graph does both itself.
   bool owns_statistics() const { return !gradient_ || !buffers_->forward_runs; }

@@ -22,6 +22,17 @@ std::unique_ptr<Kernel> make_neuron_gradient(const Op& base, const GraphOptions&
       });
 }
 
+std::unique_ptr<Kernel> make_addition_relu_gradient(const Op& op, const GraphOptions&,
+                                                    Context& context) {
+  return function_kernel<NeuronGradientOp>(
+      op, "cuda:addition_relu_gradient",
+      [&context](const NeuronGradientOp& o, const KernelArgs& a) {
+        addition_relu_gradient(context.storage, a.srcs[0], a.srcs[1], a.srcs[2], a.dst,
+                               o.dst_shape.elements(), context.stream);
+      });
+}
+
+// Also the fused kind (fused_max_pooling_relu_gradient): the relu's mask in the same pass.
 std::unique_ptr<Kernel> make_pooling_gradient(const Op& base, const GraphOptions&,
                                               Context& context) {
   const auto& op = static_cast<const PoolingGradientOp&>(base);
@@ -29,7 +40,9 @@ std::unique_ptr<Kernel> make_pooling_gradient(const Op& base, const GraphOptions
   if (const std::size_t bytes = pooling_argmax_bytes(op))
     argmax = context.memory->allocate(bytes, op.name + " window maxima");
   return function_kernel<PoolingGradientOp>(
-      op, "cuda:pooling_gradient",
+      op,
+      op.kind == OpKind::fused_max_pooling_relu_gradient ? "cuda:max_pooling_relu_gradient"
+                                                         : "cuda:pooling_gradient",
       [&context, argmax](const PoolingGradientOp& o, const KernelArgs& a) {
         pooling_gradient(context.storage, o, a.srcs[0], a.srcs[1], a.dst, argmax.get(),
                          context.stream);

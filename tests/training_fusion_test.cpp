@@ -1,0 +1,199 @@
+// Training fusion (docs/training.md): a training graph with every fused pattern trains the
+// same with GraphOptions::training_fusion on and off (losses, every updated parameter), on
+// the reference backend and on CUDA in f32, f16 and bf16 (skipped without a GPU), and
+// describe() names each fused group.
+#include <cmath>
+#include <functional>
+
+#include "cuda_support.hpp"
+#include "gradient_support.hpp"
+
+using namespace cnngraph;
+using namespace cnngraph::testing;
+
+namespace {
+
+// image 6x6x2 -> conv1 -> bn1 -> relu1 -> max-pool 2 = p (3x3x4)
+// p -> conv2 -> bn2 -> relu2 -> conv3 -> bn3 -> (+ p) -> relu3 = r
+// r -> conv4 (1x1) -> (+ r) -> fully connected (-> 3) -> soft-max cross-entropy.
+// Forward: bn1+relu1, bn2+relu2 and add+relu3 fuse. Backward: the pooling's gradient takes
+// relu1's; relu2's gradient goes into bn2's; the sum of r's two gradients takes relu3's.
+struct FusionNet {
+  std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
+  std::vector<std::shared_ptr<TrainableDataSource>> convs;
+  std::vector<std::shared_ptr<BatchNormalizationDataSource>> norms;
+  std::shared_ptr<LossNode> loss;
+
+  FusionNet() {
+    auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{}, 0.9f);
+    const auto conv = [&](std::shared_ptr<ImageNode> x, int in, int out, int k) {
+      convs.push_back(TrainableDataSource::uniform("conv" + std::to_string(convs.size()),
+                                                   ConvolutionDescriptor(k, k, in, out), 0.4f,
+                                                   0.05f, 40 + convs.size(), sgd));
+      auto node = std::make_shared<ConvolutionNode>(std::move(x), convs.back());
+      node->training_style = TrainingStyle::cpu;
+      return node->result_image();
+    };
+    const auto bn = [&](std::shared_ptr<ImageNode> x) {
+      BatchNormalizationParameters p;
+      p.gamma = {1.0f, 0.8f, 1.2f, 0.9f};
+      p.beta = {0.0f, 0.1f, -0.1f, 0.05f};
+      p.mean = {0, 0, 0, 0};
+      p.variance = {1, 1, 1, 1};
+      norms.push_back(std::make_shared<BatchNormalizationDataSource>(
+          "bn" + std::to_string(norms.size()), p, sgd));
+      return std::make_shared<BatchNormalizationNode>(std::move(x), norms.back())->result_image();
+    };
+    const auto relu = [](std::shared_ptr<ImageNode> x) {
+      return std::make_shared<NeuronNode>(std::move(x), NeuronDescriptor::make(NeuronType::relu))
+          ->result_image();
+    };
+    const auto add = [](std::shared_ptr<ImageNode> a, std::shared_ptr<ImageNode> b) {
+      return std::make_shared<AdditionNode>(std::move(a), std::move(b))->result_image();
+    };
+    auto p = std::make_shared<MaxPoolingNode>(relu(bn(conv(input, 2, 4, 3))), 2)->result_image();
+    auto r = relu(add(bn(conv(relu(bn(conv(p, 4, 4, 3))), 4, 4, 3)), p));
+    auto s = add(conv(r, 4, 4, 1), r);
+    convs.push_back(TrainableDataSource::uniform("fc", ConvolutionDescriptor(3, 3, 4, 3), 0.4f,
+                                                 0.05f, 49, sgd));
+    auto fc = std::make_shared<FullyConnectedNode>(s, convs.back());
+    fc->training_style = TrainingStyle::cpu;
+    loss = std::make_shared<LossNode>(
+        fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  }
+
+  Graph graph(Device device, GraphOptions options) const {
+    const auto terminals = loss->training_graph();
+    return Graph(device, terminals, std::vector<bool>(terminals.size(), false), options);
+  }
+};
+
+// What a few steps leave: the losses and every parameter, in one list each.
+struct Trained {
+  std::vector<float> losses, parameters;
+  std::string description;
+};
+
+Trained train(Device device, Precision precision, bool fusion, int steps = 3) {
+  FusionNet net;
+  GraphOptions options;
+  options.precision = precision;
+  options.training_fusion = fusion;
+  Graph graph = net.graph(device, options);
+  std::mt19937 rng(7);
+  Trained t;
+  for (int step = 0; step < steps; ++step) {
+    const Batch batch = synthetic_batch(8, rng);
+    t.losses.push_back(graph.run({batch.images}, {batch.labels}).loss());
+  }
+  for (const auto& c : net.convs) {
+    for (float w : c->current_weights()) t.parameters.push_back(w);
+    for (float b : c->current_bias()) t.parameters.push_back(b);
+  }
+  for (const auto& n : net.norms) {
+    const BatchNormalizationParameters p = n->parameters();
+    for (const auto* v : {&p.gamma, &p.beta, &p.mean, &p.variance})
+      t.parameters.insert(t.parameters.end(), v->begin(), v->end());
+  }
+  t.description = graph.describe();
+  return t;
+}
+
+// Max |a - b| over max(1, max |b|).
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0, largest = 1;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+    largest = std::max(largest, double(std::fabs(b[i])));
+  }
+  return worst / largest;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(TrainingFusion, ReferenceTrainsLikeTheUnfusedGraph) {
+  const Trained fused = train(Device::cpu_reference(), Precision::f32, true);
+  const Trained unfused = train(Device::cpu_reference(), Precision::f32, false);
+  EXPECT_LE(relative_error(fused.losses, unfused.losses), 1e-6);
+  EXPECT_LE(relative_error(fused.parameters, unfused.parameters), 1e-6);
+}
+
+TEST(TrainingFusion, DescribeNamesEveryFusedGroup) {
+  const std::string fused = train(Device::cpu_reference(), Precision::f32, true, 1).description;
+  EXPECT_EQ(count(fused, "[fused batch_norm+relu]"), 2u) << fused;
+  EXPECT_EQ(count(fused, "[fused add+relu]"), 1u) << fused;
+  EXPECT_EQ(count(fused, "[fused max_pooling_gradient+relu_gradient]"), 1u) << fused;
+  EXPECT_EQ(count(fused, "[fused relu_gradient+batch_norm_gradient]"), 1u) << fused;
+  EXPECT_EQ(count(fused, "[fused add+relu_gradient]"), 1u) << fused;
+  EXPECT_NE(fused.find("via reference:batch_normalization_relu"), std::string::npos) << fused;
+  const std::string unfused = train(Device::cpu_reference(), Precision::f32, false, 1).description;
+  EXPECT_EQ(unfused.find("fused"), std::string::npos) << unfused;
+  // Six steps fewer: each group is one step where two were.
+  EXPECT_EQ(count(unfused, "\n  #") - count(fused, "\n  #"), 6u);
+}
+
+TEST(TrainingFusion, TheCpuBackendRunsEveryStepOnItsOwn) {
+  const Trained fast = train(Device::cpu(), Precision::f32, true, 1);
+  EXPECT_EQ(fast.description.find("fused"), std::string::npos) << fast.description;
+  const Trained reference = train(Device::cpu_reference(), Precision::f32, true, 1);
+  EXPECT_LE(relative_error(fast.parameters, reference.parameters), 1e-4);
+}
+
+TEST(TrainingFusion, AnExportedIntermediateKeepsItsStep) {
+  std::mt19937 rng(7);
+  const Batch batch = synthetic_batch(8, rng);
+  FusionNet net;
+  const auto terminals = net.loss->training_graph();
+  // The first batch norm's result (the one that reads the first convolution's), exported:
+  // it stays an image of its own, so its relu is not fused.
+  std::shared_ptr<ImageNode> bn1_result;
+  std::function<void(const std::shared_ptr<ImageNode>&)> find = [&](const auto& image) {
+    if (bn1_result || image->is_source()) return;
+    const FilterNode* producer = image->producer();
+    if (dynamic_cast<const BatchNormalizationNode*>(producer) &&
+        producer->source_images()[0]->producer()->source_images()[0] == net.input) {
+      bn1_result = image;
+      return;
+    }
+    for (const auto& s : producer->source_images()) find(s);
+  };
+  for (const auto& t : terminals) find(t);
+  ASSERT_TRUE(bn1_result);
+  bn1_result->export_from_graph = true;
+  Graph graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
+  graph.run({batch.images}, {batch.labels});
+  EXPECT_EQ(count(graph.describe(), "[fused batch_norm+relu]"), 1u) << graph.describe();
+  EXPECT_EQ(count(graph.describe(), "[fused relu_gradient+batch_norm_gradient]"), 1u);
+}
+
+TEST(TrainingFusion, CudaTrainsLikeTheUnfusedGraphInEveryPrecision) {
+  REQUIRE_GPU();
+  const Trained want = train(Device::cpu_reference(), Precision::f32, false);
+  for (const PrecisionCase& p : kPrecisions) {
+    if (p.precision == Precision::tf32_allowed) continue;
+    const Trained fused = train(Device::cuda(), p.precision, true);
+    const Trained unfused = train(Device::cuda(), p.precision, false);
+    EXPECT_NE(fused.description.find("via cuda:batch_normalization_relu"), std::string::npos)
+        << fused.description;
+    EXPECT_NE(fused.description.find("via cuda:relu_batch_normalization_gradient"),
+              std::string::npos);
+    EXPECT_NE(fused.description.find("via cuda:add_relu"), std::string::npos);
+    EXPECT_NE(fused.description.find("via cuda:addition_relu_gradient"), std::string::npos);
+    EXPECT_NE(fused.description.find("via cuda:max_pooling_relu_gradient"), std::string::npos);
+    EXPECT_EQ(unfused.description.find("fused"), std::string::npos);
+    // Fused and unfused CUDA round alike (each fused pass rounds once where the unfused
+    // pair rounded an exact intermediate), so they agree closely; both follow the reference
+    // within the precision's tolerance.
+    EXPECT_LE(relative_error(fused.losses, unfused.losses), p.tolerance / 4) << p.name;
+    EXPECT_LE(relative_error(fused.parameters, unfused.parameters), p.tolerance / 4) << p.name;
+    EXPECT_LE(relative_error(fused.losses, want.losses), p.tolerance) << p.name;
+    EXPECT_LE(relative_error(fused.parameters, want.parameters), p.tolerance) << p.name;
+  }
+}
