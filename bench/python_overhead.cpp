@@ -13,7 +13,8 @@
 // Cases: resnet50_cuda_f16_b1 (models::resnet50 with seeded random weights, autotuned
 // plans kept in a plan cache file that the Python side reads, so that both run the same
 // cuDNN plans), mnist_cpu_b1 and mnist_cpu_b64 (the Fashion-MNIST reference network of
-// examples/reference_network.cpp, inference, on Device::cpu()).
+// examples/reference_network.cpp, inference, on Device::cpu()), and relu_cpu_b1 (one ReLU
+// on a 1x1x1 image: the fixed cost of a run, where the bindings' share is largest).
 // --keep reuses the saved graph and plan cache files that an earlier call left in DIR (the
 // driver's later rounds).
 // Usage: python_overhead --dir DIR [--cases a,b] [--seconds S] [--warmup N] [--keep] [--list]
@@ -65,6 +66,13 @@ std::vector<Case> cases(const std::filesystem::path& dir) {
                  [](const std::filesystem::path& path) {
                    save_graph(path, {models::resnet50(models::random_tensors(0)).logits});
                  }});
+  // One ReLU on a 1x1x1 image: next to nothing but the fixed cost of a run, from each side.
+  all.push_back(
+      {"relu_cpu_b1", "cpu", Precision::f32, 1, 1, 1, [](const std::filesystem::path& path) {
+         const auto x = std::make_shared<ImageNode>("image");
+         save_graph(path, {std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::relu))
+                               ->result_image()});
+       }});
 #ifdef CNNGRAPH_BENCH_HAS_EXAMPLES
   const auto mnist = [dir](const std::filesystem::path& path) {
     const std::filesystem::path weights = dir / "mnist_initial.safetensors";

@@ -15,7 +15,8 @@ and checks that both outputs agree (a weighted checksum). --rounds (3) repeats t
 then Python, and reports the median of each side's medians, which keeps a busy machine's
 moments from landing on one side only. Cases: resnet50_cuda_f16_b1 (on a
 GPU; skipped elsewhere), mnist_cpu_b1, mnist_cpu_b64 (the Fashion-MNIST reference network;
-in builds with the examples). Use a Release build of both (the C++ program and the Python
+in builds with the examples), relu_cpu_b1 (one ReLU on a 1x1x1 image: the
+fixed cost of a run, where the bindings' share is largest). Use a Release build of both (the C++ program and the Python
 package); a Debug build measures the debug glue.
 
 Usage: python_overhead.py [--program PATH] [--cases a,b] [--seconds S] [--warmup N]
