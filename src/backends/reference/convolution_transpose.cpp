@@ -58,7 +58,9 @@ class ConvolutionTransposeGradientKernel : public Kernel {
             g.weights_gradient[((static_cast<std::size_t>(group * Og + o)) * taps + t) * Ig + i] =
                 adjoint[((static_cast<std::size_t>(group * Ig + i)) * taps + t) * Og + o];
           }
-    // The bias adds to every result pixel: its gradient sums dz over them.
+    // The bias adds to every result pixel: its gradient sums dz over them. Without a bias
+    // there is nothing to sum (the gradient stays zero, as on the other backends).
+    if (!op_.weights->source->has_bias) return;
     std::vector<double> bias(O, 0.0);
     const std::size_t pixels = op_.input_gradient.src_shapes[0].elements() / O;
     for (std::size_t p = 0; p < pixels; ++p)
