@@ -58,12 +58,8 @@ TensorProvider random_tensors(unsigned seed) {
 }
 
 PaddingPolicy torch_padding(int pad) {
-  return PaddingPolicy::make_custom([pad](AxisGeometry& x, AxisGeometry& y) {
-    for (AxisGeometry* axis : {&x, &y}) {
-      axis->pad_before = pad;
-      axis->result_size = (axis->source_size + 2 * pad - axis->kernel_size) / axis->stride + 1;
-    }
-  });
+  // Explicit pads (not a callback), so that the models can be saved as graphs.
+  return PaddingPolicy::explicit_padding(pad, pad, pad, pad);
 }
 
 }  // namespace cnngraph::models

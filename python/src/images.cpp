@@ -298,7 +298,8 @@ std::string options_repr(const GraphOptions& o) {
     << ", flush_denormals=" << flag(o.flush_denormals)
     << ", initial_loss_scale=" << o.initial_loss_scale
     << ", loss_scale_growth_interval=" << o.loss_scale_growth_interval
-    << ", max_compiled_sizes=" << o.max_compiled_sizes << ")";
+    << ", max_compiled_sizes=" << o.max_compiled_sizes
+    << ", training_fusion=" << flag(o.training_fusion) << ")";
   return s.str();
 }
 
@@ -509,7 +510,7 @@ void bind_images(nb::module_& m) {
              std::size_t workspace_limit_bytes, bool cuda_graphs, bool autotune,
              std::string plan_cache_file, bool verbose, bool flush_denormals,
              float initial_loss_scale, int loss_scale_growth_interval,
-             std::size_t max_compiled_sizes) {
+             std::size_t max_compiled_sizes, bool training_fusion) {
             new (self) GraphOptions{precision,
                                     deterministic,
                                     workspace_limit_bytes,
@@ -520,13 +521,14 @@ void bind_images(nb::module_& m) {
                                     flush_denormals,
                                     initial_loss_scale,
                                     loss_scale_growth_interval,
-                                    max_compiled_sizes};
+                                    max_compiled_sizes,
+                                    training_fusion};
           },
           nb::kw_only(), "precision"_a = Precision::f32, "deterministic"_a = false,
           "workspace_limit_bytes"_a = 0, "cuda_graphs"_a = true, "autotune"_a = false,
           "plan_cache_file"_a = "", "verbose"_a = false, "flush_denormals"_a = true,
           "initial_loss_scale"_a = 65536.0f, "loss_scale_growth_interval"_a = 2000,
-          "max_compiled_sizes"_a = 16)
+          "max_compiled_sizes"_a = 16, "training_fusion"_a = true)
       .def_rw("precision", &GraphOptions::precision)
       .def_rw("deterministic", &GraphOptions::deterministic)
       .def_rw("workspace_limit_bytes", &GraphOptions::workspace_limit_bytes)
@@ -538,6 +540,7 @@ void bind_images(nb::module_& m) {
       .def_rw("initial_loss_scale", &GraphOptions::initial_loss_scale)
       .def_rw("loss_scale_growth_interval", &GraphOptions::loss_scale_growth_interval)
       .def_rw("max_compiled_sizes", &GraphOptions::max_compiled_sizes)
+      .def_rw("training_fusion", &GraphOptions::training_fusion)
       .def("__repr__", &options_repr);
 }
 

@@ -7,6 +7,7 @@
 // again without it to recover the neuron's input.
 #include "backends/candidates.hpp"
 #include "backends/cuda/convolution/convolution_backward.hpp"
+#include "backends/cuda/cuda_common.hpp"
 #include "backends/cuda/cudnn/cudnn_graph.hpp"
 #include "backends/cuda/kernels/channel_reduction.hpp"
 #include "backends/cuda/kernels/elementwise.hpp"
@@ -203,6 +204,11 @@ class TransposeGradient : public Kernel {
       reduction_scratch_ = context_.memory->allocate(
           channel_reduction_scratch_bytes(dz.elements() / dz.channels, dz.channels),
           op_.name + " bias gradient");
+    } else if (trained_->bias_count) {
+      // No bias, no bias gradient: it reads as zeros, never as the block's old contents.
+      check(cudaMemsetAsync(trained_->bias_gradient.get(), 0, trained_->bias_count * sizeof(float),
+                            context_.stream),
+            "cudaMemsetAsync");
     }
     return {};
   }
