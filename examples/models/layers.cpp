@@ -28,11 +28,11 @@ std::shared_ptr<ImageNode> conv_bn(const Parameters& parameters, std::shared_ptr
   p.gamma = tensors(bn + ".weight", {spec.out}).to_floats();
   p.beta = tensors(bn + ".bias", {spec.out}).to_floats();
   p.epsilon = 1e-5f;
-  auto normalized = parameters.optimizer
-                        ? std::make_shared<BatchNormalizationNode>(
-                              node->result_image(), std::make_shared<BatchNormalizationDataSource>(
-                                                        bn, p, parameters.optimizer))
-                        : std::make_shared<BatchNormalizationNode>(node->result_image(), p);
+  // Labelled by the layer (as the fixed-parameter constructor's sources are not), so that
+  // the model can be saved as a graph and checkpointed.
+  auto normalized = std::make_shared<BatchNormalizationNode>(
+      node->result_image(),
+      std::make_shared<BatchNormalizationDataSource>(bn, p, parameters.optimizer));
   if (neuron.type == NeuronType::none) return normalized->result_image();
   return std::make_shared<NeuronNode>(normalized->result_image(), neuron)->result_image();
 }

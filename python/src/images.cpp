@@ -25,9 +25,10 @@ DataType data_type_of(const AnyArray& array) {
   if (same_dtype(dtype, float16_dtype)) return DataType::f16;
   if (same_dtype(dtype, nb::dtype<std::uint8_t>())) return DataType::u8;
   if (same_dtype(dtype, bfloat16_dtype)) return DataType::bf16;
-  throw InvalidArgument("Image: the array's dtype is " + dtype_name(dtype) +
-                        "; an image takes float32, float16, bfloat16 (DLPack) or uint8 "
-                        "(normalized: v / 255) elements (convert with array.astype(numpy.float32))");
+  throw InvalidArgument(
+      "Image: the array's dtype is " + dtype_name(dtype) +
+      "; an image takes float32, float16, bfloat16 (DLPack) or uint8 "
+      "(normalized: v / 255) elements (convert with array.astype(numpy.float32))");
 }
 
 nb::dlpack::dtype dlpack_dtype(DataType type) {
@@ -152,8 +153,7 @@ Image image_from_array(const AnyArray& array, bool nchw, std::optional<DataType>
   const bool nhwc_memory = memory_is_nhwc(array, nchw);
   if (!nhwc_memory && !(nchw && is_c_contiguous(array))) {
     throw InvalidArgument("Image: the array (shape " + shape_text(array) +
-                          ") is not C-contiguous " + layout +
-                          (nchw ? " or channels-last" : "") +
+                          ") is not C-contiguous " + layout + (nchw ? " or channels-last" : "") +
                           "; pass numpy.ascontiguousarray(array) (or tensor.contiguous())");
   }
   auto* data = static_cast<std::byte*>(const_cast<void*>(array.data()));
@@ -171,8 +171,7 @@ Image image_from_array(const AnyArray& array, bool nchw, std::optional<DataType>
                             : !aligned   ? "its data is not aligned to its element size"
                             : !type_kept ? "its elements must be converted to " + to_string(*type)
                                          : "it must be copied to " + device->name();
-    throw InvalidArgument("Image: copy=False, but the array cannot be used without a copy: " +
-                          why);
+    throw InvalidArgument("Image: copy=False, but the array cannot be used without a copy: " + why);
   }
   // A host image with the array's elements in NHWC order. CUDA memory comes to the host
   // first, read as an image of the array's own dimensions (the same bytes).
