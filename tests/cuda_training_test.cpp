@@ -144,10 +144,13 @@ Steps train_node(const Make& make, const std::shared_ptr<TrainableDataSource>& s
   Graph graph(device, terminals, std::vector<bool>(terminals.size(), false), options);
   std::mt19937 rng(17);
   Steps result;
+  // The result's size, found before the steps: a reference graph over the node during them
+  // would load the source, reading the device's weights back (downloads of the test's own).
+  const ImageShape out =
+      run_on(Device::cpu_reference(), node->result_image(), {Image(shape)}).shape();
   const std::uint64_t before = detail::parameter_downloads();
   for (int step = 0; step < steps; ++step) {
     const Image images = rounded_for(image(shape, rng), rounding);
-    const ImageShape out = run_on(Device::cpu_reference(), node->result_image(), {images}).shape();
     const Image targets = rounded_for(random_image(out, rng), rounding);
     result.losses.push_back(graph.run({images}, {LossLabels(targets)}).loss());
   }
