@@ -323,13 +323,9 @@ void require_host_c_contiguous(const AnyArray& array, const std::string& what) {
                       ": the array is not in host memory; copy it to the host first "
                       "(arrays on a GPU are taken without a copy in a later version)");
   }
-  std::int64_t expected = 1;
-  for (std::size_t i = array.ndim(); i-- > 0;) {
-    if (array.shape(i) != 1 && array.stride(i) != expected) {
-      throw InvalidArgument(what + ": the array is not C-contiguous (shape " + shape_text(array) +
-                            "); pass numpy.ascontiguousarray(array)");
-    }
-    expected *= static_cast<std::int64_t>(array.shape(i));
+  if (!is_c_contiguous(array)) {
+    throw InvalidArgument(what + ": the array is not C-contiguous (shape " + shape_text(array) +
+                          "); pass numpy.ascontiguousarray(array)");
   }
 }
 
