@@ -38,8 +38,9 @@ using Source = std::variant<std::shared_ptr<ImageNode>, std::shared_ptr<FilterNo
 std::shared_ptr<ImageNode> image_of(const Source& source);
 std::vector<std::shared_ptr<ImageNode>> images_of(const std::vector<Source>& sources);
 
-// A read-only host array of any element type and layout; the functions that take one check
-// them, so that a wrong array is a cnngraph exception rather than a silent conversion.
+// A read-only array (NumPy, or any DLPack tensor, host or GPU) of any element type and
+// layout; the functions that take one check them, so that a wrong array is a cnngraph
+// exception rather than a silent conversion.
 using AnyArray = nb::ndarray<nb::ro>;
 
 // "float64", "int32", ...: an array's element type in messages.

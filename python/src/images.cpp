@@ -320,8 +320,8 @@ std::string dtype_name(const nb::dlpack::dtype& dtype) {
 void require_host_c_contiguous(const AnyArray& array, const std::string& what) {
   if (array.device_type() != nb::device::cpu::value) {
     throw Unsupported(what +
-                      ": the array is not in host memory; copy it to the host first "
-                      "(arrays on a GPU are taken without a copy in a later version)");
+                      ": the array is not in host memory; copy it to the host first (weights, "
+                      "biases and labels are read on the host; only images take GPU arrays)");
   }
   if (!is_c_contiguous(array)) {
     throw InvalidArgument(what + ": the array is not C-contiguous (shape " + shape_text(array) +
