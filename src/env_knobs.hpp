@@ -38,13 +38,18 @@ inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
                                       "overrides GraphOptions::training_fusion for every graph "
                                       "(fused against unfused training steps)"};
 
+inline constexpr Knob bit_packing{"CNNGRAPH_BIT_PACKING", "on, off",
+                                  "off stores every image between binary convolutions as "
+                                  "floats (packed against unpacked binary networks)"};
+
 inline constexpr const Knob* all[] = {&profile,
                                       &popcount,
                                       &cuda_f32_layout,
                                       &cuda_stem_padding,
                                       &cuda_autotune_candidates,
                                       &cuda_depthwise,
-                                      &training_fusion};
+                                      &training_fusion,
+                                      &bit_packing};
 
 // The knob's value, or null when it is not set.
 inline const char* read(const Knob& knob) { return std::getenv(knob.name); }

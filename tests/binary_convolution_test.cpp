@@ -77,48 +77,56 @@ const BinaryCase kBinaryCases[] = {
 }  // namespace
 
 TEST(BinaryConvolution, FastKernelsEqualTheReferenceBitForBit) {
-  std::vector<std::string> variants = {"portable", "popcnt", "avx512"};
-  for (const std::string& variant : variants) {
-    ::setenv("CNNGRAPH_POPCOUNT", variant.c_str(), 1);
+  // Which popcount variants this CPU has: making a kernel with the variant forced says.
+  std::vector<std::string> variants;
+  for (const char* variant : {"portable", "popcnt", "avx512"}) {
+    ::setenv("CNNGRAPH_POPCOUNT", variant, 1);
     std::mt19937 rng(61);
-    {  // Is this variant available on this CPU? Making its kernel says.
-      const BinaryCase& c = kBinaryCases[0];
-      auto x = std::make_shared<ImageNode>("x");
-      const ConvolutionDescriptor d = binary_descriptor(c);
-      auto probe = binary_node(
-          x, std::make_shared<ArrayDataSource>("probe", d, random_floats(d.weight_count(), rng)), c,
-          BinaryConvolutionType::xnor, false, {});
-      try {
-        run_on(Device::cpu(), probe->result_image(),
-               {integer_image({1, c.height, c.width, c.channels}, rng)});
-      } catch (const InvalidArgument& e) {
-        std::printf("[  SKIPPED ] popcount variant %s: %s\n", variant.c_str(), e.what());
-        continue;
-      }
+    const BinaryCase& c = kBinaryCases[0];
+    auto x = std::make_shared<ImageNode>("x");
+    const ConvolutionDescriptor d = binary_descriptor(c);
+    auto probe = binary_node(
+        x, std::make_shared<ArrayDataSource>("probe", d, random_floats(d.weight_count(), rng)), c,
+        BinaryConvolutionType::xnor, false, {});
+    try {
+      run_on(Device::cpu(), probe->result_image(),
+             {integer_image({1, c.height, c.width, c.channels}, rng)});
+      variants.push_back(variant);
+    } catch (const InvalidArgument& e) {
+      std::printf("[  SKIPPED ] popcount variant %s: %s\n", variant, e.what());
     }
-    for (const BinaryCase& c : kBinaryCases) {
-      const ConvolutionDescriptor d = binary_descriptor(c);
-      auto weights = std::make_shared<ArrayDataSource>(
-          "binary", d, random_floats(d.weight_count(), rng), random_floats(c.outputs, rng));
-      for (const BinaryConvolutionType type :
-           {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
-            BinaryConvolutionType::binary_weights}) {
-        for (int variant_terms = 0; variant_terms < 4; ++variant_terms) {
-          const bool beta = variant_terms & 1, with_terms = variant_terms & 2;
-          BinaryConvolutionTerms terms;
-          if (with_terms) {
-            terms.input_bias = std::vector<float>(c.channels, 0.5f);
-            terms.input_scale = std::vector<float>(c.channels, -2.0f);
-            terms.output_bias = random_floats(c.outputs, rng);
-            terms.output_scale = random_floats(c.outputs, rng, 0.5f, 2.0f);
-          }
+  }
+  ::unsetenv("CNNGRAPH_POPCOUNT");
+  std::mt19937 rng(61);
+  for (const BinaryCase& c : kBinaryCases) {
+    const ConvolutionDescriptor d = binary_descriptor(c);
+    auto weights = std::make_shared<ArrayDataSource>(
+        "binary", d, random_floats(d.weight_count(), rng), random_floats(c.outputs, rng));
+    for (const BinaryConvolutionType type :
+         {BinaryConvolutionType::xnor, BinaryConvolutionType::and_,
+          BinaryConvolutionType::binary_weights}) {
+      for (int variant_terms = 0; variant_terms < 4; ++variant_terms) {
+        const bool beta = variant_terms & 1, with_terms = variant_terms & 2;
+        BinaryConvolutionTerms terms;
+        if (with_terms) {
+          terms.input_bias = std::vector<float>(c.channels, 0.5f);
+          terms.input_scale = std::vector<float>(c.channels, -2.0f);
+          terms.output_bias = random_floats(c.outputs, rng);
+          terms.output_scale = random_floats(c.outputs, rng, 0.5f, 2.0f);
+        }
+        auto x = std::make_shared<ImageNode>("x");
+        auto node = binary_node(x, weights, c, type, beta, terms);
+        const Image input = integer_image({c.batch, c.height, c.width, c.channels}, rng);
+        // The reference once, every popcount variant against it (binary_weights counts no
+        // bits: one variant is enough).
+        const auto expected =
+            run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats();
+        for (const std::string& variant : variants) {
+          if (type == BinaryConvolutionType::binary_weights && variant != variants.back()) continue;
           SCOPED_TRACE(variant + " " + describe_case(c, type, beta, with_terms));
-          auto x = std::make_shared<ImageNode>("x");
-          auto node = binary_node(x, weights, c, type, beta, terms);
-          const Image input = integer_image({c.batch, c.height, c.width, c.channels}, rng);
+          ::setenv("CNNGRAPH_POPCOUNT", variant.c_str(), 1);
           const auto actual = run_on(Device::cpu(), node->result_image(), {input}).to_floats();
-          const auto expected =
-              run_on(Device::cpu_reference(), node->result_image(), {input}).to_floats();
+          ::unsetenv("CNNGRAPH_POPCOUNT");
           if (type != BinaryConvolutionType::binary_weights && !beta && !with_terms) {
             EXPECT_EQ(actual, expected);  // integer-valued results: exact
           } else {
@@ -128,7 +136,6 @@ TEST(BinaryConvolution, FastKernelsEqualTheReferenceBitForBit) {
       }
     }
   }
-  ::unsetenv("CNNGRAPH_POPCOUNT");
 }
 
 TEST(BinaryConvolution, ReferenceFollowsTheFormulaOnAHandExample) {
@@ -341,4 +348,182 @@ TEST(BinaryConvolutionTraining, BitPackedWeightsCannotBeTrained) {
   EXPECT_THROW(run_named(graph, {{"x", random_image({1, 2, 2, 3}, rng)},
                                  {"dy", random_image({1, 2, 2, 2}, rng)}}),
                Unsupported);
+}
+
+// Bit-packed images between binary layers (BitPacking, graph/compile.cpp): on the CPU
+// backend an image that one binary convolution writes and only binary convolutions read is
+// stored as bits. The results equal the same graph with every image in floats
+// (CNNGRAPH_BIT_PACKING=off) exactly, and the reference's exactly where they are
+// integer-valued.
+namespace {
+
+struct PackedLayer {
+  BinaryConvolutionType type;
+  int kernel, stride, dilation, groups, outputs;
+  bool same_padding, beta, input_terms;
+};
+
+// Runs `result` on the CPU with and without bit packing; returns the packed run's result
+// and checks describe() shows `packed_steps` producers of bits.
+Image run_packed_and_unpacked(const std::shared_ptr<ImageNode>& result, const Image& input,
+                              int packed_steps, GraphOptions options = {}) {
+  Graph graph(Device::cpu(), result, true, options);
+  const Image packed = graph.run({input})[0];
+  const std::string description = graph.describe();
+  int bits_out = 0;
+  for (std::size_t at = description.find("bits_out"); at != std::string::npos;
+       at = description.find("bits_out", at + 1))
+    ++bits_out;
+  EXPECT_EQ(bits_out, packed_steps) << description;
+  ::setenv("CNNGRAPH_BIT_PACKING", "off", 1);
+  Graph unpacked_graph(Device::cpu(), result, true, options);
+  const Image unpacked = unpacked_graph.run({input})[0];
+  ::unsetenv("CNNGRAPH_BIT_PACKING");
+  EXPECT_EQ(unpacked_graph.describe().find("bits_out"), std::string::npos);
+  EXPECT_EQ(packed.to_floats(), unpacked.to_floats());
+  return packed;
+}
+
+}  // namespace
+
+TEST(BitPackedImages, ConsecutiveBinaryLayersHandOverBitsAndEqualTheReference) {
+  std::mt19937 rng(83);
+  const auto pick = [&](std::initializer_list<int> values) {
+    std::uniform_int_distribution<std::size_t> at(0, values.size() - 1);
+    return *(values.begin() + at(rng));
+  };
+  for (int trial = 0; trial < 16; ++trial) {
+    const int batch = pick({1, 2, 3}), height = pick({5, 7, 9}), width = pick({4, 6, 11});
+    const int channels = pick({3, 64, 65, 130});
+    const int layer_count = pick({2, 3});
+    std::vector<PackedLayer> layers;
+    int in = channels;
+    for (int l = 0; l < layer_count; ++l) {
+      PackedLayer layer{};
+      layer.type = pick({0, 1}) ? BinaryConvolutionType::xnor : BinaryConvolutionType::and_;
+      layer.kernel = pick({1, 3});
+      layer.stride = l == 0 ? pick({1, 2}) : 1;
+      layer.dilation = layer.kernel == 3 ? pick({1, 2}) : 1;
+      layer.outputs = pick({6, 66, 72});
+      const int groups = pick({1, 2});
+      layer.groups = in % groups == 0 && layer.outputs % groups == 0 ? groups : 1;
+      // Valid 3x3 windows only in the first layer, where every source is big enough.
+      layer.same_padding =
+          layer.kernel == 3 && (l > 0 || layer.dilation > 1) ? true : pick({0, 1}) == 1;
+      // Beta scaling and input terms only where a producer packs for this layer.
+      layer.beta = l > 0 && pick({0, 0, 1});
+      layer.input_terms = l > 0 && pick({0, 1});
+      layers.push_back(layer);
+      in = layer.outputs;
+    }
+    std::string name = "n" + std::to_string(batch) + " " + std::to_string(height) + "x" +
+                       std::to_string(width) + "x" + std::to_string(channels);
+    auto x = std::make_shared<ImageNode>("x");
+    std::shared_ptr<ImageNode> image = x;
+    in = channels;
+    bool exact = true;
+    for (const PackedLayer& layer : layers) {
+      ConvolutionDescriptor d(layer.kernel, layer.kernel, in, layer.outputs);
+      d.stride_x = d.stride_y = layer.stride;
+      d.dilation_x = d.dilation_y = layer.dilation;
+      d.groups = layer.groups;
+      // Integer biases keep every sum, and so the reference's, exact.
+      std::vector<float> bias(layer.outputs);
+      for (float& b : bias) b = static_cast<float>(pick({-2, 0, 1}));
+      auto weights = std::make_shared<ArrayDataSource>("w", d, random_floats(d.weight_count(), rng),
+                                                       std::move(bias));
+      BinaryConvolutionTerms terms;
+      if (layer.input_terms) {
+        terms.input_bias = std::vector<float>(in, 0.5f);
+        terms.input_scale = std::vector<float>(in, -2.0f);
+      }
+      auto node = std::make_shared<BinaryConvolutionNode>(
+          image, weights, 1.0f, layer.type, BinaryConvolutionFlags{layer.beta}, terms);
+      if (layer.same_padding) node->padding_policy = PaddingPolicy::same();
+      exact = exact && !layer.beta;
+      name += " -> " + std::string(layer.type == BinaryConvolutionType::xnor ? "xnor" : "and") +
+              " k" + std::to_string(layer.kernel) + " s" + std::to_string(layer.stride) + " d" +
+              std::to_string(layer.dilation) + " g" + std::to_string(layer.groups) + " o" +
+              std::to_string(layer.outputs) + (layer.same_padding ? " same" : " valid") +
+              (layer.beta ? " beta" : "") + (layer.input_terms ? " terms" : "");
+      image = node->result_image();
+      in = layer.outputs;
+    }
+    SCOPED_TRACE(name);
+    const Image input = integer_image({batch, height, width, channels}, rng);
+    GraphOptions options;
+    if (trial % 4 == 3) options.precision = Precision::f16;
+    const auto packed = run_packed_and_unpacked(image, input, layer_count - 1, options).to_floats();
+    const auto reference = run_on(Device::cpu_reference(), image, {input}, options).to_floats();
+    if (exact) {
+      EXPECT_EQ(packed, reference);
+    } else {
+      EXPECT_LE(max_relative_error(packed, reference), 1e-5);
+    }
+  }
+}
+
+TEST(BitPackedImages, ABatchNormBetweenBinaryLayersFoldsIntoTheProducersOutputTerms) {
+  std::mt19937 rng(89);
+  const ConvolutionDescriptor d1(3, 3, 16, 70), d2(3, 3, 70, 8);
+  auto x = std::make_shared<ImageNode>("x");
+  auto first = std::make_shared<BinaryConvolutionNode>(
+      x, std::make_shared<ArrayDataSource>("w1", d1, random_floats(d1.weight_count(), rng)), 1.0f,
+      BinaryConvolutionType::xnor);
+  first->label = "first";
+  BatchNormalizationParameters p;
+  // Means half-way between integers keep every normalized value well away from 0, where
+  // the folded and the unfused arithmetic could round to different signs.
+  for (int c = 0; c < 70; ++c) {
+    p.mean.push_back(static_cast<float>(c % 5) - 2.5f);
+    p.variance.push_back(1.0f + static_cast<float>(c % 3));
+    p.gamma.push_back(c % 2 ? -1.5f : 0.75f);
+    p.beta.push_back(0.0f);
+  }
+  auto bn = std::make_shared<BatchNormalizationNode>(first->result_image(), p);
+  bn->label = "bn";
+  auto second = std::make_shared<BinaryConvolutionNode>(
+      bn->result_image(),
+      std::make_shared<ArrayDataSource>("w2", d2, random_floats(d2.weight_count(), rng)), 1.0f,
+      BinaryConvolutionType::xnor);
+  for (auto* node : {first.get(), second.get()}) node->padding_policy = PaddingPolicy::same();
+  const Image input = integer_image({2, 8, 8, 16}, rng);
+  const Image packed = run_packed_and_unpacked(second->result_image(), input, 1);
+  Graph graph(Device::cpu(), second->result_image());
+  graph.run({input});
+  EXPECT_NE(graph.describe().find("'first' + batch_normalization 'bn'"), std::string::npos)
+      << graph.describe();
+  // The reference folds the batch norm alike; its unfused arithmetic agrees in sign.
+  EXPECT_EQ(packed.to_floats(),
+            run_on(Device::cpu_reference(), second->result_image(), {input}).to_floats());
+}
+
+TEST(BitPackedImages, AnImageAnythingElseReadsStaysInFloats) {
+  std::mt19937 rng(97);
+  const ConvolutionDescriptor d(3, 3, 8, 8);
+  const auto source = [&] {
+    return std::make_shared<ArrayDataSource>("w", d, random_floats(d.weight_count(), rng));
+  };
+  const Image input = integer_image({1, 6, 6, 8}, rng);
+  auto x = std::make_shared<ImageNode>("x");
+  auto first =
+      std::make_shared<BinaryConvolutionNode>(x, source(), 1.0f, BinaryConvolutionType::xnor);
+  auto second = std::make_shared<BinaryConvolutionNode>(first->result_image(), source(), 1.0f,
+                                                        BinaryConvolutionType::xnor);
+  first->padding_policy = second->padding_policy = PaddingPolicy::same();
+  // A relu also reads the first layer's result.
+  auto relu =
+      std::make_shared<NeuronNode>(first->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  auto sum = std::make_shared<AdditionNode>(second->result_image(), relu->result_image());
+  run_packed_and_unpacked(sum->result_image(), input, 0);
+  // Two binary readers that binarize differently (xnor: >= 0; and: > 0).
+  auto other = std::make_shared<BinaryConvolutionNode>(first->result_image(), source(), 1.0f,
+                                                       BinaryConvolutionType::and_);
+  other->padding_policy = PaddingPolicy::same();
+  auto both = std::make_shared<AdditionNode>(second->result_image(), other->result_image());
+  run_packed_and_unpacked(both->result_image(), input, 0);
+  // A result of the graph is handed to the caller in floats.
+  Graph graph(Device::cpu(), {first->result_image(), second->result_image()}, {true, true});
+  graph.run({input});
+  EXPECT_EQ(graph.describe().find("bits_out"), std::string::npos);
 }

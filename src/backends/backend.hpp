@@ -146,6 +146,10 @@ class Backend {
   // Whether the compiler may hand it the fused op kinds of training fusion
   // (graph/structure.hpp, plan_training_fusion).
   virtual bool fuses_training_steps() const { return false; }
+  // Whether the kernel the backend compiles for `op` (a BinaryConvolutionOp) reads a
+  // bit-packed source and writes a bit-packed result when the op says so (ops/op.hpp,
+  // BitPacking): the compiler packs an image only between two ops it says this of.
+  virtual bool packs_bits(const BinaryConvolutionOp&) const { return false; }
 };
 
 // A kernel whose body is a function of the op and the run's buffers (plain loops).

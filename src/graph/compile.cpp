@@ -8,6 +8,8 @@
 #include "cnngraph/checked_math.hpp"
 #include "cnngraph/errors.hpp"
 #include "core/device_memory.hpp"
+#include "env_knobs.hpp"
+#include "ops/batch_normalization.hpp"
 #include "ops/lower_node.hpp"
 
 namespace cnngraph::detail {
@@ -28,6 +30,13 @@ std::size_t place_end(std::size_t offset, std::size_t size) {
 // An image's place: its element count rounded up to 64 (256 bytes for f32).
 std::size_t padded_elements(const ImageShape& shape) {
   return place_end(shape.elements(), 63) / 64 * 64;
+}
+
+// A value's place in the arena: bit-packed, its words and magnitudes; else its elements;
+// rounded up as padded_elements does.
+std::size_t arena_elements(const Value& value) {
+  if (value.packed_elements == 0) return padded_elements(value.shape);
+  return place_end(value.packed_elements, 63) / 64 * 64;
 }
 
 // First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
@@ -54,7 +63,7 @@ void plan_memory(Program& program) {
     Value& value = program.values[v];
     // Every block starts on a 256-byte boundary (64 elements): vector loads and the GPU
     // libraries' fast paths need aligned images.
-    const std::size_t size = padded_elements(value.shape);
+    const std::size_t size = arena_elements(value);
     const int last = std::max(value.last_step, value.first_step);
     Block* best = nullptr;
     for (Block& block : blocks) {
@@ -104,6 +113,52 @@ void alias_reshapes(Program& program) {
     if (value.alias_of < 0) continue;
     Value& root = program.values[value.alias_of];
     root.last_step = std::max(root.last_step, std::max(value.last_step, value.first_step));
+  }
+}
+
+// Bit-packed images between binary convolutions (BitPacking in ops/op.hpp): an
+// intermediate that a binary convolution writes and that only binary convolutions read, all
+// binarizing it alike and all with kernels that take bits (Backend::packs_bits), is stored
+// as bits: written once in the producer's epilogue instead of as floats that every consumer
+// packs again.
+void pack_binary_images(Program& program, const Backend& backend) {
+  if (const char* knob = knobs::read(knobs::bit_packing); knob && std::string(knob) == "off")
+    return;
+  std::vector<std::vector<int>> readers(program.values.size());
+  for (std::size_t i = 0; i < program.steps.size(); ++i) {
+    for (int v : program.steps[i].srcs) {
+      if (v >= 0) readers[v].push_back(static_cast<int>(i));
+    }
+  }
+  const auto packing_binary_op = [&](const Step& step) -> BinaryConvolutionOp* {
+    if (step.op->kind != OpKind::binary_convolution) return nullptr;
+    auto& op = static_cast<BinaryConvolutionOp&>(*step.op);
+    return op.post_ops.empty() && backend.packs_bits(op) ? &op : nullptr;
+  };
+  for (std::size_t v = 0; v < program.values.size(); ++v) {
+    Value& value = program.values[v];
+    if (value.storage != Value::Storage::arena || value.alias_of >= 0 || value.first_step < 0 ||
+        readers[v].empty())
+      continue;
+    Step& producer = program.steps[value.first_step];
+    BinaryConvolutionOp* written = packing_binary_op(producer);
+    if (!written || producer.dst != static_cast<int>(v)) continue;
+    std::vector<BinaryConvolutionOp*> reading;
+    for (int r : readers[v]) {
+      const Step& reader = program.steps[r];
+      BinaryConvolutionOp* op = packing_binary_op(reader);
+      if (!op || reader.srcs.size() != 1 || reader.srcs[0] != static_cast<int>(v) ||
+          (!reading.empty() && !(op->source_packing() == reading[0]->source_packing()))) {
+        reading.clear();
+        break;
+      }
+      reading.push_back(op);
+    }
+    if (reading.empty()) continue;
+    written->packed_result = true;
+    written->result_packing = reading[0]->source_packing();
+    for (BinaryConvolutionOp* op : reading) op->packed_source = true;
+    value.packed_elements = written->result_packing.elements(value.shape);
   }
 }
 
@@ -255,6 +310,17 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       step.fused.push_back(filter->display_name());
       const FusedChain& chain = in.chains.at(absorbed->second);
       auto& conv = static_cast<ConvolutionOp&>(*step.op);
+      if (filter.get() == chain.batch_norm && conv.kind == OpKind::binary_convolution) {
+        const auto& bn = static_cast<const BatchNormalizationNode&>(*filter);
+        if (bn.parameters().mean.size() != static_cast<std::size_t>(conv.output_channels)) {
+          throw ShapeError(bn.display_name() + ": has parameters for " +
+                           std::to_string(bn.parameters().mean.size()) +
+                           " channels, the source has " + std::to_string(conv.output_channels));
+        }
+        std::vector<float> scale, shift;
+        fold_batch_normalization(bn.parameters(), scale, shift);
+        static_cast<BinaryConvolutionOp&>(conv).fold_channel_affine(scale, shift);
+      }
       for (const FusedChain::Link& link : chain.links) {
         if (link.node != filter.get()) continue;
         if (link.residual) {
@@ -340,6 +406,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       program->values[v].last_step = std::max(program->values[v].last_step, static_cast<int>(i));
     }
   }
+  pack_binary_images(*program, in.backend);
   alias_reshapes(*program);
   plan_memory(*program);
   for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));

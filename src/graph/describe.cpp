@@ -101,6 +101,7 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
     }
     out << " -> " << to_string(dst.shape) << " (" << storage_name(dst.storage);
     if (dst.storage == Value::Storage::arena) out << " @" << dst.offset * sizeof(float);
+    if (dst.packed_elements) out << ", bit-packed " << dst.packed_elements * 4 << " bytes";
     if (step.kernel) {
       out << ") via " << step.kernel->implementation() << "\n";
     } else {
@@ -110,7 +111,7 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
   std::size_t total_intermediate = 0;
   for (const Value& v : program->values) {
     if (v.storage == Value::Storage::arena)
-      total_intermediate += v.shape.elements() * sizeof(float);
+      total_intermediate += (v.packed_elements ? v.packed_elements : v.shape.elements()) * 4;
   }
   out << "memory: peak intermediate bytes " << program->arena_floats * sizeof(float)
       << " (unshared would be " << total_intermediate << ")\n";

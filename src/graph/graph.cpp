@@ -79,20 +79,22 @@ struct Graph::Impl {
       if (weighted && !loaded.count(weighted))
         loaded[weighted] = detail::prepare_node_weights(*weighted, nullptr, false);
     }
-    const auto descriptor_of = [&](const ConvolutionNode& c) -> const ConvolutionDescriptor& {
+    const auto descriptor_of = [&](const WeightedNode& c) -> const ConvolutionDescriptor& {
       return loaded.at(&c)->descriptor;
     };
-    const auto is_trained = [&](const ConvolutionNode& c) { return trained.find(c) != nullptr; };
+    const auto is_trained = [&](const WeightedNode& c) { return trained.find(c) != nullptr; };
     // A trained convolution keeps its own weights object (updates rewrite it in place), so
     // nothing is folded into it.
     auto planned = plan_fusion(
         structure,
-        [&](const ConvolutionNode& c) {
+        [&](const WeightedNode& c) {
           return descriptor_of(c).sub_pixel_scale_factor == 1 && !is_trained(c);
         },
-        [&](const ConvolutionNode& c) { return descriptor_of(c).neuron.type != NeuronType::none; });
+        [&](const WeightedNode& c) { return descriptor_of(c).neuron.type != NeuronType::none; });
     for (const auto& [conv, chain] : planned) {
-      if (chain.batch_norm)
+      // A binary convolution's weights are signs: its batch norm folds into its output terms
+      // when it is lowered (graph/compile.cpp).
+      if (chain.batch_norm && !dynamic_cast<const BinaryConvolutionNode*>(conv))
         loaded[conv] = fold_batch_normalization_node(*loaded.at(conv), *chain.batch_norm);
     }
     TrainingFusionPlan fused_steps;

@@ -28,6 +28,9 @@ struct Value {
   // The value whose place this one shares (-1: none): a reshape's result, or an addition's
   // identity gradient, is its source's elements as they are.
   int alias_of = -1;
+  // > 0: the value is bit-packed (BitPacking in ops/op.hpp) in this many 4-byte units,
+  // between binary convolutions.
+  std::size_t packed_elements = 0;
 };
 
 struct Step {

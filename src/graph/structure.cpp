@@ -69,8 +69,8 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
 }
 
 std::map<const FilterNode*, FusedChain> plan_fusion(
-    const GraphStructure& g, const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
-    const std::function<bool(const ConvolutionNode&)>& has_own_neuron) {
+    const GraphStructure& g, const std::function<bool(const WeightedNode&)>& can_fuse_into,
+    const std::function<bool(const WeightedNode&)>& has_own_neuron) {
   std::map<const FilterNode*, FusedChain> chains;
   std::set<const FilterNode*> claimed;  // a node fuses into one convolution at most
   // An image can disappear into a fused group only if nothing else needs to see it.
@@ -81,7 +81,9 @@ std::map<const FilterNode*, FusedChain> plan_fusion(
     return it->second.front();
   };
   for (const auto& filter : g.order) {
-    const auto* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
+    const auto* binary = dynamic_cast<const BinaryConvolutionNode*>(filter.get());
+    const WeightedNode* conv = dynamic_cast<const ConvolutionNode*>(filter.get());
+    if (!conv) conv = binary;
     if (!conv || !can_fuse_into(*conv)) continue;
     FusedChain chain;
     const ImageNode* image = conv->result_image().get();
@@ -93,6 +95,8 @@ std::map<const FilterNode*, FusedChain> plan_fusion(
         // Folding is exact only straight after the convolution's own bias.
         if (chain.batch_norm || !chain.links.empty() || has_neuron) break;
         chain.batch_norm = bn;
+      } else if (binary) {
+        break;
       } else if (dynamic_cast<const NeuronNode*>(next)) {
         chain.links.push_back({next, nullptr});
         has_neuron = true;

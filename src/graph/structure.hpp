@@ -50,11 +50,12 @@ GraphStructure analyze_graph(std::vector<std::shared_ptr<ImageNode>> results,
                              std::vector<bool> results_needed);
 
 // Which convolutions absorb which following nodes. `can_fuse_into(conv)` says whether a
-// convolution accepts post-ops at all (it needs the loaded descriptor).
+// convolution (a ConvolutionNode, or a BinaryConvolutionNode, which absorbs a batch norm
+// only: into its output scale and bias) accepts post-ops at all (it needs the loaded
+// descriptor).
 std::map<const FilterNode*, FusedChain> plan_fusion(
-    const GraphStructure& structure,
-    const std::function<bool(const ConvolutionNode&)>& can_fuse_into,
-    const std::function<bool(const ConvolutionNode&)>& has_own_neuron);
+    const GraphStructure& structure, const std::function<bool(const WeightedNode&)>& can_fuse_into,
+    const std::function<bool(const WeightedNode&)>& has_own_neuron);
 
 // Training fusion: two memory-bound neighbours of a training graph merged into one step
 // (one pass over memory fewer), planned where the graph's backend runs fused steps

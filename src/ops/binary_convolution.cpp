@@ -125,9 +125,31 @@ std::unique_ptr<detail::Op> BinaryConvolutionNode::lower_gradient(detail::Loweri
 }
 
 namespace detail {
+void BinaryConvolutionOp::fold_channel_affine(const std::vector<float>& scale,
+                                              const std::vector<float>& shift) {
+  if (terms.output_scale.empty()) terms.output_scale.assign(output_channels, 1.0f);
+  if (terms.output_bias.empty()) terms.output_bias.assign(output_channels, 0.0f);
+  for (int o = 0; o < output_channels; ++o) {
+    terms.output_scale[o] *= scale[o];
+    terms.output_bias[o] = terms.output_bias[o] * scale[o] + shift[o];
+  }
+}
+
+BitPacking BinaryConvolutionOp::source_packing() const {
+  BitPacking packing;
+  packing.channels = input_channels;
+  packing.groups = groups;
+  packing.strict = type == BinaryConvolutionType::and_;
+  packing.magnitudes = beta_scaling;
+  packing.input_bias = terms.input_bias;
+  packing.input_scale = terms.input_scale;
+  return packing;
+}
+
 std::string BinaryConvolutionOp::attributes() const {
   return std::string(type_name(type)) + (beta_scaling ? " beta " : " ") +
-         ConvolutionOp::attributes();
+         ConvolutionOp::attributes() + (packed_source ? " bits_in" : "") +
+         (packed_result ? " bits_out" : "");
 }
 }  // namespace detail
 

@@ -140,6 +140,33 @@ struct ConvolutionOp : Op {
   void set_fully_connected(const FilterNode& node);
 };
 
+// A bit-packed image: an NHWC image of `channels` channels binarized the way a binary
+// convolution binarizes its source, bit c of a pixel set where
+// (x[c] + input_bias[c]) * input_scale[c] is >= 0 (xnor), or > 0 (`strict`, and). Words of
+// 64 bits, [batch][group][height][width][words_per_group()], bit k of word j of a group
+// being its channel 64 j + k (the group's channels are c = group * channels / groups + ...);
+// the last word's spare bits are 0. With `magnitudes` (beta scaling), floats follow the
+// words, [batch][group][height][width]: the sum of |(x[c] + input_bias[c]) * input_scale[c]|
+// over the group's channels. Consecutive xnor / and layers hand each other their images so
+// (docs/family.md): the producer writes the bits once in its epilogue, the consumer reads
+// them as they are.
+struct BitPacking {
+  int channels = 0;
+  int groups = 1;
+  bool strict = false;
+  bool magnitudes = false;
+  std::vector<float> input_bias, input_scale;  // per channel; empty: 0 and 1
+
+  int words_per_group() const { return (channels / groups + 63) / 64; }
+  // The image's size in 4-byte units (the planner's elements on the CPU).
+  std::size_t elements(const ImageShape& shape) const {
+    const std::size_t places = static_cast<std::size_t>(shape.batch) * groups * shape.height *
+                               static_cast<std::size_t>(shape.width);
+    return places * words_per_group() * 2 + (magnitudes ? places : 0);
+  }
+  bool operator==(const BitPacking&) const = default;
+};
+
 // A binary convolution: the geometry of a convolution, weights +1/-1 (prepared), and the
 // binary arithmetic of BinaryConvolutionNode.
 struct BinaryConvolutionOp : ConvolutionOp {
@@ -149,6 +176,18 @@ struct BinaryConvolutionOp : ConvolutionOp {
   float scale_value = 1.0f;
   bool beta_scaling = false;
   BinaryConvolutionTerms terms;  // empty vectors: none
+  // How this op binarizes its source (xnor and and only): the packing a producer writes
+  // for it.
+  BitPacking source_packing() const;
+  // Set by the compiler where the backend takes them (Backend::packs_bits): the source is
+  // bit-packed as source_packing() says, and the result is written bit-packed as
+  // result_packing says (for its consumers) instead of as floats.
+  bool packed_source = false;
+  bool packed_result = false;
+  BitPacking result_packing;
+  // y -> scale[o] * y + shift[o] after everything else (a folded inference batch norm):
+  // the output scale and bias absorb it.
+  void fold_channel_affine(const std::vector<float>& scale, const std::vector<float>& shift);
 };
 
 // The straight-through-estimator gradient of a binary convolution: diff_src, and with

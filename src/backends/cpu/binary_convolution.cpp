@@ -104,6 +104,15 @@ class BitPackedBinaryConvolution : public Kernel {
       input_scale_[c] = term(op.terms.input_scale, c, 1.0f);
     }
     pack_weights();
+    if (op.packed_result) {
+      const BitPacking& packing = op.result_packing;
+      result_bias_.resize(packing.channels);
+      result_scale_.resize(packing.channels);
+      for (int c = 0; c < packing.channels; ++c) {
+        result_bias_[c] = term(packing.input_bias, c, 0.0f);
+        result_scale_[c] = term(packing.input_scale, c, 1.0f);
+      }
+    }
   }
 
   // Weights per group, word-major: [group][word of the window][output (padded to 8)]; a set
@@ -141,30 +150,44 @@ class BitPackedBinaryConvolution : public Kernel {
 
   void run(const KernelArgs& args) override {
     if (op_.weights->version != packed_version_) pack_weights();
-    pack_input(args.srcs[0]);
+    const ImageShape& in = op_.src_shapes[0];
+    const std::size_t places = static_cast<std::size_t>(in.batch) * groups_ * in.height * in.width;
+    if (op_.packed_source) {
+      // The producer wrote the bits (and magnitudes) in the layout pack_input makes.
+      bits_ = reinterpret_cast<const std::uint64_t*>(args.srcs[0]);
+      magnitude_ = reinterpret_cast<const float*>(bits_ + places * words_);
+    } else {
+      pack_input(args.srcs[0]);
+      bits_ = own_bits_.data();
+      magnitude_ = own_magnitude_.data();
+    }
     const ImageShape& out = op_.dst_shape;
     const auto rows = static_cast<std::ptrdiff_t>(out.batch) * out.height;
+    const std::size_t row_floats = static_cast<std::size_t>(out.width) * out.channels;
 #pragma omp parallel
     {
       std::vector<std::uint64_t> windows(4 * row_words_);
       std::vector<std::int32_t> counts(4 * padded_outputs_);
+      std::vector<float> row_values(op_.packed_result ? row_floats : 0);
 #pragma omp for schedule(static)
       for (std::ptrdiff_t row = 0; row < rows; ++row) {
         const int n = static_cast<int>(row / out.height), p = static_cast<int>(row % out.height);
-        for (int q = 0; q < out.width; q += 4) compute_block(n, p, q, windows, counts, args.dst);
+        float* y = op_.packed_result ? row_values.data() : args.dst + row * row_floats;
+        for (int q = 0; q < out.width; q += 4) compute_block(n, p, q, windows, counts, y);
+        if (op_.packed_result) pack_result_row(n, p, y, args.dst);
       }
     }
   }
 
  private:
   // Bits [n][group][h][w][words_] (xnor: value >= 0; and: value > 0) and, with beta
-  // scaling, |value| summed over each pixel's group channels.
+  // scaling, |value| summed over each pixel's group channels: BitPacking's layout.
   void pack_input(const float* x) {
     const ImageShape& in = op_.src_shapes[0];
     const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
-    bits_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels * words_, 0);
+    own_bits_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels * words_, 0);
     if (op_.beta_scaling)
-      magnitude_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels, 0.0f);
+      own_magnitude_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels, 0.0f);
     const bool strict = op_.type != BinaryConvolutionType::xnor;  // and: value > 0
     const auto images = static_cast<std::ptrdiff_t>(in.batch) * in.height;
 #pragma omp parallel for schedule(static)
@@ -178,16 +201,44 @@ class BitPackedBinaryConvolution : public Kernel {
           const int first = g * group_channels_;
           const float magnitude =
               pack_bits(v + first, input_bias_.data() + first, input_scale_.data() + first,
-                        group_channels_, strict, bits_.data() + slot * words_);
-          if (op_.beta_scaling) magnitude_[slot] = magnitude;
+                        group_channels_, strict, own_bits_.data() + slot * words_);
+          if (op_.beta_scaling) own_magnitude_[slot] = magnitude;
         }
       }
     }
   }
 
-  // Output pixels (n, p, q .. q + 3) of every output channel.
+  // Row p of image n of the result, `y` (width x channels floats), as the consumers'
+  // BitPacking: the same arithmetic as their own pack_input on the stored floats.
+  void pack_result_row(int n, int p, const float* y, float* dst) const {
+    const BitPacking& packing = op_.result_packing;
+    const ImageShape& out = op_.dst_shape;
+    const int groups = packing.groups, channels = packing.channels / groups;
+    const int words = packing.words_per_group();
+    const std::size_t pixels = static_cast<std::size_t>(out.height) * out.width;
+    const std::size_t places = static_cast<std::size_t>(out.batch) * groups * pixels;
+    auto* bits = reinterpret_cast<std::uint64_t*>(dst);
+    auto* magnitudes = reinterpret_cast<float*>(bits + places * words);
+    for (int q = 0; q < out.width; ++q) {
+      const float* v = y + static_cast<std::size_t>(q) * out.channels;
+      const std::size_t pixel = static_cast<std::size_t>(p) * out.width + q;
+      for (int g = 0; g < groups; ++g) {
+        const std::size_t slot = (static_cast<std::size_t>(n) * groups + g) * pixels + pixel;
+        std::uint64_t* word = bits + slot * words;
+        std::fill(word, word + words, 0);
+        const int first = g * channels;
+        const float magnitude =
+            pack_bits(v + first, result_bias_.data() + first, result_scale_.data() + first,
+                      channels, packing.strict, word);
+        if (packing.magnitudes) magnitudes[slot] = magnitude;
+      }
+    }
+  }
+
+  // Output pixels (n, p, q .. q + 3) of every output channel, into `row`, the result's row
+  // (n, p) (width x channels floats).
   void compute_block(int n, int p, int q0, std::vector<std::uint64_t>& windows,
-                     std::vector<std::int32_t>& counts, float* dst) const {
+                     std::vector<std::int32_t>& counts, float* row) const {
     const ImageShape& in = op_.src_shapes[0];
     const ImageShape& out = op_.dst_shape;
     const int count = std::min(4, out.width - q0);
@@ -215,7 +266,7 @@ class BitPackedBinaryConvolution : public Kernel {
             }
             const std::size_t slot = (static_cast<std::size_t>(n) * groups_ + g) * pixels +
                                      static_cast<std::size_t>(iy) * in.width + ix;
-            std::copy_n(bits_.data() + slot * words_, words_,
+            std::copy_n(bits_ + slot * words_, words_,
                         window + static_cast<std::size_t>(t) * words_);
             if (op_.beta_scaling) magnitude += magnitude_[slot];
             ++valid[i];
@@ -227,10 +278,7 @@ class BitPackedBinaryConvolution : public Kernel {
       popcount_.block(a, weights_.data() + g * row_words_ * padded_outputs_, row_words_,
                       padded_outputs_, bit_op_, counts.data());
       for (int i = 0; i < count; ++i) {
-        float* y =
-            dst +
-            ((static_cast<std::size_t>(n) * out.height + p) * out.width + q0 + i) * out.channels +
-            g * group_outputs_;
+        float* y = row + static_cast<std::size_t>(q0 + i) * out.channels + g * group_outputs_;
         std::int32_t* c = counts.data() + i * padded_outputs_;
         const float* slope = slope_.data() + g * group_outputs_;
         const float* offset = offset_.data() + g * group_outputs_;
@@ -264,8 +312,12 @@ class BitPackedBinaryConvolution : public Kernel {
   std::vector<std::int32_t> tap_bits_;  // set weight bits per output channel and tap
   std::vector<float> input_bias_, input_scale_, slope_, offset_;
   std::uint64_t packed_version_ = 0;
-  std::vector<std::uint64_t> bits_;
-  std::vector<float> magnitude_;
+  // The source's bits and magnitudes in this run: the producer's, or our own packing.
+  const std::uint64_t* bits_ = nullptr;
+  const float* magnitude_ = nullptr;
+  std::vector<std::uint64_t> own_bits_;
+  std::vector<float> own_magnitude_;
+  std::vector<float> result_bias_, result_scale_;  // the consumers' input terms, filled in
 };
 
 // binary_weights as a float convolution: w' = sign(w) * scale * output_scale,

@@ -118,6 +118,10 @@ class OnednnBackend : public Backend {
   std::unique_ptr<Kernel> compile(const Op& op, const GraphOptions& options) const override {
     return compile_onednn(op, options);
   }
+  // The bit-packed kernel takes every xnor and and layer (binary_convolution.cpp).
+  bool packs_bits(const BinaryConvolutionOp& op) const override {
+    return op.type != BinaryConvolutionType::binary_weights;
+  }
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // the oracle of the bit-packed kernels; and its straight-through-estimator gradient.
 #include <cmath>
 
+#include "backends/candidates.hpp"
 #include "backends/reference/reference_backend.hpp"
 
 namespace cnngraph::detail {
@@ -151,6 +152,8 @@ std::unique_ptr<Kernel> make_reference_binary_convolution_gradient(const Op& op,
 }
 
 std::unique_ptr<Kernel> make_reference_binary_convolution(const Op& op, const GraphOptions&) {
+  const auto& binary = static_cast<const BinaryConvolutionOp&>(op);
+  if (binary.packed_source || binary.packed_result) return decline("bit-packed images");
   return function_kernel<BinaryConvolutionOp>(op, "reference:binary_convolution",
                                               binary_convolution);
 }
