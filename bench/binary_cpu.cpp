@@ -37,7 +37,8 @@ long long peak_intermediate_bytes(const Graph& graph) {
 
 void networks(double seconds) {
   const models::Network binary = models::binary_resnet18(models::random_tensors(1), 224, 1000);
-  const models::Network f32 = models::resnet18(models::Parameters{models::random_tensors(1)});
+  const models::Network f32 =
+      models::resnet18(models::Parameters{models::random_tensors(1), nullptr});
   Graph binary_graph(Device::cpu(), binary.logits);
   Graph f32_graph(Device::cpu(), f32.logits);
   std::mt19937 rng(2);
