@@ -1,8 +1,11 @@
 // Binary convolution on the CPU: xnor and binary_weights BinaryConvolutionNode against the
 // same-shape f32 ConvolutionNode (oneDNN's brgconv/jit kernels, the fastest f32 path on this
 // CPU), ResNet-18's 3x3 layers at batch 1 and 8, in one run. Prints JSON lines with median
-// milliseconds and speed-ups (f32 time / binary time), and the geometric means.
-// Usage: binary_cpu [--seconds S]
+// milliseconds and speed-ups (f32 time / binary time), and the geometric means. Then end to
+// end: models::binary_resnet18 against models::resnet18 in f32 (both on the oneDNN `cpu`
+// device, random_tensors weights, 224 x 224, inference) at batch 1 and 8, with each graph's
+// peak intermediate bytes from describe().
+// Usage: binary_cpu [--seconds S] [--layers-only | --networks-only]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "models.hpp"
 #include "timing.hpp"
 
 using namespace cnngraph;
@@ -23,18 +27,59 @@ struct Layer {
   int channels, size;
 };
 
+// describe()'s "memory: peak intermediate bytes N" (-1 when absent).
+long long peak_intermediate_bytes(const Graph& graph) {
+  const std::string text = graph.describe();
+  const std::string key = "memory: peak intermediate bytes ";
+  const auto at = text.find(key);
+  return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size()));
+}
+
+void networks(double seconds) {
+  const models::Network binary = models::binary_resnet18(models::random_tensors(1), 224, 1000);
+  const models::Network f32 =
+      models::resnet18(models::Parameters{models::random_tensors(1), nullptr});
+  Graph binary_graph(Device::cpu(), binary.logits);
+  Graph f32_graph(Device::cpu(), f32.logits);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const int batch : {1, 8}) {
+    std::vector<float> pixels(static_cast<std::size_t>(batch) * 224 * 224 * 3);
+    for (float& v : pixels) v = normal(rng);
+    const Image x = Image::from_floats({batch, 224, 224, 3}, pixels);
+    const double f32_ms = bench::median_ms([&] { f32_graph.run({x}); }, seconds);
+    const double binary_ms = bench::median_ms([&] { binary_graph.run({x}); }, seconds);
+    std::printf(
+        "{\"case\": \"resnet18_b%d\", \"f32_onednn_ms\": %.3f, \"binary_ms\": %.3f, "
+        "\"binary_speedup\": %.2f, \"f32_peak_intermediate_bytes\": %lld, "
+        "\"binary_peak_intermediate_bytes\": %lld}\n",
+        batch, f32_ms, binary_ms, f32_ms / binary_ms, peak_intermediate_bytes(f32_graph),
+        peak_intermediate_bytes(binary_graph));
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 0.5;
+  bool layers_part = true, networks_part = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       seconds = std::stod(argv[++i]);
+    } else if (a == "--layers-only") {
+      networks_part = false;
+    } else if (a == "--networks-only") {
+      layers_part = false;
     } else {
-      std::fprintf(stderr, "usage: binary_cpu [--seconds S]\n");
+      std::fprintf(stderr, "usage: binary_cpu [--seconds S] [--layers-only | --networks-only]\n");
       return 2;
     }
+  }
+  if (!layers_part) {
+    networks(seconds);
+    return 0;
   }
   const Layer layers[] = {
       {"conv2_x", 64, 56}, {"conv3_x", 128, 28}, {"conv4_x", 256, 14}, {"conv5_x", 512, 7}};
@@ -86,5 +131,7 @@ int main(int argc, char** argv) {
       "{\"summary\": \"binary_cpu\", \"cases\": %d, \"geomean_xnor_speedup\": %.2f, "
       "\"geomean_binary_weights_speedup\": %.2f}\n",
       cases, std::exp(log_xnor / cases), std::exp(log_weights / cases));
+  std::fflush(stdout);
+  if (networks_part) networks(seconds);
   return 0;
 }

@@ -63,6 +63,13 @@ int main(int argc, char** argv) {
 
     std::shared_ptr<ImageNode> result;
     if (saved_graph.empty()) {
+      // The float network would read a --binary checkpoint's conv2 and fc1 as float
+      // weights and get its batch norms wrong: that network runs from its saved graph.
+      if (read_weights_file(weights).count("bn_conv2.gamma")) {
+        throw InvalidArgument("--weights " + weights.string() +
+                              " is a checkpoint of the binary network (fashion_mnist_train "
+                              "--binary): run the graph it saved with --save-graph, by --graph");
+      }
       result = examples::build_reference_network(weights).probabilities;
     } else {
       const SavedGraph loaded = load_graph(saved_graph);

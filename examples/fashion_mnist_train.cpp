@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
       cxxopts::value<int>()->default_value("0"))(
       "test-images", "evaluate on only the first N test images (0: all)",
       cxxopts::value<int>()->default_value("0"))(
+      "binary",
+      "make conv2 and fc1 XNOR binary layers (each after a batch norm), trained by the "
+      "straight-through estimator; conv1 and fc2 stay full precision")(
       "checkpoint", "where to save the trained weights (safetensors)",
       cxxopts::value<std::string>()->default_value("fashion_mnist_checkpoint.safetensors"))(
       "save-graph",
@@ -145,9 +148,12 @@ int main(int argc, char** argv) {
     const auto optimizer =
         make_optimizer(args["optimizer"].as<std::string>(), args["learning-rate"].as<float>());
     const auto sources = examples::make_trainable_sources(seed, optimizer);
+    const bool binary = args["binary"].as<bool>();
+    const examples::BinaryNorms norms = examples::make_binary_norms(optimizer);
+    const examples::BinaryNorms* binary_norms = binary ? &norms : nullptr;
 
     // Training graph: dropout 0.5, softmax cross-entropy summed with weight 1 / batch.
-    const auto net = examples::build_reference_network(sources, 0.5f, seed);
+    const auto net = examples::build_reference_network(sources, 0.5f, seed, binary_norms);
     net.logits->export_from_graph = true;  // the training accuracy
     for (const auto& layer : net.layers) layer->training_style = style;
     LossDescriptor loss_descriptor(LossType::softmax_cross_entropy, ReductionType::sum);
@@ -160,13 +166,13 @@ int main(int argc, char** argv) {
     Graph training(device, terminals, std::vector<bool>(terminals.size(), false));
 
     // Inference graph on the same data sources, without dropout.
-    const auto inference_net = examples::build_reference_network(sources);
+    const auto inference_net = examples::build_reference_network(sources, 1.0f, 1, binary_norms);
     Graph inference(device, inference_net.probabilities);
 
     std::printf(
-        "training the reference network on %d Fashion-MNIST images, %d epoch(s), batch %d, "
+        "training the %sreference network on %d Fashion-MNIST images, %d epoch(s), batch %d, "
         "%s, %s training style, device %s\n",
-        train.count, epochs, batch, optimizer->name().c_str(),
+        binary ? "binary " : "", train.count, epochs, batch, optimizer->name().c_str(),
         args["training-style"].as<std::string>().c_str(), device.name().c_str());
     std::mt19937 shuffle(seed);
     std::vector<int> order(train.count);

@@ -1,5 +1,6 @@
 #include "reference_network.hpp"
 
+#include <cmath>
 #include <random>
 
 namespace examples {
@@ -19,6 +20,14 @@ const Layer kLayers[] = {
     {"fc1", ConvolutionDescriptor(7, 7, 64, 1024)},
     {"fc2", ConvolutionDescriptor(1, 1, 1024, 10)},
 };
+
+// A binary layer's sum of n products of +-1 is about sqrt(n) in size; 1 / sqrt(n) keeps its
+// output in the range of the float layer's, so that fc2's logits and the soft-max do not
+// saturate at the start.
+float binary_scale(const ConvolutionDescriptor& d) {
+  return 1.0f /
+         std::sqrt(static_cast<float>(d.kernel_height * d.kernel_width * d.input_feature_channels));
+}
 
 }  // namespace
 
@@ -58,8 +67,13 @@ LayerSources make_trainable_sources(unsigned seed, std::shared_ptr<const Optimiz
   return sources;
 }
 
+BinaryNorms make_binary_norms(std::shared_ptr<const Optimizer> optimizer) {
+  return {BatchNormalizationDataSource::identity("bn_conv2", 32, optimizer),
+          BatchNormalizationDataSource::identity("bn_fc1", 64, optimizer)};
+}
+
 NetworkNodes build_reference_network(const LayerSources& sources, float dropout_keep,
-                                     std::uint64_t dropout_seed) {
+                                     std::uint64_t dropout_seed, const BinaryNorms* binary) {
   const auto relu = [](const std::shared_ptr<ImageNode>& x) {
     return std::make_shared<NeuronNode>(x, NeuronDescriptor::make(NeuronType::relu))
         ->result_image();
@@ -68,9 +82,28 @@ NetworkNodes build_reference_network(const LayerSources& sources, float dropout_
   net.input = std::make_shared<ImageNode>("image");
   auto conv1 = std::make_shared<ConvolutionNode>(net.input, sources.at(0));
   auto pool1 = std::make_shared<MaxPoolingNode>(relu(conv1->result_image()), 2);
-  auto conv2 = std::make_shared<ConvolutionNode>(pool1->result_image(), sources.at(1));
+  std::shared_ptr<WeightedNode> conv2, fc1;
+  if (binary) {
+    auto normalized =
+        std::make_shared<BatchNormalizationNode>(pool1->result_image(), binary->before_conv2);
+    auto node = std::make_shared<BinaryConvolutionNode>(normalized->result_image(), sources.at(1),
+                                                        binary_scale(kLayers[1].descriptor),
+                                                        BinaryConvolutionType::xnor);
+    node->padding_policy = PaddingPolicy::same();  // ConvolutionNode's default, as conv2's
+    conv2 = node;
+  } else {
+    conv2 = std::make_shared<ConvolutionNode>(pool1->result_image(), sources.at(1));
+  }
   auto pool2 = std::make_shared<MaxPoolingNode>(relu(conv2->result_image()), 2);
-  auto fc1 = std::make_shared<FullyConnectedNode>(pool2->result_image(), sources.at(2));
+  if (binary) {
+    auto normalized =
+        std::make_shared<BatchNormalizationNode>(pool2->result_image(), binary->before_fc1);
+    fc1 = std::make_shared<BinaryFullyConnectedNode>(normalized->result_image(), sources.at(2),
+                                                     binary_scale(kLayers[2].descriptor),
+                                                     BinaryConvolutionType::xnor);
+  } else {
+    fc1 = std::make_shared<FullyConnectedNode>(pool2->result_image(), sources.at(2));
+  }
   auto hidden = relu(fc1->result_image());
   if (dropout_keep < 1.0f) {
     hidden = std::make_shared<DropoutNode>(hidden, dropout_keep, dropout_seed)->result_image();

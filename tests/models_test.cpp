@@ -1,7 +1,9 @@
-// The model zoo (examples/models): ResNet-50 and MobileNetV2 build, run on the CPU devices
-// and agree with the reference backend; their weight loading names bad tensors; and, on a
+// The model zoo (examples/models): ResNet-50, MobileNetV2, EfficientNet-B0 and the binary
+// ResNet-18 build, run on the CPU devices and agree with the reference backend; the binary
+// ResNet-18 trains; their weight loading names bad tensors; and, on a
 // GPU machine with the files bench/export_torchvision.py writes, their logits on CUDA match
 // PyTorch's in fp32 and fp16.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -43,6 +45,63 @@ TEST(Models, EfficientNetB0RunsOnTheCpuDevicesAndTheyAgree) {
   // 32 x 32 pixels: the last two stages run at 1 x 1, where squeeze-and-excitation pools a
   // single pixel and the 5x5 depthwise kernels read mostly padding.
   expect_cpu_devices_agree(models::efficientnet_b0(models::random_tensors(3), 32, 10), 32);
+}
+
+TEST(Models, BinaryResNet18RunsOnTheCpuDevicesAndTheyAgree) {
+  // Width 32 (32 to 256 channels: one to eight words of bits; half the width and a quarter
+  // of the reference's time) at 32 x 32 pixels (the last stage at 1 x 1). The XNOR sums are
+  // exact integers on both devices; the float layers around them (stem, batch norms,
+  // shortcuts, sums) differ by rounding, about 1e-7. That changes a logit only through a
+  // binarized value within rounding of 0 whose sign flips (+-2 in one integer sum, spread by
+  // the layers after it), which happens rarely and depends on the CPU's kernels: so most
+  // logits must agree as the float models' do, and all of them to a few percent.
+  const models::Network net = models::binary_resnet18(models::random_tensors(4), 32, 10, 32);
+  std::mt19937 rng(5);
+  const Image x = random_image({2, 32, 32, 3}, rng);
+  const Image expected = run_on(Device::cpu_reference(), net.logits, {x});
+  ASSERT_EQ(expected.shape(), (ImageShape{2, 1, 1, 10}));
+  Image actual;
+  try {
+    actual = run_on(Device::cpu(), net.logits, {x});
+  } catch (const DeviceError& e) {
+    GTEST_SKIP() << "no oneDNN CPU device in this build: " << e.what();
+  }
+  const auto a = actual.to_floats(), b = expected.to_floats();
+  double largest = 0;
+  for (const float v : b) largest = std::max(largest, std::abs(double(v)));
+  std::size_t close = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    close += std::abs(double(a[i]) - b[i]) <= 1e-4 * largest;
+  EXPECT_GE(close * 10, a.size() * 9) << close << " of " << a.size() << " logits within 1e-4";
+  EXPECT_LE(relative_to_largest(a, b), 0.05);
+}
+
+TEST(Models, BinaryResNet18TrainsOnTheCpuWithTheStraightThroughEstimator) {
+  // A narrow network (width 16: 16 to 128 channels, a sixteenth of the parameters) so that
+  // the steps are quick, at 64 x 64 pixels: the last stage's batch norms then see 2 x 2
+  // pixels a sample. One fixed batch, learned by heart. A binary network's loss is a step
+  // function of its shadow weights, so it jumps from step to step; the last steps' mean
+  // must be well below the first loss.
+  auto adam = std::make_shared<AdamOptimizer>(OptimizerDescriptor{1e-2f});
+  const models::Network net =
+      models::binary_resnet18(models::Parameters{models::random_tensors(6), adam}, 64, 10, 16);
+  auto loss = std::make_shared<LossNode>(
+      net.logits, LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  const auto terminals = loss->training_graph();
+  Graph graph(Device::cpu(), terminals, std::vector<bool>(terminals.size(), false));
+  std::mt19937 rng(7);
+  const Image x = random_image({2, 64, 64, 3}, rng);
+  const std::vector<int> classes = {1, 4};
+  const LossLabels labels = LossLabels::from_classes(classes, 10);
+  std::vector<float> losses;
+  for (int step = 0; step < 12; ++step) {
+    losses.push_back(graph.run({x}, {labels}).loss());
+    ASSERT_TRUE(std::isfinite(losses.back())) << "step " << step;
+  }
+  const double last = (losses[9] + losses[10] + losses[11]) / 3;
+  std::string curve;
+  for (const float v : losses) curve += " " + std::to_string(v);
+  EXPECT_LT(last * 3, losses[0]) << "losses:" << curve;
 }
 
 TEST(Models, MissingOrMisshapenWeightsNameTheTensor) {

@@ -1,6 +1,6 @@
 // Image-classification networks built from cnngraph nodes, with torchvision's layer names
-// so that its trained (or seeded) weights load as they are: ResNet-50, MobileNetV2 and
-// EfficientNet-B0.
+// so that its trained (or seeded) weights load as they are: ResNet-50 and -18, MobileNetV2,
+// EfficientNet-B0, and a binary ResNet-18.
 // bench/export_torchvision.py writes a torchvision model's state_dict in our weights format
 // (docs/models.md).
 #pragma once
@@ -48,6 +48,20 @@ Network resnet50(const TensorProvider& tensors, int image_size = 224, int classe
 Network resnet50(const Parameters& parameters, int image_size = 224, int classes = 1000);
 // torchvision's resnet18 (basic blocks 2, 2, 2, 2).
 Network resnet18(const Parameters& parameters, int image_size = 224, int classes = 1000);
+// A binary ResNet-18 (XNOR-Net / Bi-Real style), with resnet18's layer names so that its
+// weights load (a float ResNet-18 is the usual start): every 3x3 convolution of the basic
+// blocks is an XNOR BinaryConvolutionNode (scale 1) followed by a batch norm, block
+// x -> binconv1 -> bn1 -> binconv2 -> bn2 -> + shortcut(x), no relu in the block; the stem
+// (conv 7x7 + batch norm + max pool, without relu: the first block binarizes its output),
+// the shortcuts (identity, or the float 1x1 downsample + batch norm) and the classifier stay
+// full precision. With an optimizer the binary layers train their float shadow weights
+// through the straight-through estimator. `width` is the stem's and the first stage's
+// channels (64 as in ResNet-18; the stages have 1, 2, 4, 8 times it): a narrower network
+// for quick training tests.
+Network binary_resnet18(const TensorProvider& tensors, int image_size = 224, int classes = 1000,
+                        int width = 64);
+Network binary_resnet18(const Parameters& parameters, int image_size = 224, int classes = 1000,
+                        int width = 64);
 // torchvision's mobilenet_v2 (width 1.0); dropout is left out (inference).
 Network mobilenet_v2(const TensorProvider& tensors, int image_size = 224, int classes = 1000);
 Network mobilenet_v2(const Parameters& parameters, int image_size = 224, int classes = 1000);

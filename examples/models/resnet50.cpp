@@ -1,7 +1,8 @@
 // torchvision's ResNet-50 (and ResNet-18): a 7x7 stem, max pooling, four stages of
 // bottleneck blocks (3, 4, 6, 3; basic blocks 2, 2, 2, 2), global average pooling and the
-// classifier. The residual sum and its relu
-// fuse into the block's last convolution when the graph is compiled.
+// classifier. The residual sum and its relu fuse into the block's last convolution when the
+// graph is compiled. Also the binary ResNet-18: ResNet-18 with XNOR 3x3 convolutions in the
+// blocks (see binary_basic_block).
 #include "layers.hpp"
 
 namespace cnngraph::models {
@@ -13,17 +14,12 @@ namespace {
 const NeuronDescriptor kRelu = NeuronDescriptor::make(NeuronType::relu);
 const NeuronDescriptor kNone{};
 
-// A block's end: relu(y + the shortcut), the shortcut being x, or torchvision's
-// "downsample" (conv 1x1 + batch norm) where the block changes the size or the channels.
+// A block's end: relu(y + the shortcut).
 std::shared_ptr<ImageNode> join_residual(const Parameters& t, const std::shared_ptr<ImageNode>& x,
                                          const std::shared_ptr<ImageNode>& y,
                                          const std::string& name, int in, int out, int stride) {
-  auto shortcut = x;
-  if (stride != 1 || in != out) {
-    shortcut = detail::conv_bn(t, x, name + ".downsample.0", name + ".downsample.1",
-                               {in, out, 1, stride, 1}, kNone);
-  }
-  auto sum = std::make_shared<AdditionNode>(y, shortcut);
+  auto sum =
+      std::make_shared<AdditionNode>(y, detail::resnet_shortcut(t, x, name, in, out, stride));
   return std::make_shared<NeuronNode>(sum->result_image(), kRelu)->result_image();
 }
 
@@ -44,15 +40,48 @@ std::shared_ptr<ImageNode> basic_block(const Parameters& t, std::shared_ptr<Imag
   return join_residual(t, x, y, name, in, out, stride);
 }
 
-// The stem shared by the ResNets: conv 7x7 stride 2, batch norm, relu, max-pool 3x3 stride
-// 2; `size` becomes the map's size after it.
-std::shared_ptr<ImageNode> stem(const Parameters& t, const std::shared_ptr<ImageNode>& input,
-                                int image_size, int& size) {
-  auto x = detail::conv_bn(t, input, "conv1", "bn1", {3, 64, 7, 2, 1}, kRelu);
-  auto pool = std::make_shared<PoolingNode>(x, PoolingType::max, 3, 3, 2, 2);
-  pool->padding_policy = torch_padding(1);
-  size = ((image_size + 6 - 7) / 2 + 1 + 2 - 3) / 2 + 1;
-  return pool->result_image();
+// The binary ResNet-18's block (XNOR-Net / Bi-Real style):
+//   x -> binconv1 (3x3, stride) -> bn1 -> binconv2 (3x3) -> bn2 -> + shortcut(x) -> out.
+// Both 3x3 convolutions are XNOR (input and weights by sign). No relu after bn1: binconv2
+// reads only the sign of bn1's output, so bn1 (a per-channel threshold) is all it needs, and
+// with binconv2 its only consumer the CPU graph can hand it the image packed to bits. No relu
+// after the sum either: the next block takes its sign, and a relu would make every input
+// +1. The shortcut stays real-valued (identity, or the float 1x1 downsample).
+std::shared_ptr<ImageNode> binary_basic_block(const Parameters& t, std::shared_ptr<ImageNode> x,
+                                              const std::string& name, int in, int out,
+                                              int stride) {
+  auto y = detail::binary_conv_bn(t, x, name + ".conv1", name + ".bn1", {in, out, 3, stride, 1});
+  y = detail::binary_conv_bn(t, y, name + ".conv2", name + ".bn2", {out, out, 3, 1, 1});
+  auto sum =
+      std::make_shared<AdditionNode>(y, detail::resnet_shortcut(t, x, name, in, out, stride));
+  return sum->result_image();
+}
+
+using BasicBlock = std::shared_ptr<ImageNode> (*)(const Parameters&, std::shared_ptr<ImageNode>,
+                                                  const std::string&, int, int, int);
+
+// ResNet-18's layout: the stem (with `stem_neuron`) to `width` channels, four stages of two
+// `block`s (width, 2, 4 and 8 times width channels; the first block of stages 2-4 strides
+// 2), the pooled classifier.
+Network basic_resnet(const Parameters& t, int image_size, int classes, NeuronDescriptor stem_neuron,
+                     BasicBlock block, int width = 64) {
+  Network net;
+  net.input = std::make_shared<ImageNode>("image");
+  int size = 0;
+  auto x = detail::resnet_stem(t, net.input, image_size, size, stem_neuron, width);
+  int in = width;
+  for (int stage = 0; stage < 4; ++stage) {
+    const int out = width << stage;
+    for (int b = 0; b < 2; ++b) {
+      const int stride = stage > 0 && b == 0 ? 2 : 1;
+      x = block(t, x, "layer" + std::to_string(stage + 1) + "." + std::to_string(b), in, out,
+                stride);
+      in = out;
+      if (stride == 2) size = (size + 2 - 3) / 2 + 1;
+    }
+  }
+  net.logits = detail::classifier(t, x, size, in, classes, "fc");
+  return net;
 }
 
 }  // namespace
@@ -62,30 +91,25 @@ Network resnet50(const TensorProvider& t, int image_size, int classes) {
 }
 
 Network resnet18(const Parameters& t, int image_size, int classes) {
-  Network net;
-  net.input = std::make_shared<ImageNode>("image");
-  int size = 0;
-  auto x = stem(t, net.input, image_size, size);
-  int in = 64;
-  for (int stage = 0; stage < 4; ++stage) {
-    const int width = 64 << stage;
-    for (int b = 0; b < 2; ++b) {
-      const int stride = stage > 0 && b == 0 ? 2 : 1;
-      x = basic_block(t, x, "layer" + std::to_string(stage + 1) + "." + std::to_string(b), in,
-                      width, stride);
-      in = width;
-      if (stride == 2) size = (size + 2 - 3) / 2 + 1;
-    }
+  return basic_resnet(t, image_size, classes, kRelu, basic_block);
+}
+
+Network binary_resnet18(const TensorProvider& t, int image_size, int classes, int width) {
+  return binary_resnet18(Parameters{t, nullptr}, image_size, classes, width);
+}
+
+Network binary_resnet18(const Parameters& t, int image_size, int classes, int width) {
+  if (width <= 0) {
+    throw InvalidArgument("binary_resnet18: width must be positive, got " + std::to_string(width));
   }
-  net.logits = detail::classifier(t, x, size, in, classes, "fc");
-  return net;
+  return basic_resnet(t, image_size, classes, kNone, binary_basic_block, width);
 }
 
 Network resnet50(const Parameters& t, int image_size, int classes) {
   Network net;
   net.input = std::make_shared<ImageNode>("image");
   int size = 0;
-  auto x = stem(t, net.input, image_size, size);
+  auto x = detail::resnet_stem(t, net.input, image_size, size, kRelu);
   int in = 64;
   const int blocks[4] = {3, 4, 6, 3};
   for (int stage = 0; stage < 4; ++stage) {
