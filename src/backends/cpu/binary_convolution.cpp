@@ -169,11 +169,13 @@ class BitPackedBinaryConvolution : public Kernel {
       std::vector<std::uint64_t> windows(4 * row_words_);
       std::vector<std::int32_t> counts(4 * padded_outputs_);
       std::vector<float> row_values(op_.packed_result ? row_floats : 0);
+      std::vector<int> missing_taps(4 * static_cast<std::size_t>(taps_));
 #pragma omp for schedule(static)
       for (std::ptrdiff_t row = 0; row < rows; ++row) {
         const int n = static_cast<int>(row / out.height), p = static_cast<int>(row % out.height);
         float* y = op_.packed_result ? row_values.data() : args.dst + row * row_floats;
-        for (int q = 0; q < out.width; q += 4) compute_block(n, p, q, windows, counts, y);
+        for (int q = 0; q < out.width; q += 4)
+          compute_block(n, p, q, windows, counts, missing_taps, y);
         if (op_.packed_result) pack_result_row(n, p, y, args.dst);
       }
     }
@@ -238,21 +240,23 @@ class BitPackedBinaryConvolution : public Kernel {
   // Output pixels (n, p, q .. q + 3) of every output channel, into `row`, the result's row
   // (n, p) (width x channels floats).
   void compute_block(int n, int p, int q0, std::vector<std::uint64_t>& windows,
-                     std::vector<std::int32_t>& counts, float* row) const {
+                     std::vector<std::int32_t>& counts, std::vector<int>& missing_taps,
+                     float* row) const {
     const ImageShape& in = op_.src_shapes[0];
     const ImageShape& out = op_.dst_shape;
     const int count = std::min(4, out.width - q0);
     const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
     for (int g = 0; g < groups_; ++g) {
       const std::uint64_t* a[4];
-      std::vector<int> missing[4];  // padding taps per pixel
+      // Padding taps per pixel: missing_count[i] of them at missing[i * taps_].
+      int* const missing = missing_taps.data();
+      int missing_count[4] = {0, 0, 0, 0};
       double beta[4] = {1.0, 1.0, 1.0, 1.0};
       int valid[4] = {0, 0, 0, 0};
       for (int i = 0; i < 4; ++i) {
         std::uint64_t* window = windows.data() + i * row_words_;
         a[i] = window;
         if (i >= count) continue;  // a copy of pixel 0's window is counted and dropped
-        std::fill(window, window + row_words_, 0);
         const int q = q0 + i;
         double magnitude = 0.0;
         for (int r = 0; r < op_.kernel_height; ++r)
@@ -260,14 +264,18 @@ class BitPackedBinaryConvolution : public Kernel {
             const int t = r * op_.kernel_width + s;
             const int iy = p * op_.y.stride - op_.y.pad_before + r * op_.dilation_y;
             const int ix = q * op_.x.stride - op_.x.pad_before + s * op_.dilation_x;
+            std::uint64_t* tap = window + static_cast<std::size_t>(t) * words_;
             if (iy < 0 || iy >= in.height || ix < 0 || ix >= in.width) {
-              missing[i].push_back(t);
+              missing[i * taps_ + missing_count[i]++] = t;
+              for (int k = 0; k < words_; ++k) tap[k] = 0;
               continue;
             }
             const std::size_t slot = (static_cast<std::size_t>(n) * groups_ + g) * pixels +
                                      static_cast<std::size_t>(iy) * in.width + ix;
-            std::copy_n(bits_ + slot * words_, words_,
-                        window + static_cast<std::size_t>(t) * words_);
+            // A plain loop: windows are a word or a few per tap, where a copy call costs
+            // more than the copy.
+            const std::uint64_t* source_words = bits_ + slot * words_;
+            for (int k = 0; k < words_; ++k) tap[k] = source_words[k];
             if (op_.beta_scaling) magnitude += magnitude_[slot];
             ++valid[i];
           }
@@ -285,10 +293,10 @@ class BitPackedBinaryConvolution : public Kernel {
         const float beta_i = static_cast<float>(beta[i]);
         if (bit_op_ == BitOp::exclusive_or) {
           // Padding taps were zero words: their XOR counted the weights' own set bits.
-          for (int t : missing[i])
+          for (int m = 0; m < missing_count[i]; ++m)
             for (int local = 0; local < group_outputs_; ++local)
-              c[local] -=
-                  tap_bits_[static_cast<std::size_t>(g * group_outputs_ + local) * taps_ + t];
+              c[local] -= tap_bits_[static_cast<std::size_t>(g * group_outputs_ + local) * taps_ +
+                                    missing[i * taps_ + m]];
           const std::int32_t bits = valid[i] * group_channels_;
 #pragma omp simd
           for (int local = 0; local < group_outputs_; ++local)
