@@ -578,3 +578,25 @@ TEST(CudaImageWrap, HostMemoryWrappedAsADeviceImageIsRefused) {
         << e.what();
   }
 }
+
+TEST(CudaGraph, DescribeCountsIntermediateBytesInTheStorageType) {
+  REQUIRE_GPU();
+  std::shared_ptr<ImageNode> image = std::make_shared<ImageNode>("x");
+  for (int i = 0; i < 6; ++i) {
+    // Neurons do not fuse with each other: six steps, each intermediate dead after one use.
+    image = std::make_shared<NeuronNode>(image, NeuronDescriptor::make(NeuronType::tanh))
+                ->result_image();
+  }
+  for (const auto& [precision, bytes] :
+       {std::pair{Precision::f32, 4}, std::pair{Precision::f16, 2}}) {
+    GraphOptions options;
+    options.precision = precision;
+    Graph graph(Device::cuda(), image, true, options);
+    graph.compile({{1, 8, 8, 16}});
+    const std::string text = graph.describe();
+    const std::size_t one = 8 * 8 * 16 * static_cast<std::size_t>(bytes);
+    EXPECT_NE(text.find("peak intermediate bytes " + std::to_string(2 * one)), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("unshared would be " + std::to_string(5 * one)), std::string::npos) << text;
+  }
+}

@@ -311,14 +311,10 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       const FusedChain& chain = in.chains.at(absorbed->second);
       auto& conv = static_cast<ConvolutionOp&>(*step.op);
       if (filter.get() == chain.batch_norm && conv.kind == OpKind::binary_convolution) {
-        const auto& bn = static_cast<const BatchNormalizationNode&>(*filter);
-        if (bn.parameters().mean.size() != static_cast<std::size_t>(conv.output_channels)) {
-          throw ShapeError(bn.display_name() + ": has parameters for " +
-                           std::to_string(bn.parameters().mean.size()) +
-                           " channels, the source has " + std::to_string(conv.output_channels));
-        }
+        // Its lowering above checked the channel count against the convolution's.
         std::vector<float> scale, shift;
-        fold_batch_normalization(bn.parameters(), scale, shift);
+        fold_batch_normalization(static_cast<const BatchNormalizationNode&>(*filter).parameters(),
+                                 scale, shift);
         static_cast<BinaryConvolutionOp&>(conv).fold_channel_affine(scale, shift);
       }
       for (const FusedChain::Link& link : chain.links) {
@@ -409,6 +405,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   pack_binary_images(*program, in.backend);
   alias_reshapes(*program);
   plan_memory(*program);
+  program->intermediate_elements = program->arena_floats;
   for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));
   for (std::size_t v = 0; v < program->values.size(); ++v) {
     const Value& value = program->values[v];
@@ -439,7 +436,8 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       }
     }
     program->arena_floats = end;
-    const std::size_t bytes = std::max<std::size_t>(end, 1) * size_of(device->storage_type());
+    program->element_bytes = size_of(device->storage_type());
+    const std::size_t bytes = std::max<std::size_t>(end, 1) * program->element_bytes;
     const std::string graph_name =
         g.results.empty() || !g.results[0]->producer()
             ? std::string("the graph")

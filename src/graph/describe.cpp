@@ -100,7 +100,7 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
       out << (s ? ", " : "") << to_string(program->values[step.srcs[s]].shape);
     }
     out << " -> " << to_string(dst.shape) << " (" << storage_name(dst.storage);
-    if (dst.storage == Value::Storage::arena) out << " @" << dst.offset * sizeof(float);
+    if (dst.storage == Value::Storage::arena) out << " @" << dst.offset * program->element_bytes;
     if (dst.packed_elements) out << ", bit-packed " << dst.packed_elements * 4 << " bytes";
     if (step.kernel) {
       out << ") via " << step.kernel->implementation() << "\n";
@@ -111,10 +111,12 @@ std::string describe_graph(const GraphStructure& g, const Device& device,
   std::size_t total_intermediate = 0;
   for (const Value& v : program->values) {
     if (v.storage == Value::Storage::arena)
-      total_intermediate += (v.packed_elements ? v.packed_elements : v.shape.elements()) * 4;
+      total_intermediate +=
+          v.packed_elements ? v.packed_elements * 4 : v.shape.elements() * program->element_bytes;
   }
-  out << "memory: peak intermediate bytes " << program->arena_floats * sizeof(float)
-      << " (unshared would be " << total_intermediate << ")\n";
+  out << "memory: peak intermediate bytes "
+      << program->intermediate_elements * program->element_bytes << " (unshared would be "
+      << total_intermediate << ")\n";
   return out.str();
 }
 

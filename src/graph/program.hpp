@@ -46,6 +46,10 @@ struct Program {
   std::vector<Value> values;
   std::vector<Step> steps;
   std::size_t arena_floats = 0;
+  // The intermediates' part of the arena (a device arena holds the sources after them), and
+  // the bytes of one element: the storage type's on a device backend, else a float's.
+  std::size_t intermediate_elements = 0;
+  std::size_t element_bytes = sizeof(float);
   std::vector<float> arena;  // reused by every run of this program (host backends)
   // Device backends: one block of device memory holds the intermediates and the sources
   // (at fixed offsets after the intermediates); the outputs live in an output set, a block
