@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "fashion_mnist.hpp"
@@ -149,8 +150,9 @@ int main(int argc, char** argv) {
         make_optimizer(args["optimizer"].as<std::string>(), args["learning-rate"].as<float>());
     const auto sources = examples::make_trainable_sources(seed, optimizer);
     const bool binary = args["binary"].as<bool>();
-    const examples::BinaryNorms norms = examples::make_binary_norms(optimizer);
-    const examples::BinaryNorms* binary_norms = binary ? &norms : nullptr;
+    std::optional<examples::BinaryNorms> norms;
+    if (binary) norms = examples::make_binary_norms(optimizer);
+    const examples::BinaryNorms* binary_norms = norms ? &*norms : nullptr;
 
     // Training graph: dropout 0.5, softmax cross-entropy summed with weight 1 / batch.
     const auto net = examples::build_reference_network(sources, 0.5f, seed, binary_norms);

@@ -16,18 +16,28 @@ using namespace cnngraph::testing;
 
 namespace {
 
-void expect_cpu_devices_agree(const models::Network& net, int size) {
-  std::mt19937 rng(3);
+// The logits of a batch of 2 random images on the oneDNN device and on the reference, or
+// why there is no oneDNN device (`skipped`).
+struct CpuLogits {
+  std::vector<float> actual, expected;
+  std::string skipped;
+};
+CpuLogits logits_on_cpu_devices(const models::Network& net, int size, unsigned seed) {
+  std::mt19937 rng(seed);
   const Image x = random_image({2, size, size, 3}, rng);
   const Image expected = run_on(Device::cpu_reference(), net.logits, {x});
   EXPECT_EQ(expected.shape(), (ImageShape{2, 1, 1, 10}));
-  Image actual;
   try {
-    actual = run_on(Device::cpu(), net.logits, {x});
+    return {run_on(Device::cpu(), net.logits, {x}).to_floats(), expected.to_floats(), ""};
   } catch (const DeviceError& e) {
-    GTEST_SKIP() << "no oneDNN CPU device in this build: " << e.what();
+    return {{}, {}, std::string("no oneDNN CPU device in this build: ") + e.what()};
   }
-  EXPECT_LE(relative_to_largest(actual.to_floats(), expected.to_floats()), 1e-4);
+}
+
+void expect_cpu_devices_agree(const models::Network& net, int size) {
+  const CpuLogits logits = logits_on_cpu_devices(net, size, 3);
+  if (!logits.skipped.empty()) GTEST_SKIP() << logits.skipped;
+  EXPECT_LE(relative_to_largest(logits.actual, logits.expected), 1e-4);
 }
 
 }  // namespace
@@ -56,17 +66,11 @@ TEST(Models, BinaryResNet18RunsOnTheCpuDevicesAndTheyAgree) {
   // the layers after it), which happens rarely and depends on the CPU's kernels: so most
   // logits must agree as the float models' do, and all of them to a few percent.
   const models::Network net = models::binary_resnet18(models::random_tensors(4), 32, 10, 32);
-  std::mt19937 rng(5);
-  const Image x = random_image({2, 32, 32, 3}, rng);
-  const Image expected = run_on(Device::cpu_reference(), net.logits, {x});
-  ASSERT_EQ(expected.shape(), (ImageShape{2, 1, 1, 10}));
-  Image actual;
-  try {
-    actual = run_on(Device::cpu(), net.logits, {x});
-  } catch (const DeviceError& e) {
-    GTEST_SKIP() << "no oneDNN CPU device in this build: " << e.what();
-  }
-  const auto a = actual.to_floats(), b = expected.to_floats();
+  const CpuLogits logits = logits_on_cpu_devices(net, 32, 5);
+  if (!logits.skipped.empty()) GTEST_SKIP() << logits.skipped;
+  const std::vector<float>& a = logits.actual;
+  const std::vector<float>& b = logits.expected;
+  ASSERT_EQ(a.size(), b.size());
   double largest = 0;
   for (const float v : b) largest = std::max(largest, std::abs(double(v)));
   std::size_t close = 0;

@@ -144,11 +144,18 @@ void pack_binary_images(Program& program, const Backend& backend) {
     BinaryConvolutionOp* written = packing_binary_op(producer);
     if (!written || producer.dst != static_cast<int>(v)) continue;
     std::vector<BinaryConvolutionOp*> reading;
+    BitPacking packing;
     for (int r : readers[v]) {
       const Step& reader = program.steps[r];
       BinaryConvolutionOp* op = packing_binary_op(reader);
-      if (!op || reader.srcs.size() != 1 || reader.srcs[0] != static_cast<int>(v) ||
-          (!reading.empty() && !(op->source_packing() == reading[0]->source_packing()))) {
+      if (!op || reader.srcs.size() != 1 || reader.srcs[0] != static_cast<int>(v)) {
+        reading.clear();
+        break;
+      }
+      BitPacking wanted = op->source_packing();
+      if (reading.empty()) {
+        packing = std::move(wanted);
+      } else if (!(wanted == packing)) {
         reading.clear();
         break;
       }
@@ -156,7 +163,7 @@ void pack_binary_images(Program& program, const Backend& backend) {
     }
     if (reading.empty()) continue;
     written->packed_result = true;
-    written->result_packing = reading[0]->source_packing();
+    written->result_packing = std::move(packing);
     for (BinaryConvolutionOp* op : reading) op->packed_source = true;
     value.packed_elements = written->result_packing.elements(value.shape);
   }

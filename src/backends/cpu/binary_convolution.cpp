@@ -84,6 +84,27 @@ float pack_bits(const float* x, const float* bias, const float* scale, int count
   return pack_bits_portable(x, bias, scale, count, strict, words);
 }
 
+// One pixel's channels `v` as BitPacking's bits, and the magnitudes where `magnitudes` is
+// not null, at the pixel's places: image n, flat pixel index `pixel` of `pixels`.
+void pack_pixel(const float* v, const float* bias, const float* scale, int groups,
+                int group_channels, int words, bool strict, std::size_t n, std::size_t pixel,
+                std::size_t pixels, std::uint64_t* bits, float* magnitudes) {
+  for (int g = 0; g < groups; ++g) {
+    const std::size_t slot = (n * groups + g) * pixels + pixel;
+    std::uint64_t* word = bits + slot * words;
+    std::fill(word, word + words, 0);
+    const int first = g * group_channels;
+    const float magnitude =
+        pack_bits(v + first, bias + first, scale + first, group_channels, strict, word);
+    if (magnitudes) magnitudes[slot] = magnitude;
+  }
+}
+
+// Per-channel terms with the default filled in where there are none.
+std::vector<float> filled_terms(const std::vector<float>& terms, int count, float none) {
+  return terms.empty() ? std::vector<float>(count, none) : terms;
+}
+
 class BitPackedBinaryConvolution : public Kernel {
  public:
   explicit BitPackedBinaryConvolution(const BinaryConvolutionOp& op)
@@ -97,21 +118,13 @@ class BitPackedBinaryConvolution : public Kernel {
         row_words_(static_cast<std::size_t>(taps_) * words_),
         padded_outputs_((group_outputs_ + 7) / 8 * 8),
         bit_op_(op.type == BinaryConvolutionType::xnor ? BitOp::exclusive_or : BitOp::conjunction) {
-    input_bias_.resize(op.input_channels);
-    input_scale_.resize(op.input_channels);
-    for (int c = 0; c < op.input_channels; ++c) {
-      input_bias_[c] = term(op.terms.input_bias, c, 0.0f);
-      input_scale_[c] = term(op.terms.input_scale, c, 1.0f);
-    }
+    input_bias_ = filled_terms(op.terms.input_bias, op.input_channels, 0.0f);
+    input_scale_ = filled_terms(op.terms.input_scale, op.input_channels, 1.0f);
     pack_weights();
     if (op.packed_result) {
       const BitPacking& packing = op.result_packing;
-      result_bias_.resize(packing.channels);
-      result_scale_.resize(packing.channels);
-      for (int c = 0; c < packing.channels; ++c) {
-        result_bias_[c] = term(packing.input_bias, c, 0.0f);
-        result_scale_[c] = term(packing.input_scale, c, 1.0f);
-      }
+      result_bias_ = filled_terms(packing.input_bias, packing.channels, 0.0f);
+      result_scale_ = filled_terms(packing.input_scale, packing.channels, 1.0f);
     }
   }
 
@@ -187,9 +200,9 @@ class BitPackedBinaryConvolution : public Kernel {
   void pack_input(const float* x) {
     const ImageShape& in = op_.src_shapes[0];
     const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
-    own_bits_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels * words_, 0);
+    own_bits_.resize(static_cast<std::size_t>(in.batch) * groups_ * pixels * words_);
     if (op_.beta_scaling)
-      own_magnitude_.assign(static_cast<std::size_t>(in.batch) * groups_ * pixels, 0.0f);
+      own_magnitude_.resize(static_cast<std::size_t>(in.batch) * groups_ * pixels);
     const bool strict = op_.type != BinaryConvolutionType::xnor;  // and: value > 0
     const auto images = static_cast<std::ptrdiff_t>(in.batch) * in.height;
 #pragma omp parallel for schedule(static)
@@ -197,15 +210,9 @@ class BitPackedBinaryConvolution : public Kernel {
       const std::size_t n = image_row / in.height;
       for (std::size_t pixel = (image_row % in.height) * in.width, end = pixel + in.width;
            pixel < end; ++pixel) {
-        const float* v = x + (n * pixels + pixel) * in.channels;
-        for (int g = 0; g < groups_; ++g) {
-          const std::size_t slot = (n * groups_ + g) * pixels + pixel;
-          const int first = g * group_channels_;
-          const float magnitude =
-              pack_bits(v + first, input_bias_.data() + first, input_scale_.data() + first,
-                        group_channels_, strict, own_bits_.data() + slot * words_);
-          if (op_.beta_scaling) own_magnitude_[slot] = magnitude;
-        }
+        pack_pixel(x + (n * pixels + pixel) * in.channels, input_bias_.data(), input_scale_.data(),
+                   groups_, group_channels_, words_, strict, n, pixel, pixels, own_bits_.data(),
+                   op_.beta_scaling ? own_magnitude_.data() : nullptr);
       }
     }
   }
@@ -215,25 +222,16 @@ class BitPackedBinaryConvolution : public Kernel {
   void pack_result_row(int n, int p, const float* y, float* dst) const {
     const BitPacking& packing = op_.result_packing;
     const ImageShape& out = op_.dst_shape;
-    const int groups = packing.groups, channels = packing.channels / groups;
-    const int words = packing.words_per_group();
     const std::size_t pixels = static_cast<std::size_t>(out.height) * out.width;
-    const std::size_t places = static_cast<std::size_t>(out.batch) * groups * pixels;
+    const std::size_t places = static_cast<std::size_t>(out.batch) * packing.groups * pixels;
     auto* bits = reinterpret_cast<std::uint64_t*>(dst);
-    auto* magnitudes = reinterpret_cast<float*>(bits + places * words);
+    auto* magnitudes = reinterpret_cast<float*>(bits + places * packing.words_per_group());
     for (int q = 0; q < out.width; ++q) {
-      const float* v = y + static_cast<std::size_t>(q) * out.channels;
-      const std::size_t pixel = static_cast<std::size_t>(p) * out.width + q;
-      for (int g = 0; g < groups; ++g) {
-        const std::size_t slot = (static_cast<std::size_t>(n) * groups + g) * pixels + pixel;
-        std::uint64_t* word = bits + slot * words;
-        std::fill(word, word + words, 0);
-        const int first = g * channels;
-        const float magnitude =
-            pack_bits(v + first, result_bias_.data() + first, result_scale_.data() + first,
-                      channels, packing.strict, word);
-        if (packing.magnitudes) magnitudes[slot] = magnitude;
-      }
+      pack_pixel(y + static_cast<std::size_t>(q) * out.channels, result_bias_.data(),
+                 result_scale_.data(), packing.groups, packing.channels / packing.groups,
+                 packing.words_per_group(), packing.strict, n,
+                 static_cast<std::size_t>(p) * out.width + q, pixels, bits,
+                 packing.magnitudes ? magnitudes : nullptr);
     }
   }
 
