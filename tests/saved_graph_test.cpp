@@ -193,8 +193,12 @@ fs::path edited_file(const std::string& name, Edit edit) {
       std::make_shared<ConvolutionNode>(x, trainable("conv", ConvolutionDescriptor(3, 3, 2, 4), 1));
   auto relu =
       std::make_shared<NeuronNode>(conv->result_image(), NeuronDescriptor::make(NeuronType::relu));
+  auto bn = std::make_shared<BatchNormalizationNode>(
+      relu->result_image(), std::make_shared<BatchNormalizationDataSource>(
+                                "bn", BatchNormalizationParameters{
+                                          {1, 1, 1, 1}, {0, 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}}));
   const fs::path path = test_folder() / (name + ".safetensors");
-  save_graph(path, {relu->result_image()});
+  save_graph(path, {bn->result_image()});
   auto contents = read_weights_file_with_metadata(path);
   nlohmann::json graph = nlohmann::json::parse(contents.metadata.at("cnngraph.graph"));
   edit(graph, contents);
@@ -408,6 +412,11 @@ TEST(SavedGraphLoading, HostileFilesAreRefusedWithClearErrors) {
                                g["nodes"][0]["attributes"]["stride_x"] = 1e300;
                              }),
                  "'stride_x'");
+  expect_refused(edited_file("optimizer",
+                             [](json& g, WeightsFileContents&) {
+                               g["normalizations"]["bn"].erase("optimizer");
+                             }),
+                 "no 'optimizer'");
   expect_refused(edited_file("forward",
                              [](json& g, WeightsFileContents&) {
                                g["nodes"][0]["inputs"][0] = {{"node", 1}, {"role", "source"}};

@@ -286,7 +286,11 @@ class Loader {
     fail(what + " names neither an earlier node nor a source");
   }
 
-  std::shared_ptr<const Optimizer> optimizer(const json& value, const std::string& of) const {
+  // The "optimizer" member of a data source's entry: null for none, else its settings.
+  std::shared_ptr<const Optimizer> optimizer(const json& entry, const std::string& of) const {
+    const auto found = entry.find("optimizer");
+    if (found == entry.end()) fail(of + " has no 'optimizer' (null for none)");
+    const json& value = *found;
     if (value.is_null()) return nullptr;
     if (!value.is_object()) fail(of + ": the optimizer is not an object");
     detail::SavedNode reader;
@@ -343,8 +347,7 @@ class Loader {
       }
       bias = b->to_floats();
     }
-    std::shared_ptr<const Optimizer> opt =
-        optimizer((*entry)["optimizer"], "data source '" + label + "'");
+    std::shared_ptr<const Optimizer> opt = optimizer(*entry, "data source '" + label + "'");
     // A source saved without an optimizer (not trainable then) trains with SGD's defaults.
     if (!opt) opt = std::make_shared<SgdOptimizer>();
     auto source = std::make_shared<TrainableDataSource>(label, d, w->to_floats(), std::move(bias),
@@ -380,8 +383,7 @@ class Loader {
       *members[i] = t->to_floats();
     }
     auto source = std::make_shared<BatchNormalizationDataSource>(
-        label, std::move(p), optimizer(reader.attributes->at("optimizer"), reader.where),
-        reader.real("momentum"));
+        label, std::move(p), optimizer(*entry, reader.where), reader.real("momentum"));
     result_.normalizations[label] = source;
     return source;
   }
