@@ -1,9 +1,9 @@
-/* LD_PRELOAD library that prints a native backtrace when the process dies of SIGSEGV,
- * SIGBUS, SIGFPE, SIGILL or SIGABRT, as "file+0xoffset" lines that addr2line resolves.
- * Written here because the GPU machine has no gdb and glibc no longer ships libSegFault;
- * tools/gpu's pytest step builds it there and reruns a crashed test file under it.
- * Python's faulthandler (pytest enables it) prints its frames first, then re-raises the
- * signal into this handler, which prints the native frames and re-raises once more. */
+/* A handler that prints a native backtrace when the process dies of SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL or SIGABRT, as "file+0xoffset" lines that addr2line resolves. It installs
+ * itself when loaded (LD_PRELOAD, or ctypes from tools/debug/pytest_with_backtraces.py) and
+ * again on each crash_backtrace_install() call. Written here because the GPU machine has no
+ * gdb and glibc no longer ships libSegFault; tools/gpu's pytest step builds it there and
+ * reruns a crashed suite under it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -16,12 +16,11 @@
 static char alternate_stack[1 << 16];
 
 static void print_frames(int signal_number) {
+  char line[1024];
+  int length = snprintf(line, sizeof line, "crash_backtrace: signal %d\n", signal_number);
+  if (write(STDERR_FILENO, line, (size_t)length) < 0) return;
   void* frames[64];
   const int count = backtrace(frames, 64);
-  char line[1024];
-  int length = snprintf(line, sizeof line, "crash_backtrace: signal %d, %d frames\n",
-                        signal_number, count);
-  if (write(STDERR_FILENO, line, (size_t)length) < 0) return;
   for (int i = 0; i < count; ++i) {
     Dl_info info;
     if (dladdr(frames[i], &info) && info.dli_fname) {
@@ -42,7 +41,12 @@ static void on_crash(int signal_number) {
   raise(signal_number);
 }
 
-__attribute__((constructor)) static void install(void) {
+/* Installs the handler; also callable (ctypes) after a library has replaced it. */
+void crash_backtrace_install(void) {
+  /* backtrace() loads libgcc_s on its first call, which allocates: do that now, not in a
+   * handler that may run on a corrupted heap. */
+  void* warm_up[1];
+  backtrace(warm_up, 1);
   stack_t stack;
   memset(&stack, 0, sizeof stack);
   stack.ss_sp = alternate_stack;
@@ -58,3 +62,20 @@ __attribute__((constructor)) static void install(void) {
     sigaction(signals[i], &action, NULL);
   }
 }
+
+/* Prints who handles SIGSEGV now, to find a library that replaces the handler. */
+void crash_backtrace_report_handler(void) {
+  struct sigaction current;
+  sigaction(SIGSEGV, NULL, &current);
+  void* handler = (current.sa_flags & SA_SIGINFO) ? (void*)current.sa_sigaction
+                                                  : (void*)current.sa_handler;
+  Dl_info info;
+  if (dladdr(handler, &info) && info.dli_fname) {
+    fprintf(stderr, "crash_backtrace: SIGSEGV handled by %s (%s)\n", info.dli_fname,
+            info.dli_sname ? info.dli_sname : "?");
+  } else {
+    fprintf(stderr, "crash_backtrace: SIGSEGV handler %p\n", handler);
+  }
+}
+
+__attribute__((constructor)) static void install_at_load(void) { crash_backtrace_install(); }
