@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 static char alternate_stack[1 << 16];
+/* The stderr of the process's start, kept: pytest points fd 2 at a capture file during each
+ * test, and that file is lost when the process dies. */
+static int report_fd = STDERR_FILENO;
 
 static void print_frames(int signal_number) {
   char line[1024];
   int length = snprintf(line, sizeof line, "crash_backtrace: signal %d\n", signal_number);
-  if (write(STDERR_FILENO, line, (size_t)length) < 0) return;
+  if (write(report_fd, line, (size_t)length) < 0) return;
   void* frames[64];
   const int count = backtrace(frames, 64);
   for (int i = 0; i < count; ++i) {
@@ -31,7 +34,7 @@ static void print_frames(int signal_number) {
     } else {
       length = snprintf(line, sizeof line, "crash_backtrace: #%d %p\n", i, frames[i]);
     }
-    if (length > 0 && write(STDERR_FILENO, line, (size_t)length) < 0) return;
+    if (length > 0 && write(report_fd, line, (size_t)length) < 0) return;
   }
 }
 
@@ -71,11 +74,15 @@ void crash_backtrace_report_handler(void) {
                                                   : (void*)current.sa_handler;
   Dl_info info;
   if (dladdr(handler, &info) && info.dli_fname) {
-    fprintf(stderr, "crash_backtrace: SIGSEGV handled by %s (%s)\n", info.dli_fname,
+    dprintf(report_fd, "crash_backtrace: SIGSEGV handled by %s (%s)\n", info.dli_fname,
             info.dli_sname ? info.dli_sname : "?");
   } else {
-    fprintf(stderr, "crash_backtrace: SIGSEGV handler %p\n", handler);
+    dprintf(report_fd, "crash_backtrace: SIGSEGV handler %p\n", handler);
   }
 }
 
-__attribute__((constructor)) static void install_at_load(void) { crash_backtrace_install(); }
+__attribute__((constructor)) static void install_at_load(void) {
+  const int kept = dup(STDERR_FILENO);
+  if (kept >= 0) report_fd = kept;
+  crash_backtrace_install();
+}
