@@ -29,9 +29,10 @@ struct Recording {
 
 class CudaBackend : public Backend, public DeviceExecution {
  public:
-  // The fused training kernels (cuda:batch_normalization_relu and the others) have not yet
-  // been checked on a GPU against the unfused graph: until they are, the pass runs here only
-  // when CNNGRAPH_TRAINING_FUSION=on asks for it.
+  // The fused training kernels agree with the unfused graph on the H200 in f32, f16 and
+  // bf16 (training_fusion_test, also under memcheck), but the rest of the GPU suite has not
+  // yet run with them: until it has, CUDA plans the pass only when
+  // CNNGRAPH_TRAINING_FUSION=on asks for it.
   bool fuses_training_steps() const override {
     const char* knob = knobs::read(knobs::training_fusion);
     return knob && std::string(knob) == "on";
