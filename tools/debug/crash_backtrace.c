@@ -28,8 +28,7 @@ static void print_frames(int signal_number) {
     Dl_info info;
     if (dladdr(frames[i], &info) && info.dli_fname) {
       length = snprintf(line, sizeof line, "crash_backtrace: #%d %s+0x%lx (%s)\n", i,
-                        info.dli_fname,
-                        (unsigned long)((char*)frames[i] - (char*)info.dli_fbase),
+                        info.dli_fname, (unsigned long)((char*)frames[i] - (char*)info.dli_fbase),
                         info.dli_sname ? info.dli_sname : "?");
     } else {
       length = snprintf(line, sizeof line, "crash_backtrace: #%d %p\n", i, frames[i]);
@@ -70,8 +69,8 @@ void crash_backtrace_install(void) {
 void crash_backtrace_report_handler(void) {
   struct sigaction current;
   sigaction(SIGSEGV, NULL, &current);
-  void* handler = (current.sa_flags & SA_SIGINFO) ? (void*)current.sa_sigaction
-                                                  : (void*)current.sa_handler;
+  void* handler =
+      (current.sa_flags & SA_SIGINFO) ? (void*)current.sa_sigaction : (void*)current.sa_handler;
   Dl_info info;
   if (dladdr(handler, &info) && info.dli_fname) {
     dprintf(report_fd, "crash_backtrace: SIGSEGV handled by %s (%s)\n", info.dli_fname,
