@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/train_cuda: one training step (forward, cross-entropy loss,
-backward, SGD with momentum 0.9) of torchvision's resnet50 at batch 128 and of the
+backward, SGD with momentum 0.9) of torchvision's resnet50, resnet18 and mobilenet_v2 at
+batch 128 (or BATCH) and of the
 LeNet-style network (examples/reference_network.hpp) at batch 64, cudnn.benchmark on,
 channels-last, on a fixed random batch resident on the GPU.
 Ways: "eager" (resnet50 fp16: the model in half precision, PyTorch's faster eager fp16 form;
 fp32 leaves TF32 on, PyTorch's default for convolutions) and "compile": torch.compile
-(ResNet-50 fp16: autocast with fp32 weights, default mode; LeNet:
-mode="reduce-overhead", CUDA graphs). ResNet-50 fp32 is measured eager only (its compile
-alone takes about a minute). Prints one JSON line per model, precision and way: the
+(the ImageNet models in fp16: autocast with fp32 weights, default mode; LeNet:
+mode="reduce-overhead", CUDA graphs). The ImageNet models in fp32 are measured eager only
+(ResNet-50's compile alone takes about a minute). Prints one JSON line per model, precision and way: the
 median milliseconds of a step, images per second, and the cold start in seconds (model
 built, moved to the GPU or compiled, up to the end of the first step).
-Usage: torch_train_cuda.py MODELS SECONDS [WAYS], e.g. lenet,resnet50 2 eager,compile"""
+Usage: torch_train_cuda.py MODELS SECONDS [WAYS [BATCH]], e.g. lenet,resnet50 2 eager,compile"""
 import json
 import sys
 import time
@@ -21,6 +22,7 @@ import torchvision
 
 models, seconds = sys.argv[1].split(","), float(sys.argv[2])
 ways = sys.argv[3].split(",") if len(sys.argv) > 3 else ["eager", "compile"]
+imagenet_batch = int(sys.argv[4]) if len(sys.argv) > 4 else 128
 torch.backends.cudnn.benchmark = True
 torch.backends.cudnn.allow_tf32 = True
 torch.backends.cuda.matmul.allow_tf32 = True
@@ -54,8 +56,8 @@ def setup(model_name, precision, way):
     if model_name == "lenet":
         model, batch, shape, classes = lenet(), 64, (1, 28, 28), 10
     else:
-        model = torchvision.models.resnet50(weights=None)
-        batch, shape, classes = 128, (3, 224, 224), 1000
+        model = getattr(torchvision.models, model_name)(weights=None)
+        batch, shape, classes = imagenet_batch, (3, 224, 224), 1000
     half = precision == "f16" and way == "eager"
     model = model.to("cuda", torch.half if half else torch.float).to(
         memory_format=torch.channels_last)
@@ -88,7 +90,7 @@ def setup(model_name, precision, way):
 for model_name in models:
     for precision in ["fp32_tf32"] if model_name == "lenet" else ["f16", "fp32_tf32"]:
         for way in ways:
-            if way == "compile" and model_name == "resnet50" and precision != "f16":
+            if way == "compile" and model_name != "lenet" and precision != "f16":
                 continue
             start = time.time()
             step, batch = setup(model_name, precision, way)

@@ -8,9 +8,12 @@
 // recorded CUDA graph; the batch and its labels stay on the device. A step is timed
 // through Graph::run (which waits for the step and reads the loss back). The cold start is
 // the time from the Graph's construction (with autotuning) to the end of the first step.
-// Usage: train_cuda [--model resnet50|lenet|all] [--precision f16|fp32_tf32|all]
+// ResNet-18 and MobileNetV2 (examples/models) train the same way as ResNet-50.
+// Usage: train_cuda [--model resnet50|resnet18|mobilenet_v2|lenet|all]
+//                   [--precision f16|fp32_tf32|all] [--batch N (ImageNet models; 128)]
 //                   [--seconds S] [--no-torch] [--torch-ways eager,compile]
 //        CNNGRAPH_PROFILE=1 train_cuda --no-torch --seconds 0 ... (per-step times, stderr)
+#include <algorithm>
 #include <chrono>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -66,9 +69,12 @@ struct Measured {
 Measured measure(const Setup& s, double seconds) {
   auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.01f}, 0.9f);
   const bool lenet = s.model == "lenet";
+  const models::Parameters parameters{models::random_tensors(0), sgd};
   const std::shared_ptr<ImageNode> logits =
       lenet ? examples::build_reference_network(examples::make_trainable_sources(1, sgd)).logits
-            : models::resnet50(models::Parameters{models::random_tensors(0), sgd}).logits;
+      : s.model == "resnet18"     ? models::resnet18(parameters).logits
+      : s.model == "mobilenet_v2" ? models::mobilenet_v2(parameters).logits
+                                  : models::resnet50(parameters).logits;
   const DeviceBatch batch = lenet ? device_batch(s, 28, 1, 10) : device_batch(s, 224, 3, 1000);
   auto loss = std::make_shared<LossNode>(
       logits, LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
@@ -89,12 +95,12 @@ Measured measure(const Setup& s, double seconds) {
 
 // (model/precision/way) -> (ms per step, cold seconds)
 std::map<std::string, std::pair<double, double>> run_torch(const std::string& models,
-                                                           double seconds,
-                                                           const std::string& ways) {
+                                                           double seconds, const std::string& ways,
+                                                           int batch) {
   std::map<std::string, std::pair<double, double>> out;
   const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
                               "/torch_train_cuda.py " + models + " " + std::to_string(seconds) +
-                              " " + ways;
+                              " " + ways + " " + std::to_string(batch);
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return out;
   char line[512];
@@ -119,6 +125,7 @@ std::map<std::string, std::pair<double, double>> run_torch(const std::string& mo
 int main(int argc, char** argv) {
   std::string model = "all", ways = "eager,compile", precision = "all";
   double seconds = 2.0;
+  int batch = 128;  // the ImageNet models' batch (LeNet's is 64)
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -132,19 +139,30 @@ int main(int argc, char** argv) {
       torch = false;
     else if (a == "--torch-ways" && i + 1 < argc)
       ways = argv[++i];
+    else if (a == "--batch" && i + 1 < argc)
+      batch = std::stoi(argv[++i]);
+  }
+  const std::vector<std::string> known = {"lenet", "resnet50", "resnet18", "mobilenet_v2"};
+  if (model != "all" && std::find(known.begin(), known.end(), model) == known.end()) {
+    std::fprintf(stderr, "train_cuda: unknown --model '%s'\n", model.c_str());
+    return 2;
   }
   if (Device::cuda_device_count() == 0) {
     std::printf("{\"skipped\": \"no CUDA GPU on this machine\"}\n");
     return 0;
   }
-  const std::string models = model == "all" ? "lenet,resnet50" : model;
-  const auto peer =
-      torch ? run_torch(models, seconds, ways) : std::map<std::string, std::pair<double, double>>{};
+  const std::string models = model == "all" ? "lenet,resnet50,resnet18,mobilenet_v2" : model;
+  const auto peer = torch ? run_torch(models, seconds, ways, batch)
+                          : std::map<std::string, std::pair<double, double>>{};
   std::vector<Setup> setups;
-  if (model != "resnet50") setups.push_back({"lenet", Precision::tf32_allowed, 64});
-  if (model != "lenet") {
-    if (precision != "fp32_tf32") setups.push_back({"resnet50", Precision::f16, 128});
-    if (precision != "f16") setups.push_back({"resnet50", Precision::tf32_allowed, 128});
+  for (const std::string& name : known) {
+    if (model != "all" && model != name) continue;
+    if (name == "lenet") {
+      setups.push_back({"lenet", Precision::tf32_allowed, 64});
+      continue;
+    }
+    if (precision != "fp32_tf32") setups.push_back({name, Precision::f16, batch});
+    if (precision != "f16") setups.push_back({name, Precision::tf32_allowed, batch});
   }
   for (const Setup& s : setups) {
     const Measured m = measure(s, seconds);
