@@ -9,8 +9,9 @@ fp32 leaves TF32 on, PyTorch's default for convolutions) and "compile": torch.co
 (the ImageNet models in fp16: autocast with fp32 weights, default mode; LeNet:
 mode="reduce-overhead", CUDA graphs). The ImageNet models in fp32 are measured eager only
 (ResNet-50's compile alone takes about a minute). Prints one JSON line per model, precision and way: the
-median milliseconds of a step, images per second, and the cold start in seconds (model
-built, moved to the GPU or compiled, up to the end of the first step).
+median milliseconds of a step, images per second, the cold start in seconds (model
+built, moved to the GPU or compiled, up to the end of the first step) and the peak of
+torch.cuda.max_memory_allocated in MiB.
 Usage: torch_train_cuda.py MODELS SECONDS [WAYS [BATCH]], e.g. lenet,resnet50 2 eager,compile"""
 import json
 import sys
@@ -92,6 +93,8 @@ for model_name in models:
         for way in ways:
             if way == "compile" and model_name != "lenet" and precision != "f16":
                 continue
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
             start = time.time()
             step, batch = setup(model_name, precision, way)
             step()
@@ -100,5 +103,6 @@ for model_name in models:
             ms = median_ms(step)
             print(json.dumps({"model": model_name, "precision": precision, "batch": batch,
                               "way": way, "torch_ms": round(ms, 4),
-                              "img_s": round(batch * 1000.0 / ms, 1), "cold_s": round(cold, 2)}),
+                              "img_s": round(batch * 1000.0 / ms, 1), "cold_s": round(cold, 2),
+                              "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20)}),
                   flush=True)

@@ -63,6 +63,7 @@ DeviceBatch device_batch(const Setup& s, int size, int channels, int classes) {
 
 struct Measured {
   double ms = 0, cold_ms = 0;
+  double peak_mib = 0;  // device memory in use at most during the graph's life, batch included
   float first_loss = 0, last_loss = 0;
 };
 
@@ -83,6 +84,7 @@ Measured measure(const Setup& s, double seconds) {
   options.precision = s.precision;
   options.autotune = true;
   Measured m;
+  Device::cuda().reset_peak_memory();
   const auto start = std::chrono::steady_clock::now();
   Graph graph(Device::cuda(), terminals, std::vector<bool>(terminals.size(), false), options);
   m.first_loss = graph.run({batch.images}, {batch.labels}).loss();
@@ -90,14 +92,18 @@ Measured measure(const Setup& s, double seconds) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   m.ms = bench::median_ms([&] { m.last_loss = graph.run({batch.images}, {batch.labels}).loss(); },
                           seconds);
+  m.peak_mib = double(Device::cuda().memory_statistics().peak_bytes_in_use) / (1 << 20);
   return m;
 }
 
-// (model/precision/way) -> (ms per step, cold seconds)
-std::map<std::string, std::pair<double, double>> run_torch(const std::string& models,
-                                                           double seconds, const std::string& ways,
-                                                           int batch) {
-  std::map<std::string, std::pair<double, double>> out;
+struct Peer {
+  double ms = 0, cold_s = 0, peak_mib = 0;
+};
+
+// model/precision/way -> the peer's figures
+std::map<std::string, Peer> run_torch(const std::string& models, double seconds,
+                                      const std::string& ways, int batch) {
+  std::map<std::string, Peer> out;
   const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
                               "/torch_train_cuda.py " + models + " " + std::to_string(seconds) +
                               " " + ways + " " + std::to_string(batch);
@@ -108,12 +114,14 @@ std::map<std::string, std::pair<double, double>> run_torch(const std::string& mo
     std::fputs(line, stderr);  // the peer's own lines, as they come
     char model[32], precision[16], way[16];
     int batch = 0;
-    double ms = 0, img_s = 0, cold = 0;
+    double img_s = 0;
+    Peer p;
     if (std::sscanf(line,
                     "{\"model\": \"%31[^\"]\", \"precision\": \"%15[^\"]\", \"batch\": %d, "
-                    "\"way\": \"%15[^\"]\", \"torch_ms\": %lf, \"img_s\": %lf, \"cold_s\": %lf}",
-                    model, precision, &batch, way, &ms, &img_s, &cold) == 7) {
-      out[std::string(model) + "/" + precision + "/" + way] = {ms, cold};
+                    "\"way\": \"%15[^\"]\", \"torch_ms\": %lf, \"img_s\": %lf, \"cold_s\": %lf, "
+                    "\"peak_mib\": %lf}",
+                    model, precision, &batch, way, &p.ms, &img_s, &p.cold_s, &p.peak_mib) == 8) {
+      out[std::string(model) + "/" + precision + "/" + way] = p;
     }
   }
   pclose(pipe);
@@ -152,8 +160,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string models = model == "all" ? "lenet,resnet50,resnet18,mobilenet_v2" : model;
-  const auto peer = torch ? run_torch(models, seconds, ways, batch)
-                          : std::map<std::string, std::pair<double, double>>{};
+  const auto peer = torch ? run_torch(models, seconds, ways, batch) : std::map<std::string, Peer>{};
   std::vector<Setup> setups;
   for (const std::string& name : known) {
     if (model != "all" && model != name) continue;
@@ -169,17 +176,19 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"summary\": \"train_cuda\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
         "\"cnngraph_ms\": %.3f, \"cnngraph_img_s\": %.0f, \"cold_ms\": %.0f, \"first_loss\": "
-        "%.4f, \"last_loss\": %.4f",
+        "%.4f, \"last_loss\": %.4f, \"cnngraph_peak_mib\": %.0f",
         s.model.c_str(), label(s.precision), s.batch, m.ms, s.batch * 1000.0 / m.ms, m.cold_ms,
-        m.first_loss, m.last_loss);
+        m.first_loss, m.last_loss, m.peak_mib);
     double best = 0;
     for (const char* way : {"eager", "compile"}) {
       auto it = peer.find(s.model + "/" + label(s.precision) + "/" + way);
       if (it == peer.end()) continue;
-      best = best == 0 ? it->second.first : std::min(best, it->second.first);
-      std::printf(", \"torch_%s_ms\": %.3f, \"torch_%s_img_s\": %.0f, \"torch_%s_cold_s\": %.1f",
-                  way, it->second.first, way, s.batch * 1000.0 / it->second.first, way,
-                  it->second.second);
+      const Peer& p = it->second;
+      best = best == 0 ? p.ms : std::min(best, p.ms);
+      std::printf(
+          ", \"torch_%s_ms\": %.3f, \"torch_%s_img_s\": %.0f, \"torch_%s_cold_s\": %.1f, "
+          "\"torch_%s_peak_mib\": %.0f",
+          way, p.ms, way, s.batch * 1000.0 / p.ms, way, p.cold_s, way, p.peak_mib);
     }
     if (best > 0) std::printf(", \"ratio_vs_best_torch\": %.3f", best / m.ms);
     std::printf("}\n");

@@ -67,6 +67,20 @@ void Device::synchronize() const {
   if (kind_ == DeviceKind::cuda) detail::device_memory(*this)->synchronize();
 }
 
+DeviceMemoryStatistics Device::memory_statistics() const {
+  if (kind_ != DeviceKind::cuda) {
+    throw Unsupported(name() + ": memory statistics are kept for CUDA devices only");
+  }
+  return detail::device_memory(*this)->statistics();
+}
+
+void Device::reset_peak_memory() const {
+  if (kind_ != DeviceKind::cuda) {
+    throw Unsupported(name() + ": memory statistics are kept for CUDA devices only");
+  }
+  detail::device_memory(*this)->reset_peak();
+}
+
 std::string Device::name() const {
   switch (kind_) {
     case DeviceKind::cpu:

@@ -220,6 +220,8 @@ TEST(CudaOptimizerStep, MissingMomentsAndOwnOptimizersAreClearErrors) {
     void copy_to_host(void*, const void*, std::size_t) override {}
     void check_readable(const void*, const std::string&) override {}
     void synchronize() override {}
+    DeviceMemoryStatistics statistics() override { return {}; }
+    void reset_peak() override {}
   } no_memory;
   EXPECT_THROW(DeviceOptimizerTable({p}, DataType::f32, no_memory), InvalidArgument);
 }

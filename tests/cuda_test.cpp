@@ -53,6 +53,35 @@ TEST(CudaDevice, AbsentGpuOrBackendIsAClearDeviceError) {
   EXPECT_THROW(Device::cuda(), DeviceError);
 }
 
+TEST(CudaDevice, MemoryStatisticsAreForCudaDevicesOnly) {
+  EXPECT_THROW(Device::cpu().memory_statistics(), Unsupported);
+  EXPECT_THROW(Device::cpu_reference().reset_peak_memory(), Unsupported);
+}
+
+TEST(CudaDevice, MemoryStatisticsCountBlocksInUseTheirPeakAndTheDriversShare) {
+  REQUIRE_GPU();
+  const Device gpu = Device::cuda();
+  gpu.reset_peak_memory();
+  const DeviceMemoryStatistics before = gpu.memory_statistics();
+  EXPECT_EQ(before.peak_bytes_in_use, before.bytes_in_use);
+  EXPECT_GE(before.bytes_reserved, before.bytes_in_use);
+  const std::size_t bytes = 3 * 1024 * 1024;  // a multiple of the 512-byte rounding
+  {
+    const Image image =
+        Image::from_floats({1, 1, 1, int(bytes / 4)}, std::vector<float>(bytes / 4)).to(gpu);
+    const DeviceMemoryStatistics holding = gpu.memory_statistics();
+    EXPECT_EQ(holding.bytes_in_use, before.bytes_in_use + bytes);
+    EXPECT_EQ(holding.peak_bytes_in_use, holding.bytes_in_use);
+    EXPECT_GE(holding.bytes_reserved, holding.bytes_in_use);
+  }
+  const DeviceMemoryStatistics after = gpu.memory_statistics();
+  EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);  // the block went back to the cache
+  EXPECT_EQ(after.peak_bytes_in_use, before.bytes_in_use + bytes);
+  EXPECT_GE(after.bytes_reserved, before.bytes_in_use + bytes);  // cached, still reserved
+  gpu.reset_peak_memory();
+  EXPECT_EQ(gpu.memory_statistics().peak_bytes_in_use, after.bytes_in_use);
+}
+
 TEST(CudaConvolution, StrictF32InNchwMatchesTheReference) {
   REQUIRE_GPU();
   // Autotuning may run strict fp32 convolutions in NCHW (transposes around cuDNN);

@@ -1,11 +1,23 @@
 // Device: where a graph runs (MPS's MTLDevice).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace cnngraph {
 
 enum class DeviceKind { cpu, cpu_reference, cuda };
+
+// What this process's cnngraph holds of a CUDA device's memory (PyTorch's
+// torch.cuda.memory_allocated, max_memory_allocated and memory_reserved).
+struct DeviceMemoryStatistics {
+  // Blocks handed out now: images, graph arenas, weights, optimizer moments, workspaces.
+  std::size_t bytes_in_use = 0;
+  // The most in use at once since the first allocation or the last reset_peak_memory().
+  std::size_t peak_bytes_in_use = 0;
+  // Taken from the driver: the blocks in use and those cached for reuse.
+  std::size_t bytes_reserved = 0;
+};
 
 class Device {
  public:
@@ -27,6 +39,11 @@ class Device {
   // libraries' too) is done: for a CUDA buffer of another library wrapped with Image::wrap
   // while its producer may still be writing it. Nothing to wait for on the CPU devices.
   void synchronize() const;
+  // CUDA devices only (memory is counted per block, rounded up to 512 bytes); throws
+  // Unsupported for the CPU devices, whose memory is the process's heap.
+  DeviceMemoryStatistics memory_statistics() const;
+  // Starts the peak over from the bytes in use now.
+  void reset_peak_memory() const;
   bool operator==(const Device&) const = default;
 
  private:

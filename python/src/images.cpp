@@ -369,6 +369,17 @@ void bind_images(nb::module_& m) {
       .value("cpu_reference", DeviceKind::cpu_reference)
       .value("cuda", DeviceKind::cuda);
 
+  nb::class_<DeviceMemoryStatistics>(m, "DeviceMemoryStatistics",
+                                     "What cnngraph holds of a CUDA device's memory.")
+      .def_ro("bytes_in_use", &DeviceMemoryStatistics::bytes_in_use)
+      .def_ro("peak_bytes_in_use", &DeviceMemoryStatistics::peak_bytes_in_use)
+      .def_ro("bytes_reserved", &DeviceMemoryStatistics::bytes_reserved)
+      .def("__repr__", [](const DeviceMemoryStatistics& s) {
+        return "DeviceMemoryStatistics(bytes_in_use=" + std::to_string(s.bytes_in_use) +
+               ", peak_bytes_in_use=" + std::to_string(s.peak_bytes_in_use) +
+               ", bytes_reserved=" + std::to_string(s.bytes_reserved) + ")";
+      });
+
   nb::class_<Device>(m, "Device",
                      "Where a graph runs: Device.cpu(), Device.cpu_reference(), "
                      "Device.cuda(index), or Device('cuda:1').")
@@ -388,6 +399,10 @@ void bind_images(nb::module_& m) {
       .def("synchronize", &Device::synchronize, nb::call_guard<nb::gil_scoped_release>(),
            "Waits until the work queued on this device (by any library of this process) is "
            "done.")
+      .def("memory_statistics", &Device::memory_statistics,
+           "The device memory cnngraph holds (CUDA devices; Unsupported on the CPU ones).")
+      .def("reset_peak_memory", &Device::reset_peak_memory,
+           "Starts the peak of memory_statistics() over from the bytes in use now.")
       .def_prop_ro("kind", &Device::kind)
       .def_prop_ro("index", &Device::index)
       .def_prop_ro("name", &Device::name)

@@ -131,6 +131,23 @@ def test_devices():
         cg.Device("tpu")
 
 
+def test_memory_statistics_are_for_cuda_devices():
+    with pytest.raises(cg.Unsupported, match="CUDA devices only"):
+        cg.Device.cpu().memory_statistics()
+    if cg.Device.cuda_device_count() == 0:
+        pytest.skip("no CUDA GPU here (or this build has no CUDA backend)")
+    gpu = cg.Device.cuda()
+    gpu.reset_peak_memory()
+    before = gpu.memory_statistics()
+    image = cg.Image(np.zeros((1, 8, 8, 16), np.float32)).to(gpu)  # 4096 bytes
+    held = gpu.memory_statistics()
+    assert held.bytes_in_use == before.bytes_in_use + 4096
+    assert held.peak_bytes_in_use == held.bytes_in_use <= held.bytes_reserved
+    del image
+    assert gpu.memory_statistics().bytes_in_use == before.bytes_in_use
+    assert "peak_bytes_in_use=" in repr(held)
+
+
 def test_cuda_without_a_gpu_is_a_device_error():
     if cg.Device.cuda_device_count() > 0:
         pytest.skip("this machine has a GPU: Device.cuda() works")

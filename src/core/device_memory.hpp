@@ -26,6 +26,9 @@ class DeviceMemory {
   virtual void check_readable(const void* data, const std::string& what) = 0;
   // Device::synchronize.
   virtual void synchronize() = 0;
+  // Device::memory_statistics and Device::reset_peak_memory.
+  virtual DeviceMemoryStatistics statistics() = 0;
+  virtual void reset_peak() = 0;
 };
 
 // The registry: null for the CPU devices. Throws DeviceError when the device is unavailable.

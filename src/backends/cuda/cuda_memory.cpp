@@ -153,9 +153,21 @@ class CachingDeviceMemory : public DeviceMemory {
                             std::to_string(free) + " of " + std::to_string(total) + " bytes free)");
         }
       }
+      std::lock_guard lock(mutex_);
+      statistics_.bytes_reserved += size;
     }
+    count_taken(size);
     return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(block),
                                         [this, size](std::byte* p) { give_back(p, size); });
+  }
+
+  DeviceMemoryStatistics statistics() override {
+    std::lock_guard lock(mutex_);
+    return statistics_;
+  }
+  void reset_peak() override {
+    std::lock_guard lock(mutex_);
+    statistics_.peak_bytes_in_use = statistics_.bytes_in_use;
   }
 
   void copy_to_device(void* dst, const void* host_src, std::size_t bytes) override {
@@ -196,21 +208,31 @@ class CachingDeviceMemory : public DeviceMemory {
     it->second.pop_back();
     return block;
   }
+  void count_taken(std::size_t size) {
+    std::lock_guard lock(mutex_);
+    statistics_.bytes_in_use += size;
+    statistics_.peak_bytes_in_use =
+        std::max(statistics_.peak_bytes_in_use, statistics_.bytes_in_use);
+  }
   void give_back(std::byte* p, std::size_t size) {
     std::lock_guard lock(mutex_);
     free_[size].push_back(p);
+    statistics_.bytes_in_use -= size;
   }
   void release_cache() {
     std::unique_lock exclusive(capture_mutex());
     std::lock_guard lock(mutex_);
-    for (auto& [size, blocks] : free_)
+    for (auto& [size, blocks] : free_) {
       for (void* block : blocks) cudaFree(block);
+      statistics_.bytes_reserved -= size * blocks.size();
+    }
     free_.clear();
   }
 
   int index_;
   std::mutex mutex_;
   std::map<std::size_t, std::vector<void*>> free_;
+  DeviceMemoryStatistics statistics_;
 };
 
 }  // namespace
