@@ -12,6 +12,8 @@
 // Usage: train_cuda [--model resnet50|resnet18|mobilenet_v2|lenet|all]
 //                   [--precision f16|fp32_tf32|all] [--batch N (ImageNet models; 128)]
 //                   [--seconds S] [--no-torch] [--torch-ways eager,compile]
+//                   [--plan-cache FILE (GraphOptions::plan_cache_file: a second run with
+//                    the file the first wrote measures the cold start with a warm cache)]
 //        CNNGRAPH_PROFILE=1 train_cuda --no-torch --seconds 0 ... (per-step times, stderr)
 #include <algorithm>
 #include <chrono>
@@ -67,7 +69,7 @@ struct Measured {
   float first_loss = 0, last_loss = 0;
 };
 
-Measured measure(const Setup& s, double seconds) {
+Measured measure(const Setup& s, double seconds, const std::string& plan_cache) {
   auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{0.01f}, 0.9f);
   const bool lenet = s.model == "lenet";
   const models::Parameters parameters{models::random_tensors(0), sgd};
@@ -83,6 +85,7 @@ Measured measure(const Setup& s, double seconds) {
   GraphOptions options;
   options.precision = s.precision;
   options.autotune = true;
+  options.plan_cache_file = plan_cache;
   Measured m;
   Device::cuda().reset_peak_memory();
   const auto start = std::chrono::steady_clock::now();
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   std::string model = "all", ways = "eager,compile", precision = "all";
   double seconds = 2.0;
   int batch = 128;  // the ImageNet models' batch (LeNet's is 64)
+  std::string plan_cache;
   bool torch = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -143,6 +147,8 @@ int main(int argc, char** argv) {
       seconds = std::stod(argv[++i]);
     else if (a == "--precision" && i + 1 < argc)
       precision = argv[++i];
+    else if (a == "--plan-cache" && i + 1 < argc)
+      plan_cache = argv[++i];
     else if (a == "--no-torch")
       torch = false;
     else if (a == "--torch-ways" && i + 1 < argc)
@@ -172,7 +178,7 @@ int main(int argc, char** argv) {
     if (precision != "f16") setups.push_back({name, Precision::tf32_allowed, batch});
   }
   for (const Setup& s : setups) {
-    const Measured m = measure(s, seconds);
+    const Measured m = measure(s, seconds, plan_cache);
     std::printf(
         "{\"summary\": \"train_cuda\", \"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
         "\"cnngraph_ms\": %.3f, \"cnngraph_img_s\": %.0f, \"cold_ms\": %.0f, \"first_loss\": "
