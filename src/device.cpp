@@ -67,19 +67,20 @@ void Device::synchronize() const {
   if (kind_ == DeviceKind::cuda) detail::device_memory(*this)->synchronize();
 }
 
-DeviceMemoryStatistics Device::memory_statistics() const {
-  if (kind_ != DeviceKind::cuda) {
-    throw Unsupported(name() + ": memory statistics are kept for CUDA devices only");
+namespace {
+detail::DeviceMemory& counted_memory(const Device& device) {
+  if (device.kind() != DeviceKind::cuda) {
+    throw Unsupported(device.name() + ": memory statistics are kept for CUDA devices only");
   }
-  return detail::device_memory(*this)->statistics();
+  return *detail::device_memory(device);
+}
+}  // namespace
+
+DeviceMemoryStatistics Device::memory_statistics() const {
+  return counted_memory(*this).statistics();
 }
 
-void Device::reset_peak_memory() const {
-  if (kind_ != DeviceKind::cuda) {
-    throw Unsupported(name() + ": memory statistics are kept for CUDA devices only");
-  }
-  detail::device_memory(*this)->reset_peak();
-}
+void Device::reset_peak_memory() const { counted_memory(*this).reset_peak(); }
 
 std::string Device::name() const {
   switch (kind_) {
