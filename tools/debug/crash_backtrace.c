@@ -1,9 +1,8 @@
 /* A handler that prints a native backtrace when the process dies of SIGSEGV, SIGBUS,
- * SIGFPE, SIGILL or SIGABRT, as "file+0xoffset" lines that addr2line resolves. It installs
- * itself when loaded (LD_PRELOAD, or ctypes from tools/debug/pytest_with_backtraces.py) and
- * again on each crash_backtrace_install() call. Written here because the GPU machine has no
- * gdb and glibc no longer ships libSegFault; tools/gpu's pytest step builds it there and
- * reruns a crashed suite under it. */
+ * SIGFPE, SIGILL or SIGABRT, as "file+0xoffset" lines that addr2line resolves; it installs
+ * itself when loaded (LD_PRELOAD). Written here because the GPU machine has no gdb and glibc
+ * no longer ships libSegFault; tools/gpu's pytest step builds it there and reruns a crashed
+ * suite under it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -43,8 +42,7 @@ static void on_crash(int signal_number) {
   raise(signal_number);
 }
 
-/* Installs the handler; also callable (ctypes) after a library has replaced it. */
-void crash_backtrace_install(void) {
+static void install(void) {
   /* backtrace() loads libgcc_s on its first call, which allocates: do that now, not in a
    * handler that may run on a corrupted heap. */
   void* warm_up[1];
@@ -65,23 +63,8 @@ void crash_backtrace_install(void) {
   }
 }
 
-/* Prints who handles SIGSEGV now, to find a library that replaces the handler. */
-void crash_backtrace_report_handler(void) {
-  struct sigaction current;
-  sigaction(SIGSEGV, NULL, &current);
-  void* handler =
-      (current.sa_flags & SA_SIGINFO) ? (void*)current.sa_sigaction : (void*)current.sa_handler;
-  Dl_info info;
-  if (dladdr(handler, &info) && info.dli_fname) {
-    dprintf(report_fd, "crash_backtrace: SIGSEGV handled by %s (%s)\n", info.dli_fname,
-            info.dli_sname ? info.dli_sname : "?");
-  } else {
-    dprintf(report_fd, "crash_backtrace: SIGSEGV handler %p\n", handler);
-  }
-}
-
 __attribute__((constructor)) static void install_at_load(void) {
   const int kept = dup(STDERR_FILENO);
   if (kept >= 0) report_fd = kept;
-  crash_backtrace_install();
+  install();
 }
