@@ -469,6 +469,10 @@ std::vector<OpCase> make_cases() {
   add("conv n2 c3 h7 w7 k5 r3 d2 pad=4,1,0,6 train", 2e-5, 1e-4);
   add("conv n3 c4 h5 w6 k4 r1x3 g2 pad=0,2,2,3 train", 2e-5, 1e-4);
   add("conv n2 c5 h6 w6 k4 r3 pad=same train", 2e-5, 1e-4);
+  // Sub-pixel convolutions, trained (CUDA shuffles dy back before cuDNN's backward passes),
+  // with a fused neuron in one.
+  add("conv n2 c6 h5 w4 k12 r3 pad=same subpixel=2 train", 2e-5, 1e-4, 2.0);
+  add("conv n2 c4 h4 w5 k18 r3 s2 pad=same pixel_shuffle=3 relu train", 2e-5, 1e-4, 2.0);
 
   // Binary convolution: every type, with and without the per-channel terms; the CPU
   // gradient (straight-through estimator) with weights and inputs over [-1.5, 1.5], where

@@ -3,7 +3,6 @@
 // the reference backend and on CUDA in f32, f16 and bf16 (skipped without a GPU), and
 // describe() names each fused group.
 #include <cmath>
-#include <cstdlib>
 #include <functional>
 
 #include "cuda_support.hpp"
@@ -184,12 +183,8 @@ TEST(TrainingFusion, CudaTrainsLikeTheUnfusedGraphInEveryPrecision) {
   const Trained want = train(Device::cpu_reference(), Precision::f32, false);
   for (const PrecisionCase& p : kPrecisions) {
     if (p.precision == Precision::tf32_allowed) continue;
-    // CUDA plans the pass only when the knob asks for it (docs/training.md).
-    setenv("CNNGRAPH_TRAINING_FUSION", "on", 1);
     const Trained fused = train(Device::cuda(), p.precision, true);
-    setenv("CNNGRAPH_TRAINING_FUSION", "off", 1);
     const Trained unfused = train(Device::cuda(), p.precision, false);
-    unsetenv("CNNGRAPH_TRAINING_FUSION");
     EXPECT_NE(fused.description.find("via cuda:batch_normalization_relu"), std::string::npos)
         << fused.description;
     EXPECT_NE(fused.description.find("via cuda:relu_batch_normalization_gradient"),

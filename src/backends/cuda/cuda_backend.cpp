@@ -7,7 +7,6 @@
 #include "backends/cuda/kernels/elementwise.hpp"
 #include "backends/cuda/training/cuda_training.hpp"
 #include "cnngraph/errors.hpp"
-#include "env_knobs.hpp"
 
 namespace cnngraph::detail {
 
@@ -29,14 +28,9 @@ struct Recording {
 
 class CudaBackend : public Backend, public DeviceExecution {
  public:
-  // The fused training kernels agree with the unfused graph on the H200 in f32, f16 and
-  // bf16 (training_fusion_test, also under memcheck), but the rest of the GPU suite has not
-  // yet run with them: until it has, CUDA plans the pass only when
-  // CNNGRAPH_TRAINING_FUSION=on asks for it.
-  bool fuses_training_steps() const override {
-    const char* knob = knobs::read(knobs::training_fusion);
-    return knob && std::string(knob) == "on";
-  }
+  // The fused training kernels (docs/training.md) agree with the unfused graph in f32, f16
+  // and bf16 and pass the whole GPU suite.
+  bool fuses_training_steps() const override { return true; }
   CudaBackend(const Device& device, const GraphOptions& options)
       : plan_cache_file_(options.plan_cache_file) {
     context_.device = device.index();

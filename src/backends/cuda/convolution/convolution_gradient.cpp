@@ -4,7 +4,9 @@
 // gradient by our per-channel sums. The f32 weight and bias gradients land in the node's
 // DeviceTrainingBuffers, where an optimizer step or the host (TrainingStyle::cpu) reads them.
 // A fused neuron (the descriptor's) is differentiated first: the forward convolution is run
-// again without it to recover the neuron's input.
+// again without it to recover the neuron's input. A sub-pixel convolution's dy is first
+// shuffled back into the convolution's own result shape (space to depth), after which it is
+// the gradient of a plain convolution.
 #include "backends/candidates.hpp"
 #include "backends/cuda/convolution/convolution_backward.hpp"
 #include "backends/cuda/cuda_common.hpp"
@@ -83,8 +85,16 @@ class CudnnConvolutionGradient : public Kernel {
 
   // Builds the parts; returns which one has no cuDNN engine, empty when all were built.
   std::string build(const GraphOptions& options) {
-    const ConvolutionOp& forward = op_.forward;
     const std::size_t element = size_of(context_.storage);
+    if (op_.forward.sub_pixel > 1) {
+      unshuffled_ = std::make_unique<ConvolutionOp>(op_.forward);
+      unshuffled_->dst_shape = op_.forward.convolution_shape();
+      unshuffled_->sub_pixel = 1;
+      unshuffled_dy_ = context_.memory->allocate(unshuffled_->dst_shape.elements() * element,
+                                                 op_.name + " dy before the sub-pixel shuffle");
+      forward_ = unshuffled_.get();
+    }
+    const ConvolutionOp& forward = *forward_;
     const std::size_t dy_elements = forward.dst_shape.elements();
     if (!forward.post_ops.empty()) {
       bare_ = std::make_unique<ConvolutionOp>(forward);
@@ -119,10 +129,15 @@ class CudnnConvolutionGradient : public Kernel {
   }
 
   void run(const KernelArgs& args) override {
-    const ConvolutionOp& forward = op_.forward;
+    const ConvolutionOp& forward = *forward_;
     const void* dy = args.srcs[0];
     const void* x = args.srcs[1];
     const std::size_t dy_elements = forward.dst_shape.elements();
+    if (unshuffled_dy_) {
+      sub_pixel_unshuffle(context_.storage, dy, forward.dst_shape, op_.forward.sub_pixel,
+                          op_.forward.sub_pixel_order, unshuffled_dy_.get(), context_.stream);
+      dy = unshuffled_dy_.get();
+    }
     if (pre_activation_kernel_) {
       KernelArgs again;
       again.srcs = {args.srcs[1]};
@@ -151,12 +166,15 @@ class CudnnConvolutionGradient : public Kernel {
 
   std::string implementation() const override {
     std::string name;
-    if (pre_activation_kernel_) name += "recompute:" + pre_activation_kernel_->implementation();
-    if (data_plan_)
-      name += (name.empty() ? "" : " + ") + ("cudnn:backward_data:" + data_plan_->engine);
+    const auto then = [&name](const std::string& part) {
+      name += (name.empty() ? "" : " + ") + part;
+    };
+    if (unshuffled_dy_) then("cuda:sub_pixel_unshuffle");
+    if (pre_activation_kernel_) then("recompute:" + pre_activation_kernel_->implementation());
+    if (data_plan_) then("cudnn:backward_data:" + data_plan_->engine);
     if (trains_) {
-      name += (name.empty() ? "" : " + ") + filter_.implementation();
-      if (reduction_scratch_) name += " + cuda:channel_sums";
+      then(filter_.implementation());
+      if (reduction_scratch_) then("cuda:channel_sums");
     }
     return name;
   }
@@ -165,6 +183,10 @@ class CudnnConvolutionGradient : public Kernel {
   const ConvolutionGradientOp& op_;
   Context& context_;
   std::shared_ptr<DeviceWeights> weights_;
+  // The forward as differentiated: op_.forward, or its copy without the sub-pixel shuffle.
+  const ConvolutionOp* forward_ = &op_.forward;
+  std::unique_ptr<ConvolutionOp> unshuffled_;
+  std::shared_ptr<std::byte[]> unshuffled_dy_;
   std::unique_ptr<ConvolutionOp> bare_;
   std::unique_ptr<Kernel> pre_activation_kernel_;
   DeviceNeuron neuron_;
@@ -260,11 +282,6 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op& base, const Gr
                                                         Context& context) {
   const auto& op = static_cast<const ConvolutionGradientOp&>(base);
   const ConvolutionOp& forward = op.forward;
-  if (forward.sub_pixel != 1) {
-    throw Unsupported(op.name +
-                      ": the gradient of a sub-pixel convolution is not built on CUDA (it runs "
-                      "on the CPU devices)");
-  }
   // The descriptor's neuron is the only post-op a gradient's forward carries.
   if (forward.post_ops.size() > 1 ||
       (!forward.post_ops.empty() && forward.post_ops[0].kind != PostOp::Kind::neuron)) {

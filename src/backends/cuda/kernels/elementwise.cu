@@ -125,19 +125,25 @@ __global__ void pad_channels_kernel(const T* src, int from, T* dst, int to, std:
   }
 }
 
-// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) comes from
-// channel sub_pixel_source_channel(order, c, i, j, s, C) of convolution pixel (y, x).
+// One thread per result element: channel c of the result pixel (y*s+i, x*s+j) is channel
+// sub_pixel_source_channel(order, c, i, j, s, C) of convolution pixel (y, x). The shuffle
+// gathers into the result; its inverse (`unshuffle`, for the gradient) scatters back, through
+// the same bijection.
 template <typename T>
-__global__ void sub_pixel_kernel(const T* conv, int N, int H, int W, int C, int s,
-                                 SubPixelOrder order, T* dst) {
+__global__ void sub_pixel_kernel(const T* from, int N, int H, int W, int C, int s,
+                                 SubPixelOrder order, bool unshuffle, T* to) {
   const std::size_t count = std::size_t(N) * H * s * W * s * C;
   for (std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; e < count;
        e += std::size_t(gridDim.x) * blockDim.x) {
     const Pixel at = unravel(e, H * s, W * s, C);
     const int n = at.n, Y = at.y, X = at.x, c = at.c;
     const int y = Y / s, i = Y % s, x = X / s, j = X % s;
-    dst[e] = conv[((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
-                  sub_pixel_source_channel(order, c, i, j, s, C)];
+    const std::size_t conv = ((std::size_t(n) * H + y) * W + x) * (std::size_t(C) * s * s) +
+                             sub_pixel_source_channel(order, c, i, j, s, C);
+    if (unshuffle)
+      to[conv] = from[e];
+    else
+      to[e] = from[conv];
   }
 }
 
@@ -279,16 +285,30 @@ void swap_weight_channels(DataType src_type, const void* src, DataType dst_type,
   check_launch("swap_weight_channels");
 }
 
-void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
-                       SubPixelOrder order, void* dst, cudaStream_t stream) {
+namespace {
+
+void launch_sub_pixel(DataType type, const void* from, const ImageShape& conv_shape, int factor,
+                      SubPixelOrder order, bool unshuffle, void* to, cudaStream_t stream) {
   const int C = conv_shape.channels / (factor * factor);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     sub_pixel_kernel<<<blocks_for(conv_shape.elements(), kThreads), kThreads, 0, stream>>>(
-        static_cast<const T*>(conv), conv_shape.batch, conv_shape.height, conv_shape.width, C,
-        factor, order, static_cast<T*>(dst));
+        static_cast<const T*>(from), conv_shape.batch, conv_shape.height, conv_shape.width, C,
+        factor, order, unshuffle, static_cast<T*>(to));
   });
-  check_launch("sub_pixel_shuffle");
+  check_launch(unshuffle ? "sub_pixel_unshuffle" : "sub_pixel_shuffle");
+}
+
+}  // namespace
+
+void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
+                       SubPixelOrder order, void* dst, cudaStream_t stream) {
+  launch_sub_pixel(type, conv, conv_shape, factor, order, false, dst, stream);
+}
+
+void sub_pixel_unshuffle(DataType type, const void* shuffled, const ImageShape& conv_shape,
+                         int factor, SubPixelOrder order, void* conv, cudaStream_t stream) {
+  launch_sub_pixel(type, shuffled, conv_shape, factor, order, true, conv, stream);
 }
 
 }  // namespace cnngraph::detail::cuda

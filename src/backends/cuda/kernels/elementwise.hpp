@@ -40,5 +40,8 @@ void swap_weight_channels(DataType src_type, const void* src, DataType dst_type,
                           int groups, int a, int b, int taps, cudaStream_t stream);
 void sub_pixel_shuffle(DataType type, const void* conv, const ImageShape& conv_shape, int factor,
                        SubPixelOrder order, void* dst, cudaStream_t stream);
+// The inverse (space to depth), for the gradient: `shuffled` back into `conv`'s shape.
+void sub_pixel_unshuffle(DataType type, const void* shuffled, const ImageShape& conv_shape,
+                         int factor, SubPixelOrder order, void* conv, cudaStream_t stream);
 
 }  // namespace cnngraph::detail::cuda
