@@ -16,6 +16,7 @@
 // Usage: resnet50_cuda [--model resnet50|mobilenet_v2|efficientnet_b0] [--batches 1,32,256]
 // [--seconds S]
 //                      [--no-torch] [--torch-ways eager,graphs,compile] [--onnx FILE]
+//                      [--precisions f16,fp32_tf32] [--no-cold]
 //        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
 #include <unistd.h>
 
@@ -99,12 +100,12 @@ double child_cold_start_ms(const std::string& self, const Setup& s, const std::s
 // (precision/batch/way) -> (ms per batch, cold seconds)
 std::map<std::string, std::pair<double, double>> run_torch(const std::string& model,
                                                            const std::string& batches,
-                                                           double seconds,
-                                                           const std::string& ways) {
+                                                           double seconds, const std::string& ways,
+                                                           const std::string& precisions) {
   std::map<std::string, std::pair<double, double>> out;
   const std::string command = "python3 " + std::string(CNNGRAPH_BENCH_DIR) +
                               "/torch_resnet50_cuda.py " + model + " " + batches + " " +
-                              std::to_string(seconds) + " " + ways;
+                              std::to_string(seconds) + " " + ways + " " + precisions;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return out;
   char line[512];
@@ -155,8 +156,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::string model = "resnet50", batches = "1,32,256", ways = "eager,graphs,compile", onnx_file;
+  std::string precisions = "f16,fp32_tf32";
   double seconds = 1.0;
-  bool torch = true;
+  bool torch = true, cold_starts = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc)
@@ -171,6 +173,10 @@ int main(int argc, char** argv) {
       ways = argv[++i];
     else if (a == "--onnx" && i + 1 < argc)
       onnx_file = argv[++i];
+    else if (a == "--precisions" && i + 1 < argc)
+      precisions = argv[++i];
+    else if (a == "--no-cold")  // the three cold starts per case skipped (-1 printed)
+      cold_starts = false;
   }
 #ifndef CNNGRAPH_BENCH_HAS_ONNX
   if (!onnx_file.empty()) {
@@ -181,21 +187,23 @@ int main(int argc, char** argv) {
   std::vector<int> batch_sizes;
   std::stringstream list(batches);
   for (std::string item; std::getline(list, item, ',');) batch_sizes.push_back(std::stoi(item));
-  const auto peer = torch ? run_torch(model, batches, seconds, ways)
+  const auto peer = torch ? run_torch(model, batches, seconds, ways, precisions)
                           : std::map<std::string, std::pair<double, double>>{};
   const std::string cache_dir = "/tmp/cnngraph_bench_" + std::to_string(getpid());
   std::filesystem::create_directories(cache_dir);
   const models::Network net = build(model);
   for (Precision precision : {Precision::f16, Precision::tf32_allowed}) {
+    if (precisions.find(label(precision)) == std::string::npos) continue;
     for (int batch : batch_sizes) {
       const Setup s{model, precision, batch};
       const std::string cache =
           cache_dir + "/" + label(precision) + std::to_string(batch) + ".json";
       std::remove(cache.c_str());
-      const double cold = child_cold_start_ms(argv[0], s, cache);
-      const double cold_cached = child_cold_start_ms(argv[0], s, cache);
+      const double cold = cold_starts ? child_cold_start_ms(argv[0], s, cache) : -1;
+      const double cold_cached = cold_starts ? child_cold_start_ms(argv[0], s, cache) : -1;
       // Heuristic plans (no autotuning), no cache file: the default options' cold start.
-      const double cold_heuristic = child_cold_start_ms(argv[0], s, "none", false);
+      const double cold_heuristic =
+          cold_starts ? child_cold_start_ms(argv[0], s, "none", false) : -1;
       const Image x = device_batch(s);
       Graph graph(Device::cuda(), net.logits, true, options_for(s, cache));
       const double ms = bench::median_ms([&] { graph.run({x}); }, seconds);

@@ -8,7 +8,8 @@ way: steady-state milliseconds per batch and images per second (median of timed 
 and the cold start (model built and moved to the GPU, or compiled, up to the first
 result). Each torch.compile starts from torch._dynamo.reset(); inductor's on-disk cache
 may make later compiles faster than the first.
-Usage: torch_resnet50_cuda.py MODEL BATCHES SECONDS [WAYS], e.g. resnet50 1,32,256 1 eager,graphs,compile"""
+Usage: torch_resnet50_cuda.py MODEL BATCHES SECONDS [WAYS [PRECISIONS]], e.g.
+resnet50 1,32,256 1 eager,graphs,compile f16,fp32_tf32"""
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ import torchvision
 
 model_name, batches, seconds = sys.argv[1], [int(b) for b in sys.argv[2].split(",")], float(sys.argv[3])
 ways = sys.argv[4].split(",") if len(sys.argv) > 4 else ["eager", "graphs", "compile"]
+precisions = sys.argv[5].split(",") if len(sys.argv) > 5 else ["f16", "fp32_tf32"]
 torch.backends.cudnn.benchmark = True
 torch.backends.cudnn.allow_tf32 = True
 torch.backends.cuda.matmul.allow_tf32 = True
@@ -59,6 +61,8 @@ def with_cuda_graph(model, x):
 
 
 for precision, dtype in (("f16", torch.float16), ("fp32_tf32", torch.float32)):
+    if precision not in precisions:
+        continue
     for batch in batches:
         x = torch.randn(batch, 3, 224, 224, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
         for way in ways:

@@ -17,20 +17,50 @@ namespace cnngraph::detail::cuda {
 
 namespace {
 
+// The epilogues of the depthwise layers of MobileNets and EfficientNets, applied without the
+// general post-op chain (apply_epilogue): that one's switch over every neuron type, inlined
+// at each of a thread's 16 to 32 results, makes the kernel many times larger.
+enum EpilogueForm : int {
+  kGeneralEpilogue,  // any chain of neurons and sums
+  kLeakyClamp,       // bias, then x >= 0 ? x : slope * x, then min(x, upper) where clamped
+  kSilu,             // bias, then x * sigmoid(x)
+};
+
 struct Geometry {
   int N, H, W, C, P, Q, R, S;
   int stride_y, stride_x, pad_y, pad_x, dilation_y, dilation_x;
+  EpilogueForm form;
+  float slope, upper;
+  bool clamped;
 };
+
+// Called, not inlined: only layers with uncommon post-ops take it.
+template <typename T>
+__device__ __noinline__ float general_epilogue(const DeviceEpilogue& e, float v, int channel,
+                                               std::size_t index) {
+  return apply_epilogue<T>(e, v, channel, index);
+}
+
+// The same values as apply_epilogue, for the forms above.
+template <typename T>
+__device__ __forceinline__ float epilogue(const Geometry& g, const DeviceEpilogue& e, float v,
+                                          int channel, std::size_t index) {
+  if (g.form == kGeneralEpilogue) return general_epilogue<T>(e, v, channel, index);
+  if (e.bias) v += to_float(static_cast<const T*>(e.bias)[channel]);
+  if (g.form == kSilu) return v * stable_sigmoid(v);
+  v = v >= 0.f ? v : g.slope * v;
+  return g.clamped ? fminf(v, g.upper) : v;
+}
 
 // V sums of channels c0.. of one pixel (flat index `first`) through the epilogue, stored as
 // one vector.
 template <typename T, int V>
-__device__ __forceinline__ void store(const DeviceEpilogue& e, const float (&sum)[V], int c0,
-                                      std::size_t first, T* dst) {
+__device__ __forceinline__ void store(const Geometry& g, const DeviceEpilogue& e,
+                                      const float (&sum)[V], int c0, std::size_t first, T* dst) {
   Pack<T, V> result;
 #pragma unroll
   for (int j = 0; j < V; ++j)
-    result.v[j] = from_float<T>(apply_epilogue<T>(e, sum[j], c0 + j, first + j));
+    result.v[j] = from_float<T>(epilogue<T>(g, e, sum[j], c0 + j, first + j));
   *reinterpret_cast<Pack<T, V>*>(dst + first) = result;
 }
 
@@ -68,7 +98,7 @@ __global__ void depthwise_kernel(Geometry g, const T* src, const T* weights,
       }
     }
     const std::size_t first = std::size_t(i) * V;  // the flat index of channel c0 of this pixel
-    store<T, V>(e, sum, c0, first, dst);
+    store<T, V>(g, e, sum, c0, first, dst);
   }
 }
 
@@ -120,7 +150,7 @@ __global__ void depthwise_3x3_rows_kernel(Geometry g, const T* src, const T* wei
       const int p = p0 + t;
       if (p >= g.P) break;
       const std::size_t first = ((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c0;
-      store<T, V>(e, sum[t], c0, first, dst);
+      store<T, V>(g, e, sum[t], c0, first, dst);
     }
   }
 }
@@ -232,7 +262,7 @@ __global__ void depthwise_tiled_kernel(Geometry g, Tile tile, const T* src, cons
     const int p = p0 + t;
     if (p >= g.P) break;
     const std::size_t first = ((std::size_t(n) * g.P + p) * g.Q + q) * g.C + c0;
-    store<T, V>(e, sum[t], c0, first, dst);
+    store<T, V>(g, e, sum[t], c0, first, dst);
   }
 }
 
@@ -261,9 +291,37 @@ constexpr std::size_t kSharedBytes = 48 * 1024;
 Geometry geometry(const ConvolutionOp& op) {
   const ImageShape& in = op.src_shapes[0];
   const ImageShape out = op.convolution_shape();
-  return {in.batch,        in.height,        in.width,        in.channels,  out.height,
-          out.width,       op.kernel_height, op.kernel_width, op.y.stride,  op.x.stride,
-          op.y.pad_before, op.x.pad_before,  op.dilation_y,   op.dilation_x};
+  return {in.batch,      in.height,     in.width,         in.channels,
+          out.height,    out.width,     op.kernel_height, op.kernel_width,
+          op.y.stride,   op.x.stride,   op.y.pad_before,  op.x.pad_before,
+          op.dilation_y, op.dilation_x, kGeneralEpilogue, 1.0f,
+          0.0f,          false};
+}
+
+// The epilogue's form (above): no post-op, or one relu, relu_n or silu.
+void set_epilogue_form(Geometry& g, const DeviceEpilogue& e) {
+  g.form = kGeneralEpilogue;
+  if (e.count > 1 || (e.count == 1 && e.is_sum[0])) return;
+  const DeviceNeuron neuron = e.count == 1 ? e.neuron[0] : DeviceNeuron{};
+  switch (neuron.type) {
+    case NeuronType::none:
+      g.form = kLeakyClamp;
+      g.slope = 1.0f;
+      g.clamped = false;
+      return;
+    case NeuronType::relu:
+    case NeuronType::relu_n:
+      g.form = kLeakyClamp;
+      g.slope = neuron.a;
+      g.clamped = neuron.type == NeuronType::relu_n;
+      g.upper = neuron.b;
+      return;
+    case NeuronType::silu:
+      g.form = kSilu;
+      return;
+    default:
+      return;
+  }
 }
 
 // The tile of a tiled variant, or tq = 0 where the variant cannot take the layer.
@@ -351,7 +409,8 @@ std::vector<DepthwiseVariant> depthwise_variants(DataType type, const Convolutio
 void depthwise_convolution(DataType type, const ConvolutionOp& op, const DepthwiseVariant& variant,
                            const void* src, const void* weights_hwc, const DeviceEpilogue& e,
                            void* dst, cudaStream_t stream) {
-  const Geometry g = geometry(op);
+  Geometry g = geometry(op);
+  set_epilogue_form(g, e);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     if (variant.rows > 0) {
