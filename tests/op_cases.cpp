@@ -597,6 +597,12 @@ std::vector<OpCase> make_cases() {
   add("avgpool n2 c6 h10 w9 r3 s2 pad=1,0,0,2/ceil", 2e-5);
   add("avgpool n1 c3 h6 w6 r2 s2 pad=0,0,0,0/ceil", 2e-5);
   add("gap n2 c4 h5 w3", 2e-5);
+  // Global windows over channel counts in whole 16-byte vectors, fewer than CUDA's 32 lanes
+  // a block and more (its global-pooling kernel).
+  add("gap n2 c16 h7 w9", 2e-5);
+  add("gap n3 c40 h11 w5", 2e-5);
+  add("gap n2 c264 h3 w3", 2e-5);
+  add("maxpool n2 c16 h6 w5 r6x5 pad=valid", 2e-5);
   add("gap n2 c10 h3 w4", 2e-5, 1e-6);
   // Average pooling counting the padding (ONNX count_include_pad = 1): same and full padding,
   // random kernels and strides; padend=0,0 ends the padded image at the source, so the last
@@ -716,6 +722,9 @@ std::vector<OpCase> make_cases() {
       arithmetic(1, 3, 9, 7, "", size(1, 1, 1, 3));  // per-channel constants
       arithmetic(3, 5, 4, 6, "", size(3, 4, 6, 1));  // a per-pixel mask
       arithmetic(2, 9, 3, 5, size(2, 1, 1, 9), "");  // the primary broadcast
+      // Channel counts that CUDA's channel-broadcast kernel reads in 16-byte vectors.
+      arithmetic(2, 16, 5, 3, "", size(2, 1, 1, 16));
+      arithmetic(3, 24, 4, 3, size(3, 1, 1, 24), "");
       arithmetic(2, 6, 5, 5, "", "");                // equal sizes
     }
   }
