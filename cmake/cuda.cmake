@@ -92,6 +92,10 @@ function(cnngraph_add_cuda_backend core)
   target_compile_options(cnngraph_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>
     $<$<COMPILE_LANGUAGE:CXX>:-fno-math-errno>)
   set_target_properties(cnngraph_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  # The C++ sources only: nvcc compiles the .cu files without it.
+  if(CNNGRAPH_PRECOMPILE_HEADERS)
+    target_precompile_headers(cnngraph_cuda PRIVATE ${PROJECT_SOURCE_DIR}/src/precompiled.hpp)
+  endif()
   # Only for the message of Device::cuda() in a program without cnngraph::cuda.
   target_compile_definitions(${core} PRIVATE CNNGRAPH_CUDA_COMPONENT_BUILT)
 endfunction()
