@@ -36,10 +36,10 @@ __global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
 }
 
 // A window over the whole image (global pooling: one result pixel): a block reduces the
-// pixels of one image for up to kLanes channel vectors of V channels, its threads striding
-// over the pixels, then sums (or takes the max of) their partial results in a fixed order.
-// One thread a result, as pooling_kernel has it, walked the 112 x 112 pixels of an
-// EfficientNet image serially: 37 times the memory roofline.
+// pixels of one image for up to 32 channel vectors of V channels (`lanes`), its threads
+// striding over the pixels, then sums (or takes the max of) their partial results in a
+// fixed order. With one thread a result, as pooling_kernel has it, each thread walked the
+// 112 x 112 pixels of an EfficientNet image alone: 37 times the memory roofline.
 constexpr int kGlobalThreads = 256;
 
 template <typename T, int V>
