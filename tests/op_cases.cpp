@@ -725,7 +725,7 @@ std::vector<OpCase> make_cases() {
       // Channel counts that CUDA's channel-broadcast kernel reads in 16-byte vectors.
       arithmetic(2, 16, 5, 3, "", size(2, 1, 1, 16));
       arithmetic(3, 24, 4, 3, size(3, 1, 1, 24), "");
-      arithmetic(2, 6, 5, 5, "", "");                // equal sizes
+      arithmetic(2, 6, 5, 5, "", "");  // equal sizes
     }
   }
   add("concat n2 h3 w3 c=2,5,1", 0.0);
