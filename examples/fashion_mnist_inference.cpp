@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
       "graph", "a saved graph to run instead of the reference network (--weights is then unused)",
       cxxopts::value<std::string>()->default_value(""))(
       "batch-size", "images per run", cxxopts::value<int>()->default_value("1000"))(
+      "test-images", "evaluate on only the first N test images (0: all)",
+      cxxopts::value<int>()->default_value("0"))(
       "device", "cpu, cpu_reference or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "seed of the initial weights", cxxopts::value<unsigned>()->default_value("1"))(
       "h,help", "show this help");
@@ -47,7 +49,9 @@ int main(int argc, char** argv) {
       std::cout << options.help() << "\n";
       return 0;
     }
-    const auto test = examples::load_fashion_mnist(args["data-dir"].as<std::string>(), "t10k");
+    auto test = examples::load_fashion_mnist(args["data-dir"].as<std::string>(), "t10k");
+    if (const int limit = args["test-images"].as<int>(); limit > 0 && limit < test.count)
+      test.count = limit;
     const std::string saved_graph = args["graph"].as<std::string>();
     std::filesystem::path weights = args["weights"].as<std::string>();
     if (!saved_graph.empty() && !weights.empty())

@@ -14,10 +14,11 @@ if [[ ! -f "$data/train-images-idx3-ubyte.gz" || ! -f "$data/t10k-images-idx3-ub
 fi
 rm -rf "$scratch"
 mkdir -p "$scratch"
-"$bin/fashion_mnist_train" --data-dir "$data" --epochs 1 --train-images 640 --batch-size 64 \
-  --checkpoint "$scratch/checkpoint.safetensors" --plot "$scratch/plot.png" \
+"$bin/fashion_mnist_train" --data-dir "$data" --epochs 1 --train-images 640 --test-images 2000 \
+  --batch-size 64 --checkpoint "$scratch/checkpoint.safetensors" --plot "$scratch/plot.png" \
   --save-graph "$scratch/trained.safetensors" | tee "$scratch/train.log"
 "$bin/fashion_mnist_inference" --data-dir "$data" --graph "$scratch/trained.safetensors" \
+  --test-images 2000 \
   | tee "$scratch/inference.log"
 trained=$(sed -n 's/^final test accuracy: \([0-9.]*\)%$/\1/p' "$scratch/train.log")
 inferred=$(sed -n 's/.*test accuracy \([0-9.]*\)%$/\1/p' "$scratch/inference.log")
