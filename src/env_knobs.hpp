@@ -34,6 +34,10 @@ inline constexpr Knob cuda_depthwise{"CNNGRAPH_CUDA_DEPTHWISE",
                                      "tiled-r2-t128",
                                      "forces the CUDA depthwise kernel's variant (a layer it does "
                                      "not take goes to cuDNN); else autotune times them"};
+inline constexpr Knob cuda_pointwise{"CNNGRAPH_CUDA_POINTWISE", "cublaslt, cudnn",
+                                     "forces the CUDA 1x1 convolutions (stride 1, no padding) to "
+                                     "cuBLASLt's matrix product or to cuDNN; else autotune times "
+                                     "both"};
 inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
                                       "overrides GraphOptions::training_fusion for every graph "
                                       "(fused against unfused training steps)"};
@@ -48,6 +52,7 @@ inline constexpr const Knob* all[] = {&profile,
                                       &cuda_stem_padding,
                                       &cuda_autotune_candidates,
                                       &cuda_depthwise,
+                                      &cuda_pointwise,
                                       &training_fusion,
                                       &bit_packing};
 

@@ -426,6 +426,12 @@ std::vector<OpCase> make_cases() {
   add("conv n2 c4 h6 w6 k5 r3 pad=same +linear=2.5,0 +linear=1,0.5", 2e-5);
   add("conv n2 c4 h6 w6 k5 r3 pad=same +linear=2.5,0 +hard_sigmoid=0.3,0.4", 2e-5);
   add("conv n2 c4 h6 w6 k5 r3 pad=same +relu +relu_n=0,0.5", 2e-5);
+  // SiLU and the sigmoid after a convolution (EfficientNet's expanding 1x1 convolutions and
+  // squeeze-and-excitation gates; cuDNN's pointwise swish and sigmoid on CUDA).
+  add("conv n2 c24 h5 w7 k40 r1 +silu", 2e-5);
+  add("conv n3 c40 h1 w1 k10 r1 +sigmoid", 2e-5);
+  add("conv n2 c16 h9 w11 k24 r3 pad=same silu", 2e-5);
+  add("conv n2 c16 h6 w5 k16 r1 +silu +add", 2e-5);
   add("conv n2 c16 h9 w7 k16 r3 g16 pad=same +add", 2e-5);  // depthwise with a residual
   // Depthwise layers of MobileNetV2 and EfficientNet shapes: 3x3 and 5x5, strides 1 and 2,
   // dilation, every padding policy, batch > 1, channel counts that fill 16-byte vectors in

@@ -137,6 +137,7 @@ std::unique_ptr<Kernel> make_local_response_normalization_gradient(const Op& op,
 const KernelCandidate<Context> cuda_kernels[] = {
     {OpKind::convolution, "cublaslt:fully_connected", make_cublaslt_fully_connected},
     {OpKind::convolution, "cuda:depthwise_convolution", make_depthwise_convolution},
+    {OpKind::convolution, "cublaslt:pointwise_convolution", make_cublaslt_pointwise_convolution},
     {OpKind::convolution, "cudnn:convolution", make_cudnn_convolution},
     {OpKind::convolution, "cuda:direct_convolution", make_direct_convolution},
     {OpKind::convolution_transpose, "cudnn:convolution_transpose",

@@ -4,6 +4,7 @@
 // (convolution_nchw.cpp); problems no cuDNN engine takes run in our direct kernel
 // (own_convolution.cpp).
 #include <cstdio>
+#include <optional>
 
 #include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
@@ -37,11 +38,29 @@ class ConvolutionPlanner {
 
 enum Uid : std::int64_t { kX = 1, kW = 2, kY = 3, kBias = 4, kResidual = 5, kVirtual = 100 };
 
+// The cuDNN pointwise mode that computes this neuron exactly, if there is one: ReLU (leaky
+// through its lower clip slope, ReLU-N through its upper clip), SiLU (swish with beta 1, the
+// 1x1 convolutions of EfficientNet's blocks) and the sigmoid (its squeeze-and-excitation
+// gates).
+std::optional<cudnnPointwiseMode_t> pointwise_mode(const NeuronDescriptor& n) {
+  switch (n.type) {
+    case NeuronType::relu:
+      return CUDNN_POINTWISE_RELU_FWD;
+    case NeuronType::relu_n:
+      if (n.a == 0.0f) return CUDNN_POINTWISE_RELU_FWD;
+      return std::nullopt;
+    case NeuronType::silu:
+      return CUDNN_POINTWISE_SWISH_FWD;
+    case NeuronType::sigmoid:
+      return CUDNN_POINTWISE_SIGMOID_FWD;
+    default:
+      return std::nullopt;
+  }
+}
+
 // Whether cuDNN's pointwise operations express this post-op exactly.
 bool fusable(const PostOp& post) {
-  if (post.kind == PostOp::Kind::sum) return true;
-  const NeuronDescriptor& n = post.neuron;
-  return n.type == NeuronType::relu || (n.type == NeuronType::relu_n && n.a == 0.0f);
+  return post.kind == PostOp::Kind::sum || pointwise_mode(post.neuron).has_value();
 }
 
 DescriptorPtr pointwise(cudnnPointwiseMode_t mode, const DescriptorPtr& x, const DescriptorPtr& b,
@@ -57,6 +76,10 @@ DescriptorPtr pointwise(cudnnPointwiseMode_t mode, const DescriptorPtr& x, const
   if (neuron && neuron->type == NeuronType::relu_n) {
     const float upper = neuron->b;
     math.set(CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_FLOAT, &upper);
+  }
+  if (neuron && neuron->type == NeuronType::silu) {
+    const float beta = 1.0f;
+    math.set(CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_FLOAT, &beta);
   }
   math.finalize("pointwise descriptor");
   auto op = std::make_shared<Descriptor>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
@@ -125,7 +148,7 @@ std::shared_ptr<Plan> ConvolutionPlanner::plan(bool fuse_bias, int fused_post_op
       keep.push_back(residual);
       op = pointwise(CUDNN_POINTWISE_ADD, current, residual, result, nullptr);
     } else {
-      op = pointwise(CUDNN_POINTWISE_RELU_FWD, current, nullptr, result, &post.neuron);
+      op = pointwise(*pointwise_mode(post.neuron), current, nullptr, result, &post.neuron);
     }
     if (!op) return nullptr;
     operations.push_back(op);

@@ -7,13 +7,16 @@
 // a 7x7 image for what is a matrix product.
 #include <cublasLt.h>
 
+#include <cstdio>
 #include <optional>
+#include <string>
 
 #include "backends/candidates.hpp"
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/kernels/channel_reduction.hpp"
 #include "backends/cuda/kernels/elementwise.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -71,8 +74,13 @@ class CublasLtFullyConnected : public Kernel {
   CublasLtFullyConnected(const ConvolutionOp& op, const GraphOptions& options, Context& context)
       : op_(op), context_(context) {
     weights_ = device_weights(*op.weights, context);
-    const int N = op.dst_shape.batch, O = op.output_channels;
-    const std::uint64_t K = op.src_shapes[0].elements_per_image();
+    // A 1x1 convolution is the same product over pixels: N = every pixel, K = the channels.
+    const ImageShape& in = op.src_shapes[0];
+    const std::uint64_t N = op.fully_connected ? std::uint64_t(in.batch)
+                                               : std::uint64_t(in.batch) * in.height * in.width;
+    const std::uint64_t O = std::uint64_t(op.output_channels);
+    const std::uint64_t K =
+        op.fully_connected ? in.elements_per_image() : std::uint64_t(in.channels);
     const cudaDataType_t type = cuda_type(context.storage);
     const bool half_accumulator =
         context.storage == DataType::f16 && op.accumulator == AccumulatorPrecision::half;
@@ -88,7 +96,8 @@ class CublasLtFullyConnected : public Kernel {
     cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
                                    sizeof transpose);
     cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
-    // The bias and a leading relu (not leaky) go into cuBLASLt's epilogue.
+    // The bias and a leading relu (not leaky) go into cuBLASLt's epilogue; a leading residual
+    // sum is its C term (beta = 1), added with the bias before any later post-op.
     cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     std::size_t first_post = 0;
     if (op.weights->has_bias) epilogue = CUBLASLT_EPILOGUE_BIAS;
@@ -96,10 +105,13 @@ class CublasLtFullyConnected : public Kernel {
         op.post_ops[0].neuron.type == NeuronType::relu && op.post_ops[0].neuron.a == 0.0f) {
       epilogue = op.weights->has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
       first_post = 1;
+    } else if (!op.post_ops.empty() && op.post_ops[0].kind == PostOp::Kind::sum) {
+      residual_ = true;
+      first_post = 1;
     }
     cublasLtMatmulDescSetAttribute(matmul_.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                    sizeof epilogue);
-    fused_ = epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+    fused_ = epilogue != CUBLASLT_EPILOGUE_DEFAULT || residual_;
     check(cublasLtMatrixLayoutCreate(&a_.handle, type, K, O, K), "cublasLtMatrixLayoutCreate");
     check(cublasLtMatrixLayoutCreate(&b_.handle, type, K, N, K), "cublasLtMatrixLayoutCreate");
     check(cublasLtMatrixLayoutCreate(&c_.handle, type, O, N, O), "cublasLtMatrixLayoutCreate");
@@ -120,8 +132,13 @@ class CublasLtFullyConnected : public Kernel {
     const std::uint16_t half_one = 0x3c00, half_zero = 0;
     const void* alpha = scale_type_ == CUDA_R_16F ? static_cast<const void*>(&half_one) : &one;
     const void* beta = scale_type_ == CUDA_R_16F ? static_cast<const void*>(&half_zero) : &zero;
+    const void* c = args.dst;
+    if (residual_) {
+      beta = alpha;
+      c = args.srcs[1];
+    }
     check(cublasLtMatmul(context_.cublas, matmul_.handle, alpha, weights_pointer_, a_.handle,
-                         args.srcs[0], b_.handle, beta, args.dst, c_.handle, args.dst, c_.handle,
+                         args.srcs[0], b_.handle, beta, c, c_.handle, args.dst, c_.handle,
                          &heuristic_.algo, context_.workspace.get(), workspace_, context_.stream),
           op_.name + ": cublasLtMatmul");
     if (has_epilogue_) {
@@ -132,7 +149,7 @@ class CublasLtFullyConnected : public Kernel {
   }
   std::string implementation() const override {
     return std::string("cublaslt:matmul") + (fused_ ? "+epilogue" : "") +
-           (epilogue_.count ? " +post-ops" : "");
+           (residual_ ? "+sum" : "") + (epilogue_.count ? " +post-ops" : "");
   }
 
  private:
@@ -150,6 +167,7 @@ class CublasLtFullyConnected : public Kernel {
   cublasLtMatmulHeuristicResult_t heuristic_{};
   std::size_t workspace_ = 0;
   bool fused_ = false;
+  bool residual_ = false;
   bool has_epilogue_ = false;
   DeviceEpilogue epilogue_;
   std::vector<std::shared_ptr<std::byte[]>> slopes_;
@@ -274,6 +292,46 @@ std::unique_ptr<Kernel> make_cublaslt_fully_connected(const Op& base, const Grap
   if (op.groups != 1) return decline("groups > 1");
   if (op.sub_pixel != 1) return decline("sub-pixel output");
   return std::make_unique<CublasLtFullyConnected>(op, options, context);
+}
+
+std::unique_ptr<Kernel> make_cublaslt_pointwise_convolution(const Op& base,
+                                                            const GraphOptions& options,
+                                                            Context& context) {
+  const auto& op = static_cast<const ConvolutionOp&>(base);
+  const bool pointwise = !op.fully_connected && op.groups == 1 && op.sub_pixel == 1 &&
+                         op.kernel_height == 1 && op.kernel_width == 1 && op.x.stride == 1 &&
+                         op.y.stride == 1 && op.x.pad_before == 0 && op.y.pad_before == 0 &&
+                         op.x.result_size == op.x.source_size &&
+                         op.y.result_size == op.y.source_size;
+  if (!pointwise) return decline("not a 1x1 convolution of stride 1 without padding");
+  if (op.post_ops.size() > static_cast<std::size_t>(kMaxPostOps))
+    return decline("more post-ops than the epilogue kernel takes");
+  // CNNGRAPH_CUDA_POINTWISE=cublaslt or cudnn forces the choice, for tests and experiments.
+  if (const char* forced = knobs::read(knobs::cuda_pointwise)) {
+    if (std::string(forced) == "cublaslt")
+      return std::make_unique<CublasLtFullyConnected>(op, options, context);
+    return decline(std::string("CNNGRAPH_CUDA_POINTWISE=") + forced);
+  }
+  // Without autotuning cuDNN takes it (its plans fuse more post-ops); autotuning times
+  // cuBLASLt's product against cuDNN's plan, each with the passes its epilogue leaves, and
+  // keeps the faster: at small batches cuBLASLt's kernels start sooner.
+  if (!options.autotune) return decline("cuDNN's plan is the default without autotuning");
+  std::unique_ptr<Kernel> gemm;
+  try {
+    gemm = std::make_unique<CublasLtFullyConnected>(op, options, context);
+  } catch (const Unsupported& e) {
+    return decline(e.what());
+  }
+  std::unique_ptr<Kernel> cudnn = make_cudnn_convolution(op, options, context);
+  if (!cudnn) return gemm;
+  const double gemm_ms = time_kernel(*gemm, op, context);
+  const double cudnn_ms = time_kernel(*cudnn, op, context);
+  if (options.verbose) {
+    std::fprintf(stderr, "cnngraph: cuda: %s: 1x1 as cublaslt %.4f ms, %s %.4f ms\n",
+                 op.name.c_str(), gemm_ms, cudnn->implementation().c_str(), cudnn_ms);
+  }
+  if (gemm_ms > 0 && (cudnn_ms <= 0 || gemm_ms < cudnn_ms)) return gemm;
+  return cudnn;
 }
 
 }  // namespace cnngraph::detail::cuda

@@ -420,14 +420,9 @@ void depthwise_convolution(DataType type, const ConvolutionOp& op, const Depthwi
           return launch_tiled<T>(g, tile, variant.rows, src, weights_hwc, e, dst, stream);
       }
     }
-    // The widest vector of at most 16 bytes that divides the channels (the images start
-    // 256-byte aligned, so every pixel's channel run is then aligned too).
-    constexpr int widest = int(16 / sizeof(T));
-    if (g.C % widest == 0) return launch_untiled<T, widest>(g, src, weights_hwc, e, dst, stream);
-    if (g.C % 4 == 0 && widest >= 4)
-      return launch_untiled<T, 4>(g, src, weights_hwc, e, dst, stream);
-    if (g.C % 2 == 0) return launch_untiled<T, 2>(g, src, weights_hwc, e, dst, stream);
-    launch_untiled<T, 1>(g, src, weights_hwc, e, dst, stream);
+    with_widest_vector<T, true>(g.C, [&](auto vector) {
+      launch_untiled<T, decltype(vector)::value>(g, src, weights_hwc, e, dst, stream);
+    });
   });
   check_launch("depthwise_convolution");
 }

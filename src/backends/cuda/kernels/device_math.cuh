@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/cuda_common.hpp"
 #include "ops/neuron_math.hpp"
@@ -157,6 +158,26 @@ __global__ void map_kernel(F f, const T* a, const T* b, T* dst, std::size_t grou
     }
     reinterpret_cast<Pack<T, V>*>(dst)[g] = out;
   }
+}
+
+// Calls launch(std::integral_constant<int, V>{}) with the widest vector V of T, at most 16
+// bytes, that divides `channels`; with `narrower` 8, 4 and 2 bytes are tried before one
+// element. Images start 256-byte aligned (the memory planner), so every pixel's run of
+// channels is then aligned to the vector. Each width is one more instantiation of the
+// kernel, so kernels whose layers have channels in multiples of 16 bytes skip `narrower`.
+template <typename T, bool narrower, typename Launch>
+void with_widest_vector(int channels, Launch&& launch) {
+  constexpr int widest = int(16 / sizeof(T));
+  if constexpr (widest > 1) {
+    if (channels % widest == 0) return launch(std::integral_constant<int, widest>{});
+  }
+  if constexpr (narrower && widest > 4) {
+    if (channels % 4 == 0) return launch(std::integral_constant<int, 4>{});
+  }
+  if constexpr (narrower && widest > 2) {
+    if (channels % 2 == 0) return launch(std::integral_constant<int, 2>{});
+  }
+  launch(std::integral_constant<int, 1>{});
 }
 
 // Launches map_kernel 16 bytes a thread where the count and the pointers allow (the

@@ -272,14 +272,10 @@ void arithmetic(DataType type, ArithmeticOperation operation, const void* a,
     if ((a_full || b_full) && count < (1u << 31)) {
       const auto* full = static_cast<const T*>(a_full ? a : b);
       const auto* small = static_cast<const T*>(a_full ? b : a);
-      constexpr int widest = int(16 / sizeof(T));
-      if (dst_shape.channels % widest == 0) {
-        launch_channel_broadcast<T, widest>(operation, full, small, !a_full, static_cast<T*>(dst),
-                                            dst_shape, stream);
-      } else {
-        launch_channel_broadcast<T, 1>(operation, full, small, !a_full, static_cast<T*>(dst),
-                                       dst_shape, stream);
-      }
+      with_widest_vector<T, false>(dst_shape.channels, [&](auto vector) {
+        launch_channel_broadcast<T, decltype(vector)::value>(
+            operation, full, small, !a_full, static_cast<T*>(dst), dst_shape, stream);
+      });
       check_launch("arithmetic");
       return;
     }

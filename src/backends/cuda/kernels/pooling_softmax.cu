@@ -161,9 +161,9 @@ void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cud
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     if (global_window(g) && g.H * g.W > 1) {
-      constexpr int widest = 16 % sizeof(T) == 0 ? int(16 / sizeof(T)) : 1;
-      if (g.C % widest == 0) return launch_global_pooling<T, widest>(g, src, dst, stream);
-      return launch_global_pooling<T, 1>(g, src, dst, stream);
+      return with_widest_vector<T, false>(g.C, [&](auto vector) {
+        launch_global_pooling<T, decltype(vector)::value>(g, src, dst, stream);
+      });
     }
     pooling_kernel<<<blocks_for(op.dst_shape.elements(), 256), 256, 0, stream>>>(
         g, static_cast<const T*>(src), static_cast<T*>(dst));
