@@ -26,10 +26,14 @@ std::unique_ptr<Kernel> make_neuron(const Op& base, const GraphOptions&, Context
 }
 
 std::unique_ptr<Kernel> make_pooling(const Op& op, const GraphOptions&, Context& context) {
-  return function_kernel<PoolingOp>(op, "cuda:pooling",
-                                    [&context](const PoolingOp& o, const KernelArgs& a) {
-                                      pooling(context.storage, o, a.srcs[0], a.dst, context.stream);
-                                    });
+  const std::size_t bytes =
+      pooling_scratch_bytes(context.storage, static_cast<const PoolingOp&>(op));
+  std::shared_ptr<std::byte[]> scratch;
+  if (bytes) scratch = context.memory->allocate(bytes, op.name + " scratch");
+  return function_kernel<PoolingOp>(
+      op, "cuda:pooling", [&context, scratch](const PoolingOp& o, const KernelArgs& a) {
+        pooling(context.storage, o, a.srcs[0], a.dst, scratch.get(), context.stream);
+      });
 }
 
 std::unique_ptr<Kernel> make_padding(const Op& op, const GraphOptions&, Context& context) {

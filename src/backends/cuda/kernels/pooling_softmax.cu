@@ -1,5 +1,6 @@
 // Pooling (out-of-image pixels left out, as in the reference, or counted in average's
 // divisor), constant padding and soft-max over channels.
+#include <algorithm>
 #include <cfloat>
 
 #include "backends/cuda/kernels/device_math.cuh"
@@ -39,17 +40,23 @@ __global__ void pooling_kernel(PoolingGeometry g, const T* src, T* dst) {
 // pixels of one image for up to 32 channel vectors of V channels (`lanes`), its threads
 // striding over the pixels, then sums (or takes the max of) their partial results in a
 // fixed order. With one thread a result, as pooling_kernel has it, each thread walked the
-// 112 x 112 pixels of an EfficientNet image alone: 37 times the memory roofline.
+// 112 x 112 pixels of an EfficientNet image alone: 37 times the memory roofline. Where the
+// images and channel blocks are too few to fill the GPU (small batches), the pixels are
+// split over `gridDim.z` blocks too, each writing its f32 sums and maxima to a scratch
+// buffer that global_pooling_finish_kernel reduces in split order (the same result on
+// every run); one block over a 56x56x144 image at batch 1 moved 15 GB/s.
 constexpr int kGlobalThreads = 256;
 
 template <typename T, int V>
-__global__ void global_pooling_kernel(PoolingGeometry g, int lanes, const T* src, T* dst) {
+__global__ void global_pooling_kernel(PoolingGeometry g, int lanes, const T* src, T* dst,
+                                      float* partials) {
   using P = Pack<T, V>;
   const int vectors = g.C / V;
   const int strides = kGlobalThreads / lanes;  // threads past strides * lanes stay idle
   const int lane = threadIdx.x % lanes, stride = threadIdx.x / lanes;
   const int v = blockIdx.x * lanes + lane;
   const int n = blockIdx.y;
+  const int split = blockIdx.z, splits = gridDim.z;
   __shared__ float partial[2][kGlobalThreads * V];  // sums and maxima
   float sum[V], max[V];
 #pragma unroll
@@ -57,7 +64,7 @@ __global__ void global_pooling_kernel(PoolingGeometry g, int lanes, const T* src
   if (v < vectors && stride < strides) {
     const P* image = reinterpret_cast<const P*>(src + std::size_t(n) * g.H * g.W * g.C) + v;
     const int pixels = g.H * g.W;
-    for (int pixel = stride; pixel < pixels; pixel += strides) {
+    for (int pixel = split * strides + stride; pixel < pixels; pixel += strides * splits) {
       const P x = image[std::size_t(pixel) * vectors];
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -83,9 +90,33 @@ __global__ void global_pooling_kernel(PoolingGeometry g, int lanes, const T* src
       total += partial[0][(k * lanes + lane) * V + j];
       largest = fmaxf(largest, partial[1][(k * lanes + lane) * V + j]);
     }
+    if (splits > 1) {
+      // [sums, maxima][split][n][c]
+      const std::size_t at = (std::size_t(split) * g.N + n) * g.C + std::size_t(v) * V + j;
+      partials[at] = total;
+      partials[std::size_t(splits) * g.N * g.C + at] = largest;
+      continue;
+    }
     result.v[j] = from_float<T>(g.max ? largest : total / float(divisor > 0 ? divisor : 1));
   }
-  reinterpret_cast<P*>(dst + std::size_t(n) * g.C)[v] = result;
+  if (splits == 1) reinterpret_cast<P*>(dst + std::size_t(n) * g.C)[v] = result;
+}
+
+// One thread a result: the splits' partial sums or maxima in split order.
+template <typename T>
+__global__ void global_pooling_finish_kernel(PoolingGeometry g, int splits, const float* partials,
+                                             T* dst) {
+  const std::size_t count = std::size_t(g.N) * g.C;
+  const std::size_t e = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  if (e >= count) return;
+  const int divisor = g.divisor.counts_padding ? average_divisor(g, 0, 0) : g.H * g.W;
+  const float* maxima = partials + std::size_t(splits) * count;
+  float total = 0.0f, largest = -FLT_MAX;
+  for (int split = 0; split < splits; ++split) {
+    total += partials[split * count + e];
+    largest = fmaxf(largest, maxima[split * count + e]);
+  }
+  dst[e] = from_float<T>(g.max ? largest : total / float(divisor > 0 ? divisor : 1));
 }
 
 // Whether every source pixel is inside the window of the one result pixel.
@@ -94,16 +125,43 @@ bool global_window(const PoolingGeometry& g) {
          g.kernel_x - g.pad_x >= g.W && g.N <= 65535;
 }
 
+// Channel vectors a block: all of them up to 32, so that a pixel's channels are read
+// together; the rest of the block's threads stride over the pixels.
+int global_lanes(int vectors) { return vectors < 32 ? vectors : 32; }
+
+// Blocks over each image's pixels: enough for about two blocks an SM (the H200 has 132),
+// each block keeping at least 8 pixels a thread; 1 where the batch fills the GPU alone.
+int global_splits(const PoolingGeometry& g, int vectors) {
+  const int lanes = global_lanes(vectors);
+  const long long blocks = (vectors + lanes - 1) / lanes * (long long)g.N;
+  const int per_block = (kGlobalThreads / lanes) * 8;
+  const long long wanted = (264 + blocks - 1) / blocks;
+  const long long most = std::max<long long>(1, (long long)g.H * g.W / per_block);
+  return int(std::min<long long>({wanted, most, 64}));
+}
+
 template <typename T, int V>
-void launch_global_pooling(const PoolingGeometry& g, const void* src, void* dst,
+void launch_global_pooling(const PoolingGeometry& g, const void* src, void* dst, float* scratch,
                            cudaStream_t stream) {
   const int vectors = g.C / V;
-  // Channel vectors a block: all of them up to 32, so that a pixel's channels are read
-  // together; the rest of the block's threads stride over the pixels.
-  const int lanes = vectors < 32 ? vectors : 32;
-  const dim3 blocks(unsigned((vectors + lanes - 1) / lanes), unsigned(g.N));
+  const int lanes = global_lanes(vectors);
+  const int splits = scratch ? global_splits(g, vectors) : 1;
+  const dim3 blocks(unsigned((vectors + lanes - 1) / lanes), unsigned(g.N), unsigned(splits));
   global_pooling_kernel<T, V><<<blocks, kGlobalThreads, 0, stream>>>(
-      g, lanes, static_cast<const T*>(src), static_cast<T*>(dst));
+      g, lanes, static_cast<const T*>(src), static_cast<T*>(dst), scratch);
+  if (splits > 1) {
+    const std::size_t count = std::size_t(g.N) * g.C;
+    global_pooling_finish_kernel<T>
+        <<<blocks_for(count, 256), 256, 0, stream>>>(g, splits, scratch, static_cast<T*>(dst));
+  }
+}
+
+// The vector width launch_global_pooling takes for T.
+template <typename T>
+int global_vector(int channels) {
+  int width = 1;
+  with_widest_vector<T, false>(channels, [&](auto vector) { width = decltype(vector)::value; });
+  return width;
 }
 
 // One warp per pixel: max, then the sum of exponentials, then the results.
@@ -155,14 +213,29 @@ void padding(DataType type, const PaddingOp& op, const void* src, void* dst, cud
   check_launch("padding");
 }
 
-void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, cudaStream_t stream) {
+std::size_t pooling_scratch_bytes(DataType type, const PoolingOp& op) {
+  const PoolingGeometry g =
+      pooling_geometry(op.src_shapes[0], op.dst_shape, op.x, op.y, op.type, op.divisor);
+  if (!global_window(g) || g.H * g.W <= 1) return 0;
+  std::size_t bytes = 0;
+  dispatch(type, [&](auto tag) {
+    using T = decltype(tag);
+    const int splits = global_splits(g, g.C / global_vector<T>(g.C));
+    if (splits > 1) bytes = 2 * std::size_t(splits) * g.N * g.C * sizeof(float);
+  });
+  return bytes;
+}
+
+void pooling(DataType type, const PoolingOp& op, const void* src, void* dst, void* scratch,
+             cudaStream_t stream) {
   const ImageShape& in = op.src_shapes[0];
   const PoolingGeometry g = pooling_geometry(in, op.dst_shape, op.x, op.y, op.type, op.divisor);
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
     if (global_window(g) && g.H * g.W > 1) {
       return with_widest_vector<T, false>(g.C, [&](auto vector) {
-        launch_global_pooling<T, decltype(vector)::value>(g, src, dst, stream);
+        launch_global_pooling<T, decltype(vector)::value>(g, src, dst, static_cast<float*>(scratch),
+                                                          stream);
       });
     }
     pooling_kernel<<<blocks_for(op.dst_shape.elements(), 256), 256, 0, stream>>>(
