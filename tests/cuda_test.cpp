@@ -225,7 +225,8 @@ TEST(CudaConvolution, DepthwiseKernelMatchesTheReferenceForEveryVectorWidth) {
 // Every variant of the depthwise kernel (CNNGRAPH_CUDA_DEPTHWISE forces one) against the
 // reference in every precision: 3x3 and 5x5, strides 1 and 2, dilation, every padding
 // policy, batch > 1, partial tiles of rows, columns and channel slices (24, 40, 72 and 136
-// channels make 3 to 34 vectors of 16 bytes), the bias, a neuron and a residual sum fused.
+// channels make 3 to 34 vectors of 16 bytes, and 12 to 68 pairs: one to three slices of
+// the register-tiled kernel), the bias, a neuron and a residual sum fused.
 TEST(CudaConvolution, EveryDepthwiseVariantMatchesTheReference) {
   REQUIRE_GPU();
   std::mt19937 rng(31);
@@ -243,11 +244,22 @@ TEST(CudaConvolution, EveryDepthwiseVariantMatchesTheReference) {
       {40, 3, 1, 2, PaddingPolicy::full(), {2, 11, 13, 40}, false},
       {136, 5, 2, 2, PaddingPolicy::same(), {2, 12, 9, 136}, false},
       {24, 3, 1, 1, PaddingPolicy::same(), {2, 40, 37, 24}, true},
+      {136, 5, 1, 1, PaddingPolicy::same(), {3, 7, 9, 136}, true},
+      {136, 3, 2, 1, PaddingPolicy::valid(), {2, 10, 13, 136}, false},
   };
-  for (const char* variant :
-       {"untiled", "tiled-r4-t256", "tiled-r2-t256", "tiled-r4-t128", "tiled-r2-t128"}) {
+  // The register-tiled variants take undilated layers only.
+  struct Variant {
+    const char* name;
+    bool dilated;
+  };
+  for (const Variant& v :
+       {Variant{"untiled", true}, Variant{"tiled-r4-t256", true}, Variant{"tiled-r2-t256", true},
+        Variant{"tiled-r4-t128", true}, Variant{"tiled-r2-t128", true},
+        Variant{"regs-r4-c4", false}, Variant{"regs-r2-c4", false}}) {
+    const char* variant = v.name;
     setenv("CNNGRAPH_CUDA_DEPTHWISE", variant, 1);
     for (const Layer& l : layers) {
+      if (l.dilation > 1 && !v.dilated) continue;
       ConvolutionDescriptor d(l.kernel, l.kernel, l.channels, l.channels);
       d.groups = l.channels;
       d.stride_x = d.stride_y = l.stride;
