@@ -350,10 +350,16 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// The kernels and strides that the tiled and register-tiled kernels are instantiated for:
+// square 3x3 or 5x5, equal strides of 1 or 2.
+bool instantiated_shape(const Geometry& g) {
+  return g.R == g.S && (g.R == 3 || g.R == 5) && g.stride_y == g.stride_x &&
+         (g.stride_y == 1 || g.stride_y == 2);
+}
+
 // Whether a register-tiled variant takes the layer.
 bool register_tiled_takes(const Geometry& g) {
-  return g.R == g.S && (g.R == 3 || g.R == 5) && g.stride_y == g.stride_x &&
-         (g.stride_y == 1 || g.stride_y == 2) && g.dilation_y == 1 && g.dilation_x == 1 &&
+  return instantiated_shape(g) && g.dilation_y == 1 && g.dilation_x == 1 &&
          g.C % kRegisterVector == 0 && (g.C / kRegisterVector + 31) / 32 <= 65535;
 }
 
@@ -456,9 +462,7 @@ void set_epilogue_form(Geometry& g, const DeviceEpilogue& e) {
 // The tile of a tiled variant, or tq = 0 where the variant cannot take the layer.
 Tile tile_for(const Geometry& g, std::size_t element_size, const DepthwiseVariant& variant) {
   Tile tile{};
-  const bool shape = g.R == g.S && (g.R == 3 || g.R == 5) && g.stride_y == g.stride_x &&
-                     (g.stride_y == 1 || g.stride_y == 2);
-  if (!shape || (g.C * element_size) % 16 != 0 || g.N > 65535) return tile;
+  if (!instantiated_shape(g) || (g.C * element_size) % 16 != 0 || g.N > 65535) return tile;
   const int vectors = int(g.C * element_size / 16);
   // Channel vectors a block: the largest divisor of the vectors up to 8 (128 bytes of each
   // pixel, no idle threads), or 8 with the last slice partly idle where no divisor from 4 up
