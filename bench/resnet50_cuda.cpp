@@ -1,4 +1,5 @@
-// ResNet-50 (or MobileNetV2, EfficientNet-B0) inference on CUDA against PyTorch in the same run:
+// ResNet-50 (or MobileNetV2, EfficientNet-B0, ResNet-18, the binary ResNet-18 against
+// PyTorch's float ResNet-18) inference on CUDA against PyTorch in the same run:
 // images per second at several batch sizes in fp16 and fp32 (TF32 allowed on both sides), against
 // PyTorch eager, eager replayed from a CUDA graph, and torch.compile(mode="reduce-
 // overhead") (bench/torch_resnet50_cuda.py), plus cold starts.
@@ -13,9 +14,9 @@
 // With --onnx FILE (a build with the ONNX importer), the same network imported from an ONNX
 // export (bench/export_onnx_torchvision.py) is timed right after the built one, on the same
 // batch: "onnx_vs_built" is the built graph's time over the imported one's.
-// Usage: resnet50_cuda [--model resnet50|mobilenet_v2|efficientnet_b0] [--batches 1,32,256]
-// [--seconds S]
-//                      [--no-torch] [--torch-ways eager,graphs,compile] [--onnx FILE]
+// Usage: resnet50_cuda [--model resnet50|mobilenet_v2|efficientnet_b0|resnet18|binary_resnet18]
+//                      [--batches 1,32,256] [--seconds S] [--no-torch]
+//                      [--torch-ways eager,graphs,compile] [--onnx FILE]
 //                      [--precisions f16,fp32_tf32] [--no-cold]
 //        CNNGRAPH_PROFILE=1 resnet50_cuda --profile MODEL f16|fp32_tf32 BATCH (per-step times)
 #include <unistd.h>
@@ -53,6 +54,9 @@ const char* label(Precision p) { return p == Precision::f16 ? "f16" : "fp32_tf32
 models::Network build(const std::string& model) {
   if (model == "mobilenet_v2") return models::mobilenet_v2(models::random_tensors(0));
   if (model == "efficientnet_b0") return models::efficientnet_b0(models::random_tensors(0));
+  if (model == "resnet18")
+    return models::resnet18(models::Parameters{models::random_tensors(0), nullptr});
+  if (model == "binary_resnet18") return models::binary_resnet18(models::random_tensors(0));
   return models::resnet50(models::random_tensors(0));
 }
 
@@ -187,7 +191,9 @@ int main(int argc, char** argv) {
   std::vector<int> batch_sizes;
   std::stringstream list(batches);
   for (std::string item; std::getline(list, item, ',');) batch_sizes.push_back(std::stoi(item));
-  const auto peer = torch ? run_torch(model, batches, seconds, ways, precisions)
+  // PyTorch has no binary ResNet-18: its peer is the float one.
+  const std::string peer_model = model == "binary_resnet18" ? "resnet18" : model;
+  const auto peer = torch ? run_torch(peer_model, batches, seconds, ways, precisions)
                           : std::map<std::string, std::pair<double, double>>{};
   const std::string cache_dir = "/tmp/cnngraph_bench_" + std::to_string(getpid());
   std::filesystem::create_directories(cache_dir);

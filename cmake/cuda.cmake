@@ -75,7 +75,8 @@ function(cnngraph_add_cuda_backend core)
     src/backends/cuda/kernels/channel_reduction.cu
     src/backends/cuda/kernels/direct_convolution.cu
     src/backends/cuda/kernels/depthwise_convolution.cu
-    src/backends/cuda/kernels/binary_convolution.cu)
+    src/backends/cuda/kernels/binary_convolution.cu
+    src/backends/cuda/kernels/binary_convolution_mma.cu)
   add_library(cnngraph::cuda ALIAS cnngraph_cuda)
   # cuDNN has no CMake package of its own; the installed package's config makes the same
   # target from the library it finds on the user's machine (cmake/cnngraphConfig.cmake.in).

@@ -31,13 +31,18 @@ inline constexpr Knob cuda_autotune_candidates{"CNNGRAPH_CUDA_AUTOTUNE_CANDIDATE
 
 inline constexpr Knob cuda_depthwise{"CNNGRAPH_CUDA_DEPTHWISE",
                                      "untiled, tiled-r4-t256, tiled-r2-t256, tiled-r4-t128, "
-                                     "tiled-r2-t128",
+                                     "tiled-r2-t128, regs-r4-c4, regs-r2-c4",
                                      "forces the CUDA depthwise kernel's variant (a layer it does "
                                      "not take goes to cuDNN); else autotune times them"};
 inline constexpr Knob cuda_pointwise{"CNNGRAPH_CUDA_POINTWISE", "cublaslt, cudnn",
                                      "forces the CUDA 1x1 convolutions (stride 1, no padding) to "
                                      "cuBLASLt's matrix product or to cuDNN; else autotune times "
                                      "both"};
+inline constexpr Knob cuda_binary{"CNNGRAPH_CUDA_BINARY", "mma, popc",
+                                  "forces the CUDA xnor / and convolution kernel: the 1-bit "
+                                  "tensor cores where they take the layer, or CUDA-core popcounts "
+                                  "(which also keeps images between binary layers in floats); "
+                                  "else autotune times both"};
 inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
                                       "overrides GraphOptions::training_fusion for every graph "
                                       "(fused against unfused training steps)"};
@@ -53,6 +58,7 @@ inline constexpr const Knob* all[] = {&profile,
                                       &cuda_autotune_candidates,
                                       &cuda_depthwise,
                                       &cuda_pointwise,
+                                      &cuda_binary,
                                       &training_fusion,
                                       &bit_packing};
 

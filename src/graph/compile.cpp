@@ -32,11 +32,12 @@ std::size_t padded_elements(const ImageShape& shape) {
   return place_end(shape.elements(), 63) / 64 * 64;
 }
 
-// A value's place in the arena: bit-packed, its words and magnitudes; else its elements;
-// rounded up as padded_elements does.
-std::size_t arena_elements(const Value& value) {
+// A value's place in the arena, in elements of `element_bytes`: bit-packed, its words and
+// magnitudes (4-byte units); else its elements; rounded up as padded_elements does.
+std::size_t arena_elements(const Value& value, std::size_t element_bytes) {
   if (value.packed_elements == 0) return padded_elements(value.shape);
-  return place_end(value.packed_elements, 63) / 64 * 64;
+  const std::size_t elements = (value.packed_elements * 4 + element_bytes - 1) / element_bytes;
+  return place_end(elements, 63) / 64 * 64;
 }
 
 // First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
@@ -63,7 +64,7 @@ void plan_memory(Program& program) {
     Value& value = program.values[v];
     // Every block starts on a 256-byte boundary (64 elements): vector loads and the GPU
     // libraries' fast paths need aligned images.
-    const std::size_t size = arena_elements(value);
+    const std::size_t size = arena_elements(value, program.element_bytes);
     const int last = std::max(value.last_step, value.first_step);
     Block* best = nullptr;
     for (Block& block : blocks) {
@@ -411,6 +412,8 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
   }
   pack_binary_images(*program, in.backend);
   alias_reshapes(*program);
+  if (DeviceExecution* device = in.backend.device_execution())
+    program->element_bytes = size_of(device->storage_type());
   plan_memory(*program);
   program->intermediate_elements = program->arena_floats;
   for (const auto& result : g.results) program->result_values.push_back(value_of.at(result.get()));
@@ -443,7 +446,6 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       }
     }
     program->arena_floats = end;
-    program->element_bytes = size_of(device->storage_type());
     const std::size_t bytes = std::max<std::size_t>(end, 1) * program->element_bytes;
     const std::string graph_name =
         g.results.empty() || !g.results[0]->producer()

@@ -31,6 +31,10 @@ class CudaBackend : public Backend, public DeviceExecution {
   // The fused training kernels (docs/training.md) agree with the unfused graph in f32, f16
   // and bf16 and pass the whole GPU suite.
   bool fuses_training_steps() const override { return true; }
+  // Bit-packed images between xnor and and layers that the tensor-core kernel takes.
+  bool packs_bits(const BinaryConvolutionOp& op) const override {
+    return binary_mma_takes(op, context_.device);
+  }
   CudaBackend(const Device& device, const GraphOptions& options)
       : plan_cache_file_(options.plan_cache_file) {
     context_.device = device.index();

@@ -26,6 +26,10 @@ std::unique_ptr<Kernel> make_cudnn_convolution_gradient(const Op&, const GraphOp
 std::unique_ptr<Kernel> make_cudnn_convolution_transpose_gradient(const Op&, const GraphOptions&,
                                                                   Context&);
 std::unique_ptr<Kernel> make_binary_convolution(const Op&, const GraphOptions&, Context&);
+// Whether the 1-bit tensor-core kernel takes a binary convolution on `device` (xnor or and,
+// one group, no beta scaling, fixed weights); `why` gets the reason when not. Only that
+// kernel reads and writes bit-packed images (CudaBackend::packs_bits).
+bool binary_mma_takes(const BinaryConvolutionOp& op, int device, std::string* why = nullptr);
 std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op&, const GraphOptions&, Context&);
 // Gradients (training_kernels.cpp).
 std::unique_ptr<Kernel> make_neuron_gradient(const Op&, const GraphOptions&, Context&);

@@ -14,6 +14,7 @@
 #include "backends/cuda/kernels/channel_reduction.hpp"
 #include "backends/cuda/kernels/device_math.cuh"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
 
@@ -485,6 +486,103 @@ class CudaBinaryConvolution : public Kernel {
   std::shared_ptr<std::byte[]> packed_, magnitudes_;
 };
 
+// The tensor-core kernel's 32-bit words a source pixel: BitPacking's, two per 64 channels.
+int mma_words(int channels) { return 2 * ((channels + 63) / 64); }
+
+// Binary convolution on the 1-bit tensor cores (binary_convolution_mma.cu), reading the
+// source as bits (packed here first unless a producer wrote them) and writing images or, for
+// binarizing consumers, bits.
+class CudaBinaryConvolutionMma : public Kernel {
+ public:
+  CudaBinaryConvolutionMma(const BinaryConvolutionOp& op, Context& context)
+      : op_(op), context_(context), geometry_(geometry_of(op)) {
+    const ImageShape& in = op.src_shapes[0];
+    const ImageShape& out = op.dst_shape;
+    BinaryMmaProblem& p = problem_;
+    p.N = in.batch, p.H = in.height, p.W = in.width, p.C = in.channels;
+    p.P = out.height, p.Q = out.width, p.K = out.channels;
+    p.R = op.kernel_height, p.S = op.kernel_width;
+    p.stride_y = op.y.stride, p.stride_x = op.x.stride;
+    p.pad_y = op.y.pad_before, p.pad_x = op.x.pad_before;
+    p.dilation_y = op.dilation_y, p.dilation_x = op.dilation_x;
+    p.words = mma_words(p.C);
+    const int taps = p.R * p.S;
+    p.k_words = (taps * p.words + 7) / 8 * 8;
+    p.xnor = op.type == BinaryConvolutionType::xnor;
+    p.scale_value = op.scale_value;
+    geometry_.words = p.words;  // the packing kernels write the tensor-core kernel's rows
+
+    const std::size_t K = static_cast<std::size_t>(p.K);
+    std::vector<unsigned> bits(K * p.k_words, 0u);
+    std::vector<int> ones(K * taps, 0);
+    const std::vector<float>& weights = op.weights->weights;
+    for (std::size_t o = 0; o < K; ++o)
+      for (int t = 0; t < taps; ++t)
+        for (int c = 0; c < p.C; ++c) {
+          if (weights[(o * taps + t) * p.C + c] < 0.0f) continue;
+          bits[o * p.k_words + static_cast<std::size_t>(t) * p.words + c / 32] |= 1u << (c % 32);
+          ++ones[o * taps + t];
+        }
+    keep_.push_back(context.upload(bits.data(), bits.size() * sizeof(unsigned), op.name));
+    p.weights = reinterpret_cast<const unsigned*>(keep_.back().get());
+    keep_.push_back(context.upload(ones.data(), ones.size() * sizeof(int), op.name));
+    p.tap_ones = reinterpret_cast<const int*>(keep_.back().get());
+    p.bias = upload_floats(context, op.weights->bias, op.name, keep_);
+    upload_terms(context, op, terms_, keep_);
+    p.output_scale = terms_.output_scale;
+    p.output_bias = terms_.output_bias;
+    if (op.packed_result) {
+      const BitPacking& next = op.result_packing;
+      p.packed_result = true;
+      p.next_strict = next.strict;
+      p.next_input_bias = upload_floats(context, next.input_bias, op.name, keep_);
+      p.next_input_scale = upload_floats(context, next.input_scale, op.name, keep_);
+      p.result_words = 2 * next.words_per_group();
+    }
+    if (!op.packed_source) {
+      const std::size_t pixels = in.elements() / in.channels;
+      packed_ = context.memory->allocate(pixels * p.words * sizeof(unsigned), op.name + " bits");
+    }
+  }
+
+  void run(const KernelArgs& args) override {
+    BinaryMmaProblem p = problem_;
+    if (op_.packed_source) {
+      p.src = reinterpret_cast<const unsigned*>(args.srcs[0]);
+    } else {
+      auto* bits = reinterpret_cast<unsigned*>(packed_.get());
+      const ImageShape& in = op_.src_shapes[0];
+      dispatch(context_.storage, [&](auto tag) {
+        using T = decltype(tag);
+        const T* src = reinterpret_cast<const T*>(args.srcs[0]);
+        if (p.C % 64 == 0) {  // whole words with nothing after them: one warp a word
+          pack_ballot_kernel<T, unsigned>
+              <<<blocks_for(in.elements(), 256), 256, 0, context_.stream>>>(geometry_, terms_, src,
+                                                                            bits, nullptr);
+        } else {
+          const std::size_t words = in.elements() / p.C * p.words;
+          pack_kernel<T, unsigned><<<blocks_for(words, 256), 256, 0, context_.stream>>>(
+              geometry_, terms_, src, bits, nullptr);
+        }
+      });
+      p.src = bits;
+    }
+    p.dst = args.dst;
+    binary_convolution_mma(context_.storage, p, context_.stream);
+    check_launch("binary_convolution_mma");
+  }
+  std::string implementation() const override { return "cuda:binary_convolution_mma"; }
+
+ private:
+  const BinaryConvolutionOp& op_;
+  Context& context_;
+  BinaryGeometry geometry_{};
+  BinaryMmaProblem problem_;
+  BinaryWeights terms_;  // the input and output terms only
+  std::vector<std::shared_ptr<std::byte[]>> keep_;
+  std::shared_ptr<std::byte[]> packed_;
+};
+
 // The straight-through-estimator gradient: dS, dx and (trained) dw from the f32 shadow
 // weights, and the bias gradient as dy's per-channel sums times the output scale.
 class CudaBinaryConvolutionGradient : public Kernel {
@@ -563,10 +661,51 @@ class CudaBinaryConvolutionGradient : public Kernel {
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_binary_convolution(const Op& op, const GraphOptions&,
+bool binary_mma_takes(const BinaryConvolutionOp& op, int device, std::string* why) {
+  const auto refuse = [&](const char* reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (const char* forced = knobs::read(knobs::cuda_binary); forced && std::string(forced) == "popc")
+    return refuse("CNNGRAPH_CUDA_BINARY=popc");
+  if (op.type == BinaryConvolutionType::binary_weights) return refuse("binary_weights");
+  if (op.beta_scaling) return refuse("beta scaling");
+  if (op.groups != 1) return refuse("groups");
+  if (op.weights->trained) return refuse("trained weights (packed from the shadow weights)");
+  if (op.kernel_height * op.kernel_width > 64) return refuse("more than 64 taps");
+  const ImageShape& in = op.src_shapes[0];
+  const std::size_t words = in.elements() / in.channels * mma_words(in.channels);
+  const std::size_t limit = std::size_t(1) << 31;
+  if (in.elements() >= limit || op.dst_shape.elements() >= limit || words >= limit)
+    return refuse("2^31 elements or more (32-bit index math)");
+  int major = 0;
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+        "cudaDeviceGetAttribute");
+  if (major < 8) return refuse("1-bit tensor cores need compute capability 8.0");
+  return true;
+}
+
+// The tensor-core kernel where it takes the layer, and always for bit-packed images (only it
+// reads and writes them); with autotuning, whichever of it and the popcount kernel times
+// faster on an unpacked layer. CNNGRAPH_CUDA_BINARY=popc or =mma forces one.
+std::unique_ptr<Kernel> make_binary_convolution(const Op& base, const GraphOptions& options,
                                                 Context& context) {
-  return std::make_unique<CudaBinaryConvolution>(static_cast<const BinaryConvolutionOp&>(op),
-                                                 context);
+  const auto& op = static_cast<const BinaryConvolutionOp&>(base);
+  auto popcount = [&] { return std::make_unique<CudaBinaryConvolution>(op, context); };
+  std::string why;
+  if (!binary_mma_takes(op, context.device, &why)) return popcount();
+  auto mma = std::make_unique<CudaBinaryConvolutionMma>(op, context);
+  const char* forced = knobs::read(knobs::cuda_binary);
+  if (op.packed_source || op.packed_result || forced || !options.autotune) return mma;
+  auto other = popcount();
+  const double mma_ms = time_kernel(*mma, op, context);
+  const double popcount_ms = time_kernel(*other, op, context);
+  if (options.verbose) {
+    std::fprintf(stderr, "cnngraph: cuda: %s: binary mma %.4f ms, popc %.4f ms\n", op.name.c_str(),
+                 mma_ms, popcount_ms);
+  }
+  if (popcount_ms > 0 && (mma_ms <= 0 || popcount_ms < mma_ms)) return other;
+  return mma;
 }
 
 std::unique_ptr<Kernel> make_binary_convolution_gradient(const Op& op, const GraphOptions&,
