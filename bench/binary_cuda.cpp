@@ -9,7 +9,7 @@
 //   in bench/resnet50_cuda --model resnet18 / binary_resnet18.
 // Prints JSON lines with median milliseconds and speed-ups (fp16 time / xnor time), and the
 // geometric means.
-// Usage: binary_cuda [--seconds S] [--layers-only | --networks-only]
+// Usage: binary_cuda [--seconds S] [--layers-only | --networks-only | --case LAYER:BATCH]
 #include <cmath>
 #include <cnngraph/cnngraph.hpp>
 #include <cstdio>
@@ -86,13 +86,15 @@ std::shared_ptr<ImageNode> chain(const std::shared_ptr<ImageNode>& x, int channe
   return image;
 }
 
-void layers(double seconds) {
+// `only`: "LAYER:BATCH" (e.g. conv4_x:256) runs that case alone, for a profiler.
+void layers(double seconds, const std::string& only) {
   const Layer all[] = {
       {"conv2_x", 64, 56}, {"conv3_x", 128, 28}, {"conv4_x", 256, 14}, {"conv5_x", 512, 7}};
   std::mt19937 rng(1);
   Geomean mma_large, chain_large;
   for (const int batch : {1, 64, 256}) {
     for (const Layer& layer : all) {
+      if (!only.empty() && only != std::string(layer.name) + ":" + std::to_string(batch)) continue;
       const Image x = random_device_image({batch, layer.size, layer.size, layer.channels}, rng);
       auto input = std::make_shared<ImageNode>("x");
       Graph dense(Device::cuda(), chain(input, layer.channels, 1, false, rng), true,
@@ -160,16 +162,22 @@ void networks(double seconds) {
 int main(int argc, char** argv) {
   double seconds = 0.5;
   bool layers_part = true, networks_part = true;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       seconds = std::stod(argv[++i]);
+    } else if (a == "--case" && i + 1 < argc) {
+      only = argv[++i];
+      networks_part = false;
     } else if (a == "--layers-only") {
       networks_part = false;
     } else if (a == "--networks-only") {
       layers_part = false;
     } else {
-      std::fprintf(stderr, "usage: binary_cuda [--seconds S] [--layers-only | --networks-only]\n");
+      std::fprintf(stderr,
+                   "usage: binary_cuda [--seconds S] [--layers-only | --networks-only | "
+                   "--case LAYER:BATCH]\n");
       return 2;
     }
   }
@@ -177,6 +185,6 @@ int main(int argc, char** argv) {
     std::cout << "{\"skipped\": \"binary_cuda: no CUDA GPU on this machine\"}\n";
     return 0;
   }
-  if (layers_part) layers(seconds);
+  if (layers_part) layers(seconds, only);
   if (networks_part) networks(seconds);
 }

@@ -1,8 +1,11 @@
-// Throughput probe: the 1-bit tensor-core mma (xor + popc) against the int8 one, on this
-// GPU (bench/binary_cuda's target depends on it; see docs/cuda.md). Each warp runs a chain of
-// independent mmas on register operands; prints tera-operations per second (one multiply-add = 2
-// operations, one bit = one multiply-add). Standalone: nvcc -arch=sm_90 -O3 b1_mma_probe.cu -o
-// probe && ./probe
+// Throughput probe: the 1-bit mma (xor + popc) against the int8 one, on this GPU
+// (bench/binary_cuda's target depends on it; see docs/cuda.md). Each warp runs chains of
+// independent mmas on register operands; prints tera-operations per second (one multiply-add
+// = 2 operations, one bit = one multiply-add). The A operand changes every iteration
+// (`varying`): with constant operands the compiler may hoist the work of an mma that the
+// hardware does not run natively, and the probe then reports a rate no kernel can reach.
+// Standalone: nvcc -arch=sm_90 -O3 b1_mma_probe.cu -o probe && ./probe; then
+// cuobjdump -sass probe | grep -c BMMA shows whether the 1-bit mma is a native instruction.
 #include <cstdio>
 
 #include <cuda_runtime.h>
@@ -10,11 +13,13 @@
 constexpr int kChains = 4;
 constexpr int kIterations = 4096;
 
+template <bool varying>
 __global__ void b1_xor(int* out) {
   unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
   unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
   int c[kChains][4] = {};
   for (int i = 0; i < kIterations; ++i) {
+    if (varying) a[0] += 0x9e3779b9u;
 #pragma unroll
     for (int k = 0; k < kChains; ++k) {
       asm volatile(
@@ -29,11 +34,13 @@ __global__ void b1_xor(int* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
 }
 
+template <bool varying>
 __global__ void s8(int* out) {
   unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
   unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
   int c[kChains][4] = {};
   for (int i = 0; i < kIterations; ++i) {
+    if (varying) a[0] += 0x9e3779b9u;
 #pragma unroll
     for (int k = 0; k < kChains; ++k) {
       asm volatile(
@@ -73,6 +80,8 @@ void measure(const char* name, K kernel, double k_depth) {
 }
 
 int main() {
-  measure("b1_xor_popc_m16n8k256", b1_xor, 256);
-  measure("s8_m16n8k32", s8, 32);
+  measure("b1_xor_popc_m16n8k256 constant operands", b1_xor<false>, 256);
+  measure("b1_xor_popc_m16n8k256 varying operands", b1_xor<true>, 256);
+  measure("s8_m16n8k32 constant operands", s8<false>, 32);
+  measure("s8_m16n8k32 varying operands", s8<true>, 32);
 }

@@ -672,7 +672,7 @@ bool binary_mma_takes(const BinaryConvolutionOp& op, int device, std::string* wh
   if (op.beta_scaling) return refuse("beta scaling");
   if (op.groups != 1) return refuse("groups");
   if (op.weights->trained) return refuse("trained weights (packed from the shadow weights)");
-  if (op.kernel_height * op.kernel_width > 64) return refuse("more than 64 taps");
+  if (op.kernel_height * op.kernel_width > 32) return refuse("more than 32 taps");
   const ImageShape& in = op.src_shapes[0];
   const std::size_t words = in.elements() / in.channels * mma_words(in.channels);
   const std::size_t limit = std::size_t(1) << 31;

@@ -12,6 +12,8 @@
 #include "backends/cuda/kernels/binary_convolution.hpp"
 #include "backends/cuda/kernels/device_math.cuh"
 
+#include <type_traits>
+
 namespace cnngraph::detail::cuda {
 
 namespace {
@@ -22,11 +24,13 @@ constexpr int kStageWords = 2 * kStepWords;  // two steps per shared-memory stag
 // A row's stride in shared memory: 20 words puts the eight rows a fragment load reads on
 // distinct banks.
 constexpr int kRowStride = kStageWords + 4;
+constexpr int kMaxTaps = 32;  // binary_mma_takes: at most 32 taps
 
-__device__ __forceinline__ void mma_b1(int (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2],
-                                       bool xnor) {
+template <bool kXnor>
+__device__ __forceinline__ void mma_b1(int (&c)[4], const unsigned (&a)[4],
+                                       const unsigned (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if (xnor) {
+  if constexpr (kXnor) {
     asm volatile(
         "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, "
         "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -44,92 +48,146 @@ __device__ __forceinline__ void mma_b1(int (&c)[4], const unsigned (&a)[4], cons
 #endif
 }
 
-// The source window of one result pixel, for loading its words.
-struct Window {
-  int image = 0, y0 = 0, x0 = 0;
-  bool valid = false;
-};
-
-__device__ __forceinline__ Window window_of(const BinaryMmaProblem& p, int m) {
-  Window w;
-  if (m >= p.N * p.P * p.Q) return w;
-  const int q = m % p.Q, np = m / p.Q;
-  w.image = np / p.P;
-  w.y0 = (np % p.P) * p.stride_y - p.pad_y;
-  w.x0 = q * p.stride_x - p.pad_x;
-  w.valid = true;
-  return w;
+// Two neighbouring results in one store.
+template <typename T>
+__device__ __forceinline__ void store_pair(T* at, float a, float b) {
+  struct alignas(2 * sizeof(T)) Pair {
+    T v[2];
+  };
+  *reinterpret_cast<Pair*>(at) = Pair{{from_float<T>(a), from_float<T>(b)}};
 }
 
-// Word `kw` of a pixel's row of the product: tap kw / words, that tap's word kw % words;
-// zero past the last tap or where the tap falls in the padding.
-__device__ __forceinline__ unsigned source_word(const BinaryMmaProblem& p, const Window& w,
-                                                int kw) {
-  if (!w.valid) return 0u;
-  const int tap = kw / p.words;
-  if (tap >= p.R * p.S) return 0u;
-  const int iy = w.y0 + (tap / p.S) * p.dilation_y;
-  const int ix = w.x0 + (tap % p.S) * p.dilation_x;
-  if (iy < 0 || iy >= p.H || ix < 0 || ix >= p.W) return 0u;
-  return p.src[((w.image * p.H + iy) * p.W + ix) * p.words + (kw - tap * p.words)];
-}
+// A result pixel (n, p, q) of row m of the product, moved forward by whole rows without
+// divisions.
+struct Pixel {
+  int m = 0, n = 0, p = 0, q = 0;
 
-// The taps of pixel m's window that fall in the padding, as bits, and how many are inside.
-__device__ __forceinline__ unsigned long long padded_taps(const BinaryMmaProblem& p, int m,
-                                                          int& inside) {
-  const Window w = window_of(p, m);
-  unsigned long long padded = 0;
-  inside = 0;
-  for (int r = 0; r < p.R; ++r) {
-    const int iy = w.y0 + r * p.dilation_y;
-    for (int s = 0; s < p.S; ++s) {
-      const int ix = w.x0 + s * p.dilation_x;
-      if (iy < 0 || iy >= p.H || ix < 0 || ix >= p.W) {
-        padded |= 1ull << (r * p.S + s);
-      } else {
-        ++inside;
+  __device__ __forceinline__ Pixel(const BinaryMmaProblem& g, int row) : m(row) {
+    q = row % g.Q;
+    const int np = row / g.Q;
+    p = np % g.P;
+    n = np / g.P;
+  }
+  __device__ __forceinline__ void advance(const BinaryMmaProblem& g, int rows) {
+    m += rows;
+    for (q += rows; q >= g.Q; q -= g.Q) {
+      if (++p == g.P) {
+        p = 0;
+        ++n;
       }
     }
   }
-  return padded;
+  __device__ __forceinline__ bool valid(const BinaryMmaProblem& g) const { return n < g.N; }
+  __device__ __forceinline__ int y0(const BinaryMmaProblem& g) const {
+    return p * g.stride_y - g.pad_y;
+  }
+  __device__ __forceinline__ int x0(const BinaryMmaProblem& g) const {
+    return q * g.stride_x - g.pad_x;
+  }
+};
+
+// A place in a pixel's row of the product: words `word`, `word` + 1 of tap (r, s), whose
+// source pixel is (iy, ix). Pixels have an even number of words, so a pair never straddles
+// two taps; the cursor moves a pair at a time, without divisions.
+struct Cursor {
+  const unsigned* image = nullptr;  // the pixel's source image, null past the last pixel
+  int word = 0, r = 0, s = 0, iy = 0, ix = 0, x0 = 0;
+
+  __device__ __forceinline__ void next(const BinaryMmaProblem& g) {
+    if ((word += 2) < g.words) return;
+    word = 0;
+    ix += g.dilation_x;
+    if (++s < g.S) return;
+    s = 0;
+    ix = x0;
+    ++r;
+    iy += g.dilation_y;
+  }
+  // Zero past the last tap or where the tap falls in the padding.
+  __device__ __forceinline__ uint2 load(const BinaryMmaProblem& g) const {
+    if (!image || r >= g.R || iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return uint2{0u, 0u};
+    return *reinterpret_cast<const uint2*>(image + (iy * g.W + ix) * g.words + word);
+  }
+};
+
+// The taps of a pixel's window that fall in the padding, as bits, and how many are inside.
+__device__ __forceinline__ unsigned padded_taps(const BinaryMmaProblem& g, const Pixel& at,
+                                                int& inside) {
+  const int y0 = at.y0(g), x0 = at.x0(g);
+  unsigned columns = 0;  // bit s: column s of the window is inside
+  for (int s = 0; s < g.S; ++s) {
+    const int ix = x0 + s * g.dilation_x;
+    if (ix >= 0 && ix < g.W) columns |= 1u << s;
+  }
+  unsigned inside_taps = 0;
+  for (int r = 0; r < g.R; ++r) {
+    const int iy = y0 + r * g.dilation_y;
+    if (iy >= 0 && iy < g.H) inside_taps |= columns << (r * g.S);
+  }
+  inside = __popc(inside_taps);
+  const int taps = g.R * g.S;
+  return ~inside_taps & (taps == 32 ? 0xffffffffu : (1u << taps) - 1u);
 }
 
-template <typename T, bool kPackedResult>
-__global__ void __launch_bounds__(kThreads) binary_mma_kernel(BinaryMmaProblem p) {
-  __shared__ unsigned source_tile[2][kBlockPixels * kRowStride];
-  __shared__ unsigned weight_tile[2][kBlockOutputs * kRowStride];
+template <typename T, bool kXnor, bool kPackedResult>
+__global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProblem g) {
+  __shared__ uint4 source_tile[2][kBlockPixels * kRowStride / 4];
+  __shared__ uint4 weight_tile[2][kBlockOutputs * kRowStride / 4];
+  __shared__ int tap_ones[kBlockOutputs * kMaxTaps];  // the block's outputs' (xnor)
   const int m0 = blockIdx.x * kBlockPixels, o0 = blockIdx.y * kBlockOutputs;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = lane / 4, member = lane % 4;  // the fragment layouts' groupID, threadID
   const int warp_m = (warp / 2) * 32, warp_o = (warp % 2) * 32;
+  const int taps = g.R * g.S;
+  if constexpr (kXnor) {
+    for (int i = threadIdx.x; i < kBlockOutputs * taps; i += kThreads) {
+      const int o = o0 + i / taps;
+      tap_ones[i] = o < g.K ? g.tap_ones[o0 * taps + i] : 0;
+    }
+  }
 
   // Each thread loads half of one row of each tile per stage: row threadIdx / 2, words
-  // (threadIdx % 2) * 8 .. + 8.
+  // (threadIdx % 2) * 8 .. + 8; then the cursor moves on by the other half's 8.
   const int load_row = threadIdx.x / 2, load_word = (threadIdx.x % 2) * kStepWords;
-  const Window window = window_of(p, m0 + load_row);
+  Cursor cursor;
+  {
+    const Pixel at(g, m0 + load_row);
+    if (at.valid(g)) cursor.image = g.src + static_cast<std::size_t>(at.n) * g.H * g.W * g.words;
+    cursor.iy = at.y0(g);
+    cursor.ix = cursor.x0 = at.x0(g);
+    for (int k = 0; k < load_word; k += 2) cursor.next(g);
+  }
   const int load_output = o0 + load_row;
-  const unsigned* weight_row =
-      load_output < p.K ? p.weights + static_cast<std::size_t>(load_output) * p.k_words : nullptr;
-  unsigned source_next[kStepWords], weight_next[kStepWords];
+  const uint4* weight_row = load_output < g.K
+                                ? reinterpret_cast<const uint4*>(
+                                      g.weights + static_cast<std::size_t>(load_output) * g.k_words)
+                                : nullptr;
+  uint2 source_next[kStepWords / 2];
+  uint4 weight_next[2];
   const auto load_stage = [&](int stage) {
-    const int first = stage * kStageWords + load_word;
+    const int first = stage * kStageWords + load_word;  // a multiple of 8
 #pragma unroll
-    for (int k = 0; k < kStepWords; ++k) {
-      const int kw = first + k;
-      source_next[k] = kw < p.k_words ? source_word(p, window, kw) : 0u;
-      weight_next[k] = weight_row && kw < p.k_words ? weight_row[kw] : 0u;
+    for (int k = 0; k < kStepWords / 2; ++k) {
+      source_next[k] = cursor.load(g);
+      cursor.next(g);
     }
+#pragma unroll
+    for (int k = 0; k < kStepWords / 2; ++k) cursor.next(g);
+    const bool inside = weight_row && first < g.k_words;
+    weight_next[0] = inside ? weight_row[first / 4] : uint4{0u, 0u, 0u, 0u};
+    weight_next[1] = inside ? weight_row[first / 4 + 1] : uint4{0u, 0u, 0u, 0u};
   };
   const auto store_stage = [&](int buffer) {
-#pragma unroll
-    for (int k = 0; k < kStepWords; ++k) {
-      source_tile[buffer][load_row * kRowStride + load_word + k] = source_next[k];
-      weight_tile[buffer][load_row * kRowStride + load_word + k] = weight_next[k];
-    }
+    uint4* source = &source_tile[buffer][(load_row * kRowStride + load_word) / 4];
+    source[0] = uint4{source_next[0].x, source_next[0].y, source_next[1].x, source_next[1].y};
+    source[1] = uint4{source_next[2].x, source_next[2].y, source_next[3].x, source_next[3].y};
+    uint4* weight = &weight_tile[buffer][(load_row * kRowStride + load_word) / 4];
+    weight[0] = weight_next[0];
+    weight[1] = weight_next[1];
   };
 
   int acc[2][4][4] = {};
-  const int steps = p.k_words / kStepWords;
+  const int steps = g.k_words / kStepWords;
   const int stages = (steps + 1) / 2;
   load_stage(0);
   store_stage(0);
@@ -137,12 +195,14 @@ __global__ void __launch_bounds__(kThreads) binary_mma_kernel(BinaryMmaProblem p
   for (int stage = 0; stage < stages; ++stage) {
     const int buffer = stage % 2;
     if (stage + 1 < stages) load_stage(stage + 1);
+    const unsigned* sources = reinterpret_cast<const unsigned*>(source_tile[buffer]);
+    const unsigned* weights = reinterpret_cast<const unsigned*>(weight_tile[buffer]);
     for (int step = 0; step < 2 && stage * 2 + step < steps; ++step) {
       const int word = step * kStepWords + member;
       unsigned a[2][4], b[4][2];
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
-        const unsigned* row = &source_tile[buffer][(warp_m + mt * 16 + group) * kRowStride];
+        const unsigned* row = &sources[(warp_m + mt * 16 + group) * kRowStride];
         a[mt][0] = row[word];
         a[mt][1] = row[8 * kRowStride + word];
         a[mt][2] = row[word + 4];
@@ -150,14 +210,14 @@ __global__ void __launch_bounds__(kThreads) binary_mma_kernel(BinaryMmaProblem p
       }
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
-        const unsigned* column = &weight_tile[buffer][(warp_o + nt * 8 + group) * kRowStride];
+        const unsigned* column = &weights[(warp_o + nt * 8 + group) * kRowStride];
         b[nt][0] = column[word];
         b[nt][1] = column[word + 4];
       }
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_b1(acc[mt][nt], a[mt], b[nt], p.xnor);
+        for (int nt = 0; nt < 4; ++nt) mma_b1<kXnor>(acc[mt][nt], a[mt], b[nt]);
     }
     if (stage + 1 < stages) {
       store_stage(1 - buffer);  // last read before the previous barrier
@@ -166,42 +226,60 @@ __global__ void __launch_bounds__(kThreads) binary_mma_kernel(BinaryMmaProblem p
   }
 
   // Epilogue: rows warp_m + mt * 16 + group (+ 8 for the accumulators' second half),
-  // output channels warp_o + nt * 8 + 2 member (+ 1).
-  const int M = p.N * p.P * p.Q;
+  // output channels warp_o + nt * 8 + 2 member (+ 1): this thread's eight channels' terms
+  // are loaded once.
+  float bias[4][2], scale[4][2], shift[4][2];
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int o = min(o0 + warp_o + nt * 8 + 2 * member + j, g.K - 1);
+      bias[nt][j] = g.bias[o];
+      scale[nt][j] = g.output_scale ? g.output_scale[o] : 1.0f;
+      shift[nt][j] = g.output_bias ? g.output_bias[o] : 0.0f;
+    }
+  Pixel at(g, m0 + warp_m + group);
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int m = m0 + warp_m + mt * 16 + group + half * 8;
-      int inside = 0;
-      const unsigned long long padded = m < M ? padded_taps(p, m, inside) : 0ull;
+      if (mt + half > 0) at.advance(g, 8);
+      const bool row_valid = at.valid(g);
+      int inside = taps;
+      const unsigned padded = kXnor && row_valid ? padded_taps(g, at, inside) : 0u;
       unsigned bits = 0;
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
+        float ys[2] = {};
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
           const int o = o0 + warp_o + nt * 8 + 2 * member + j;
-          if (m >= M || o >= p.K) continue;
           int count = acc[mt][nt][half * 2 + j];
           float sum;
-          if (p.xnor) {
-            for (unsigned long long rest = padded; rest; rest &= rest - 1)
-              count -= p.tap_ones[o * p.R * p.S + __ffsll(static_cast<long long>(rest)) - 1];
-            sum = float(inside * p.C - 2 * count);  // +1 per match, -1 per mismatch
+          if constexpr (kXnor) {
+            const int* ones = &tap_ones[(o - o0) * taps];
+            for (unsigned rest = padded; rest; rest &= rest - 1) count -= ones[__ffs(rest) - 1];
+            sum = float(inside * g.C - 2 * count);  // +1 per match, -1 per mismatch
           } else {
             sum = float(count);
           }
-          float y =
-              (p.scale_value * sum + p.bias[o]) * (p.output_scale ? p.output_scale[o] : 1.0f) +
-              (p.output_bias ? p.output_bias[o] : 0.0f);
+          ys[j] = (g.scale_value * sum + bias[nt][j]) * scale[nt][j] + shift[nt][j];
           if constexpr (kPackedResult) {
+            if (!row_valid || o >= g.K) continue;
             // The value the consumer would have read from an image of T.
-            y = to_float(from_float<T>(y));
-            const float v = (y + (p.next_input_bias ? p.next_input_bias[o] : 0.0f)) *
-                            (p.next_input_scale ? p.next_input_scale[o] : 1.0f);
-            if (p.next_strict ? v > 0.0f : v >= 0.0f) bits |= 1u << (nt * 8 + 2 * member + j);
-          } else {
-            static_cast<T*>(p.dst)[static_cast<std::size_t>(m) * p.K + o] = from_float<T>(y);
+            const float y = to_float(from_float<T>(ys[j]));
+            const float v = (y + (g.next_input_bias ? g.next_input_bias[o] : 0.0f)) *
+                            (g.next_input_scale ? g.next_input_scale[o] : 1.0f);
+            if (g.next_strict ? v > 0.0f : v >= 0.0f) bits |= 1u << (nt * 8 + 2 * member + j);
+          }
+        }
+        if constexpr (!kPackedResult) {
+          const int o = o0 + warp_o + nt * 8 + 2 * member;
+          T* out = static_cast<T*>(g.dst) + static_cast<std::size_t>(at.m) * g.K + o;
+          if (row_valid && o + 1 < g.K && g.K % 2 == 0) {
+            store_pair(out, ys[0], ys[1]);  // aligned: m * K + o is even
+          } else if (row_valid) {
+            for (int j = 0; j < 2 && o + j < g.K; ++j) out[j] = from_float<T>(ys[j]);
           }
         }
       }
@@ -209,9 +287,9 @@ __global__ void __launch_bounds__(kThreads) binary_mma_kernel(BinaryMmaProblem p
         // The word of 32 output channels is spread over the four threads of the group.
         bits |= __shfl_xor_sync(0xffffffffu, bits, 1);
         bits |= __shfl_xor_sync(0xffffffffu, bits, 2);
-        if (member == 0 && m < M)
+        if (member == 0 && row_valid)
           static_cast<unsigned*>(
-              p.dst)[static_cast<std::size_t>(m) * p.result_words + (o0 + warp_o) / 32] = bits;
+              g.dst)[static_cast<std::size_t>(at.m) * g.result_words + (o0 + warp_o) / 32] = bits;
       }
     }
   }
@@ -226,10 +304,16 @@ void binary_convolution_mma(DataType storage, const BinaryMmaProblem& problem,
                   static_cast<unsigned>((problem.K + kBlockOutputs - 1) / kBlockOutputs));
   dispatch(storage, [&](auto tag) {
     using T = decltype(tag);
-    if (problem.packed_result) {
-      binary_mma_kernel<T, true><<<grid, kThreads, 0, stream>>>(problem);
+    const auto launch = [&](auto xnor, auto packed) {
+      binary_mma_kernel<T, decltype(xnor)::value, decltype(packed)::value>
+          <<<grid, kThreads, 0, stream>>>(problem);
+    };
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (problem.xnor) {
+      problem.packed_result ? launch(Yes{}, Yes{}) : launch(Yes{}, No{});
     } else {
-      binary_mma_kernel<T, false><<<grid, kThreads, 0, stream>>>(problem);
+      problem.packed_result ? launch(No{}, Yes{}) : launch(No{}, No{});
     }
   });
 }
