@@ -92,6 +92,39 @@ __global__ void pack_kernel(BinaryGeometry g, BinaryWeights w, const T* src, uns
   }
 }
 
+// The tensor-core kernel's packing (no beta scaling, one group): one thread per 32-bit word
+// of a pixel, [pixel][g.words], its 32 channels read in 16-byte vectors where the pixels'
+// rows are whole vectors (kVector). Sizes fit 32-bit index math (binary_mma_takes).
+template <typename T, bool kVector>
+__global__ void pack_words_kernel(BinaryGeometry g, BinaryWeights w, const T* src, unsigned* bits) {
+  constexpr int V = 16 / sizeof(T);
+  const unsigned count = unsigned(g.N) * g.H * g.W * g.words;
+  for (unsigned e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const unsigned pixel = e / g.words;
+    const int first = int(e - pixel * g.words) * 32;
+    unsigned value = 0;
+    if (kVector && first + 32 <= g.C) {
+      const auto* vectors =
+          reinterpret_cast<const Pack<T, V>*>(src + std::size_t(pixel) * g.C + first);
+#pragma unroll
+      for (int k = 0; k < 32 / V; ++k) {
+        const Pack<T, V> x = vectors[k];
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+          const int c = first + k * V + i;
+          const float v =
+              (to_float(x.v[i]) + term(w.input_bias, c, 0.0f)) * term(w.input_scale, c, 1.0f);
+          value |= unsigned(sign_bit(g, v)) << (k * V + i);
+        }
+      }
+    } else {
+      for (int b = 0; b < 32 && first + b < g.C; ++b)
+        value |= unsigned(sign_bit(g, scaled_input(g, w, src, pixel, first + b))) << b;
+    }
+    bits[e] = value;
+  }
+}
+
 // The weight bits of output channel o, tap t, word k: [t][k][o], so that a thread's run of
 // output channels reads neighbouring words.
 __device__ __forceinline__ unsigned weight_word(const BinaryGeometry& g, const BinaryWeights& w,
@@ -552,17 +585,18 @@ class CudaBinaryConvolutionMma : public Kernel {
     } else {
       auto* bits = reinterpret_cast<unsigned*>(packed_.get());
       const ImageShape& in = op_.src_shapes[0];
+      const std::size_t words = in.elements() / p.C * p.words;
       dispatch(context_.storage, [&](auto tag) {
         using T = decltype(tag);
         const T* src = reinterpret_cast<const T*>(args.srcs[0]);
-        if (p.C % 64 == 0) {  // whole words with nothing after them: one warp a word
-          pack_ballot_kernel<T, unsigned>
-              <<<blocks_for(in.elements(), 256), 256, 0, context_.stream>>>(geometry_, terms_, src,
-                                                                            bits, nullptr);
+        const bool vectors =
+            (p.C * sizeof(T)) % 16 == 0 && reinterpret_cast<std::uintptr_t>(src) % 16 == 0;
+        if (vectors) {
+          pack_words_kernel<T, true>
+              <<<blocks_for(words, 256), 256, 0, context_.stream>>>(geometry_, terms_, src, bits);
         } else {
-          const std::size_t words = in.elements() / p.C * p.words;
-          pack_kernel<T, unsigned><<<blocks_for(words, 256), 256, 0, context_.stream>>>(
-              geometry_, terms_, src, bits, nullptr);
+          pack_words_kernel<T, false>
+              <<<blocks_for(words, 256), 256, 0, context_.stream>>>(geometry_, terms_, src, bits);
         }
       });
       p.src = bits;
