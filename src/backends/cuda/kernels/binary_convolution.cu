@@ -727,7 +727,13 @@ std::unique_ptr<Kernel> make_binary_convolution(const Op& base, const GraphOptio
   const auto& op = static_cast<const BinaryConvolutionOp&>(base);
   auto popcount = [&] { return std::make_unique<CudaBinaryConvolution>(op, context); };
   std::string why;
-  if (!binary_mma_takes(op, context.device, &why)) return popcount();
+  if (!binary_mma_takes(op, context.device, &why)) {
+    if (options.verbose) {
+      std::fprintf(stderr, "cnngraph: cuda: %s: binary popc (the tensor cores do not take %s)\n",
+                   op.name.c_str(), why.c_str());
+    }
+    return popcount();
+  }
   auto mma = std::make_unique<CudaBinaryConvolutionMma>(op, context);
   const char* forced = knobs::read(knobs::cuda_binary);
   if (op.packed_source || op.packed_result || forced || !options.autotune) return mma;
