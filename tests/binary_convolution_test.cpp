@@ -26,14 +26,6 @@ std::string describe_case(const BinaryCase& c, BinaryConvolutionType type, bool 
          std::to_string(static_cast<int>(type)) + (beta ? " beta" : "") + (terms ? " terms" : "");
 }
 
-// Integer-valued inputs in [-3, 3] (zeros included: the sign rules at 0 matter).
-Image integer_image(ImageShape shape, std::mt19937& rng) {
-  std::uniform_int_distribution<int> level(-3, 3);
-  std::vector<float> values(shape.elements());
-  for (float& v : values) v = static_cast<float>(level(rng));
-  return Image::from_floats(shape, values);
-}
-
 std::shared_ptr<BinaryConvolutionNode> binary_node(std::shared_ptr<ImageNode> x,
                                                    std::shared_ptr<ConvolutionDataSource> weights,
                                                    const BinaryCase& c, BinaryConvolutionType type,

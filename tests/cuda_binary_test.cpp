@@ -12,14 +12,6 @@ using namespace cnngraph::testing;
 
 namespace {
 
-// Integer-valued images in [-3, 3]: zeros included, since the sign rules at 0 matter.
-Image integer_image(ImageShape shape, std::mt19937& rng) {
-  std::uniform_int_distribution<int> level(-3, 3);
-  std::vector<float> values(shape.elements());
-  for (float& v : values) v = static_cast<float>(level(rng));
-  return Image::from_floats(shape, values);
-}
-
 int pick(std::mt19937& rng, std::initializer_list<int> values) {
   std::uniform_int_distribution<std::size_t> at(0, values.size() - 1);
   return *(values.begin() + at(rng));

@@ -18,6 +18,13 @@ Image random_image(ImageShape shape, std::mt19937& rng) {
   return Image::from_floats(shape, random_floats(shape.elements(), rng));
 }
 
+Image integer_image(ImageShape shape, std::mt19937& rng) {
+  std::uniform_int_distribution<int> level(-3, 3);
+  std::vector<float> values(shape.elements());
+  for (float& v : values) v = static_cast<float>(level(rng));
+  return Image::from_floats(shape, values);
+}
+
 std::shared_ptr<ArrayDataSource> random_source(const ConvolutionDescriptor& d, std::mt19937& rng,
                                                bool with_bias, const std::string& label) {
   const std::size_t count = static_cast<std::size_t>(d.output_feature_channels) * d.kernel_height *

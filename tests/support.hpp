@@ -14,6 +14,8 @@ namespace cnngraph::testing {
 std::vector<float> random_floats(std::size_t count, std::mt19937& rng, float lo = -1.0f,
                                  float hi = 1.0f);
 Image random_image(ImageShape shape, std::mt19937& rng);
+// Integer values in [-3, 3], zeros included (the binary convolutions' sign rules at 0).
+Image integer_image(ImageShape shape, std::mt19937& rng);
 
 std::shared_ptr<ArrayDataSource> random_source(const ConvolutionDescriptor& d, std::mt19937& rng,
                                                bool with_bias = true,
