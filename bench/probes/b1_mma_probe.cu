@@ -13,64 +13,45 @@
 constexpr int kChains = 4;
 constexpr int kIterations = 4096;
 
-template <bool varying>
-__global__ void b1_xor(int* out) {
-  unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
-  unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
-  int c[kChains][4] = {};
-  for (int i = 0; i < kIterations; ++i) {
-    if (varying) a[0] += 0x9e3779b9u;
-#pragma unroll
-    for (int k = 0; k < kChains; ++k) {
-      asm volatile(
-          "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, "
-          "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-          : "+r"(c[k][0]), "+r"(c[k][1]), "+r"(c[k][2]), "+r"(c[k][3])
-          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
+// The three mmas timed, each on 4 registers of A, 2 of B and 4 accumulators.
+struct XorPopc {
+  static __device__ void mma(int (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   }
-  int sum = 0;
-  for (int k = 0; k < kChains; ++k) sum += c[k][0] + c[k][1] + c[k][2] + c[k][3];
-  out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
-}
-
+};
 // The and form: on sm_90 the xor form above is not one instruction (see docs/cuda.md).
-template <bool varying>
-__global__ void b1_and(int* out) {
-  unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
-  unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
-  int c[kChains][4] = {};
-  for (int i = 0; i < kIterations; ++i) {
-    if (varying) a[0] += 0x9e3779b9u;
-#pragma unroll
-    for (int k = 0; k < kChains; ++k) {
-      asm volatile(
-          "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, "
-          "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-          : "+r"(c[k][0]), "+r"(c[k][1]), "+r"(c[k][2]), "+r"(c[k][3])
-          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
+struct AndPopc {
+  static __device__ void mma(int (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   }
-  int sum = 0;
-  for (int k = 0; k < kChains; ++k) sum += c[k][0] + c[k][1] + c[k][2] + c[k][3];
-  out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
-}
+};
+struct Int8 {
+  static __device__ void mma(int (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+};
 
-template <bool varying>
-__global__ void s8(int* out) {
+template <typename Mma, bool varying>
+__global__ void chains(int* out) {
   unsigned a[4] = {threadIdx.x, threadIdx.x * 3u, threadIdx.x * 5u, threadIdx.x * 7u};
-  unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
+  const unsigned b[2] = {threadIdx.x * 11u, threadIdx.x * 13u};
   int c[kChains][4] = {};
   for (int i = 0; i < kIterations; ++i) {
     if (varying) a[0] += 0x9e3779b9u;
 #pragma unroll
-    for (int k = 0; k < kChains; ++k) {
-      asm volatile(
-          "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, "
-          "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-          : "+r"(c[k][0]), "+r"(c[k][1]), "+r"(c[k][2]), "+r"(c[k][3])
-          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
+    for (int k = 0; k < kChains; ++k) Mma::mma(c[k], a, b);
   }
   int sum = 0;
   for (int k = 0; k < kChains; ++k) sum += c[k][0] + c[k][1] + c[k][2] + c[k][3];
@@ -102,9 +83,9 @@ void measure(const char* name, K kernel, double k_depth) {
 }
 
 int main() {
-  measure("b1_xor_popc_m16n8k256 constant operands", b1_xor<false>, 256);
-  measure("b1_xor_popc_m16n8k256 varying operands", b1_xor<true>, 256);
-  measure("b1_and_popc_m16n8k256 varying operands", b1_and<true>, 256);
-  measure("s8_m16n8k32 constant operands", s8<false>, 32);
-  measure("s8_m16n8k32 varying operands", s8<true>, 32);
+  measure("b1_xor_popc_m16n8k256 constant operands", chains<XorPopc, false>, 256);
+  measure("b1_xor_popc_m16n8k256 varying operands", chains<XorPopc, true>, 256);
+  measure("b1_and_popc_m16n8k256 varying operands", chains<AndPopc, true>, 256);
+  measure("s8_m16n8k32 constant operands", chains<Int8, false>, 32);
+  measure("s8_m16n8k32 varying operands", chains<Int8, true>, 32);
 }
