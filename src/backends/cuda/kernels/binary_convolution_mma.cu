@@ -1,14 +1,15 @@
 // Binary convolution on the 1-bit tensor cores: an implicit matrix product of the packed
 // source windows (rows: result pixels, columns: the bits of every tap's channel words) with
-// the packed weights, by `mma.sync.m16n8k256.b1` with xor.popc (xnor) or and.popc (and).
-// A block computes 64 result pixels x 64 output channels with four warps of 32 x 32; the
-// source and weight words of two 256-bit steps at a time go through shared memory, the next
-// two loaded into registers while the tensor cores work on the current ones.
-// A padded tap reads zero words. For and that adds nothing; for xnor the xor with zero
-// counts the weight's own ones, which the epilogue takes back per tap (`tap_ones`), so
-// padding contributes nothing, as on every backend. The epilogue writes the result as images
-// or, for a consumer that binarizes it, as sign bits (BitPacking in ops/op.hpp) straight
-// from the accumulators.
+// the packed weights, by `mma.sync.m16n8k256.b1` with and.popc. A block computes 64 result
+// pixels x 64 output channels with four warps of 32 x 32; the source and weight words of
+// two 256-bit steps at a time go through shared memory, the next two loaded into registers
+// while the tensor cores work on the current ones.
+// and counts popc(x & w) directly. xnor counts mismatches as popc(x) + popc(w) -
+// 2 popc(x & w): the source's ones per window are summed while loading, the weights' ones
+// per tap are known. A padded tap reads zero words, and its weight ones are left out, so
+// padding contributes nothing, as on every backend. The epilogue writes the result as
+// images or, for a consumer that binarizes it, as sign bits (BitPacking in ops/op.hpp)
+// straight from the accumulators.
 #include "backends/cuda/kernels/binary_convolution.hpp"
 #include "backends/cuda/kernels/device_math.cuh"
 
@@ -26,23 +27,17 @@ constexpr int kStageWords = 2 * kStepWords;  // two steps per shared-memory stag
 constexpr int kRowStride = kStageWords + 4;
 constexpr int kMaxTaps = 32;  // binary_mma_takes: at most 32 taps
 
-template <bool kXnor>
-__device__ __forceinline__ void mma_b1(int (&c)[4], const unsigned (&a)[4],
-                                       const unsigned (&b)[2]) {
+// c += popc(a & b) over 256 bits, for a 16 x 8 tile. Only the and form: Hopper's SASS has
+// no xor form of BMMA, and ptxas lowers `.xor.popc` to a called routine of two and-products
+// and a dozen more instructions, which made the whole kernel issue-bound.
+__device__ __forceinline__ void mma_and_popc(int (&c)[4], const unsigned (&a)[4],
+                                             const unsigned (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (kXnor) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, "
-        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, "
-        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
+  asm volatile(
+      "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, "
+      "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
   __trap();  // binary_mma_takes refuses devices before compute capability 8.0
 #endif
@@ -133,7 +128,9 @@ template <typename T, bool kXnor, bool kPackedResult>
 __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProblem g) {
   __shared__ uint4 source_tile[2][kBlockPixels * kRowStride / 4];
   __shared__ uint4 weight_tile[2][kBlockOutputs * kRowStride / 4];
-  __shared__ int tap_ones[kBlockOutputs * kMaxTaps];  // the block's outputs' (xnor)
+  // xnor: the block's outputs' weight ones per tap, and its pixels' source ones per window.
+  __shared__ int tap_ones[kBlockOutputs * kMaxTaps];
+  __shared__ int row_ones[kBlockPixels];
   const int m0 = blockIdx.x * kBlockPixels, o0 = blockIdx.y * kBlockOutputs;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = lane / 4, member = lane % 4;  // the fragment layouts' groupID, threadID
@@ -144,7 +141,9 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
       const int o = o0 + i / taps;
       tap_ones[i] = o < g.K ? g.tap_ones[o0 * taps + i] : 0;
     }
+    if (threadIdx.x < kBlockPixels) row_ones[threadIdx.x] = 0;  // added to after a barrier
   }
+  int source_ones = 0;  // of the words this thread loads (xnor)
 
   // Each thread loads half of one row of each tile per stage: row threadIdx / 2, words
   // (threadIdx % 2) * 8 .. + 8; then the cursor moves on by the other half's 8.
@@ -169,6 +168,7 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
 #pragma unroll
     for (int k = 0; k < kStepWords / 2; ++k) {
       source_next[k] = cursor.load(g);
+      if constexpr (kXnor) source_ones += __popc(source_next[k].x) + __popc(source_next[k].y);
       cursor.next(g);
     }
 #pragma unroll
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_b1<kXnor>(acc[mt][nt], a[mt], b[nt]);
+        for (int nt = 0; nt < 4; ++nt) mma_and_popc(acc[mt][nt], a[mt], b[nt]);
     }
     if (stage + 1 < stages) {
       store_stage(1 - buffer);  // last read before the previous barrier
@@ -225,10 +225,24 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
     }
   }
 
+  if constexpr (kXnor) {
+    atomicAdd(&row_ones[load_row], source_ones);
+    __syncthreads();
+  }
+
   // Epilogue: rows warp_m + mt * 16 + group (+ 8 for the accumulators' second half),
   // output channels warp_o + nt * 8 + 2 member (+ 1): this thread's eight channels' terms
   // are loaded once.
   float bias[4][2], scale[4][2], shift[4][2];
+  int weight_ones[4][2] = {};  // xnor: over every tap
+  if constexpr (kXnor) {
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        for (int t = 0; t < taps; ++t)
+          weight_ones[nt][j] += tap_ones[(warp_o + nt * 8 + 2 * member + j) * taps + t];
+  }
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
@@ -257,9 +271,14 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
           int count = acc[mt][nt][half * 2 + j];
           float sum;
           if constexpr (kXnor) {
+            // Mismatches over the window: popc(x ^ w) = popc(x) + popc(w) - 2 popc(x & w),
+            // with the weights' ones of padded taps (whose source words are 0) taken out.
             const int* ones = &tap_ones[(o - o0) * taps];
-            for (unsigned rest = padded; rest; rest &= rest - 1) count -= ones[__ffs(rest) - 1];
-            sum = float(inside * g.C - 2 * count);  // +1 per match, -1 per mismatch
+            int inside_ones = weight_ones[nt][j];
+            for (unsigned rest = padded; rest; rest &= rest - 1)
+              inside_ones -= ones[__ffs(rest) - 1];
+            const int mismatches = row_ones[at.m - m0] + inside_ones - 2 * count;
+            sum = float(inside * g.C - 2 * mismatches);  // +1 per match, -1 per mismatch
           } else {
             sum = float(count);
           }
