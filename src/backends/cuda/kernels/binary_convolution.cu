@@ -560,6 +560,14 @@ class CudaBinaryConvolutionMma : public Kernel {
     p.weights = reinterpret_cast<const unsigned*>(keep_.back().get());
     keep_.push_back(context.upload(ones.data(), ones.size() * sizeof(int), op.name));
     p.tap_ones = reinterpret_cast<const int*>(keep_.back().get());
+    std::vector<int> channel_ones(K, 0);
+    for (std::size_t o = 0; o < K; ++o)
+      for (int t = 0; t < taps; ++t) channel_ones[o] += ones[o * taps + t];
+    keep_.push_back(context.upload(channel_ones.data(), K * sizeof(int), op.name));
+    p.weight_ones = reinterpret_cast<const int*>(keep_.back().get());
+    check(
+        cudaDeviceGetAttribute(&p.multiprocessors, cudaDevAttrMultiProcessorCount, context.device),
+        "cudaDeviceGetAttribute");
     p.bias = upload_floats(context, op.weights->bias, op.name, keep_);
     upload_terms(context, op, terms_, keep_);
     p.output_scale = terms_.output_scale;

@@ -30,6 +30,7 @@ struct BinaryMmaProblem {
   const unsigned* src = nullptr;      // [pixel][words]
   const unsigned* weights = nullptr;  // [output][k_words], tap-major like the source's rows
   const int* tap_ones = nullptr;      // [output][tap]: set bits of each tap's weight words
+  const int* weight_ones = nullptr;   // [output]: set bits over every tap
   const float* bias = nullptr;        // f32 per output channel
   const float* output_scale = nullptr;
   const float* output_bias = nullptr;
@@ -40,7 +41,8 @@ struct BinaryMmaProblem {
   const float* next_input_bias = nullptr;
   const float* next_input_scale = nullptr;
   int result_words = 0;
-  void* dst = nullptr;  // [pixel][K] of the storage type, or [pixel][result_words] bits
+  void* dst = nullptr;      // [pixel][K] of the storage type, or [pixel][result_words] bits
+  int multiprocessors = 1;  // the device's: the launch makes about one wave of blocks
 };
 
 void binary_convolution_mma(DataType storage, const BinaryMmaProblem& problem, cudaStream_t stream);

@@ -13,6 +13,7 @@
 #include "backends/cuda/kernels/binary_convolution.hpp"
 #include "backends/cuda/kernels/device_math.cuh"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace cnngraph::detail::cuda {
@@ -81,168 +82,78 @@ struct Pixel {
   }
 };
 
-// A place in a pixel's row of the product: words `word`, `word` + 1 of tap (r, s), whose
-// source pixel is (iy, ix). Pixels have an even number of words, so a pair never straddles
-// two taps; the cursor moves a pair at a time, without divisions.
-struct Cursor {
-  const unsigned* image = nullptr;  // the pixel's source image, null past the last pixel
-  int word = 0, r = 0, s = 0, iy = 0, ix = 0, x0 = 0;
-
-  __device__ __forceinline__ void next(const BinaryMmaProblem& g) {
-    if ((word += 2) < g.words) return;
-    word = 0;
-    ix += g.dilation_x;
-    if (++s < g.S) return;
-    s = 0;
-    ix = x0;
-    ++r;
-    iy += g.dilation_y;
-  }
-  // Zero past the last tap or where the tap falls in the padding.
-  __device__ __forceinline__ uint2 load(const BinaryMmaProblem& g) const {
-    if (!image || r >= g.R || iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return uint2{0u, 0u};
-    return *reinterpret_cast<const uint2*>(image + (iy * g.W + ix) * g.words + word);
-  }
-};
-
-// The taps of a pixel's window that fall in the padding, as bits, and how many are inside.
-__device__ __forceinline__ unsigned padded_taps(const BinaryMmaProblem& g, const Pixel& at,
-                                                int& inside) {
+// The taps of a pixel's window that fall inside the image, as bits.
+__device__ __forceinline__ unsigned inside_taps(const BinaryMmaProblem& g, const Pixel& at) {
   const int y0 = at.y0(g), x0 = at.x0(g);
   unsigned columns = 0;  // bit s: column s of the window is inside
   for (int s = 0; s < g.S; ++s) {
     const int ix = x0 + s * g.dilation_x;
     if (ix >= 0 && ix < g.W) columns |= 1u << s;
   }
-  unsigned inside_taps = 0;
+  unsigned inside = 0;
   for (int r = 0; r < g.R; ++r) {
     const int iy = y0 + r * g.dilation_y;
-    if (iy >= 0 && iy < g.H) inside_taps |= columns << (r * g.S);
+    if (iy >= 0 && iy < g.H) inside |= columns << (r * g.S);
   }
-  inside = __popc(inside_taps);
-  const int taps = g.R * g.S;
-  return ~inside_taps & (taps == 32 ? 0xffffffffu : (1u << taps) - 1u);
+  return inside;
 }
 
+// The source row of one result pixel as the loads walk it: word pairs `pair` of tap `tap`
+// (pixels have an even number of words, so a pair never straddles two taps), at the tap's
+// offset from the window's first pixel (`tap_offset`, in shared memory). Taps outside the
+// image (`inside`) and past the last read zero words.
+struct SourceRow {
+  const unsigned* image = nullptr;  // null past the last pixel
+  int window = 0;                   // the window's first pixel's first word; may be negative
+  unsigned inside = 0;
+  int tap = 0, pair = 0;
+
+  __device__ __forceinline__ uint2 load(const BinaryMmaProblem& g, const int* tap_offset) const {
+    if (!image || tap >= g.R * g.S || !((inside >> tap) & 1u)) return uint2{0u, 0u};
+    return *reinterpret_cast<const uint2*>(image + (window + tap_offset[tap] + 2 * pair));
+  }
+  __device__ __forceinline__ void next(int pairs_per_tap) {
+    if (++pair < pairs_per_tap) return;
+    pair = 0;
+    ++tap;
+  }
+};
+
+// A block computes 64 x 64 tiles of the product, one after another for the tiles
+// `blockIdx.x`, + `gridDim.x`, ... (the launch makes about one resident wave of blocks), so
+// that what depends only on the output channels (the weights' ones, the epilogue's channel
+// terms, the taps' offsets) is set up once a block and not once a tile: with a tile a block,
+// the set-up and the tile's dependent loads took most of a 64-channel layer's time.
 template <typename T, bool kXnor, bool kPackedResult>
 __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProblem g) {
   __shared__ uint4 source_tile[2][kBlockPixels * kRowStride / 4];
   __shared__ uint4 weight_tile[2][kBlockOutputs * kRowStride / 4];
   // xnor: the block's outputs' weight ones per tap, and its pixels' source ones per window.
-  __shared__ int tap_ones[kBlockOutputs * kMaxTaps];
+  __shared__ int tap_ones[kXnor ? kBlockOutputs * kMaxTaps : 1];
   __shared__ int row_ones[kBlockPixels];
-  const int m0 = blockIdx.x * kBlockPixels, o0 = blockIdx.y * kBlockOutputs;
+  __shared__ int tap_offset[kMaxTaps];  // words from the window's first pixel's
+  const int o0 = blockIdx.y * kBlockOutputs;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = lane / 4, member = lane % 4;  // the fragment layouts' groupID, threadID
   const int warp_m = (warp / 2) * 32, warp_o = (warp % 2) * 32;
-  const int taps = g.R * g.S;
+  const int taps = g.R * g.S, pairs_per_tap = g.words / 2;
+  const int M = g.N * g.P * g.Q, tiles = (M + kBlockPixels - 1) / kBlockPixels;
   if constexpr (kXnor) {
     for (int i = threadIdx.x; i < kBlockOutputs * taps; i += kThreads) {
       const int o = o0 + i / taps;
       tap_ones[i] = o < g.K ? g.tap_ones[o0 * taps + i] : 0;
     }
-    if (threadIdx.x < kBlockPixels) row_ones[threadIdx.x] = 0;  // added to after a barrier
   }
-  int source_ones = 0;  // of the words this thread loads (xnor)
-
-  // Each thread loads half of one row of each tile per stage: row threadIdx / 2, words
-  // (threadIdx % 2) * 8 .. + 8; then the cursor moves on by the other half's 8.
-  const int load_row = threadIdx.x / 2, load_word = (threadIdx.x % 2) * kStepWords;
-  Cursor cursor;
-  {
-    const Pixel at(g, m0 + load_row);
-    if (at.valid(g)) cursor.image = g.src + static_cast<std::size_t>(at.n) * g.H * g.W * g.words;
-    cursor.iy = at.y0(g);
-    cursor.ix = cursor.x0 = at.x0(g);
-    for (int k = 0; k < load_word; k += 2) cursor.next(g);
-  }
-  const int load_output = o0 + load_row;
-  const uint4* weight_row = load_output < g.K
-                                ? reinterpret_cast<const uint4*>(
-                                      g.weights + static_cast<std::size_t>(load_output) * g.k_words)
-                                : nullptr;
-  uint2 source_next[kStepWords / 2];
-  uint4 weight_next[2];
-  const auto load_stage = [&](int stage) {
-    const int first = stage * kStageWords + load_word;  // a multiple of 8
-#pragma unroll
-    for (int k = 0; k < kStepWords / 2; ++k) {
-      source_next[k] = cursor.load(g);
-      if constexpr (kXnor) source_ones += __popc(source_next[k].x) + __popc(source_next[k].y);
-      cursor.next(g);
-    }
-#pragma unroll
-    for (int k = 0; k < kStepWords / 2; ++k) cursor.next(g);
-    const bool inside = weight_row && first < g.k_words;
-    weight_next[0] = inside ? weight_row[first / 4] : uint4{0u, 0u, 0u, 0u};
-    weight_next[1] = inside ? weight_row[first / 4 + 1] : uint4{0u, 0u, 0u, 0u};
-  };
-  const auto store_stage = [&](int buffer) {
-    uint4* source = &source_tile[buffer][(load_row * kRowStride + load_word) / 4];
-    source[0] = uint4{source_next[0].x, source_next[0].y, source_next[1].x, source_next[1].y};
-    source[1] = uint4{source_next[2].x, source_next[2].y, source_next[3].x, source_next[3].y};
-    uint4* weight = &weight_tile[buffer][(load_row * kRowStride + load_word) / 4];
-    weight[0] = weight_next[0];
-    weight[1] = weight_next[1];
-  };
-
-  int acc[2][4][4] = {};
-  const int steps = g.k_words / kStepWords;
-  const int stages = (steps + 1) / 2;
-  load_stage(0);
-  store_stage(0);
-  __syncthreads();
-  for (int stage = 0; stage < stages; ++stage) {
-    const int buffer = stage % 2;
-    if (stage + 1 < stages) load_stage(stage + 1);
-    const unsigned* sources = reinterpret_cast<const unsigned*>(source_tile[buffer]);
-    const unsigned* weights = reinterpret_cast<const unsigned*>(weight_tile[buffer]);
-    for (int step = 0; step < 2 && stage * 2 + step < steps; ++step) {
-      const int word = step * kStepWords + member;
-      unsigned a[2][4], b[4][2];
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
-        const unsigned* row = &sources[(warp_m + mt * 16 + group) * kRowStride];
-        a[mt][0] = row[word];
-        a[mt][1] = row[8 * kRowStride + word];
-        a[mt][2] = row[word + 4];
-        a[mt][3] = row[8 * kRowStride + word + 4];
-      }
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const unsigned* column = &weights[(warp_o + nt * 8 + group) * kRowStride];
-        b[nt][0] = column[word];
-        b[nt][1] = column[word + 4];
-      }
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_and_popc(acc[mt][nt], a[mt], b[nt]);
-    }
-    if (stage + 1 < stages) {
-      store_stage(1 - buffer);  // last read before the previous barrier
-      __syncthreads();
-    }
+  if (threadIdx.x < taps) {
+    const int r = threadIdx.x / g.S, s = threadIdx.x % g.S;
+    tap_offset[threadIdx.x] = (r * g.dilation_y * g.W + s * g.dilation_x) * g.words;
   }
 
-  if constexpr (kXnor) {
-    atomicAdd(&row_ones[load_row], source_ones);
-    __syncthreads();
-  }
-
-  // Epilogue: rows warp_m + mt * 16 + group (+ 8 for the accumulators' second half),
-  // output channels warp_o + nt * 8 + 2 member (+ 1): this thread's eight channels' terms
-  // are loaded once.
+  // This thread's eight output channels in the epilogue: warp_o + nt * 8 + 2 member (+ 1).
+  // For xnor the sum over a window is 4 popc(x & w) + (inside taps) C - 2 popc(x) -
+  // 2 popc(w), the last from `channel_term`, less the padded taps' weight ones.
   float bias[4][2], scale[4][2], shift[4][2];
-  int weight_ones[4][2] = {};  // xnor: over every tap
-  if constexpr (kXnor) {
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-        for (int t = 0; t < taps; ++t)
-          weight_ones[nt][j] += tap_ones[(warp_o + nt * 8 + 2 * member + j) * taps + t];
-  }
+  int channel_term[4][2];
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
@@ -251,64 +162,167 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
       bias[nt][j] = g.bias[o];
       scale[nt][j] = g.output_scale ? g.output_scale[o] : 1.0f;
       shift[nt][j] = g.output_bias ? g.output_bias[o] : 0.0f;
+      channel_term[nt][j] = kXnor ? -2 * g.weight_ones[o] : 0;
     }
-  Pixel at(g, m0 + warp_m + group);
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      if (mt + half > 0) at.advance(g, 8);
-      const bool row_valid = at.valid(g);
-      int inside = taps;
-      const unsigned padded = kXnor && row_valid ? padded_taps(g, at, inside) : 0u;
-      unsigned bits = 0;
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        float ys[2] = {};
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const int o = o0 + warp_o + nt * 8 + 2 * member + j;
-          int count = acc[mt][nt][half * 2 + j];
-          float sum;
-          if constexpr (kXnor) {
-            // Mismatches over the window: popc(x ^ w) = popc(x) + popc(w) - 2 popc(x & w),
-            // with the weights' ones of padded taps (whose source words are 0) taken out.
-            const int* ones = &tap_ones[(o - o0) * taps];
-            int inside_ones = weight_ones[nt][j];
-            for (unsigned rest = padded; rest; rest &= rest - 1)
-              inside_ones -= ones[__ffs(rest) - 1];
-            const int mismatches = row_ones[at.m - m0] + inside_ones - 2 * count;
-            sum = float(inside * g.C - 2 * mismatches);  // +1 per match, -1 per mismatch
-          } else {
-            sum = float(count);
-          }
-          ys[j] = (g.scale_value * sum + bias[nt][j]) * scale[nt][j] + shift[nt][j];
-          if constexpr (kPackedResult) {
-            if (!row_valid || o >= g.K) continue;
-            // The value the consumer would have read from an image of T.
-            const float y = to_float(from_float<T>(ys[j]));
-            const float v = (y + (g.next_input_bias ? g.next_input_bias[o] : 0.0f)) *
-                            (g.next_input_scale ? g.next_input_scale[o] : 1.0f);
-            if (g.next_strict ? v > 0.0f : v >= 0.0f) bits |= 1u << (nt * 8 + 2 * member + j);
-          }
-        }
-        if constexpr (!kPackedResult) {
-          const int o = o0 + warp_o + nt * 8 + 2 * member;
-          T* out = static_cast<T*>(g.dst) + static_cast<std::size_t>(at.m) * g.K + o;
-          if (row_valid && o + 1 < g.K && g.K % 2 == 0) {
-            store_pair(out, ys[0], ys[1]);  // aligned: m * K + o is even
-          } else if (row_valid) {
-            for (int j = 0; j < 2 && o + j < g.K; ++j) out[j] = from_float<T>(ys[j]);
-          }
-        }
+
+  // Each thread loads half of one row of each tile per stage: row threadIdx / 2, words
+  // (threadIdx % 2) * 8 .. + 8 of the stage's 16.
+  const int load_row = threadIdx.x / 2, load_word = (threadIdx.x % 2) * kStepWords;
+  const int load_output = o0 + load_row;
+  const uint4* weight_row = load_output < g.K
+                                ? reinterpret_cast<const uint4*>(
+                                      g.weights + static_cast<std::size_t>(load_output) * g.k_words)
+                                : nullptr;
+  const int steps = g.k_words / kStepWords;
+  const int stages = (steps + 1) / 2;
+
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int m0 = tile * kBlockPixels;
+    int source_ones = 0;  // of the words this thread loads (xnor)
+    SourceRow row;
+    {
+      const Pixel at(g, m0 + load_row);
+      if (at.valid(g)) {
+        row.image = g.src + static_cast<std::size_t>(at.n) * g.H * g.W * g.words;
+        row.window = (at.y0(g) * g.W + at.x0(g)) * g.words;
+        row.inside = inside_taps(g, at);
       }
-      if constexpr (kPackedResult) {
-        // The word of 32 output channels is spread over the four threads of the group.
-        bits |= __shfl_xor_sync(0xffffffffu, bits, 1);
-        bits |= __shfl_xor_sync(0xffffffffu, bits, 2);
-        if (member == 0 && row_valid)
-          static_cast<unsigned*>(
-              g.dst)[static_cast<std::size_t>(at.m) * g.result_words + (o0 + warp_o) / 32] = bits;
+    }
+    uint2 source_next[kStepWords / 2];
+    uint4 weight_next[2];
+    const auto load_stage = [&](int stage) {
+      const int first = stage * kStageWords + load_word;  // a multiple of 8
+      row.tap = (first / 2) / pairs_per_tap;
+      row.pair = first / 2 - row.tap * pairs_per_tap;
+#pragma unroll
+      for (int k = 0; k < kStepWords / 2; ++k) {
+        source_next[k] = row.load(g, tap_offset);
+        if constexpr (kXnor) source_ones += __popc(source_next[k].x) + __popc(source_next[k].y);
+        row.next(pairs_per_tap);
+      }
+      const bool inside = weight_row && first < g.k_words;
+      weight_next[0] = inside ? weight_row[first / 4] : uint4{0u, 0u, 0u, 0u};
+      weight_next[1] = inside ? weight_row[first / 4 + 1] : uint4{0u, 0u, 0u, 0u};
+    };
+    const auto store_stage = [&](int buffer) {
+      uint4* source = &source_tile[buffer][(load_row * kRowStride + load_word) / 4];
+      source[0] = uint4{source_next[0].x, source_next[0].y, source_next[1].x, source_next[1].y};
+      source[1] = uint4{source_next[2].x, source_next[2].y, source_next[3].x, source_next[3].y};
+      uint4* weight = &weight_tile[buffer][(load_row * kRowStride + load_word) / 4];
+      weight[0] = weight_next[0];
+      weight[1] = weight_next[1];
+    };
+
+    int acc[2][4][4] = {};
+    __syncthreads();  // tap_offset written; the previous tile's last reads of shared done
+    if (kXnor && threadIdx.x < kBlockPixels) row_ones[threadIdx.x] = 0;  // added to below
+    load_stage(0);
+    store_stage(0);
+    __syncthreads();
+    for (int stage = 0; stage < stages; ++stage) {
+      const int buffer = stage % 2;
+      if (stage + 1 < stages) load_stage(stage + 1);
+      const unsigned* sources = reinterpret_cast<const unsigned*>(source_tile[buffer]);
+      const unsigned* weights = reinterpret_cast<const unsigned*>(weight_tile[buffer]);
+      for (int step = 0; step < 2 && stage * 2 + step < steps; ++step) {
+        const int word = step * kStepWords + member;
+        unsigned a[2][4], b[4][2];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+          const unsigned* source_row = &sources[(warp_m + mt * 16 + group) * kRowStride];
+          a[mt][0] = source_row[word];
+          a[mt][1] = source_row[8 * kRowStride + word];
+          a[mt][2] = source_row[word + 4];
+          a[mt][3] = source_row[8 * kRowStride + word + 4];
+        }
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const unsigned* column = &weights[(warp_o + nt * 8 + group) * kRowStride];
+          b[nt][0] = column[word];
+          b[nt][1] = column[word + 4];
+        }
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) mma_and_popc(acc[mt][nt], a[mt], b[nt]);
+      }
+      if (stage + 1 < stages) {
+        store_stage(1 - buffer);  // last read before the previous barrier
+        __syncthreads();
+      }
+    }
+    if constexpr (kXnor) {
+      atomicAdd(&row_ones[load_row], source_ones);
+      __syncthreads();
+    }
+
+    // Epilogue: rows warp_m + mt * 16 + group (+ 8 for the accumulators' second half).
+    Pixel at(g, m0 + warp_m + group);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        if (mt + half > 0) at.advance(g, 8);
+        const bool row_valid = at.valid(g);
+        unsigned padded = 0;
+        int row_term = 0;  // xnor: (inside taps) C - 2 popc(x)
+        if constexpr (kXnor) {
+          if (row_valid) {
+            const unsigned inside = inside_taps(g, at);
+            padded = ~inside & (taps == 32 ? 0xffffffffu : (1u << taps) - 1u);
+            row_term = __popc(inside) * g.C - 2 * row_ones[at.m - m0];
+          }
+        }
+        unsigned bits = 0;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          float ys[2] = {};
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int o = o0 + warp_o + nt * 8 + 2 * member + j;
+            const int count = acc[mt][nt][half * 2 + j];
+            float sum;
+            if constexpr (kXnor) {
+              // +1 per match, -1 per mismatch: matches + mismatches = (inside taps) C,
+              // mismatches = popc(x) + popc(w) - 2 popc(x & w) over the inside taps.
+              int matches_less_mismatches = 4 * count + row_term + channel_term[nt][j];
+              if (padded) {
+                const int* ones = &tap_ones[(o - o0) * taps];
+                for (unsigned rest = padded; rest; rest &= rest - 1)
+                  matches_less_mismatches += 2 * ones[__ffs(rest) - 1];
+              }
+              sum = float(matches_less_mismatches);
+            } else {
+              sum = float(count);
+            }
+            ys[j] = (g.scale_value * sum + bias[nt][j]) * scale[nt][j] + shift[nt][j];
+            if constexpr (kPackedResult) {
+              if (!row_valid || o >= g.K) continue;
+              // The value the consumer would have read from an image of T.
+              const float y = to_float(from_float<T>(ys[j]));
+              const float v = (y + (g.next_input_bias ? g.next_input_bias[o] : 0.0f)) *
+                              (g.next_input_scale ? g.next_input_scale[o] : 1.0f);
+              if (g.next_strict ? v > 0.0f : v >= 0.0f) bits |= 1u << (nt * 8 + 2 * member + j);
+            }
+          }
+          if constexpr (!kPackedResult) {
+            const int o = o0 + warp_o + nt * 8 + 2 * member;
+            T* out = static_cast<T*>(g.dst) + static_cast<std::size_t>(at.m) * g.K + o;
+            if (row_valid && o + 1 < g.K && g.K % 2 == 0) {
+              store_pair(out, ys[0], ys[1]);  // aligned: m * K + o is even
+            } else if (row_valid) {
+              for (int j = 0; j < 2 && o + j < g.K; ++j) out[j] = from_float<T>(ys[j]);
+            }
+          }
+        }
+        if constexpr (kPackedResult) {
+          // The word of 32 output channels is spread over the four threads of the group.
+          bits |= __shfl_xor_sync(0xffffffffu, bits, 1);
+          bits |= __shfl_xor_sync(0xffffffffu, bits, 2);
+          if (member == 0 && row_valid)
+            static_cast<unsigned*>(
+                g.dst)[static_cast<std::size_t>(at.m) * g.result_words + (o0 + warp_o) / 32] = bits;
+        }
       }
     }
   }
@@ -319,8 +333,12 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
 void binary_convolution_mma(DataType storage, const BinaryMmaProblem& problem,
                             cudaStream_t stream) {
   const int M = problem.N * problem.P * problem.Q;
-  const dim3 grid(static_cast<unsigned>((M + kBlockPixels - 1) / kBlockPixels),
-                  static_cast<unsigned>((problem.K + kBlockOutputs - 1) / kBlockOutputs));
+  const int tiles = (M + kBlockPixels - 1) / kBlockPixels;
+  const int column_blocks = (problem.K + kBlockOutputs - 1) / kBlockOutputs;
+  // About one wave of resident blocks (4 an SM, __launch_bounds__), each looping over tiles.
+  const int wave = std::max(1, problem.multiprocessors * 4 / column_blocks);
+  const dim3 grid(static_cast<unsigned>(std::min(tiles, wave)),
+                  static_cast<unsigned>(column_blocks));
   dispatch(storage, [&](auto tag) {
     using T = decltype(tag);
     const auto launch = [&](auto xnor, auto packed) {
