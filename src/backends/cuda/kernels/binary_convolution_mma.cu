@@ -53,8 +53,7 @@ __device__ __forceinline__ void store_pair(T* at, float a, float b) {
   *reinterpret_cast<Pair*>(at) = Pair{{from_float<T>(a), from_float<T>(b)}};
 }
 
-// A result pixel (n, p, q) of row m of the product, moved forward by whole rows without
-// divisions.
+// A result pixel (n, p, q) of row m of the product.
 struct Pixel {
   int m = 0, n = 0, p = 0, q = 0;
 
@@ -63,15 +62,6 @@ struct Pixel {
     const int np = row / g.Q;
     p = np % g.P;
     n = np / g.P;
-  }
-  __device__ __forceinline__ void advance(const BinaryMmaProblem& g, int rows) {
-    m += rows;
-    for (q += rows; q >= g.Q; q -= g.Q) {
-      if (++p == g.P) {
-        p = 0;
-        ++n;
-      }
-    }
   }
   __device__ __forceinline__ bool valid(const BinaryMmaProblem& g) const { return n < g.N; }
   __device__ __forceinline__ int y0(const BinaryMmaProblem& g) const {
@@ -131,7 +121,10 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
   // xnor: the block's outputs' weight ones per tap, and its pixels' source ones per window.
   __shared__ int tap_ones[kXnor ? kBlockOutputs * kMaxTaps : 1];
   __shared__ int row_ones[kBlockPixels];
+  __shared__ unsigned row_inside[kXnor ? kBlockPixels : 1];  // the loads' inside_taps
   __shared__ int tap_offset[kMaxTaps];  // words from the window's first pixel's
+  // A packed result: the consumer's input bias and scale of the block's outputs.
+  __shared__ float next_terms[kPackedResult ? 2 : 1][kPackedResult ? kBlockOutputs : 1];
   const int o0 = blockIdx.y * kBlockOutputs;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = lane / 4, member = lane % 4;  // the fragment layouts' groupID, threadID
@@ -142,6 +135,13 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
     for (int i = threadIdx.x; i < kBlockOutputs * taps; i += kThreads) {
       const int o = o0 + i / taps;
       tap_ones[i] = o < g.K ? g.tap_ones[o0 * taps + i] : 0;
+    }
+  }
+  if constexpr (kPackedResult) {
+    if (threadIdx.x < kBlockOutputs) {
+      const int o = min(o0 + int(threadIdx.x), g.K - 1);
+      next_terms[0][threadIdx.x] = g.next_input_bias ? g.next_input_bias[o] : 0.0f;
+      next_terms[1][threadIdx.x] = g.next_input_scale ? g.next_input_scale[o] : 1.0f;
     }
   }
   if (threadIdx.x < taps) {
@@ -215,7 +215,10 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
 
     int acc[2][4][4] = {};
     __syncthreads();  // tap_offset written; the previous tile's last reads of shared done
-    if (kXnor && threadIdx.x < kBlockPixels) row_ones[threadIdx.x] = 0;  // added to below
+    if constexpr (kXnor) {
+      if (threadIdx.x < kBlockPixels) row_ones[threadIdx.x] = 0;  // added to below
+      if (load_word == 0) row_inside[load_row] = row.inside;
+    }
     load_stage(0);
     store_stage(0);
     __syncthreads();
@@ -257,20 +260,19 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
     }
 
     // Epilogue: rows warp_m + mt * 16 + group (+ 8 for the accumulators' second half).
-    Pixel at(g, m0 + warp_m + group);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        if (mt + half > 0) at.advance(g, 8);
-        const bool row_valid = at.valid(g);
+        const int tile_row = warp_m + mt * 16 + half * 8 + group, m = m0 + tile_row;
+        const bool row_valid = m < M;
         unsigned padded = 0;
         int row_term = 0;  // xnor: (inside taps) C - 2 popc(x)
         if constexpr (kXnor) {
           if (row_valid) {
-            const unsigned inside = inside_taps(g, at);
+            const unsigned inside = row_inside[tile_row];
             padded = ~inside & (taps == 32 ? 0xffffffffu : (1u << taps) - 1u);
-            row_term = __popc(inside) * g.C - 2 * row_ones[at.m - m0];
+            row_term = __popc(inside) * g.C - 2 * row_ones[tile_row];
           }
         }
         unsigned bits = 0;
@@ -297,17 +299,15 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
             }
             ys[j] = (g.scale_value * sum + bias[nt][j]) * scale[nt][j] + shift[nt][j];
             if constexpr (kPackedResult) {
-              if (!row_valid || o >= g.K) continue;
-              // The value the consumer would have read from an image of T.
+              // The value the consumer would have read from an image of T, binarized.
               const float y = to_float(from_float<T>(ys[j]));
-              const float v = (y + (g.next_input_bias ? g.next_input_bias[o] : 0.0f)) *
-                              (g.next_input_scale ? g.next_input_scale[o] : 1.0f);
-              if (g.next_strict ? v > 0.0f : v >= 0.0f) bits |= 1u << (nt * 8 + 2 * member + j);
+              const float v = (y + next_terms[0][o - o0]) * next_terms[1][o - o0];
+              bits |= unsigned((v > 0.0f) | (!g.next_strict & (v == 0.0f))) << (nt * 8 + j);
             }
           }
           if constexpr (!kPackedResult) {
             const int o = o0 + warp_o + nt * 8 + 2 * member;
-            T* out = static_cast<T*>(g.dst) + static_cast<std::size_t>(at.m) * g.K + o;
+            T* out = static_cast<T*>(g.dst) + static_cast<std::size_t>(m) * g.K + o;
             if (row_valid && o + 1 < g.K && g.K % 2 == 0) {
               store_pair(out, ys[0], ys[1]);  // aligned: m * K + o is even
             } else if (row_valid) {
@@ -317,11 +317,21 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
         }
         if constexpr (kPackedResult) {
           // The word of 32 output channels is spread over the four threads of the group.
+          // Bit nt * 8 + j is output o0 + warp_o + nt * 8 + 2 member + j; spare channels'
+          // bits stay 0.
+          if (o0 + kBlockOutputs > g.K) {
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+              for (int j = 0; j < 2; ++j)
+                if (o0 + warp_o + nt * 8 + 2 * member + j >= g.K) bits &= ~(1u << (nt * 8 + j));
+          }
+          bits <<= 2 * member;
           bits |= __shfl_xor_sync(0xffffffffu, bits, 1);
           bits |= __shfl_xor_sync(0xffffffffu, bits, 2);
           if (member == 0 && row_valid)
             static_cast<unsigned*>(
-                g.dst)[static_cast<std::size_t>(at.m) * g.result_words + (o0 + warp_o) / 32] = bits;
+                g.dst)[static_cast<std::size_t>(m) * g.result_words + (o0 + warp_o) / 32] = bits;
         }
       }
     }
