@@ -53,11 +53,11 @@ __device__ __forceinline__ void store_pair(T* at, float a, float b) {
   *reinterpret_cast<Pair*>(at) = Pair{{from_float<T>(a), from_float<T>(b)}};
 }
 
-// A result pixel (n, p, q) of row m of the product.
+// The result pixel (n, p, q) of a row of the product.
 struct Pixel {
-  int m = 0, n = 0, p = 0, q = 0;
+  int n = 0, p = 0, q = 0;
 
-  __device__ __forceinline__ Pixel(const BinaryMmaProblem& g, int row) : m(row) {
+  __device__ __forceinline__ Pixel(const BinaryMmaProblem& g, int row) {
     q = row % g.Q;
     const int np = row / g.Q;
     p = np % g.P;
@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kThreads, 4) binary_mma_kernel(BinaryMmaProble
   __shared__ uint4 weight_tile[2][kBlockOutputs * kRowStride / 4];
   // xnor: the block's outputs' weight ones per tap, and its pixels' source ones per window.
   __shared__ int tap_ones[kXnor ? kBlockOutputs * kMaxTaps : 1];
-  __shared__ int row_ones[kBlockPixels];
+  __shared__ int row_ones[kXnor ? kBlockPixels : 1];
   __shared__ unsigned row_inside[kXnor ? kBlockPixels : 1];  // the loads' inside_taps
   __shared__ int tap_offset[kMaxTaps];  // words from the window's first pixel's
   // A packed result: the consumer's input bias and scale of the block's outputs.
