@@ -3,7 +3,7 @@
 
 Reads the lines "cnngraph: profile: NAME MS ms IMPLEMENTATION [ATTRIBUTES]" of the last run
 (runs are separated by lines "run N", as bench/resnet50_cuda --profile prints them, or else
-end where a step name repeats), and prints one JSON line per implementation: the
+a run starts again where the first step's name comes back: a training step repeats names), and prints one JSON line per implementation: the
 steps, their total milliseconds and share of the run, then the --top slowest steps.
 Usage: profile_summary.py [--top N] [LOG] (stdin without LOG)
 """
@@ -19,22 +19,23 @@ RUN = re.compile(r"run \d+$")
 
 
 def last_run(lines):
-    runs, current, seen = [], [], set()
+    runs, current, first = [], [], None
     marked = any(RUN.match(line) for line in lines)
     for line in lines:
         if marked and RUN.match(line):
             if current:
                 runs.append(current)
-            current, seen = [], set()
+            current = []
             continue
         m = LINE.search(line)
         if not m:
             continue
         name = m.group(1)
-        if not marked and name in seen:
+        if first is None:
+            first = name
+        elif not marked and name == first:
             runs.append(current)
-            current, seen = [], set()
-        seen.add(name)
+            current = []
         current.append((name, float(m.group(2)), m.group(3) or "-", m.group(4) or ""))
     if current:
         runs.append(current)

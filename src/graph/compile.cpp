@@ -173,10 +173,11 @@ void pack_binary_images(Program& program, const Backend& backend) {
 // A training-fusion group's step from its head's lowered op and sources and its tail's, or
 // null when the ops these sizes gave do not make the pattern (an addition that broadcasts,
 // an average pooling, an inference batch norm): the two then run as steps of their own.
-std::unique_ptr<Op> fuse_training_ops(TrainingFusion::Kind kind, std::unique_ptr<Op>& head,
+std::unique_ptr<Op> fuse_training_ops(const TrainingFusion& group, std::unique_ptr<Op>& head,
                                       const std::vector<int>& head_srcs, std::unique_ptr<Op>& tail,
                                       const std::vector<int>& tail_srcs, std::vector<int>& srcs) {
   using K = TrainingFusion::Kind;
+  const K kind = group.kind;
   switch (kind) {
     case K::batch_norm_relu:
     case K::addition_relu: {
@@ -201,6 +202,8 @@ std::unique_ptr<Op> fuse_training_ops(TrainingFusion::Kind kind, std::unique_ptr
           tail->kind != OpKind::batch_normalization_gradient)
         return nullptr;
       tail->kind = OpKind::fused_relu_batch_normalization_gradient;
+      static_cast<BatchNormalizationGradientOp&>(*tail).mask_from_statistics =
+          group.mask_from_statistics;
       tail->src_shapes = {head->src_shapes[0], tail->src_shapes[1], head->src_shapes[1]};
       srcs = {head_srcs[0], tail_srcs[1], head_srcs[1]};
       return std::move(tail);
@@ -370,7 +373,7 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       PendingHead& head = pending_heads.at(group.head);
       std::vector<int> srcs;
       if (std::unique_ptr<Op> fused =
-              fuse_training_ops(group.kind, head.op, head.srcs, op, step.srcs, srcs)) {
+              fuse_training_ops(group, head.op, head.srcs, op, step.srcs, srcs)) {
         // The group is named after its head; the tail is folded into it.
         fused->name = group.head->display_name();
         fused->dst_shape = shape_of.at(result);

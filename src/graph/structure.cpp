@@ -228,6 +228,8 @@ TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
     if (tail->source_images().size() == 2 && tail->source_images()[0].get() == out &&
         tail->source_images()[1].get() != out) {
       add(TrainingFusion::Kind::relu_batch_norm_gradient, head, tail);
+      plan.groups.back().mask_from_statistics =
+          head->gradient_of()->source_images()[0] == tail->gradient_of()->result_image();
     }
   }
   for (const auto& filter : g.order) {

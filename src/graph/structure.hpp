@@ -73,6 +73,10 @@ struct TrainingFusion {
   Kind kind;
   const FilterNode* head = nullptr;
   const FilterNode* tail = nullptr;
+  // relu_batch_norm_gradient whose relu reads the batch norm's own result: the relu's mask
+  // is then a function of the batch norm's source and statistics
+  // (BatchNormalizationGradientOp::mask_from_statistics).
+  bool mask_from_statistics = false;
 };
 
 struct TrainingFusionPlan {

@@ -319,6 +319,10 @@ struct BatchNormalizationGradientOp : Op {
   BatchNormalizationGradientOp() : Op(OpKind::batch_normalization_gradient) {}
   std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
+  // Fused with the gradient of a relu that reads this batch norm's result: the mask (src 2)
+  // is > 0 exactly where the normalized source, rounded to the storage type, is, so a
+  // kernel whose forward ran in the same step may recompute it instead of reading it.
+  bool mask_from_statistics = false;
 };
 
 // The gradient of a convolution (or fully connected) node. srcs: diff_dst, the forward src.

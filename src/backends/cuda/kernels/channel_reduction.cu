@@ -45,8 +45,26 @@ Layout layout_for(std::size_t pixels, int channels, int vector) {
   return l;
 }
 
-// The scratch layout: 4 coefficients per channel, then the partial rows.
-std::size_t coefficient_floats(int channels) { return (4 * std::size_t(channels) + 3) / 4 * 4; }
+// The scratch layout: 5 coefficients per channel (the gradient's a, b and c, the forward's
+// scale and shift), then the partial rows.
+std::size_t coefficient_floats(int channels) { return (5 * std::size_t(channels) + 3) / 4 * 4; }
+
+// A loader with a thread's channels c0... bound: load.at<V>(c0) where the loader has one (it
+// then keeps per-channel constants in registers), else load.add<V>(p, c0, sum) as it is.
+template <int V, typename L>
+struct LoaderAt {
+  L load;
+  int c0;
+  __device__ void add(std::size_t p, float2 (&sum)[V]) const { load.template add<V>(p, c0, sum); }
+};
+template <int V, typename L>
+__device__ auto loader_at(const L& load, int c0) {
+  if constexpr (requires { load.template at<V>(c0); }) {
+    return load.template at<V>(c0);
+  } else {
+    return LoaderAt<V, L>{load, c0};
+  }
+}
 
 // partial[chunk][c] = sums over the chunk's pixels p of load(p, c) (two sums at once).
 template <int V, typename L>
@@ -61,7 +79,14 @@ __global__ void partial_sums_kernel(L load, std::size_t pixels, int channels, in
 #pragma unroll
   for (int k = 0; k < V; ++k) sum[k] = {0.0f, 0.0f};
   if (active) {
-    for (std::size_t p = begin + row; p < end; p += rows) load.template add<V>(p, c0, sum);
+    const auto bound = loader_at<V>(load, c0);
+    // Four pixels a turn: their loads are in flight together.
+    std::size_t p = begin + row;
+    for (; p + 3 * std::size_t(rows) < end; p += 4 * std::size_t(rows)) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) bound.add(p + u * std::size_t(rows), sum);
+    }
+    for (; p < end; p += rows) bound.add(p, sum);
   }
   __shared__ float2 shared[kThreads * kMaxVector];
 #pragma unroll
@@ -167,6 +192,50 @@ struct MaskedGradientTerms {
   }
 };
 
+// Whether this batch norm's relu let x's gradient through: its result as the forward wrote
+// it, the same formula (ChannelAffine) on the same scale and shift, rounded to T, is > 0.
+template <typename T>
+__device__ __forceinline__ float relu_passes(float x, float scale, float shift) {
+  return to_float(from_float<T>(x * scale + shift)) > 0.0f ? 1.0f : 0.0f;
+}
+
+// MaskedGradientTerms with the mask recomputed from x (the batch norm's own result was the
+// relu's source): one image fewer to read.
+template <typename T>
+struct DerivedMaskGradientTerms {
+  const T* diff_dst;
+  const T* src;
+  const float* scale;
+  const float* shift;
+  int channels;
+  template <int V>
+  struct Bound {
+    const T* diff_dst;
+    const T* src;
+    int channels, c0;
+    float scale[V], shift[V];
+    __device__ void add(std::size_t p, float2 (&sum)[V]) const {
+      const std::size_t at = p * channels + c0;
+      const Pack<T, V> dy = *reinterpret_cast<const Pack<T, V>*>(diff_dst + at);
+      const Pack<T, V> x = *reinterpret_cast<const Pack<T, V>*>(src + at);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        const float v = to_float(x.v[k]);
+        const float g = to_float(dy.v[k]) * relu_passes<T>(v, scale[k], shift[k]);
+        sum[k].x += g;
+        sum[k].y += g * v;
+      }
+    }
+  };
+  template <int V>
+  __device__ Bound<V> at(int c0) const {
+    Bound<V> b{diff_dst, src, channels, c0, {}, {}};
+#pragma unroll
+    for (int k = 0; k < V; ++k) b.scale[k] = scale[c0 + k], b.shift[k] = shift[c0 + k];
+    return b;
+  }
+};
+
 template <typename T, typename L, typename G>
 void channel_reduce(const L& load, G finish, const void* a, const void* b, std::size_t pixels,
                     int channels, float* scratch, cudaStream_t stream, const char* name,
@@ -244,33 +313,26 @@ __global__ void normalization_coefficients_kernel(const float* mean, const float
   coefficients[channels + c] = beta[c] - mean[c] * scale;
 }
 
-// The element-wise passes (map_elements).
-struct Affine {
-  const float* scale;
-  const float* shift;
-  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
-};
-struct AffineRelu {
-  const float* scale;
-  const float* shift;
-  __device__ float operator()(int c, float x, float) const {
-    const float v = x * scale[c] + shift[c];
-    return v >= 0.0f ? v : 0.0f * v;  // relu as neuron_math.hpp writes it
-  }
-};
-struct MaskedNormalizationGradient {
-  const float* coefficients;
-  int channels;
-  __device__ float operator()(int c, float dy, float x, float mask) const {
-    const float g = dy * (mask > 0.0f ? 1.0f : 0.0f);
-    return coefficients[c] * g + coefficients[channels + c] * x + coefficients[2 * channels + c];
-  }
-};
+// The gradient's element-wise pass (map_elements): a dy + b x + c with the channel's
+// coefficients; fused with a relu's gradient, dy counts where the relu's mask is > 0 (the
+// mask read, or recomputed from x with the forward's scale and shift).
+enum class Mask { none, read, derived };
+template <Mask M, typename T>
 struct NormalizationGradient {
   const float* coefficients;
   int channels;
-  __device__ float operator()(int c, float dy, float x) const {
-    return coefficients[c] * dy + coefficients[channels + c] * x + coefficients[2 * channels + c];
+  struct Bound {
+    float a, b, c, scale, shift;
+    __device__ float operator()(float dy, float x, float mask = 1.0f) const {
+      float g = dy;
+      if constexpr (M == Mask::read) g = dy * (mask > 0.0f ? 1.0f : 0.0f);
+      if constexpr (M == Mask::derived) g = dy * relu_passes<T>(x, scale, shift);
+      return a * g + b * x + c;
+    }
+  };
+  __device__ Bound at(int c) const {
+    const float* k = coefficients;
+    return {k[c], k[channels + c], k[2 * channels + c], k[3 * channels + c], k[4 * channels + c]};
   }
 };
 
@@ -332,10 +394,10 @@ void batch_normalize(DataType type, const void* src, const float* mean, const fl
     const auto* x = static_cast<const T*>(src);
     const auto* none = static_cast<const T*>(nullptr);
     if (relu) {
-      map_elements(AffineRelu{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
+      map_elements(ChannelAffine<true>{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
                    pixels * channels, channels, stream, "batch_normalize_relu");
     } else {
-      map_elements(Affine{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
+      map_elements(ChannelAffine<false>{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
                    pixels * channels, channels, stream, "batch_normalize");
     }
   });
@@ -345,27 +407,40 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   const float* mean, const float* variance, const float* gamma,
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
-                                  float* scratch, cudaStream_t stream, const void* mask) {
+                                  float* scratch, cudaStream_t stream, const void* mask,
+                                  const float* beta) {
   for_storage(type, "batch_normalization_gradient", [&](auto tag) {
     using T = decltype(tag);
     const auto* dy = static_cast<const T*>(diff_dst);
     const auto* x = static_cast<const T*>(src);
+    auto* dx = static_cast<T*>(diff_src);
+    const std::size_t count = pixels * channels;
     const StoreGradients finish{
         mean,           variance,      gamma,   epsilon, 1.0f / float(pixels),
         gamma_gradient, beta_gradient, scratch, channels};
-    if (mask) {
+    const char* fused = "relu_batch_normalization_gradient";
+    if (mask && beta) {
+      // The forward's scale and shift, by the forward's own kernel (bit for bit the same).
+      float* scale = scratch + 3 * std::size_t(channels);
+      normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
+          mean, variance, gamma, beta, epsilon, scale, channels);
+      check_launch(fused);
+      channel_reduce<T>(DerivedMaskGradientTerms<T>{dy, x, scale, scale + channels, channels},
+                        finish, dy, x, pixels, channels, scratch, stream, fused);
+      map_elements(NormalizationGradient<Mask::derived, T>{scratch, channels}, dy, x, dx, count,
+                   channels, stream, fused);
+    } else if (mask) {
       const auto* m = static_cast<const T*>(mask);
       channel_reduce<T>(MaskedGradientTerms<T>{dy, x, m, channels}, finish, dy, x, pixels, channels,
-                        scratch, stream, "relu_batch_normalization_gradient", m);
-      map3_elements(MaskedNormalizationGradient{scratch, channels}, dy, x, m,
-                    static_cast<T*>(diff_src), pixels * channels, channels, stream,
-                    "relu_batch_normalization_gradient");
-      return;
+                        scratch, stream, fused, m);
+      map3_elements(NormalizationGradient<Mask::read, T>{scratch, channels}, dy, x, m, dx, count,
+                    channels, stream, fused);
+    } else {
+      channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
+                        stream, "batch_normalization_gradient");
+      map_elements(NormalizationGradient<Mask::none, T>{scratch, channels}, dy, x, dx, count,
+                   channels, stream, "batch_normalization_gradient");
     }
-    channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
-                      stream, "batch_normalization_gradient");
-    map_elements(NormalizationGradient{scratch, channels}, dy, x, static_cast<T*>(diff_src),
-                 pixels * channels, channels, stream, "batch_normalization_gradient");
   });
 }
 

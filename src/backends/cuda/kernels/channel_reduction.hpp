@@ -24,11 +24,14 @@ void batch_normalize(DataType type, const void* src, const float* mean, const fl
                      std::size_t pixels, int channels, float* scratch, cudaStream_t stream,
                      bool relu = false);
 // With a `mask` (a relu's source or result; null: none), dy counts only where the mask is
-// > 0: the relu's gradient folded into both passes (training fusion).
+// > 0: the relu's gradient folded into both passes (training fusion). With `beta` too, the
+// mask is this batch norm's own result, as batch_normalize wrote it with these statistics,
+// gamma and beta: it is recomputed from src instead of read.
 void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
                                   const float* mean, const float* variance, const float* gamma,
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
-                                  float* scratch, cudaStream_t stream, const void* mask = nullptr);
+                                  float* scratch, cudaStream_t stream, const void* mask = nullptr,
+                                  const float* beta = nullptr);
 
 }  // namespace cnngraph::detail::cuda

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -140,26 +141,6 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
-// dst[i] = f(channel of i, a[i], b[i]) (b may be null: 0 is passed), V elements a thread
-// with V-wide loads and stores; the channel is found once per group.
-template <int V, typename T, typename F>
-__global__ void map_kernel(F f, const T* a, const T* b, T* dst, std::size_t groups, int channels) {
-  for (std::size_t g = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; g < groups;
-       g += std::size_t(gridDim.x) * blockDim.x) {
-    const Pack<T, V> x = reinterpret_cast<const Pack<T, V>*>(a)[g];
-    Pack<T, V> y{};
-    if (b) y = reinterpret_cast<const Pack<T, V>*>(b)[g];
-    Pack<T, V> out;
-    int c = int((g * V) % std::size_t(channels));
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      out.v[k] = from_float<T>(f(c, to_float(x.v[k]), b ? to_float(y.v[k]) : 0.0f));
-      if (++c == channels) c = 0;
-    }
-    reinterpret_cast<Pack<T, V>*>(dst)[g] = out;
-  }
-}
-
 // Calls launch(std::integral_constant<int, V>{}) with the widest vector V of T, at most 16
 // bytes, that divides `channels`; with `narrower` 8, 4 and 2 bytes are tried before one
 // element. Images start 256-byte aligned (the memory planner), so every pixel's run of
@@ -180,55 +161,162 @@ void with_widest_vector(int channels, Launch&& launch) {
   launch(std::integral_constant<int, 1>{});
 }
 
-// Launches map_kernel 16 bytes a thread where the count and the pointers allow (the
-// memory planner aligns images to 256 bytes), else one element a thread.
+// The sources of an element-wise pass: N images of T, read V elements at a time.
+template <typename T, int N>
+struct Sources {
+  const T* p[N];
+};
+
+// g(element k of each source), g a functor with its channel bound: one source gets 0 as
+// the second operand (map_elements with no b).
+template <int V, typename T, int N, typename G>
+__device__ __forceinline__ float apply_at(const G& g, const Pack<T, V> (&in)[N], int k) {
+  if constexpr (N == 1) {
+    return g(to_float(in[0].v[k]), 0.0f);
+  } else if constexpr (N == 2) {
+    return g(to_float(in[0].v[k]), to_float(in[1].v[k]));
+  } else {
+    return g(to_float(in[0].v[k]), to_float(in[1].v[k]), to_float(in[2].v[k]));
+  }
+}
+
+// A functor with its channel bound: f.at(c) where the functor has one (it then loads its
+// per-channel constants once a thread, not once an element), else f called with c.
+template <typename F>
+struct AtChannel {
+  F f;
+  int c;
+  template <typename... A>
+  __device__ __forceinline__ float operator()(A... a) const {
+    return f(c, a...);
+  }
+};
+template <typename F>
+__device__ __forceinline__ auto at_channel(const F& f, int c) {
+  if constexpr (requires { f.at(c); }) {
+    return f.at(c);
+  } else {
+    return AtChannel<F>{f, c};
+  }
+}
+
+// x * scale[c] + shift[c], then a relu (as neuron_math.hpp writes it) where asked: the
+// affine pass of batch normalization and of an inference-time scale and shift.
+template <bool Relu>
+struct ChannelAffine {
+  const float* scale;
+  const float* shift;
+  struct Bound {
+    float scale, shift;
+    __device__ float operator()(float x, float) const {
+      const float v = x * scale + shift;
+      if constexpr (Relu) return v >= 0.0f ? v : 0.0f * v;
+      return v;
+    }
+  };
+  __device__ Bound at(int c) const { return {scale[c], shift[c]}; }
+  __device__ float operator()(int c, float x, float y) const { return at(c)(x, y); }
+};
+
+// dst[i] = f(channel of i, sources at i), V elements a thread. Each thread keeps one vector
+// of a pixel's channels for its whole loop (the grid's step is a whole number of pixels), so
+// the channels are bound once; finding them once an element (a 64-bit division) made these
+// passes instruction-bound at about half the memory bandwidth. Four vectors a turn keep
+// four loads of each source in flight. `channel_step` is 0 where every element counts as
+// channel 0 (the passes that ignore channels), else 1.
+template <int V, int N, typename T, typename F>
+__global__ void map_channels_kernel(F f, Sources<T, N> src, T* dst, std::size_t vectors,
+                                    unsigned lanes, int channel_step) {
+  const std::size_t first = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  const std::size_t step = std::size_t(gridDim.x) * blockDim.x;
+  const int c0 = int(first % lanes) * V * channel_step;
+  decltype(at_channel(f, 0)) g[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) g[k] = at_channel(f, c0 + k * channel_step);
+  const auto load = [&](std::size_t i, Pack<T, V>(&in)[N]) {
+#pragma unroll
+    for (int s = 0; s < N; ++s) in[s] = reinterpret_cast<const Pack<T, V>*>(src.p[s])[i];
+  };
+  const auto store = [&](std::size_t i, const Pack<T, V>(&in)[N]) {
+    Pack<T, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = from_float<T>(apply_at<V, T, N>(g[k], in, k));
+    reinterpret_cast<Pack<T, V>*>(dst)[i] = out;
+  };
+  constexpr int kUnroll = 4;
+  std::size_t i = first;
+  for (; i + (kUnroll - 1) * step < vectors; i += kUnroll * step) {
+    Pack<T, V> in[kUnroll][N];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) load(i + u * step, in[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) store(i + u * step, in[u]);
+  }
+  for (; i < vectors; i += step) {
+    Pack<T, V> in[N];
+    load(i, in);
+    store(i, in);
+  }
+}
+
+// The same, one element a thread, each finding its channel: channels that are not a whole
+// number of vectors, unaligned images, or pixels too wide for one block.
+template <int N, typename T, typename F>
+__global__ void map_elements_kernel(F f, Sources<T, N> src, T* dst, std::size_t count,
+                                    int channels) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    Pack<T, 1> in[N];
+#pragma unroll
+    for (int s = 0; s < N; ++s) in[s].v[0] = src.p[s][i];
+    dst[i] = from_float<T>(apply_at<1, T, N>(at_channel(f, int(i % channels)), in, 0));
+  }
+}
+
+// Launches map_channels_kernel where the channels are a whole number of 16-byte vectors (or
+// every element is channel 0) and the images are aligned to them (the memory planner
+// aligns images to 256 bytes), else map_elements_kernel.
+template <int N, typename T, typename F>
+void map_sources(F f, Sources<T, N> src, T* dst, std::size_t count, int channels,
+                 cudaStream_t stream, const char* name) {
+  constexpr int V = 16 / sizeof(T);
+  constexpr unsigned kMaxBlocks = 2048;  // about four waves of 256 threads on an H100
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  bool vectors = count % V == 0 && aligned(dst) && (channels == 1 || channels % V == 0);
+  for (int s = 0; s < N; ++s) vectors = vectors && aligned(src.p[s]);
+  const unsigned lanes = channels == 1 ? 1u : unsigned(channels / V);
+  if (vectors && lanes <= 1024) {
+    // A whole number of pixels a block, so that the grid's step is one too.
+    const unsigned threads = lanes <= 256 ? 256 / lanes * lanes : lanes;
+    const std::size_t groups = count / V;
+    const auto blocks =
+        unsigned(std::min<std::size_t>((groups + threads - 1) / threads, kMaxBlocks));
+    map_channels_kernel<V, N>
+        <<<blocks, threads, 0, stream>>>(f, src, dst, groups, lanes, channels == 1 ? 0 : 1);
+  } else {
+    map_elements_kernel<N>
+        <<<blocks_for(count, 256), 256, 0, stream>>>(f, src, dst, count, channels);
+  }
+  check_launch(name);
+}
+
+// dst[i] = f(channel of i, a[i], b[i]); without b, f(channel of i, a[i], 0).
 template <typename T, typename F>
 void map_elements(F f, const T* a, const T* b, T* dst, std::size_t count, int channels,
                   cudaStream_t stream, const char* name) {
-  constexpr int V = 16 / sizeof(T);
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  if (count % V == 0 && aligned(a) && aligned(b) && aligned(dst)) {
-    map_kernel<V>
-        <<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, dst, count / V, channels);
+  if (b) {
+    map_sources<2>(f, Sources<T, 2>{{a, b}}, dst, count, channels, stream, name);
   } else {
-    map_kernel<1><<<blocks_for(count, 256), 256, 0, stream>>>(f, a, b, dst, count, channels);
-  }
-  check_launch(name);
-}
-
-// dst[i] = f(channel of i, a[i], b[i], c[i]): map_kernel with three sources (training
-// fusion's passes that read a gradient, another image and a relu's mask at once).
-template <int V, typename T, typename F>
-__global__ void map3_kernel(F f, const T* a, const T* b, const T* c3, T* dst, std::size_t groups,
-                            int channels) {
-  for (std::size_t g = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; g < groups;
-       g += std::size_t(gridDim.x) * blockDim.x) {
-    const Pack<T, V> x = reinterpret_cast<const Pack<T, V>*>(a)[g];
-    const Pack<T, V> y = reinterpret_cast<const Pack<T, V>*>(b)[g];
-    const Pack<T, V> z = reinterpret_cast<const Pack<T, V>*>(c3)[g];
-    Pack<T, V> out;
-    int c = int((g * V) % std::size_t(channels));
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      out.v[k] = from_float<T>(f(c, to_float(x.v[k]), to_float(y.v[k]), to_float(z.v[k])));
-      if (++c == channels) c = 0;
-    }
-    reinterpret_cast<Pack<T, V>*>(dst)[g] = out;
+    map_sources<1>(f, Sources<T, 1>{{a}}, dst, count, channels, stream, name);
   }
 }
 
+// dst[i] = f(channel of i, a[i], b[i], c[i]): training fusion's passes that read a
+// gradient, another image and a relu's mask at once.
 template <typename T, typename F>
 void map3_elements(F f, const T* a, const T* b, const T* c, T* dst, std::size_t count, int channels,
                    cudaStream_t stream, const char* name) {
-  constexpr int V = 16 / sizeof(T);
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  if (count % V == 0 && aligned(a) && aligned(b) && aligned(c) && aligned(dst)) {
-    map3_kernel<V>
-        <<<blocks_for(count / V, 256), 256, 0, stream>>>(f, a, b, c, dst, count / V, channels);
-  } else {
-    map3_kernel<1><<<blocks_for(count, 256), 256, 0, stream>>>(f, a, b, c, dst, count, channels);
-  }
-  check_launch(name);
+  map_sources<3>(f, Sources<T, 3>{{a, b, c}}, dst, count, channels, stream, name);
 }
 
 }  // namespace cnngraph::detail::cuda

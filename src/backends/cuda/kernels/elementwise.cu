@@ -40,12 +40,6 @@ struct ArithmeticOf {
     return apply_arithmetic<float>(operation, x, y);
   }
 };
-struct AffineOf {
-  const float* scale;
-  const float* shift;
-  __device__ float operator()(int c, float x, float) const { return x * scale[c] + shift[c]; }
-};
-
 template <typename From, typename To>
 __global__ void convert_kernel(const From* src, To* dst, std::size_t count) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < count;
@@ -304,8 +298,9 @@ void affine(DataType type, const void* src, const float* scale, const float* shi
             std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(AffineOf{scale, shift}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
-                 static_cast<T*>(dst), count, channels, stream, "affine");
+    map_elements(ChannelAffine<false>{scale, shift}, static_cast<const T*>(src),
+                 static_cast<const T*>(nullptr), static_cast<T*>(dst), count, channels, stream,
+                 "affine");
   });
 }
 

@@ -86,10 +86,16 @@ class NormalizationKernel : public Kernel {
                       b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
                       scratch, context_.stream, fused());
     } else {
+      // The relu's mask recomputed from x where it is this batch norm's own result, as this
+      // step's forward kernel wrote it.
+      const bool derived_mask =
+          fused() && !own_statistics &&
+          static_cast<const BatchNormalizationGradientOp&>(op_).mask_from_statistics;
       batch_normalization_gradient(context_.storage, args.srcs[0], x, b.on_device(kMean),
                                    b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,
                                    b.on_device(kGammaGradient), b.on_device(kBetaGradient), pixels_,
-                                   C, scratch, context_.stream, fused() ? args.srcs[2] : nullptr);
+                                   C, scratch, context_.stream, fused() ? args.srcs[2] : nullptr,
+                                   derived_mask ? b.on_device(kBeta) : nullptr);
     }
     // Statistics from whichever kernel computed them; gradients from the gradient kernel.
     check(cudaMemcpyAsync(b.on_host(first_slot()), b.on_device(first_slot()),
