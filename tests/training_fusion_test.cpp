@@ -15,9 +15,13 @@ namespace {
 
 // image 6x6x2 -> conv1 -> bn1 -> relu1 -> max-pool 2 = p (3x3x4)
 // p -> conv2 -> bn2 -> relu2 -> conv3 -> bn3 -> (+ p) -> relu3 = r
-// r -> conv4 (1x1) -> (+ r) -> fully connected (-> 3) -> soft-max cross-entropy.
-// Forward: bn1+relu1, bn2+relu2 and add+relu3 fuse. Backward: the pooling's gradient takes
-// relu1's; relu2's gradient goes into bn2's; the sum of r's two gradients takes relu3's.
+// r -> conv4 (1x1) -> bn4, r -> conv5 (1x1) -> bn5; bn4 + bn5 -> relu4 = q
+// q -> conv6 (1x1) -> (+ q) -> relu5 = u
+// u -> conv7 (1x1) -> (+ u) -> fully connected (-> 3) -> soft-max cross-entropy.
+// Forward: bn1+relu1 and bn2+relu2 fuse; bn3 with the sum and relu3, bn4 and bn5 with theirs
+// and relu4 (batch_norm+add+relu); the sum and relu5 (add+relu). Backward: the pooling's
+// gradient takes relu1's; relu2's gradient goes into bn2's; the sums of r's, q's and u's
+// two gradients take relu3's, relu4's and relu5's.
 struct FusionNet {
   std::shared_ptr<ImageNode> input = std::make_shared<ImageNode>("image");
   std::vector<std::shared_ptr<TrainableDataSource>> convs;
@@ -53,7 +57,9 @@ struct FusionNet {
     };
     auto p = std::make_shared<MaxPoolingNode>(relu(bn(conv(input, 2, 4, 3))), 2)->result_image();
     auto r = relu(add(bn(conv(relu(bn(conv(p, 4, 4, 3))), 4, 4, 3)), p));
-    auto s = add(conv(r, 4, 4, 1), r);
+    auto q = relu(add(bn(conv(r, 4, 4, 1)), bn(conv(r, 4, 4, 1))));
+    auto u = relu(add(conv(q, 4, 4, 1), q));
+    auto s = add(conv(u, 4, 4, 1), u);
     convs.push_back(TrainableDataSource::uniform("fc", ConvolutionDescriptor(3, 3, 4, 3), 0.4f,
                                                  0.05f, 49, sgd));
     auto fc = std::make_shared<FullyConnectedNode>(s, convs.back());
@@ -133,15 +139,18 @@ TEST(TrainingFusion, ReferenceTrainsLikeTheUnfusedGraph) {
 TEST(TrainingFusion, DescribeNamesEveryFusedGroup) {
   const std::string fused = train(Device::cpu_reference(), Precision::f32, true, 1).description;
   EXPECT_EQ(count(fused, "[fused batch_norm+relu]"), 2u) << fused;
+  EXPECT_EQ(count(fused, "[fused batch_norm+add+relu]"), 2u) << fused;
   EXPECT_EQ(count(fused, "[fused add+relu]"), 1u) << fused;
   EXPECT_EQ(count(fused, "[fused max_pooling_gradient+relu_gradient]"), 1u) << fused;
   EXPECT_EQ(count(fused, "[fused relu_gradient+batch_norm_gradient]"), 1u) << fused;
-  EXPECT_EQ(count(fused, "[fused add+relu_gradient]"), 1u) << fused;
+  EXPECT_EQ(count(fused, "[fused add+relu_gradient]"), 3u) << fused;
   EXPECT_NE(fused.find("via reference:batch_normalization_relu"), std::string::npos) << fused;
+  EXPECT_NE(fused.find("via reference:batch_normalization_addition_relu"), std::string::npos);
   const std::string unfused = train(Device::cpu_reference(), Precision::f32, false, 1).description;
   EXPECT_EQ(unfused.find("fused"), std::string::npos) << unfused;
-  // Six steps fewer: each group is one step where two were.
-  EXPECT_EQ(count(unfused, "\n  #") - count(fused, "\n  #"), 6u);
+  // Thirteen steps fewer: each group of two is one step, and each batch norm a sum
+  // normalizes has no step of its own (three).
+  EXPECT_EQ(count(unfused, "\n  #") - count(fused, "\n  #"), 13u);
 }
 
 TEST(TrainingFusion, TheCpuBackendRunsEveryStepOnItsOwn) {
@@ -190,6 +199,8 @@ TEST(TrainingFusion, CudaTrainsLikeTheUnfusedGraphInEveryPrecision) {
     EXPECT_NE(fused.description.find("via cuda:relu_batch_normalization_gradient"),
               std::string::npos);
     EXPECT_NE(fused.description.find("via cuda:add_relu"), std::string::npos);
+    EXPECT_NE(fused.description.find("via cuda:batch_normalization_addition_relu"),
+              std::string::npos);
     EXPECT_NE(fused.description.find("via cuda:addition_relu_gradient"), std::string::npos);
     EXPECT_NE(fused.description.find("via cuda:max_pooling_relu_gradient"), std::string::npos);
     EXPECT_EQ(unfused.description.find("fused"), std::string::npos);

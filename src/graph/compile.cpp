@@ -364,7 +364,9 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       return srcs;
     };
     step.srcs = read_sources();
-    if (fusion.head_of.count(filter.get())) {
+    const bool normalized_later = fusion.normalized_into.count(filter.get()) &&
+                                  op->kind == OpKind::batch_normalization_training;
+    if (fusion.head_of.count(filter.get()) || normalized_later) {
       pending_heads[filter.get()] = {std::move(op), std::move(step.srcs)};
       continue;
     }
@@ -372,8 +374,24 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
       const TrainingFusion& group = fusion.groups[tail->second];
       PendingHead& head = pending_heads.at(group.head);
       std::vector<int> srcs;
+      // The batch norms that the group's sum normalizes, still without steps of their own.
+      std::array<PendingHead*, 2> normalized{};
+      for (std::size_t s = 0; s < 2; ++s) {
+        const auto pending = pending_heads.find(group.normalized[s]);
+        if (group.normalized[s] && pending != pending_heads.end()) normalized[s] = &pending->second;
+      }
       if (std::unique_ptr<Op> fused =
               fuse_training_ops(group, head.op, head.srcs, op, step.srcs, srcs)) {
+        for (std::size_t s = 0; s < 2; ++s) {
+          if (!normalized[s]) continue;
+          auto& sum = static_cast<AdditionOp&>(*fused);
+          sum.kind = OpKind::fused_batch_normalization_addition_relu;
+          sum.normalized[s] =
+              static_cast<const BatchNormalizationTrainingOp&>(*normalized[s]->op).trainable;
+          srcs[s] = normalized[s]->srcs[0];
+          step.fused.push_back(group.normalized[s]->display_name());
+          step_of[group.normalized[s]] = program->steps.size();
+        }
         // The group is named after its head; the tail is folded into it.
         fused->name = group.head->display_name();
         fused->dst_shape = shape_of.at(result);
@@ -386,7 +404,20 @@ std::unique_ptr<Program> compile_program(const CompileInputs& in,
         program->steps.push_back(std::move(step));
         continue;
       }
-      // Not the pattern at these sizes: the head's own step first.
+      // Not the pattern at these sizes: the batch norms' and the head's own steps first.
+      for (std::size_t s = 0; s < 2; ++s) {
+        if (!normalized[s]) continue;
+        const FilterNode* bn = group.normalized[s];
+        Step bn_step;
+        bn_step.op = std::move(normalized[s]->op);
+        bn_step.srcs = std::move(normalized[s]->srcs);
+        step_of[bn] = program->steps.size();
+        add_value(bn->result_image().get(), bn_step.op->dst_shape,
+                  static_cast<int>(program->steps.size()));
+        bn_step.dst = value_of.at(bn->result_image().get());
+        head.srcs[s] = bn_step.dst;
+        program->steps.push_back(std::move(bn_step));
+      }
       Step head_step;
       head_step.op = std::move(head.op);
       head_step.srcs = std::move(head.srcs);

@@ -2,6 +2,7 @@
 // and which nodes fuse into a convolution.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <set>
@@ -77,11 +78,16 @@ struct TrainingFusion {
   // is then a function of the batch norm's source and statistics
   // (BatchNormalizationGradientOp::mask_from_statistics).
   bool mask_from_statistics = false;
+  // addition_relu: the trained batch norms whose results are the sum's sources (by index)
+  // and which nothing else reads; each is normalized within the sum's pass
+  // (OpKind::fused_batch_normalization_addition_relu).
+  std::array<const FilterNode*, 2> normalized{};
 };
 
 struct TrainingFusionPlan {
   std::vector<TrainingFusion> groups;
   std::map<const FilterNode*, std::size_t> head_of, tail_of;  // node -> group index
+  std::map<const FilterNode*, std::size_t> normalized_into;   // batch norm -> group index
   // A fused relu's source is never stored: its gradient nodes read the relu's result as
   // their mask instead (the same for a plain relu: y > 0 exactly where x > 0).
   std::map<const FilterNode*, const ImageNode*> mask_source;

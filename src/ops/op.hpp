@@ -2,6 +2,7 @@
 // per operation family, holding its attributes and the sizes fixed by shape inference.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,7 @@ enum class OpKind {
   fused_addition_relu,                      // AdditionOp, then relu
   fused_addition_relu_gradient,             // NeuronGradientOp, srcs a, b, mask: (a + b) relu'
   fused_max_pooling_relu_gradient,          // PoolingGradientOp, then relu' of its src
+  fused_batch_normalization_addition_relu,  // AdditionOp with normalized sources, then relu
   arithmetic_gradient,                      // the last kind (dispatch_test)
 };
 
@@ -225,9 +227,17 @@ struct PoolingOp : Op {
 
 // Two sources of one size: the residual sum that a convolution can fuse. With kind
 // fused_addition_relu, dst = max(src0 + src1, 0).
+struct TrainedNormalization;
+
+// With kind fused_batch_normalization_addition_relu, a source s with normalized[s] is the
+// source of that training-mode batch norm, whose result only this sum read: the sum reads
+// it normalized with the batch's statistics (rounded to the storage type, as the batch
+// norm's own result would be), records the statistics as BatchNormalizationTrainingOp does,
+// and the relu follows.
 struct AdditionOp : Op {
   AdditionOp() : Op(OpKind::addition) {}
   std::string attributes() const override;
+  std::array<TrainedNormalization*, 2> normalized{};
 };
 
 // The name of a training-fusion kind's group ("batch_norm+relu"), or null for other kinds.

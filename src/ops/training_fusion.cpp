@@ -16,6 +16,8 @@ const char* training_fusion_name(OpKind kind) {
       return "add+relu_gradient";
     case OpKind::fused_max_pooling_relu_gradient:
       return "max_pooling_gradient+relu_gradient";
+    case OpKind::fused_batch_normalization_addition_relu:
+      return "batch_norm+add+relu";
     default:
       return nullptr;
   }

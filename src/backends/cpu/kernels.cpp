@@ -105,6 +105,7 @@ const UnsupportedOpKind onednn_unsupported[] = {
     {OpKind::fused_addition_relu, kRunsUnfused},
     {OpKind::fused_addition_relu_gradient, kRunsUnfused},
     {OpKind::fused_max_pooling_relu_gradient, kRunsUnfused},
+    {OpKind::fused_batch_normalization_addition_relu, kRunsUnfused},
 };
 constexpr std::span<const UnsupportedOpKind> onednn_gaps(onednn_unsupported);
 

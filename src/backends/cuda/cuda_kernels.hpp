@@ -43,6 +43,8 @@ std::unique_ptr<Kernel> make_loss(const Op&, const GraphOptions&, Context&);  //
 // normalization_training.cpp
 std::unique_ptr<Kernel> make_batch_normalization_training(const Op&, const GraphOptions&, Context&);
 std::unique_ptr<Kernel> make_batch_normalization_gradient(const Op&, const GraphOptions&, Context&);
+std::unique_ptr<Kernel> make_batch_normalization_addition_relu(const Op&, const GraphOptions&,
+                                                               Context&);
 // The NHWC cuDNN kernel for a convolution: the most fused plan, or (autotuning) the bare
 // convolution plus our epilogue kernel when that measures clearly faster. Declines (null,
 // with the reason) when no cuDNN engine takes it.

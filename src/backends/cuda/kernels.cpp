@@ -187,6 +187,8 @@ const KernelCandidate<Context> cuda_kernels[] = {
      make_addition_relu_gradient},
     {OpKind::fused_max_pooling_relu_gradient, "cuda:max_pooling_relu_gradient",
      make_pooling_gradient},
+    {OpKind::fused_batch_normalization_addition_relu, "cuda:batch_normalization_addition_relu",
+     make_batch_normalization_addition_relu},
 };
 
 // The CUDA backend takes every op kind.

@@ -58,6 +58,8 @@ const KernelCandidate<> reference_kernels[] = {
      make_reference_fused_addition_relu_gradient},
     {OpKind::fused_max_pooling_relu_gradient, "reference:max_pooling_relu_gradient",
      make_reference_fused_max_pooling_relu_gradient},
+    {OpKind::fused_batch_normalization_addition_relu, "reference:batch_normalization_addition_relu",
+     make_reference_fused_batch_normalization_addition_relu},
     {OpKind::convolution_transpose, "reference:convolution_transpose", make_convolution_transpose},
     {OpKind::convolution_transpose_gradient, "reference:convolution_transpose_gradient",
      make_convolution_transpose_gradient},

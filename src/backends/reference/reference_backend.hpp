@@ -41,6 +41,8 @@ std::unique_ptr<Kernel> make_reference_fused_addition_relu_gradient(const Op& op
                                                                     const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_fused_max_pooling_relu_gradient(const Op& op,
                                                                        const GraphOptions& options);
+std::unique_ptr<Kernel> make_reference_fused_batch_normalization_addition_relu(
+    const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_softmax_gradient(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_channel_slice(const Op& op, const GraphOptions& options);
 std::unique_ptr<Kernel> make_reference_dropout(const Op& op, const GraphOptions& options);

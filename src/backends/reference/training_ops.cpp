@@ -1,6 +1,7 @@
 // Reference kernels of the training ops other than the convolution: neuron, pooling and
 // soft-max gradients, the channel slice of a concatenation's gradient, dropout, and losses.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -153,6 +154,27 @@ void batch_normalization_training(const BatchNormalizationTrainingOp& op, const 
   }
 }
 
+// A sum of batch norms' results (each as batch_normalization_training writes it) and other
+// sources, then the relu: the unfused steps' formulas in turn.
+void batch_normalization_addition_relu(const AdditionOp& op, const KernelArgs& args) {
+  const std::size_t count = op.dst_shape.elements();
+  std::array<std::vector<float>, 2> normalized;
+  std::array<const float*, 2> sources{args.srcs[0], args.srcs[1]};
+  for (std::size_t s = 0; s < 2; ++s) {
+    if (!op.normalized[s]) continue;
+    BatchNormalizationTrainingOp bn;
+    bn.dst_shape = op.dst_shape;
+    bn.trainable = op.normalized[s];
+    normalized[s].resize(count);
+    batch_normalization_training(bn, KernelArgs{{sources[s]}, normalized[s].data()});
+    sources[s] = normalized[s].data();
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto sum = static_cast<float>(static_cast<double>(sources[0][i]) + sources[1][i]);
+    args.dst[i] = sum >= 0.0f ? sum : 0.0f * sum;  // relu as neuron_math.hpp writes it
+  }
+}
+
 // The relu gradient of a sum: (a + b) where the mask is > 0, else 0.
 void addition_relu_gradient(const NeuronGradientOp& op, const KernelArgs& args) {
   const std::size_t count = op.dst_shape.elements();
@@ -295,6 +317,11 @@ std::unique_ptr<Kernel> make_reference_fused_addition_relu_gradient(const Op& op
                                                                     const GraphOptions&) {
   return function_kernel<NeuronGradientOp>(op, "reference:addition_relu_gradient",
                                            addition_relu_gradient);
+}
+std::unique_ptr<Kernel> make_reference_fused_batch_normalization_addition_relu(
+    const Op& op, const GraphOptions&) {
+  return function_kernel<AdditionOp>(op, "reference:batch_normalization_addition_relu",
+                                     batch_normalization_addition_relu);
 }
 std::unique_ptr<Kernel> make_reference_fused_max_pooling_relu_gradient(const Op& op,
                                                                        const GraphOptions&) {

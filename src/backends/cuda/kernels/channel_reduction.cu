@@ -336,6 +336,30 @@ struct NormalizationGradient {
   }
 };
 
+// relu(a' + b') with a' = a * scale + shift rounded to T as the batch norm's result would be
+// (scale 1 and shift 0 leave a source as it is, exactly).
+template <typename T>
+struct NormalizedSumRelu {
+  const float* a_coefficients;  // scale, then shift, per channel; null: none
+  const float* b_coefficients;
+  int channels;
+  struct Bound {
+    float a_scale, a_shift, b_scale, b_shift;
+    __device__ float operator()(float a, float b) const {
+      const float x = to_float(from_float<T>(a * a_scale + a_shift));
+      const float y = to_float(from_float<T>(b * b_scale + b_shift));
+      const float v = x + y;
+      return v >= 0.0f ? v : 0.0f * v;  // relu as neuron_math.hpp writes it
+    }
+  };
+  __device__ Bound at(int c) const {
+    const auto scale = [&](const float* k) { return k ? k[c] : 1.0f; };
+    const auto shift = [&](const float* k) { return k ? k[channels + c] : 0.0f; };
+    return {scale(a_coefficients), shift(a_coefficients), scale(b_coefficients),
+            shift(b_coefficients)};
+  }
+};
+
 template <typename F>
 void for_storage(DataType type, const char* name, F&& f) {
   dispatch(type, [&](auto tag) {
@@ -441,6 +465,26 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
       map_elements(NormalizationGradient<Mask::none, T>{scratch, channels}, dy, x, dx, count,
                    channels, stream, "batch_normalization_gradient");
     }
+  });
+}
+
+void normalized_sum_relu(DataType type, const SummedSource& a, const SummedSource& b, void* dst,
+                         std::size_t pixels, int channels, float* scratch, cudaStream_t stream) {
+  for_storage(type, "batch_normalization_addition_relu", [&](auto tag) {
+    using T = decltype(tag);
+    // Each normalized source's scale and shift, by batch_normalize's own kernel.
+    const auto coefficients = [&](const SummedSource& s, float* at) -> const float* {
+      if (!s.mean) return nullptr;
+      normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
+          s.mean, s.variance, s.gamma, s.beta, s.epsilon, at, channels);
+      check_launch("batch_normalization_addition_relu");
+      return at;
+    };
+    const float* a_terms = coefficients(a, scratch);
+    const float* b_terms = coefficients(b, scratch + 2 * std::size_t(channels));
+    map_elements(NormalizedSumRelu<T>{a_terms, b_terms, channels}, static_cast<const T*>(a.src),
+                 static_cast<const T*>(b.src), static_cast<T*>(dst), pixels * channels, channels,
+                 stream, "batch_normalization_addition_relu");
   });
 }
 

@@ -34,4 +34,20 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   float* scratch, cudaStream_t stream, const void* mask = nullptr,
                                   const float* beta = nullptr);
 
+// A source of normalized_sum_relu: with `mean` (and the rest), the source of a batch norm
+// whose result is summed without being stored; without, a source read as it is.
+struct SummedSource {
+  const void* src = nullptr;
+  const float* mean = nullptr;
+  const float* variance = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float epsilon = 0.0f;
+};
+// dst = relu(a' + b'): s' is s normalized as batch_normalize writes it (rounded to the
+// storage type) where s has statistics, else s (training fusion: batch norm, sum and relu
+// in one pass). `scratch` as for batch_statistics.
+void normalized_sum_relu(DataType type, const SummedSource& a, const SummedSource& b, void* dst,
+                         std::size_t pixels, int channels, float* scratch, cudaStream_t stream);
+
 }  // namespace cnngraph::detail::cuda

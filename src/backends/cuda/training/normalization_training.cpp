@@ -51,6 +51,33 @@ void copy_out(const DeviceNormalization& b, int slot, std::vector<float>& to) {
   to.assign(b.on_host(slot), b.on_host(slot) + b.channels);
 }
 
+// This run's gamma and beta into pinned memory (the previous run has finished).
+void stage_parameters(const TrainedNormalization& t, DeviceNormalization& b) {
+  const std::size_t bytes = std::size_t(b.channels) * sizeof(float);
+  std::memcpy(b.on_host(kGamma), t.parameters.gamma.data(), bytes);
+  std::memcpy(b.on_host(kBeta), t.parameters.beta.data(), bytes);
+}
+
+// On the stream: gamma and beta to the device, then the batch's statistics of x.
+void compute_statistics(const DeviceNormalization& b, DataType storage, const void* x,
+                        std::size_t pixels, float* scratch, cudaStream_t stream,
+                        const std::string& name) {
+  check(
+      cudaMemcpyAsync(b.on_device(kGamma), b.on_host(kGamma),
+                      2 * std::size_t(b.channels) * sizeof(float), cudaMemcpyHostToDevice, stream),
+      name + ": gamma and beta");
+  batch_statistics(storage, x, pixels, b.channels, b.on_device(kMean), b.on_device(kVariance),
+                   scratch, stream);
+}
+
+// After the run: the statistics, as the host's update of the batch norm reads them.
+void record_statistics(const DeviceNormalization& b, std::size_t pixels,
+                       BatchNormalizationGradientState& g) {
+  g.count = static_cast<std::int64_t>(pixels);
+  copy_out(b, kMean, g.batch_mean);
+  copy_out(b, kVariance, g.batch_variance);
+}
+
 class NormalizationKernel : public Kernel {
  public:
   NormalizationKernel(const Op& op, TrainedNormalization* trainable, Context& context,
@@ -74,13 +101,8 @@ class NormalizationKernel : public Kernel {
     const void* x = gradient_ ? args.srcs[1] : args.srcs[0];
     auto* scratch = reinterpret_cast<float*>(scratch_.get());
     const bool own_statistics = owns_statistics();
-    if (own_statistics) {
-      check(cudaMemcpyAsync(b.on_device(kGamma), b.on_host(kGamma), 2 * bytes,
-                            cudaMemcpyHostToDevice, context_.stream),
-            op_.name + ": gamma and beta");
-      batch_statistics(context_.storage, x, pixels_, C, b.on_device(kMean), b.on_device(kVariance),
-                       scratch, context_.stream);
-    }
+    if (own_statistics)
+      compute_statistics(b, context_.storage, x, pixels_, scratch, context_.stream, op_.name);
     if (!gradient_) {
       batch_normalize(context_.storage, x, b.on_device(kMean), b.on_device(kVariance),
                       b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
@@ -106,19 +128,12 @@ class NormalizationKernel : public Kernel {
 
   // The parameters of this run into pinned memory (the previous run has finished).
   void before_run() override {
-    if (!owns_statistics()) return;
-    const std::size_t bytes = std::size_t(buffers_->channels) * sizeof(float);
-    std::memcpy(buffers_->on_host(kGamma), trainable_->parameters.gamma.data(), bytes);
-    std::memcpy(buffers_->on_host(kBeta), trainable_->parameters.beta.data(), bytes);
+    if (owns_statistics()) stage_parameters(*trainable_, *buffers_);
   }
 
   void after_run() override {
     BatchNormalizationGradientState& g = trainable_->gradient;
-    if (owns_statistics()) {
-      g.count = static_cast<std::int64_t>(pixels_);
-      copy_out(*buffers_, kMean, g.batch_mean);
-      copy_out(*buffers_, kVariance, g.batch_variance);
-    }
+    if (owns_statistics()) record_statistics(*buffers_, pixels_, g);
     if (gradient_) {
       copy_out(*buffers_, kGammaGradient, g.gamma_gradient);
       copy_out(*buffers_, kBetaGradient, g.beta_gradient);
@@ -153,7 +168,72 @@ class NormalizationKernel : public Kernel {
   std::shared_ptr<std::byte[]> scratch_;
 };
 
+// A sum whose sources are batch norms' results (and other images), then a relu, in one pass
+// (fused_batch_normalization_addition_relu): each batch norm's statistics first, recorded as
+// its own forward kernel records them, so that its gradient kernel finds them.
+class NormalizedSumKernel : public Kernel {
+ public:
+  NormalizedSumKernel(const AdditionOp& op, Context& context) : op_(op), context_(context) {
+    const int C = op.dst_shape.channels;
+    pixels_ = op.dst_shape.elements() / C;
+    for (std::size_t s = 0; s < 2; ++s) {
+      if (!op.normalized[s]) continue;
+      buffers_[s] = device_normalization(*op.normalized[s], C, context, op.name);
+      buffers_[s]->forward_runs = true;
+    }
+    scratch_ =
+        context.memory->allocate(channel_reduction_scratch_bytes(pixels_, C), op.name + " scratch");
+  }
+
+  void run(const KernelArgs& args) override {
+    auto* scratch = reinterpret_cast<float*>(scratch_.get());
+    SummedSource sources[2];
+    for (std::size_t s = 0; s < 2; ++s) {
+      sources[s].src = args.srcs[s];
+      if (!buffers_[s]) continue;
+      const DeviceNormalization& b = *buffers_[s];
+      compute_statistics(b, context_.storage, args.srcs[s], pixels_, scratch, context_.stream,
+                         op_.name);
+      sources[s] = {args.srcs[s],        b.on_device(kMean), b.on_device(kVariance),
+                    b.on_device(kGamma), b.on_device(kBeta), op_.normalized[s]->parameters.epsilon};
+    }
+    normalized_sum_relu(context_.storage, sources[0], sources[1], args.dst, pixels_,
+                        op_.dst_shape.channels, scratch, context_.stream);
+    for (const auto& b : buffers_) {
+      if (!b) continue;
+      check(cudaMemcpyAsync(b->on_host(kMean), b->on_device(kMean),
+                            2 * std::size_t(b->channels) * sizeof(float), cudaMemcpyDeviceToHost,
+                            context_.stream),
+            op_.name + ": the statistics to the host");
+    }
+  }
+
+  void before_run() override {
+    for (std::size_t s = 0; s < 2; ++s)
+      if (buffers_[s]) stage_parameters(*op_.normalized[s], *buffers_[s]);
+  }
+
+  void after_run() override {
+    for (std::size_t s = 0; s < 2; ++s)
+      if (buffers_[s]) record_statistics(*buffers_[s], pixels_, op_.normalized[s]->gradient);
+  }
+
+  std::string implementation() const override { return "cuda:batch_normalization_addition_relu"; }
+
+ private:
+  const AdditionOp& op_;
+  Context& context_;
+  std::size_t pixels_ = 0;
+  std::shared_ptr<DeviceNormalization> buffers_[2];
+  std::shared_ptr<std::byte[]> scratch_;
+};
+
 }  // namespace
+
+std::unique_ptr<Kernel> make_batch_normalization_addition_relu(const Op& base, const GraphOptions&,
+                                                               Context& context) {
+  return std::make_unique<NormalizedSumKernel>(static_cast<const AdditionOp&>(base), context);
+}
 
 std::unique_ptr<Kernel> make_batch_normalization_training(const Op& base, const GraphOptions&,
                                                           Context& context) {
