@@ -64,6 +64,10 @@ const BinaryCase kBinaryCases[] = {
     {3, 6, 11, 3, 4, 1, 1, 1, 1, false},    // 1x1, three channels
     {2, 10, 9, 130, 6, 3, 1, 2, 2, true},   // groups, dilation, 65 channels per group
     {1, 12, 12, 256, 9, 5, 2, 1, 1, true},  // several words, 5x5
+    // Wide enough for blocks of four windows without padding taps, which the fast kernel
+    // reads in the packed image instead of gathering them.
+    {2, 9, 21, 64, 8, 3, 2, 1, 1, true},    // stride 2
+    {1, 11, 16, 128, 9, 3, 1, 2, 1, true},  // dilation 2, two words a tap
 };
 
 }  // namespace

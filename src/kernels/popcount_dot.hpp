@@ -15,10 +15,13 @@ namespace cnngraph::detail {
 
 enum class BitOp { exclusive_or, conjunction };
 
-// counts[i * outputs + o] = sum over k < words of popcount(op(a[i][k], b[k * outputs + o])).
-using PopcountBlock = void (*)(const std::uint64_t* const a[4], const std::uint64_t* b,
-                               std::size_t words, std::size_t outputs, BitOp op,
-                               std::int32_t* counts);
+// counts[i * outputs + o] = sum over k < words of
+// popcount(op(a[i][offsets[k]], b[k * outputs + o])): word k of window i lies at offsets[k]
+// from a[i] (a convolution's taps in the packed image itself, for windows without padding),
+// or at k without offsets (null: a window gathered into a row of its own).
+using PopcountBlock = void (*)(const std::uint64_t* const a[4], const std::uint32_t* offsets,
+                               const std::uint64_t* b, std::size_t words, std::size_t outputs,
+                               BitOp op, std::int32_t* counts);
 
 struct PopcountKernel {
   PopcountBlock block;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -66,7 +67,13 @@ __attribute__((target("avx512f"))) float pack_bits_avx512(const float* x, const 
             : _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GE_OQ);
     words[c / 64] |= static_cast<std::uint64_t>(bits) << (c % 64);
   }
-  return _mm512_reduce_add_ps(magnitude);
+  // Halves added in turn, as _mm512_reduce_add_ps does (which GCC 12 at -O3 warns of: its
+  // undefined pass-through operands).
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, magnitude);
+  for (int half = 8; half > 0; half /= 2)
+    for (int i = 0; i < half; ++i) lanes[i] += lanes[i + half];
+  return lanes[0];
 }
 
 bool cpu_has_avx512() {
@@ -120,6 +127,19 @@ class BitPackedBinaryConvolution : public Kernel {
         bit_op_(op.type == BinaryConvolutionType::xnor ? BitOp::exclusive_or : BitOp::conjunction) {
     input_bias_ = filled_terms(op.terms.input_bias, op.input_channels, 0.0f);
     input_scale_ = filled_terms(op.terms.input_scale, op.input_channels, 1.0f);
+    // Where each word of a window lies in the packed image, from the window's first pixel
+    // (where that does not fit 32 bits, every window is gathered).
+    const std::size_t width = op.src_shapes[0].width;
+    for (int r = 0; r < op.kernel_height; ++r)
+      for (int s = 0; s < op.kernel_width; ++s)
+        for (int k = 0; k < words_; ++k) {
+          const std::size_t at = (static_cast<std::size_t>(r) * op.dilation_y * width +
+                                  static_cast<std::size_t>(s) * op.dilation_x) *
+                                     words_ +
+                                 k;
+          image_offsets_.push_back(static_cast<std::uint32_t>(at));
+          offsets_fit_ = offsets_fit_ && at <= UINT32_MAX;
+        }
     pack_weights();
     if (op.packed_result) {
       const BitPacking& packing = op.result_packing;
@@ -244,6 +264,13 @@ class BitPackedBinaryConvolution : public Kernel {
     const ImageShape& out = op_.dst_shape;
     const int count = std::min(4, out.width - q0);
     const std::size_t pixels = static_cast<std::size_t>(in.height) * in.width;
+    // Four windows without padding taps are read in the packed image itself, not gathered.
+    const int top = p * op_.y.stride - op_.y.pad_before;
+    const int left = q0 * op_.x.stride - op_.x.pad_before;
+    const bool inside =
+        offsets_fit_ && count == 4 && top >= 0 &&
+        top + (op_.kernel_height - 1) * op_.dilation_y < in.height && left >= 0 &&
+        left + 3 * op_.x.stride + (op_.kernel_width - 1) * op_.dilation_x < in.width;
     for (int g = 0; g < groups_; ++g) {
       const std::uint64_t* a[4];
       // Padding taps per pixel: missing_count[i] of them at missing[i * taps_].
@@ -251,7 +278,22 @@ class BitPackedBinaryConvolution : public Kernel {
       int missing_count[4] = {0, 0, 0, 0};
       double beta[4] = {1.0, 1.0, 1.0, 1.0};
       int valid[4] = {0, 0, 0, 0};
-      for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < 4 && inside; ++i) {
+        const std::size_t origin = (static_cast<std::size_t>(n) * groups_ + g) * pixels +
+                                   static_cast<std::size_t>(top) * in.width + left +
+                                   static_cast<std::size_t>(i) * op_.x.stride;
+        a[i] = bits_ + origin * words_;
+        valid[i] = taps_;
+        if (!op_.beta_scaling) continue;
+        double magnitude = 0.0;
+        for (int r = 0; r < op_.kernel_height; ++r)
+          for (int s = 0; s < op_.kernel_width; ++s)
+            magnitude +=
+                magnitude_[origin + static_cast<std::size_t>(r) * op_.dilation_y * in.width +
+                           static_cast<std::size_t>(s) * op_.dilation_x];
+        beta[i] = magnitude / (static_cast<double>(taps_) * group_channels_);
+      }
+      for (int i = 0; i < 4 && !inside; ++i) {
         std::uint64_t* window = windows.data() + i * row_words_;
         a[i] = window;
         if (i >= count) continue;  // a copy of pixel 0's window is counted and dropped
@@ -281,7 +323,8 @@ class BitPackedBinaryConvolution : public Kernel {
           beta[i] = valid[i] ? magnitude / (static_cast<double>(valid[i]) * group_channels_) : 0.0;
       }
       for (int i = count; i < 4; ++i) a[i] = a[0];
-      popcount_.block(a, weights_.data() + g * row_words_ * padded_outputs_, row_words_,
+      popcount_.block(a, inside ? image_offsets_.data() : nullptr,
+                      weights_.data() + g * row_words_ * padded_outputs_, row_words_,
                       padded_outputs_, bit_op_, counts.data());
       for (int i = 0; i < count; ++i) {
         float* y = row + static_cast<std::size_t>(q0 + i) * out.channels + g * group_outputs_;
@@ -315,6 +358,8 @@ class BitPackedBinaryConvolution : public Kernel {
   std::size_t row_words_, padded_outputs_;
   BitOp bit_op_;
   std::vector<std::uint64_t> weights_;
+  std::vector<std::uint32_t> image_offsets_;  // popcount_dot.hpp's offsets
+  bool offsets_fit_ = true;
   std::vector<std::int32_t> tap_bits_;  // set weight bits per output channel and tap
   std::vector<float> input_bias_, input_scale_, slope_, offset_;
   std::uint64_t packed_version_ = 0;
