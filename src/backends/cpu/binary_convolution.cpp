@@ -35,38 +35,42 @@ float term(const std::vector<float>& terms, int index, float none) {
 }
 
 // Sets bit c of `words` where (x[c] + bias[c]) * scale[c] is >= 0 (> 0 when `strict`), for
-// c < count; returns the sum of the values' magnitudes.
+// c < count; returns the sum of the values' magnitudes when `magnitude` (else 0). Null bias
+// and scale: the value is x[c] itself (no terms: (x + 0) * 1 sets the same bits and sums the
+// same magnitudes).
 float pack_bits_portable(const float* x, const float* bias, const float* scale, int count,
-                         bool strict, std::uint64_t* words) {
-  float magnitude = 0.0f;
+                         bool strict, bool magnitude, std::uint64_t* words) {
+  float sum = 0.0f;
   for (int c = 0; c < count; ++c) {
-    const float value = (x[c] + bias[c]) * scale[c];
-    magnitude += std::fabs(value);
+    const float value = bias ? (x[c] + bias[c]) * scale[c] : x[c];
+    if (magnitude) sum += std::fabs(value);
     if (strict ? value > 0.0f : value >= 0.0f) words[c / 64] |= std::uint64_t{1} << (c % 64);
   }
-  return magnitude;
+  return sum;
 }
 
 #if defined(__x86_64__)
 // 16 channels per compare: the comparison mask is the 16 bits.
+template <bool Terms, bool Magnitude>
 __attribute__((target("avx512f"))) float pack_bits_avx512(const float* x, const float* bias,
                                                           const float* scale, int count,
                                                           bool strict, std::uint64_t* words) {
   __m512 magnitude = _mm512_setzero_ps();
-  const int predicate = strict ? _CMP_GT_OQ : _CMP_GE_OQ;
   for (int c = 0; c < count; c += 16) {
     const __mmask16 lanes =
         count - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (count - c)) - 1);
-    const __m512 value = _mm512_mul_ps(
-        _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, x + c), _mm512_maskz_loadu_ps(lanes, bias + c)),
-        _mm512_maskz_loadu_ps(lanes, scale + c));
-    magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(value));
+    __m512 value = _mm512_maskz_loadu_ps(lanes, x + c);
+    if constexpr (Terms) {
+      value = _mm512_mul_ps(_mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes, bias + c)),
+                            _mm512_maskz_loadu_ps(lanes, scale + c));
+    }
+    if constexpr (Magnitude) magnitude = _mm512_add_ps(magnitude, _mm512_abs_ps(value));
     const __mmask16 bits =
-        predicate == _CMP_GT_OQ
-            ? _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GT_OQ)
-            : _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GE_OQ);
+        strict ? _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GT_OQ)
+               : _mm512_mask_cmp_ps_mask(lanes, value, _mm512_setzero_ps(), _CMP_GE_OQ);
     words[c / 64] |= static_cast<std::uint64_t>(bits) << (c % 64);
   }
+  if constexpr (!Magnitude) return 0.0f;
   // Halves added in turn, as _mm512_reduce_add_ps does (which GCC 12 at -O3 warns of: its
   // undefined pass-through operands).
   alignas(64) float lanes[16];
@@ -83,12 +87,19 @@ bool cpu_has_avx512() {
 #endif
 
 float pack_bits(const float* x, const float* bias, const float* scale, int count, bool strict,
-                std::uint64_t* words) {
+                bool magnitude, std::uint64_t* words) {
 #if defined(__x86_64__)
   static const bool avx512 = cpu_has_avx512();
-  if (avx512) return pack_bits_avx512(x, bias, scale, count, strict, words);
+  if (avx512) {
+    if (bias) {
+      return magnitude ? pack_bits_avx512<true, true>(x, bias, scale, count, strict, words)
+                       : pack_bits_avx512<true, false>(x, bias, scale, count, strict, words);
+    }
+    return magnitude ? pack_bits_avx512<false, true>(x, bias, scale, count, strict, words)
+                     : pack_bits_avx512<false, false>(x, bias, scale, count, strict, words);
+  }
 #endif
-  return pack_bits_portable(x, bias, scale, count, strict, words);
+  return pack_bits_portable(x, bias, scale, count, strict, magnitude, words);
 }
 
 // One pixel's results from its counts: y[o] = slope[o] * beta * (bits - 2 c[o]) + offset[o]
@@ -141,7 +152,8 @@ ScaleCounts scale_counts_for(const PopcountKernel& popcount) {
 }
 
 // One pixel's channels `v` as BitPacking's bits, and the magnitudes where `magnitudes` is
-// not null, at the pixel's places: image n, flat pixel index `pixel` of `pixels`.
+// not null, at the pixel's places: image n, flat pixel index `pixel` of `pixels`. Null bias
+// and scale: no terms (pack_bits).
 void pack_pixel(const float* v, const float* bias, const float* scale, int groups,
                 int group_channels, int words, bool strict, std::size_t n, std::size_t pixel,
                 std::size_t pixels, std::uint64_t* bits, float* magnitudes) {
@@ -151,7 +163,8 @@ void pack_pixel(const float* v, const float* bias, const float* scale, int group
     std::fill(word, word + words, 0);
     const int first = g * group_channels;
     const float magnitude =
-        pack_bits(v + first, bias + first, scale + first, group_channels, strict, word);
+        pack_bits(v + first, bias ? bias + first : nullptr, scale ? scale + first : nullptr,
+                  group_channels, strict, magnitudes != nullptr, word);
     if (magnitudes) magnitudes[slot] = magnitude;
   }
 }
@@ -159,6 +172,12 @@ void pack_pixel(const float* v, const float* bias, const float* scale, int group
 // Per-channel terms with the default filled in where there are none.
 std::vector<float> filled_terms(const std::vector<float>& terms, int count, float none) {
   return terms.empty() ? std::vector<float>(count, none) : terms;
+}
+
+// Whether input terms leave every value as it is (bias 0, scale 1): packing then skips them.
+bool identity_terms(const std::vector<float>& bias, const std::vector<float>& scale) {
+  return std::all_of(bias.begin(), bias.end(), [](float b) { return b == 0.0f; }) &&
+         std::all_of(scale.begin(), scale.end(), [](float s) { return s == 1.0f; });
 }
 
 class BitPackedBinaryConvolution : public Kernel {
@@ -177,6 +196,7 @@ class BitPackedBinaryConvolution : public Kernel {
         bit_op_(op.type == BinaryConvolutionType::xnor ? BitOp::exclusive_or : BitOp::conjunction) {
     input_bias_ = filled_terms(op.terms.input_bias, op.input_channels, 0.0f);
     input_scale_ = filled_terms(op.terms.input_scale, op.input_channels, 1.0f);
+    input_terms_ = !identity_terms(input_bias_, input_scale_);
     // Where each word of a window lies in the packed image, from the window's first pixel
     // (where that does not fit 32 bits, every window is gathered).
     const std::size_t width = op.src_shapes[0].width;
@@ -195,6 +215,7 @@ class BitPackedBinaryConvolution : public Kernel {
       const BitPacking& packing = op.result_packing;
       result_bias_ = filled_terms(packing.input_bias, packing.channels, 0.0f);
       result_scale_ = filled_terms(packing.input_scale, packing.channels, 1.0f);
+      result_terms_ = !identity_terms(result_bias_, result_scale_);
     }
   }
 
@@ -280,9 +301,10 @@ class BitPackedBinaryConvolution : public Kernel {
       const std::size_t n = image_row / in.height;
       for (std::size_t pixel = (image_row % in.height) * in.width, end = pixel + in.width;
            pixel < end; ++pixel) {
-        pack_pixel(x + (n * pixels + pixel) * in.channels, input_bias_.data(), input_scale_.data(),
-                   groups_, group_channels_, words_, strict, n, pixel, pixels, own_bits_.data(),
-                   op_.beta_scaling ? own_magnitude_.data() : nullptr);
+        pack_pixel(
+            x + (n * pixels + pixel) * in.channels, input_terms_ ? input_bias_.data() : nullptr,
+            input_terms_ ? input_scale_.data() : nullptr, groups_, group_channels_, words_, strict,
+            n, pixel, pixels, own_bits_.data(), op_.beta_scaling ? own_magnitude_.data() : nullptr);
       }
     }
   }
@@ -297,9 +319,10 @@ class BitPackedBinaryConvolution : public Kernel {
     auto* bits = reinterpret_cast<std::uint64_t*>(dst);
     auto* magnitudes = reinterpret_cast<float*>(bits + places * packing.words_per_group());
     for (int q = 0; q < out.width; ++q) {
-      pack_pixel(y + static_cast<std::size_t>(q) * out.channels, result_bias_.data(),
-                 result_scale_.data(), packing.groups, packing.channels / packing.groups,
-                 packing.words_per_group(), packing.strict, n,
+      pack_pixel(y + static_cast<std::size_t>(q) * out.channels,
+                 result_terms_ ? result_bias_.data() : nullptr,
+                 result_terms_ ? result_scale_.data() : nullptr, packing.groups,
+                 packing.channels / packing.groups, packing.words_per_group(), packing.strict, n,
                  static_cast<std::size_t>(p) * out.width + q, pixels, bits,
                  packing.magnitudes ? magnitudes : nullptr);
     }
@@ -415,6 +438,7 @@ class BitPackedBinaryConvolution : public Kernel {
   std::vector<std::uint64_t> own_bits_;
   std::vector<float> own_magnitude_;
   std::vector<float> result_bias_, result_scale_;  // the consumers' input terms, filled in
+  bool input_terms_ = true, result_terms_ = true;  // false: the terms change nothing
 };
 
 // binary_weights as a float convolution: w' = sign(w) * scale * output_scale,
