@@ -201,8 +201,6 @@ TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
   // equal-size sum's gradient reads only the incoming gradient) and that trained batch norms
   // produce: the batch norms are normalized in the sum's pass (their results are never
   // stored).
-  std::map<const ImageNode*, const FilterNode*> producer;
-  for (const auto& filter : g.order) producer[filter->result_image().get()] = filter.get();
   for (std::size_t k = 0; k < plan.groups.size(); ++k) {
     TrainingFusion& group = plan.groups[k];
     const auto& sources = group.head->source_images();
@@ -210,15 +208,13 @@ TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
         sources[0] == sources[1])
       continue;
     for (std::size_t s = 0; s < 2; ++s) {
-      const auto it = producer.find(sources[s].get());
+      const FilterNode* bn = sources[s]->producer();
       const auto* readers = consumers_of(sources[s].get());
-      if (it == producer.end() || !readers) continue;
+      if (!bn || !readers) continue;
       const bool only_the_sum = std::all_of(readers->begin(), readers->end(), [&](const auto* r) {
         return r == group.head || r->gradient_of() == group.head;
       });
-      if (!only_the_sum) continue;
-      const FilterNode* bn = it->second;
-      if (!trained_bn(bn) || claimed.count(bn)) continue;
+      if (!only_the_sum || !trained_bn(bn) || claimed.count(bn)) continue;
       group.normalized[s] = bn;
       plan.normalized_into[bn] = k;
       claimed.insert(bn);

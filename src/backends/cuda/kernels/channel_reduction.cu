@@ -196,7 +196,7 @@ struct MaskedGradientTerms {
 // it, the same formula (ChannelAffine) on the same scale and shift, rounded to T, is > 0.
 template <typename T>
 __device__ __forceinline__ float relu_passes(float x, float scale, float shift) {
-  return to_float(from_float<T>(x * scale + shift)) > 0.0f ? 1.0f : 0.0f;
+  return to_float(from_float<T>(normalized_value(x, scale, shift))) > 0.0f ? 1.0f : 0.0f;
 }
 
 // MaskedGradientTerms with the mask recomputed from x (the batch norm's own result was the
@@ -313,6 +313,16 @@ __global__ void normalization_coefficients_kernel(const float* mean, const float
   coefficients[channels + c] = beta[c] - mean[c] * scale;
 }
 
+// The scale and shift of every channel into coefficients[c] and [channels + c]: the one
+// launch that the forward and the kernels recomputing its result share.
+void normalization_coefficients(const float* mean, const float* variance, const float* gamma,
+                                const float* beta, float epsilon, float* coefficients, int channels,
+                                cudaStream_t stream, const char* name) {
+  normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
+      mean, variance, gamma, beta, epsilon, coefficients, channels);
+  check_launch(name);
+}
+
 // The gradient's element-wise pass (map_elements): a dy + b x + c with the channel's
 // coefficients; fused with a relu's gradient, dy counts where the relu's mask is > 0 (the
 // mask read, or recomputed from x with the forward's scale and shift).
@@ -346,8 +356,8 @@ struct NormalizedSumRelu {
   struct Bound {
     float a_scale, a_shift, b_scale, b_shift;
     __device__ float operator()(float a, float b) const {
-      const float x = to_float(from_float<T>(a * a_scale + a_shift));
-      const float y = to_float(from_float<T>(b * b_scale + b_shift));
+      const float x = to_float(from_float<T>(normalized_value(a, a_scale, a_shift)));
+      const float y = to_float(from_float<T>(normalized_value(b, b_scale, b_shift)));
       const float v = x + y;
       return v >= 0.0f ? v : 0.0f * v;  // relu as neuron_math.hpp writes it
     }
@@ -412,9 +422,8 @@ void batch_normalize(DataType type, const void* src, const float* mean, const fl
                      bool relu) {
   for_storage(type, "batch_normalize", [&](auto tag) {
     using T = decltype(tag);
-    normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
-        mean, variance, gamma, beta, epsilon, scratch, channels);
-    check_launch("batch_normalize");
+    normalization_coefficients(mean, variance, gamma, beta, epsilon, scratch, channels, stream,
+                               "batch_normalize");
     const auto* x = static_cast<const T*>(src);
     const auto* none = static_cast<const T*>(nullptr);
     if (relu) {
@@ -446,9 +455,8 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
     if (mask && beta) {
       // The forward's scale and shift, by the forward's own kernel (bit for bit the same).
       float* scale = scratch + 3 * std::size_t(channels);
-      normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
-          mean, variance, gamma, beta, epsilon, scale, channels);
-      check_launch(fused);
+      normalization_coefficients(mean, variance, gamma, beta, epsilon, scale, channels, stream,
+                                 fused);
       channel_reduce<T>(DerivedMaskGradientTerms<T>{dy, x, scale, scale + channels, channels},
                         finish, dy, x, pixels, channels, scratch, stream, fused);
       map_elements(NormalizationGradient<Mask::derived, T>{scratch, channels}, dy, x, dx, count,
@@ -475,9 +483,8 @@ void normalized_sum_relu(DataType type, const SummedSource& a, const SummedSourc
     // Each normalized source's scale and shift, by batch_normalize's own kernel.
     const auto coefficients = [&](const SummedSource& s, float* at) -> const float* {
       if (!s.mean) return nullptr;
-      normalization_coefficients_kernel<<<unsigned((channels + 127) / 128), 128, 0, stream>>>(
-          s.mean, s.variance, s.gamma, s.beta, s.epsilon, at, channels);
-      check_launch("batch_normalization_addition_relu");
+      normalization_coefficients(s.mean, s.variance, s.gamma, s.beta, s.epsilon, at, channels,
+                                 stream, "batch_normalization_addition_relu");
       return at;
     };
     const float* a_terms = coefficients(a, scratch);

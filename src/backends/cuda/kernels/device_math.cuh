@@ -200,6 +200,13 @@ __device__ __forceinline__ auto at_channel(const F& f, int c) {
   }
 }
 
+// A batch norm's value of x with its channel's scale and shift: one formula for the forward
+// pass and for the kernels that recompute the forward's result (a relu's mask, a sum of
+// normalized sources), which must round it alike.
+__device__ __forceinline__ float normalized_value(float x, float scale, float shift) {
+  return x * scale + shift;
+}
+
 // x * scale[c] + shift[c], then a relu (as neuron_math.hpp writes it) where asked: the
 // affine pass of batch normalization and of an inference-time scale and shift.
 template <bool Relu>
@@ -209,7 +216,7 @@ struct ChannelAffine {
   struct Bound {
     float scale, shift;
     __device__ float operator()(float x, float) const {
-      const float v = x * scale + shift;
+      const float v = normalized_value(x, scale, shift);
       if constexpr (Relu) return v >= 0.0f ? v : 0.0f * v;
       return v;
     }
