@@ -46,6 +46,71 @@ __host__ __device__ inline float prelu_slope(const DeviceNeuron& n, int channel)
   return n.slopes[channel];
 }
 
+// The neuron types that element-wise passes take with their type fixed at compile time, so
+// that apply_neuron's and neuron_derivative's switch folds to one case: map_channels_kernel
+// inlines its functor at every element of four vectors a turn, and the switch over every
+// type made each neuron pass about 28,000 PTX instructions long and 3-4x slower than the
+// memory allows (MobileNetV2's relu6 passes). Other types go through a called function.
+struct AnyNeuronType {};
+template <NeuronType K>
+using NeuronTypeIs = std::integral_constant<NeuronType, K>;
+
+// Calls f(kind): NeuronTypeIs<type> for the common types, else AnyNeuronType.
+template <typename F>
+void dispatch_neuron_type(NeuronType type, F&& f) {
+  switch (type) {
+    case NeuronType::relu:
+      return f(NeuronTypeIs<NeuronType::relu>{});
+    case NeuronType::relu_n:
+      return f(NeuronTypeIs<NeuronType::relu_n>{});
+    case NeuronType::sigmoid:
+      return f(NeuronTypeIs<NeuronType::sigmoid>{});
+    case NeuronType::tanh:
+      return f(NeuronTypeIs<NeuronType::tanh>{});
+    case NeuronType::silu:
+      return f(NeuronTypeIs<NeuronType::silu>{});
+    default:
+      return f(AnyNeuronType{});
+  }
+}
+
+__device__ __noinline__ inline float called_neuron(const DeviceNeuron& n, float x, int channel) {
+  return apply_neuron<float>(n, x, channel);
+}
+__device__ __noinline__ inline float called_derivative(const DeviceNeuron& n, float x,
+                                                       int channel) {
+  return neuron_derivative<float>(n, x, channel);
+}
+
+// n(x) and n'(x) for a neuron of the given kind (its type where the kind fixes one).
+template <typename Kind>
+__device__ __forceinline__ float neuron_of_kind(const DeviceNeuron& n, float x, int channel) {
+  if constexpr (std::is_same_v<Kind, AnyNeuronType>) {
+    return called_neuron(n, x, channel);
+  } else {
+    DeviceNeuron fixed = n;
+    fixed.type = Kind::value;
+    return apply_neuron<float>(fixed, x, channel);
+  }
+}
+template <typename Kind>
+__device__ __forceinline__ float derivative_of_kind(const DeviceNeuron& n, float x, int channel) {
+  if constexpr (std::is_same_v<Kind, AnyNeuronType>) {
+    return called_derivative(n, x, channel);
+  } else {
+    DeviceNeuron fixed = n;
+    fixed.type = Kind::value;
+    return neuron_derivative<float>(fixed, x, channel);
+  }
+}
+
+// The channel count a neuron pass gives map_elements: only a prelu (a run-time type) reads
+// its element's channel; 1 lets the others skip finding it.
+template <typename Kind>
+int neuron_pass_channels(int channels) {
+  return std::is_same_v<Kind, AnyNeuronType> ? channels : 1;
+}
+
 // The epilogue of one result element of type T: the bias of `channel`, then the post-ops
 // in order (a sum adds the residual element at `index`). One formula for our epilogue,
 // direct and depthwise kernels.

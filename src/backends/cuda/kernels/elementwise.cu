@@ -20,9 +20,10 @@ namespace {
 constexpr unsigned kThreads = 256;
 
 // The functors of map_elements.
+template <typename Kind>
 struct NeuronOf {
   DeviceNeuron n;
-  __device__ float operator()(int c, float x, float) const { return apply_neuron<float>(n, x, c); }
+  __device__ float operator()(int c, float x, float) const { return neuron_of_kind<Kind>(n, x, c); }
 };
 struct Sum {
   __device__ float operator()(int, float x, float y) const { return x + y; }
@@ -234,8 +235,12 @@ void neuron(DataType type, const DeviceNeuron& n, const void* src, void* dst, st
             int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(NeuronOf{n}, static_cast<const T*>(src), static_cast<const T*>(nullptr),
-                 static_cast<T*>(dst), count, channels, stream, "neuron");
+    dispatch_neuron_type(n.type, [&](auto kind) {
+      using Kind = decltype(kind);
+      map_sources<1>(NeuronOf<Kind>{n}, Sources<T, 1>{{static_cast<const T*>(src)}},
+                     static_cast<T*>(dst), count, neuron_pass_channels<Kind>(channels), stream,
+                     "neuron");
+    });
   });
 }
 

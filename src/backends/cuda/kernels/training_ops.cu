@@ -21,10 +21,11 @@ namespace {
 constexpr unsigned kThreads = 256;
 
 // diff_src = diff_dst * neuron'(src), for map_elements.
+template <typename Kind>
 struct NeuronDerivative {
   DeviceNeuron n;
   __device__ float operator()(int c, float dy, float x) const {
-    return dy * neuron_derivative<float>(n, x, c);
+    return dy * derivative_of_kind<Kind>(n, x, c);
   }
 };
 
@@ -216,8 +217,13 @@ void neuron_gradient(DataType type, const DeviceNeuron& n, const void* diff_dst,
                      void* diff_src, std::size_t count, int channels, cudaStream_t stream) {
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_elements(NeuronDerivative{n}, static_cast<const T*>(diff_dst), static_cast<const T*>(src),
-                 static_cast<T*>(diff_src), count, channels, stream, "neuron_gradient");
+    dispatch_neuron_type(n.type, [&](auto kind) {
+      using Kind = decltype(kind);
+      map_sources<2>(NeuronDerivative<Kind>{n},
+                     Sources<T, 2>{{static_cast<const T*>(diff_dst), static_cast<const T*>(src)}},
+                     static_cast<T*>(diff_src), count, neuron_pass_channels<Kind>(channels), stream,
+                     "neuron_gradient");
+    });
   });
 }
 
