@@ -184,8 +184,13 @@ std::unique_ptr<Op> fuse_training_ops(const TrainingFusion& group, std::unique_p
       const OpKind expected =
           kind == K::addition_relu ? OpKind::addition : OpKind::batch_normalization_training;
       if (head->kind != expected) return nullptr;
-      head->kind = kind == K::addition_relu ? OpKind::fused_addition_relu
-                                            : OpKind::fused_batch_normalization_relu;
+      if (kind == K::addition_relu) {
+        head->kind = OpKind::fused_addition_relu;
+      } else {
+        head->kind = OpKind::fused_batch_normalization_relu;
+        static_cast<BatchNormalizationTrainingOp&>(*head).relu_ceiling =
+            fused_relu_ceiling(group.tail);
+      }
       srcs = head_srcs;
       return std::move(head);
     }
@@ -202,8 +207,9 @@ std::unique_ptr<Op> fuse_training_ops(const TrainingFusion& group, std::unique_p
           tail->kind != OpKind::batch_normalization_gradient)
         return nullptr;
       tail->kind = OpKind::fused_relu_batch_normalization_gradient;
-      static_cast<BatchNormalizationGradientOp&>(*tail).mask_from_statistics =
-          group.mask_from_statistics;
+      auto& gradient = static_cast<BatchNormalizationGradientOp&>(*tail);
+      gradient.mask_from_statistics = group.mask_from_statistics;
+      gradient.relu_ceiling = fused_relu_ceiling(group.head->gradient_of());
       tail->src_shapes = {head->src_shapes[0], tail->src_shapes[1], head->src_shapes[1]};
       srcs = {head_srcs[0], tail_srcs[1], head_srcs[1]};
       return std::move(tail);

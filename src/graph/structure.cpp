@@ -2,9 +2,11 @@
 #include "graph/structure.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "cnngraph/errors.hpp"
+#include "cnngraph/image.hpp"
 
 namespace cnngraph::detail {
 
@@ -131,6 +133,22 @@ const NeuronNode* plain_relu(const FilterNode* node) {
   return neuron;
 }
 
+// A relu the batch-norm fusions take: a plain relu, or a relu_n of slope 0 (ReLU6) whose
+// ceiling every storage type holds exactly, so that its mask computed from its result
+// (0 < y < b) is 1 exactly where the one from its source is.
+const NeuronNode* batch_norm_relu(const FilterNode* node) {
+  if (const NeuronNode* relu = plain_relu(node)) return relu;
+  const auto* neuron = dynamic_cast<const NeuronNode*>(node);
+  if (!neuron) return nullptr;
+  const NeuronDescriptor& d = neuron->neuron();
+  const float b = d.b;
+  const bool exact =
+      half_to_float(float_to_half(b)) == b && bfloat16_to_float(float_to_bfloat16(b)) == b;
+  if (d.type != NeuronType::relu_n || d.a != 0.0f || !(b > 0.0f) || !std::isfinite(b) || !exact)
+    return nullptr;
+  return neuron;
+}
+
 // The relu whose gradient `node` is, reading `dy` as its gradient (source 0) only.
 const NeuronNode* relu_gradient_reading(const FilterNode* node, const ImageNode* dy) {
   const NeuronNode* relu = node->gradient_of() ? plain_relu(node->gradient_of()) : nullptr;
@@ -140,6 +158,11 @@ const NeuronNode* relu_gradient_reading(const FilterNode* node, const ImageNode*
 }
 
 }  // namespace
+
+float fused_relu_ceiling(const FilterNode* relu) {
+  const auto& d = static_cast<const NeuronNode&>(*relu).neuron();
+  return d.type == NeuronType::relu_n ? d.b : INFINITY;
+}
 
 TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
                                         const std::map<const FilterNode*, FusedChain>& chains) {
@@ -178,7 +201,8 @@ TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
     if (!readers) continue;
     const NeuronNode* relu = nullptr;
     for (const FilterNode* reader : *readers) {
-      if (const NeuronNode* r = plain_relu(reader)) relu = relu ? nullptr : r;
+      if (const NeuronNode* r = is_bn ? batch_norm_relu(reader) : plain_relu(reader))
+        relu = relu ? nullptr : r;
     }
     if (!relu || claimed.count(relu)) continue;
     bool private_to_relu = true;
@@ -244,7 +268,8 @@ TrainingFusionPlan plan_training_fusion(const GraphStructure& g,
   }
   for (const auto& filter : g.order) {
     const FilterNode* head = filter.get();
-    if (claimed.count(head) || !head->gradient_of() || !plain_relu(head->gradient_of())) continue;
+    if (claimed.count(head) || !head->gradient_of() || !batch_norm_relu(head->gradient_of()))
+      continue;
     if (head->source_images().size() != 2) continue;
     const FilterNode* tail = only_reader(head);
     if (!tail || !dynamic_cast<const BatchNormalizationNode*>(tail->gradient_of())) continue;

@@ -89,13 +89,19 @@ struct TrainingFusionPlan {
   std::map<const FilterNode*, std::size_t> head_of, tail_of;  // node -> group index
   std::map<const FilterNode*, std::size_t> normalized_into;   // batch norm -> group index
   // A fused relu's source is never stored: its gradient nodes read the relu's result as
-  // their mask instead (the same for a plain relu: y > 0 exactly where x > 0).
+  // their mask instead (the same for a plain relu: y > 0 exactly where x > 0; and for a
+  // fused relu_n: 0 < y < b exactly where 0 < x < b).
   std::map<const FilterNode*, const ImageNode*> mask_source;
 };
 
 // The training-fusion groups of `structure`, leaving out every node of `chains`. A relu is
-// a NeuronNode of type relu with a == 0.
+// a NeuronNode of type relu with a == 0; batch_norm_relu and relu_batch_norm_gradient also
+// take a relu_n with a == 0 (ReLU6) whose ceiling f16 and bf16 hold exactly.
 TrainingFusionPlan plan_training_fusion(const GraphStructure& structure,
                                         const std::map<const FilterNode*, FusedChain>& chains);
+
+// The ceiling of a fused relu (a NeuronNode the plan took): a relu_n's b, +infinity for a
+// plain relu.
+float fused_relu_ceiling(const FilterNode* relu);
 
 }  // namespace cnngraph::detail

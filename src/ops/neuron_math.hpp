@@ -137,4 +137,21 @@ CNNGRAPH_HOST_DEVICE T neuron_derivative(const Neuron& n, T x, int channel) {
   return T(1);
 }
 
+// The relu that training fusion folds into a batch norm's passes: a plain relu (ceiling
+// +infinity) or a relu_n of slope 0, min(max(x, 0), ceiling), each as apply_neuron writes it
+// (relu_n's min with an infinite ceiling would turn a not-a-number into one).
+template <typename T>
+CNNGRAPH_HOST_DEVICE T fused_relu(T x, T ceiling) {
+  const T v = x >= T(0) ? x : T(0) * x;
+  return ceiling < T(INFINITY) ? std::fmin(v, ceiling) : v;
+}
+
+// Whether that relu's derivative is 1 at `mask` (its source or its result; 0 elsewhere):
+// 0 < mask < ceiling, as neuron_derivative has it for either neuron at its source, and at
+// its result too wherever the storage type holds the ceiling exactly.
+template <typename T>
+CNNGRAPH_HOST_DEVICE bool fused_relu_passes(T mask, T ceiling) {
+  return mask > T(0) && (mask < ceiling || !(ceiling < T(INFINITY)));
+}
+
 }  // namespace cnngraph::detail

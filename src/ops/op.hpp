@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -314,21 +315,26 @@ struct TrainedNormalization {
 
 // Training-mode batch normalization: normalizes with the batch's statistics (biased
 // variance) and records them in `trainable->gradient`.
-// With kind fused_batch_normalization_relu, dst = max(that, 0).
+// With kind fused_batch_normalization_relu, dst = fused_relu(that, relu_ceiling)
+// (ops/neuron_math.hpp).
 struct BatchNormalizationTrainingOp : Op {
   BatchNormalizationTrainingOp() : Op(OpKind::batch_normalization_training) {}
   std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
+  // The fused relu's ceiling: a relu_n's b, +infinity for a plain relu.
+  float relu_ceiling = INFINITY;
 };
 
 // srcs: diff_dst, the forward src. Recomputes the batch statistics from the src, writes
 // diff_src, and the gamma and beta gradients into `trainable->gradient`. With kind
 // fused_relu_batch_normalization_gradient a third source, a relu's mask (its source or its
-// result): diff_dst counts only where the mask is > 0 (the relu's gradient folded in).
+// result): diff_dst counts only where fused_relu_passes(mask, relu_ceiling) (the relu's
+// gradient folded in).
 struct BatchNormalizationGradientOp : Op {
   BatchNormalizationGradientOp() : Op(OpKind::batch_normalization_gradient) {}
   std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
+  float relu_ceiling = INFINITY;  // as BatchNormalizationTrainingOp's
   // Fused with the gradient of a relu that reads this batch norm's result: the mask (src 2)
   // is > 0 exactly where the normalized source, rounded to the storage type, is, so a
   // kernel whose forward ran in the same step may recompute it instead of reading it.

@@ -1,5 +1,8 @@
 // The ops of training fusion (graph/structure.hpp, plan_training_fusion): each fused kind
 // reuses the op struct of its main part; here are their names and attribute texts.
+#include <cmath>
+#include <sstream>
+
 #include "ops/op.hpp"
 
 namespace cnngraph::detail {
@@ -28,11 +31,23 @@ std::string fused_text(OpKind kind) {
   const char* name = training_fusion_name(kind);
   return name ? std::string("fused ") + name : std::string();
 }
+
+// A relu_n's ceiling after the fused kind's name: "fused batch_norm+relu (relu_n 6)".
+std::string with_ceiling(std::string text, float ceiling) {
+  if (text.empty() || !(ceiling < INFINITY)) return text;
+  std::ostringstream out;
+  out << text << " (relu_n " << ceiling << ")";
+  return out.str();
+}
 }  // namespace
 
 std::string AdditionOp::attributes() const { return fused_text(kind); }
-std::string BatchNormalizationTrainingOp::attributes() const { return fused_text(kind); }
-std::string BatchNormalizationGradientOp::attributes() const { return fused_text(kind); }
+std::string BatchNormalizationTrainingOp::attributes() const {
+  return with_ceiling(fused_text(kind), relu_ceiling);
+}
+std::string BatchNormalizationGradientOp::attributes() const {
+  return with_ceiling(fused_text(kind), relu_ceiling);
+}
 std::string NeuronGradientOp::attributes() const {
   return kind == OpKind::neuron_gradient ? to_string(neuron.type) : fused_text(kind);
 }

@@ -150,7 +150,7 @@ void batch_normalization_training(const BatchNormalizationTrainingOp& op, const 
   }
   if (op.kind == OpKind::fused_batch_normalization_relu) {
     for (std::size_t i = 0; i < pixels * C; ++i)
-      args.dst[i] = args.dst[i] >= 0.0f ? args.dst[i] : 0.0f * args.dst[i];
+      args.dst[i] = fused_relu(args.dst[i], op.relu_ceiling);
   }
 }
 
@@ -188,12 +188,13 @@ void batch_normalization_gradient(const BatchNormalizationGradientOp& op, const 
   const std::size_t C = op.dst_shape.channels;
   const std::size_t pixels = op.dst_shape.elements() / C;
   const float* x = args.srcs[1];
-  // Fused with a relu's gradient: dy where the relu's mask is > 0, else 0.
+  // Fused with a relu's gradient: dy where the relu passes its mask, else 0.
   std::vector<float> masked;
   if (op.kind == OpKind::fused_relu_batch_normalization_gradient) {
     masked.resize(op.dst_shape.elements());
     for (std::size_t i = 0; i < masked.size(); ++i)
-      masked[i] = args.srcs[0][i] * (args.srcs[2][i] > 0.0f ? 1.0f : 0.0f);
+      masked[i] =
+          args.srcs[0][i] * (fused_relu_passes(args.srcs[2][i], op.relu_ceiling) ? 1.0f : 0.0f);
   }
   const float* dy = masked.empty() ? args.srcs[0] : masked.data();
   TrainedNormalization& t = *op.trainable;

@@ -169,13 +169,14 @@ struct GradientTerms {
   }
 };
 
-// GradientTerms of dy where a relu's mask is > 0 (training fusion).
+// GradientTerms of dy where a relu passes its mask (training fusion; fused_relu_passes).
 template <typename T>
 struct MaskedGradientTerms {
   const T* diff_dst;
   const T* src;
   const T* mask;
   int channels;
+  float ceiling;
   template <int V>
   __device__ void add(std::size_t p, int c0, float2 (&sum)[V]) const {
     const std::size_t at = p * channels + c0;
@@ -185,7 +186,7 @@ struct MaskedGradientTerms {
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       // relu's derivative times dy, as the unfused gradient (a non-finite dy stays one).
-      const float g = to_float(dy.v[k]) * (to_float(m.v[k]) > 0.0f ? 1.0f : 0.0f);
+      const float g = to_float(dy.v[k]) * relu_mask(to_float(m.v[k]), ceiling);
       sum[k].x += g;
       sum[k].y += g * to_float(x.v[k]);
     }
@@ -193,10 +194,10 @@ struct MaskedGradientTerms {
 };
 
 // Whether this batch norm's relu let x's gradient through: its result as the forward wrote
-// it, the same formula (ChannelAffine) on the same scale and shift, rounded to T, is > 0.
+// it, the same formula (ChannelAffine) on the same scale and shift, rounded to T, passes.
 template <typename T>
-__device__ __forceinline__ float relu_passes(float x, float scale, float shift) {
-  return to_float(from_float<T>(normalized_value(x, scale, shift))) > 0.0f ? 1.0f : 0.0f;
+__device__ __forceinline__ float relu_passes(float x, float scale, float shift, float ceiling) {
+  return relu_mask(to_float(from_float<T>(normalized_value(x, scale, shift))), ceiling);
 }
 
 // MaskedGradientTerms with the mask recomputed from x (the batch norm's own result was the
@@ -208,11 +209,13 @@ struct DerivedMaskGradientTerms {
   const float* scale;
   const float* shift;
   int channels;
+  float ceiling;
   template <int V>
   struct Bound {
     const T* diff_dst;
     const T* src;
     int channels, c0;
+    float ceiling;
     float scale[V], shift[V];
     __device__ void add(std::size_t p, float2 (&sum)[V]) const {
       const std::size_t at = p * channels + c0;
@@ -221,7 +224,7 @@ struct DerivedMaskGradientTerms {
 #pragma unroll
       for (int k = 0; k < V; ++k) {
         const float v = to_float(x.v[k]);
-        const float g = to_float(dy.v[k]) * relu_passes<T>(v, scale[k], shift[k]);
+        const float g = to_float(dy.v[k]) * relu_passes<T>(v, scale[k], shift[k], ceiling);
         sum[k].x += g;
         sum[k].y += g * v;
       }
@@ -229,7 +232,7 @@ struct DerivedMaskGradientTerms {
   };
   template <int V>
   __device__ Bound<V> at(int c0) const {
-    Bound<V> b{diff_dst, src, channels, c0, {}, {}};
+    Bound<V> b{diff_dst, src, channels, c0, ceiling, {}, {}};
 #pragma unroll
     for (int k = 0; k < V; ++k) b.scale[k] = scale[c0 + k], b.shift[k] = shift[c0 + k];
     return b;
@@ -324,25 +327,27 @@ void normalization_coefficients(const float* mean, const float* variance, const 
 }
 
 // The gradient's element-wise pass (map_elements): a dy + b x + c with the channel's
-// coefficients; fused with a relu's gradient, dy counts where the relu's mask is > 0 (the
+// coefficients; fused with a relu's gradient, dy counts where the relu passes its mask (the
 // mask read, or recomputed from x with the forward's scale and shift).
 enum class Mask { none, read, derived };
 template <Mask M, typename T>
 struct NormalizationGradient {
   const float* coefficients;
   int channels;
+  float ceiling = INFINITY;  // the fused relu's
   struct Bound {
-    float a, b, c, scale, shift;
+    float a, b, c, scale, shift, ceiling;
     __device__ float operator()(float dy, float x, float mask = 1.0f) const {
       float g = dy;
-      if constexpr (M == Mask::read) g = dy * (mask > 0.0f ? 1.0f : 0.0f);
-      if constexpr (M == Mask::derived) g = dy * relu_passes<T>(x, scale, shift);
+      if constexpr (M == Mask::read) g = dy * relu_mask(mask, ceiling);
+      if constexpr (M == Mask::derived) g = dy * relu_passes<T>(x, scale, shift, ceiling);
       return a * g + b * x + c;
     }
   };
   __device__ Bound at(int c) const {
     const float* k = coefficients;
-    return {k[c], k[channels + c], k[2 * channels + c], k[3 * channels + c], k[4 * channels + c]};
+    return {k[c],   k[channels + c], k[2 * channels + c], k[3 * channels + c], k[4 * channels + c],
+            ceiling};
   }
 };
 
@@ -419,7 +424,7 @@ void batch_statistics(DataType type, const void* src, std::size_t pixels, int ch
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
                      std::size_t pixels, int channels, float* scratch, cudaStream_t stream,
-                     bool relu) {
+                     bool relu, float relu_ceiling) {
   for_storage(type, "batch_normalize", [&](auto tag) {
     using T = decltype(tag);
     normalization_coefficients(mean, variance, gamma, beta, epsilon, scratch, channels, stream,
@@ -427,8 +432,9 @@ void batch_normalize(DataType type, const void* src, const float* mean, const fl
     const auto* x = static_cast<const T*>(src);
     const auto* none = static_cast<const T*>(nullptr);
     if (relu) {
-      map_elements(ChannelAffine<true>{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
-                   pixels * channels, channels, stream, "batch_normalize_relu");
+      map_elements(ChannelAffine<true>{scratch, scratch + channels, relu_ceiling}, x, none,
+                   static_cast<T*>(dst), pixels * channels, channels, stream,
+                   "batch_normalize_relu");
     } else {
       map_elements(ChannelAffine<false>{scratch, scratch + channels}, x, none, static_cast<T*>(dst),
                    pixels * channels, channels, stream, "batch_normalize");
@@ -441,7 +447,7 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
                                   float* scratch, cudaStream_t stream, const void* mask,
-                                  const float* beta) {
+                                  const float* beta, float relu_ceiling) {
   for_storage(type, "batch_normalization_gradient", [&](auto tag) {
     using T = decltype(tag);
     const auto* dy = static_cast<const T*>(diff_dst);
@@ -457,16 +463,17 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
       float* scale = scratch + 3 * std::size_t(channels);
       normalization_coefficients(mean, variance, gamma, beta, epsilon, scale, channels, stream,
                                  fused);
-      channel_reduce<T>(DerivedMaskGradientTerms<T>{dy, x, scale, scale + channels, channels},
-                        finish, dy, x, pixels, channels, scratch, stream, fused);
-      map_elements(NormalizationGradient<Mask::derived, T>{scratch, channels}, dy, x, dx, count,
-                   channels, stream, fused);
+      channel_reduce<T>(
+          DerivedMaskGradientTerms<T>{dy, x, scale, scale + channels, channels, relu_ceiling},
+          finish, dy, x, pixels, channels, scratch, stream, fused);
+      map_elements(NormalizationGradient<Mask::derived, T>{scratch, channels, relu_ceiling}, dy, x,
+                   dx, count, channels, stream, fused);
     } else if (mask) {
       const auto* m = static_cast<const T*>(mask);
-      channel_reduce<T>(MaskedGradientTerms<T>{dy, x, m, channels}, finish, dy, x, pixels, channels,
-                        scratch, stream, fused, m);
-      map3_elements(NormalizationGradient<Mask::read, T>{scratch, channels}, dy, x, m, dx, count,
-                    channels, stream, fused);
+      channel_reduce<T>(MaskedGradientTerms<T>{dy, x, m, channels, relu_ceiling}, finish, dy, x,
+                        pixels, channels, scratch, stream, fused, m);
+      map3_elements(NormalizationGradient<Mask::read, T>{scratch, channels, relu_ceiling}, dy, x, m,
+                    dx, count, channels, stream, fused);
     } else {
       channel_reduce<T>(GradientTerms<T>{dy, x, channels}, finish, dy, x, pixels, channels, scratch,
                         stream, "batch_normalization_gradient");

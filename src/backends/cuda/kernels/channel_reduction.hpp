@@ -3,6 +3,8 @@
 // the images.
 #pragma once
 
+#include <cmath>
+
 #include "backends/cuda/cuda_common.hpp"
 
 namespace cnngraph::detail::cuda {
@@ -22,9 +24,10 @@ void batch_statistics(DataType type, const void* src, std::size_t pixels, int ch
 void batch_normalize(DataType type, const void* src, const float* mean, const float* variance,
                      const float* gamma, const float* beta, float epsilon, void* dst,
                      std::size_t pixels, int channels, float* scratch, cudaStream_t stream,
-                     bool relu = false);
-// With a `mask` (a relu's source or result; null: none), dy counts only where the mask is
-// > 0: the relu's gradient folded into both passes (training fusion). With `beta` too, the
+                     bool relu = false, float relu_ceiling = INFINITY);
+// With a `mask` (a relu's source or result; null: none), dy counts only where the relu
+// passes it (fused_relu_passes with `relu_ceiling`, ops/neuron_math.hpp): the relu's
+// gradient folded into both passes (training fusion). With `beta` too, the
 // mask is this batch norm's own result, as batch_normalize wrote it with these statistics,
 // gamma and beta: it is recomputed from src instead of read.
 void batch_normalization_gradient(DataType type, const void* diff_dst, const void* src,
@@ -32,7 +35,7 @@ void batch_normalization_gradient(DataType type, const void* diff_dst, const voi
                                   float epsilon, void* diff_src, float* gamma_gradient,
                                   float* beta_gradient, std::size_t pixels, int channels,
                                   float* scratch, cudaStream_t stream, const void* mask = nullptr,
-                                  const float* beta = nullptr);
+                                  const float* beta = nullptr, float relu_ceiling = INFINITY);
 
 // A source of normalized_sum_relu: with `mean` (and the rest), the source of a batch norm
 // whose result is summed without being stored; without, a source read as it is.

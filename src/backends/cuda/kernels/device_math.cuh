@@ -272,21 +272,28 @@ __device__ __forceinline__ float normalized_value(float x, float scale, float sh
   return x * scale + shift;
 }
 
-// x * scale[c] + shift[c], then a relu (as neuron_math.hpp writes it) where asked: the
-// affine pass of batch normalization and of an inference-time scale and shift.
+// 1 where a fused relu passes its mask (fused_relu_passes, neuron_math.hpp), else 0.
+__device__ __forceinline__ float relu_mask(float mask, float ceiling) {
+  return fused_relu_passes(mask, ceiling) ? 1.0f : 0.0f;
+}
+
+// x * scale[c] + shift[c], then a fused relu (fused_relu: a plain relu, or a relu_n's
+// ceiling too) where asked: the affine pass of batch normalization and of an
+// inference-time scale and shift.
 template <bool Relu>
 struct ChannelAffine {
   const float* scale;
   const float* shift;
+  float ceiling = INFINITY;
   struct Bound {
-    float scale, shift;
+    float scale, shift, ceiling;
     __device__ float operator()(float x, float) const {
       const float v = normalized_value(x, scale, shift);
-      if constexpr (Relu) return v >= 0.0f ? v : 0.0f * v;
+      if constexpr (Relu) return fused_relu(v, ceiling);
       return v;
     }
   };
-  __device__ Bound at(int c) const { return {scale[c], shift[c]}; }
+  __device__ Bound at(int c) const { return {scale[c], shift[c], ceiling}; }
   __device__ float operator()(int c, float x, float y) const { return at(c)(x, y); }
 };
 

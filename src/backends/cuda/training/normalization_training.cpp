@@ -106,7 +106,7 @@ class NormalizationKernel : public Kernel {
     if (!gradient_) {
       batch_normalize(context_.storage, x, b.on_device(kMean), b.on_device(kVariance),
                       b.on_device(kGamma), b.on_device(kBeta), epsilon, args.dst, pixels_, C,
-                      scratch, context_.stream, fused());
+                      scratch, context_.stream, fused(), relu_ceiling());
     } else {
       // The relu's mask recomputed from x where it is this batch norm's own result, as this
       // step's forward kernel wrote it.
@@ -117,7 +117,7 @@ class NormalizationKernel : public Kernel {
                                    b.on_device(kVariance), b.on_device(kGamma), epsilon, args.dst,
                                    b.on_device(kGammaGradient), b.on_device(kBetaGradient), pixels_,
                                    C, scratch, context_.stream, fused() ? args.srcs[2] : nullptr,
-                                   derived_mask ? b.on_device(kBeta) : nullptr);
+                                   derived_mask ? b.on_device(kBeta) : nullptr, relu_ceiling());
     }
     // Statistics from whichever kernel computed them; gradients from the gradient kernel.
     check(cudaMemcpyAsync(b.on_host(first_slot()), b.on_device(first_slot()),
@@ -152,6 +152,10 @@ class NormalizationKernel : public Kernel {
   bool fused() const {
     return op_.kind == OpKind::fused_batch_normalization_relu ||
            op_.kind == OpKind::fused_relu_batch_normalization_gradient;
+  }
+  float relu_ceiling() const {
+    return gradient_ ? static_cast<const BatchNormalizationGradientOp&>(op_).relu_ceiling
+                     : static_cast<const BatchNormalizationTrainingOp&>(op_).relu_ceiling;
   }
   // The forward kernel brings gamma and beta and records the statistics; a gradient
   // without its forward in the graph does both itself.
