@@ -1,6 +1,8 @@
 // Graph: results, exports, source order, fusion, memory planning, batches, async, dumps.
 #include <thread>
 
+#include "graph/program.hpp"
+
 #include "support.hpp"
 
 using namespace cnngraph;
@@ -130,6 +132,75 @@ TEST(Graph, MemoryPlanReusesBuffersOfDeadIntermediates) {
   EXPECT_NE(text.find("peak intermediate bytes " + std::to_string(2 * one)), std::string::npos)
       << text;
   EXPECT_NE(text.find("unshared would be " + std::to_string(5 * one)), std::string::npos) << text;
+}
+
+TEST(Graph, MemoryPlanJoinsNeighbouringFreeBuffers) {
+  // t1 -> t2 -> t3 -> concat(t3, t3) -> tanh: t3 takes t1's place, and the twice-as-large
+  // concatenation t2's place at the arena's end, which grows by one image: three images at
+  // the peak, as many as are ever live (t3 and the concatenation), not four.
+  std::mt19937 rng(8);
+  auto x = std::make_shared<ImageNode>("x");
+  const auto tanh = [](std::shared_ptr<ImageNode> image) {
+    return std::make_shared<NeuronNode>(std::move(image), NeuronDescriptor::make(NeuronType::tanh))
+        ->result_image();
+  };
+  const auto t3 = tanh(tanh(tanh(x)));
+  const auto joined =
+      std::make_shared<ConcatenationNode>(std::vector<std::shared_ptr<ImageNode>>{t3, t3});
+  Graph graph(Device::cpu(), tanh(joined->result_image()));
+  const ImageShape shape{1, 8, 8, 16};
+  const Image input = random_image(shape, rng);
+  const std::vector<float> got = graph.run({input})[0].to_floats();
+  const std::string text = graph.describe();
+  const std::size_t one = shape.elements() * sizeof(float);
+  EXPECT_NE(text.find("peak intermediate bytes " + std::to_string(3 * one)), std::string::npos)
+      << text;
+  // The places shared, the values are still each step's own.
+  const std::vector<float> in = input.to_floats();
+  ASSERT_EQ(got.size(), 2 * in.size());
+  for (std::size_t p = 0; p < in.size() / 16; ++p) {
+    for (int c = 0; c < 32; ++c) {
+      const float want = std::tanh(std::tanh(std::tanh(std::tanh(in[p * 16 + c % 16]))));
+      EXPECT_NEAR(got[p * 32 + c], want, 1e-5f) << p << " " << c;
+    }
+  }
+}
+
+// Random lifetimes and sizes: no two values live at one step share a byte, each place is
+// 256-byte aligned, and the arena is never larger than the values unshared.
+TEST(Graph, MemoryPlanNeverOverlapsValuesLiveTogether) {
+  std::mt19937 rng(9);
+  for (int trial = 0; trial < 200; ++trial) {
+    detail::Program program;
+    const int steps = 1 + int(rng() % 40);
+    std::size_t unshared = 0;
+    for (int step = 0; step < steps; ++step) {
+      detail::Value v;
+      v.shape = ImageShape{1, 1 + int(rng() % 9), 1 + int(rng() % 9), 1 + int(rng() % 70)};
+      v.first_step = step;
+      v.last_step = rng() % 5 == 0 ? -1 : step + int(rng() % 8);  // -1: never read
+      program.values.push_back(v);
+      unshared += (v.shape.elements() + 63) / 64 * 64;
+    }
+    detail::plan_memory(program);
+    EXPECT_LE(program.arena_floats, unshared);
+    const auto& values = program.values;
+    for (std::size_t a = 0; a < values.size(); ++a) {
+      const std::size_t a_end = values[a].offset + values[a].shape.elements();
+      EXPECT_EQ(values[a].offset % 64, 0u);
+      EXPECT_LE(a_end, program.arena_floats);
+      for (std::size_t b = a + 1; b < values.size(); ++b) {
+        const auto live_until = [](const detail::Value& v) {
+          return std::max(v.first_step, v.last_step);
+        };
+        // b is written after a; they are live together where a is still read at b's step.
+        if (live_until(values[a]) < values[b].first_step) continue;
+        const std::size_t b_end = values[b].offset + values[b].shape.elements();
+        EXPECT_TRUE(a_end <= values[b].offset || b_end <= values[a].offset)
+            << "trial " << trial << ": values " << a << " and " << b << " overlap";
+      }
+    }
+  }
 }
 
 TEST(Graph, RunsBatchesOfAnySizeWithOneGraph) {

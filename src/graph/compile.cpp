@@ -40,23 +40,27 @@ std::size_t arena_elements(const Value& value, std::size_t element_bytes) {
   return place_end(elements, 63) / 64 * 64;
 }
 
-// First-fit planning of arena blocks over step lifetimes: a block freed by a value's last
-// reader is reused by values written later. Strictly later: a step's dst never shares a
+}  // namespace
+
+// Best-fit planning of arena blocks over step lifetimes: the blocks freed by values' last
+// readers are reused by values written later. Strictly later: a step's dst never shares a
 // place with any of its sources (a fused residual included), which kernels rely on
-// (KernelArgs in backends/backend.hpp).
+// (KernelArgs in backends/backend.hpp). Neighbouring free blocks count as one: a training
+// graph's gradients grow towards the stem, and without joining the smaller places their
+// activations left, each larger gradient went to the end of the arena.
 void plan_memory(Program& program) {
   struct Block {
     std::size_t offset, size;
     int free_after;  // the step after which the block is free again
   };
-  std::vector<Block> blocks;
+  std::vector<Block> blocks;  // in offset order, covering [0, end) without gaps
   std::vector<int> order;
   for (std::size_t v = 0; v < program.values.size(); ++v) {
     const Value& value = program.values[v];
     if (value.storage == Value::Storage::arena && value.alias_of < 0)
       order.push_back(static_cast<int>(v));
   }
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
     return program.values[a].first_step < program.values[b].first_step;
   });
   std::size_t end = 0;
@@ -65,34 +69,52 @@ void plan_memory(Program& program) {
     // Every block starts on a 256-byte boundary (64 elements): vector loads and the GPU
     // libraries' fast paths need aligned images.
     const std::size_t size = arena_elements(value, program.element_bytes);
-    const int last = std::max(value.last_step, value.first_step);
-    Block* best = nullptr;
-    for (Block& block : blocks) {
-      if (block.free_after < value.first_step && block.size >= size &&
-          (!best || block.size < best->size)) {
-        best = &block;
+    const int first = value.first_step;
+    const int last = std::max(value.last_step, first);
+    const auto free = [&](std::size_t i) { return blocks[i].free_after < first; };
+    // The best place: the run of free blocks from some block on that is the smallest to
+    // hold the value; else the free run that ends the arena, which then grows by what it
+    // lacks; else the arena's end.
+    // A window [i, j) slides over each stretch of free blocks: linear in the blocks.
+    std::size_t run_begin = blocks.size(), run_end = 0, run_total = 0;
+    std::size_t j = 0, total = 0;
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      if (!free(i)) {
+        j = i + 1, total = 0;
+        continue;
+      }
+      while (j < blocks.size() && free(j) && total < size) total += blocks[j++].size;
+      if (total >= size && (run_begin == blocks.size() || total < run_total)) {
+        run_begin = i, run_end = j, run_total = total;
+      }
+      if (j > i) {
+        total -= blocks[i].size;
+      } else {
+        j = i + 1;
       }
     }
-    if (best) {
-      value.offset = best->offset;
-      // Split off the unused tail so that a smaller value can still use it later.
-      if (best->size > size)
-        blocks.push_back({best->offset + size, best->size - size, best->free_after});
-      best = &*std::find_if(blocks.begin(), blocks.end(),
-                            [&](const Block& b) { return b.offset == value.offset; });
-      best->size = size;
-      best->free_after = last;
-    } else {
-      value.offset = end;
-      blocks.push_back({end, size, last});
-      end = place_end(end, size);
+    if (run_begin == blocks.size()) {
+      std::size_t i = blocks.size();
+      while (i > 0 && free(i - 1)) --i;
+      run_begin = i, run_end = blocks.size(), run_total = 0;
+      for (std::size_t k = i; k < blocks.size(); ++k) run_total += blocks[k].size;
+      end = place_end(end, size - run_total);
+      run_total = size;
     }
+    value.offset = run_begin < blocks.size() ? blocks[run_begin].offset : end - size;
+    std::vector<Block> placed{{value.offset, size, last}};
+    if (run_total > size) placed.push_back({value.offset + size, run_total - size, first - 1});
+    blocks.erase(blocks.begin() + std::ptrdiff_t(run_begin),
+                 blocks.begin() + std::ptrdiff_t(run_end));
+    blocks.insert(blocks.begin() + std::ptrdiff_t(run_begin), placed.begin(), placed.end());
   }
   program.arena_floats = end;
   for (Value& value : program.values) {
     if (value.alias_of >= 0) value.offset = program.values[value.alias_of].offset;
   }
 }
+
+namespace {
 
 // A reshape of an arena value into an arena value copies nothing: the result shares its
 // source's place (aliases of aliases share the first one's), which then lives until the

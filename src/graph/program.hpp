@@ -97,4 +97,8 @@ struct CompileInputs {
 std::unique_ptr<Program> compile_program(const CompileInputs& in,
                                          const std::vector<ImageShape>& source_shapes);
 
+// Places every arena value of `program` (Value::offset, from the values' shapes and their
+// first and last steps) and sets arena_floats; compile_program's memory planner.
+void plan_memory(Program& program);
+
 }  // namespace cnngraph::detail
