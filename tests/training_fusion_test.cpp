@@ -196,6 +196,51 @@ TEST(TrainingFusion, AnExportedIntermediateKeepsItsStep) {
   EXPECT_EQ(count(graph.describe(), "[fused relu_gradient+batch_norm_gradient"), 1u);
 }
 
+// conv -> bn -> `neuron` -> fully connected -> loss, trained one step on the reference
+// backend: its describe().
+std::string described_with(const NeuronDescriptor& neuron) {
+  auto sgd = std::make_shared<SgdOptimizer>(OptimizerDescriptor{}, 0.9f);
+  auto input = std::make_shared<ImageNode>("image");
+  auto conv = std::make_shared<ConvolutionNode>(
+      input,
+      TrainableDataSource::uniform("conv", ConvolutionDescriptor(3, 3, 2, 4), 0.4f, 0.05f, 3, sgd));
+  BatchNormalizationParameters p;
+  p.gamma = {1, 1, 1, 1};
+  p.beta = p.mean = {0, 0, 0, 0};
+  p.variance = {1, 1, 1, 1};
+  auto bn = std::make_shared<BatchNormalizationNode>(
+      conv->result_image(), std::make_shared<BatchNormalizationDataSource>("bn", p, sgd));
+  auto relu = std::make_shared<NeuronNode>(bn->result_image(), neuron);
+  auto fc = std::make_shared<FullyConnectedNode>(
+      relu->result_image(),
+      TrainableDataSource::uniform("fc", ConvolutionDescriptor(6, 6, 4, 3), 0.4f, 0.05f, 4, sgd));
+  auto loss = std::make_shared<LossNode>(
+      fc->result_image(), LossDescriptor(LossType::softmax_cross_entropy, ReductionType::mean));
+  const auto terminals = loss->training_graph();
+  Graph graph(Device::cpu_reference(), terminals, std::vector<bool>(terminals.size(), false));
+  std::mt19937 rng(3);
+  const Batch batch = synthetic_batch(4, rng);
+  graph.run({batch.images}, {batch.labels});
+  return graph.describe();
+}
+
+TEST(TrainingFusion, TakesOnlyTheReluNWhoseMaskTheResultGivesExactly) {
+  const auto relu_n = [](float a, float b) {
+    return NeuronDescriptor::make(NeuronType::relu_n, a, b);
+  };
+  const std::string relu6 = described_with(relu_n(0.0f, 6.0f));
+  EXPECT_EQ(count(relu6, "[fused batch_norm+relu (relu_n 6)]"), 1u) << relu6;
+  EXPECT_EQ(count(relu6, "[fused relu_gradient+batch_norm_gradient (relu_n 6)]"), 1u) << relu6;
+  // A ceiling that f16 or bf16 rounds (0.1: both; 1000.5: bf16 only), a leaky slope, and a
+  // slope of -0 (its negative side is +0, the fused kernels' -0): each runs unfused.
+  for (const NeuronDescriptor& unfused :
+       {relu_n(0.0f, 0.1f), relu_n(0.0f, 1000.5f), relu_n(0.1f, 6.0f), relu_n(-0.0f, 6.0f),
+        NeuronDescriptor::make(NeuronType::relu, -0.0f)}) {
+    const std::string text = described_with(unfused);
+    EXPECT_EQ(text.find("fused"), std::string::npos) << text;
+  }
+}
+
 TEST(TrainingFusion, CudaTrainsLikeTheUnfusedGraphInEveryPrecision) {
   REQUIRE_GPU();
   const Trained want = train(Device::cpu_reference(), Precision::f32, false);

@@ -128,14 +128,17 @@ namespace {
 
 const NeuronNode* plain_relu(const FilterNode* node) {
   const auto* neuron = dynamic_cast<const NeuronNode*>(node);
-  if (!neuron || neuron->neuron().type != NeuronType::relu || neuron->neuron().a != 0.0f)
+  // A slope of -0 is no plain relu: its negative side is +0 (-0 * x), the fused kernels'
+  // -0 (0 * x).
+  if (!neuron || neuron->neuron().type != NeuronType::relu || neuron->neuron().a != 0.0f ||
+      std::signbit(neuron->neuron().a))
     return nullptr;
   return neuron;
 }
 
 // A relu the batch-norm fusions take: a plain relu, or a relu_n of slope 0 (ReLU6) whose
-// ceiling every storage type holds exactly, so that its mask computed from its result
-// (0 < y < b) is 1 exactly where the one from its source is.
+// ceiling f16 and bf16 hold exactly (f32 holds every float), so that its mask computed from its
+// result (0 < y < b) is 1 exactly where the one from its source is.
 const NeuronNode* batch_norm_relu(const FilterNode* node) {
   if (const NeuronNode* relu = plain_relu(node)) return relu;
   const auto* neuron = dynamic_cast<const NeuronNode*>(node);
@@ -144,7 +147,8 @@ const NeuronNode* batch_norm_relu(const FilterNode* node) {
   const float b = d.b;
   const bool exact =
       half_to_float(float_to_half(b)) == b && bfloat16_to_float(float_to_bfloat16(b)) == b;
-  if (d.type != NeuronType::relu_n || d.a != 0.0f || !(b > 0.0f) || !std::isfinite(b) || !exact)
+  if (d.type != NeuronType::relu_n || d.a != 0.0f || std::signbit(d.a) || !(b > 0.0f) ||
+      !std::isfinite(b) || !exact)
     return nullptr;
   return neuron;
 }

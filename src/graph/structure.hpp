@@ -95,8 +95,8 @@ struct TrainingFusionPlan {
 };
 
 // The training-fusion groups of `structure`, leaving out every node of `chains`. A relu is
-// a NeuronNode of type relu with a == 0; batch_norm_relu and relu_batch_norm_gradient also
-// take a relu_n with a == 0 (ReLU6) whose ceiling f16 and bf16 hold exactly.
+// a NeuronNode of type relu with a == +0; batch_norm_relu and relu_batch_norm_gradient also
+// take a relu_n with a == +0 (ReLU6) whose ceiling f16 and bf16 hold exactly.
 TrainingFusionPlan plan_training_fusion(const GraphStructure& structure,
                                         const std::map<const FilterNode*, FusedChain>& chains);
 

@@ -335,9 +335,10 @@ struct BatchNormalizationGradientOp : Op {
   std::string attributes() const override;
   TrainedNormalization* trainable = nullptr;
   float relu_ceiling = INFINITY;  // as BatchNormalizationTrainingOp's
-  // Fused with the gradient of a relu that reads this batch norm's result: the mask (src 2)
-  // is > 0 exactly where the normalized source, rounded to the storage type, is, so a
-  // kernel whose forward ran in the same step may recompute it instead of reading it.
+  // Fused with the gradient of a relu that reads this batch norm's result: the relu passes
+  // the mask (src 2) exactly where it passes the normalized source rounded to the storage
+  // type, so a kernel whose forward ran in the same step may recompute it instead of
+  // reading it.
   bool mask_from_statistics = false;
 };
 

@@ -1,6 +1,8 @@
 // The ops of training fusion (graph/structure.hpp, plan_training_fusion): each fused kind
 // reuses the op struct of its main part; here are their names and attribute texts.
 #include <cmath>
+#include <iomanip>
+#include <locale>
 #include <sstream>
 
 #include "ops/op.hpp"
@@ -36,7 +38,8 @@ std::string fused_text(OpKind kind) {
 std::string with_ceiling(std::string text, float ceiling) {
   if (text.empty() || !(ceiling < INFINITY)) return text;
   std::ostringstream out;
-  out << text << " (relu_n " << ceiling << ")";
+  out.imbue(std::locale::classic());
+  out << text << " (relu_n " << std::setprecision(9) << ceiling << ")";
   return out.str();
 }
 }  // namespace

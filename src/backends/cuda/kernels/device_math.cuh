@@ -104,7 +104,7 @@ __device__ __forceinline__ float derivative_of_kind(const DeviceNeuron& n, float
   }
 }
 
-// The channel count a neuron pass gives map_elements: only a prelu (a run-time type) reads
+// The channel count a neuron pass gives map_sources: only a prelu (a run-time type) reads
 // its element's channel; 1 lets the others skip finding it.
 template <typename Kind>
 int neuron_pass_channels(int channels) {
