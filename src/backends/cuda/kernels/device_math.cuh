@@ -82,25 +82,20 @@ __device__ __noinline__ inline float called_derivative(const DeviceNeuron& n, fl
   return neuron_derivative<float>(n, x, channel);
 }
 
-// n(x) and n'(x) for a neuron of the given kind (its type where the kind fixes one).
-template <typename Kind>
+// n(x), or n'(x) with `Derivative`, for a neuron of the given kind (its type where the kind
+// fixes one).
+template <typename Kind, bool Derivative = false>
 __device__ __forceinline__ float neuron_of_kind(const DeviceNeuron& n, float x, int channel) {
   if constexpr (std::is_same_v<Kind, AnyNeuronType>) {
-    return called_neuron(n, x, channel);
+    return Derivative ? called_derivative(n, x, channel) : called_neuron(n, x, channel);
   } else {
     DeviceNeuron fixed = n;
     fixed.type = Kind::value;
-    return apply_neuron<float>(fixed, x, channel);
-  }
-}
-template <typename Kind>
-__device__ __forceinline__ float derivative_of_kind(const DeviceNeuron& n, float x, int channel) {
-  if constexpr (std::is_same_v<Kind, AnyNeuronType>) {
-    return called_derivative(n, x, channel);
-  } else {
-    DeviceNeuron fixed = n;
-    fixed.type = Kind::value;
-    return neuron_derivative<float>(fixed, x, channel);
+    if constexpr (Derivative) {
+      return neuron_derivative<float>(fixed, x, channel);
+    } else {
+      return apply_neuron<float>(fixed, x, channel);
+    }
   }
 }
 

@@ -25,7 +25,7 @@ template <typename Kind>
 struct NeuronDerivative {
   DeviceNeuron n;
   __device__ float operator()(int c, float dy, float x) const {
-    return dy * derivative_of_kind<Kind>(n, x, c);
+    return dy * neuron_of_kind<Kind, true>(n, x, c);
   }
 };
 
