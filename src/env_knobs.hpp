@@ -43,6 +43,11 @@ inline constexpr Knob cuda_binary{"CNNGRAPH_CUDA_BINARY", "mma, popc",
                                   "tensor cores where they take the layer, or CUDA-core popcounts "
                                   "(which also keeps images between binary layers in floats); "
                                   "else autotune times both"};
+inline constexpr Knob cuda_symmetric_padding{"CNNGRAPH_CUDA_SYMMETRIC_PADDING", "on, off (off)",
+                                             "on gives cuDNN a convolution's end padding equal "
+                                             "to its start padding where no window reaches the "
+                                             "added rows (an experiment: measured, then made "
+                                             "the default or dropped)"};
 inline constexpr Knob training_fusion{"CNNGRAPH_TRAINING_FUSION", "on, off",
                                       "overrides GraphOptions::training_fusion for every graph "
                                       "(fused against unfused training steps)"};
@@ -59,6 +64,7 @@ inline constexpr const Knob* all[] = {&profile,
                                       &cuda_depthwise,
                                       &cuda_pointwise,
                                       &cuda_binary,
+                                      &cuda_symmetric_padding,
                                       &training_fusion,
                                       &bit_packing};
 

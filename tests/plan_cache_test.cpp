@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "backends/cuda/cudnn/cudnn_graph.hpp"
 #include "backends/cuda/cudnn/plan_cache.hpp"
 #include "cnngraph/errors.hpp"
 
@@ -86,4 +88,35 @@ TEST(PlanCache, AMissingFileIsNoErrorAndAForeignOneIsRefusedByName) {
 TEST(PlanCache, AnUnwritableFileIsADeviceError) {
   store_plan("unwritable key", PlanRecord{});
   EXPECT_THROW(save_plan_cache("/nonexistent-directory/plans.json"), DeviceError);
+}
+
+// A plan's key (convolution_problem) says where CNNGRAPH_CUDA_SYMMETRIC_PADDING gave cuDNN
+// another padding than the layer's: only with the knob on, and only where no window reaches
+// the rows it adds.
+TEST(PlanCache, TheProblemKeyNamesASymmetricPadding) {
+  const auto stride2 = [](int size) {
+    detail::ConvolutionOp op;
+    op.src_shapes = {ImageShape{1, size, size, 8}};
+    op.output_channels = 8;
+    op.kernel_height = op.kernel_width = 3;
+    // "same" at stride 2: (size + 1 - 3) / 2 + 1 results, the odd padding row at the top;
+    // pad_after is how far the last window reaches past the end.
+    const int results = (size + 1 - 3) / 2 + 1;
+    const AxisGeometry axis{size, results, 3, 2, 1, (results - 1) * 2 + 3 - 1 - size};
+    op.y = op.x = axis;
+    return op;
+  };
+  const auto key = [](const detail::ConvolutionOp& op) {
+    return convolution_problem(op, CUDNN_DATA_HALF, CUDNN_DATA_FLOAT);
+  };
+  const auto symmetric = [&](const detail::ConvolutionOp& op) {
+    return key(op).find(" symmetric") != std::string::npos;
+  };
+  unsetenv("CNNGRAPH_CUDA_SYMMETRIC_PADDING");
+  EXPECT_FALSE(symmetric(stride2(112))) << key(stride2(112));
+  setenv("CNNGRAPH_CUDA_SYMMETRIC_PADDING", "on", 1);
+  EXPECT_TRUE(symmetric(stride2(112))) << key(stride2(112));
+  // 113 rows: a bottom padding row would give a 57th result, so the layer keeps its own.
+  EXPECT_FALSE(symmetric(stride2(113))) << key(stride2(113));
+  unsetenv("CNNGRAPH_CUDA_SYMMETRIC_PADDING");
 }

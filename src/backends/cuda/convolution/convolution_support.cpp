@@ -6,27 +6,59 @@
 #include "backends/cuda/cudnn/cudnn_graph.hpp"
 #include "backends/cuda/kernels/elementwise.hpp"
 #include "cnngraph/errors.hpp"
+#include "env_knobs.hpp"
 
 namespace cnngraph::detail::cuda {
+
+namespace {
+
+// The paddings cuDNN gets for `op` (y, then x), and whether they were made symmetric.
+struct CudnnPadding {
+  std::int64_t pre[2], post[2];
+  bool symmetric = false;
+  bool valid = false;
+};
+
+CudnnPadding cudnn_padding(const ConvolutionOp& op) {
+  CudnnPadding p{{op.y.pad_before, op.x.pad_before}, {}};
+  const AxisGeometry* axes[2] = {&op.y, &op.x};
+  const auto cudnn_size = [&](int i, std::int64_t post) {
+    const AxisGeometry& axis = *axes[i];
+    return (axis.source_size + p.pre[i] + post - axis.kernel_size) / axis.stride + 1;
+  };
+  // Experimental (docs/design.md): a "same" padding of a stride-2 layer puts its odd row at
+  // the top (1 before, 0 after), and few cuDNN engines take unequal paddings. Padding the
+  // end as much as the start changes nothing where the size rule still gives the planned
+  // result: no window reaches the added rows.
+  const char* knob = knobs::read(knobs::cuda_symmetric_padding);
+  const bool symmetric = knob && std::string(knob) == "on";
+  p.valid = true;
+  for (int i = 0; i < 2; ++i) {
+    // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
+    // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
+    // (in + pre + post - window) / stride + 1, still gives the planned result.
+    p.post[i] = std::max(0, axes[i]->pad_after);
+    if (symmetric && p.post[i] < p.pre[i] && cudnn_size(i, p.pre[i]) == axes[i]->result_size) {
+      p.post[i] = p.pre[i];
+      p.symmetric = true;
+    }
+    p.valid = p.valid && p.pre[i] >= 0 && cudnn_size(i, p.post[i]) == axes[i]->result_size;
+  }
+  return p;
+}
+
+}  // namespace
 
 DescriptorPtr convolution_descriptor(const ConvolutionOp& op, cudnnDataType_t compute) {
   auto conv = std::make_shared<Descriptor>(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const std::int64_t dims = 2;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  const std::int64_t pre[2] = {op.y.pad_before, op.x.pad_before};
-  // cuDNN takes no negative padding. A window that stops short of the end (PyTorch's
-  // 1x1 stride-2 shortcut over an even size) is zero padding whenever cuDNN's size rule,
-  // (in + pre + post - window) / stride + 1, still gives the planned result.
-  const std::int64_t post[2] = {std::max(0, op.y.pad_after), std::max(0, op.x.pad_after)};
+  const CudnnPadding padding = cudnn_padding(op);
+  if (!padding.valid) return nullptr;
+  const std::int64_t* pre = padding.pre;
+  const std::int64_t* post = padding.post;
   const std::int64_t strides[2] = {op.y.stride, op.x.stride};
   const std::int64_t dilations[2] = {op.dilation_y, op.dilation_x};
-  const auto cudnn_size = [&](const AxisGeometry& axis, int i) {
-    return (axis.source_size + pre[i] + post[i] - axis.kernel_size) / axis.stride + 1;
-  };
-  if (pre[0] < 0 || pre[1] < 0 || cudnn_size(op.y, 0) != op.y.result_size ||
-      cudnn_size(op.x, 1) != op.x.result_size) {
-    return nullptr;
-  }
   conv->set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, &dims)
       .set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, &compute)
       .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, &mode)
@@ -64,7 +96,7 @@ std::string convolution_problem(const ConvolutionOp& op, cudnnDataType_t io,
          std::to_string(op.x.pad_after) + " s=" + std::to_string(op.y.stride) + "," +
          std::to_string(op.x.stride) + " d=" + std::to_string(op.dilation_y) + "," +
          std::to_string(op.dilation_x) + " io=" + std::to_string(io) +
-         " acc=" + std::to_string(compute);
+         " acc=" + std::to_string(compute) + (cudnn_padding(op).symmetric ? " symmetric" : "");
 }
 
 bool make_epilogue(const ConvolutionOp& op, Context& context, const DeviceWeights& weights,
